@@ -1,0 +1,1 @@
+"""Load Trove guest images into Glance and register them with Trove."""

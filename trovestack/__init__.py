@@ -1,0 +1,1 @@
+"""trovestack: Trove developer and test tooling (the successor of redstack)."""
