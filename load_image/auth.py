@@ -1,0 +1,99 @@
+"""Cloud connections: one keystoneauth session per run.
+
+Credentials come from clouds.yaml (``--os-cloud`` / ``$OS_CLOUD``) or from the
+``OS_*`` environment (devstack's openrc), loaded by openstacksdk; nothing here
+handles passwords or tokens itself, and no message ever contains them.
+"""
+
+import logging
+import os
+
+import openstack
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as sdk_exc
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_API_TIMEOUT = 10.0
+
+
+class CloudError(Exception):
+    """A cloud failure reported to the user as one line."""
+
+
+def add_cloud_arguments(parser):
+    """Add the options that pick and reach a cloud to an argparse parser."""
+    group = parser.add_argument_group('cloud')
+    group.add_argument(
+        '--os-cloud', metavar='<cloud>', default=os.environ.get('OS_CLOUD'),
+        help='Cloud name from clouds.yaml (default: $OS_CLOUD; without it '
+             'the OS_* environment variables are used)')
+    group.add_argument(
+        '--os-region-name', metavar='<region>',
+        default=os.environ.get('OS_REGION_NAME'),
+        help='Region (default: $OS_REGION_NAME or the cloud\'s own)')
+    group.add_argument(
+        '--api-timeout', metavar='<seconds>', type=float,
+        default=DEFAULT_API_TIMEOUT,
+        help='Seconds to wait for any one API response '
+             f'(default: {DEFAULT_API_TIMEOUT:g})')
+    return group
+
+
+def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
+    """Return an authenticated openstacksdk Connection, or raise CloudError."""
+    try:
+        conn = openstack.connect(
+            cloud=cloud, region_name=region_name, api_timeout=api_timeout,
+            load_envvars=cloud is None)
+        conn.authorize()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        raise CloudError(describe_error(exc, cloud)) from exc
+    return conn
+
+
+def connect_from_args(parsed_args):
+    """connect() with the options add_cloud_arguments() registered."""
+    return connect(cloud=parsed_args.os_cloud,
+                   region_name=parsed_args.os_region_name,
+                   api_timeout=parsed_args.api_timeout)
+
+
+def describe_error(exc, cloud=None):
+    """One line saying what went wrong while reaching a cloud."""
+    where = f'cloud {cloud!r}' if cloud else 'the cloud in OS_* variables'
+    if isinstance(exc, sdk_exc.ConfigException):
+        return f'cannot load {where}: {exc}'
+    if isinstance(exc, ks_exc.MissingRequiredOptions):
+        names = ', '.join(opt.dest for opt in exc.options)
+        return f'incomplete credentials for {where}: missing {names}'
+    if isinstance(exc, (ks_exc.Unauthorized, sdk_exc.HttpException)) and \
+            getattr(exc, 'http_status', None) == 401:
+        return f'authentication to {where} failed: bad credentials'
+    if isinstance(exc, ks_exc.Unauthorized):
+        return f'authentication to {where} failed: bad credentials'
+    if isinstance(exc, ks_exc.ConnectFailure):
+        return f'identity service of {where} is unreachable'
+    if isinstance(exc, ks_exc.ConnectTimeout):
+        return f'identity service of {where} did not answer in time'
+    if isinstance(exc, ks_exc.EndpointNotFound):
+        return f'{where} has no endpoint for a service this needs: {exc}'
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+    return f'{where}: {type(exc).__name__}: {first_line}'.rstrip(': ')
+
+
+def has_admin_role(conn):
+    """True when the token of this connection carries the admin role."""
+    access = conn.session.auth.get_access(conn.session)
+    return 'admin' in access.role_names
+
+
+def trove_client(conn):
+    """A python-troveclient v1 client sharing the connection's session."""
+    from troveclient.v1 import client as trove
+
+    return trove.Client(
+        session=conn.session,
+        region_name=conn.config.get_region_name('database'),
+        endpoint_type=conn.config.get_interface('database'),
+        service_type='database')
