@@ -45,7 +45,7 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
     try:
         conn = openstack.connect(
             cloud=cloud, region_name=region_name, api_timeout=api_timeout,
-            load_envvars=cloud is None)
+            load_envvars=True)
         conn.authorize()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         raise CloudError(describe_error(exc, cloud)) from exc

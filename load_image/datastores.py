@@ -1,0 +1,337 @@
+"""Trove datastores and versions through the management API (admin only).
+
+Versions are identified the way Trove 26 does: datastore name + version name
++ version number (the number defaults to the name).  register_version()
+finds or creates exactly that version and patches only what differs, so a
+re-run never makes a duplicate.
+"""
+
+import dataclasses
+import json
+import logging
+import re
+
+from troveclient import exceptions as trove_exc
+from troveclient.v1 import management
+
+LOG = logging.getLogger(__name__)
+
+# Guest managers Trove ships (trove.common.constants.REGISTRY_EXT_DEFAULTS);
+# a cloud can add its own with datastore_registry_ext, hence the option.
+KNOWN_MANAGERS = ('mariadb', 'mysql', 'postgresql')
+# The guest agent runs the datastore as a container image tagged with the
+# version, so a version must be a valid container image tag.
+VERSION_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
+NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')
+# data_type values the management API accepts for configuration parameters.
+API_PARAMETER_TYPES = ('integer', 'string')
+
+
+class DatastoreError(RuntimeError):
+    """A datastore operation that cannot be done (one line for the user)."""
+
+
+@dataclasses.dataclass
+class VersionResult:
+    """Where a datastore version stands after register/activate."""
+
+    datastore: str
+    datastore_id: str
+    version: str
+    version_number: str
+    version_id: str
+    action: str  # 'created', 'updated' or 'unchanged'
+    default: bool
+    active: bool
+
+
+@dataclasses.dataclass
+class ParametersResult:
+    """What load_config_parameters() did, by parameter name."""
+
+    created: list = dataclasses.field(default_factory=list)
+    updated: list = dataclasses.field(default_factory=list)
+    unchanged: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)
+
+
+def validate_name(kind, value):
+    """Return ``value`` if it is a usable datastore name, else raise."""
+    if not NAME_PATTERN.match(value or ''):
+        raise DatastoreError(
+            f'invalid {kind} {value!r}: use letters, digits, ".", "_" or "-", '
+            'starting with a letter or digit')
+    return value
+
+
+def validate_version(value):
+    """Return ``value`` if it is a usable version string, else raise."""
+    if not VERSION_PATTERN.match(value or ''):
+        raise DatastoreError(
+            f'invalid version {value!r}: a version is at most 128 letters, '
+            'digits, ".", "_" or "-", starting with a letter or digit '
+            '(it becomes the container image tag in the guest)')
+    return value
+
+
+def validate_manager(manager, known=KNOWN_MANAGERS):
+    """Return ``manager`` if Trove has a guest manager of that name."""
+    if manager not in known:
+        raise DatastoreError(
+            f'unknown datastore manager {manager!r}; valid managers: '
+            f'{", ".join(sorted(known))}')
+    return manager
+
+
+def list_versions(trove, datastore=None):
+    """All versions (active or not), optionally of one datastore only."""
+    versions = _mgmt_call(trove.mgmt_ds_versions.list)
+    return [v for v in versions
+            if datastore is None or v.datastore_name == datastore]
+
+
+def find_version(trove, datastore, version, version_number=None):
+    """The version with this name and number, or None."""
+    number = version_number or version
+    for candidate in list_versions(trove, datastore):
+        if candidate.name == version and candidate.version == number:
+            return candidate
+    return None
+
+
+def register_version(trove, *, datastore, version, manager, image_id,
+                     image_tags=(), packages=(), active=True,
+                     version_number=None):
+    """Create the datastore version or update it to point at ``image_id``.
+
+    The datastore is created by Trove if missing.  Returns a VersionResult
+    whose action is 'created', 'updated' (with only the differing fields
+    patched) or 'unchanged'.
+    """
+    number = version_number or version
+    wanted = {
+        'datastore_manager': manager,
+        'image': image_id,
+        'image_tags': sorted(set(image_tags)),
+        'packages': list(packages),
+        'active': bool(active),
+    }
+    existing = find_version(trove, datastore, version, number)
+    if existing is None:
+        LOG.info('Creating datastore version %s %s (%s)', datastore,
+                 version, number)
+        _mgmt_call(
+            trove.mgmt_ds_versions.create, version, datastore, manager,
+            image_id, packages=wanted['packages'],
+            active=_json_bool(active), default='false',
+            image_tags=wanted['image_tags'], version=number)
+        action = 'created'
+    else:
+        changes = _differences(existing, wanted)
+        if changes:
+            LOG.info('Updating datastore version %s %s: %s', datastore,
+                     version, ', '.join(sorted(changes)))
+            _mgmt_call(trove.mgmt_ds_versions.edit, existing.id,
+                       **_edit_arguments(changes))
+            action = 'updated'
+        else:
+            LOG.info('Datastore version %s %s is up to date', datastore,
+                     version)
+            action = 'unchanged'
+    return _result(find_version(trove, datastore, version, number), action)
+
+
+def set_default_version(trove, datastore, version, *, version_number=None,
+                        exclusive=False):
+    """Make ``version`` the active default of ``datastore``.
+
+    With ``exclusive`` the other versions of the datastore are marked
+    inactive.  Idempotent; raises DatastoreError naming what exists when the
+    datastore or version is unknown.
+    """
+    versions = list_versions(trove, datastore)
+    if not versions:
+        known = sorted({v.datastore_name for v in list_versions(trove)})
+        raise DatastoreError(
+            f'datastore {datastore!r} not found; datastores: '
+            f'{", ".join(known) or "none"}')
+    target = _pick_version(versions, datastore, version, version_number)
+    action = 'unchanged'
+    if not (target.default and target.active):
+        _check_default_unambiguous(versions, target)
+        LOG.info('Making %s %s the default version', datastore, version)
+        _mgmt_call(trove.mgmt_ds_versions.edit, target.id, active='true',
+                   default='true')
+        action = 'updated'
+    if exclusive:
+        for other in versions:
+            if other.id != target.id and other.active:
+                LOG.info('Marking %s %s (%s) inactive', datastore,
+                         other.name, other.version)
+                _mgmt_call(trove.mgmt_ds_versions.edit, other.id,
+                           active='false')
+                action = 'updated'
+    return _result(trove.mgmt_ds_versions.get(target.id), action)
+
+
+def image_ids_in_use(trove):
+    """Ids of the Glance images any datastore version points at."""
+    return {v.image for v in list_versions(trove) if v.image}
+
+
+def load_config_parameters(trove, version_id, path):
+    """Load a validation-rules.json into the version's parameters.
+
+    The same file ``trove-manage db_load_datastore_config_parameters`` reads,
+    but through the management API: existing parameters are updated only
+    when they differ.  The API accepts only the 'integer' and 'string' data
+    types; parameters of other types are reported in ``skipped``.
+    """
+    rules = _read_rules(path)
+    manager = management.MgmtConfigurationParameters(trove)
+    existing = {p.name: p for p in _mgmt_call(
+        manager.list_all_parameter_by_version, version_id)}
+    result = ParametersResult()
+    for rule in rules:
+        name, data_type = rule['name'], rule['type']
+        if data_type not in API_PARAMETER_TYPES:
+            result.skipped.append(name)
+            continue
+        fields = {
+            'restart_required': bool(rule.get('restart_required', False)),
+            'data_type': data_type,
+            'max_size': _size(rule.get('max')),
+            'min_size': _size(rule.get('min')),
+        }
+        if name not in existing:
+            _mgmt_call(manager.create, version_id, name, **fields)
+            result.created.append(name)
+        elif _parameter_differs(existing[name], fields):
+            _mgmt_call(manager.modify, version_id, name, **fields)
+            result.updated.append(name)
+        else:
+            result.unchanged.append(name)
+    if result.skipped:
+        LOG.warning('The Trove management API accepts only integer and '
+                    'string parameters; %d others were not loaded: %s',
+                    len(result.skipped), ', '.join(result.skipped))
+    return result
+
+
+def _read_rules(path):
+    try:
+        with open(path) as stream:
+            rules = json.load(stream)['configuration-parameters']
+        incomplete = [rule for rule in rules
+                      if 'name' not in rule or 'type' not in rule]
+    except OSError as exc:
+        raise DatastoreError(
+            f'cannot read configuration parameters {path}: '
+            f'{exc.strerror}') from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatastoreError(
+            f'{path} is not a validation-rules.json file with '
+            f'"configuration-parameters" entries ({exc})') from exc
+    if incomplete:
+        raise DatastoreError(
+            f'{path}: {len(incomplete)} parameters lack a name or a type')
+    return rules
+
+
+def _size(value):
+    return None if value is None else int(value)
+
+
+def _parameter_differs(current, fields):
+    return (bool(current.restart_required) != fields['restart_required']
+            or current.data_type != fields['data_type']
+            or _size(getattr(current, 'max_size', None)) != fields['max_size']
+            or _size(getattr(current, 'min_size', None)) != fields['min_size'])
+
+
+def _pick_version(versions, datastore, version, version_number):
+    matches = [v for v in versions if v.name == version
+               and (version_number is None or v.version == version_number)]
+    if len(matches) == 1:
+        return matches[0]
+    names = ', '.join(sorted(_label(v) for v in versions))
+    if not matches:
+        raise DatastoreError(
+            f'datastore {datastore!r} has no version {version!r}; '
+            f'versions: {names}')
+    raise DatastoreError(
+        f'datastore {datastore!r} has several versions named {version!r} '
+        f'({names}); give the version number')
+
+
+def _check_default_unambiguous(versions, target):
+    # Trove records the default by version name only.
+    if sum(1 for v in versions if v.name == target.name) > 1:
+        raise DatastoreError(
+            f'Trove cannot make {target.name!r} the default of '
+            f'{target.datastore_name!r}: several versions share that name')
+
+
+def _label(version):
+    if version.version and version.version != version.name:
+        return f'{version.name} ({version.version})'
+    return version.name
+
+
+def _clean_list(values):
+    return sorted(v for v in (values or []) if v)
+
+
+def _differences(existing, wanted):
+    current = {
+        'datastore_manager': existing.datastore_manager,
+        'image': existing.image,
+        'image_tags': _clean_list(existing.image_tags),
+        'packages': [p for p in (existing.packages or []) if p],
+        'active': bool(existing.active),
+    }
+    return {key: value for key, value in wanted.items()
+            if current[key] != value}
+
+
+def _edit_arguments(changes):
+    arguments = dict(changes)
+    if 'active' in arguments:
+        arguments['active'] = _json_bool(arguments['active'])
+    if 'packages' in arguments and not arguments['packages']:
+        # troveclient cannot send an empty package list; say so.
+        LOG.warning('Trove keeps the old package list: the API cannot '
+                    'clear it')
+        del arguments['packages']
+    return arguments
+
+
+def _json_bool(value):
+    return 'true' if value else 'false'
+
+
+def _result(version, action):
+    return VersionResult(
+        datastore=version.datastore_name,
+        datastore_id=version.datastore_id,
+        version=version.name,
+        version_number=version.version,
+        version_id=version.id,
+        action=action,
+        default=bool(version.default),
+        active=bool(version.active))
+
+
+def _mgmt_call(function, *args, **kwargs):
+    """Call the management API; turn its failures into DatastoreError."""
+    try:
+        return function(*args, **kwargs)
+    except trove_exc.Forbidden as exc:
+        raise DatastoreError(
+            'the Trove management API needs the admin role; use admin '
+            'credentials (e.g. --os-cloud with an admin user)') from exc
+    except trove_exc.ClientException as exc:
+        message = getattr(exc, 'message', None) or str(exc)
+        raise DatastoreError(
+            f'Trove refused the request: {" ".join(message.split())}') \
+            from exc

@@ -1,0 +1,78 @@
+"""Console scripts load-trove-image and activate-trove-image.
+
+Each is a cliff application with one command (the same classes trovestack
+runs as ``load-image`` and ``activate``), so app options such as --debug,
+-q and -v and the output options -f/-c work the same everywhere.
+"""
+
+import sys
+
+from cliff import app, commandmanager
+
+from load_image import commands
+
+
+class _SingleCommandManager(commandmanager.CommandManager):
+    """A command manager holding one command under one name."""
+
+    def __init__(self, name, command_class):
+        super().__init__(namespace=None)
+        self.add_command(name, command_class)
+
+    def load_commands(self, namespace):
+        pass
+
+
+class SingleCommandApp(app.App):
+    """A cliff app whose arguments all belong to its only command."""
+
+    def __init__(self, name, command_class):
+        self._command_name = name
+        super().__init__(
+            description=command_class._description,
+            version=_version(),
+            command_manager=_SingleCommandManager(name, command_class),
+            deferred_help=True)
+
+    def build_option_parser(self, description, version, argparse_kwargs=None):
+        parser = super().build_option_parser(
+            description, version, argparse_kwargs)
+        # The app-level --version would swallow the command's --version
+        # (the datastore version); cliff has no switch to leave it out.
+        for action in list(parser._actions):
+            if '--version' in action.option_strings:
+                parser._remove_action(action)
+                for option in action.option_strings:
+                    parser._option_string_actions.pop(option, None)
+        return parser
+
+    def run(self, argv):
+        if any(arg in ('-h', '--help') for arg in argv):
+            argv = ['help', self._command_name]
+        else:
+            argv = [self._command_name, *argv]
+        return super().run(argv)
+
+
+def _version():
+    from importlib import metadata
+
+    try:
+        return metadata.version('trovestack')
+    except metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def load_main(argv=None):
+    """Entry point of load-trove-image."""
+    return _run('load-trove-image', commands.LoadImage, argv)
+
+
+def activate_main(argv=None):
+    """Entry point of activate-trove-image."""
+    return _run('activate-trove-image', commands.ActivateImage, argv)
+
+
+def _run(name, command_class, argv):
+    argv = sys.argv[1:] if argv is None else argv
+    return SingleCommandApp(name, command_class).run(argv)
