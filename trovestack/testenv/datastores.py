@@ -1,0 +1,97 @@
+"""Which datastores and versions are really registered in Trove."""
+
+import dataclasses
+import logging
+
+from trovestack import testenv
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatastoreChoice:
+    """A datastore and the version tests should use."""
+
+    name: str
+    id: str
+    version: str
+    version_id: str
+    image_id: str = ''
+
+
+def parse_datastore_arg(value):
+    """'NAME' or 'NAME:VERSION' -> (name, version or None)."""
+    name, _, version = value.partition(':')
+    if not name.strip():
+        raise ValueError(f'datastore {value!r} has no name')
+    return name.strip(), version.strip() or None
+
+
+def _text(value):
+    # troveclient sometimes hands ids over as bytes.
+    return value.decode() if isinstance(value, bytes) else str(value or '')
+
+
+def registered(trove):
+    """{name: (datastore, [versions])} of every datastore in Trove."""
+    found = {}
+    for datastore in trove.datastores.list():
+        versions = list(trove.datastore_versions.list(datastore.id))
+        found[datastore.name] = (datastore, versions)
+    return found
+
+
+def choose(trove, wanted=None):
+    """DatastoreChoices for ``wanted`` [(name, version or None)].
+
+    Without ``wanted`` every registered datastore with a default (or only)
+    version is chosen. Unknown names or versions raise TestEnvError.
+    """
+    available = registered(trove)
+    if not available:
+        raise testenv.TestEnvError(
+            'no datastore is registered in Trove; register one first '
+            '(trove-manage datastore_version_update or the mgmt API)')
+    if wanted:
+        return [_choose_one(available, name, version, strict=True)
+                for name, version in wanted]
+    choices = [_choose_one(available, name, None, strict=False)
+               for name in sorted(available)]
+    choices = [choice for choice in choices if choice is not None]
+    if not choices:
+        raise testenv.TestEnvError(
+            'no registered datastore has a default version; '
+            'name one with --datastore NAME:VERSION')
+    return choices
+
+
+def _choose_one(available, name, version, *, strict):
+    if name not in available:
+        raise testenv.TestEnvError(
+            f'datastore {name!r} is not registered in Trove '
+            f'(registered: {", ".join(sorted(available))})')
+    datastore, versions = available[name]
+    if version is None:
+        default_id = _text(getattr(datastore, 'default_version', ''))
+        defaults = [v for v in versions if _text(v.id) == default_id]
+        if not defaults and len(versions) == 1:
+            defaults = versions
+        if not defaults:
+            if strict:
+                raise testenv.TestEnvError(
+                    f'datastore {name!r} has no default version; '
+                    f'give one as {name}:VERSION')
+            LOG.warning('Datastore %s has no default version; skipped', name)
+            return None
+        picked = defaults[0]
+    else:
+        picked = next((v for v in versions
+                       if v.name == version or
+                       getattr(v, 'version', None) == version), None)
+        if picked is None:
+            known = ', '.join(sorted(v.name for v in versions)) or 'none'
+            raise testenv.TestEnvError(
+                f'datastore {name!r} has no version {version!r} '
+                f'(registered: {known})')
+    return DatastoreChoice(name, _text(datastore.id), picked.name,
+                           _text(picked.id), _text(getattr(picked, 'image', '')))

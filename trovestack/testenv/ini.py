@@ -1,0 +1,128 @@
+"""A line-preserving editor for oslo.config style INI files.
+
+Only the lines of options that are set change; comments, blank lines, other
+sections and other options stay byte-for-byte. Semantics follow devstack's
+``iniset``: an option that already appears in the section gets its value
+replaced wherever it appears there (so oslo.config, which takes the last
+one, sees the new value); a new option goes after the last option of the
+section; a new section goes at the end of the file.
+"""
+
+import os
+import re
+import tempfile
+
+_SECTION = re.compile(r'^\[(?P<name>[^\]]+)\]\s*$')
+_OPTION = re.compile(r'^(?P<key>[^\s#;=:\[][^=:]*?)\s*[=:]\s*(?P<value>.*?)\s*$')
+
+
+class IniFile:
+    """The lines of one INI file, editable in place."""
+
+    def __init__(self, text=''):
+        self.lines = text.splitlines(keepends=True)
+
+    @classmethod
+    def load(cls, path):
+        """Read ``path``; a missing file gives an empty document."""
+        try:
+            with open(path, encoding='utf-8') as stream:
+                return cls(stream.read())
+        except FileNotFoundError:
+            return cls()
+
+    def text(self):
+        return ''.join(self.lines)
+
+    def save(self, path):
+        """Write atomically next to ``path``, keeping its permissions."""
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-',
+                                        suffix='.ini')
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as stream:
+                stream.write(self.text())
+            os.chmod(tmp_path, mode)
+            os.replace(tmp_path, path)
+        except BaseException:
+            os.unlink(tmp_path)
+            raise
+
+    def _entries(self):
+        """(section, key or None, first line, end line) per option/header.
+
+        For an option the range covers its continuation lines; for a
+        section header key is None and the range is the header line.
+        """
+        section = None
+        entries = []
+        index = 0
+        while index < len(self.lines):
+            line = self.lines[index]
+            header = _SECTION.match(line)
+            option = _OPTION.match(line)
+            if header:
+                section = header.group('name').strip()
+                entries.append((section, None, index, index + 1))
+            elif option and section is not None:
+                end = index + 1
+                while end < len(self.lines) and self._continues(end):
+                    end += 1
+                entries.append((section, option.group('key'), index, end))
+                index = end
+                continue
+            index += 1
+        return entries
+
+    def _continues(self, index):
+        line = self.lines[index]
+        return line[:1] in (' ', '\t') and line.strip() != ''
+
+    def sections(self):
+        return list(dict.fromkeys(e[0] for e in self._entries()))
+
+    def options(self, section):
+        return list(dict.fromkeys(
+            key for name, key, _, _ in self._entries()
+            if name == section and key is not None))
+
+    def get(self, section, key):
+        """The value oslo.config would read (the last one), or None."""
+        value = None
+        for name, entry_key, start, _ in self._entries():
+            if name == section and entry_key == key:
+                value = _OPTION.match(self.lines[start]).group('value')
+        return value
+
+    def set(self, section, key, value):
+        """Set ``key`` in ``section``; returns the previous value or None."""
+        old = self.get(section, key)
+        new_line = f'{key} = {value}\n'
+        entries = self._entries()
+        matches = [e for e in entries if e[0] == section and e[1] == key]
+        if matches:
+            for _, _, start, end in reversed(matches):
+                self.lines[start:end] = [new_line]
+            return old
+        in_section = [e for e in entries if e[0] == section]
+        if in_section:
+            self._insert(in_section[-1][3], new_line)
+        else:
+            self._append_section(section, new_line)
+        return None
+
+    def _insert(self, index, line):
+        if index > 0 and not self.lines[index - 1].endswith('\n'):
+            self.lines[index - 1] += '\n'
+        self.lines.insert(index, line)
+
+    def _append_section(self, section, line):
+        if self.lines and not self.lines[-1].endswith('\n'):
+            self.lines[-1] += '\n'
+        if self.lines and self.lines[-1].strip():
+            self.lines.append('\n')
+        self.lines.extend([f'[{section}]\n', line])

@@ -1,0 +1,122 @@
+"""tempest.conf settings for trove-tempest-plugin, from what Trove has.
+
+Only options that trove-tempest-plugin defines in its ``[database]`` group
+are written, plus ``[service_available] trove``. The file is edited line by
+line (see ini.py): everything else in it is kept as it was.
+"""
+
+import logging
+import os
+
+from openstack import exceptions as sdk_exc
+
+from trovestack import testenv
+from trovestack.testenv import ini
+
+LOG = logging.getLogger(__name__)
+
+DATABASE_SECTION = 'database'
+# The [database] options this module may write; tests check each one
+# against trove_tempest_plugin.config.
+DATABASE_OPTIONS = (
+    'enabled_datastores',
+    'default_datastore_versions',
+    'flavor_id',
+    'resize_flavor_id',
+    'shared_network',
+    'volume_type',
+    'remove_swift_account',
+)
+DEFAULT_FLAVOR_ID = 'd3'
+DEFAULT_RESIZE_FLAVOR_ID = 'd4'
+
+
+def derive_settings(conn, choices, *, flavor_id=DEFAULT_FLAVOR_ID,
+                    resize_flavor_id=DEFAULT_RESIZE_FLAVOR_ID,
+                    flavor_ids=(), shared_network=None, volume_type=None):
+    """[(section, option, value)] for tempest.conf.
+
+    ``choices`` are datastores.DatastoreChoice; ``flavor_ids`` are the ids
+    of flavors that exist (or are about to). Network and volume options are
+    checked against their services when those are in the catalog and left
+    out when they are neither given nor discoverable.
+    """
+    for option, value in (('flavor_id', flavor_id),
+                          ('resize_flavor_id', resize_flavor_id)):
+        if value not in flavor_ids:
+            raise testenv.TestEnvError(
+                f'{option} {value!r} is not a flavor in Nova; '
+                f'run "trovestack flavors" or give an existing id')
+    database = {
+        'enabled_datastores': ','.join(c.name for c in choices),
+        'default_datastore_versions': ','.join(
+            f'{c.name}:{c.version}' for c in choices),
+        'flavor_id': flavor_id,
+        'resize_flavor_id': resize_flavor_id,
+        # Deleting Swift accounts needs ResellerAdmin, which tempest's
+        # test users do not get by default.
+        'remove_swift_account': 'False',
+    }
+    network = _shared_network(conn, shared_network)
+    if network:
+        database['shared_network'] = network
+    volume = _volume_type(conn, volume_type)
+    if volume:
+        database['volume_type'] = volume
+    settings = [(DATABASE_SECTION, option, database[option])
+                for option in DATABASE_OPTIONS if option in database]
+    settings.append(('service_available', 'trove', 'True'))
+    return settings
+
+
+def _shared_network(conn, name):
+    if not testenv.has_service(conn, 'network'):
+        if name:
+            LOG.warning('No network service in the catalog; shared_network '
+                        '%s is written unchecked', name)
+        return name
+    if name:
+        if conn.network.find_network(name) is None:
+            raise testenv.TestEnvError(f'network {name!r} does not exist')
+        return name
+    # devstack's tenant network, when it is there.
+    return 'private' if conn.network.find_network('private') else None
+
+
+def _volume_type(conn, name):
+    if not testenv.has_service(conn, 'block-storage'):
+        return name
+    if name:
+        if conn.block_storage.find_type(name) is None:
+            raise testenv.TestEnvError(f'volume type {name!r} does not exist')
+        return name
+    try:
+        return conn.block_storage.get_type('default').name
+    except sdk_exc.SDKException:
+        LOG.debug('No default volume type', exc_info=True)
+        return None
+
+
+def merge(path, settings, *, dry_run=False):
+    """Write ``settings`` into the INI file at ``path``; [Change] per option.
+
+    A missing file is created; a missing directory is an error.
+    """
+    testenv.check_directory(path)
+    document = ini.IniFile.load(path)
+    changes = []
+    for section, option, value in settings:
+        old = document.get(section, option)
+        if old == value:
+            action = testenv.UNCHANGED
+        else:
+            document.set(section, option, value)
+            action = testenv.CREATED if old is None else testenv.UPDATED
+        if dry_run:
+            action = testenv.planned(action)
+        changes.append(testenv.Change(
+            os.path.basename(path), f'[{section}] {option}', action, value))
+    if not dry_run and any(c.action != testenv.UNCHANGED for c in changes):
+        LOG.info('Writing %s', path)
+        document.save(path)
+    return changes
