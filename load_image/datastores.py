@@ -12,7 +12,6 @@ import logging
 import re
 
 from troveclient import exceptions as trove_exc
-from troveclient.v1 import management
 
 LOG = logging.getLogger(__name__)
 
@@ -187,6 +186,8 @@ def load_config_parameters(trove, version_id, path):
     when they differ.  The API accepts only the 'integer' and 'string' data
     types; parameters of other types are reported in ``skipped``.
     """
+    from troveclient.v1 import management
+
     rules = _read_rules(path)
     manager = management.MgmtConfigurationParameters(trove)
     existing = {p.name: p for p in _mgmt_call(

@@ -258,11 +258,14 @@ def _upload_once(conn, body, image_file, timeout, progress):
 
 
 def _put_data(conn, image_id, image_file, progress):
+    # A streamed body cannot be sent twice: keystoneauth must not retry it
+    # (connect, 503 or 401 retries); the caller's attempt loop does.
     with open(image_file.path, 'rb') as stream:
         reader = _CountingReader(stream, image_file.size, progress)
         _request(conn, 'put', f'/images/{image_id}/file', data=reader,
                  headers={'Content-Type': 'application/octet-stream'},
-                 connect_retries=0)
+                 connect_retries=0, status_code_retries=0,
+                 allow_reauth=False)
     if reader.sent != image_file.size:
         raise _TransientError(
             f'sent {reader.sent} of {image_file.size} bytes')
@@ -320,13 +323,24 @@ def _error_text(response):
     return text[:200]
 
 
-def _delete_quietly(conn, image_id):
-    try:
-        conn.image.delete(f'/images/{image_id}')
-    except Exception as exc:  # noqa: BLE001 - the original error wins
-        LOG.warning('Could not delete partial image %s: %s', image_id, exc)
-    else:
-        LOG.info('Deleted partial image %s', image_id)
+def _delete_quietly(conn, image_id, attempts=5, delay=0.5):
+    """Delete an image we made, retrying while Glance is busy with it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = conn.image.delete(f'/images/{image_id}')
+        except Exception as exc:  # noqa: BLE001 - the original error wins
+            problem = str(exc)
+        else:
+            if response.status_code in (204, 404):
+                LOG.info('Deleted partial image %s', image_id)
+                return
+            if response.status_code == 401:
+                conn.session.invalidate()
+            problem = f'HTTP {response.status_code}'
+        if attempt < attempts:
+            time.sleep(delay * attempt)
+    LOG.error('Could not delete partial image %s (%s); delete it by hand',
+              image_id, problem)
 
 
 class _CountingReader:
