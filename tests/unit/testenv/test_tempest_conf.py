@@ -1,0 +1,89 @@
+import pytest
+
+from tests.unit.testenv import fakes, plugin_opts
+from trovestack import testenv
+from trovestack.testenv import datastores, tempest_conf
+
+MYSQL = datastores.DatastoreChoice('mysql', 'ds-1', '8.4', 'v-1', 'img')
+PG = datastores.DatastoreChoice('postgresql', 'ds-2', '16', 'v-2', 'img')
+FLAVORS = {'d3', 'd4', '16'}
+
+
+def _settings(conn=None, **kwargs):
+    conn = conn or fakes.connection()
+    kwargs.setdefault('flavor_ids', FLAVORS)
+    return tempest_conf.derive_settings(conn, [MYSQL, PG], **kwargs)
+
+
+def test_derived_settings_without_network_or_volume():
+    assert _settings() == [
+        ('database', 'enabled_datastores', 'mysql,postgresql'),
+        ('database', 'default_datastore_versions', 'mysql:8.4,postgresql:16'),
+        ('database', 'flavor_id', 'd3'),
+        ('database', 'resize_flavor_id', 'd4'),
+        ('database', 'remove_swift_account', 'False'),
+        ('service_available', 'trove', 'True'),
+    ]
+
+
+def test_unknown_flavor_is_an_error():
+    with pytest.raises(testenv.TestEnvError,
+                       match="flavor_id 'nope' is not a flavor in Nova"):
+        _settings(flavor_id='nope')
+
+
+def test_network_and_volume_type_from_their_services():
+    conn = fakes.connection(services=('network', 'block-storage'))
+    conn.block_storage.get_type.return_value.name = 'lvmdriver-1'
+    settings = dict(((s, o), v) for s, o, v in _settings(conn))
+    assert settings['database', 'shared_network'] == 'private'
+    assert settings['database', 'volume_type'] == 'lvmdriver-1'
+    conn.block_storage.get_type.assert_called_once_with('default')
+    conn.network.find_network.return_value = None
+    with pytest.raises(testenv.TestEnvError,
+                       match="network 'mine' does not exist"):
+        _settings(conn, shared_network='mine')
+
+
+def test_every_written_option_is_a_plugin_option(tmp_path):
+    conn = fakes.connection(services=('network', 'block-storage'))
+    conn.block_storage.get_type.return_value.name = 'lvmdriver-1'
+    settings = _settings(conn, flavor_id='16')
+    path = tmp_path / 'tempest.conf'
+    tempest_conf.merge(str(path), settings)
+    parsed = plugin_opts.check(path, [(s, o) for s, o, _ in settings])
+    assert parsed['database', 'enabled_datastores'] == ['mysql', 'postgresql']
+    assert parsed['database', 'default_datastore_versions'] == {
+        'mysql': '8.4', 'postgresql': '16'}
+    assert parsed['database', 'remove_swift_account'] is False
+    assert parsed['service_available', 'trove'] is True
+    assert {o for s, o, _ in settings if s == 'database'} == set(
+        tempest_conf.DATABASE_OPTIONS)
+
+
+def test_merge_keeps_everything_else_and_converges(tmp_path):
+    path = tmp_path / 'tempest.conf'
+    original = ('# mine\n[DEFAULT]\ndebug = True\n\n[database]\n'
+                '# keep me\nflavor_id = 1\nbuild_interval = 5\n\n'
+                '[identity]\nuri_v3 = http://k/v3\n')
+    path.write_text(original)
+    changes = tempest_conf.merge(str(path), _settings())
+    actions = {c.name: c.action for c in changes}
+    assert actions['[database] flavor_id'] == 'updated'
+    assert actions['[database] enabled_datastores'] == 'created'
+    text = path.read_text()
+    for line in original.splitlines():
+        if line != 'flavor_id = 1':
+            assert line in text.splitlines()
+    again = tempest_conf.merge(str(path), _settings())
+    assert {c.action for c in again} == {'unchanged'}
+    assert path.read_text() == text
+
+
+def test_dry_run_and_missing_directory(tmp_path):
+    path = tmp_path / 'tempest.conf'
+    changes = tempest_conf.merge(str(path), _settings(), dry_run=True)
+    assert {c.action for c in changes} == {'would-create'}
+    assert not path.exists()
+    with pytest.raises(testenv.TestEnvError, match='does not exist'):
+        tempest_conf.merge(str(tmp_path / 'no' / 'tempest.conf'), _settings())
