@@ -1,0 +1,1 @@
+export TROVE_GUEST_DB_SERVICES="${TROVE_GUEST_DB_SERVICES:-} postgresql"

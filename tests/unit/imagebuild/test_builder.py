@@ -1,0 +1,150 @@
+import json
+import pathlib
+import shutil
+
+import pytest
+
+from trovestack.imagebuild import builder, errors
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'datastore': 'oracle'}, "Unknown datastore 'oracle'; valid: mariadb, mysql"),
+    ({'guest_os': 'centos'}, "Unknown guest OS 'centos'; valid: debian, ubuntu"),
+    ({'guest_release': 'xenial'}, "Unknown debian release 'xenial'"),
+    ({'datastore_version': '5.5'}, "Unknown mysql version '5.5'"),
+    ({'mode': 'package'}, 'Datastore mysql does not support package mode'),
+    ({'datastore': 'mariadb', 'mode': 'package', 'datastore_version': '11.4'},
+     'debian bookworm packages mariadb 10.11, not 11.4'),
+    ({'image_format': 'vmdk'}, "Unknown format 'vmdk'"),
+    ({'output': '/tmp/guest.img'}, 'must end in .qcow2'),
+    ({'ssh_key': '/nonexistent.pub'}, 'SSH public key file'),
+    ({'base_image': 'local'}, '--base-image local needs --base-image-path'),
+    ({'agent_source': 'local'}, '--guest-agent-source local needs'),
+    ({'size': 0}, '--size must be a positive'),
+])
+def test_invalid_requests_fail_before_any_work(request_factory, kwargs, message):
+    with pytest.raises(errors.BuildError) as e:
+        builder.plan_build(request_factory(**kwargs))
+    assert message in str(e.value)
+
+
+def test_container_mode_elements_and_default_name(request_factory):
+    plan = builder.plan_build(request_factory())
+    assert plan.elements == ['debian-minimal', 'vm', 'trove-guest-agent',
+                             'trove-guest-docker']
+    assert plan.output.name == 'trove-guest-debian-bookworm-container.qcow2'
+
+
+def test_package_mode_elements_and_default_name(request_factory, tmp_path):
+    key = tmp_path / 'id.pub'
+    key.write_text('ssh-ed25519 AAAA test\n')
+    plan = builder.plan_build(request_factory(
+        datastore='postgresql', mode='package', ssh_key=str(key),
+        extra_elements=('my-element',)))
+    assert plan.elements == ['debian-minimal', 'vm', 'trove-guest-agent',
+                             'trove-guest-postgresql', 'trove-guest-ssh-key',
+                             'my-element']
+    assert plan.output.name == 'trove-guest-debian-bookworm-postgresql-15.qcow2'
+
+
+def _hash(request):
+    plan = builder.plan_build(request)
+    plan.mirror = request.mirror
+    return builder.hashing.build_hash(builder.hash_inputs(plan, 'pip:trove==26.0.0'))
+
+
+def test_container_images_are_shared_between_datastores(request_factory):
+    assert (_hash(request_factory(datastore='mysql'))
+            == _hash(request_factory(datastore='postgresql')))
+    assert (_hash(request_factory(datastore='mariadb', mode='package'))
+            != _hash(request_factory(datastore='postgresql', mode='package')))
+
+
+def test_hash_follows_options_and_mirror(request_factory):
+    base = _hash(request_factory())
+    assert _hash(request_factory(output='/elsewhere/x.qcow2', force=True)) == base
+    assert _hash(request_factory(size=5)) != base
+    assert _hash(request_factory(mirror='http://other.example/debian')) != base
+
+
+def test_hash_follows_element_content(request_factory, monkeypatch, tmp_path):
+    elements = tmp_path / 'elements'
+    shutil.copytree(builder.ELEMENTS_DIR, elements)
+    monkeypatch.setattr(builder, 'ELEMENTS_DIR', elements)
+    before = _hash(request_factory())
+    script = elements / 'trove-guest-base' / 'install.d' / '20-trove-guest-user'
+    script.write_text(script.read_text() + '\n# changed\n')
+    assert _hash(request_factory()) != before
+
+
+def test_second_build_is_skipped(fake_dib, request_factory):
+    first = builder.build_image(request_factory())
+    assert not first.skipped
+    assert len(fake_dib.calls) == 1
+    sidecar = json.loads(pathlib.Path(first.sidecar_path).read_text())
+    assert sidecar['build_hash'] == first.build_hash
+    assert sidecar['sha256'] == first.sha256
+    assert pathlib.Path(first.path + '.sha256').is_file()
+    assert pathlib.Path(first.path + '.build-hash').read_text() == (
+        first.build_hash + '\n')
+
+    second = builder.build_image(request_factory())
+    assert second.skipped
+    assert len(fake_dib.calls) == 1
+    assert (second.path, second.sha256, second.build_hash) == (
+        first.path, first.sha256, first.build_hash)
+
+
+def test_force_and_changed_inputs_rebuild(fake_dib, request_factory):
+    builder.build_image(request_factory())
+    assert not builder.build_image(request_factory(force=True)).skipped
+    assert not builder.build_image(request_factory(size=3)).skipped
+    assert len(fake_dib.calls) == 3
+
+
+def test_touched_image_is_rebuilt(fake_dib, request_factory):
+    first = builder.build_image(request_factory())
+    pathlib.Path(first.path).write_bytes(b'tampered')
+    assert not builder.build_image(request_factory()).skipped
+
+
+def test_failed_build_leaves_nothing_behind(fake_dib, request_factory, monkeypatch):
+    def broken(args, env, log_path, progress):
+        raise errors.BuildError('disk-image-create failed')
+    monkeypatch.setattr(builder.dib, 'run', broken)
+    request = request_factory()
+    with pytest.raises(errors.BuildError):
+        builder.build_image(request)
+    images = pathlib.Path(request.cache_dir) / 'images'
+    assert list(images.iterdir()) == []
+
+
+def test_dib_environment_and_arguments(fake_dib, request_factory):
+    builder.build_image(request_factory(size=4, debug_trace=True))
+    args, env = fake_dib.calls[0]
+    assert args[:4] == ['-a', 'amd64', '-t', 'qcow2']
+    assert '--checksum' in args
+    assert args[args.index('--image-size') + 1] == '4'
+    assert '-x' in args
+    assert env['DIB_RELEASE'] == 'bookworm'
+    assert env['DIB_DISTRIBUTION_MIRROR'] == 'http://mirror.example/debian'
+    assert env['DIB_DEBIAN_SECURITY_MIRROR'] == 'http://mirror.example/debian-security'
+    assert env['DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE'] == '1'
+    assert env['DIB_DEBOOTSTRAP_CACHE'] == '1'
+    assert env['DIB_DEBUG_TRACE'] == '1'
+    assert str(builder.ELEMENTS_DIR) in env['ELEMENTS_PATH']
+    assert 'TROVE_GUEST_SSH_KEY' not in env
+
+
+def test_download_base_image_skips_the_debootstrap_cache(fake_dib, request_factory):
+    builder.build_image(request_factory(base_image='download'))
+    _, env = fake_dib.calls[0]
+    assert 'DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE' not in env
+
+
+def test_shims_come_first_without_device_mapper(fake_dib, request_factory,
+                                                monkeypatch):
+    monkeypatch.setattr(builder.host, 'has_device_mapper', lambda: False)
+    builder.build_image(request_factory())
+    _, env = fake_dib.calls[0]
+    assert env['PATH'].split(':')[0] == str(builder.SHIMS_DIR)

@@ -1,0 +1,1 @@
+"""Trove guest image builder: drives diskimage-builder with integration/elements."""

@@ -1,0 +1,444 @@
+"""Build a Trove guest image: validate, hash, skip or run diskimage-builder.
+
+``build_image(request)`` is the library entry point; the cliff commands
+and other code (load-trove-image, tests) call it.
+"""
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+
+from trovestack.imagebuild import (
+    dib,
+    errors,
+    guest_agent,
+    hashing,
+    host,
+    mirrors,
+    plugins,
+)
+
+LOG = logging.getLogger(__name__)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
+SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
+SIDECAR_SUFFIX = '.build.json'
+BUILD_HASH_SUFFIX = '.build-hash'
+FORMATS = ('qcow2', 'raw')
+BASE_IMAGES = ('cached', 'download', 'local')
+MIN_FREE_BYTES = 4 * host.GIB
+ARCH = 'amd64'
+
+
+def default_cache_dir():
+    env = os.environ.get('TROVE_IMAGE_BUILDER_CACHE')
+    if env:
+        return pathlib.Path(env)
+    xdg = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
+    return pathlib.Path(xdg, 'trove-image-builder')
+
+
+@dataclasses.dataclass
+class BuildRequest:
+    """What to build. ``None`` fields take the plugin defaults."""
+
+    datastore: str = 'mysql'
+    datastore_version: str = None
+    guest_os: str = 'debian'
+    guest_release: str = None
+    mode: str = plugins.CONTAINER
+    output: str = None
+    output_dir: str = None
+    image_format: str = 'qcow2'
+    size: int = None
+    extra_elements: tuple = ()
+    ssh_key: str = None
+    guest_user: str = 'trove'
+    agent_source: str = guest_agent.PIP
+    agent_ref: str = None
+    agent_path: str = None
+    base_image: str = 'cached'
+    base_image_path: str = None
+    mirror: str = None
+    security_mirror: str = None
+    force: bool = False
+    cache_dir: str = None
+    debug_trace: bool = False
+
+
+@dataclasses.dataclass
+class BuildResult:
+    path: str
+    sha256: str
+    build_hash: str
+    skipped: bool
+    log_path: str
+    sidecar_path: str
+
+
+@dataclasses.dataclass
+class Plan:
+    """A validated request with everything derived from it."""
+
+    request: BuildRequest
+    datastore: plugins.DatastorePlugin
+    guest_os: plugins.GuestOSPlugin
+    release: str
+    version: str
+    output: pathlib.Path
+    cache_dir: pathlib.Path
+    elements: list
+    mirror: str = None
+    security_mirror: str = None
+
+
+def _choose(kind, name, available):
+    if name not in available:
+        raise errors.BuildError('Unknown %s %r; valid: %s'
+                                % (kind, name, ', '.join(sorted(available))))
+    return available[name]
+
+
+def _default_output_name(plan):
+    if plan.request.mode == plugins.CONTAINER:
+        stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name, plan.release)
+    else:
+        stem = 'trove-guest-%s-%s-%s-%s' % (plan.guest_os.name, plan.release,
+                                           plan.datastore.name, plan.version)
+    return '%s.%s' % (stem, plan.request.image_format)
+
+
+def _validate_mode(request, datastore, guest_os, release, version):
+    if request.mode not in plugins.MODES:
+        raise errors.BuildError('Unknown mode %r; valid: %s'
+                                % (request.mode, ', '.join(plugins.MODES)))
+    if request.mode not in datastore.modes:
+        raise errors.BuildError(
+            'Datastore %s does not support %s mode (supported: %s)%s'
+            % (datastore.name, request.mode, ', '.join(datastore.modes),
+               '; ' + datastore.note if datastore.note else ''))
+    if request.mode == plugins.PACKAGE:
+        packaged = datastore.packaged_version(guest_os.name, release)
+        if packaged is None:
+            raise errors.BuildError('%s %s does not package %s'
+                                    % (guest_os.name, release, datastore.name))
+        if packaged != version:
+            raise errors.BuildError(
+                '%s %s packages %s %s, not %s; use --datastore-version %s or '
+                'container mode' % (guest_os.name, release, datastore.name,
+                                    packaged, version, packaged))
+
+
+def _validate_files(request):
+    if request.image_format not in FORMATS:
+        raise errors.BuildError('Unknown format %r; valid: %s'
+                                % (request.image_format, ', '.join(FORMATS)))
+    if request.base_image not in BASE_IMAGES:
+        raise errors.BuildError('Unknown base image source %r; valid: %s'
+                                % (request.base_image, ', '.join(BASE_IMAGES)))
+    if request.base_image == 'local':
+        if not request.base_image_path or not os.path.isfile(request.base_image_path):
+            raise errors.BuildError(
+                '--base-image local needs --base-image-path naming a '
+                'debootstrap tarball (.tar.gz)')
+    if request.ssh_key and not os.path.isfile(request.ssh_key):
+        raise errors.BuildError('SSH public key file %s does not exist'
+                                % request.ssh_key)
+    if request.size is not None and request.size < 1:
+        raise errors.BuildError('--size must be a positive number of GiB')
+    if request.agent_source not in guest_agent.SOURCES:
+        raise errors.BuildError('Unknown guest agent source %r; valid: %s'
+                                % (request.agent_source,
+                                   ', '.join(guest_agent.SOURCES)))
+    if request.agent_source == guest_agent.LOCAL and not request.agent_path:
+        raise errors.BuildError('--guest-agent-source local needs '
+                                '--guest-agent-path')
+
+
+def _elements(request, datastore, guest_os):
+    elements = [guest_os.dib_element, 'vm', 'trove-guest-agent']
+    if request.mode == plugins.CONTAINER:
+        elements.append('trove-guest-docker')
+    elements.extend(datastore.elements(request.mode))
+    if request.ssh_key:
+        elements.append('trove-guest-ssh-key')
+    elements.extend(request.extra_elements)
+    return elements
+
+
+def plan_build(request, datastores=None, guest_oses=None):
+    """Validate ``request`` without touching the host; return a Plan."""
+    datastore = _choose('datastore', request.datastore,
+                        datastores if datastores is not None else plugins.datastores())
+    guest_os = _choose('guest OS', request.guest_os,
+                       guest_oses if guest_oses is not None else plugins.guest_oses())
+    release = request.guest_release or guest_os.default_release
+    if release not in guest_os.releases:
+        raise errors.BuildError('Unknown %s release %r; valid: %s'
+                                % (guest_os.name, release,
+                                   ', '.join(guest_os.releases)))
+    version = request.datastore_version or datastore.default_version
+    if version not in datastore.versions:
+        raise errors.BuildError('Unknown %s version %r; valid: %s'
+                                % (datastore.name, version,
+                                   ', '.join(datastore.versions)))
+    _validate_mode(request, datastore, guest_os, release, version)
+    _validate_files(request)
+    cache_dir = pathlib.Path(request.cache_dir or default_cache_dir()).absolute()
+    plan = Plan(request=request, datastore=datastore, guest_os=guest_os,
+                release=release, version=version, output=None,
+                cache_dir=cache_dir,
+                elements=_elements(request, datastore, guest_os))
+    if request.output:
+        output = pathlib.Path(request.output)
+    else:
+        output_dir = pathlib.Path(request.output_dir or cache_dir / 'images')
+        output = output_dir / _default_output_name(plan)
+    if not output.name.endswith('.' + request.image_format):
+        raise errors.BuildError('--output %s must end in .%s'
+                                % (output, request.image_format))
+    plan.output = output.absolute()
+    return plan
+
+
+def _base_image_identity(plan):
+    request = plan.request
+    if request.base_image == 'local':
+        return 'local:' + hashing.file_digest(request.base_image_path)
+    return 'debootstrap:%s:%s:%s:%s' % (plan.guest_os.name, plan.release,
+                                        ARCH, plan.mirror)
+
+
+def hash_inputs(plan, agent_identity):
+    """The dict the build hash is computed over (also stored in the sidecar)."""
+    request = plan.request
+    inputs = {
+        'guest_os': plan.guest_os.name,
+        'release': plan.release,
+        'mode': request.mode,
+        'format': request.image_format,
+        'size': str(request.size or ''),
+        'elements': ' '.join(plan.elements),
+        'elements_digest': hashing.elements_digest(_element_dirs(request)),
+        'guest_user': request.guest_user,
+        'guest_agent': agent_identity,
+        'base_image': _base_image_identity(plan),
+        'mirror': plan.mirror or '',
+        'security_mirror': plan.security_mirror or '',
+        'ssh_key': (hashing.file_digest(request.ssh_key)
+                    if request.ssh_key else ''),
+        'diskimage_builder': dib.dib_version(),
+    }
+    if request.mode == plugins.PACKAGE:
+        # Container images serve every datastore, so only package mode
+        # images depend on the datastore.
+        inputs['datastore'] = '%s-%s' % (plan.datastore.name, plan.version)
+    return inputs
+
+
+def _element_dirs(request):
+    dirs = [ELEMENTS_DIR]
+    for extra in os.environ.get('ELEMENTS_PATH', '').split(os.pathsep):
+        if extra and request.extra_elements:
+            dirs.append(pathlib.Path(extra))
+    return dirs
+
+
+def sidecar_path(image_path):
+    return pathlib.Path(str(image_path) + SIDECAR_SUFFIX)
+
+
+def read_sidecar(image_path):
+    try:
+        return json.loads(sidecar_path(image_path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_up_to_date(image_path, build_hash):
+    """True when the image and its sidecar match ``build_hash`` untouched."""
+    image = pathlib.Path(image_path)
+    sidecar = read_sidecar(image)
+    if not sidecar or sidecar.get('build_hash') != build_hash:
+        return False
+    try:
+        stat = image.stat()
+    except OSError:
+        return False
+    checksum = pathlib.Path(str(image) + '.sha256')
+    stamp = pathlib.Path(str(image) + BUILD_HASH_SUFFIX)
+    return (checksum.is_file() and stamp.is_file()
+            and stat.st_size == sidecar.get('size')
+            and stat.st_mtime_ns == sidecar.get('mtime_ns'))
+
+
+def _log_path(plan):
+    log_dir = plan.cache_dir / 'logs'
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
+    return log_dir / ('%s-%s.log' % (plan.output.name, stamp))
+
+
+def _dib_env(plan, wheelhouse, shims):
+    request = plan.request
+    # The guest installs from the wheelhouse only: host pip settings
+    # (indexes, find-links, constraints) must not leak into the chroot.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
+    image_cache = plan.cache_dir / 'dib'
+    env.update({
+        'ELEMENTS_PATH': os.pathsep.join(
+            p for p in (str(ELEMENTS_DIR), os.environ.get('ELEMENTS_PATH')) if p),
+        'DIB_RELEASE': plan.release,
+        'DIB_DISTRIBUTION_MIRROR': plan.mirror,
+        'DIB_DEBOOTSTRAP_CACHE': '1',
+        'DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE': '1',
+        'TROVE_GUEST_WHEELHOUSE': str(wheelhouse),
+        'TROVE_GUEST_USER': request.guest_user,
+        'PATH': host.search_path(),
+    })
+    if request.base_image == 'download':
+        env.pop('DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE')
+    elif request.base_image == 'local':
+        image_cache = plan.cache_dir / 'dib-local'
+        image_cache.mkdir(parents=True, exist_ok=True)
+        link = image_cache / ('debootstrap-%s-%s-%s.tar.gz' % (
+            plan.guest_os.name, plan.release, ARCH))
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(os.path.abspath(request.base_image_path))
+        env['DIB_DEBOOTSTRAP_CACHE'] = '0'
+    env['DIB_IMAGE_CACHE'] = str(image_cache)
+    if plan.security_mirror and plan.guest_os.security_mirror_env:
+        env[plan.guest_os.security_mirror_env] = plan.security_mirror
+    if request.ssh_key:
+        env['TROVE_GUEST_SSH_KEY'] = os.path.abspath(request.ssh_key)
+    if request.debug_trace:
+        env['DIB_DEBUG_TRACE'] = '1'
+    if shims:
+        env['PATH'] = os.pathsep.join((str(SHIMS_DIR), env['PATH']))
+    return env
+
+
+def _dib_args(plan, target):
+    request = plan.request
+    args = ['-a', ARCH, '-t', request.image_format, '--checksum',
+            '-o', str(target)]
+    if request.size:
+        args += ['--image-size', str(request.size)]
+    if request.debug_trace:
+        args.append('-x')
+    return args + plan.elements
+
+
+def _check_host(plan, shims):
+    host.check_root()
+    extra_tools = {'git': 'git'} if plan.request.agent_source == guest_agent.GIT else {}
+    host.check_tools(device_mapper=not shims, extra=extra_tools)
+    dib.disk_image_create()
+    host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)
+
+
+def _publish(plan, workdir, inputs, build_hash, log_path):
+    """Move the finished image and its checksum into place, sidecar last."""
+    name = plan.output.name
+    plan.output.parent.mkdir(parents=True, exist_ok=True)
+    sha256 = None
+    for suffix in ('.sha256', '.md5'):
+        built = workdir / (name + suffix)
+        if built.exists():
+            # DIB writes the temporary path into the file; keep the name only.
+            digest = built.read_text().split()[0]
+            _write_atomic(pathlib.Path(str(plan.output) + suffix),
+                          '%s  %s\n' % (digest, name))
+            sha256 = digest if suffix == '.sha256' else sha256
+    if sha256 is None:
+        raise errors.BuildError('disk-image-create wrote no %s.sha256' % name)
+    os.replace(workdir / name, plan.output)
+    stat = plan.output.stat()
+    sidecar = {
+        'build_hash': build_hash,
+        'sha256': sha256,
+        'size': stat.st_size,
+        'mtime_ns': stat.st_mtime_ns,
+        'datastore': plan.datastore.name,
+        'datastore_version': plan.version,
+        'mode': plan.request.mode,
+        'guest_os': plan.guest_os.name,
+        'guest_release': plan.release,
+        'elements': plan.elements,
+        'inputs': inputs,
+        'built_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        'log': str(log_path),
+    }
+    _write_atomic(pathlib.Path(str(plan.output) + BUILD_HASH_SUFFIX),
+                  build_hash + '\n')
+    _write_atomic(sidecar_path(plan.output),
+                  json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
+    return sha256
+
+
+def _write_atomic(path, text):
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _log_progress(message):
+    LOG.info('%s', message)
+
+
+def build_image(request, progress=None):
+    """Build the image ``request`` describes, or skip when it is up to date.
+
+    Returns a BuildResult; raises errors.BuildError with a one-line reason.
+    """
+    progress = progress or _log_progress
+    plan = plan_build(request)
+    plan.mirror, plan.security_mirror = mirrors.resolve(
+        plan.guest_os, request.mirror, request.security_mirror)
+    agent_identity = guest_agent.source_identity(
+        request.agent_source, request.agent_ref, request.agent_path)
+    inputs = hash_inputs(plan, agent_identity)
+    build_hash = hashing.build_hash(inputs)
+    if not request.force and is_up_to_date(plan.output, build_hash):
+        sidecar = read_sidecar(plan.output)
+        progress('%s is up to date (build hash %s), skipping'
+                 % (plan.output, build_hash[:12]))
+        return BuildResult(path=str(plan.output), sha256=sidecar['sha256'],
+                           build_hash=build_hash, skipped=True,
+                           log_path=sidecar.get('log', ''),
+                           sidecar_path=str(sidecar_path(plan.output)))
+
+    shims = not host.has_device_mapper()
+    _check_host(plan, shims)
+    if shims:
+        progress('No device-mapper on this host: using the loop-partition '
+                 'shims in %s' % SHIMS_DIR)
+    log_path = _log_path(plan)
+    with open(log_path, 'w') as log:
+        progress('Preparing the guest agent wheelhouse (%s)' % agent_identity)
+        wheelhouse = guest_agent.prepare(
+            request.agent_source, request.agent_ref, request.agent_path,
+            plan.cache_dir, plan.guest_os.python_version(plan.release), log)
+    progress('Building %s with elements: %s (log: %s)'
+             % (plan.output, ' '.join(plan.elements), log_path))
+    plan.output.parent.mkdir(parents=True, exist_ok=True)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix='.build-',
+                                            dir=plan.output.parent))
+    try:
+        target = workdir / plan.output.name[:-len(request.image_format) - 1]
+        dib.run(_dib_args(plan, target), _dib_env(plan, wheelhouse, shims),
+                log_path, progress)
+        sha256 = _publish(plan, workdir, inputs, build_hash, log_path)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return BuildResult(path=str(plan.output), sha256=sha256,
+                       build_hash=build_hash, skipped=False,
+                       log_path=str(log_path),
+                       sidecar_path=str(sidecar_path(plan.output)))

@@ -1,0 +1,181 @@
+"""cliff command ``build-image`` (also the whole of ``trove-image-builder``)."""
+
+import argparse
+import logging
+import sys
+
+from cliff import show
+from osc_lib import exceptions
+
+from trovestack.imagebuild import builder, errors, guest_agent, plugins
+
+LOG = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ('path', 'sha256', 'build_hash', 'skipped', 'log_path')
+RESULT_HEADERS = ('Image', 'SHA256', 'Build hash', 'Skipped', 'Log file')
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError('%s is not a positive integer' % value)
+    return number
+
+
+def describe_plugins():
+    """(headers, values) describing every datastore and guest OS plugin."""
+    headers, values = [], []
+    for name, ds in sorted(plugins.datastores().items()):
+        headers.append('datastore %s' % name)
+        values.append('modes: %s; versions: %s (default %s)%s'
+                      % (', '.join(ds.modes), ', '.join(ds.versions),
+                         ds.default_version,
+                         '; ' + ds.note if ds.note else ''))
+    for name, os_ in sorted(plugins.guest_oses().items()):
+        headers.append('guest-os %s' % name)
+        values.append('element: %s; releases: %s (default %s)%s'
+                      % (os_.dib_element, ', '.join(os_.releases),
+                         os_.default_release,
+                         '; ' + os_.note if os_.note else ''))
+    return tuple(headers), tuple(values)
+
+
+class BuildImage(show.ShowOne):
+    _description = ('Build a Trove guest image with diskimage-builder, or skip '
+                    'the build when an identical one exists')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--list', action='store_true',
+            help='List the datastore and guest OS plugins and exit')
+        parser.add_argument(
+            '--datastore', metavar='<datastore>', default='mysql',
+            help='Datastore plugin (default: mysql; see --list)')
+        parser.add_argument(
+            '--datastore-version', metavar='<version>',
+            help="Datastore version (default: the plugin's default)")
+        parser.add_argument(
+            '--guest-os', metavar='<os>', default='debian',
+            help='Guest OS plugin (default: debian here because only a '
+                 'Debian mirror is reachable; upstream Trove uses ubuntu)')
+        parser.add_argument(
+            '--guest-release', metavar='<release>',
+            help="Guest OS release (default: the plugin's default, bookworm "
+                 "for debian, noble for ubuntu)")
+        parser.add_argument(
+            '--mode', choices=plugins.MODES, default=plugins.CONTAINER,
+            help='container: guest agent + container runtime, one image for '
+                 'every datastore; package: database packages baked in '
+                 '(default: container)')
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument(
+            '--output', metavar='<file>',
+            help='Image file to write (default: a name derived from the '
+                 'options, in --output-dir)')
+        output.add_argument(
+            '--output-dir', metavar='<dir>',
+            help='Directory for the image (default: '
+                 '~/.cache/trove-image-builder/images)')
+        parser.add_argument(
+            '--image-format', choices=builder.FORMATS, default='qcow2',
+            help='Image file format (default: qcow2; -f/--format is the '
+                 'output format of the result, as in every cliff command)')
+        parser.add_argument(
+            '--size', type=_positive_int, metavar='<GiB>',
+            help='Image size in GiB (default: as small as the content)')
+        parser.add_argument(
+            '--extra-element', metavar='<element>', action='append',
+            default=[], help='Add a DIB element (repeatable; elements are '
+                             'looked up in integration/elements and '
+                             '$ELEMENTS_PATH)')
+        parser.add_argument(
+            '--ssh-key', metavar='<public-key-file>',
+            help='Authorise this public key for the guest user (debug '
+                 'images; default: no key)')
+        parser.add_argument(
+            '--guest-user', metavar='<name>', default='trove',
+            help='User the guest agent runs as (default: trove)')
+        parser.add_argument(
+            '--guest-agent-source', choices=guest_agent.SOURCES,
+            default=guest_agent.PIP,
+            help='Where the guest agent code comes from (default: pip)')
+        parser.add_argument(
+            '--guest-agent-ref', metavar='<ref>',
+            help='pip: Trove version (default: %s); git: branch or tag '
+                 '(default: %s)' % (guest_agent.DEFAULT_PIP_REF,
+                                    guest_agent.DEFAULT_GIT_REF))
+        parser.add_argument(
+            '--guest-agent-path', metavar='<url-or-dir>',
+            help='git: repository URL (default: %s); local: Trove source '
+                 'tree' % guest_agent.DEFAULT_GIT_URL)
+        parser.add_argument(
+            '--base-image', choices=builder.BASE_IMAGES, default='cached',
+            help='cached: reuse the debootstrap tarball of an earlier build; '
+                 'download: debootstrap afresh from the mirror; local: use '
+                 '--base-image-path (default: cached)')
+        parser.add_argument(
+            '--base-image-path', metavar='<tarball>',
+            help='Debootstrap tarball for --base-image local')
+        parser.add_argument(
+            '--mirror', metavar='<url>',
+            help="Distribution mirror passed to DIB (default: found in the "
+                 "host's apt sources)")
+        parser.add_argument(
+            '--security-mirror', metavar='<url>',
+            help="Security mirror (default: found in the host's apt "
+                 "sources)")
+        parser.add_argument(
+            '--cache-dir', metavar='<dir>',
+            help='Cache for wheelhouses, DIB caches and logs (default: '
+                 '$TROVE_IMAGE_BUILDER_CACHE or ~/.cache/trove-image-builder)')
+        parser.add_argument(
+            '--force', action='store_true',
+            help='Build even when an identical image exists')
+        parser.add_argument(
+            '--debug-trace', action='store_true',
+            help='Trace element scripts (DIB_DEBUG_TRACE=1, disk-image-create -x)')
+        return parser
+
+    def _request(self, parsed_args):
+        return builder.BuildRequest(
+            datastore=parsed_args.datastore,
+            datastore_version=parsed_args.datastore_version,
+            guest_os=parsed_args.guest_os,
+            guest_release=parsed_args.guest_release,
+            mode=parsed_args.mode,
+            output=parsed_args.output,
+            output_dir=parsed_args.output_dir,
+            image_format=parsed_args.image_format,
+            size=parsed_args.size,
+            extra_elements=tuple(parsed_args.extra_element),
+            ssh_key=parsed_args.ssh_key,
+            guest_user=parsed_args.guest_user,
+            agent_source=parsed_args.guest_agent_source,
+            agent_ref=parsed_args.guest_agent_ref,
+            agent_path=parsed_args.guest_agent_path,
+            base_image=parsed_args.base_image,
+            base_image_path=parsed_args.base_image_path,
+            mirror=parsed_args.mirror,
+            security_mirror=parsed_args.security_mirror,
+            force=parsed_args.force,
+            cache_dir=parsed_args.cache_dir,
+            debug_trace=parsed_args.debug_trace,
+        )
+
+    def _progress(self, message):
+        if self.app.options.verbose_level >= 1:
+            print(message, file=sys.stderr, flush=True)
+
+    def take_action(self, parsed_args):
+        if parsed_args.list:
+            return describe_plugins()
+        try:
+            result = builder.build_image(self._request(parsed_args),
+                                         progress=self._progress)
+        except errors.BuildError as e:
+            raise exceptions.CommandError(str(e)) from e
+        return RESULT_HEADERS, tuple(getattr(result, c) for c in RESULT_COLUMNS)

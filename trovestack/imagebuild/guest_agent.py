@@ -1,0 +1,148 @@
+"""Prepare the guest agent wheelhouse on the host, cached between builds.
+
+The image installs the guest agent offline from this directory: the wheels
+of the libraries it imports (``data/guest-agent-requirements.txt``) plus a
+wheel of the Trove distribution itself, from PyPI, a git repository or a
+local source tree.
+"""
+
+import hashlib
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from trovestack.imagebuild import errors
+
+LOG = logging.getLogger(__name__)
+
+PIP, GIT, LOCAL = 'pip', 'git', 'local'
+SOURCES = (PIP, GIT, LOCAL)
+DEFAULT_PIP_REF = '26.0.0'
+DEFAULT_GIT_URL = 'https://opendev.org/openstack/trove'
+DEFAULT_GIT_REF = 'master'
+REQUIREMENTS = pathlib.Path(__file__).parent / 'data' / 'guest-agent-requirements.txt'
+_SKIPPED_DIRS = {'.git', '.tox', '.venv', '__pycache__', 'build', 'dist'}
+
+
+def tree_digest(root):
+    """sha256 over relative paths and contents of a source tree."""
+    digest = hashlib.sha256()
+    root = pathlib.Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in _SKIPPED_DIRS and not d.endswith('.egg-info'))
+        for name in sorted(filenames):
+            path = pathlib.Path(dirpath, name)
+            if path.suffix == '.pyc' or not path.is_file():
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b'\0')
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _git_commit(url, ref):
+    try:
+        out = subprocess.run(['git', 'ls-remote', url, ref], check=True,
+                             capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise errors.BuildError('Cannot reach guest agent git repository %s: %s'
+                                % (url, e)) from e
+    if not out.split():
+        if len(ref) == 40:
+            return ref
+        raise errors.BuildError('No ref %s in guest agent git repository %s'
+                                % (ref, url))
+    return out.split()[0]
+
+
+def source_identity(source, ref=None, path=None):
+    """A string that changes exactly when the agent code would change."""
+    if source == PIP:
+        return 'pip:trove==%s' % (ref or DEFAULT_PIP_REF)
+    if source == GIT:
+        url = path or DEFAULT_GIT_URL
+        return 'git:%s@%s' % (url, _git_commit(url, ref or DEFAULT_GIT_REF))
+    if source == LOCAL:
+        if not path or not pathlib.Path(path, 'setup.cfg').is_file():
+            raise errors.BuildError(
+                '--guest-agent-path must name a Trove source tree (with '
+                'setup.cfg) for --guest-agent-source local')
+        return 'local:%s' % tree_digest(path)
+    raise errors.BuildError('Unknown guest agent source %s; valid: %s'
+                            % (source, ', '.join(SOURCES)))
+
+
+def wheelhouse_key(identity, python_version):
+    digest = hashlib.sha256()
+    for part in (identity, python_version, REQUIREMENTS.read_text()):
+        digest.update(part.encode() + b'\0')
+    return digest.hexdigest()[:16]
+
+
+def _pip(args, log):
+    cmd = [sys.executable, '-m', 'pip', '--disable-pip-version-check'] + args
+    LOG.debug('Running %s', cmd)
+    result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise errors.BuildError('pip failed preparing the guest agent '
+                                'wheelhouse (see %s)' % log.name)
+
+
+def _target_args(python_version):
+    """pip options for wheels of another Python than the host's."""
+    host = '%d.%d' % sys.version_info[:2]
+    if python_version == host:
+        return []
+    return ['--only-binary=:all:', '--python-version', python_version,
+            '--implementation', 'cp', '--platform', 'manylinux2014_x86_64',
+            '--platform', 'manylinux_2_28_x86_64', '--platform', 'any']
+
+
+def _agent_wheel(source, ref, path, wheel_dir, log, python_version):
+    if source == PIP:
+        _pip(['download', '--no-deps', '--only-binary=:all:', '--dest',
+              str(wheel_dir), 'trove==%s' % (ref or DEFAULT_PIP_REF)]
+             + _target_args(python_version)[1:], log)
+        return 'trove==%s\n' % (ref or DEFAULT_PIP_REF)
+    with tempfile.TemporaryDirectory(prefix='trove-agent-src-') as tmp:
+        tree = path
+        if source == GIT:
+            tree = os.path.join(tmp, 'trove')
+            result = subprocess.run(
+                ['git', 'clone', '--quiet', '--branch', ref or DEFAULT_GIT_REF,
+                 path or DEFAULT_GIT_URL, tree], stdout=log,
+                stderr=subprocess.STDOUT)
+            if result.returncode != 0:
+                raise errors.BuildError('git clone of the guest agent failed '
+                                        '(see %s)' % log.name)
+        _pip(['wheel', '--no-deps', '--wheel-dir', str(wheel_dir), tree], log)
+    return 'trove\n'
+
+
+def prepare(source, ref, path, cache_dir, python_version, log):
+    """Return the wheelhouse directory for this agent source, building it once."""
+    identity = source_identity(source, ref, path)
+    target = pathlib.Path(cache_dir, 'wheelhouse',
+                          wheelhouse_key(identity, python_version))
+    if (target / 'agent.txt').is_file():
+        LOG.debug('Reusing guest agent wheelhouse %s', target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-', dir=target.parent))
+    try:
+        _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
+              str(REQUIREMENTS)] if not _target_args(python_version) else
+             ['download', '--dest', str(partial), '--requirement',
+              str(REQUIREMENTS)] + _target_args(python_version), log)
+        shutil.copy(REQUIREMENTS, partial / 'requirements.txt')
+        agent = _agent_wheel(source, ref, path, partial, log, python_version)
+        (partial / 'agent.txt').write_text(agent)
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
