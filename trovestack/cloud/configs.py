@@ -1,0 +1,177 @@
+"""Configuration files of the local control plane's services.
+
+Every service runs on SQLite and ``fake:/`` messaging, listens on loopback
+and validates tokens against the local Keystone.
+"""
+
+import pathlib
+import shutil
+import sys
+
+from trovestack.cloud import layout as layout_mod
+
+SERVICE_PROJECT = 'service'
+REGION = 'RegionOne'
+
+
+def identity_url(state):
+    return f'http://{layout_mod.HOST}:{state.ports["keystone"]}/v3'
+
+
+def endpoint_urls(state):
+    """Catalog URL of each service, by service type."""
+    host = layout_mod.HOST
+    ports = state.ports
+    return {
+        'identity': identity_url(state),
+        'image': f'http://{host}:{ports["glance"]}',
+        'compute': f'http://{host}:{ports["nova"]}/v2.1',
+        'database': f'http://{host}:{ports["trove"]}/v1.0/$(tenant_id)s',
+    }
+
+
+def _ini(sections):
+    lines = []
+    for section, options in sections.items():
+        lines.append(f'[{section}]')
+        lines.extend(f'{key} = {value}' for key, value in options.items())
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def _sqlite(path):
+    return f'sqlite:///{pathlib.Path(path).absolute()}'
+
+
+def _shipped_etc(project, name):
+    """A file the service's package installs under <prefix>/etc/<project>."""
+    return pathlib.Path(sys.prefix) / 'etc' / project / name
+
+
+def _authtoken(state, user):
+    return {
+        'www_authenticate_uri': identity_url(state),
+        'auth_url': identity_url(state),
+        'auth_type': 'password',
+        'username': user,
+        'password': state.service_password,
+        'project_name': SERVICE_PROJECT,
+        'user_domain_name': 'Default',
+        'project_domain_name': 'Default',
+        'region_name': REGION,
+        'service_token_roles_required': 'true',
+    }
+
+
+def _common(service, layout):
+    return {
+        'debug': 'false',
+        'use_stderr': 'true',
+        'transport_url': 'fake:/',
+        'state_path': str(layout.service_dir(service)),
+    }
+
+
+def keystone_conf(state, layout):
+    data = layout.service_dir('keystone')
+    return {
+        'DEFAULT': _common('keystone', layout),
+        'database': {'connection': _sqlite(data / 'keystone.db')},
+        'token': {'provider': 'fernet', 'expiration': '14400'},
+        'fernet_tokens': {'key_repository': str(data / 'fernet-keys')},
+        'fernet_receipts': {'key_repository': str(data / 'fernet-keys')},
+        'credential': {'key_repository': str(data / 'credential-keys')},
+        'identity': {'password_hash_rounds': '4'},
+    }
+
+
+def glance_conf(state, layout):
+    data = layout.service_dir('glance')
+    return {
+        'DEFAULT': dict(_common('glance', layout),
+                        enabled_backends='local:file',
+                        show_image_direct_url='false',
+                        worker_self_reference_url=endpoint_urls(
+                            state)['image']),
+        'glance_store': {'default_backend': 'local'},
+        'local': {'filesystem_store_datadir': str(data / 'images')},
+        'os_glance_staging_store': {
+            'filesystem_store_datadir': str(data / 'staging')},
+        'os_glance_tasks_store': {
+            'filesystem_store_datadir': str(data / 'tasks')},
+        'database': {'connection': _sqlite(data / 'glance.db')},
+        'keystone_authtoken': _authtoken(state, 'glance'),
+        'paste_deploy': {
+            'flavor': 'keystone',
+            'config_file': str(layout.config_dir('glance')
+                               / 'glance-api-paste.ini')},
+        'oslo_concurrency': {'lock_path': str(data / 'locks')},
+    }
+
+
+def nova_conf(state, layout):
+    data = layout.service_dir('nova')
+    return {
+        'DEFAULT': dict(_common('nova', layout), my_ip=layout_mod.HOST),
+        'api': {'auth_strategy': 'keystone'},
+        'api_database': {'connection': _sqlite(data / 'nova_api.db')},
+        'database': {'connection': _sqlite(data / 'nova.db')},
+        'keystone_authtoken': _authtoken(state, 'nova'),
+        'wsgi': {'api_paste_config': str(layout.config_dir('nova')
+                                         / 'api-paste.ini')},
+        'oslo_concurrency': {'lock_path': str(data / 'locks')},
+        'placement': {'auth_type': 'none'},
+    }
+
+
+def trove_conf(state, layout):
+    data = layout.service_dir('trove')
+    service_credentials = {
+        key: value for key, value in _authtoken(state, 'trove').items()
+        if key in ('auth_url', 'username', 'password', 'project_name',
+                   'user_domain_name', 'project_domain_name', 'region_name')}
+    return {
+        'DEFAULT': dict(
+            _common('trove', layout),
+            bind_host=layout_mod.HOST,
+            bind_port=str(state.ports['trove']),
+            trove_api_workers='1',
+            api_paste_config=str(layout.config_dir('trove')
+                                 / 'api-paste.ini'),
+            control_exchange='trove',
+            taskmanager_manager='trove.taskmanager.manager.Manager',
+            os_region_name=REGION),
+        'database': {'connection': _sqlite(data / 'trove.db')},
+        'keystone_authtoken': _authtoken(state, 'trove'),
+        'service_credentials': service_credentials,
+        'oslo_concurrency': {'lock_path': str(data / 'locks')},
+    }
+
+
+RENDERERS = {
+    'keystone': ('keystone.conf', keystone_conf),
+    'glance': ('glance-api.conf', glance_conf),
+    'nova': ('nova.conf', nova_conf),
+    'trove': ('trove.conf', trove_conf),
+}
+
+PASTE_FILES = {
+    'glance': ('glance', 'glance-api-paste.ini'),
+    'nova': ('nova', 'api-paste.ini'),
+    'trove': ('trove', 'api-paste.ini'),
+}
+
+
+def config_file(service, layout):
+    return layout.config_dir(service) / RENDERERS[service][0]
+
+
+def write_configs(state, layout):
+    """(Re)write every service's config file from the saved state."""
+    for service, (name, render) in RENDERERS.items():
+        layout_mod.write_private(layout.config_dir(service) / name,
+                                 _ini(render(state, layout)))
+        if service in PASTE_FILES:
+            project, paste = PASTE_FILES[service]
+            shutil.copyfile(_shipped_etc(project, paste),
+                            layout.config_dir(service) / paste)

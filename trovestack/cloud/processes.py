@@ -1,0 +1,142 @@
+"""Background processes with pid files and log files."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+TERM_WAIT = 10.0
+
+
+class ProcessError(Exception):
+    """A process could not be started or did not become ready."""
+
+
+def log_tail(path, lines=15):
+    """The last lines of a log file, for error reports."""
+    try:
+        text = pathlib.Path(path).read_text(errors='replace')
+    except OSError:
+        return ''
+    return '\n'.join(text.splitlines()[-lines:])
+
+
+def service_env(extra=None):
+    """The environment every service process runs with."""
+    env = dict(os.environ)
+    # Without a network, eventlet's green DNS makes imports take ~30 s.
+    env['EVENTLET_NO_GREENDNS'] = 'yes'
+    env.update(extra or {})
+    return env
+
+
+def run_checked(argv, log_path, env=None):
+    """Run a set-up command, appending its output to log_path."""
+    with open(log_path, 'ab') as log:
+        result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=service_env(env), stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise ProcessError(
+            f'{pathlib.Path(argv[0]).name} {argv[-1]} failed (exit '
+            f'{result.returncode}); last lines of {log_path}:\n'
+            f'{log_tail(log_path)}')
+
+
+def start(argv, pid_file, log_path, env=None):
+    """Start argv in its own session, detached; return its pid."""
+    log = open(log_path, 'ab')
+    try:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                env=service_env(env), start_new_session=True)
+    finally:
+        log.close()
+    pathlib.Path(pid_file).write_text(f'{proc.pid}\n')
+    return proc.pid
+
+
+def read_pid(pid_file, marker):
+    """The pid in pid_file if that process is alive and ours, else None.
+
+    A process is ours when its command line mentions marker (the state
+    directory), so a recycled pid never gets signalled.
+    """
+    try:
+        pid = int(pathlib.Path(pid_file).read_text().strip())
+        cmdline = pathlib.Path(f'/proc/{pid}/cmdline').read_bytes()
+    except (OSError, ValueError):
+        return None
+    if str(marker).encode() not in cmdline:
+        return None
+    if _is_zombie(pid):
+        return None
+    return pid
+
+
+def _is_zombie(pid):
+    try:
+        stat = pathlib.Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return True
+    return stat.rsplit(')', 1)[1].split()[0] == 'Z'
+
+
+def stop(pid_file, marker, wait=TERM_WAIT):
+    """Stop the process group in pid_file if it is ours; True if it ran."""
+    pid = read_pid(pid_file, marker)
+    pathlib.Path(pid_file).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    _signal_group(pid, signal.SIGKILL)
+    return True
+
+
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return pathlib.Path(f'/proc/{pid}').exists() and not _is_zombie(pid)
+
+
+def http_answers(url, timeout=2.0):
+    """True when url answers HTTP at all (any status code)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def wait_until_ready(name, pid, url, log_path, timeout):
+    """Wait until url answers; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise ProcessError(
+                f'{name} exited during start-up; last lines of {log_path}:\n'
+                f'{log_tail(log_path)}')
+        if http_answers(url):
+            return
+        time.sleep(0.2)
+    raise ProcessError(
+        f'{name} did not answer at {url} within {timeout:g} s; last lines '
+        f'of {log_path}:\n{log_tail(log_path)}')

@@ -1,0 +1,121 @@
+"""``trovestack cloud up|down|status|env``: the local control plane."""
+
+import logging
+import shlex
+
+from cliff import command
+from cliff import lister
+from osc_lib import exceptions
+
+from trovestack.cloud import clouds_yaml
+from trovestack.cloud import controlplane
+from trovestack.cloud import layout
+from trovestack.cloud import processes
+
+LOG = logging.getLogger(__name__)
+STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL')
+
+
+def add_state_dir_argument(parser):
+    parser.add_argument(
+        '--state-dir', metavar='<dir>', default=None,
+        help='Directory holding the cloud\'s configuration, databases, logs '
+             'and pid files (default: $TROVESTACK_STATE_DIR, else '
+             '$XDG_STATE_HOME/trovestack/cloud)')
+    return parser
+
+
+def _port(value):
+    port = int(value)
+    if not (port == 0 or 1024 <= port <= 65532):
+        raise ValueError(value)
+    return port
+
+
+class CloudUp(lister.Lister):
+    _description = ('Start the local Keystone, Glance, Nova API and Trove API '
+                    '(bootstrapping them on first use)')
+
+    def get_parser(self, prog_name):
+        parser = add_state_dir_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            '--base-port', metavar='<port>', type=_port,
+            default=layout.DEFAULT_BASE_PORT,
+            help='First of four consecutive loopback ports (keystone, glance, '
+                 'nova, trove); 0 picks free ports. Used when the cloud is '
+                 f'first created (default: {layout.DEFAULT_BASE_PORT})')
+        parser.add_argument(
+            '--clouds-yaml', metavar='<file>', default=None,
+            help='clouds.yaml to add the trovestack-admin and trovestack-demo '
+                 'clouds to (default: ~/.config/openstack/clouds.yaml; a '
+                 'copy is always kept in the state directory)')
+        parser.add_argument(
+            '--fresh', action='store_true',
+            help='Stop the cloud and wipe its state before starting')
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=float,
+            default=controlplane.START_TIMEOUT,
+            help='Seconds each service may take to answer '
+                 f'(default: {controlplane.START_TIMEOUT:g})')
+        return parser
+
+    def take_action(self, parsed_args):
+        cloud = controlplane.LocalCloud(parsed_args.state_dir)
+        try:
+            rows = cloud.up(base_port=parsed_args.base_port,
+                            clouds_yaml_path=parsed_args.clouds_yaml,
+                            fresh=parsed_args.fresh,
+                            timeout=parsed_args.timeout)
+        except (controlplane.CloudError, processes.ProcessError) as exc:
+            raise exceptions.CommandError(str(exc)) from exc
+        return STATUS_COLUMNS, rows
+
+
+class CloudDown(lister.Lister):
+    _description = 'Stop the services of the local cloud (only those it started)'
+
+    def get_parser(self, prog_name):
+        return add_state_dir_argument(super().get_parser(prog_name))
+
+    def take_action(self, parsed_args):
+        cloud = controlplane.LocalCloud(parsed_args.state_dir)
+        rows = [(name, 'stopped' if was_up else 'was not running')
+                for name, was_up in cloud.down()]
+        return ('Service', 'Result'), rows
+
+
+class CloudStatus(lister.Lister):
+    _description = 'Show whether each service of the local cloud is running'
+
+    def get_parser(self, prog_name):
+        return add_state_dir_argument(super().get_parser(prog_name))
+
+    def take_action(self, parsed_args):
+        cloud = controlplane.LocalCloud(parsed_args.state_dir)
+        if cloud.state is None:
+            raise exceptions.CommandError(
+                f'no local cloud in {cloud.layout.root}; run '
+                f'"trovestack cloud up" first')
+        return STATUS_COLUMNS, cloud.status()
+
+
+class CloudEnv(command.Command):
+    _description = ('Print shell export lines that point OpenStack clients at '
+                    'the local cloud (eval "$(trovestack cloud env)")')
+
+    def get_parser(self, prog_name):
+        parser = add_state_dir_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            '--cloud', choices=(clouds_yaml.ADMIN_CLOUD, clouds_yaml.DEMO_CLOUD),
+            default=clouds_yaml.ADMIN_CLOUD,
+            help=f'Which account to select (default: {clouds_yaml.ADMIN_CLOUD})')
+        return parser
+
+    def take_action(self, parsed_args):
+        cloud = controlplane.LocalCloud(parsed_args.state_dir)
+        if cloud.state is None:
+            raise exceptions.CommandError(
+                f'no local cloud in {cloud.layout.root}; run '
+                f'"trovestack cloud up" first')
+        for key, value in sorted(cloud.env(parsed_args.cloud).items()):
+            self.app.stdout.write(f'export {key}={shlex.quote(value)}\n')
