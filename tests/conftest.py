@@ -42,7 +42,7 @@ class LocalCloudFixture:
             config=config.get_one(cloud=cloud))
 
     def config_file(self, service):
-        """Path of a service's config file (e.g. trove.conf for trove-manage)."""
+        """A service's config file (e.g. trove.conf, for trove-manage)."""
         from trovestack.cloud import configs
 
         return configs.config_file(service, self.cloud.layout)

@@ -64,7 +64,8 @@ class Service:
 
 
 SERVICES = {
-    'keystone': Service('keystone', 'identity', 'keystone.wsgi.api:application',
+    'keystone': Service('keystone', 'identity',
+                        'keystone.wsgi.api:application',
                         'OS_KEYSTONE_CONFIG_FILES'),
     'glance': Service('glance', 'image', 'glance.wsgi.api:application',
                       'OS_GLANCE_CONFIG_DIR'),

@@ -72,7 +72,8 @@ class CloudUp(lister.Lister):
 
 
 class CloudDown(lister.Lister):
-    _description = 'Stop the services of the local cloud (only those it started)'
+    _description = ('Stop the services of the local cloud (only those it '
+                    'started)')
 
     def get_parser(self, prog_name):
         return add_state_dir_argument(super().get_parser(prog_name))
@@ -106,9 +107,11 @@ class CloudEnv(command.Command):
     def get_parser(self, prog_name):
         parser = add_state_dir_argument(super().get_parser(prog_name))
         parser.add_argument(
-            '--cloud', choices=(clouds_yaml.ADMIN_CLOUD, clouds_yaml.DEMO_CLOUD),
+            '--cloud',
+            choices=(clouds_yaml.ADMIN_CLOUD, clouds_yaml.DEMO_CLOUD),
             default=clouds_yaml.ADMIN_CLOUD,
-            help=f'Which account to select (default: {clouds_yaml.ADMIN_CLOUD})')
+            help='Which account to select '
+                 f'(default: {clouds_yaml.ADMIN_CLOUD})')
         return parser
 
     def take_action(self, parsed_args):
