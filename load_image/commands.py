@@ -8,7 +8,10 @@ import sys
 from cliff import show
 from osc_lib import exceptions
 
-from load_image import auth, config, datastores, images
+from load_image import auth
+from load_image import config
+from load_image import datastores
+from load_image import images
 
 LOG = logging.getLogger(__name__)
 
@@ -185,7 +188,8 @@ class LoadImage(_CloudCommand):
             guest_os=guest_os, guest_release=release,
             disk_format=pick('disk_format'), visibility=pick('visibility'),
             tags=['trove', datastore, *extra_tags], extra_tags=extra_tags,
-            default=parsed_args.default, config_params=parsed_args.config_params,
+            default=parsed_args.default,
+            config_params=parsed_args.config_params,
             prune=pick('prune'), build_hash=self._build_hash(parsed_args),
             retries=conf.upload_retries, retry_delay=conf.retry_delay,
             active_timeout=conf.active_timeout)

@@ -183,8 +183,10 @@ def load_config_parameters(trove, version_id, path):
 
     The same file ``trove-manage db_load_datastore_config_parameters`` reads,
     but through the management API: existing parameters are updated only
-    when they differ.  The API accepts only the 'integer' and 'string' data
-    types; parameters of other types are reported in ``skipped``.
+    when they differ.  The API accepts only the 'string' data type and
+    'integer' with both min and max; other parameters are reported in
+    ``skipped``.  A parameter Trove refuses is logged and the others are
+    still loaded; DatastoreError then names the failures.
     """
     from troveclient.v1 import management
 
@@ -193,9 +195,10 @@ def load_config_parameters(trove, version_id, path):
     existing = {p.name: p for p in _mgmt_call(
         manager.list_all_parameter_by_version, version_id)}
     result = ParametersResult()
+    failures = []
     for rule in rules:
         name, data_type = rule['name'], rule['type']
-        if data_type not in API_PARAMETER_TYPES:
+        if not _api_can_store(rule):
             result.skipped.append(name)
             continue
         fields = {
@@ -204,19 +207,34 @@ def load_config_parameters(trove, version_id, path):
             'max_size': _size(rule.get('max')),
             'min_size': _size(rule.get('min')),
         }
-        if name not in existing:
-            _mgmt_call(manager.create, version_id, name, **fields)
-            result.created.append(name)
-        elif _parameter_differs(existing[name], fields):
-            _mgmt_call(manager.modify, version_id, name, **fields)
-            result.updated.append(name)
-        else:
-            result.unchanged.append(name)
+        try:
+            if name not in existing:
+                _mgmt_call(manager.create, version_id, name, **fields)
+                result.created.append(name)
+            elif _parameter_differs(existing[name], fields):
+                _mgmt_call(manager.modify, version_id, name, **fields)
+                result.updated.append(name)
+            else:
+                result.unchanged.append(name)
+        except DatastoreError as exc:
+            LOG.error('Configuration parameter %s: %s', name, exc)
+            failures.append(name)
     if result.skipped:
-        LOG.warning('The Trove management API accepts only integer and '
-                    'string parameters; %d others were not loaded: %s',
+        LOG.warning('The Trove management API accepts only string '
+                    'parameters and integer ones with both a min and a max; '
+                    '%d others were not loaded: %s',
                     len(result.skipped), ', '.join(result.skipped))
+    if failures:
+        raise DatastoreError(
+            f'failed to load {len(failures)} of {len(rules)} configuration '
+            f'parameters: {", ".join(failures)}')
     return result
+
+
+def _api_can_store(rule):
+    if rule['type'] == 'integer':
+        return rule.get('min') is not None and rule.get('max') is not None
+    return rule['type'] in API_PARAMETER_TYPES
 
 
 def _read_rules(path):
@@ -244,10 +262,16 @@ def _size(value):
 
 
 def _parameter_differs(current, fields):
+    # The API shows the data type as 'type' and leaves out limits of 0.
+    def limit(value):
+        return _size(value) or 0
+
     return (bool(current.restart_required) != fields['restart_required']
-            or current.data_type != fields['data_type']
-            or _size(getattr(current, 'max_size', None)) != fields['max_size']
-            or _size(getattr(current, 'min_size', None)) != fields['min_size'])
+            or getattr(current, 'type', None) != fields['data_type']
+            or limit(getattr(current, 'max_size', None))
+            != limit(fields['max_size'])
+            or limit(getattr(current, 'min_size', None))
+            != limit(fields['min_size']))
 
 
 def _pick_version(versions, datastore, version, version_number):

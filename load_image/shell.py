@@ -7,7 +7,8 @@ runs as ``load-image`` and ``activate``), so app options such as --debug,
 
 import sys
 
-from cliff import app, commandmanager
+from cliff import app
+from cliff import commandmanager
 
 from load_image import commands
 

@@ -163,8 +163,8 @@ class TestConfigParameters:
             {'name': 'local_infile', 'type': 'boolean',
              'restart_required': False},
         ]}))
-        existing = mock.Mock(restart_required=False, data_type='string',
-                             max_size=None, min_size=None)
+        existing = mock.Mock(restart_required=False, type='string',
+                             spec=['name', 'restart_required', 'type'])
         existing.name = 'sql_mode'
         manager = mock.Mock()
         manager.list_all_parameter_by_version.return_value = [existing]
