@@ -10,15 +10,13 @@ from osc_lib import exceptions
 
 from load_image import auth
 from trovestack import testenv
-from trovestack.testenv import (
-    datastores,
-    flavors,
-    keypair,
-    quotas,
-    secgroup,
-    tempest_conf,
-    trove_test_conf,
-)
+from trovestack.testenv import datastores
+from trovestack.testenv import flavors
+from trovestack.testenv import keypair
+from trovestack.testenv import quotas
+from trovestack.testenv import secgroup
+from trovestack.testenv import tempest_conf
+from trovestack.testenv import trove_test_conf
 
 LOG = logging.getLogger(__name__)
 

@@ -94,4 +94,5 @@ def _choose_one(available, name, version, *, strict):
                 f'datastore {name!r} has no version {version!r} '
                 f'(registered: {known})')
     return DatastoreChoice(name, _text(datastore.id), picked.name,
-                           _text(picked.id), _text(getattr(picked, 'image', '')))
+                           _text(picked.id),
+                           _text(getattr(picked, 'image', '')))

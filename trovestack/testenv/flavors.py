@@ -108,7 +108,8 @@ def _expand_redstack(name, flavor_id, ram, disk, vcpus, resizable):
         if resizable:
             yield dataclasses.replace(
                 base, name=base.name + '.resize', id=base.id + 'r',
-                ram=ram + RESIZE_EXTRA_RAM_MB, vcpus=vcpus + RESIZE_EXTRA_VCPUS)
+                ram=ram + RESIZE_EXTRA_RAM_MB,
+                vcpus=vcpus + RESIZE_EXTRA_VCPUS)
 
 
 def flavor_specs(flavor_set=DEFAULT_FLAVOR_SET):

@@ -13,7 +13,8 @@ import re
 import tempfile
 
 _SECTION = re.compile(r'^\[(?P<name>[^\]]+)\]\s*$')
-_OPTION = re.compile(r'^(?P<key>[^\s#;=:\[][^=:]*?)\s*[=:]\s*(?P<value>.*?)\s*$')
+_OPTION = re.compile(
+    r'^(?P<key>[^\s#;=:\[][^=:]*?)\s*[=:]\s*(?P<value>.*?)\s*$')
 
 
 class IniFile:

@@ -61,5 +61,6 @@ def test_bad_choices(wanted, message):
 
 
 def test_nothing_registered():
-    with pytest.raises(testenv.TestEnvError, match='no datastore is registered'):
+    with pytest.raises(testenv.TestEnvError,
+                       match='no datastore is registered'):
         datastores.choose(_trove({}))

@@ -48,7 +48,8 @@ def test_parse_quota_arg():
 def test_wanted_overrides_and_unknown():
     wants = quotas.wanted({('compute', 'cores'): 4})
     assert next(w for w in wants if w.resource == 'cores').minimum == 4
-    with pytest.raises(testenv.TestEnvError, match='unknown quota compute.gpus'):
+    with pytest.raises(testenv.TestEnvError,
+                       match='unknown quota compute.gpus'):
         quotas.wanted({('compute', 'gpus'): 1})
 
 

@@ -1,8 +1,10 @@
 import pytest
 
-from tests.unit.testenv import fakes, plugin_opts
+from tests.unit.testenv import fakes
+from tests.unit.testenv import plugin_opts
 from trovestack import testenv
-from trovestack.testenv import datastores, tempest_conf
+from trovestack.testenv import datastores
+from trovestack.testenv import tempest_conf
 
 MYSQL = datastores.DatastoreChoice('mysql', 'ds-1', '8.4', 'v-1', 'img')
 PG = datastores.DatastoreChoice('postgresql', 'ds-2', '16', 'v-2', 'img')

@@ -6,7 +6,8 @@ import pytest
 
 from tests.unit.testenv import fakes
 from trovestack import testenv
-from trovestack.testenv import datastores, trove_test_conf
+from trovestack.testenv import datastores
+from trovestack.testenv import trove_test_conf
 
 CHOICE = datastores.DatastoreChoice('mysql', 'ds-1', '8.4', 'v-1', 'img-1')
 
