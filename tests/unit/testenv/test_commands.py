@@ -110,9 +110,17 @@ class TestInitTestEnvironment:
         with pytest.raises(SystemExit):
             _parse(commands.InitTestEnvironment, ['--quota', 'cores'])
 
+    def test_needs_admin(self, conn):
+        conn.session.auth.get_access.return_value.role_names = ['member']
+        with pytest.raises(exceptions.CommandError, match='admin role'):
+            _command(commands.InitTestEnvironment).take_action(
+                _parse(commands.InitTestEnvironment, []))
+        conn.compute.flavors.assert_not_called()
+
     def test_bad_key_fails_before_any_change(self, conn, tmp_path):
         key = tmp_path / 'id'
         key.write_text('-----BEGIN OPENSSH PRIVATE KEY-----\n')
+        conn.session.auth.get_access.return_value.role_names = ['admin']
         args = _parse(commands.InitTestEnvironment,
                       ['--public-key', str(key)])
         with mock.patch.object(commands.auth, 'trove_client'), \
