@@ -52,7 +52,6 @@ class LocalCloud:
         configs.write_configs(state, self.layout)
         if not state.bootstrapped:
             LOG.info('Creating the service databases in %s', self.layout.root)
-            self._run_parallel(self._set_up_service, SERVICES.values(), state)
         self._start(state, to_start, timeout)
         if not state.bootstrapped:
             LOG.info('Creating projects, users and the service catalog')
@@ -82,27 +81,25 @@ class LocalCloud:
             processes.run_checked(argv, log, env)
 
     def _start(self, state, names, timeout):
-        started = []
-        try:
-            for name in names:
-                service = SERVICES[name]
-                pid = processes.start(service.command(state, self.layout),
-                                      self.layout.pid_file(name),
-                                      self.layout.log_file(name),
-                                      service.env(self.layout))
-                started.append((service, pid))
+        """Set up (first time only), start and await services in parallel.
 
-            def wait(item, _state):
-                service, pid = item
-                processes.wait_until_ready(service.name, pid,
-                                           service.url(_state),
-                                           self.layout.log_file(service.name),
-                                           timeout)
-            self._run_parallel(wait, started, state)
+        On any failure every service started here is stopped again.
+        """
+        def bring_up(name, _state):
+            service = SERVICES[name]
+            if not _state.bootstrapped:
+                self._set_up_service(service, _state)
+            pid = processes.start(service.command(_state, self.layout),
+                                  self.layout.pid_file(name),
+                                  self.layout.log_file(name),
+                                  service.env(self.layout))
+            processes.wait_until_ready(name, pid, service.url(_state),
+                                       self.layout.log_file(name), timeout)
+        try:
+            self._run_parallel(bring_up, names, state)
         except BaseException:
-            for service, _pid in started:
-                processes.stop(self.layout.pid_file(service.name),
-                               self.layout.root)
+            for name in names:
+                processes.stop(self.layout.pid_file(name), self.layout.root)
             raise
 
     @staticmethod
