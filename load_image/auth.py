@@ -60,26 +60,46 @@ def connect_from_args(parsed_args):
 
 
 def describe_error(exc, cloud=None):
-    """One line saying what went wrong while reaching a cloud."""
+    """One line saying what went wrong while reaching a cloud.
+
+    openstacksdk wraps keystoneauth errors, so the whole chain of causes is
+    searched for one we can explain.
+    """
     where = f'cloud {cloud!r}' if cloud else 'the cloud in OS_* variables'
+    for cause in _causes(exc):
+        message = _explain(cause, where)
+        if message:
+            return message
+    text = str(exc).strip()
+    first_line = text.splitlines()[0] if text else ''
+    return f'{where}: {type(exc).__name__}: {first_line}'.rstrip(': ')
+
+
+def _causes(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _explain(exc, where):
     if isinstance(exc, sdk_exc.ConfigException):
         return f'cannot load {where}: {exc}'
     if isinstance(exc, ks_exc.MissingRequiredOptions):
         names = ', '.join(opt.dest for opt in exc.options)
         return f'incomplete credentials for {where}: missing {names}'
-    if isinstance(exc, (ks_exc.Unauthorized, sdk_exc.HttpException)) and \
-            getattr(exc, 'http_status', None) == 401:
+    if isinstance(exc, ks_exc.Unauthorized) or \
+            getattr(exc, 'http_status', None) == 401 or \
+            getattr(exc, 'status_code', None) == 401:
         return f'authentication to {where} failed: bad credentials'
-    if isinstance(exc, ks_exc.Unauthorized):
-        return f'authentication to {where} failed: bad credentials'
-    if isinstance(exc, ks_exc.ConnectFailure):
-        return f'identity service of {where} is unreachable'
     if isinstance(exc, ks_exc.ConnectTimeout):
         return f'identity service of {where} did not answer in time'
+    if isinstance(exc, ks_exc.ConnectFailure):
+        return f'identity service of {where} is unreachable'
     if isinstance(exc, ks_exc.EndpointNotFound):
         return f'{where} has no endpoint for a service this needs: {exc}'
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
-    return f'{where}: {type(exc).__name__}: {first_line}'.rstrip(': ')
+    return None
 
 
 def has_admin_role(conn):

@@ -16,8 +16,11 @@ from load_image import images
 LOG = logging.getLogger(__name__)
 
 BUILD_HASH_SUFFIX = '.build-hash'
-# Repeats, as warnings, what our one-line error says; shown with --debug.
-_INSPECTOR_LOGGER = 'oslo_utils.imageutils.format_inspector'
+# Libraries that log, as warnings, what our one-line errors already say
+# (format inspector safety checks, keystoneauth version discovery); they
+# speak again with --debug or -vv.
+_CHATTY_LOGGERS = ('keystoneauth', 'openstack', 'stevedore', 'urllib3',
+                   'oslo_utils.imageutils.format_inspector')
 
 
 def _comma_list(text):
@@ -54,6 +57,16 @@ class _CloudCommand(show.ShowOne):
 
     def _quiet(self):
         return getattr(self.app.options, 'verbose_level', 1) == 0
+
+    def _debug(self):
+        options = self.app.options
+        return bool(getattr(options, 'debug', False)) or \
+            getattr(options, 'verbose_level', 1) >= 2
+
+    def _quiet_libraries(self):
+        if not self._debug():
+            for name in _CHATTY_LOGGERS:
+                logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class LoadImage(_CloudCommand):
@@ -135,6 +148,7 @@ class LoadImage(_CloudCommand):
         return parser
 
     def take_action(self, parsed_args):
+        self._quiet_libraries()
         options = self._options(parsed_args)
         image_file = self._image_file(parsed_args.image_file, options)
         conn, trove = self._admin_clients(parsed_args)
@@ -145,7 +159,7 @@ class LoadImage(_CloudCommand):
         except auth.CloudError as exc:
             raise exceptions.CommandError(str(exc)) from exc
         except Exception as exc:
-            if LOG.isEnabledFor(logging.DEBUG):
+            if self._debug():
                 raise
             raise exceptions.CommandError(
                 auth.describe_error(exc, parsed_args.os_cloud)) from exc
@@ -205,8 +219,6 @@ class LoadImage(_CloudCommand):
             return None
 
     def _image_file(self, path, options):
-        if not LOG.isEnabledFor(logging.DEBUG):
-            logging.getLogger(_INSPECTOR_LOGGER).setLevel(logging.ERROR)
         with _progress_bar('hashing', self._quiet()) as progress:
             try:
                 return images.load_image_file(
@@ -289,6 +301,7 @@ class ActivateImage(_CloudCommand):
         return parser
 
     def take_action(self, parsed_args):
+        self._quiet_libraries()
         try:
             datastores.validate_name('datastore', parsed_args.datastore)
             datastores.validate_version(parsed_args.version)

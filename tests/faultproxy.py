@@ -153,13 +153,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _any
 
     def _copy(self, upstream, length):
+        """Send ``length`` body bytes upstream; if the service answers early
+        and closes (e.g. 401 before reading the body), drain the rest."""
         left = length
         while left > 0:
             data = self.rfile.read(min(CHUNK, left))
             if not data:
                 break
-            upstream.send(data)
             left -= len(data)
+            try:
+                upstream.send(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self._discard(left)
+                return
 
     def _discard(self, length):
         left = length
