@@ -1,0 +1,169 @@
+"""Find and remove what trovestack made in a cloud, and nothing else.
+
+What counts as ours:
+
+* Glance images tagged ``trove`` that also carry every property in
+  :data:`MARKER_PROPERTIES` (load-trove-image, and so the devstack plugin
+  and ``trovestack provision``, stamp them on every image it uploads).  An
+  image tagged ``trove`` by anyone else lacks them and is kept.
+* Trove datastore versions whose image is one of those images, and a
+  datastore left with no version once they are gone (it held only ours).
+* Nova flavors of the test flavor table (trovestack.testenv.flavors) whose
+  id, name and spec match the table exactly; a flavor with a table id or
+  name but another spec is someone else's and is kept.
+
+The plan is made before anything is deleted; deletion goes on past a
+failed item and every item reports what happened to it.
+"""
+
+import dataclasses
+import logging
+
+from load_image import datastores as ds_registry
+from trovestack.testenv import flavors as flavors_mod
+
+LOG = logging.getLogger(__name__)
+
+GUEST_IMAGE_TAG = 'trove'
+# Stamped by load_image.commands.LoadImage on every image it uploads.
+MARKER_PROPERTIES = ('trove_datastore', 'trove_datastore_version')
+
+DELETED = 'deleted'
+WOULD_DELETE = 'would-delete'
+KEPT = 'kept'
+FAILED = 'failed'
+
+
+@dataclasses.dataclass
+class Item:
+    """A resource looked at and what happens to it."""
+
+    resource_type: str
+    name: str
+    id: str
+    action: str
+    detail: str = ''
+    uses: str = ''  # id of the image a datastore version points at
+    delete: object = dataclasses.field(default=None, repr=False,
+                                       compare=False)
+    # Items that must be gone first; if one fails this one is kept.
+    requires: list = dataclasses.field(default_factory=list, repr=False,
+                                       compare=False)
+
+
+def is_ours(image):
+    """True for an image tagged trove with every trovestack marker."""
+    properties = image.properties or {}
+    return (GUEST_IMAGE_TAG in (image.tags or [])
+            and all(properties.get(key) for key in MARKER_PROPERTIES))
+
+
+def plan_images(conn):
+    """(items, our image ids) for the images tagged ``trove``."""
+    items, ours = [], set()
+    for image in conn.image.images(tag=GUEST_IMAGE_TAG):
+        if is_ours(image):
+            ours.add(image.id)
+            properties = image.properties or {}
+            items.append(Item(
+                'image', image.name, image.id, WOULD_DELETE,
+                f'{properties.get("trove_datastore")} '
+                f'{properties.get("trove_datastore_version")} guest image',
+                delete=_deleter(conn.image.delete_image, image.id)))
+        else:
+            missing = [key for key in MARKER_PROPERTIES
+                       if not (image.properties or {}).get(key)]
+            items.append(Item('image', image.name, image.id, KEPT,
+                              'tagged trove but not made by trovestack (no '
+                              + ', '.join(missing) + ')'))
+    return items, ours
+
+
+def plan_datastores(trove, image_ids):
+    """Items for the versions using ``image_ids`` and emptied datastores."""
+    versions = ds_registry.list_versions(trove)
+    items, by_datastore = [], {}
+    for version in versions:
+        by_datastore.setdefault(
+            (version.datastore_name, version.datastore_id), []).append(version)
+    for (name, datastore_id), members in sorted(by_datastore.items()):
+        ours = [Item('datastore version', f'{name} {version.name}',
+                     version.id, WOULD_DELETE, f'uses image {version.image}',
+                     uses=version.image,
+                     delete=_deleter(trove.mgmt_ds_versions.delete,
+                                     version.id))
+                for version in members if version.image in image_ids]
+        items.extend(ours)
+        if ours and len(ours) == len(members):
+            items.append(Item(
+                'datastore', name, datastore_id, WOULD_DELETE,
+                'has no other version',
+                delete=_deleter(trove.datastores.delete, datastore_id),
+                requires=ours))
+    return items
+
+
+def link_images(image_items, datastore_items):
+    """Make each image wait for the versions that use it to go first."""
+    versions = [item for item in datastore_items
+                if item.resource_type == 'datastore version']
+    for image in image_items:
+        image.requires = [v for v in versions if v.uses == image.id]
+
+
+def plan_flavors(conn, flavor_set=flavors_mod.DEFAULT_FLAVOR_SET):
+    """Items for the table's flavors that exist (exact matches only)."""
+    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
+                                         is_public=None))
+    by_id = {flavor.id: flavor for flavor in existing}
+    by_name = {flavor.name: flavor for flavor in existing}
+    items = []
+    for spec in flavors_mod.flavor_specs(flavor_set):
+        flavor = by_id.get(spec.id) or by_name.get(spec.name)
+        if flavor is None:
+            continue
+        differences = spec.differences(flavor)
+        if differences:
+            items.append(Item('flavor', flavor.name, flavor.id, KEPT,
+                              'differs from the test flavor table: '
+                              + ', '.join(differences)))
+        else:
+            items.append(Item(
+                'flavor', flavor.name, flavor.id, WOULD_DELETE,
+                f'test flavor ({flavor_set} set)',
+                delete=_deleter(conn.compute.delete_flavor, flavor.id)))
+    return items
+
+
+def execute(items):
+    """Delete every planned item; returns the number that failed."""
+    failures = 0
+    for item in items:
+        if item.action != WOULD_DELETE:
+            continue
+        blocked = [r for r in item.requires if r.action != DELETED]
+        if blocked:
+            item.action = KEPT
+            item.detail = ('kept because ' + ', '.join(
+                f'{r.resource_type} {r.name}' for r in blocked)
+                + ' could not be deleted')
+            continue
+        LOG.info('Deleting %s %s (%s)', item.resource_type, item.name,
+                 item.id)
+        try:
+            item.delete()
+        except Exception as exc:  # noqa: BLE001 - go on, report at the end
+            LOG.error('Cannot delete %s %s (%s): %s', item.resource_type,
+                      item.name, item.id, ' '.join(str(exc).split()))
+            item.action = FAILED
+            item.detail = ' '.join(str(exc).split())[:200]
+            failures += 1
+        else:
+            item.action = DELETED
+    return failures
+
+
+def _deleter(function, resource_id):
+    def delete():
+        return function(resource_id)
+    return delete

@@ -1,0 +1,108 @@
+"""trovestack gate-tests / int-tests: trove-tempest-plugin through tempest."""
+
+import argparse
+import logging
+import shlex
+
+from cliff import command
+from osc_lib import exceptions
+
+from trovestack import tempest_runner
+
+LOG = logging.getLogger(__name__)
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(
+            f'{value!r} is not a positive whole number')
+    return number
+
+
+class _RunTempest(command.Command):
+    """Shared options; subclasses set the default test regex."""
+
+    default_regex = None
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--tempest-conf', metavar='<path>', required=True,
+            help='tempest.conf written by "trovestack test-config" (with '
+                 '[identity]/[auth] for the cloud); copied into the '
+                 'workspace')
+        parser.add_argument(
+            '--workspace-dir', metavar='<dir>',
+            default=str(tempest_runner.default_workspace()),
+            help='Tempest workspace, created with "tempest init" when '
+                 'missing (default: %(default)s)')
+        parser.add_argument(
+            '--regex', metavar='<regex>', default=self.default_regex,
+            help='Tests to run (default: %(default)s)')
+        parser.add_argument(
+            '--exclude-regex', metavar='<regex>',
+            help='Tests to leave out (default: none)')
+        how = parser.add_mutually_exclusive_group()
+        how.add_argument(
+            '--concurrency', metavar='<n>', type=_positive_int,
+            help='Parallel test workers (default: tempest\'s, one per CPU)')
+        how.add_argument(
+            '--serial', action='store_true',
+            help='Run the tests one at a time')
+        parser.add_argument(
+            '--list-tests', action='store_true',
+            help='List the selected tests instead of running them')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Check the config and print the tempest command without '
+                 'creating the workspace or running anything')
+        return parser
+
+    def take_action(self, parsed_args):
+        selection = tempest_runner.Selection(
+            regex=parsed_args.regex,
+            exclude_regex=parsed_args.exclude_regex,
+            concurrency=parsed_args.concurrency,
+            serial=parsed_args.serial,
+            list_tests=parsed_args.list_tests)
+        try:
+            tempest = tempest_runner.find_tempest()
+            tempest_runner.check_plugin()
+            if parsed_args.dry_run:
+                tempest_runner.check_config(parsed_args.tempest_conf)
+                argv = tempest_runner.run_arguments(
+                    tempest, parsed_args.workspace_dir, selection)
+                self.app.stdout.write(
+                    f'would run in {parsed_args.workspace_dir}: '
+                    f'{shlex.join(argv)}\n')
+                return 0
+            tempest_runner.prepare_workspace(
+                parsed_args.workspace_dir, parsed_args.tempest_conf,
+                tempest=tempest)
+        except tempest_runner.TempestError as exc:
+            raise exceptions.CommandError(str(exc)) from exc
+        self.app.stdout.flush()
+        status = tempest_runner.run(parsed_args.workspace_dir, selection,
+                                    tempest=tempest)
+        if status != 0:
+            LOG.error('tempest exited with status %d; logs are in %s/logs',
+                      status, parsed_args.workspace_dir)
+        return status
+
+
+class RunGateTests(_RunTempest):
+    _description = ('Run the gate subset of trove-tempest-plugin (basic '
+                    'instance scenarios) against the configured cloud')
+
+    default_regex = tempest_runner.GATE_REGEX
+
+
+class RunIntTests(_RunTempest):
+    _description = ('Run every trove-tempest-plugin test (instances, '
+                    'backups, replication...) against the configured cloud')
+
+    default_regex = tempest_runner.INT_REGEX

@@ -1,0 +1,286 @@
+"""Is a cloud ready for Trove's tests?  A list of checks, each saying why.
+
+Every check gives one :class:`Check` whose ``result`` is ``ok``, ``missing``
+(something must be created or registered), ``failed`` (it is there but
+wrong, or the check itself could not be done) or ``skipped`` (not asked
+for).  Nothing here changes the cloud.
+"""
+
+import dataclasses
+import logging
+import os
+
+from trovestack.testenv import flavors as flavors_mod
+from trovestack.testenv import ini
+
+LOG = logging.getLogger(__name__)
+
+OK = 'ok'
+MISSING = 'missing'
+FAILED = 'failed'
+SKIPPED = 'skipped'
+PROBLEMS = (MISSING, FAILED)
+
+# (service type, what runs it): what Trove's tests need in the catalog.
+REQUIRED_SERVICES = (
+    ('identity', 'Keystone'),
+    ('image', 'Glance'),
+    ('compute', 'Nova'),
+    ('database', 'Trove'),
+)
+GUEST_IMAGE_TAG = 'trove'
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One thing looked at and how it stands."""
+
+    check: str
+    result: str
+    detail: str = ''
+
+
+def problems(checks):
+    """The checks that are missing or failed."""
+    return [c for c in checks if c.result in PROBLEMS]
+
+
+def check_services(conn):
+    """One Check per required service type in the catalog."""
+    catalog = _catalog_types(conn)
+    checks = []
+    for service_type, project in REQUIRED_SERVICES:
+        if service_type in catalog:
+            checks.append(Check(f'service {service_type}', OK,
+                                f'{project} is in the catalog'))
+        else:
+            checks.append(Check(
+                f'service {service_type}', MISSING,
+                f'no {service_type} endpoint in the catalog ({project} is '
+                'not deployed or not registered in Keystone)'))
+    return checks
+
+
+def _catalog_types(conn):
+    access = conn.session.auth.get_access(conn.session)
+    return {entry.get('type') for entry in access.service_catalog.catalog}
+
+
+def check_guest_images(conn):
+    """[Check]: is there at least one active image tagged ``trove``?"""
+    images = list(conn.image.images(tag=GUEST_IMAGE_TAG))
+    active = [image for image in images if image.status == 'active']
+    if active:
+        names = ', '.join(sorted(image.name or image.id for image in active))
+        return [Check('guest images', OK,
+                      f'{len(active)} active image(s) tagged '
+                      f'{GUEST_IMAGE_TAG}: {names}')]
+    if images:
+        states = ', '.join(sorted(f'{image.name} ({image.status})'
+                                  for image in images))
+        return [Check('guest images', FAILED,
+                      f'no image tagged {GUEST_IMAGE_TAG} is active: '
+                      f'{states}')]
+    return [Check('guest images', MISSING,
+                  f'no image tagged {GUEST_IMAGE_TAG} in Glance; build one '
+                  'with "trovestack build-image" and load it with '
+                  '"trovestack load-image"')]
+
+
+def check_datastores(conn, versions, wanted=None):
+    """Checks for each wanted datastore (all registered ones by default).
+
+    ``versions`` are the management API's datastore versions (every field,
+    inactive ones too); ``wanted`` is [(name, version or None)] where None
+    means the datastore's default version.
+    """
+    by_datastore = {}
+    for version in versions:
+        by_datastore.setdefault(version.datastore_name, []).append(version)
+    if not wanted:
+        if not by_datastore:
+            return [Check('datastores', MISSING,
+                          'no datastore version is registered in Trove; '
+                          'register one with "trovestack load-image"')]
+        wanted = [(name, None) for name in sorted(by_datastore)]
+    checks = []
+    for name, version in wanted:
+        checks.extend(_check_datastore(conn, name, version,
+                                       by_datastore.get(name, []),
+                                       sorted(by_datastore)))
+    return checks
+
+
+def _check_datastore(conn, name, version, versions, known):
+    label = f'datastore {name}' + (f':{version}' if version else '')
+    if not versions:
+        return [Check(label, MISSING,
+                      f'datastore {name!r} is not registered (registered: '
+                      f'{", ".join(known) or "none"})')]
+    default = next((v for v in versions if v.default), None)
+    if version is None:
+        if default is None:
+            return [Check(label, MISSING,
+                          f'datastore {name!r} has no default version; '
+                          f'run "trovestack activate {name} VERSION"')]
+        target = default
+    else:
+        target = next((v for v in versions if v.name == version), None)
+        if target is None:
+            names = ', '.join(sorted(v.name for v in versions))
+            return [Check(label, MISSING,
+                          f'datastore {name!r} has no version {version!r} '
+                          f'(versions: {names})')]
+    checks = [_version_state(label, name, target, default)]
+    checks.append(_version_image(conn, label, target))
+    return checks
+
+
+def _version_state(label, name, target, default):
+    if not target.active:
+        return Check(label, FAILED,
+                     f'version {target.name} is registered but inactive; '
+                     f'run "trovestack activate {name} {target.name}"')
+    if default is None or default.id != target.id:
+        current = default.name if default is not None else 'none'
+        return Check(label, FAILED,
+                     f'version {target.name} is active but not the default '
+                     f'(default: {current}); run "trovestack activate '
+                     f'{name} {target.name}"')
+    return Check(label, OK,
+                 f'version {target.name} is registered, active and default')
+
+
+def _version_image(conn, label, version):
+    check = f'{label} image'
+    if version.image:
+        image = conn.image.find_image(version.image)
+        if image is None:
+            return Check(check, MISSING,
+                         f'version {version.name} points at image '
+                         f'{version.image}, which is not in Glance')
+        return _image_state(check, image)
+    tags = [t for t in (version.image_tags or []) if t]
+    if not tags:
+        return Check(check, MISSING,
+                     f'version {version.name} has neither an image nor '
+                     'image tags')
+    images = [i for i in conn.image.images(tag=tags[0])
+              if set(tags) <= set(i.tags or [])]
+    active = [i for i in images if i.status == 'active']
+    if not active:
+        return Check(check, MISSING,
+                     f'no active image has the tags {", ".join(tags)} '
+                     f'that version {version.name} selects by')
+    return _image_state(check, active[0])
+
+
+def _image_state(check, image):
+    label = f'{image.name} ({image.id})'
+    if image.status != 'active':
+        return Check(check, FAILED, f'image {label} is {image.status}, '
+                     'not active')
+    if GUEST_IMAGE_TAG not in (image.tags or []):
+        return Check(check, FAILED,
+                     f'image {label} is active but not tagged '
+                     f'{GUEST_IMAGE_TAG}')
+    return Check(check, OK, f'image {label} is active and tagged '
+                 f'{GUEST_IMAGE_TAG}')
+
+
+def check_flavors(conn, flavor_set, extra_ids=()):
+    """Are the test flavors of ``flavor_set`` (and ``extra_ids``) there?"""
+    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
+                                         is_public=None))
+    by_id = {flavor.id: flavor for flavor in existing}
+    specs = flavors_mod.flavor_specs(flavor_set)
+    missing, different = [], []
+    for spec in specs:
+        flavor = by_id.get(spec.id)
+        if flavor is None:
+            missing.append(f'{spec.name} (id {spec.id})')
+        elif spec.differences(flavor):
+            different.append(f'{spec.name} (id {spec.id}): '
+                             + ', '.join(spec.differences(flavor)))
+    label = f'flavors {flavor_set}'
+    checks = []
+    if missing:
+        checks.append(Check(label, MISSING,
+                            f'{len(missing)} of {len(specs)} missing: '
+                            + ', '.join(missing)
+                            + '; run "trovestack flavors"'))
+    elif different:
+        checks.append(Check(label, FAILED,
+                            f'{len(different)} differ from the test flavor '
+                            'table: ' + '; '.join(different)))
+    else:
+        checks.append(Check(label, OK, f'all {len(specs)} present'))
+    for option, flavor_id in extra_ids:
+        if flavor_id in by_id:
+            checks.append(Check(f'flavor {option}', OK,
+                                f'{flavor_id} ({by_id[flavor_id].name}) '
+                                'exists'))
+        else:
+            checks.append(Check(f'flavor {option}', MISSING,
+                                f'tempest.conf names flavor {flavor_id}, '
+                                'which Nova does not have'))
+    return checks
+
+
+def read_tempest_conf(path):
+    """The IniFile at ``path``; raises OSError when unreadable."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist')
+    return ini.IniFile.load(path)
+
+
+def check_tempest_conf(path, registered_names):
+    """[database] and [service_available] trove of a tempest.conf."""
+    label = 'tempest config'
+    try:
+        document = read_tempest_conf(path)
+    except (OSError, ValueError) as exc:
+        return [Check(label, MISSING,
+                      f'cannot read {path}: {exc}; run "trovestack '
+                      'test-config --tempest-conf PATH"')]
+    checks = []
+    available = (document.get('service_available', 'trove') or '').lower()
+    if available == 'true':
+        checks.append(Check(f'{label} trove', OK,
+                            '[service_available] trove = True'))
+    else:
+        checks.append(Check(f'{label} trove', MISSING,
+                            f'{path} lacks [service_available] trove = True'))
+    enabled = [name.strip() for name in
+               (document.get('database', 'enabled_datastores') or '')
+               .split(',') if name.strip()]
+    if not enabled:
+        checks.append(Check(f'{label} datastores', MISSING,
+                            f'{path} lacks [database] enabled_datastores'))
+        return checks
+    unknown = [name for name in enabled
+               if registered_names is not None
+               and name not in registered_names]
+    if unknown:
+        checks.append(Check(f'{label} datastores', FAILED,
+                            f'[database] enabled_datastores names '
+                            f'{", ".join(unknown)}, not registered in '
+                            'Trove'))
+    else:
+        checks.append(Check(f'{label} datastores', OK,
+                            'enabled_datastores = ' + ','.join(enabled)))
+    return checks
+
+
+def tempest_flavor_ids(path):
+    """[(option, id)] of the flavors a readable tempest.conf names."""
+    try:
+        document = read_tempest_conf(path)
+    except (OSError, ValueError):
+        return []
+    found = []
+    for option in ('flavor_id', 'resize_flavor_id'):
+        value = document.get('database', option)
+        if value:
+            found.append((option, value))
+    return found
