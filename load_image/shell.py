@@ -32,7 +32,8 @@ class SingleCommandApp(app.App):
         super().__init__(
             description=command_class._description,
             version=_version(),
-            command_manager=_SingleCommandManager(name, command_class),
+            command_manager=_SingleCommandManager(
+                name, _named(command_class, name)),
             deferred_help=True)
 
     def build_option_parser(self, description, version, argparse_kwargs=None):
@@ -53,6 +54,17 @@ class SingleCommandApp(app.App):
         else:
             argv = [self._command_name, *argv]
         return super().run(argv)
+
+
+def _named(command_class, name):
+    """The command, with usage and errors under the script's own name."""
+
+    class Named(command_class):
+        def get_parser(self, prog_name):
+            return super().get_parser(name)
+
+    Named.__name__ = command_class.__name__
+    return Named
 
 
 def _version():

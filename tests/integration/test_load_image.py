@@ -181,11 +181,10 @@ def test_config_parameters_through_the_api(local_cloud, trove, tmp_path):
 
 
 def test_trovestack_runs_the_same_command(local_cloud, tmp_path):
-    # Entry point load_image: cliff turns the underscore into a space.
     datastore = support.unique('mysql')
     image = support.make_raw_image(tmp_path / 'g.img')
     result = helpers.run(
-        'trovestack', 'load', 'image', image, '--datastore', datastore,
+        'trovestack', 'load-image', image, '--datastore', datastore,
         '--datastore-version', '8.4', '--manager', 'mysql', '--os-cloud',
         local_cloud.admin_cloud, '-f', 'json', env=local_cloud.env())
     data = json.loads(result.stdout)
