@@ -1,1 +1,1 @@
-"""Trove guest image builder: drives diskimage-builder with integration/elements."""
+"""Trove guest image builder: diskimage-builder + integration/elements."""

@@ -13,15 +13,13 @@ import pathlib
 import shutil
 import tempfile
 
-from trovestack.imagebuild import (
-    dib,
-    errors,
-    guest_agent,
-    hashing,
-    host,
-    mirrors,
-    plugins,
-)
+from trovestack.imagebuild import dib
+from trovestack.imagebuild import errors
+from trovestack.imagebuild import guest_agent
+from trovestack.imagebuild import hashing
+from trovestack.imagebuild import host
+from trovestack.imagebuild import mirrors
+from trovestack.imagebuild import plugins
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +105,8 @@ def _choose(kind, name, available):
 
 def _default_output_name(plan):
     if plan.request.mode == plugins.CONTAINER:
-        stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name, plan.release)
+        stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name,
+                                                plan.release)
     else:
         stem = 'trove-guest-%s-%s-%s-%s' % (plan.guest_os.name, plan.release,
                                            plan.datastore.name, plan.version)
@@ -143,7 +142,8 @@ def _validate_files(request):
         raise errors.BuildError('Unknown base image source %r; valid: %s'
                                 % (request.base_image, ', '.join(BASE_IMAGES)))
     if request.base_image == 'local':
-        if not request.base_image_path or not os.path.isfile(request.base_image_path):
+        path = request.base_image_path
+        if not path or not os.path.isfile(path):
             raise errors.BuildError(
                 '--base-image local needs --base-image-path naming a '
                 'debootstrap tarball (.tar.gz)')
@@ -174,10 +174,12 @@ def _elements(request, datastore, guest_os):
 
 def plan_build(request, datastores=None, guest_oses=None):
     """Validate ``request`` without touching the host; return a Plan."""
-    datastore = _choose('datastore', request.datastore,
-                        datastores if datastores is not None else plugins.datastores())
-    guest_os = _choose('guest OS', request.guest_os,
-                       guest_oses if guest_oses is not None else plugins.guest_oses())
+    if datastores is None:
+        datastores = plugins.datastores()
+    if guest_oses is None:
+        guest_oses = plugins.guest_oses()
+    datastore = _choose('datastore', request.datastore, datastores)
+    guest_os = _choose('guest OS', request.guest_os, guest_oses)
     release = request.guest_release or guest_os.default_release
     if release not in guest_os.releases:
         raise errors.BuildError('Unknown %s release %r; valid: %s'
@@ -190,7 +192,8 @@ def plan_build(request, datastores=None, guest_oses=None):
                                    ', '.join(datastore.versions)))
     _validate_mode(request, datastore, guest_os, release, version)
     _validate_files(request)
-    cache_dir = pathlib.Path(request.cache_dir or default_cache_dir()).absolute()
+    cache_dir = pathlib.Path(request.cache_dir or default_cache_dir())
+    cache_dir = cache_dir.absolute()
     plan = Plan(request=request, datastore=datastore, guest_os=guest_os,
                 release=release, version=version, output=None,
                 cache_dir=cache_dir,
@@ -216,7 +219,7 @@ def _base_image_identity(plan):
 
 
 def hash_inputs(plan, agent_identity):
-    """The dict the build hash is computed over (also stored in the sidecar)."""
+    """The dict the build hash is computed over (kept in the sidecar)."""
     request = plan.request
     inputs = {
         'guest_os': plan.guest_os.name,
@@ -228,6 +231,7 @@ def hash_inputs(plan, agent_identity):
         'elements_digest': hashing.elements_digest(_element_dirs(request)),
         'guest_user': request.guest_user,
         'guest_agent': agent_identity,
+        'guest_requirements': hashing.file_digest(guest_agent.REQUIREMENTS),
         'base_image': _base_image_identity(plan),
         'mirror': plan.mirror or '',
         'security_mirror': plan.security_mirror or '',
@@ -293,7 +297,8 @@ def _dib_env(plan, wheelhouse, shims):
     image_cache = plan.cache_dir / 'dib'
     env.update({
         'ELEMENTS_PATH': os.pathsep.join(
-            p for p in (str(ELEMENTS_DIR), os.environ.get('ELEMENTS_PATH')) if p),
+            p for p in (str(ELEMENTS_DIR), os.environ.get('ELEMENTS_PATH'))
+            if p),
         'DIB_RELEASE': plan.release,
         'DIB_DISTRIBUTION_MIRROR': plan.mirror,
         'DIB_DEBOOTSTRAP_CACHE': '1',
@@ -338,7 +343,9 @@ def _dib_args(plan, target):
 
 def _check_host(plan, shims):
     host.check_root()
-    extra_tools = {'git': 'git'} if plan.request.agent_source == guest_agent.GIT else {}
+    extra_tools = {}
+    if plan.request.agent_source == guest_agent.GIT:
+        extra_tools['git'] = 'git'
     host.check_tools(device_mapper=not shims, extra=extra_tools)
     dib.disk_image_create()
     host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)

@@ -1,8 +1,9 @@
-"""``trove-image-builder``: a cliff application whose only command is build-image."""
+"""``trove-image-builder``: a cliff app whose one command is build-image."""
 
 import sys
 
-from cliff import app, commandmanager
+from cliff import app
+from cliff import commandmanager
 
 from trovestack.imagebuild import commands
 

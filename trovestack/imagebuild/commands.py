@@ -1,4 +1,4 @@
-"""cliff command ``build-image`` (also the whole of ``trove-image-builder``)."""
+"""cliff command ``build-image``, also all of ``trove-image-builder``."""
 
 import argparse
 import logging
@@ -7,7 +7,10 @@ import sys
 from cliff import show
 from osc_lib import exceptions
 
-from trovestack.imagebuild import builder, errors, guest_agent, plugins
+from trovestack.imagebuild import builder
+from trovestack.imagebuild import errors
+from trovestack.imagebuild import guest_agent
+from trovestack.imagebuild import plugins
 
 LOG = logging.getLogger(__name__)
 
@@ -21,7 +24,8 @@ def _positive_int(value):
     except ValueError:
         number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError('%s is not a positive integer' % value)
+        raise argparse.ArgumentTypeError(
+            '%s is not a positive integer' % value)
     return number
 
 
@@ -44,8 +48,8 @@ def describe_plugins():
 
 
 class BuildImage(show.ShowOne):
-    _description = ('Build a Trove guest image with diskimage-builder, or skip '
-                    'the build when an identical one exists')
+    _description = ('Build a Trove guest image with diskimage-builder, or '
+                    'skip the build when an identical one exists')
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -137,7 +141,8 @@ class BuildImage(show.ShowOne):
             help='Build even when an identical image exists')
         parser.add_argument(
             '--debug-trace', action='store_true',
-            help='Trace element scripts (DIB_DEBUG_TRACE=1, disk-image-create -x)')
+            help='Trace element scripts (DIB_DEBUG_TRACE=1, '
+                 'disk-image-create -x)')
         return parser
 
     def _request(self, parsed_args):
@@ -178,4 +183,5 @@ class BuildImage(show.ShowOne):
                                          progress=self._progress)
         except errors.BuildError as e:
             raise exceptions.CommandError(str(e)) from e
-        return RESULT_HEADERS, tuple(getattr(result, c) for c in RESULT_COLUMNS)
+        return RESULT_HEADERS, tuple(getattr(result, column)
+                                     for column in RESULT_COLUMNS)

@@ -18,7 +18,8 @@ MYSQL = plugins.DatastorePlugin(
     container_image='mysql',
     config_paths=('/etc/trove/conf.d', '/etc/mysql/conf.d'),
     service_names=_GUEST_SERVICES,
-    note='MySQL is not packaged by Debian or Ubuntu main; container mode only.',
+    note='MySQL is not packaged by Debian or Ubuntu main; container mode '
+         'only.',
 )
 
 MARIADB = plugins.DatastorePlugin(

@@ -14,12 +14,14 @@ LOG = logging.getLogger(__name__)
 
 # Host phases log "Running hooks from /tmp/dib_build.X/hooks/root.d", chroot
 # phases "dib-run-parts Running /tmp/in_target.d/install.d/...".
-_HOOKS = re.compile(r'(?:Running hooks from|dib-run-parts Running|dib-run-parts '
-                    r'Sourcing environment file) \S*?/(?P<phase>[a-z-]+\.d)'
-                    r'(?:/|\s|$)')
+_HOOKS = re.compile(r'(?:Running hooks from|dib-run-parts Running|'
+                    r'dib-run-parts Sourcing environment file) '
+                    r'\S*?/(?P<phase>[a-z-]+\.d)(?:/|\s|$)')
 _OTHER_PHASES = (
-    (re.compile(r'dib-block-device.*--phase[= ](?P<phase>\w+)'), 'block-device {}'),
-    (re.compile(r'Converting image using qemu-img convert'), 'qemu-img convert'),
+    (re.compile(r'dib-block-device.*--phase[= ](?P<phase>\w+)'),
+     'block-device {}'),
+    (re.compile(r'Converting image using qemu-img convert'),
+     'qemu-img convert'),
     (re.compile(r'Image file \S+ created'), 'image created'),
 )
 

@@ -24,7 +24,8 @@ SOURCES = (PIP, GIT, LOCAL)
 DEFAULT_PIP_REF = '26.0.0'
 DEFAULT_GIT_URL = 'https://opendev.org/openstack/trove'
 DEFAULT_GIT_REF = 'master'
-REQUIREMENTS = pathlib.Path(__file__).parent / 'data' / 'guest-agent-requirements.txt'
+REQUIREMENTS = (pathlib.Path(__file__).parent / 'data'
+                / 'guest-agent-requirements.txt')
 _SKIPPED_DIRS = {'.git', '.tox', '.venv', '__pycache__', 'build', 'dist'}
 
 
@@ -34,7 +35,8 @@ def tree_digest(root):
     root = pathlib.Path(root)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames
-                             if d not in _SKIPPED_DIRS and not d.endswith('.egg-info'))
+                             if d not in _SKIPPED_DIRS
+                             and not d.endswith('.egg-info'))
         for name in sorted(filenames):
             path = pathlib.Path(dirpath, name)
             if path.suffix == '.pyc' or not path.is_file():
@@ -47,10 +49,12 @@ def tree_digest(root):
 def _git_commit(url, ref):
     try:
         out = subprocess.run(['git', 'ls-remote', url, ref], check=True,
-                             capture_output=True, text=True, timeout=120).stdout
+                             capture_output=True, text=True,
+                             timeout=120).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        raise errors.BuildError('Cannot reach guest agent git repository %s: %s'
-                                % (url, e)) from e
+        raise errors.BuildError(
+            'Cannot reach guest agent git repository %s: %s' % (url, e)
+        ) from e
     if not out.split():
         if len(ref) == 40:
             return ref
@@ -124,7 +128,7 @@ def _agent_wheel(source, ref, path, wheel_dir, log, python_version):
 
 
 def prepare(source, ref, path, cache_dir, python_version, log):
-    """Return the wheelhouse directory for this agent source, building it once."""
+    """The wheelhouse directory for this agent source, built once."""
     identity = source_identity(source, ref, path)
     target = pathlib.Path(cache_dir, 'wheelhouse',
                           wheelhouse_key(identity, python_version))
@@ -132,7 +136,8 @@ def prepare(source, ref, path, cache_dir, python_version, log):
         LOG.debug('Reusing guest agent wheelhouse %s', target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-', dir=target.parent))
+    partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-',
+                                            dir=target.parent))
     try:
         _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
               str(REQUIREMENTS)] if not _target_args(python_version) else

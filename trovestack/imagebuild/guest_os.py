@@ -1,4 +1,4 @@
-"""Guest operating systems shipped with trovestack (entry points in setup.cfg)."""
+"""Guest OSes shipped with trovestack (entry points in setup.cfg)."""
 
 from trovestack.imagebuild import plugins
 

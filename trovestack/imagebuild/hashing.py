@@ -1,4 +1,4 @@
-"""The build hash: one digest over everything that decides an image's content."""
+"""The build hash: one digest over all that decides an image's content."""
 
 import hashlib
 import json
@@ -15,7 +15,7 @@ def file_digest(path, chunk=1 << 20):
 
 
 def elements_digest(element_dirs):
-    """sha256 over every file (path, mode bits, content) of the element trees."""
+    """sha256 over every file (path, executable bit, content) of the trees."""
     digest = hashlib.sha256()
     for root in element_dirs:
         root = pathlib.Path(root)

@@ -47,7 +47,10 @@ def apt_entries(sources=APT_SOURCES, sources_dir=APT_SOURCES_DIR):
     entries = []
     for path in files:
         text = path.read_text()
-        parse = _deb822_entries if path.suffix == '.sources' else _one_line_entries
+        if path.suffix == '.sources':
+            parse = _deb822_entries
+        else:
+            parse = _one_line_entries
         entries.extend(parse(text))
     return entries
 

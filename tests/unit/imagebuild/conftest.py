@@ -5,7 +5,9 @@ import pathlib
 
 import pytest
 
-from trovestack.imagebuild import builder, dib, guest_agent
+from trovestack.imagebuild import builder
+from trovestack.imagebuild import dib
+from trovestack.imagebuild import guest_agent
 
 
 class FakeDib:

@@ -4,12 +4,15 @@ import shutil
 
 import pytest
 
-from trovestack.imagebuild import builder, errors
+from trovestack.imagebuild import builder
+from trovestack.imagebuild import errors
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'datastore': 'oracle'}, "Unknown datastore 'oracle'; valid: mariadb, mysql"),
-    ({'guest_os': 'centos'}, "Unknown guest OS 'centos'; valid: debian, ubuntu"),
+    ({'datastore': 'oracle'},
+     "Unknown datastore 'oracle'; valid: mariadb, mysql"),
+    ({'guest_os': 'centos'},
+     "Unknown guest OS 'centos'; valid: debian, ubuntu"),
     ({'guest_release': 'xenial'}, "Unknown debian release 'xenial'"),
     ({'datastore_version': '5.5'}, "Unknown mysql version '5.5'"),
     ({'mode': 'package'}, 'Datastore mysql does not support package mode'),
@@ -22,7 +25,8 @@ from trovestack.imagebuild import builder, errors
     ({'agent_source': 'local'}, '--guest-agent-source local needs'),
     ({'size': 0}, '--size must be a positive'),
 ])
-def test_invalid_requests_fail_before_any_work(request_factory, kwargs, message):
+def test_invalid_requests_fail_before_any_work(request_factory, kwargs,
+                                               message):
     with pytest.raises(errors.BuildError) as e:
         builder.plan_build(request_factory(**kwargs))
     assert message in str(e.value)
@@ -44,13 +48,15 @@ def test_package_mode_elements_and_default_name(request_factory, tmp_path):
     assert plan.elements == ['debian-minimal', 'vm', 'trove-guest-agent',
                              'trove-guest-postgresql', 'trove-guest-ssh-key',
                              'my-element']
-    assert plan.output.name == 'trove-guest-debian-bookworm-postgresql-15.qcow2'
+    assert plan.output.name == (
+        'trove-guest-debian-bookworm-postgresql-15.qcow2')
 
 
 def _hash(request):
     plan = builder.plan_build(request)
     plan.mirror = request.mirror
-    return builder.hashing.build_hash(builder.hash_inputs(plan, 'pip:trove==26.0.0'))
+    inputs = builder.hash_inputs(plan, 'pip:trove==26.0.0')
+    return builder.hashing.build_hash(inputs)
 
 
 def test_container_images_are_shared_between_datastores(request_factory):
@@ -62,7 +68,8 @@ def test_container_images_are_shared_between_datastores(request_factory):
 
 def test_hash_follows_options_and_mirror(request_factory):
     base = _hash(request_factory())
-    assert _hash(request_factory(output='/elsewhere/x.qcow2', force=True)) == base
+    moved = request_factory(output='/elsewhere/x.qcow2', force=True)
+    assert _hash(moved) == base
     assert _hash(request_factory(size=5)) != base
     assert _hash(request_factory(mirror='http://other.example/debian')) != base
 
@@ -72,7 +79,8 @@ def test_hash_follows_element_content(request_factory, monkeypatch, tmp_path):
     shutil.copytree(builder.ELEMENTS_DIR, elements)
     monkeypatch.setattr(builder, 'ELEMENTS_DIR', elements)
     before = _hash(request_factory())
-    script = elements / 'trove-guest-base' / 'install.d' / '20-trove-guest-user'
+    script = (elements / 'trove-guest-base' / 'install.d'
+              / '20-trove-guest-user')
     script.write_text(script.read_text() + '\n# changed\n')
     assert _hash(request_factory()) != before
 
@@ -108,7 +116,8 @@ def test_touched_image_is_rebuilt(fake_dib, request_factory):
     assert not builder.build_image(request_factory()).skipped
 
 
-def test_failed_build_leaves_nothing_behind(fake_dib, request_factory, monkeypatch):
+def test_failed_build_leaves_nothing_behind(fake_dib, request_factory,
+                                            monkeypatch):
     def broken(args, env, log_path, progress):
         raise errors.BuildError('disk-image-create failed')
     monkeypatch.setattr(builder.dib, 'run', broken)
@@ -136,7 +145,8 @@ def test_dib_environment_and_arguments(fake_dib, request_factory):
     assert 'TROVE_GUEST_SSH_KEY' not in env
 
 
-def test_download_base_image_skips_the_debootstrap_cache(fake_dib, request_factory):
+def test_download_base_image_skips_the_debootstrap_cache(fake_dib,
+                                                        request_factory):
     builder.build_image(request_factory(base_image='download'))
     _, env = fake_dib.calls[0]
     assert 'DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE' not in env

@@ -1,7 +1,10 @@
 import pytest
 from osc_lib import exceptions
 
-from trovestack.imagebuild import builder, cli, commands, errors
+from trovestack.imagebuild import builder
+from trovestack.imagebuild import cli
+from trovestack.imagebuild import commands
+from trovestack.imagebuild import errors
 
 
 class FakeApp:
@@ -41,7 +44,8 @@ def test_options_reach_the_request(command):
     assert request.extra_elements == ('a', 'b')
     assert (request.mode, request.size, request.output) == (
         'package', 3, '/tmp/x.qcow2')
-    assert (request.agent_source, request.agent_path) == ('local', '/src/trove')
+    assert request.agent_source == 'local'
+    assert request.agent_path == '/src/trove'
     assert request.mirror == 'http://m/debian'
     assert request.force
 
@@ -57,9 +61,11 @@ def test_bad_options_are_rejected_by_the_parser(command, arglist):
 
 
 def test_result_columns(command, monkeypatch):
-    result = builder.BuildResult(path='/i.qcow2', sha256='ab', build_hash='cd',
-                                 skipped=True, log_path='/l', sidecar_path='/s')
-    monkeypatch.setattr(builder, 'build_image', lambda request, progress: result)
+    result = builder.BuildResult(path='/i.qcow2', sha256='ab',
+                                 build_hash='cd', skipped=True,
+                                 log_path='/l', sidecar_path='/s')
+    monkeypatch.setattr(builder, 'build_image',
+                        lambda request, progress: result)
     headers, values = command.take_action(_parse(command, []))
     assert headers == commands.RESULT_HEADERS
     assert values == ('/i.qcow2', 'ab', 'cd', True, '/l')
@@ -81,7 +87,8 @@ def test_list_describes_plugins(command):
 @pytest.mark.parametrize('argv, expected', [
     ([], ['build-image']),
     (['--list', '-f', 'json'], ['build-image', '--list', '-f', 'json']),
-    (['--datastore', 'mysql', '-q'], ['-q', 'build-image', '--datastore', 'mysql']),
+    (['--datastore', 'mysql', '-q'],
+     ['-q', 'build-image', '--datastore', 'mysql']),
     (['help'], ['help']),
     (['--version'], ['--version']),
 ])

@@ -1,12 +1,14 @@
 import pytest
 
-from trovestack.imagebuild import dib, errors
+from trovestack.imagebuild import dib
+from trovestack.imagebuild import errors
 
 
 @pytest.mark.parametrize('line, phase', [
-    ('2026-11-23 16:39:07.719 | Running hooks from /tmp/dib_build.x/hooks/root.d',
-     'root.d'),
-    ('Running hooks from /tmp/dib_build.x/hooks/post-install.d', 'post-install.d'),
+    ('2026-11-23 16:39:07.719 | Running hooks from '
+     '/tmp/dib_build.x/hooks/root.d', 'root.d'),
+    ('Running hooks from /tmp/dib_build.x/hooks/post-install.d',
+     'post-install.d'),
     ('2026 | Converting image using qemu-img convert', 'qemu-img convert'),
     ('2026 | Setting up systemd-timesyncd', None),
 ])
@@ -28,7 +30,8 @@ def test_run_reports_one_line_per_phase(tmp_path, monkeypatch):
               'done\n')
     lines = []
     dib.run([], {}, tmp_path / 'log', lines.append)
-    assert [line.split('] ')[1] for line in lines] == ['root.d', 'install.d', 'done']
+    phases = [line.split('] ')[1] for line in lines]
+    assert phases == ['root.d', 'install.d', 'done']
     assert 'noise' in (tmp_path / 'log').read_text()
 
 

@@ -2,12 +2,14 @@ import pathlib
 
 import pytest
 
-from trovestack.imagebuild import errors, guest_agent
+from trovestack.imagebuild import errors
+from trovestack.imagebuild import guest_agent
 
 
 def test_pip_identity_names_the_version():
     assert guest_agent.source_identity('pip') == 'pip:trove==26.0.0'
-    assert guest_agent.source_identity('pip', ref='25.0.0') == 'pip:trove==25.0.0'
+    assert guest_agent.source_identity('pip', ref='25.0.0') == (
+        'pip:trove==25.0.0')
 
 
 def test_local_identity_follows_the_tree(tmp_path):

@@ -1,6 +1,8 @@
 import pytest
 
-from trovestack.imagebuild import errors, guest_os, mirrors
+from trovestack.imagebuild import errors
+from trovestack.imagebuild import guest_os
+from trovestack.imagebuild import mirrors
 
 DEB822 = """Types: deb
 # http://snapshot.debian.org/archive/debian/20250520T000000Z
@@ -27,7 +29,8 @@ def test_deb822_and_one_line_sources_are_parsed(tmp_path):
         '# comment\ndeb [arch=amd64] http://one.example/debian trixie main\n')
     entries = mirrors.apt_entries(tmp_path / 'sources.list', tmp_path / 'd')
     assert ('http://one.example/debian', ['trixie']) in entries
-    assert ('http://mirror.example/debian', ['bookworm', 'bookworm-updates']) in entries
+    assert ('http://mirror.example/debian',
+            ['bookworm', 'bookworm-updates']) in entries
     assert all('other.example' not in uri for uri, _ in entries)
 
 

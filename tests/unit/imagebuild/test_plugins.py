@@ -1,4 +1,5 @@
-from trovestack.imagebuild import commands, plugins
+from trovestack.imagebuild import commands
+from trovestack.imagebuild import plugins
 
 
 def test_entry_points_list_the_shipped_plugins():
