@@ -1,0 +1,174 @@
+"""The plugin's settings checks, sample local.conf files and bash hygiene.
+
+These run the real plugin.sh on the fake devstack library (no cloud is
+needed: pre-install only validates settings).
+"""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.devstack import harness
+
+SAMPLES = sorted((harness.REPO / 'samples' / 'localrc').glob('*.conf'))
+BASH_FILES = [
+    harness.REPO / 'devstack' / 'plugin.sh',
+    harness.REPO / 'devstack' / 'settings',
+    harness.REPO / 'devstack' / 'lib' / 'trove',
+    harness.REPO / 'tests' / 'devstack' / 'run-plugin',
+    harness.REPO / 'tests' / 'devstack' / 'fake-devstack' / 'functions',
+]
+
+
+def run_plugin(tmp_path, *args, local_conf=None, **settings):
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith('TROVE_')}
+    env.update(FAKE_DEVSTACK_STATE=str(tmp_path / 'devstack'),
+               DEST=str(tmp_path / 'opt'), **settings)
+    command = ['bash', str(harness.RUN_PLUGIN)]
+    if local_conf:
+        command += ['--local-conf', str(local_conf)]
+    return subprocess.run(command + list(args), env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL,
+                          check=False, timeout=60)
+
+
+def calls(tmp_path):
+    return (tmp_path / 'devstack' / 'calls.log').read_text().splitlines()
+
+
+def error_lines(result):
+    return [line for line in result.stderr.splitlines()
+            if line.startswith('[ERROR]')]
+
+
+@pytest.mark.parametrize('sample', SAMPLES, ids=lambda path: path.name)
+def test_sample_local_conf_passes_settings_checks(tmp_path, sample):
+    result = run_plugin(tmp_path, 'stack', 'pre-install', local_conf=sample)
+    assert result.returncode == 0, result.stderr
+    assert 'Checking Trove settings' in result.stdout
+    assert any(call.startswith('enable_plugin trovestack ')
+               for call in calls(tmp_path))
+
+
+def test_samples_cover_each_datastore_several_and_prebuilt():
+    names = {path.stem for path in SAMPLES}
+    assert {'mysql', 'mariadb', 'postgresql', 'multi-datastore',
+            'prebuilt-image'} <= names
+    multi = (harness.REPO / 'samples' / 'localrc'
+             / 'multi-datastore.conf').read_text()
+    assert re.search(r'^TROVE_DATASTORES=\S+,\S+', multi, re.M)
+    prebuilt = (harness.REPO / 'samples' / 'localrc'
+                / 'prebuilt-image.conf').read_text()
+    assert re.search(r'^TROVE_GUEST_IMAGE=\S+', prebuilt, re.M)
+
+
+def test_defaults_pass_settings_checks(tmp_path):
+    result = run_plugin(tmp_path, 'stack', 'pre-install')
+    assert result.returncode == 0, result.stderr
+    assert 'define_plugin trovestack' in calls(tmp_path)
+
+
+@pytest.mark.parametrize('value, fragments', [
+    ('mysql:8.4,postgres:17',
+     ["Unknown datastore 'postgres'", 'valid: mysql, mariadb, postgresql']),
+    ('mysql:9.9', ['Cannot build mysql 9.9', 'valid versions of mysql:']),
+    ('mysql', ["'mysql' is not datastore:version"]),
+    (',', ['TROVE_DATASTORES is empty']),
+])
+def test_bad_datastores_fail_early(tmp_path, value, fragments):
+    result = run_plugin(tmp_path, 'stack', 'pre-install',
+                        TROVE_DATASTORES=value)
+    assert result.returncode != 0
+    [line] = error_lines(result)
+    for fragment in fragments:
+        assert fragment in line
+
+
+def test_prebuilt_image_allows_any_version(tmp_path):
+    result = run_plugin(tmp_path, 'stack', 'pre-install',
+                        TROVE_DATASTORES='mysql:9.1',
+                        TROVE_GUEST_IMAGE='/images/mysql-9.1.qcow2')
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize('settings, fragment', [
+    ({'TROVE_GUEST_IMAGE': 'https://example.org/guest.qcow2'},
+     'TROVE_GUEST_IMAGE_SHA256'),
+    ({'TROVE_IMAGE_MODE': 'vm'}, "TROVE_IMAGE_MODE='vm' is not one of"),
+    ({'TROVE_GUEST_OS': 'centos'}, "TROVE_GUEST_OS='centos' is not one of"),
+    ({'TROVE_TEST_FLAVOR_SET': 'm1'}, 'TROVE_TEST_FLAVOR_SET'),
+])
+def test_bad_settings_fail_early(tmp_path, settings, fragment):
+    result = run_plugin(tmp_path, 'stack', 'pre-install', **settings)
+    assert result.returncode != 0
+    [line] = error_lines(result)
+    assert fragment in line
+
+
+def test_disabled_plugin_does_nothing(tmp_path):
+    result = run_plugin(tmp_path, 'stack', 'pre-install',
+                        TROVE_DATASTORES='typo:1',
+                        DISABLED_SERVICES='trove,tr-api,tr-tmgr,tr-cond')
+    assert result.returncode == 0, result.stderr
+    assert 'Checking Trove settings' not in result.stdout
+
+
+def test_settings_have_no_side_effects(tmp_path):
+    """Sourcing settings creates nothing and calls no command."""
+    script = (f'source {harness.REPO}/tests/devstack/fake-devstack/functions'
+              f' && source {harness.REPO}/devstack/settings'
+              ' && echo "$TROVE_DATASTORES|$TROVE_IMAGE_DIR'
+              '|$ENABLED_SERVICES"')
+    env = {'PATH': os.environ['PATH'], 'DEST': '/opt/stack',
+           'DATA_DIR': '/opt/stack/data', 'ENABLED_SERVICES': 'key',
+           'FAKE_DEVSTACK_STATE': str(tmp_path / 'state')}
+    result = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == (
+        'mysql:8.4|/opt/stack/data/trovestack/images|'
+        'key,trove,tr-api,tr-tmgr,tr-cond')
+    # only define_plugin was recorded; nothing else was made
+    assert (os.listdir(tmp_path) == ['state']
+            and os.listdir(tmp_path / 'state') == ['calls.log'])
+
+
+def test_buildable_list_matches_image_builder():
+    listing = json.loads(subprocess.run(
+        [str(harness.BIN / 'trove-image-builder'), '--list', '-f', 'json'],
+        capture_output=True, text=True, check=True).stdout)
+    builder = set()
+    for key, text in listing.items():
+        kind, name = key.split()
+        if kind == 'datastore':
+            versions = re.search(r'versions: ([^(;]+)', text).group(1)
+            builder |= {f'{name}:{v.strip()}' for v in versions.split(',')}
+    lib = (harness.REPO / 'devstack' / 'lib' / 'trove').read_text()
+    ours = set(' '.join(re.findall(r'_TROVE_BUILDABLE\+?="([^"]*)"',
+                                   lib)).split())
+    assert ours == builder
+
+
+@pytest.mark.skipif(shutil.which('shellcheck') is None,
+                    reason='shellcheck is not installed '
+                           '(apt-get install shellcheck)')
+def test_shellcheck_clean():
+    result = subprocess.run(['shellcheck', '-x', '-s', 'bash',
+                             *map(str, BASH_FILES)], cwd=harness.REPO,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_bashate_clean():
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / 'bashate'),
+         '--error', 'E042', *map(str, BASH_FILES)],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+    assert 'warning' not in result.stdout, result.stdout
