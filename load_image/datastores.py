@@ -124,20 +124,19 @@ def register_version(trove, *, datastore, version, manager, image_id,
             image_id, packages=wanted['packages'],
             active=_json_bool(active), default='false',
             image_tags=wanted['image_tags'], version=number)
-        action = 'created'
-    else:
-        changes = _differences(existing, wanted)
-        if changes:
-            LOG.info('Updating datastore version %s %s: %s', datastore,
-                     version, ', '.join(sorted(changes)))
-            _mgmt_call(trove.mgmt_ds_versions.edit, existing.id,
-                       **_edit_arguments(changes))
-            action = 'updated'
-        else:
-            LOG.info('Datastore version %s %s is up to date', datastore,
-                     version)
-            action = 'unchanged'
-    return _result(find_version(trove, datastore, version, number), action)
+        # The API answers 202 without a body: look the new version up.
+        return _result(find_version(trove, datastore, version, number),
+                       'created')
+    changes = _differences(existing, wanted)
+    if not changes:
+        LOG.info('Datastore version %s %s is up to date', datastore, version)
+        return _result(existing, 'unchanged')
+    LOG.info('Updating datastore version %s %s: %s', datastore, version,
+             ', '.join(sorted(changes)))
+    _mgmt_call(trove.mgmt_ds_versions.edit, existing.id,
+               **_edit_arguments(changes))
+    return _result(_mgmt_call(trove.mgmt_ds_versions.get, existing.id),
+                   'updated')
 
 
 def set_default_version(trove, datastore, version, *, version_number=None,
@@ -170,7 +169,9 @@ def set_default_version(trove, datastore, version, *, version_number=None,
                 _mgmt_call(trove.mgmt_ds_versions.edit, other.id,
                            active='false')
                 action = 'updated'
-    return _result(trove.mgmt_ds_versions.get(target.id), action)
+    if action == 'unchanged':
+        return _result(target, action)
+    return _result(_mgmt_call(trove.mgmt_ds_versions.get, target.id), action)
 
 
 def image_ids_in_use(trove):

@@ -130,7 +130,8 @@ def load_image_file(path, disk_format='auto', progress=None):
                      virtual_size=virtual_size, sha256=sha256, sha512=sha512)
 
 
-def image_name(datastore, version, guest_os='debian', guest_release=None):
+def image_name(datastore, version, guest_os='debian',
+               guest_release='bookworm'):
     """The predictable Glance name of a guest image."""
     os_part = f'{guest_os}-{guest_release}' if guest_release else guest_os
     return f'trove-guest-{os_part}-{datastore}-{version}'

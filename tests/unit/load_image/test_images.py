@@ -123,7 +123,7 @@ def test_hash_file_one_pass_with_progress(tmp_path):
 def test_image_name():
     assert images.image_name('mysql', '8.4', 'debian', 'bookworm') == \
         'trove-guest-debian-bookworm-mysql-8.4'
-    assert images.image_name('mysql', '8.4', 'ubuntu') == \
+    assert images.image_name('mysql', '8.4', 'ubuntu', None) == \
         'trove-guest-ubuntu-mysql-8.4'
 
 

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""load-trove-image against the CLI sequence it replaces, side by side.
+
+Against a local cloud (brought up in a temporary directory, or an existing
+one with --state-dir), in one run:
+
+1. provisioning a new image: ``load-trove-image --default`` vs the upstream
+   devstack sequence ``openstack image create`` + ``trove-manage
+   datastore_update`` / ``datastore_version_update`` / ``datastore_update``
+   (goal: ours >= 10x faster);
+2. re-running with nothing changed: the command, and the library in an
+   open session as ``trovestack`` calls it (goal < 1 s, 0 bytes uploaded);
+3. upload throughput of ensure_image() vs a raw HTTP PUT (curl) of the same
+   file to Glance (goal >= 0.9x).
+
+    .venv/bin/python benchmarks/bench_load_image.py [--size-mib 200]
+        [--runs 3] [--state-dir DIR]
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+BIN = pathlib.Path(sys.executable).parent
+ADMIN = 'trovestack-admin'
+MiB = 1024 * 1024
+
+
+def _run(*args, env):
+    return subprocess.run([str(a) for a in args], check=True, env=env,
+                          capture_output=True, text=True).stdout
+
+
+def _timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+@contextlib.contextmanager
+def local_cloud(state_dir):
+    """(clouds.yaml, trove.conf) of a running cloud; temporary if no dir."""
+    from trovestack.cloud import configs
+    from trovestack.cloud import controlplane
+
+    with tempfile.TemporaryDirectory() as tmp:
+        own = state_dir is None
+        root = pathlib.Path(tmp) / 'cloud' if own else pathlib.Path(state_dir)
+        cloud = controlplane.LocalCloud(root)
+        print(f'cloud in {root}: starting', file=sys.stderr)
+        cloud.up(base_port=0, clouds_yaml_path=root / 'clouds.yaml'
+                 if own else None)
+        try:
+            yield (cloud.layout.clouds_yaml,
+                   configs.config_file('trove', cloud.layout))
+        finally:
+            if own:
+                cloud.down()
+
+
+def write_image(path, size):
+    with open(path, 'wb') as stream:
+        left = size
+        while left > 0:
+            block = os.urandom(min(8 * MiB, left))
+            stream.write(block)
+            left -= len(block)
+
+
+def change_content(path):
+    """A new build: same size, different bytes (and hashes)."""
+    with open(path, 'r+b') as stream:
+        stream.seek(512)
+        stream.write(os.urandom(4096))
+
+
+def cli_sequence(image, datastore, version, env, trove_conf):
+    """What the upstream devstack plugin runs for one datastore version."""
+    image_id = _run(
+        BIN / 'openstack', '--os-cloud', ADMIN, 'image', 'create',
+        f'trove-guest-{datastore}-{version}', '--disk-format', 'raw',
+        '--container-format', 'bare', '--file', image, '--tag', 'trove',
+        '--tag', datastore, '--property', 'hw_rng_model=virtio', '-f',
+        'value', '-c', 'id', env=env).strip()
+    manage = (BIN / 'trove-manage', '--config-file', trove_conf)
+    _run(*manage, 'datastore_update', datastore, '', env=env)
+    _run(*manage, 'datastore_version_update', datastore, version, 'mysql',
+         image_id, '', '1', '--image-tags', 'trove', env=env)
+    _run(*manage, 'datastore_update', datastore, version, env=env)
+    return image_id
+
+
+def ours(image, datastore, version, env):
+    out = _run(BIN / 'load-trove-image', image, '--datastore', datastore,
+               '--version', version, '--manager', 'mysql', '--default',
+               '--os-cloud', ADMIN, '-f', 'json', env=env)
+    return json.loads(out)
+
+
+def raw_put(conn, image, name):
+    """POST the record, then curl -T the file: the plain HTTP upload."""
+    response = conn.image.post('/images', json={
+        'name': name, 'disk_format': 'raw', 'container_format': 'bare'})
+    image_id = response.json()['id']
+    url = f'{conn.image.get_endpoint().rstrip("/")}/images/{image_id}/file'
+    token = conn.session.get_token()
+    header_file = pathlib.Path(tempfile.mkstemp()[1])
+    try:
+        # The token goes through a file so that it is not in argv.
+        header_file.write_text(f'X-Auth-Token: {token}\n'
+                               'Content-Type: application/octet-stream\n')
+        subprocess.run(['curl', '-sS', '--fail', '-o', os.devnull, '-T',
+                        str(image), '-H', f'@{header_file}', url], check=True)
+    finally:
+        header_file.unlink()
+    return image_id
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size-mib', type=int, default=200,
+                        help='Size of the test image (default: 200)')
+    parser.add_argument('--runs', type=int, default=3,
+                        help='Runs of each measurement (default: 3)')
+    parser.add_argument('--state-dir',
+                        help='Use this running local cloud (default: start '
+                             'one in a temporary directory)')
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, \
+            local_cloud(args.state_dir) as (clouds_yaml, trove_conf):
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
+        env.pop('OS_CLOUD', None)
+        os.environ['OS_CLIENT_CONFIG_FILE'] = str(clouds_yaml)
+        image = pathlib.Path(tmp) / 'guest.img'
+        write_image(image, args.size_mib * MiB)
+        report(measure(image, env, trove_conf, args.runs), args)
+
+
+def provision(conn, trove, image_file, datastore):
+    """What `trovestack` does in-process for one datastore version."""
+    from load_image import datastores
+    from load_image import images
+
+    found = images.ensure_image(
+        conn, image_file, name=images.image_name(datastore, '8.4'))
+    datastores.register_version(trove, datastore=datastore, version='8.4',
+                                manager='mysql', image_id=found.id)
+    datastores.set_default_version(trove, datastore, '8.4')
+    return found
+
+
+def measure(image, env, trove_conf, runs):
+    from load_image import auth
+    from load_image import images
+
+    conn = auth.connect(ADMIN)
+    trove = auth.trove_client(conn)
+    tag = uuid.uuid4().hex[:6]
+    times = {key: [] for key in ('cli', 'ours', 'rerun_cli', 'rerun_lib',
+                                 'upload_ours', 'upload_raw')}
+    rerun_bytes = []
+    created = []
+    for run in range(runs):
+        change_content(image)
+        seconds, image_id = _timed(cli_sequence, image, f'cli{tag}{run}',
+                                   '8.4', env, trove_conf)
+        times['cli'].append(seconds)
+        created.append(image_id)
+        change_content(image)
+        seconds, data = _timed(ours, image, f'our{tag}{run}', '8.4', env)
+        times['ours'].append(seconds)
+        created.append(data['image_id'])
+        seconds, again = _timed(ours, image, f'our{tag}{run}', '8.4', env)
+        times['rerun_cli'].append(seconds)
+        rerun_bytes.append(again['bytes_uploaded'])
+
+        image_file = images.load_image_file(image)
+        seconds, found = _timed(provision, conn, trove, image_file,
+                                f'our{tag}{run}')
+        times['rerun_lib'].append(seconds)
+        rerun_bytes.append(found.bytes_uploaded)
+
+        change_content(image)
+        image_file = images.load_image_file(image)
+        seconds, result = _timed(images.ensure_image, conn, image_file,
+                                 name=f'bench-{tag}-ours-{run}')
+        times['upload_ours'].append(seconds)
+        created.append(result.id)
+        seconds, raw_id = _timed(raw_put, conn, image, f'bench-{tag}-raw')
+        times['upload_raw'].append(seconds)
+        created.append(raw_id)
+    images.delete_images(conn, created)
+    return times, rerun_bytes
+
+
+def report(measured, args):
+    times, rerun_bytes = measured
+    med = {key: statistics.median(values) for key, values in times.items()}
+    size = args.size_mib
+    print(f'image {size} MiB, {args.runs} runs, medians in seconds')
+    print(f'{"measurement":<44} {"median s":>9}  runs')
+    labels = {
+        'cli': 'openstack image create + 3 trove-manage',
+        'ours': 'load-trove-image --default (new image)',
+        'rerun_cli': 'load-trove-image, nothing changed',
+        'rerun_lib': 'library in an open session, nothing changed',
+        'upload_ours': 'ensure_image() upload',
+        'upload_raw': 'raw HTTP PUT (curl -T)',
+    }
+    for key, label in labels.items():
+        runs = ' '.join(f'{t:.2f}' for t in times[key])
+        print(f'{label:<44} {med[key]:9.2f}  {runs}')
+    print()
+    print(f'1. provisioning: ours is {med["cli"] / med["ours"]:.1f}x faster '
+          f'than the CLI sequence (goal >= 10x)')
+    print(f'2. re-run: command {med["rerun_cli"]:.2f} s, library '
+          f'{med["rerun_lib"]:.2f} s (goal < 1 s); bytes uploaded: '
+          f'{sum(rerun_bytes)}')
+    ours_rate = size / med['upload_ours']
+    raw_rate = size / med['upload_raw']
+    print(f'3. upload: ours {ours_rate:.0f} MiB/s, raw PUT '
+          f'{raw_rate:.0f} MiB/s: {ours_rate / raw_rate:.2f}x '
+          f'(goal >= 0.9x)')
+
+
+if __name__ == '__main__':
+    main()
