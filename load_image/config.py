@@ -20,11 +20,17 @@ image_opts = [
                help='Release of the guest operating system, used in the '
                     'image name and stored as the os_version property.'),
     cfg.StrOpt('disk_format', default='auto',
-               choices=['auto', 'qcow2', 'raw'],
+               choices=[('auto', 'detect the format from the content'),
+                        ('qcow2', 'QEMU copy-on-write v2/v3'),
+                        ('raw', 'plain disk image')],
                help='Disk format of the image file; auto detects it from '
                     'the content. A declared format must match the content.'),
     cfg.StrOpt('visibility', default='private',
-               choices=['public', 'private', 'shared', 'community'],
+               choices=[('public', 'every project sees the image'),
+                        ('private', 'only the owning project'),
+                        ('shared', 'the owner and projects it is shared '
+                                   'with'),
+                        ('community', 'every project, but unlisted')],
                help='Glance visibility of uploaded images.'),
     cfg.ListOpt('image_tags', default=[],
                 help='Tags added to the image besides "trove" and the '

@@ -19,3 +19,19 @@ def test_config_file_values(tmp_path):
     assert conf.visibility == 'public'
     assert conf.known_managers == ['mysql', 'custom']
     assert conf.guest_os == 'debian'
+
+
+def test_sample_config_is_up_to_date(tmp_path):
+    import pathlib
+    import subprocess
+    import sys
+
+    generator = pathlib.Path(sys.executable).parent / 'oslo-config-generator'
+    fresh = tmp_path / 'sample.conf'
+    subprocess.run([str(generator), '--namespace', 'load_image',
+                    '--output-file', str(fresh)], check=True)
+    sample = (pathlib.Path(__file__).parents[3] / 'etc' /
+              'load-trove-image.conf.sample')
+    assert fresh.read_text() == sample.read_text(), (
+        'regenerate with: oslo-config-generator --namespace load_image '
+        '--output-file etc/load-trove-image.conf.sample')
