@@ -216,3 +216,29 @@ def test_library_in_one_session(local_cloud, admin, trove, tmp_path):
         'uploaded', 'created', True)
     assert images.ensure_image(admin, image_file, name=name).action == \
         'reused'
+
+
+def test_openrc_environment_without_clouds_yaml(local_cloud, tmp_path):
+    """devstack's openrc: OS_* variables only, no --os-cloud."""
+    import yaml
+
+    clouds = yaml.safe_load(local_cloud.clouds_yaml.read_text())
+    cloud = clouds['clouds'][local_cloud.admin_cloud]
+    auth_values = cloud['auth']
+    env = local_cloud.env(
+        OS_CLIENT_CONFIG_FILE=str(tmp_path / 'none.yaml'),
+        OS_AUTH_URL=auth_values['auth_url'],
+        OS_USERNAME=auth_values['username'],
+        OS_PASSWORD=auth_values['password'],
+        OS_PROJECT_NAME=auth_values['project_name'],
+        OS_USER_DOMAIN_NAME=auth_values['user_domain_name'],
+        OS_PROJECT_DOMAIN_NAME=auth_values['project_domain_name'],
+        OS_REGION_NAME=cloud['region_name'],
+        OS_IDENTITY_API_VERSION='3')
+    datastore = support.unique('mysql')
+    image = support.make_raw_image(tmp_path / 'g.img')
+    result = helpers.run(
+        'load-trove-image', image, '--datastore', datastore, '--version',
+        '8.4', '--manager', 'mysql', '-f', 'value', '-c', 'version_action',
+        env=env)
+    assert result.stdout.strip() == 'created'
