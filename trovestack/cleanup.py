@@ -58,11 +58,18 @@ def is_ours(image):
             and all(properties.get(key) for key in MARKER_PROPERTIES))
 
 
-def plan_images(conn):
-    """(items, our image ids) for the images tagged ``trove``."""
+def plan_images(conn, datastores=None):
+    """(items, our image ids) for the images tagged ``trove``.
+
+    With ``datastores`` only our images of those datastores are planned
+    for deletion; images without our marker are always listed as kept.
+    """
     items, ours = [], set()
     for image in conn.image.images(tag=GUEST_IMAGE_TAG):
         if is_ours(image):
+            datastore = (image.properties or {}).get('trove_datastore')
+            if datastores and datastore not in datastores:
+                continue
             ours.add(image.id)
             properties = image.properties or {}
             items.append(Item(

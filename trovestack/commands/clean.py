@@ -36,6 +36,10 @@ class CleanCloud(lister.Lister):
             help='Test flavors to delete: tempest (ds512M..ds4G, which a '
                  'devstack also creates), redstack, all or none '
                  f'(default: {flavors.DEFAULT_FLAVOR_SET})')
+        parser.add_argument(
+            '--datastore', metavar='<name>', action='append',
+            help='Only images (and their versions) of this datastore, '
+                 'repeatable (default: every datastore)')
         auth.add_cloud_arguments(parser)
         return parser
 
@@ -48,7 +52,8 @@ class CleanCloud(lister.Lister):
                 raise exceptions.CommandError(
                     'clean needs the admin role (Trove management API, '
                     'flavors), which the credentials of this cloud lack')
-            items = self._plan(conn, parsed_args.flavor_set)
+            items = self._plan(conn, parsed_args.flavor_set,
+                               parsed_args.datastore)
         except (auth.CloudError, ds_registry.DatastoreError) as exc:
             raise exceptions.CommandError(str(exc)) from exc
         self.failures = 0
@@ -68,9 +73,9 @@ class CleanCloud(lister.Lister):
         return status
 
     @staticmethod
-    def _plan(conn, flavor_set):
+    def _plan(conn, flavor_set, datastores):
         """Every item, in the order they must be deleted."""
-        image_items, our_images = cleanup.plan_images(conn)
+        image_items, our_images = cleanup.plan_images(conn, datastores)
         datastore_items = cleanup.plan_datastores(auth.trove_client(conn),
                                                   our_images)
         cleanup.link_images(image_items, datastore_items)

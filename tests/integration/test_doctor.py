@@ -1,0 +1,75 @@
+"""trovestack doctor / status against the real local control plane."""
+
+import json
+
+from tests import helpers
+from tests import load_image_support as support
+
+
+def _doctor(local_cloud, *args, command='doctor'):
+    result = helpers.run('trovestack', command, '--os-cloud',
+                         local_cloud.admin_cloud, *args, '-f', 'json',
+                         env=local_cloud.env(), check=False)
+    rows = json.loads(result.stdout)
+    return result, {row['Check']: row for row in rows}
+
+
+def test_doctor_names_what_is_missing_then_passes(local_cloud, tmp_path):
+    datastore = support.unique('doctor')
+    conf = tmp_path / 'tempest.conf'
+
+    result, checks = _doctor(local_cloud, '--datastore',
+                             f'{datastore}:1.0', '--tempest-conf', conf)
+    assert result.returncode == 1
+    for service in ('identity', 'image', 'compute', 'database'):
+        assert checks[f'service {service}']['Result'] == 'ok'
+    missing = checks[f'datastore {datastore}:1.0']
+    assert missing['Result'] == 'missing'
+    assert f"datastore '{datastore}' is not registered" in missing['Detail']
+    assert checks['tempest config']['Result'] == 'missing'
+    assert f'datastore {datastore}:1.0' in result.stderr
+
+    image = support.make_raw_image(tmp_path / 'guest.img')
+    support.load(local_cloud, image, datastore, '1.0', '--manager', 'mysql')
+    result, checks = _doctor(local_cloud, '--datastore', datastore)
+    assert checks[f'datastore {datastore}']['Result'] == 'missing'
+    assert 'has no default version' in \
+        checks[f'datastore {datastore}']['Detail']
+
+    support.activate(local_cloud, datastore, '1.0')
+    env = local_cloud.env()
+    helpers.run('trovestack', 'flavors', '--flavor-set', 'tempest',
+                '--os-cloud', local_cloud.admin_cloud, env=env)
+    helpers.run('trovestack', 'test-config', '--tempest-conf', conf,
+                '--datastore', datastore, '--os-cloud',
+                local_cloud.admin_cloud, env=env)
+
+    result, checks = _doctor(local_cloud, '--datastore', f'{datastore}:1.0',
+                             '--tempest-conf', conf, command='status')
+    assert result.returncode == 0, result.stderr
+    assert {row['Result'] for row in checks.values()} == {'ok'}
+    assert checks[f'datastore {datastore}:1.0 image']['Detail'].endswith(
+        'is active and tagged trove')
+    assert checks['flavor flavor_id']['Detail'].startswith('d3 ')
+
+
+def test_doctor_flags_an_inactive_version(local_cloud, tmp_path):
+    datastore = support.unique('doctor')
+    image = support.make_raw_image(tmp_path / 'guest.img')
+    support.load(local_cloud, image, datastore, '1.0', '--manager', 'mysql',
+                 '--default')
+    support.load(local_cloud, image, datastore, '2.0', '--manager', 'mysql')
+
+    result, checks = _doctor(local_cloud, '--datastore', f'{datastore}:2.0')
+    row = checks[f'datastore {datastore}:2.0']
+    assert result.returncode == 1
+    assert row['Result'] == 'failed'
+    assert 'not the default (default: 1.0)' in row['Detail']
+
+
+def test_doctor_refuses_unknown_cloud_in_one_line(local_cloud):
+    result = helpers.run('trovestack', 'doctor', '--os-cloud', 'nowhere',
+                         env=local_cloud.env(), check=False)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'nowhere' in lines[0]
