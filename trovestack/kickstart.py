@@ -110,33 +110,49 @@ def current_branch(repo=REPO_ROOT):
 
 
 def parse_sections(text):
-    """[((phase, file), [lines])] in file order; lines before any header
-    belong to [[local|localrc]]."""
-    sections = [(LOCALRC_SECTION, [])]
+    """(preamble, [((phase, file), [lines])]) in file order.
+
+    The preamble is what comes before the first ``[[phase|file]]`` header;
+    a file without headers is all ``[[local|localrc]]``.
+    """
+    preamble, sections = [], []
     for line in text.splitlines():
         match = _META_HEADER.match(line)
         if match:
             sections.append(((match.group('phase'), match.group('file')), []))
-        else:
+        elif sections:
             sections[-1][1].append(line)
+        else:
+            preamble.append(line)
+    if not sections:
+        return [], [(LOCALRC_SECTION, preamble)]
     merged = {}
     for key, lines in sections:
         merged.setdefault(key, []).extend(lines)
-    return list(merged.items())
+    merged.setdefault(LOCALRC_SECTION, [])
+    return preamble, list(merged.items())
 
 
 def render_local_conf(sample_text, *, sample_name, plugin, repo, ref=None):
-    """The local.conf for a sample, enabling ``plugin`` from ``repo``."""
+    """The local.conf for a sample, enabling ``plugin`` from ``repo``.
+
+    The sample's own ``enable_plugin <plugin>`` line is replaced where it
+    stands; without one the line ends the localrc section.
+    """
     enable = f'enable_plugin {plugin} {repo}' + (f' {ref}' if ref else '')
     own_plugin = re.compile(rf'^\s*enable_plugin\s+{re.escape(plugin)}\s')
-    out = [f'# Written by "trovestack kick-start" from {sample_name}.',
-           '# Edit the sample (or this file) and re-run stack.sh.']
-    for (phase, target), lines in parse_sections(sample_text):
+    preamble, sections = parse_sections(sample_text)
+    out = [f'# Written by "trovestack kick-start" from {sample_name};',
+           '# An earlier local.conf is kept as local.conf.bak (or .bak.N).',
+           *_strip_blank_edges(preamble)]
+    for (phase, target), lines in sections:
+        lines = _strip_blank_edges(lines)
         if (phase, target) == LOCALRC_SECTION:
-            lines = [line for line in lines if not own_plugin.match(line)]
-            lines = _strip_blank_edges(lines) + ['', enable]
-        else:
-            lines = _strip_blank_edges(lines)
+            if any(own_plugin.match(line) for line in lines):
+                lines = [enable if own_plugin.match(line) else line
+                         for line in lines]
+            else:
+                lines = [*lines, '', enable] if lines else [enable]
         out += ['', f'[[{phase}|{target}]]', *lines]
     return '\n'.join(out) + '\n'
 
