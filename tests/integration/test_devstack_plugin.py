@@ -81,8 +81,12 @@ def plugin(local_cloud, tmp_path_factory):
         # maxima in MySQL's validation rules (Trove answers 500), so the
         # harness does not load configuration parameters.
         TROVE_LOAD_CONFIG_PARAMS='False')
-    harness.first_run = harness.stack()
-    harness.first_state = cloud_state(harness)
+    try:
+        harness.first_run = harness.stack()
+        harness.first_state = cloud_state(harness)
+    except BaseException:
+        harness.run('unstack', check=False)
+        raise
     yield harness
     harness.run('unstack', check=False)
 

@@ -64,8 +64,9 @@ def main(argv):
     lines = path.read_text().splitlines() if path.exists() else []
     span, index = _find(lines, section, option)
     if action == 'get':
-        if index is not None:
-            print(_option_re(option).match(lines[index]).group('value'))
+        # like devstack's iniget: an empty line when the option is missing
+        print('' if index is None else
+              _option_re(option).match(lines[index]).group('value'))
         return 0
     if action == 'has':
         return 0 if index is not None else 1
