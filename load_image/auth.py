@@ -7,6 +7,7 @@ handles passwords or tokens itself, and no message ever contains them.
 
 import logging
 import os
+import threading
 
 import openstack
 from keystoneauth1 import exceptions as ks_exc
@@ -41,15 +42,35 @@ def add_cloud_arguments(parser):
 
 
 def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
-    """Return an authenticated openstacksdk Connection, or raise CloudError."""
-    try:
-        conn = openstack.connect(
-            cloud=cloud, region_name=region_name, api_timeout=api_timeout,
-            load_envvars=True)
-        conn.authorize()
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        raise CloudError(describe_error(exc, cloud)) from exc
-    return conn
+    """Return an authenticated openstacksdk Connection, or raise CloudError.
+
+    Authentication as a whole (version discovery, then the token request)
+    is bounded by ``api_timeout``, not just each of its requests.
+    """
+    outcome = {}
+
+    def authenticate():
+        try:
+            conn = openstack.connect(
+                cloud=cloud, region_name=region_name,
+                api_timeout=api_timeout, load_envvars=True)
+            conn.authorize()
+            outcome['conn'] = conn
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome['error'] = exc
+
+    worker = threading.Thread(target=authenticate, name='authenticate',
+                              daemon=True)
+    worker.start()
+    worker.join(api_timeout)
+    if worker.is_alive():
+        where = f'cloud {cloud!r}' if cloud else 'the cloud in OS_* variables'
+        raise CloudError(f'identity service of {where} did not answer '
+                         f'within {api_timeout:g} s')
+    if 'error' in outcome:
+        error = outcome['error']
+        raise CloudError(describe_error(error, cloud)) from error
+    return outcome['conn']
 
 
 def connect_from_args(parsed_args):

@@ -225,7 +225,7 @@ def test_keystone_not_answering(local_cloud, image, datastore, tmp_path):
                                  env=env, check=False)
     finally:
         silent.close()
-    _assert_one_line_failure(result, 'did not answer in time')
+    _assert_one_line_failure(result, 'did not answer within 3 s')
 
 
 def test_secrets_never_logged(local_cloud, image, datastore, tmp_path):
