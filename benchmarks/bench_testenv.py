@@ -3,7 +3,7 @@
 
 Side by side on the same cloud, in one run:
 
-* trovestack: ``trovestack flavors`` then ``trovestack test config``;
+* trovestack: ``trovestack flavors`` then ``trovestack test-config``;
 * CLI: what the old trovestack/devstack scripts did, one ``openstack``
   process per step: ``flavor list``, one ``flavor create`` per missing
   flavor (plus ``flavor set --property`` for extra specs), then
@@ -96,7 +96,7 @@ def _ours(env, cloud, flavor_set, tempest_conf):
     def step():
         _run(env, 'trovestack', 'flavors', '--flavor-set', flavor_set,
              '--os-cloud', cloud)
-        _run(env, 'trovestack', 'test', 'config', '--tempest-conf',
+        _run(env, 'trovestack', 'test-config', '--tempest-conf',
              tempest_conf, '--datastore', 'bench-mysql', '--os-cloud', cloud)
         return 2
     return step

@@ -1,4 +1,5 @@
-"""trovestack flavors / test config / test init against the local cloud.
+"""trovestack flavors, trovestack test-config and trovestack test-init
+against the local cloud.
 
 Everything runs through the console script, as devstack would call it;
 the SDK and troveclient are only used to arrange and inspect state.
@@ -119,7 +120,7 @@ def test_tempest_conf_merge(local_cloud, test_flavors, datastore, tmp_path):
                 '[identity]\nuri_v3 = http://example.test/v3 ; note\n')
     path.write_text(original)
     trove_conf = tmp_path / 'trove-test.conf'
-    rows = _rows(local_cloud, 'test', 'config', '--tempest-conf', path,
+    rows = _rows(local_cloud, 'test-config', '--tempest-conf', path,
                  '--datastore', datastore, '--trove-test-conf', trove_conf,
                  '--test-cloud', local_cloud.demo_cloud)
     actions = {row['Name']: row['Action'] for row in rows}
@@ -139,7 +140,7 @@ def test_tempest_conf_merge(local_cloud, test_flavors, datastore, tmp_path):
     assert parsed['database', 'flavor_id'] == 'd3'
     assert parsed['service_available', 'trove'] is True
 
-    again = _rows(local_cloud, 'test', 'config', '--tempest-conf', path,
+    again = _rows(local_cloud, 'test-config', '--tempest-conf', path,
                   '--datastore', datastore, '--trove-test-conf', trove_conf,
                   '--test-cloud', local_cloud.demo_cloud)
     assert {row['Action'] for row in again} == {'unchanged'}
@@ -150,7 +151,7 @@ def test_tempest_conf_merge(local_cloud, test_flavors, datastore, tmp_path):
 def test_trove_test_conf_is_read_by_trove(local_cloud, test_flavors,
                                           datastore, tmp_path):
     path = tmp_path / 'test.conf'
-    _trovestack(local_cloud, 'test', 'config', '--tempest-conf',
+    _trovestack(local_cloud, 'test-config', '--tempest-conf',
                 tmp_path / 'tempest.conf', '--datastore', datastore,
                 '--trove-test-conf', path,
                 '--test-cloud', local_cloud.demo_cloud)
@@ -171,16 +172,16 @@ def test_bad_inputs_are_one_line_errors(local_cloud, test_flavors, datastore,
                                         tmp_path):
     missing = tmp_path / 'no-such-dir' / 'tempest.conf'
     _one_line_error(
-        _trovestack(local_cloud, 'test', 'config', '--tempest-conf', missing,
+        _trovestack(local_cloud, 'test-config', '--tempest-conf', missing,
                     check=False),
         'directory', 'does not exist')
     _one_line_error(
-        _trovestack(local_cloud, 'test', 'config', '--tempest-conf',
+        _trovestack(local_cloud, 'test-config', '--tempest-conf',
                     tmp_path / 'tempest.conf', '--datastore', 'nosuchdb',
                     check=False),
         "datastore 'nosuchdb' is not registered in Trove")
     _one_line_error(
-        _trovestack(local_cloud, 'test', 'config', '--tempest-conf',
+        _trovestack(local_cloud, 'test-config', '--tempest-conf',
                     tmp_path / 'tempest.conf', '--datastore',
                     f'{datastore}:0.0', check=False),
         f"datastore '{datastore}' has no version '0.0'")
@@ -196,7 +197,7 @@ def _keygen(path):
 def test_init_converges(local_cloud, admin, datastore, tmp_path):
     key = _keygen(tmp_path / 'id_one')
     name = 'testenv-key'
-    common = ('test', 'init', '--public-key', key, '--keypair-name', name,
+    common = ('test-init', '--public-key', key, '--keypair-name', name,
               '--tempest-conf', tmp_path / 'tempest.conf',
               '--datastore', datastore)
     admin.compute.delete_keypair(name, ignore_missing=True)

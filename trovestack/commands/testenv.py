@@ -263,7 +263,7 @@ class InitTestEnvironment(_TestEnvCommand):
         dry_run = parsed_args.dry_run
         if not auth.has_admin_role(conn):
             raise testenv.TestEnvError(
-                'test init needs a user with the admin role (flavors, '
+                'test-init needs a user with the admin role (flavors, '
                 'quotas); use an admin cloud with --os-cloud')
         trove = auth.trove_client(conn)
         # Everything that can refuse is checked before anything changes.
