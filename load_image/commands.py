@@ -49,8 +49,8 @@ class _CloudCommand(show.ShowOne):
             conn = auth.connect_from_args(parsed_args)
             if not auth.has_admin_role(conn):
                 raise exceptions.CommandError(
-                    'registering datastores needs the admin role, which the '
-                    'credentials of this cloud do not have')
+                    'managing Trove datastores needs the admin role, which '
+                    'the credentials of this cloud do not have')
             return conn, auth.trove_client(conn)
         except auth.CloudError as exc:
             raise exceptions.CommandError(str(exc)) from exc
