@@ -3,7 +3,6 @@ test-init. Each converges on re-run and has --dry-run."""
 
 import argparse
 import logging
-import warnings
 
 from cliff import lister
 from osc_lib import exceptions
@@ -104,8 +103,6 @@ class _TestEnvCommand(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        # troveclient imports eventlet, which warns on import; not ours.
-        warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
         try:
             conn = auth.connect_from_args(parsed_args)
             return self._run(conn, parsed_args)
