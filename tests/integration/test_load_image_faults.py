@@ -230,14 +230,16 @@ def test_keystone_not_answering(local_cloud, image, datastore, tmp_path):
 
 def test_secrets_never_logged(local_cloud, image, datastore, tmp_path):
     password = support.admin_password(local_cloud)
+    log_file = tmp_path / 'load.log'
     result, _ = support.load(local_cloud, image, datastore, '8.4',
-                             '--manager', 'mysql', '--debug', '-v')
+                             '--manager', 'mysql', '--debug', '-v',
+                             '--log-file', log_file)
     bad = support.clouds_yaml_copy(local_cloud, tmp_path / 'c.yaml',
                                    auth={'password': password + 'x'})
     failed, _ = support.load(local_cloud, image, datastore, '8.4',
                              '--manager', 'mysql', '--debug', env=bad,
                              check=False)
-    for output in (result.stdout + result.stderr,
+    for output in (result.stdout + result.stderr, log_file.read_text(),
                    failed.stdout + failed.stderr):
         assert 'X-Auth-Token' in output or 'REQ:' in output
         assert password not in output
