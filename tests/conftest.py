@@ -48,8 +48,24 @@ class LocalCloudFixture:
         return configs.config_file(service, self.cloud.layout)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def isolated_user_config(tmp_path_factory):
+    """Keep tests away from the user's ~/.config (clouds.yaml) and state."""
+    home = tmp_path_factory.mktemp('xdg')
+    saved = {k: os.environ.get(k) for k in ('XDG_CONFIG_HOME',
+                                             'XDG_STATE_HOME')}
+    os.environ['XDG_CONFIG_HOME'] = str(home / 'config')
+    os.environ['XDG_STATE_HOME'] = str(home / 'state')
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope='session')
-def local_cloud(tmp_path_factory):
+def local_cloud(tmp_path_factory, isolated_user_config):
     reuse = os.environ.get('TROVESTACK_TEST_STATE_DIR')
     if reuse:
         cloud = controlplane.LocalCloud(pathlib.Path(reuse))
