@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import pathlib
 import sys
 
@@ -219,7 +220,11 @@ class LoadImage(_CloudCommand):
             return None
 
     def _image_file(self, path, options):
-        with _progress_bar('hashing', self._quiet()) as progress:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = None  # inspect_file() explains the problem
+        with _progress_bar('hashing', self._quiet(), total=size) as progress:
             try:
                 return images.load_image_file(
                     path, options.disk_format, progress=progress)
