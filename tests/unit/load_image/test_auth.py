@@ -1,0 +1,56 @@
+"""Unit tests of load_image.auth: one-line errors, bounded authentication."""
+
+import socket
+
+import pytest
+import yaml
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as sdk_exc
+
+from load_image import auth
+
+
+def _wrapped(cause):
+    """An SDKException raised while handling ``cause``, as openstacksdk
+    does in Connection.authorize()."""
+    try:
+        try:
+            raise cause
+        except Exception as exc:
+            raise sdk_exc.SDKException(str(exc))  # noqa: B904 - as the SDK
+    except sdk_exc.SDKException as outer:
+        return outer
+
+
+@pytest.mark.parametrize('cause, message', [
+    (ks_exc.Unauthorized('no'), 'bad credentials'),
+    (ks_exc.ConnectFailure('refused'), 'is unreachable'),
+    (ks_exc.ConnectTimeout('slow'), 'did not answer in time'),
+])
+def test_describe_error_finds_the_keystoneauth_cause(cause, message):
+    text = auth.describe_error(_wrapped(cause), 'c1')
+    assert "cloud 'c1'" in text and message in text
+    assert '\n' not in text
+
+
+def test_describe_error_fallback_is_one_line():
+    text = auth.describe_error(RuntimeError('first\nsecond'))
+    assert text == ('the cloud in OS_* variables: RuntimeError: first')
+
+
+def test_authentication_is_bounded(tmp_path, monkeypatch):
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(4)
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(yaml.safe_dump({'clouds': {'slow': {'auth': {
+        'auth_url': f'http://127.0.0.1:{silent.getsockname()[1]}/v3',
+        'username': 'u', 'password': 'p', 'project_name': 'p',
+        'user_domain_name': 'Default', 'project_domain_name': 'Default'}}}}))
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    try:
+        with pytest.raises(auth.CloudError,
+                           match="cloud 'slow' did not answer within 1 s"):
+            auth.connect('slow', api_timeout=1)
+    finally:
+        silent.close()
