@@ -6,10 +6,12 @@ from tests import helpers
 from tests import load_image_support as support
 
 
-def _doctor(local_cloud, *args, command='doctor'):
-    result = helpers.run('trovestack', command, '--os-cloud',
-                         local_cloud.admin_cloud, *args, '-f', 'json',
-                         env=local_cloud.env(), check=False)
+def _doctor(local_cloud, *args, alias=False):
+    """trovestack doctor (or its alias trovestack status) -f json."""
+    command = ('trovestack', 'status') if alias else ('trovestack', 'doctor')
+    result = helpers.run(*command, '--os-cloud', local_cloud.admin_cloud,
+                         *args, '-f', 'json', env=local_cloud.env(),
+                         check=False)
     rows = json.loads(result.stdout)
     return result, {row['Check']: row for row in rows}
 
@@ -45,7 +47,7 @@ def test_doctor_names_what_is_missing_then_passes(local_cloud, tmp_path):
                 local_cloud.admin_cloud, env=env)
 
     result, checks = _doctor(local_cloud, '--datastore', f'{datastore}:1.0',
-                             '--tempest-conf', conf, command='status')
+                             '--tempest-conf', conf, alias=True)
     assert result.returncode == 0, result.stderr
     assert {row['Result'] for row in checks.values()} == {'ok'}
     assert checks[f'datastore {datastore}:1.0 image']['Detail'].endswith(
