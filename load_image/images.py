@@ -345,7 +345,8 @@ def _delete_quietly(conn, image_id, attempts=5, delay=0.5):
 
 
 class _CountingReader:
-    """File wrapper for requests: known length, counts and reports bytes."""
+    """Request body for requests: a known length (so Content-Length is sent,
+    not chunked encoding) and 1 MiB chunks, counted and reported."""
 
     def __init__(self, stream, size, progress):
         self._stream = stream
@@ -356,10 +357,9 @@ class _CountingReader:
     def __len__(self):
         return self._size
 
-    def read(self, size=-1):
-        data = self._stream.read(size if size and size > 0 else CHUNK_SIZE)
-        self.sent += len(data)
-        if self._progress and data:
-            self._progress(self.sent)
-        return data
-
+    def __iter__(self):
+        while data := self._stream.read(CHUNK_SIZE):
+            self.sent += len(data)
+            if self._progress:
+                self._progress(self.sent)
+            yield data

@@ -162,10 +162,10 @@ class _StubGlance:
         assert kwargs['allow_reauth'] is False
         result = self.put_results.pop(0)
         if isinstance(result, Exception):
-            data.read(100)
+            next(iter(data))
             raise result
         image_id = url.split('/')[2]
-        self.uploaded[image_id] = len(b''.join(iter(lambda: data.read(), b'')))
+        self.uploaded[image_id] = len(b''.join(data))
         return _response(result)
 
     def get(self, url):
