@@ -12,6 +12,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 from trovestack.imagebuild import dib
 from trovestack.imagebuild import errors
@@ -428,11 +429,14 @@ def build_image(request, progress=None):
         progress('No device-mapper on this host: using the loop-partition '
                  'shims in %s' % SHIMS_DIR)
     log_path = _log_path(plan)
+    started = time.monotonic()
     with open(log_path, 'w') as log:
         progress('Preparing the guest agent wheelhouse (%s)' % agent_identity)
         wheelhouse = guest_agent.prepare(
             request.agent_source, request.agent_ref, request.agent_path,
             plan.cache_dir, plan.guest_os.python_version(plan.release), log)
+    progress('[%6.1fs] wheelhouse ready: %s'
+             % (time.monotonic() - started, wheelhouse))
     progress('Building %s with elements: %s (log: %s)'
              % (plan.output, ' '.join(plan.elements), log_path))
     plan.output.parent.mkdir(parents=True, exist_ok=True)

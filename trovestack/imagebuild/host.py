@@ -14,7 +14,6 @@ REQUIRED_TOOLS = {
     'partx': 'util-linux',
     'losetup': 'util-linux',
     'mkfs.ext4': 'e2fsprogs',
-    'mksquashfs': 'squashfs-tools',
 }
 # Only needed when the kernel has device-mapper; otherwise the shims stand in.
 DEVICE_MAPPER_TOOLS = {
