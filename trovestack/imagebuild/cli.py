@@ -32,7 +32,7 @@ def _version():
 
 def command_argv(argv):
     """Put app-level flags first and the build-image command after them."""
-    if argv and argv[0] in _PASS_THROUGH:
+    if argv and argv[0] in _PASS_THROUGH + (COMMAND,):
         return list(argv)
     flags = [a for a in argv if a in _APP_FLAGS]
     rest = [a for a in argv if a not in _APP_FLAGS]

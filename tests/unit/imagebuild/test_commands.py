@@ -90,6 +90,7 @@ def test_list_describes_plugins(command):
     (['--datastore', 'mysql', '-q'],
      ['-q', 'build-image', '--datastore', 'mysql']),
     (['help'], ['help']),
+    (['build-image', '--list'], ['build-image', '--list']),
     (['--version'], ['--version']),
 ])
 def test_cli_puts_build_image_first(argv, expected):
