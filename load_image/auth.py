@@ -123,6 +123,27 @@ def _explain(exc, where):
     return None
 
 
+def require_admin(conn, purpose):
+    """Raise CloudError unless the connection's token has the admin role."""
+    if not has_admin_role(conn):
+        raise CloudError(f'{purpose} needs the admin role, which the '
+                         'credentials of this cloud do not have')
+
+
+def command_connection(parsed_args, *, admin_for=None):
+    """connect_from_args() for a cliff command: failures become the
+    one-line CommandError; with admin_for, the admin role is required."""
+    from osc_lib import exceptions
+
+    try:
+        conn = connect_from_args(parsed_args)
+        if admin_for:
+            require_admin(conn, admin_for)
+    except CloudError as exc:
+        raise exceptions.CommandError(str(exc)) from exc
+    return conn
+
+
 def has_admin_role(conn):
     """True when the token of this connection carries the admin role."""
     access = conn.session.auth.get_access(conn.session)

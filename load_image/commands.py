@@ -46,15 +46,9 @@ class _CloudCommand(show.ShowOne):
                 f'cannot load configuration: {exc}') from exc
 
     def _admin_clients(self, parsed_args):
-        try:
-            conn = auth.connect_from_args(parsed_args)
-            if not auth.has_admin_role(conn):
-                raise exceptions.CommandError(
-                    'managing Trove datastores needs the admin role, which '
-                    'the credentials of this cloud do not have')
-            return conn, auth.trove_client(conn)
-        except auth.CloudError as exc:
-            raise exceptions.CommandError(str(exc)) from exc
+        conn = auth.command_connection(
+            parsed_args, admin_for='managing Trove datastores')
+        return conn, auth.trove_client(conn)
 
     def _quiet(self):
         return getattr(self.app.options, 'verbose_level', 1) == 0
@@ -91,8 +85,7 @@ class LoadImage(_CloudCommand):
         parser.add_argument(
             '--version', '--datastore-version', dest='version',
             metavar='<version>', required=True,
-            help='Datastore version name, e.g. 8.4 (under trovestack, whose '
-                 'own --version shows its release, use --datastore-version)')
+            help='Datastore version name, e.g. 8.4')
         parser.add_argument(
             '--version-number', metavar='<number>',
             help='Trove version number (default: the version name)')

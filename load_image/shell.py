@@ -7,9 +7,9 @@ runs as ``load-image`` and ``activate``), so app options such as --debug,
 
 import sys
 
-from cliff import app
 from cliff import commandmanager
 
+from load_image import cliapp
 from load_image import commands
 
 
@@ -24,29 +24,17 @@ class _SingleCommandManager(commandmanager.CommandManager):
         pass
 
 
-class SingleCommandApp(app.App):
+class SingleCommandApp(cliapp.App):
     """A cliff app whose arguments all belong to its only command."""
 
     def __init__(self, name, command_class):
         self._command_name = name
         super().__init__(
             description=command_class._description,
-            version=_version(),
+            version=cliapp.release(),
             command_manager=_SingleCommandManager(
                 name, _named(command_class, name)),
             deferred_help=True)
-
-    def build_option_parser(self, description, version, argparse_kwargs=None):
-        parser = super().build_option_parser(
-            description, version, argparse_kwargs)
-        # The app-level --version would swallow the command's --version
-        # (the datastore version); cliff has no switch to leave it out.
-        for action in list(parser._actions):
-            if '--version' in action.option_strings:
-                parser._remove_action(action)
-                for option in action.option_strings:
-                    parser._option_string_actions.pop(option, None)
-        return parser
 
     def run(self, argv):
         if any(arg in ('-h', '--help') for arg in argv):
@@ -65,15 +53,6 @@ def _named(command_class, name):
 
     Named.__name__ = command_class.__name__
     return Named
-
-
-def _version():
-    from importlib import metadata
-
-    try:
-        return metadata.version('trovestack')
-    except metadata.PackageNotFoundError:
-        return 'unknown'
 
 
 def load_main(argv=None):

@@ -2,37 +2,26 @@
 
 import sys
 
-from cliff import app
 from cliff import commandmanager
 
 import trovestack
+from load_image import cliapp
 
 
-class TrovestackApp(app.App):
+class TrovestackApp(cliapp.App):
     """Trove developer tooling: local cloud, guest images, test environment."""
 
     def __init__(self):
         super().__init__(
             description=trovestack.__doc__,
-            version=_version(),
+            version=cliapp.release(),
             command_manager=commandmanager.CommandManager('trovestack.cli'),
             deferred_help=True,
         )
 
 
-def _version():
-    from importlib import metadata
-
-    try:
-        return metadata.version('trovestack')
-    except metadata.PackageNotFoundError:
-        return 'unknown'
-
-
 def main(argv=None):
-    if argv is None:
-        argv = sys.argv[1:]
-    return TrovestackApp().run(argv)
+    return cliapp.main(TrovestackApp, argv)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,6 @@
 """trovestack clean: remove what trovestack made, and nothing else."""
 
 import logging
-import warnings
 
 from cliff import lister
 from osc_lib import exceptions
@@ -44,17 +43,12 @@ class CleanCloud(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        # troveclient imports eventlet, which warns on import; not ours.
-        warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+        conn = auth.command_connection(
+            parsed_args, admin_for='clean (Trove management API, flavors)')
         try:
-            conn = auth.connect_from_args(parsed_args)
-            if not auth.has_admin_role(conn):
-                raise exceptions.CommandError(
-                    'clean needs the admin role (Trove management API, '
-                    'flavors), which the credentials of this cloud lack')
             items = self._plan(conn, parsed_args.flavor_set,
                                parsed_args.datastore)
-        except (auth.CloudError, ds_registry.DatastoreError) as exc:
+        except ds_registry.DatastoreError as exc:
             raise exceptions.CommandError(str(exc)) from exc
         self.failures = 0
         if not parsed_args.dry_run:

@@ -2,10 +2,8 @@
 
 import argparse
 import logging
-import warnings
 
 from cliff import lister
-from osc_lib import exceptions
 
 from load_image import auth
 from load_image import datastores as ds_registry
@@ -51,12 +49,7 @@ class CheckCloud(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        # troveclient imports eventlet, which warns on import; not ours.
-        warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
-        try:
-            conn = auth.connect_from_args(parsed_args)
-        except auth.CloudError as exc:
-            raise exceptions.CommandError(str(exc)) from exc
+        conn = auth.command_connection(parsed_args)
         checks = self._checks(conn, parsed_args)
         self.problems = doctor.problems(checks)
         return self.headers, [tuple(getattr(c, col) for col in self.columns)

@@ -258,10 +258,7 @@ class InitTestEnvironment(_TestEnvCommand):
 
     def _run(self, conn, parsed_args):
         dry_run = parsed_args.dry_run
-        if not auth.has_admin_role(conn):
-            raise testenv.TestEnvError(
-                'test-init needs a user with the admin role (flavors, '
-                'quotas); use an admin cloud with --os-cloud')
+        auth.require_admin(conn, 'test-init (flavors, quotas)')
         trove = auth.trove_client(conn)
         # Everything that can refuse is checked before anything changes.
         specs = flavors.flavor_specs(parsed_args.flavor_set)
