@@ -13,10 +13,11 @@ SERVICE_NAMES = {'identity': 'keystone', 'image': 'glance',
                  'compute': 'nova', 'database': 'trove'}
 
 
-def keystone_bootstrap_command(manage_argv, state):
-    """keystone-manage bootstrap argv and env (password via environment)."""
+def keystone_bootstrap_command(state):
+    """keystone-manage bootstrap arguments, and its environment (the admin
+    password goes through the environment, never the command line)."""
     urls = configs.endpoint_urls(state)
-    argv = manage_argv + [
+    argv = [
         'bootstrap',
         '--bootstrap-username', 'admin',
         '--bootstrap-project-name', 'admin',
@@ -39,34 +40,43 @@ def admin_connection(state):
         load_envvars=False, api_timeout=30)
 
 
-def _project(identity, name, description):
-    return identity.find_project(name, domain_id='default') or \
-        identity.create_project(name=name, domain_id='default',
-                                description=description)
+class _Directory:
+    """Keystone objects by name, listed once; find-or-create on top."""
+
+    def __init__(self, identity):
+        self.identity = identity
+        self.projects = {p.name: p for p in
+                         identity.projects(domain_id='default')}
+        self.users = {u.name: u for u in identity.users(domain_id='default')}
+        self.roles = {r.name: r for r in identity.roles()}
+
+    def project(self, name, description):
+        if name not in self.projects:
+            self.projects[name] = self.identity.create_project(
+                name=name, domain_id='default', description=description)
+        return self.projects[name]
+
+    def user(self, name, password, project):
+        if name not in self.users:
+            self.users[name] = self.identity.create_user(
+                name=name, password=password, domain_id='default',
+                default_project_id=project.id)
+        return self.users[name]
+
+    def grant(self, project, user, role_name):
+        self.identity.assign_project_role_to_user(project, user,
+                                                  self.roles[role_name])
 
 
-def _user(identity, name, password, project):
-    user = identity.find_user(name, domain_id='default')
-    if user is None:
-        return identity.create_user(name=name, password=password,
-                                    domain_id='default',
-                                    default_project_id=project.id)
-    return identity.update_user(user, password=password)
-
-
-def _grant(identity, project, user, role_name):
-    role = identity.find_role(role_name, ignore_missing=False)
-    identity.assign_project_role_to_user(project, user, role)
-
-
-def _service_with_endpoints(identity, service_type, urls):
-    name = SERVICE_NAMES[service_type]
-    service = next(iter(identity.services(type=service_type)), None)
+def _service_with_endpoints(identity, service_type, urls, services,
+                            endpoints):
+    service = services.get(service_type)
     if service is None:
-        service = identity.create_service(name=name, type=service_type,
-                                          enabled=True)
-    existing = {ep.interface: ep for ep in
-                identity.endpoints(service_id=service.id)}
+        service = identity.create_service(
+            name=SERVICE_NAMES[service_type], type=service_type,
+            enabled=True)
+    existing = {ep.interface: ep for ep in endpoints
+                if ep.service_id == service.id}
     for interface in INTERFACES:
         endpoint = existing.get(interface)
         if endpoint is None:
@@ -82,25 +92,25 @@ def create_accounts(state):
     """Projects, users, roles, services and endpoints; safe to repeat."""
     conn = admin_connection(state)
     identity = conn.identity
-    admin_project = _project(identity, 'admin', 'Bootstrap project')
-    service_project = _project(identity, configs.SERVICE_PROJECT,
-                               'Service users')
-    demo_project = _project(identity, 'demo', 'Demo project for Trove tests')
+    names = _Directory(identity)
+    admin_project = names.project('admin', 'Bootstrap project')
+    service_project = names.project(configs.SERVICE_PROJECT, 'Service users')
+    demo_project = names.project('demo', 'Demo project for Trove tests')
 
-    admin = identity.find_user('admin', domain_id='default',
-                               ignore_missing=False)
-    _grant(identity, demo_project, admin, 'admin')
-    demo = _user(identity, 'demo', state.demo_password, demo_project)
+    names.grant(demo_project, names.users['admin'], 'admin')
+    demo = names.user('demo', state.demo_password, demo_project)
     for role in ('member', 'reader'):
-        _grant(identity, demo_project, demo, role)
+        names.grant(demo_project, demo, role)
     for user_name in SERVICE_USERS:
-        user = _user(identity, user_name, state.service_password,
-                     service_project)
+        user = names.user(user_name, state.service_password, service_project)
         for role in ('admin', 'service'):
-            _grant(identity, service_project, user, role)
+            names.grant(service_project, user, role)
 
     urls = configs.endpoint_urls(state)
+    services = {s.type: s for s in identity.services()}
+    endpoints = list(identity.endpoints())
     for service_type in SERVICE_NAMES:
-        _service_with_endpoints(identity, service_type, urls)
+        _service_with_endpoints(identity, service_type, urls, services,
+                                endpoints)
     conn.close()
     return admin_project.id

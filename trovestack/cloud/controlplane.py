@@ -7,6 +7,7 @@ messaging.  ``up`` bootstraps once and afterwards only restarts.
 import concurrent.futures
 import logging
 import shutil
+import time
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import clouds_yaml
@@ -55,7 +56,10 @@ class LocalCloud:
         self._start(state, to_start, timeout)
         if not state.bootstrapped:
             LOG.info('Creating projects, users and the service catalog')
+            began = time.monotonic()
             bootstrap.create_accounts(state)
+            LOG.debug('accounts and catalog created in %.1f s',
+                      time.monotonic() - began)
             state.bootstrapped = True
             self.layout.save_state(state)
         self._write_clouds_yaml(state)
@@ -72,13 +76,16 @@ class LocalCloud:
 
     def _set_up_service(self, service, state):
         log = self.layout.root / 'logs' / f'{service.name}-setup.log'
-        commands = service.setup_commands(self.layout)
-        for argv in commands:
-            processes.run_checked(argv, log, service.env(self.layout))
+        extra, env = (), service.env(self.layout)
         if service.name == 'keystone':
-            argv, env = bootstrap.keystone_bootstrap_command(
-                commands[0][:-1], state)
-            processes.run_checked(argv, log, env)
+            command, password_env = bootstrap.keystone_bootstrap_command(
+                state)
+            extra, env = [command], {**env, **password_env}
+        for commands in service.setup_commands(extra):
+            processes.run_checked(
+                service.setup_argv(self.layout, commands), log, env,
+                what=f'{service.name}-manage '
+                     f'{", ".join(command[0] for command in commands)}')
 
     def _start(self, state, names, timeout):
         """Set up (first time only), start and await services in parallel.
@@ -87,14 +94,18 @@ class LocalCloud:
         """
         def bring_up(name, _state):
             service = SERVICES[name]
+            began = time.monotonic()
             if not _state.bootstrapped:
                 self._set_up_service(service, _state)
+            set_up = time.monotonic()
             pid = processes.start(service.command(_state, self.layout),
                                   self.layout.pid_file(name),
                                   self.layout.log_file(name),
                                   service.env(self.layout))
             processes.wait_until_ready(name, pid, service.url(_state),
                                        self.layout.log_file(name), timeout)
+            LOG.debug('%s: set up in %.1f s, answering %.1f s later', name,
+                      set_up - began, time.monotonic() - set_up)
         try:
             self._run_parallel(bring_up, names, state)
         except BaseException:

@@ -33,16 +33,16 @@ def service_env(extra=None):
     return env
 
 
-def run_checked(argv, log_path, env=None):
+def run_checked(argv, log_path, env=None, what=None):
     """Run a set-up command, appending its output to log_path."""
     with open(log_path, 'ab') as log:
         result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
                                 env=service_env(env), stdin=subprocess.DEVNULL)
     if result.returncode != 0:
+        what = what or pathlib.Path(argv[0]).name
         raise ProcessError(
-            f'{pathlib.Path(argv[0]).name} {argv[-1]} failed (exit '
-            f'{result.returncode}); last lines of {log_path}:\n'
-            f'{log_tail(log_path)}')
+            f'{what} failed (exit {result.returncode}); last lines of '
+            f'{log_path}:\n{log_tail(log_path)}')
 
 
 def start(argv, pid_file, log_path, env=None):

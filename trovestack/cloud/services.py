@@ -44,23 +44,29 @@ class Service:
         return [_tool('trove-api'), '--config-file',
                 str(configs.config_file(self.name, layout))]
 
-    def setup_commands(self, layout):
-        """One-time commands that create the service's database etc."""
-        conf = str(configs.config_file(self.name, layout))
+    def setup_commands(self, extra=()):
+        """One-time ``*-manage`` commands (databases, keys, ...), grouped:
+        each group runs in one process, its commands and the groups in
+        order."""
         if self.name == 'keystone':
             owner = ['--keystone-user', getpass.getuser(),
                      '--keystone-group', grp.getgrgid(os.getgid()).gr_name]
-            manage = [_tool('keystone-manage'), '--config-file', conf]
-            return [manage + ['db_sync'],
-                    manage + ['fernet_setup'] + owner,
-                    manage + ['credential_setup'] + owner]
-        if self.name == 'glance':
-            return [[_tool('glance-manage'), '--config-file', conf,
-                     'db_sync']]
+            return [[['db_sync'], ['fernet_setup', *owner],
+                     ['credential_setup', *owner], *extra]]
         if self.name == 'nova':
-            manage = [_tool('nova-manage'), '--config-file', conf]
-            return [manage + ['api_db', 'sync'], manage + ['db', 'sync']]
-        return [[_tool('trove-manage'), '--config-file', conf, 'db_sync']]
+            # The API database first (db sync reads its cell mappings); nova
+            # cannot sync both in one process (its engine facade starts
+            # once).
+            return [[['api_db', 'sync']], [['db', 'sync']]]
+        return [[['db_sync']]]
+
+    def setup_argv(self, layout, commands):
+        """argv running the commands in one process (see manage.py)."""
+        words = []
+        for command in commands:
+            words += ['--', *command]
+        return [sys.executable, '-m', 'trovestack.cloud.manage', self.name,
+                str(configs.config_file(self.name, layout)), *words]
 
 
 SERVICES = {
