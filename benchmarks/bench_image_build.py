@@ -26,7 +26,7 @@ def _timed(label, request):
     start = time.monotonic()
     result = builder.build_image(request, progress=lambda m: None)
     elapsed = time.monotonic() - start
-    print('%-34s %8.1f s  %s' % (label, elapsed,
+    print('%-34s %8.2f s  %s' % (label, elapsed,
                                  'skipped' if result.skipped else 'built'),
           flush=True)
     return elapsed, result
