@@ -251,3 +251,53 @@ def test_boots_and_guest_agent_starts(built, tmp_path_factory):
     assert 'Creating user and group for database service' in journal, journal
     assert re.search(r'impl_rabbit .*Connection failed: .*ECONNREFUSED',
                      journal), journal
+
+
+def test_quickstart_loads_the_built_image_into_the_local_cloud(
+        built, tmp_path_factory):
+    """The README's main command, end to end on a cloud of its own: the
+    build step finds the image up to date, the real image goes to Glance
+    and is registered; a second run changes nothing."""
+    image, result = built
+    work = tmp_path_factory.mktemp('quickstart')
+    image_dir = work / 'images'
+    image_dir.mkdir()
+    # Where provision's build step writes a container-mode image.
+    target = image_dir / 'trove-guest-debian-bookworm-container.qcow2'
+    for suffix in ('', '.sha256', '.md5', '.build-hash', '.build.json'):
+        shutil.copy2(f'{image}{suffix}', f'{target}{suffix}')
+    quickstart = pathlib.Path(__file__).parents[2] / 'bin' / 'quickstart'
+    state = work / 'cloud'
+    command = [str(quickstart), 'mysql', '--image-dir', str(image_dir),
+               '--state-dir', str(state), '--base-port', '0', '-f', 'json']
+    env = dict(os.environ, TROVESTACK_VENV=str(helpers.BIN.parent))
+    try:
+        first = json.loads(subprocess.run(
+            command, check=True, capture_output=True, text=True,
+            env=env).stdout)
+        steps = {row['Step']: row for row in first}
+        assert steps['build-image']['Result'] == 'unchanged, not rebuilt'
+        assert 'image uploaded' in steps['load-image']['Result']
+        assert 'default' in steps['load-image']['Result']
+
+        second = json.loads(subprocess.run(
+            command, check=True, capture_output=True, text=True,
+            env=env).stdout)
+        again = {row['Step']: row for row in second}
+        assert 'image reused' in again['load-image']['Result']
+        assert 'version unchanged' in again['load-image']['Result']
+
+        os_env = dict(env, OS_CLIENT_CONFIG_FILE=str(state / 'clouds.yaml'))
+        shown = helpers.run_json(
+            'openstack', '--os-cloud', 'trovestack-admin', 'image', 'show',
+            'trove-guest-debian-bookworm-container', env=os_env)
+        assert shown['status'] == 'active'
+        assert shown['checksum'] or shown['properties']
+        stored = shown['properties']['owner_specified.openstack.sha256']
+        assert stored == result['SHA256']
+        assert shown['properties']['trove_build_hash'] == result['Build hash']
+        assert 'trove' in shown['tags']
+        assert (state / 'tempest.conf').exists()
+    finally:
+        helpers.run('trovestack', 'cloud', 'down', '--state-dir', state,
+                    check=False)

@@ -32,18 +32,24 @@ def _port(value):
     return port
 
 
+def add_base_port_argument(parser):
+    parser.add_argument(
+        '--base-port', metavar='<port>', type=_port,
+        default=layout.DEFAULT_BASE_PORT,
+        help='First of four consecutive loopback ports of the local cloud '
+             '(keystone, glance, nova, trove); 0 picks free ports. Used when '
+             'the cloud is first created '
+             f'(default: {layout.DEFAULT_BASE_PORT})')
+    return parser
+
+
 class CloudUp(lister.Lister):
     _description = ('Start the local Keystone, Glance, Nova API and Trove API '
                     '(bootstrapping them on first use)')
 
     def get_parser(self, prog_name):
         parser = add_state_dir_argument(super().get_parser(prog_name))
-        parser.add_argument(
-            '--base-port', metavar='<port>', type=_port,
-            default=layout.DEFAULT_BASE_PORT,
-            help='First of four consecutive loopback ports (keystone, glance, '
-                 'nova, trove); 0 picks free ports. Used when the cloud is '
-                 f'first created (default: {layout.DEFAULT_BASE_PORT})')
+        add_base_port_argument(parser)
         parser.add_argument(
             '--clouds-yaml', metavar='<file>', default=None,
             help='clouds.yaml to add the trovestack-admin and trovestack-demo '

@@ -78,6 +78,7 @@ class Provision(lister.Lister):
             '--dry-run', action='store_true',
             help='Only list the steps, with their equivalent commands')
         cloud_commands.add_state_dir_argument(parser)
+        cloud_commands.add_base_port_argument(parser)
         auth.add_cloud_arguments(parser)
         return parser
 
@@ -158,7 +159,7 @@ class Provision(lister.Lister):
     def _start_local_cloud(self, parsed_args):
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
         try:
-            cloud.up()
+            cloud.up(base_port=parsed_args.base_port)
         except (controlplane.CloudError, processes.ProcessError) as exc:
             raise exceptions.CommandError(str(exc)) from exc
         os.environ.update(cloud.env())
