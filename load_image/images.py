@@ -17,6 +17,8 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_utils.imageutils import format_inspector
 from requests import exceptions as req_exc
 
+from load_image import hashcache
+
 LOG = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
@@ -119,10 +121,17 @@ def hash_file(path, progress=None):
 
 
 def load_image_file(path, disk_format='auto', progress=None):
-    """inspect_file() then hash_file(): the ImageFile ready for Glance."""
+    """inspect_file() then hash_file(): the ImageFile ready for Glance.
+
+    Hashes of an unchanged file are taken from the hash cache.
+    """
     path, size, detected, virtual_size = inspect_file(path, disk_format)
     try:
-        sha256, sha512 = hash_file(path, progress)
+        hashes = hashcache.lookup(path)
+        if hashes is None:
+            hashes = hash_file(path, progress)
+            hashcache.remember(path, *hashes)
+        sha256, sha512 = hashes
     except OSError as exc:
         raise ImageFileError(
             f'cannot read image file {path}: {exc.strerror}') from exc

@@ -14,6 +14,7 @@ import pytest
 
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
+from trovestack.imagebuild import builder
 
 
 class LocalCloudFixture:
@@ -50,12 +51,17 @@ class LocalCloudFixture:
 
 @pytest.fixture(scope='session', autouse=True)
 def isolated_user_config(tmp_path_factory):
-    """Keep tests away from the user's ~/.config (clouds.yaml) and state."""
+    """Keep tests away from the user's ~/.config (clouds.yaml), state and
+    hash cache; the image builder keeps its real download caches."""
     home = tmp_path_factory.mktemp('xdg')
-    saved = {k: os.environ.get(k) for k in ('XDG_CONFIG_HOME',
-                                             'XDG_STATE_HOME')}
+    names = ('XDG_CONFIG_HOME', 'XDG_STATE_HOME', 'XDG_CACHE_HOME',
+             'TROVE_IMAGE_BUILDER_CACHE')
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.setdefault('TROVE_IMAGE_BUILDER_CACHE',
+                          str(builder.default_cache_dir()))
     os.environ['XDG_CONFIG_HOME'] = str(home / 'config')
     os.environ['XDG_STATE_HOME'] = str(home / 'state')
+    os.environ['XDG_CACHE_HOME'] = str(home / 'cache')
     yield home
     for key, value in saved.items():
         if value is None:

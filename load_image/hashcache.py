@@ -1,0 +1,59 @@
+"""Remembered content hashes of image files.
+
+Hashing a multi-GiB guest image takes seconds, and re-running
+load-trove-image on an unchanged file is the common case.  A file's hashes
+are reused while its size, inode, mtime and ctime are all unchanged (any
+write to the file changes its ctime, which no tool can set back).
+"""
+
+import json
+import logging
+import os
+import pathlib
+
+LOG = logging.getLogger(__name__)
+MAX_ENTRIES = 200
+
+
+def cache_file():
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
+    return pathlib.Path(base) / 'trovestack' / 'image-hashes.json'
+
+
+def _identity(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _load(store):
+    try:
+        return json.loads(store.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def lookup(path):
+    """(sha256, sha512) remembered for path, or None."""
+    entry = _load(cache_file()).get(str(path))
+    if entry and entry.get('identity') == _identity(path):
+        LOG.debug('Reusing the remembered hashes of %s', path)
+        return entry['sha256'], entry['sha512']
+    return None
+
+
+def remember(path, sha256, sha512):
+    """Store the hashes of path; a cache that cannot be written is skipped."""
+    store = cache_file()
+    entries = _load(store)
+    entries.pop(str(path), None)
+    entries[str(path)] = {'identity': _identity(path), 'sha256': sha256,
+                          'sha512': sha512}
+    while len(entries) > MAX_ENTRIES:
+        entries.pop(next(iter(entries)))
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        temporary = store.with_suffix(f'.{os.getpid()}.tmp')
+        temporary.write_text(json.dumps(entries))
+        temporary.replace(store)
+    except OSError as exc:
+        LOG.debug('Cannot write the hash cache %s: %s', store, exc)
