@@ -1,5 +1,6 @@
 """The cliff application base shared by every console script here."""
 
+import argparse
 import sys
 
 from cliff import app
@@ -38,6 +39,30 @@ class App(app.App):
             self.stdout.write(f'{self.parser.prog} {release()}\n')
             return 0
         return super().run(argv)
+
+
+def argument_type(parse):
+    """An argparse type= from a parser that raises ValueError."""
+    def convert(value):
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f'{value!r} is not a positive whole number')
+    return number
+
+
+positive_int = argument_type(_positive_int)
 
 
 def main(app_factory, argv=None):

@@ -1,24 +1,17 @@
 """trovestack doctor (alias status): is this cloud ready for Trove tests?"""
 
-import argparse
 import logging
 
 from cliff import lister
 
 from load_image import auth
+from load_image import cliapp
 from load_image import datastores as ds_registry
 from trovestack import doctor
 from trovestack.testenv import datastores as testenv_datastores
 from trovestack.testenv import flavors
 
 LOG = logging.getLogger(__name__)
-
-
-def _datastore_arg(value):
-    try:
-        return testenv_datastores.parse_datastore_arg(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class CheckCloud(lister.Lister):
@@ -33,7 +26,8 @@ class CheckCloud(lister.Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument(
             '--datastore', metavar='<name>[:<version>]', action='append',
-            type=_datastore_arg,
+            type=cliapp.argument_type(
+                testenv_datastores.parse_datastore_arg),
             help='Datastore to check, repeatable; without a version its '
                  'default version is checked (default: every registered '
                  'datastore)')

@@ -20,6 +20,7 @@ from cliff import lister
 from osc_lib import exceptions
 
 from load_image import auth
+from load_image import cliapp
 from load_image import commands as load_commands
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
@@ -28,17 +29,10 @@ from trovestack.commands import cloud as cloud_commands
 from trovestack.commands import testenv as testenv_commands
 from trovestack.imagebuild import commands as build_commands
 from trovestack.imagebuild import plugins
+from trovestack.testenv import datastores
 
 LOG = logging.getLogger(__name__)
 COLUMNS = ('Step', 'Subject', 'Result')
-
-
-def datastore_spec(text):
-    """'mysql' or 'mysql:8.4' -> (name, version or None)."""
-    name, _, version = text.partition(':')
-    if not name or (':' in text and not version):
-        raise ValueError(text)
-    return name, version or None
 
 
 class Provision(lister.Lister):
@@ -50,7 +44,7 @@ class Provision(lister.Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument(
             'datastores', metavar='<datastore>[:<version>]', nargs='+',
-            type=datastore_spec,
+            type=cliapp.argument_type(datastores.parse_datastore_arg),
             help='Datastores to register; the version defaults to the image '
                  "builder plugin's default; the first is Trove's default "
                  'datastore for tests')

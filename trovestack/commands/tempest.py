@@ -1,26 +1,15 @@
 """trovestack gate-tests / int-tests: trove-tempest-plugin through tempest."""
 
-import argparse
 import logging
 import shlex
 
 from cliff import command
 from osc_lib import exceptions
 
+from load_image import cliapp
 from trovestack import tempest_runner
 
 LOG = logging.getLogger(__name__)
-
-
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(
-            f'{value!r} is not a positive whole number')
-    return number
 
 
 class _RunTempest(command.Command):
@@ -48,7 +37,7 @@ class _RunTempest(command.Command):
             help='Tests to leave out (default: none)')
         how = parser.add_mutually_exclusive_group()
         how.add_argument(
-            '--concurrency', metavar='<n>', type=_positive_int,
+            '--concurrency', metavar='<n>', type=cliapp.positive_int,
             help='Parallel test workers (default: tempest\'s, one per CPU)')
         how.add_argument(
             '--serial', action='store_true',

@@ -1,13 +1,13 @@
 """Commands that prepare a cloud for Trove's tests: flavors, test-config,
 test-init. Each converges on re-run and has --dry-run."""
 
-import argparse
 import logging
 
 from cliff import lister
 from osc_lib import exceptions
 
 from load_image import auth
+from load_image import cliapp
 from trovestack import testenv
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors
@@ -21,17 +21,6 @@ LOG = logging.getLogger(__name__)
 
 CHANGE_COLUMNS = ('resource', 'name', 'action', 'detail')
 CHANGE_HEADERS = ('Resource', 'Name', 'Action', 'Detail')
-
-
-def _argument_type(parse):
-    """An argparse type= from a parser that raises ValueError."""
-    def convert(value):
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = parse.__name__
-    return convert
 
 
 def _add_dry_run(parser):
@@ -61,7 +50,7 @@ def _add_test_config_arguments(parser, *, tempest_required):
              '(default: not written)')
     parser.add_argument(
         '--datastore', metavar='<name>[:<version>]', action='append',
-        type=_argument_type(datastores.parse_datastore_arg),
+        type=cliapp.argument_type(datastores.parse_datastore_arg),
         help='Datastore to test, repeatable; the version defaults to the '
              "datastore's default version (default: every registered "
              'datastore with a default version)')
@@ -224,7 +213,7 @@ class InitTestEnvironment(_TestEnvCommand):
                  'different spec or key (default: fail and change nothing)')
         parser.add_argument(
             '--quota', metavar='<service>.<resource>=<n>', action='append',
-            type=_argument_type(quotas.parse_quota_arg), default=[],
+            type=cliapp.argument_type(quotas.parse_quota_arg), default=[],
             help='Override a quota minimum, repeatable; -1 is unlimited '
                  '(defaults: ' + ', '.join(
                      f'{s}.{r}={n}' for s, r, n, _ in quotas.QUOTA_TABLE)

@@ -1,12 +1,12 @@
 """cliff command ``build-image``, also all of ``trove-image-builder``."""
 
-import argparse
 import logging
 import sys
 
 from cliff import show
 from osc_lib import exceptions
 
+from load_image import cliapp
 from trovestack.imagebuild import builder
 from trovestack.imagebuild import errors
 from trovestack.imagebuild import guest_agent
@@ -16,17 +16,6 @@ LOG = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ('path', 'sha256', 'build_hash', 'skipped', 'log_path')
 RESULT_HEADERS = ('Image', 'SHA256', 'Build hash', 'Skipped', 'Log file')
-
-
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(
-            '%s is not a positive integer' % value)
-    return number
 
 
 def describe_plugins():
@@ -89,7 +78,7 @@ class BuildImage(show.ShowOne):
             help='Image file format (default: qcow2; -f/--format is the '
                  'output format of the result, as in every cliff command)')
         parser.add_argument(
-            '--size', type=_positive_int, metavar='<GiB>',
+            '--size', type=cliapp.positive_int, metavar='<GiB>',
             help='Image size in GiB (default: as small as the content)')
         parser.add_argument(
             '--extra-element', metavar='<element>', action='append',
