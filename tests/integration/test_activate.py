@@ -6,11 +6,6 @@ from load_image import auth
 from tests import load_image_support as support
 
 
-@pytest.fixture(scope='module')
-def trove(local_cloud):
-    return auth.trove_client(local_cloud.connection())
-
-
 @pytest.fixture
 def two_versions(local_cloud, tmp_path):
     """A datastore with versions 8.0 and 8.4, neither the default."""

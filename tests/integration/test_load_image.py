@@ -3,21 +3,8 @@
 import json
 import pathlib
 
-import pytest
-
-from load_image import auth
 from tests import helpers
 from tests import load_image_support as support
-
-
-@pytest.fixture(scope='module')
-def admin(local_cloud):
-    return local_cloud.connection()
-
-
-@pytest.fixture(scope='module')
-def trove(admin):
-    return auth.trove_client(admin)
 
 
 def _version_show(local_cloud, datastore, version):

@@ -14,19 +14,8 @@ import sys
 
 import pytest
 
-from load_image import auth
 from tests import load_image_support as support
 from tests.faultproxy import FaultProxy
-
-
-@pytest.fixture(scope='module')
-def admin(local_cloud):
-    return local_cloud.connection()
-
-
-@pytest.fixture(scope='module')
-def trove(admin):
-    return auth.trove_client(admin)
 
 
 @pytest.fixture

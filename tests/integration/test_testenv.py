@@ -54,11 +54,6 @@ def _in_order(needles, haystack):
 
 
 @pytest.fixture(scope='module')
-def admin(local_cloud):
-    return local_cloud.connection(local_cloud.admin_cloud)
-
-
-@pytest.fixture(scope='module')
 def test_flavors(local_cloud):
     """The flavors exist (whatever state an earlier run left)."""
     _trovestack(local_cloud, 'flavors', '--replace')
