@@ -301,3 +301,27 @@ def test_quickstart_loads_the_built_image_into_the_local_cloud(
     finally:
         helpers.run('trovestack', 'cloud', 'down', '--state-dir', state,
                     check=False)
+
+
+def test_package_mode_image_with_debug_ssh_key(build_host, tmp_path):
+    """Package mode (spec 002): the distribution's PostgreSQL baked in, no
+    container runtime; and the optional debug SSH key for the guest user."""
+    key = tmp_path / 'debug_key'
+    _sh('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key)
+    image = tmp_path / 'trove-guest-postgresql-package.qcow2'
+    result = helpers.run_json(
+        'trove-image-builder', '--datastore', 'postgresql', '--mode',
+        'package', '--ssh-key', f'{key}.pub', '--output', image)
+    assert result['Skipped'] is False
+    with _mounted(image, tmp_path) as root:
+        status = (root / 'var' / 'lib' / 'dpkg' / 'status').read_text()
+        assert 'Package: postgresql-15\nStatus: install ok installed' in (
+            status)
+        assert not (root / 'usr' / 'sbin' / 'dockerd').exists()
+        wants = root / 'etc' / 'systemd' / 'system' / (
+            'multi-user.target.wants')
+        assert (wants / 'guest-agent.service').is_symlink()
+        _, home = _uid(root, GUEST_USER)
+        authorized = root / home.lstrip('/') / '.ssh' / 'authorized_keys'
+        assert authorized.read_text().strip() == (
+            pathlib.Path(f'{key}.pub').read_text().strip())
