@@ -101,14 +101,19 @@ class Provision(lister.Lister):
         local = parsed_args.os_cloud is None
         targets = [(name, version or self._default_version(name))
                    for name, version in parsed_args.datastores]
-        if parsed_args.image is None:
-            yield _Step('build-image', build_commands.BuildImage,
-                        lambda ctx: self._build_argv(parsed_args, targets[0]),
-                        _summarise_build)
-        elif not pathlib.Path(parsed_args.image).is_file():
+        if parsed_args.image is not None and \
+                not pathlib.Path(parsed_args.image).is_file():
             raise exceptions.CommandError(
                 f'image file {parsed_args.image} does not exist')
         for index, (name, version) in enumerate(targets):
+            # A container-mode image serves every datastore; a package-mode
+            # image holds one datastore's packages.
+            if parsed_args.image is None and (
+                    index == 0 or parsed_args.mode == 'package'):
+                yield _Step('build-image', build_commands.BuildImage,
+                            functools.partial(self._build_argv, parsed_args,
+                                              (name, version)),
+                            _summarise_build)
             yield _Step('load-image', load_commands.LoadImage,
                         functools.partial(_load_argv, name, version,
                                           default=index == 0),
@@ -138,7 +143,7 @@ class Provision(lister.Lister):
         return known[datastore].default_version
 
     @staticmethod
-    def _build_argv(parsed_args, target):
+    def _build_argv(parsed_args, target, context):
         argv = ['--datastore', target[0], '--datastore-version', target[1],
                 '--mode', parsed_args.mode]
         if parsed_args.image_dir:
