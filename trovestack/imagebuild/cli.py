@@ -5,6 +5,7 @@ import sys
 from cliff import app
 from cliff import commandmanager
 
+from load_image import cliapp
 from trovestack.imagebuild import commands
 
 COMMAND = 'build-image'
@@ -18,16 +19,8 @@ class ImageBuilderApp(app.App):
     def __init__(self):
         manager = commandmanager.CommandManager('trovestack.image_builder.cli')
         manager.add_command(COMMAND, commands.BuildImage)
-        super().__init__(description=self.__doc__, version=_version(),
+        super().__init__(description=self.__doc__, version=cliapp.release(),
                          command_manager=manager, deferred_help=True)
-
-
-def _version():
-    from importlib import metadata
-    try:
-        return metadata.version('trovestack')
-    except metadata.PackageNotFoundError:
-        return 'unknown'
 
 
 def command_argv(argv):
