@@ -1,0 +1,91 @@
+"""File digests, atomic writes and the XDG state/cache/config paths."""
+
+import hashlib
+import os
+import pathlib
+import tempfile
+
+CHUNK = 1 << 20
+
+
+def file_digests(path, algorithms=('sha256',), progress=None):
+    """{algorithm: hex digest} of the file, read once in 1 MiB chunks.
+
+    ``progress(nbytes)`` is called after each chunk when given.
+    """
+    digests = {name: hashlib.new(name) for name in algorithms}
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(CHUNK), b''):
+            for digest in digests.values():
+                digest.update(block)
+            if progress is not None:
+                progress(len(block))
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def file_sha256(path):
+    """Hex sha256 of a file."""
+    return file_digests(path)['sha256']
+
+
+def tree_digest(roots, skip_dirs=('__pycache__',), skip_suffixes=('.pyc',)):
+    """sha256 over every file of the trees: relative path, executable bit
+    and content, in a stable order."""
+    digest = hashlib.sha256()
+    for root in roots:
+        root = pathlib.Path(root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
+            for name in sorted(filenames):
+                path = pathlib.Path(dirpath, name)
+                if path.suffix in skip_suffixes:
+                    continue
+                rel = str(path.relative_to(root))
+                executable = os.access(path, os.X_OK)
+                digest.update(('%s\0%d\0' % (rel, executable)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def write_atomic(path, data, mode=None):
+    """Write text or bytes to path so that readers see old or new, never
+    half: a temporary file in the same directory, fsync, then rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.%s.' % path.name)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _xdg(variable, default):
+    return pathlib.Path(os.environ.get(variable)
+                        or os.path.expanduser(default))
+
+
+def cache_dir(*parts):
+    """$XDG_CACHE_HOME (default ~/.cache) joined with parts."""
+    return _xdg('XDG_CACHE_HOME', '~/.cache').joinpath(*parts)
+
+
+def state_dir(*parts):
+    """$XDG_STATE_HOME (default ~/.local/state) joined with parts."""
+    return _xdg('XDG_STATE_HOME', '~/.local/state').joinpath(*parts)
+
+
+def config_dir(*parts):
+    """$XDG_CONFIG_HOME (default ~/.config) joined with parts."""
+    return _xdg('XDG_CONFIG_HOME', '~/.config').joinpath(*parts)
