@@ -1,0 +1,174 @@
+"""trovestack.trove_config: typed settings -> Trove's INI options."""
+
+import pytest
+from oslo_config import cfg as oslo_cfg
+from oslo_messaging import opts as messaging_opts
+from trove.common import cfg as trove_cfg
+
+from trovestack import trove_config
+from trovestack.common import results
+
+NET = '6c1f7a3e-0000-4000-8000-000000000001'
+SG = '6c1f7a3e-0000-4000-8000-000000000002'
+MESSAGING_DEFAULT_OPTIONS = {opt.name for group, options
+                             in messaging_opts.list_opts()
+                             if group in (None, 'DEFAULT')
+                             for opt in options}
+
+
+def full_settings(**overrides):
+    values = dict(
+        management_networks=[NET],
+        management_security_groups=[SG],
+        docker_images=trove_config.docker_images(
+            ['mariadb', 'postgresql'], source='registry',
+            registry='10.0.0.1:5000'),
+        insecure_registries=['10.0.0.1:5000'],
+        volume_type='lvmdriver-1',
+        guest_transport_url='rabbit://trove:pw@10.0.0.1:5672/trove',
+        keypair='trove-mgmt')
+    values.update(overrides)
+    return trove_config.InstanceSettings(**values)
+
+
+def _registered(section, option):
+    conf = trove_cfg.CONF
+    if section == 'DEFAULT' and option in MESSAGING_DEFAULT_OPTIONS:
+        return True  # oslo.messaging registers them when Trove starts
+    group = conf if section == 'DEFAULT' else conf[section]
+    return option in group
+
+
+def test_every_option_is_one_trove_26_registers():
+    config = trove_config.instance_config(full_settings())
+    for sections in config.values():
+        for section, options in sections.items():
+            for option in options:
+                assert _registered(section, option), f'[{section}] {option}'
+
+
+def test_files_and_where_options_go():
+    config = trove_config.instance_config(full_settings())
+    server = config['trove.conf']
+    guest = config['trove-guestagent.conf']
+    assert server['DEFAULT']['management_networks'] == NET
+    assert server['DEFAULT']['management_security_groups'] == SG
+    assert server['DEFAULT']['nova_keypair'] == 'trove-mgmt'
+    assert server['DEFAULT']['docker_insecure_registries'] == '10.0.0.1:5000'
+    assert server['DEFAULT']['cinder_volume_type'] == 'lvmdriver-1'
+    assert server['DEFAULT']['use_nova_server_config_drive'] == 'True'
+    assert server['network']['network_isolation'] == 'False'
+    assert server['mariadb']['volume_support'] == 'True'
+    assert guest['mariadb']['docker_image'] == \
+        '10.0.0.1:5000/trovestack/mariadb'
+    assert guest['postgresql']['docker_image'] == \
+        '10.0.0.1:5000/trovestack/postgresql'
+    assert guest['DEFAULT']['transport_url'].startswith('rabbit://')
+    assert guest['DEFAULT']['state_change_wait_time'] == '900'
+    assert 'docker_image' not in server.get('mariadb', {})
+    assert 'management_networks' not in guest['DEFAULT']
+
+
+def test_values_are_strings():
+    config = trove_config.instance_config(full_settings())
+    for sections in config.values():
+        for options in sections.values():
+            assert all(isinstance(v, str) for v in options.values())
+
+
+def test_minimal_settings_leave_optional_options_out():
+    config = trove_config.instance_config(trove_config.InstanceSettings())
+    default = config['trove.conf']['DEFAULT']
+    for option in ('management_networks', 'management_security_groups',
+                   'nova_keypair', 'docker_insecure_registries',
+                   'cinder_volume_type'):
+        assert option not in default
+    assert 'transport_url' not in config['trove-guestagent.conf']['DEFAULT']
+
+
+def test_no_volume_support_drops_volume_type():
+    config = trove_config.instance_config(
+        full_settings(volume_support=False))
+    server = config['trove.conf']
+    assert server['DEFAULT']['trove_volume_support'] == 'False'
+    assert server['postgresql']['volume_support'] == 'False'
+    assert 'cinder_volume_type' not in server['DEFAULT']
+
+
+def test_tcg_timeouts_exceed_trove_defaults():
+    for field in ('usage_timeout', 'agent_call_high_timeout',
+                  'state_change_wait_time'):
+        assert getattr(trove_config.TCG_TIMEOUTS, field) > \
+            getattr(trove_config.TROVE_DEFAULT_TIMEOUTS, field)
+
+
+def test_trove_default_timeouts_match_installed_trove():
+    conf = trove_cfg.CONF
+    for field, value in vars(trove_config.TROVE_DEFAULT_TIMEOUTS).items():
+        assert conf[field] == value, field
+
+
+@pytest.mark.parametrize('value', [0, -5, 'ten', True])
+def test_bad_timeout_rejected(value):
+    with pytest.raises(ValueError, match='usage_timeout'):
+        trove_config.Timeouts(usage_timeout=value)
+
+
+def test_one_management_network_only():
+    with pytest.raises(ValueError, match='one management network'):
+        trove_config.InstanceSettings(management_networks=['a', 'b'])
+
+
+def test_unknown_datastore_image_rejected():
+    with pytest.raises(ValueError, match='known: mysql, mariadb, postgresql'):
+        trove_config.InstanceSettings(docker_images={'redis': 'redis'})
+
+
+@pytest.mark.parametrize('source,expected', [
+    ('upstream', 'quay.io/openstack.trove/postgres'),
+    ('embedded', 'trovestack/postgresql'),
+    ('registry', '127.0.0.1:5000/trovestack/postgresql'),
+])
+def test_docker_images_sources(source, expected):
+    images = trove_config.docker_images(['postgresql', 'postgresql'],
+                                        source=source,
+                                        registry='127.0.0.1:5000')
+    assert images == {'postgresql': expected}
+
+
+def test_docker_images_overrides_and_errors():
+    images = trove_config.docker_images(
+        ['mysql'], overrides={'mysql': 'example/mysql'})
+    assert images == {'mysql': 'example/mysql'}
+    with pytest.raises(ValueError, match='needs a registry'):
+        trove_config.docker_images(['mysql'], source='registry')
+    with pytest.raises(ValueError, match='unknown image source'):
+        trove_config.docker_images(['mysql'], source='hub')
+    with pytest.raises(ValueError, match="'cassandra'"):
+        trove_config.docker_images(['cassandra'])
+
+
+def test_apply_sets_only_its_options_and_converges(tmp_path):
+    server = tmp_path / 'trove.conf'
+    server.write_text('[DEFAULT]\n# keep me\ndebug = True\n'
+                      'usage_timeout = 10\n\n[database]\nconnection = x\n')
+    guest = tmp_path / 'trove-guestagent.conf'
+    paths = {'trove.conf': server, 'trove-guestagent.conf': guest}
+    config = trove_config.instance_config(full_settings())
+
+    rows = trove_config.apply(config, paths, dry_run=True)
+    assert {r.action for r in rows} == {results.WOULD_UPDATE}
+    assert not guest.exists()
+
+    rows = trove_config.apply(config, paths)
+    assert {r.action for r in rows} == {results.UPDATED}
+    assert 'pw@' not in ' '.join(r.detail for r in rows)
+    text = server.read_text()
+    assert '# keep me\ndebug = True\n' in text
+    assert 'usage_timeout = 3600' in text and 'usage_timeout = 10' not in text
+    assert '[database]\nconnection = x\n' in text
+    parser = oslo_cfg.ConfigParser(str(guest), {})
+    parser.parse()
+
+    rows = trove_config.apply(config, paths)
+    assert [r.action for r in rows] == [results.UNCHANGED] * 2

@@ -1,0 +1,227 @@
+"""Trove's configuration for instances, from typed settings: one source.
+
+The compute-enabled local cloud and the devstack plugin both turn
+:class:`InstanceSettings` into ``{file: {section: {option: value}}}`` with
+:func:`instance_config` and write it with :func:`apply`.  Every option name
+is one Trove 26 registers in ``trove/common/cfg.py`` (the unit tests check
+this against the installed Trove) and each lands in the file of the
+process that reads it:
+
+- ``trove.conf`` (trove-api, -taskmanager, -conductor): management network
+  and security groups, keypair, config drive, ``[network]
+  network_isolation`` (passed on to the guest in guest_info.conf),
+  ``docker_insecure_registries`` (the API writes them into the guest's
+  ``/etc/docker/daemon.json``), ``[<datastore>] volume_support``, the
+  volume type and the timeouts the control plane waits with;
+- ``trove-guestagent.conf`` (injected into every guest by the task manager
+  at create time): ``[<datastore>] docker_image``, the guest's messaging
+  URL and the timeouts the guest agent waits with.
+
+Values are strings, as an INI file holds them; devstack-owned values
+(passwords, endpoints, database URL) are not this module's business.
+"""
+
+import dataclasses
+import types
+
+from trovestack.common import results
+from trovestack.testenv import ini
+
+TROVE_CONF = 'trove.conf'
+GUESTAGENT_CONF = 'trove-guestagent.conf'
+FILES = (TROVE_CONF, GUESTAGENT_CONF)
+
+# Datastores whose guest agent manager (= Trove's config section) runs the
+# database in a container in Trove 26, and the upstream image of each.
+UPSTREAM_IMAGES = types.MappingProxyType({
+    'mysql': 'quay.io/openstack.trove/mysql',
+    'mariadb': 'quay.io/openstack.trove/mariadb',
+    'postgresql': 'quay.io/openstack.trove/postgres',
+})
+DATASTORES = tuple(UPSTREAM_IMAGES)
+# Repository of this project's offline datastore images (trovestack
+# build-datastore-image): embedded in the guest image under this name, or
+# pushed to a registry under <registry>/<this name>; tag = version.
+LOCAL_REPOSITORY = 'trovestack/{datastore}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Seconds Trove waits; the defaults suit guests under qemu TCG.
+
+    Trove's own defaults assume KVM: a TCG guest takes ~165 s to finish
+    cloud-init, then pulls or loads its database image, so ``usage_timeout``
+    (BUILD -> ACTIVE), ``state_change_wait_time`` (database healthy) and
+    the guest call timeouts are raised.
+    """
+
+    usage_timeout: int = 3600
+    agent_call_low_timeout: int = 60
+    agent_call_high_timeout: int = 1200
+    agent_heartbeat_expiry: int = 300
+    state_change_wait_time: int = 900
+    command_process_timeout: int = 120
+    reboot_time_out: int = 900
+    resize_time_out: int = 1800
+    server_delete_time_out: int = 300
+    volume_time_out: int = 300
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value <= 0:
+                raise ValueError(f'{field.name} must be a positive number '
+                                 f'of seconds, not {value!r}')
+
+
+# Trove 26's own defaults, for a cloud with KVM.
+TROVE_DEFAULT_TIMEOUTS = Timeouts(
+    usage_timeout=1800, agent_call_low_timeout=15,
+    agent_call_high_timeout=180, agent_heartbeat_expiry=90,
+    state_change_wait_time=180, command_process_timeout=30,
+    reboot_time_out=120, resize_time_out=900, server_delete_time_out=60,
+    volume_time_out=60)
+TCG_TIMEOUTS = Timeouts()
+
+# Which file each timeout goes to: the control plane's waits in trove.conf,
+# the guest agent's in trove-guestagent.conf.
+_GUEST_TIMEOUTS = ('state_change_wait_time', 'command_process_timeout')
+_SERVER_TIMEOUTS = tuple(f.name for f in dataclasses.fields(Timeouts)
+                         if f.name != 'command_process_timeout')
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSettings:
+    """What Trove needs to know to create instances on a cloud.
+
+    ``docker_images`` maps a datastore to its image repository without the
+    tag (the guest agent appends ``:<datastore version>``); build it with
+    :func:`docker_images`.  ``guest_transport_url`` is the messaging URL as
+    the guest reaches it (None: leave it to the caller's devstack/cloud
+    configuration).
+    """
+
+    management_networks: tuple = ()
+    management_security_groups: tuple = ()
+    docker_images: types.MappingProxyType = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
+    insecure_registries: tuple = ()
+    network_isolation: bool = False
+    volume_support: bool = True
+    volume_type: str | None = None
+    timeouts: Timeouts = TCG_TIMEOUTS
+    guest_transport_url: str | None = None
+    keypair: str | None = None
+    config_drive: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, 'management_networks',
+                           tuple(self.management_networks))
+        object.__setattr__(self, 'management_security_groups',
+                           tuple(self.management_security_groups))
+        object.__setattr__(self, 'insecure_registries',
+                           tuple(self.insecure_registries))
+        object.__setattr__(self, 'docker_images',
+                           types.MappingProxyType(dict(self.docker_images)))
+        if len(self.management_networks) > 1:
+            # trove/common/cfg.py: "Currently only one management network
+            # is allowed."
+            raise ValueError('Trove allows one management network, got '
+                             f'{len(self.management_networks)}')
+        unknown = sorted(set(self.docker_images) - set(DATASTORES))
+        if unknown:
+            raise ValueError(f'no container datastore {", ".join(unknown)}'
+                             f' (known: {", ".join(DATASTORES)})')
+
+
+def docker_images(datastores, *, source='upstream', registry=None,
+                  overrides=None):
+    """{datastore: image repository} for the datastores named.
+
+    ``source``: ``upstream`` (Trove's images on quay.io), ``embedded``
+    (this project's images baked into the guest image, no registry) or
+    ``registry`` (this project's images pushed to ``registry``, an
+    ``host:port`` address).  ``overrides`` ({datastore: repository}) win.
+    """
+    if source not in ('upstream', 'embedded', 'registry'):
+        raise ValueError(f'unknown image source {source!r} '
+                         '(upstream, embedded, registry)')
+    if source == 'registry' and not registry:
+        raise ValueError('image source "registry" needs a registry address')
+    images = {}
+    for datastore in dict.fromkeys(datastores):
+        if datastore not in DATASTORES:
+            raise ValueError(f'no container image for datastore '
+                             f'{datastore!r} (known: {", ".join(DATASTORES)})')
+        local = LOCAL_REPOSITORY.format(datastore=datastore)
+        images[datastore] = {'upstream': UPSTREAM_IMAGES[datastore],
+                             'embedded': local,
+                             'registry': f'{registry}/{local}'}[source]
+    images.update(overrides or {})
+    return images
+
+
+def _flag(value):
+    return 'True' if value else 'False'
+
+
+def instance_config(settings):
+    """{file: {section: {option: value}}} for trove.conf and
+    trove-guestagent.conf, from :class:`InstanceSettings`."""
+    server = {'DEFAULT': {}, 'network': {}}
+    guest = {'DEFAULT': {}}
+    default = server['DEFAULT']
+    if settings.management_networks:
+        default['management_networks'] = ','.join(
+            settings.management_networks)
+    if settings.management_security_groups:
+        default['management_security_groups'] = ','.join(
+            settings.management_security_groups)
+    if settings.keypair:
+        default['nova_keypair'] = settings.keypair
+    default['use_nova_server_config_drive'] = _flag(settings.config_drive)
+    if settings.insecure_registries:
+        default['docker_insecure_registries'] = ','.join(
+            settings.insecure_registries)
+    default['trove_volume_support'] = _flag(settings.volume_support)
+    if settings.volume_support and settings.volume_type:
+        default['cinder_volume_type'] = settings.volume_type
+    for name in _SERVER_TIMEOUTS:
+        default[name] = str(getattr(settings.timeouts, name))
+    server['network']['network_isolation'] = _flag(
+        settings.network_isolation)
+    for name in _GUEST_TIMEOUTS:
+        guest['DEFAULT'][name] = str(getattr(settings.timeouts, name))
+    if settings.guest_transport_url:
+        guest['DEFAULT']['transport_url'] = settings.guest_transport_url
+    for datastore, image in settings.docker_images.items():
+        server[datastore] = {'volume_support': _flag(settings.volume_support)}
+        guest[datastore] = {'docker_image': image}
+    return {TROVE_CONF: server, GUESTAGENT_CONF: guest}
+
+
+def apply(config, paths, *, dry_run=False):
+    """Set every option of ``config`` in the files at ``paths``
+    ({file name: path}); other lines stay as they are.  [Row] per file."""
+    rows = []
+    for name, sections in config.items():
+        path = paths[name]
+        document = ini.IniFile.load(path)
+        changed = []
+        for section, options in sections.items():
+            for option, value in options.items():
+                if document.get(section, option) != value:
+                    document.set(section, option, value)
+                    changed.append(f'{section}.{option}')
+        if not changed:
+            rows.append(results.Row('config', str(path), results.UNCHANGED))
+            continue
+        if not dry_run:
+            document.save(path)
+        rows.append(results.Row(
+            'config', str(path),
+            results.WOULD_UPDATE if dry_run else results.UPDATED,
+            ', '.join(changed)))
+    return rows
+
