@@ -1,0 +1,147 @@
+"""Write a single-layer docker-archive (the `docker save` format) with the
+standard library: what `docker load` and `skopeo copy docker-archive:`
+read.
+
+Layout: ``manifest.json``, ``repositories``, ``<config sha256>.json`` and
+``<layer id>/layer.tar`` (+ ``VERSION``, ``json``).
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+from trovestack.common import files
+
+
+@dataclasses.dataclass
+class ImageConfig:
+    """The runtime settings stored in the image config."""
+
+    entrypoint: list
+    cmd: list
+    env: dict
+    user: str = ''
+    working_dir: str = '/'
+    exposed_ports: tuple = ()
+    volumes: tuple = ()
+    stop_signal: str = ''
+    labels: dict = dataclasses.field(default_factory=dict)
+    architecture: str = 'amd64'
+
+    def as_docker_config(self):
+        config = {
+            'Entrypoint': list(self.entrypoint),
+            'Cmd': list(self.cmd),
+            'Env': [f'{key}={value}' for key, value in self.env.items()],
+            'User': self.user,
+            'WorkingDir': self.working_dir,
+            'ExposedPorts': {port: {} for port in self.exposed_ports},
+            'Volumes': {path: {} for path in self.volumes},
+            'Labels': dict(self.labels),
+        }
+        if self.stop_signal:
+            config['StopSignal'] = self.stop_signal
+        return config
+
+
+def image_config_json(config, layer_diff_id, created, created_by):
+    """The image config document (JSON bytes) for one layer."""
+    document = {
+        'architecture': config.architecture,
+        'os': 'linux',
+        'created': created,
+        'config': config.as_docker_config(),
+        'rootfs': {'type': 'layers', 'diff_ids': [layer_diff_id]},
+        'history': [{'created': created, 'created_by': created_by}],
+    }
+    return json.dumps(document, sort_keys=True, separators=(',', ':')
+                      ).encode()
+
+
+def _add_bytes(tar, name, data, mtime):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = mtime
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_dir(tar, name, mtime):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    info.mtime = mtime
+    tar.addfile(info)
+
+
+def write_docker_archive(layer_tar, output, repository, tag, config, *,
+                         created=None, created_by='trovestack'):
+    """Write a docker-archive at output holding the uncompressed root
+    filesystem tar ``layer_tar`` as its one layer, tagged repository:tag.
+
+    Written to a temporary file beside output and renamed into place, so
+    output is either the old archive or the complete new one.  Returns the
+    image id (sha256 of the config).
+    """
+    layer_sha = files.file_sha256(layer_tar)
+    diff_id = f'sha256:{layer_sha}'
+    now = created or datetime.datetime.now(datetime.timezone.utc)
+    created_text = now.strftime('%Y-%m-%dT%H:%M:%SZ')
+    mtime = int(now.timestamp())
+    config_bytes = image_config_json(config, diff_id, created_text,
+                                     created_by)
+    config_sha = hashlib.sha256(config_bytes).hexdigest()
+    layer_id = layer_sha
+    manifest = [{'Config': f'{config_sha}.json',
+                 'RepoTags': [f'{repository}:{tag}'],
+                 'Layers': [f'{layer_id}/layer.tar']}]
+    repositories = {repository: {tag: layer_id}}
+    legacy_json = {'id': layer_id, 'created': created_text,
+                   'os': 'linux', 'architecture': config.architecture}
+
+    output = os.fspath(output)
+    tmp = f'{output}.partial-{os.getpid()}'
+    try:
+        with tarfile.open(tmp, 'w', format=tarfile.PAX_FORMAT) as tar:
+            _add_dir(tar, layer_id, mtime)
+            _add_bytes(tar, f'{layer_id}/VERSION', b'1.0', mtime)
+            _add_bytes(tar, f'{layer_id}/json',
+                       json.dumps(legacy_json).encode(), mtime)
+            info = tar.gettarinfo(layer_tar, arcname=f'{layer_id}/layer.tar')
+            info.uid = info.gid = 0
+            info.uname = info.gname = ''
+            info.mtime = mtime
+            with open(layer_tar, 'rb') as layer:
+                tar.addfile(info, layer)
+            _add_bytes(tar, f'{config_sha}.json', config_bytes, mtime)
+            _add_bytes(tar, 'manifest.json', json.dumps(manifest).encode(),
+                       mtime)
+            _add_bytes(tar, 'repositories',
+                       json.dumps(repositories).encode(), mtime)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return f'sha256:{config_sha}'
+
+
+def read_manifest(archive):
+    """The manifest.json entries of a docker-archive."""
+    with tarfile.open(archive) as tar:
+        return json.load(tar.extractfile('manifest.json'))
+
+
+def read_config(archive):
+    """The image config document of a single-image docker-archive."""
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile('manifest.json'))
+        return json.load(tar.extractfile(manifest[0]['Config']))
