@@ -1,11 +1,16 @@
-"""The ``trovestack`` command line: a cliff application over entry points."""
+"""Console scripts: ``trovestack`` and the single-command tools.
+
+``trovestack`` runs every command registered under the ``trovestack.cli``
+entry points; ``load-trove-image``, ``activate-trove-image`` and
+``trove-image-builder`` each run one of the same command classes.
+"""
 
 import sys
 
 from cliff import commandmanager
 
 import trovestack
-from load_image import cliapp
+from trovestack import cliapp
 
 
 class TrovestackApp(cliapp.App):
@@ -14,14 +19,41 @@ class TrovestackApp(cliapp.App):
     def __init__(self):
         super().__init__(
             description=trovestack.__doc__,
-            version=cliapp.release(),
-            command_manager=commandmanager.CommandManager('trovestack.cli'),
-            deferred_help=True,
-        )
+            command_manager=commandmanager.CommandManager('trovestack.cli'))
 
 
 def main(argv=None):
+    """Entry point of trovestack."""
     return cliapp.main(TrovestackApp, argv)
+
+
+def _single(script, word, command_class, argv):
+    return cliapp.main(
+        lambda: cliapp.SingleCommandApp(script, command_class, word), argv)
+
+
+def load_image_main(argv=None):
+    """Entry point of load-trove-image."""
+    from trovestack.commands import load_image
+
+    return _single('load-trove-image', 'load-image', load_image.LoadImage,
+                   argv)
+
+
+def activate_image_main(argv=None):
+    """Entry point of activate-trove-image."""
+    from trovestack.commands import load_image
+
+    return _single('activate-trove-image', 'activate',
+                   load_image.ActivateImage, argv)
+
+
+def image_builder_main(argv=None):
+    """Entry point of trove-image-builder."""
+    from trovestack.commands import build_image
+
+    return _single('trove-image-builder', 'build-image',
+                   build_image.BuildImage, argv)
 
 
 if __name__ == '__main__':

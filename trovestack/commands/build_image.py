@@ -4,12 +4,11 @@ import logging
 import sys
 
 from cliff import show
-from osc_lib import exceptions
 
-from load_image import cliapp
+from trovestack import cliapp
 from trovestack.imagebuild import builder
-from trovestack.imagebuild import errors
 from trovestack.imagebuild import guest_agent
+from trovestack.imagebuild import host
 from trovestack.imagebuild import plugins
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +76,11 @@ class BuildImage(show.ShowOne):
             '--image-format', choices=builder.FORMATS, default='qcow2',
             help='Image file format (default: qcow2; -f/--format is the '
                  'output format of the result, as in every cliff command)')
+        parser.add_argument(
+            '--arch', choices=builder.ARCHES, default=host.host_arch(),
+            help="Guest architecture, as diskimage-builder names it "
+                 "(default: this host's, %s; another one needs "
+                 "qemu-user-static)" % host.host_arch())
         parser.add_argument(
             '--size', type=cliapp.positive_int, metavar='<GiB>',
             help='Image size in GiB (default: as small as the content)')
@@ -158,6 +162,7 @@ class BuildImage(show.ShowOne):
             force=parsed_args.force,
             cache_dir=parsed_args.cache_dir,
             debug_trace=parsed_args.debug_trace,
+            arch=parsed_args.arch,
         )
 
     def _progress(self, message):
@@ -167,10 +172,7 @@ class BuildImage(show.ShowOne):
     def take_action(self, parsed_args):
         if parsed_args.list:
             return describe_plugins()
-        try:
-            result = builder.build_image(self._request(parsed_args),
-                                         progress=self._progress)
-        except errors.BuildError as e:
-            raise exceptions.CommandError(str(e)) from e
+        result = builder.build_image(self._request(parsed_args),
+                                     progress=self._progress)
         return RESULT_HEADERS, tuple(getattr(result, column)
                                      for column in RESULT_COLUMNS)

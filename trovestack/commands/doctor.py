@@ -5,8 +5,8 @@ import logging
 from cliff import lister
 
 from load_image import auth
-from load_image import cliapp
 from load_image import datastores as ds_registry
+from trovestack import cliapp
 from trovestack import doctor
 from trovestack.testenv import datastores as testenv_datastores
 from trovestack.testenv import flavors

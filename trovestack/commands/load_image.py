@@ -13,10 +13,10 @@ from load_image import auth
 from load_image import config
 from load_image import datastores
 from load_image import images
+from trovestack.imagebuild.hashing import BUILD_HASH_SUFFIX
 
 LOG = logging.getLogger(__name__)
 
-BUILD_HASH_SUFFIX = '.build-hash'
 # Libraries that log, as warnings, what our one-line errors already say
 # (format inspector safety checks, keystoneauth version discovery); they
 # speak again with --debug or -vv.

@@ -20,12 +20,12 @@ from cliff import lister
 from osc_lib import exceptions
 
 from load_image import auth
-from load_image import cliapp
-from load_image import commands as load_commands
+from trovestack import cliapp
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
 from trovestack.cloud import processes
 from trovestack.commands import cloud as cloud_commands
+from trovestack.commands import load_image as load_commands
 from trovestack.commands import testenv as testenv_commands
 from trovestack.imagebuild import commands as build_commands
 from trovestack.imagebuild import plugins

@@ -6,7 +6,7 @@ import shlex
 from cliff import command
 from osc_lib import exceptions
 
-from load_image import cliapp
+from trovestack import cliapp
 from trovestack import tempest_runner
 
 LOG = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from cliff import lister
 from osc_lib import exceptions
 
 from load_image import auth
-from load_image import cliapp
+from trovestack import cliapp
 from trovestack import testenv
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors

@@ -1,5 +1,6 @@
 """File digests, atomic writes and the XDG state/cache/config paths."""
 
+import fnmatch
 import hashlib
 import os
 import pathlib
@@ -30,15 +31,18 @@ def file_sha256(path):
 
 def tree_digest(roots, skip_dirs=('__pycache__',), skip_suffixes=('.pyc',)):
     """sha256 over every file of the trees: relative path, executable bit
-    and content, in a stable order."""
+    and content, in a stable order.  ``skip_dirs`` are names or glob
+    patterns (``*.egg-info``)."""
     digest = hashlib.sha256()
     for root in roots:
         root = pathlib.Path(root)
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
+            dirnames[:] = sorted(
+                d for d in dirnames
+                if not any(fnmatch.fnmatch(d, skip) for skip in skip_dirs))
             for name in sorted(filenames):
                 path = pathlib.Path(dirpath, name)
-                if path.suffix in skip_suffixes:
+                if path.suffix in skip_suffixes or not path.is_file():
                     continue
                 rel = str(path.relative_to(root))
                 executable = os.access(path, os.X_OK)

@@ -1,7 +1,8 @@
 """Build a Trove guest image: validate, hash, skip or run diskimage-builder.
 
-``build_image(request)`` is the library entry point; the cliff commands
-and other code (load-trove-image, tests) call it.
+``build_image(request) -> BuildResult`` is the library entry point: the
+``build-image`` command (trove-image-builder) and trovestack.provision call
+it.  ``plan_build(request)`` validates a request without touching the host.
 """
 
 import dataclasses
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 import time
 
+from trovestack.common import files
 from trovestack.imagebuild import dib
 from trovestack.imagebuild import errors
 from trovestack.imagebuild import guest_agent
@@ -28,19 +30,19 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
 SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
 SIDECAR_SUFFIX = '.build.json'
-BUILD_HASH_SUFFIX = '.build-hash'
+BUILD_HASH_SUFFIX = hashing.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
 BASE_IMAGES = ('cached', 'download', 'local')
 MIN_FREE_BYTES = 4 * host.GIB
-ARCH = 'amd64'
+ARCHES = tuple(host.DIB_ARCHES.values())
 
 
 def default_cache_dir():
+    """$TROVE_IMAGE_BUILDER_CACHE, or the XDG cache's trove-image-builder."""
     env = os.environ.get('TROVE_IMAGE_BUILDER_CACHE')
     if env:
         return pathlib.Path(env)
-    xdg = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-    return pathlib.Path(xdg, 'trove-image-builder')
+    return files.cache_dir('trove-image-builder')
 
 
 @dataclasses.dataclass
@@ -69,6 +71,7 @@ class BuildRequest:
     force: bool = False
     cache_dir: str = None
     debug_trace: bool = False
+    arch: str = None
 
 
 @dataclasses.dataclass
@@ -93,6 +96,7 @@ class Plan:
     output: pathlib.Path
     cache_dir: pathlib.Path
     elements: list
+    arch: str = None
     mirror: str = None
     security_mirror: str = None
 
@@ -111,6 +115,8 @@ def _default_output_name(plan):
     else:
         stem = 'trove-guest-%s-%s-%s-%s' % (plan.guest_os.name, plan.release,
                                            plan.datastore.name, plan.version)
+    if plan.arch != host.host_arch():
+        stem += '-' + plan.arch
     return '%s.%s' % (stem, plan.request.image_format)
 
 
@@ -151,6 +157,9 @@ def _validate_files(request):
     if request.ssh_key and not os.path.isfile(request.ssh_key):
         raise errors.BuildError('SSH public key file %s does not exist'
                                 % request.ssh_key)
+    if request.arch is not None and request.arch not in ARCHES:
+        raise errors.BuildError('Unknown architecture %r; valid: %s'
+                                % (request.arch, ', '.join(ARCHES)))
     if request.size is not None and request.size < 1:
         raise errors.BuildError('--size must be a positive number of GiB')
     if request.agent_source not in guest_agent.SOURCES:
@@ -197,7 +206,7 @@ def plan_build(request, datastores=None, guest_oses=None):
     cache_dir = cache_dir.absolute()
     plan = Plan(request=request, datastore=datastore, guest_os=guest_os,
                 release=release, version=version, output=None,
-                cache_dir=cache_dir,
+                cache_dir=cache_dir, arch=request.arch or host.host_arch(),
                 elements=_elements(request, datastore, guest_os))
     if request.output:
         output = pathlib.Path(request.output)
@@ -216,7 +225,7 @@ def _base_image_identity(plan):
     if request.base_image == 'local':
         return 'local:' + hashing.file_digest(request.base_image_path)
     return 'debootstrap:%s:%s:%s:%s' % (plan.guest_os.name, plan.release,
-                                        ARCH, plan.mirror)
+                                        plan.arch, plan.mirror)
 
 
 def hash_inputs(plan, agent_identity):
@@ -314,7 +323,7 @@ def _dib_env(plan, wheelhouse, shims):
         image_cache = plan.cache_dir / 'dib-local'
         image_cache.mkdir(parents=True, exist_ok=True)
         link = image_cache / ('debootstrap-%s-%s-%s.tar.gz' % (
-            plan.guest_os.name, plan.release, ARCH))
+            plan.guest_os.name, plan.release, plan.arch))
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(os.path.abspath(request.base_image_path))
@@ -333,7 +342,7 @@ def _dib_env(plan, wheelhouse, shims):
 
 def _dib_args(plan, target):
     request = plan.request
-    args = ['-a', ARCH, '-t', request.image_format, '--checksum',
+    args = ['-a', plan.arch, '-t', request.image_format, '--checksum',
             '-o', str(target)]
     if request.size:
         args += ['--image-size', str(request.size)]
@@ -347,6 +356,10 @@ def _check_host(plan, shims):
     extra_tools = {}
     if plan.request.agent_source == guest_agent.GIT:
         extra_tools['git'] = 'git'
+    if plan.arch != host.host_arch():
+        # A foreign architecture's chroot runs under qemu-user emulation.
+        extra_tools['qemu-%s-static' % host.machine_of(plan.arch)] = (
+            'qemu-user-static')
     host.check_tools(device_mapper=not shims, extra=extra_tools)
     dib.disk_image_create()
     host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)
@@ -362,8 +375,8 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
         if built.exists():
             # DIB writes the temporary path into the file; keep the name only.
             digest = built.read_text().split()[0]
-            _write_atomic(pathlib.Path(str(plan.output) + suffix),
-                          '%s  %s\n' % (digest, name))
+            files.write_atomic(pathlib.Path(str(plan.output) + suffix),
+                               '%s  %s\n' % (digest, name))
             sha256 = digest if suffix == '.sha256' else sha256
     if sha256 is None:
         raise errors.BuildError('disk-image-create wrote no %s.sha256' % name)
@@ -379,22 +392,17 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
         'mode': plan.request.mode,
         'guest_os': plan.guest_os.name,
         'guest_release': plan.release,
+        'arch': plan.arch,
         'elements': plan.elements,
         'inputs': inputs,
         'built_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
         'log': str(log_path),
     }
-    _write_atomic(pathlib.Path(str(plan.output) + BUILD_HASH_SUFFIX),
-                  build_hash + '\n')
-    _write_atomic(sidecar_path(plan.output),
-                  json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
+    files.write_atomic(pathlib.Path(str(plan.output) + BUILD_HASH_SUFFIX),
+                       build_hash + '\n')
+    files.write_atomic(sidecar_path(plan.output),
+                       json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
     return sha256
-
-
-def _write_atomic(path, text):
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _log_progress(message):
@@ -434,7 +442,8 @@ def build_image(request, progress=None):
         progress('Preparing the guest agent wheelhouse (%s)' % agent_identity)
         wheelhouse = guest_agent.prepare(
             request.agent_source, request.agent_ref, request.agent_path,
-            plan.cache_dir, plan.guest_os.python_version(plan.release), log)
+            plan.cache_dir, plan.guest_os.python_version(plan.release), log,
+            machine=host.machine_of(plan.arch))
     progress('[%6.1fs] wheelhouse ready: %s'
              % (time.monotonic() - started, wheelhouse))
     progress('Building %s with elements: %s (log: %s)'

@@ -1,5 +1,7 @@
-"""The one exception type the image builder raises for problems users fix."""
+"""The image builder's user-facing error: a UserError like every other."""
+
+from trovestack.common.errors import UserError
 
 
-class BuildError(Exception):
+class BuildError(UserError):
     """A one-line, user-facing reason why an image can not be built."""

@@ -10,11 +10,13 @@ import hashlib
 import logging
 import os
 import pathlib
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 
+from trovestack.common import files
 from trovestack.imagebuild import errors
 
 LOG = logging.getLogger(__name__)
@@ -26,24 +28,8 @@ DEFAULT_GIT_URL = 'https://opendev.org/openstack/trove'
 DEFAULT_GIT_REF = 'master'
 REQUIREMENTS = (pathlib.Path(__file__).parent / 'data'
                 / 'guest-agent-requirements.txt')
-_SKIPPED_DIRS = {'.git', '.tox', '.venv', '__pycache__', 'build', 'dist'}
-
-
-def tree_digest(root):
-    """sha256 over relative paths and contents of a source tree."""
-    digest = hashlib.sha256()
-    root = pathlib.Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames
-                             if d not in _SKIPPED_DIRS
-                             and not d.endswith('.egg-info'))
-        for name in sorted(filenames):
-            path = pathlib.Path(dirpath, name)
-            if path.suffix == '.pyc' or not path.is_file():
-                continue
-            digest.update(str(path.relative_to(root)).encode() + b'\0')
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+_SKIPPED_DIRS = ('.git', '.tox', '.venv', '__pycache__', 'build', 'dist',
+                 '*.egg-info')
 
 
 def _git_commit(url, ref):
@@ -75,14 +61,18 @@ def source_identity(source, ref=None, path=None):
             raise errors.BuildError(
                 '--guest-agent-path must name a Trove source tree (with '
                 'setup.cfg) for --guest-agent-source local')
-        return 'local:%s' % tree_digest(path)
+        return 'local:%s' % files.tree_digest([path],
+                                              skip_dirs=_SKIPPED_DIRS)
     raise errors.BuildError('Unknown guest agent source %s; valid: %s'
                             % (source, ', '.join(SOURCES)))
 
 
-def wheelhouse_key(identity, python_version):
+def wheelhouse_key(identity, python_version, machine=None):
+    parts = [identity, python_version, REQUIREMENTS.read_text()]
+    if machine and machine != platform.machine():
+        parts.append(machine)  # host-machine keys stay as they always were
     digest = hashlib.sha256()
-    for part in (identity, python_version, REQUIREMENTS.read_text()):
+    for part in parts:
         digest.update(part.encode() + b'\0')
     return digest.hexdigest()[:16]
 
@@ -96,21 +86,23 @@ def _pip(args, log):
                                 'wheelhouse (see %s)' % log.name)
 
 
-def _target_args(python_version):
-    """pip options for wheels of another Python than the host's."""
+def _target_args(python_version, machine=None):
+    """pip options for wheels of another Python or machine than the host's
+    (``machine`` as platform.machine() spells it: x86_64, aarch64...)."""
     host = '%d.%d' % sys.version_info[:2]
-    if python_version == host:
+    machine = machine or platform.machine()
+    if python_version == host and machine == platform.machine():
         return []
     return ['--only-binary=:all:', '--python-version', python_version,
-            '--implementation', 'cp', '--platform', 'manylinux2014_x86_64',
-            '--platform', 'manylinux_2_28_x86_64', '--platform', 'any']
+            '--implementation', 'cp', '--platform', 'manylinux2014_' + machine,
+            '--platform', 'manylinux_2_28_' + machine, '--platform', 'any']
 
 
-def _agent_wheel(source, ref, path, wheel_dir, log, python_version):
+def _agent_wheel(source, ref, path, wheel_dir, log, python_version, machine):
     if source == PIP:
         _pip(['download', '--no-deps', '--only-binary=:all:', '--dest',
               str(wheel_dir), 'trove==%s' % (ref or DEFAULT_PIP_REF)]
-             + _target_args(python_version)[1:], log)
+             + _target_args(python_version, machine)[1:], log)
         return 'trove==%s\n' % (ref or DEFAULT_PIP_REF)
     with tempfile.TemporaryDirectory(prefix='trove-agent-src-') as tmp:
         tree = path
@@ -127,24 +119,28 @@ def _agent_wheel(source, ref, path, wheel_dir, log, python_version):
     return 'trove\n'
 
 
-def prepare(source, ref, path, cache_dir, python_version, log):
-    """The wheelhouse directory for this agent source, built once."""
+def prepare(source, ref, path, cache_dir, python_version, log,
+            machine=None):
+    """The wheelhouse directory for this agent source, built once, for the
+    guest's Python and machine (default: the host's)."""
     identity = source_identity(source, ref, path)
     target = pathlib.Path(cache_dir, 'wheelhouse',
-                          wheelhouse_key(identity, python_version))
+                          wheelhouse_key(identity, python_version, machine))
     if (target / 'agent.txt').is_file():
         LOG.debug('Reusing guest agent wheelhouse %s', target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-',
                                             dir=target.parent))
+    pip_target = _target_args(python_version, machine)
     try:
         _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
-              str(REQUIREMENTS)] if not _target_args(python_version) else
+              str(REQUIREMENTS)] if not pip_target else
              ['download', '--dest', str(partial), '--requirement',
-              str(REQUIREMENTS)] + _target_args(python_version), log)
+              str(REQUIREMENTS)] + pip_target, log)
         shutil.copy(REQUIREMENTS, partial / 'requirements.txt')
-        agent = _agent_wheel(source, ref, path, partial, log, python_version)
+        agent = _agent_wheel(source, ref, path, partial, log, python_version,
+                             machine)
         (partial / 'agent.txt').write_text(agent)
         partial.rename(target)
     except BaseException:

@@ -2,34 +2,14 @@
 
 import hashlib
 import json
-import os
-import pathlib
 
+from trovestack.common import files
 
-def file_digest(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
+# The build hash, next to the image, that load-trove-image stores in Glance.
+BUILD_HASH_SUFFIX = '.build-hash'
 
-
-def elements_digest(element_dirs):
-    """sha256 over every file (path, executable bit, content) of the trees."""
-    digest = hashlib.sha256()
-    for root in element_dirs:
-        root = pathlib.Path(root)
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d != '__pycache__')
-            for name in sorted(filenames):
-                path = pathlib.Path(dirpath, name)
-                if path.suffix == '.pyc':
-                    continue
-                rel = str(path.relative_to(root))
-                executable = os.access(path, os.X_OK)
-                digest.update(('%s\0%d\0' % (rel, executable)).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
+file_digest = files.file_sha256
+elements_digest = files.tree_digest
 
 
 def build_hash(inputs):

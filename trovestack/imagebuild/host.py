@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import platform
 import shutil
 
 from trovestack.imagebuild import errors
@@ -22,6 +23,28 @@ DEVICE_MAPPER_TOOLS = {
 }
 SBIN_DIRS = ('/usr/local/sbin', '/usr/sbin', '/sbin')
 GIB = 1024 ** 3
+# platform.machine() -> the architecture name diskimage-builder (and
+# Debian) use for it.
+DIB_ARCHES = {
+    'x86_64': 'amd64',
+    'aarch64': 'arm64',
+    'ppc64le': 'ppc64el',
+    's390x': 's390x',
+}
+
+
+def host_arch():
+    """This host's architecture as diskimage-builder names it."""
+    machine = platform.machine()
+    return DIB_ARCHES.get(machine, machine)
+
+
+def machine_of(arch):
+    """platform.machine()'s name for a diskimage-builder architecture."""
+    for machine, dib_arch in DIB_ARCHES.items():
+        if dib_arch == arch:
+            return machine
+    return arch
 
 
 def search_path():

@@ -1,4 +1,4 @@
-from trovestack.imagebuild import commands
+from trovestack.commands import build_image as commands
 from trovestack.imagebuild import plugins
 
 

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from load_image import commands
+from trovestack.commands import load_image as commands
 
 
 def _parse(command_class, arglist):

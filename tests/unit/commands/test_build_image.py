@@ -1,9 +1,10 @@
 import pytest
-from osc_lib import exceptions
 
+from trovestack import cliapp
+from trovestack import shell
+from trovestack.commands import build_image as commands
+from trovestack.common.errors import UserError
 from trovestack.imagebuild import builder
-from trovestack.imagebuild import cli
-from trovestack.imagebuild import commands
 from trovestack.imagebuild import errors
 
 
@@ -71,12 +72,22 @@ def test_result_columns(command, monkeypatch):
     assert values == ('/i.qcow2', 'ab', 'cd', True, '/l')
 
 
-def test_build_errors_become_command_errors(command, monkeypatch):
+def test_build_errors_are_user_errors(command, monkeypatch):
     def fail(request, progress):
         raise errors.BuildError('Unknown datastore')
     monkeypatch.setattr(builder, 'build_image', fail)
-    with pytest.raises(exceptions.CommandError, match='Unknown datastore'):
+    with pytest.raises(UserError, match='Unknown datastore'):
         command.take_action(_parse(command, []))
+
+
+def test_the_app_turns_build_errors_into_one_line_and_exit_1(
+        monkeypatch, capsys):
+    def fail(request, progress):
+        raise errors.BuildError('Unknown datastore')
+    monkeypatch.setattr(builder, 'build_image', fail)
+    assert shell.image_builder_main([]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'Unknown datastore']
 
 
 def test_list_describes_plugins(command):
@@ -94,9 +105,11 @@ def test_list_describes_plugins(command):
     (['--version'], ['--version']),
 ])
 def test_cli_puts_build_image_first(argv, expected):
-    assert cli.command_argv(argv) == expected
+    app = cliapp.SingleCommandApp('trove-image-builder', commands.BuildImage,
+                                  'build-image')
+    assert app.command_argv(argv) == expected
 
 
 def test_cli_list_runs(capsys):
-    assert cli.main(['--list', '-f', 'json']) == 0
+    assert shell.image_builder_main(['--list', '-f', 'json']) == 0
     assert 'mysql' in capsys.readouterr().out
