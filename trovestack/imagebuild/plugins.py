@@ -21,16 +21,11 @@ class DatastorePlugin:
     """
 
     name: str
-    manager: str
     versions: tuple
     default_version: str
     modes: tuple
-    container_image: str = ''
     package_elements: tuple = ()
-    packages: tuple = ()
     package_versions: dict = dataclasses.field(default_factory=dict)
-    config_paths: tuple = ()
-    service_names: tuple = ()
     note: str = ''
 
     def elements(self, mode):

@@ -11,10 +11,8 @@ def test_each_datastore_names_elements_for_its_modes():
     for ds in plugins.datastores().values():
         assert plugins.CONTAINER in ds.modes
         assert ds.default_version in ds.versions
-        assert ds.service_names and ds.config_paths
         if plugins.PACKAGE in ds.modes:
             assert ds.elements(plugins.PACKAGE)
-            assert ds.packages
         assert ds.elements(plugins.CONTAINER) == ()
 
 
