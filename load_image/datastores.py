@@ -13,6 +13,8 @@ import re
 
 from troveclient import exceptions as trove_exc
 
+from trovestack.common.errors import UserError
+
 LOG = logging.getLogger(__name__)
 
 # Guest managers Trove ships (trove.common.constants.REGISTRY_EXT_DEFAULTS);
@@ -26,7 +28,7 @@ NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')
 API_PARAMETER_TYPES = ('integer', 'string')
 
 
-class DatastoreError(RuntimeError):
+class DatastoreError(UserError, RuntimeError):
     """A datastore operation that cannot be done (one line for the user)."""
 
 
@@ -117,16 +119,12 @@ def register_version(trove, *, datastore, version, manager, image_id,
     }
     existing = find_version(trove, datastore, version, number)
     if existing is None:
-        LOG.info('Creating datastore version %s %s (%s)', datastore,
-                 version, number)
-        _mgmt_call(
-            trove.mgmt_ds_versions.create, version, datastore, manager,
-            image_id, packages=wanted['packages'],
-            active=_json_bool(active), default='false',
-            image_tags=wanted['image_tags'], version=number)
-        # The API answers 202 without a body: look the new version up.
-        return _result(find_version(trove, datastore, version, number),
-                       'created')
+        created = _create_version(trove, datastore, version, number,
+                                  wanted)
+        if created is not None:
+            return _result(created, 'created')
+        # A concurrent run created it first: converge on that one.
+        existing = find_version(trove, datastore, version, number)
     changes = _differences(existing, wanted)
     if not changes:
         LOG.info('Datastore version %s %s is up to date', datastore, version)
@@ -137,6 +135,33 @@ def register_version(trove, *, datastore, version, manager, image_id,
                **_edit_arguments(changes))
     return _result(_mgmt_call(trove.mgmt_ds_versions.get, existing.id),
                    'updated')
+
+
+def _create_version(trove, datastore, version, number, wanted, attempts=3):
+    """Create the version; None when a concurrent run created it first.
+
+    Trove refuses a version that exists, and a datastore created at the
+    same moment by another run fails on its unique name: both are retried
+    after looking again.
+    """
+    for attempt in range(1, attempts + 1):
+        LOG.info('Creating datastore version %s %s (%s)', datastore,
+                 version, number)
+        try:
+            _mgmt_call(
+                trove.mgmt_ds_versions.create, version, datastore,
+                wanted['datastore_manager'], wanted['image'],
+                packages=wanted['packages'],
+                active=_json_bool(wanted['active']), default='false',
+                image_tags=wanted['image_tags'], version=number)
+        except DatastoreError:
+            if find_version(trove, datastore, version, number) is not None:
+                return None
+            if attempt == attempts:
+                raise
+            continue
+        # The API answers 202 without a body: look the new version up.
+        return find_version(trove, datastore, version, number)
 
 
 def set_default_version(trove, datastore, version, *, version_number=None,

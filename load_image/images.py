@@ -5,10 +5,19 @@ Nothing here touches the cloud before :func:`inspect_file` and
 image with the same name and content, or uploads a new one streaming from
 disk (constant memory), retrying transient failures and deleting whatever
 partial image an attempt left behind.
+
+It converges under concurrency and after crashes, with Glance as the only
+shared state (so it holds across hosts): of the images with one name and one
+content, the oldest (created_at, then id) that is active or still being
+uploaded by a live process wins; every run waits for the winner or, if there
+is none, uploads, and a run whose own image lost deletes it.  Each image
+record names its uploader (see load_image.uploader), so partial images of
+dead uploads are removed by the next run and live ones are left alone.
 """
 
 import dataclasses
-import hashlib
+import datetime
+import email.utils
 import logging
 import pathlib
 import time
@@ -18,6 +27,9 @@ from oslo_utils.imageutils import format_inspector
 from requests import exceptions as req_exc
 
 from load_image import hashcache
+from load_image import uploader as uploaders
+from trovestack.common import files
+from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)
 
@@ -32,13 +44,19 @@ OBJECT_PROPERTY = 'owner_specified.openstack.object'
 HASH_ALGO = 'sha512'
 TRANSIENT_HTTP_STATUSES = (500, 502, 503, 504)
 FAILED_STATUSES = ('killed', 'deleted', 'deactivated')
+# Statuses of an image whose data is not (yet) stored.
+PARTIAL_STATUSES = ('queued', 'saving', 'importing', 'uploading')
+# A partial image uploaded from another machine is taken as abandoned when
+# it has not changed for this long (an upload must not take longer).
+STALE_AFTER = 3600.0
+LIST_LIMIT = 100
 
 
-class ImageFileError(ValueError):
+class ImageFileError(UserError, ValueError):
     """The local image file cannot be used (one line for the user)."""
 
 
-class ImageUploadError(RuntimeError):
+class ImageUploadError(UserError, RuntimeError):
     """Glance did not end up with an active image (one line for the user)."""
 
 
@@ -67,6 +85,9 @@ class ImageResult:
     action: str  # 'uploaded' or 'reused'
     bytes_uploaded: int
     attempts: int = 0
+    # Leftovers of earlier runs this one deleted: partial images of dead
+    # uploads, duplicates of this content that lost.
+    removed: tuple = ()
 
 
 def inspect_file(path, disk_format='auto'):
@@ -107,17 +128,16 @@ def inspect_file(path, disk_format='auto'):
 
 def hash_file(path, progress=None):
     """(sha256, sha512) hex digests in one pass; progress(bytes_read)."""
-    sha256 = hashlib.sha256()
-    sha512 = hashlib.sha512()
     done = 0
-    with open(path, 'rb') as stream:
-        while chunk := stream.read(CHUNK_SIZE):
-            sha256.update(chunk)
-            sha512.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done)
-    return sha256.hexdigest(), sha512.hexdigest()
+
+    def advance(nbytes):
+        nonlocal done
+        done += nbytes
+        progress(done)
+
+    digests = files.file_digests(path, ('sha256', HASH_ALGO),
+                                 advance if progress else None)
+    return digests['sha256'], digests[HASH_ALGO]
 
 
 def load_image_file(path, disk_format='auto', progress=None):
@@ -147,33 +167,53 @@ def image_name(datastore, version, guest_os='debian',
 
 
 def find_image(conn, name, image_file):
-    """The active Glance image called ``name`` with this content, or None."""
-    for image in conn.image.images(name=name):
-        if image.status == 'active' and _same_content(image, image_file):
-            return image
-    return None
+    """The active Glance image (a dict) called ``name`` with this content,
+    the oldest if there are several, or None."""
+    same = [image for image in _list_images(conn, name).images
+            if image.get('status') == 'active'
+            and _same_content(image, image_file)]
+    return min(same, key=_creation_order, default=None)
 
 
 def ensure_image(conn, image_file, *, name, tags=(), properties=None,
                  visibility='private', retries=3, retry_delay=2.0,
-                 timeout=600, progress=None):
+                 timeout=600, progress=None, stale_after=STALE_AFTER):
     """Find or upload ``image_file`` as ``name``; return an ImageResult.
 
     An active image with the same name and the same sha256/sha512 is reused
-    (0 bytes uploaded).  Otherwise each attempt creates the image record,
-    streams the file and waits (at most ``timeout`` seconds) for 'active';
-    a failed attempt deletes its image, transient failures (5xx, dropped
-    connections, expired token) are retried ``retries`` times.  ``progress``
-    is called with the bytes sent so far in the current attempt.
+    (0 bytes uploaded); while another live process is uploading the same
+    content, this waits for it (at most ``timeout`` seconds).  Otherwise
+    each attempt creates the image record, streams the file and waits (at
+    most ``timeout`` seconds) for 'active'; a failed attempt deletes its
+    image, transient failures (5xx, dropped connections, expired token) are
+    retried ``retries`` times.  If an older image of the same content shows
+    up meanwhile, it wins and ours is deleted.  Partial images of dead
+    uploads (on another machine: unchanged for ``stale_after`` seconds) are
+    deleted on the way.  ``progress`` is called with the bytes sent so far
+    in the current attempt.
     """
-    existing = find_image(conn, name, image_file)
-    if existing is not None:
-        LOG.info('Image %s (%s) exists and is up to date', name, existing.id)
-        return ImageResult(existing.id, name, 'reused', 0)
+    run = _Convergence(conn, name, image_file, stale_after)
     body = _image_body(name, image_file, tags, properties, visibility)
-    for attempt in range(1, retries + 2):
+    body.update(run.me.properties())
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        leader = run.survey()
+        if leader is not None and leader['status'] == 'active':
+            LOG.info('Image %s (%s) exists and is up to date', name,
+                     leader['id'])
+            return run.result(leader['id'], 'reused', 0, attempt)
+        if leader is not None:
+            run.wait_for(leader, deadline, timeout)
+            continue
+        attempt += 1
         try:
-            image_id = _upload_once(conn, body, image_file, timeout, progress)
+            image_id = _upload_once(conn, body, image_file, timeout,
+                                    progress, run.claim)
+        except _Yield:
+            attempt -= 1
+            deadline = time.monotonic() + timeout
+            continue
         except _TransientError as exc:
             if attempt > retries:
                 raise ImageUploadError(
@@ -183,9 +223,11 @@ def ensure_image(conn, image_file, *, name, tags=(), properties=None,
                         'retrying', name, attempt, retries + 1, exc)
             time.sleep(retry_delay * attempt)
             continue
-        LOG.info('Uploaded image %s (%s)', name, image_id)
-        return ImageResult(image_id, name, 'uploaded', image_file.size,
-                           attempts=attempt)
+        winner = run.settle(image_id, timeout)
+        if winner == image_id:
+            LOG.info('Uploaded image %s (%s)', name, image_id)
+            return run.result(image_id, 'uploaded', image_file.size, attempt)
+        return run.result(winner, 'reused', image_file.size, attempt)
 
 
 def delete_images(conn, image_ids):
@@ -195,10 +237,180 @@ def delete_images(conn, image_ids):
         conn.image.delete_image(image_id, ignore_missing=True)
 
 
-def other_images(conn, name, keep_id):
-    """Ids of the other images called ``name`` (older uploads)."""
-    return [image.id for image in conn.image.images(name=name)
-            if image.id != keep_id]
+def other_images(conn, name, keep_id, stale_after=STALE_AFTER):
+    """Ids of the other images called ``name`` (older uploads), except
+    those a live process may still be uploading or about to register."""
+    listing = _list_images(conn, name)
+    me = uploaders.Uploader.current()
+    return [image['id'] for image in listing.images
+            if image['id'] != keep_id and (
+                uploaders.Uploader.of_image(image) is None
+                or uploaders.abandoned(image, me, listing.now, stale_after))]
+
+
+class _Yield(Exception):
+    """An older image of the same content exists: let it win."""
+
+
+@dataclasses.dataclass
+class _Listing:
+    images: list
+    now: datetime.datetime  # by the Glance server's clock
+
+
+class _Convergence:
+    """One ensure_image() call's view of the Glance images called ``name``.
+
+    The leader is the oldest image (created_at, then id) with this content
+    that is active or that a live process is still uploading: every run
+    settles on it.
+    """
+
+    def __init__(self, conn, name, image_file, stale_after):
+        self.conn = conn
+        self.name = name
+        self.image_file = image_file
+        self.stale_after = stale_after
+        self.me = uploaders.Uploader.current()
+        self.removed = []
+        self._waiting_for = None
+
+    def survey(self, current_id=None):
+        """Delete leftovers of dead runs; return the leader or None.
+
+        ``current_id`` is the image this process is uploading right now.
+        """
+        listing = _list_images(self.conn, self.name)
+        candidates, leftovers = [], []
+        for image in listing.images:
+            status = image.get('status')
+            if image['id'] == current_id:
+                candidates.append(image)
+            elif status == 'active':
+                if _same_content(image, self.image_file):
+                    candidates.append(image)
+            elif status in PARTIAL_STATUSES or status == 'killed':
+                if self._partial_abandoned(image, listing.now, current_id):
+                    leftovers.append(image)
+                elif status != 'killed' and \
+                        image.get(SHA256_PROPERTY) == self.image_file.sha256:
+                    candidates.append(image)
+        candidates.sort(key=_creation_order)
+        leftovers += [image for image in candidates[1:]
+                      if image['status'] == 'active'
+                      and self._duplicate_abandoned(image, listing.now)]
+        for image in leftovers:
+            LOG.info('Deleting image %s (%s, %s) left behind by %s', image[
+                'id'], image['status'], self.name, _uploader_text(image))
+            _delete_quietly(self.conn, image['id'])
+            self.removed.append(image['id'])
+        return candidates[0] if candidates else None
+
+    def claim(self, image_id):
+        """Right after creating ``image_id``: give way to an older one."""
+        leader = self.survey(current_id=image_id)
+        if leader is not None and leader['id'] != image_id:
+            LOG.info('Image %s (%s) of the same content is older than ours '
+                     '(%s): using it', leader['id'], leader['status'],
+                     image_id)
+            raise _Yield()
+
+    def settle(self, image_id, timeout):
+        """Our image is active: keep it, or give way to an older one (an
+        upload we could not see when we claimed).  Returns the winner."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = self.survey(current_id=image_id)
+            if leader is None:
+                raise ImageUploadError(
+                    f'image {image_id} ({self.name}) was deleted by someone '
+                    'else right after its upload')
+            if leader['id'] == image_id:
+                return image_id
+            if leader['status'] == 'active':
+                LOG.info('Image %s (%s) has the same content and is older: '
+                         'deleting ours (%s)', leader['id'], self.name,
+                         image_id)
+                _delete_quietly(self.conn, image_id)
+                return leader['id']
+            if time.monotonic() > deadline:
+                _delete_quietly(self.conn, image_id)
+                raise ImageUploadError(
+                    f'an older upload of the same content as image '
+                    f'{self.name} ({leader["id"]} by '
+                    f'{_uploader_text(leader)}) is still '
+                    f'{leader["status"]} after {timeout:g} s; run again '
+                    'later')
+            time.sleep(1.0)
+
+    def wait_for(self, leader, deadline, timeout):
+        """One pause while another process uploads this content."""
+        if time.monotonic() > deadline:
+            raise ImageUploadError(
+                f'image {self.name} ({leader["id"]}) is being uploaded by '
+                f'{_uploader_text(leader)} and is still '
+                f'{leader["status"]} after {timeout:g} s; run again later')
+        if self._waiting_for != leader['id']:
+            self._waiting_for = leader['id']
+            LOG.info('Waiting for image %s (%s), which %s is uploading',
+                     self.name, leader['id'], _uploader_text(leader))
+        time.sleep(1.0)
+
+    def result(self, image_id, action, bytes_uploaded, attempts):
+        return ImageResult(image_id, self.name, action, bytes_uploaded,
+                           attempts=attempts, removed=tuple(self.removed))
+
+    def _partial_abandoned(self, image, now, current_id):
+        if uploaders.Uploader.of_image(image) is None and \
+                not image.get(SHA256_PROPERTY):
+            return False  # not made by a content-deduplicating uploader
+        return uploaders.abandoned(image, self.me, now, self.stale_after,
+                                   current_id=current_id)
+
+    def _duplicate_abandoned(self, image, now):
+        # An active image of this content that lost: its uploader died
+        # before deleting it.  Images of unknown uploaders, or of this
+        # process, are never taken for leftovers.
+        uploader = uploaders.Uploader.of_image(image)
+        if uploader is None or uploader == self.me:
+            return False
+        return uploaders.abandoned(image, self.me, now, self.stale_after)
+
+
+def _list_images(conn, name):
+    """Every image called ``name`` (any status), and the server's time."""
+    images, marker = [], None
+    try:
+        while True:
+            params = {'name': name, 'limit': LIST_LIMIT}
+            if marker:
+                params['marker'] = marker
+            response = _request(conn, 'get', '/images', params=params)
+            page = response.json().get('images', [])
+            images += page
+            if len(page) < LIST_LIMIT:
+                break
+            marker = page[-1]['id']
+    except _TransientError as exc:
+        raise ImageUploadError(
+            f'cannot list the images called {name} in Glance: {exc}') from exc
+    return _Listing(images, _server_time(response))
+
+
+def _server_time(response):
+    try:
+        return email.utils.parsedate_to_datetime(response.headers['Date'])
+    except (KeyError, TypeError, ValueError):
+        return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _creation_order(image):
+    return (image.get('created_at') or '', image['id'])
+
+
+def _uploader_text(image):
+    uploader = uploaders.Uploader.of_image(image)
+    return str(uploader) if uploader else 'an unknown uploader'
 
 
 def _check_regular_readable(path):
@@ -232,11 +444,12 @@ def _safety_check(path, inspector):
 
 
 def _same_content(image, image_file):
-    properties = image.properties or {}
-    if properties.get(SHA256_PROPERTY) != image_file.sha256:
+    """Glance's JSON of an image holds this content (sha256 we stamped,
+    and Glance's own sha512 of the stored data when it has one)."""
+    if image.get(SHA256_PROPERTY) != image_file.sha256:
         return False
-    if image.hash_algo == HASH_ALGO and image.hash_value:
-        return image.hash_value == image_file.sha512
+    if image.get('os_hash_algo') == HASH_ALGO and image.get('os_hash_value'):
+        return image['os_hash_value'] == image_file.sha512
     return True
 
 
@@ -254,11 +467,13 @@ def _image_body(name, image_file, tags, properties, visibility):
     return body
 
 
-def _upload_once(conn, body, image_file, timeout, progress):
-    """One attempt: create, upload, wait; the image is deleted on failure."""
+def _upload_once(conn, body, image_file, timeout, progress, claim):
+    """One attempt: create, claim, upload, wait; the image is deleted on
+    failure (or when claim() finds an older image of the same content)."""
     response = _request(conn, 'post', '/images', json=body)
     image_id = response.json()['id']
     try:
+        claim(image_id)
         _put_data(conn, image_id, image_file, progress)
         _wait_active(conn, image_id, image_file, timeout)
     except BaseException:

@@ -134,9 +134,19 @@ def _image_file(tmp_path):
 
 
 def _response(status, payload=None):
-    response = mock.Mock(status_code=status, text='')
+    response = mock.Mock(status_code=status, text='',
+                         headers={'Date': 'Mon, 23 Nov 2026 22:00:00 GMT'})
     response.json.return_value = payload or {}
     return response
+
+
+def _image(image_id, name, sha256, sha512, status='active'):
+    """Glance's JSON of an image."""
+    return {'id': image_id, 'name': name, 'status': status,
+            'created_at': '2026-11-23T21:00:00Z',
+            'updated_at': '2026-11-23T21:00:00Z',
+            'os_hash_algo': 'sha512', 'os_hash_value': sha512,
+            images.SHA256_PROPERTY: sha256}
 
 
 class _StubGlance:
@@ -149,12 +159,11 @@ class _StubGlance:
         self.deleted = []
         self.uploaded = {}
 
-    def images(self, name):
-        return [i for i in self.existing if i.name == name]
-
     def post(self, url, json):
         image_id = f'id-{len(self.created)}'
         self.created.append((image_id, json))
+        self.existing.append(dict(json, id=image_id, status='queued',
+                                  created_at='2026-11-23T22:00:00Z'))
         return _response(201, {'id': image_id})
 
     def put(self, url, data, **kwargs):
@@ -166,15 +175,25 @@ class _StubGlance:
             raise result
         image_id = url.split('/')[2]
         self.uploaded[image_id] = len(b''.join(data))
+        if result == 204:
+            self._find(image_id)['status'] = 'active'
         return _response(result)
 
-    def get(self, url):
+    def get(self, url, params=None):
+        if url == '/images':
+            return _response(200, {'images': [
+                i for i in self.existing if i['name'] == params['name']]})
         image_id = url.split('/')[2]
         return _response(200, {'status': 'active', 'id': image_id})
 
     def delete(self, url):
-        self.deleted.append(url.split('/')[2])
+        image_id = url.split('/')[2]
+        self.deleted.append(image_id)
+        self.existing = [i for i in self.existing if i['id'] != image_id]
         return _response(204)
+
+    def _find(self, image_id):
+        return next(i for i in self.existing if i['id'] == image_id)
 
 
 def _conn(glance):
@@ -185,11 +204,8 @@ class TestEnsureImage:
 
     def test_reuses_same_name_and_content(self, tmp_path):
         image_file = _image_file(tmp_path)
-        existing = mock.Mock(
-            id='old', status='active', hash_algo='sha512',
-            hash_value=image_file.sha512,
-            properties={images.SHA256_PROPERTY: image_file.sha256})
-        existing.name = 'guest'
+        existing = _image('old', 'guest', image_file.sha256,
+                          image_file.sha512)
         glance = _StubGlance([], existing=[existing])
         result = images.ensure_image(_conn(glance), image_file, name='guest')
         assert (result.id, result.action, result.bytes_uploaded) == (
@@ -198,10 +214,7 @@ class TestEnsureImage:
 
     def test_uploads_when_content_differs(self, tmp_path):
         image_file = _image_file(tmp_path)
-        existing = mock.Mock(id='old', status='active', hash_algo='sha512',
-                             hash_value='other',
-                             properties={images.SHA256_PROPERTY: 'other'})
-        existing.name = 'guest'
+        existing = _image('old', 'guest', 'other', 'other')
         glance = _StubGlance([204], existing=[existing])
         result = images.ensure_image(
             _conn(glance), image_file, name='guest', tags=['trove', 'mysql'],
