@@ -3,16 +3,37 @@
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
+from trovestack.cloud import CloudError
+
 TERM_WAIT = 10.0
+LOOPBACK = '127.0.0.1'
 
 
-class ProcessError(Exception):
+class ProcessError(CloudError):
     """A process could not be started or did not become ready."""
+
+
+def free_port(host=LOOPBACK):
+    """A TCP port on host that nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port, host=LOOPBACK):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def log_tail(path, lines=15):
@@ -61,15 +82,17 @@ def start(argv, pid_file, log_path, env=None):
 def read_pid(pid_file, marker):
     """The pid in pid_file if that process is alive and ours, else None.
 
-    A process is ours when its command line mentions marker (the state
-    directory), so a recycled pid never gets signalled.
+    A process is ours when its command line or its environment mentions
+    marker (the state directory), so a recycled pid never gets signalled.
     """
     try:
         pid = int(pathlib.Path(pid_file).read_text().strip())
-        cmdline = pathlib.Path(f'/proc/{pid}/cmdline').read_bytes()
+        proc = pathlib.Path(f'/proc/{pid}')
+        seen = ((proc / 'cmdline').read_bytes()
+                + (proc / 'environ').read_bytes())
     except (OSError, ValueError):
         return None
-    if str(marker).encode() not in cmdline:
+    if str(marker).encode() not in seen:
         return None
     if _is_zombie(pid):
         return None
@@ -91,12 +114,19 @@ def stop(pid_file, marker, wait=TERM_WAIT):
     if pid is None:
         return False
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    _signal_group(pid, signal.SIGKILL)
+    if not wait_gone(pid, wait):
+        _signal_group(pid, signal.SIGKILL)
+        wait_gone(pid, wait)
+    return True
+
+
+def wait_gone(pid, timeout):
+    """Wait until pid has exited; False if it still runs after timeout."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 
@@ -107,7 +137,8 @@ def _signal_group(pid, sig):
         pass
 
 
-def _alive(pid):
+def is_alive(pid):
+    """True when pid runs (not a zombie); reaps it if it is our child."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
@@ -130,7 +161,7 @@ def wait_until_ready(name, pid, url, log_path, timeout):
     """Wait until url answers; fail early if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not is_alive(pid):
             raise ProcessError(
                 f'{name} exited during start-up; last lines of {log_path}:\n'
                 f'{log_tail(log_path)}')

@@ -1,0 +1,315 @@
+"""A RabbitMQ broker of our own: Debian's rabbitmq-server, started by hand.
+
+One broker per data directory.  Its configuration, database, logs, Erlang
+cookie, pid files and generated password all live there, and it runs its
+own epmd and distribution port, so several brokers coexist (concurrent test
+clouds, a broker inside a network namespace).  The broker has one user and
+one vhost of our choosing; RabbitMQ's default ``guest`` user is never
+created.  ``stop`` signals only the processes this data directory started.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+
+from trovestack.cloud import CloudError
+from trovestack.cloud import processes
+from trovestack.common import files
+
+LOG = logging.getLogger(__name__)
+
+SERVER = pathlib.Path('/usr/lib/rabbitmq/bin/rabbitmq-server')
+STATE_FILE = 'broker.json'
+READY_LINE = 'Server startup complete'
+# Every process a broker starts carries this variable (value: its data
+# directory), so that stop() finds them all and nothing else.
+OWNER_VARIABLE = 'TROVESTACK_BROKER_DIR'
+EPMD_WAIT = 10.0
+
+
+class BrokerError(CloudError):
+    """The broker could not be started or stopped."""
+
+
+@dataclasses.dataclass
+class Broker:
+    """A running broker: where it listens and how to log in to it."""
+
+    host: str
+    port: int
+    user: str
+    password: str = dataclasses.field(repr=False)
+    vhost: str
+    data_dir: pathlib.Path
+
+    def transport_url(self):
+        """oslo.messaging's transport_url for this broker."""
+        host = f'[{self.host}]' if ':' in self.host else self.host
+        quote = urllib.parse.quote
+        return (f'rabbit://{quote(self.user, safe="")}:'
+                f'{quote(self.password, safe="")}@{host}:{self.port}/'
+                f'{quote(self.vhost, safe="")}')
+
+
+@dataclasses.dataclass
+class _Record:
+    """What a data directory remembers about its broker (mode 0600)."""
+
+    host: str
+    port: int
+    user: str
+    password: str = dataclasses.field(repr=False)
+    vhost: str
+    epmd_port: int
+    dist_port: int
+    netns: str | None = None
+
+    def broker(self, data_dir):
+        return Broker(self.host, self.port, self.user, self.password,
+                      self.vhost, data_dir)
+
+
+class _Paths:
+    def __init__(self, data_dir):
+        self.root = pathlib.Path(data_dir).absolute()
+        self.state = self.root / STATE_FILE
+        self.config = self.root / 'rabbitmq.conf'
+        self.plugins = self.root / 'enabled_plugins'
+        self.mnesia = self.root / 'mnesia'
+        self.logs = self.root / 'log'
+        self.log = self.logs / 'rabbit.log'
+        self.output = self.logs / 'server.out'
+        self.epmd_log = self.logs / 'epmd.log'
+        self.server_pid = self.root / 'rabbitmq.pid'
+        self.epmd_pid = self.root / 'epmd.pid'
+
+
+def _load(paths):
+    try:
+        return _Record(**json.loads(paths.state.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def _save(paths, record):
+    files.write_atomic(paths.state,
+                       json.dumps(dataclasses.asdict(record), indent=2),
+                       mode=0o600)
+
+
+def render_config(host, port, user, password, vhost):
+    """rabbitmq.conf: one listener on host:port and our user and vhost as
+    the defaults RabbitMQ creates on first boot (instead of guest)."""
+    listener = f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
+    return '\n'.join([
+        f'listeners.tcp.1 = {listener}',
+        f'default_user = {user}',
+        f'default_pass = {password}',
+        f'default_vhost = {vhost}',
+        'default_permissions.configure = .*',
+        'default_permissions.read = .*',
+        'default_permissions.write = .*',
+        'loopback_users = none',
+        '',
+    ])
+
+
+def _node_name(paths):
+    digest = hashlib.sha1(str(paths.root).encode()).hexdigest()[:12]
+    return f'trovestack-{digest}@localhost'
+
+
+def server_env(paths, record):
+    """The environment rabbitmq-server (and its epmd) run with."""
+    return {
+        OWNER_VARIABLE: str(paths.root),
+        'HOME': str(paths.root),
+        # Ignore /etc/rabbitmq: everything comes from the data directory.
+        'RABBITMQ_CONF_ENV_FILE': str(paths.root / 'rabbitmq-env.conf'),
+        'RABBITMQ_CONFIG_FILE': str(paths.config),
+        'RABBITMQ_ADVANCED_CONFIG_FILE': str(paths.root / 'advanced.config'),
+        'RABBITMQ_ENABLED_PLUGINS_FILE': str(paths.plugins),
+        'RABBITMQ_NODENAME': _node_name(paths),
+        'RABBITMQ_MNESIA_BASE': str(paths.mnesia),
+        'RABBITMQ_LOG_BASE': str(paths.logs),
+        'RABBITMQ_LOGS': str(paths.log),
+        'RABBITMQ_DIST_PORT': str(record.dist_port),
+        'ERL_EPMD_PORT': str(record.epmd_port),
+        # Our epmd runs already; distribution on loopback only.
+        'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
+            '-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}',
+    }
+
+
+def _in_netns(netns, argv):
+    return ['ip', 'netns', 'exec', netns, *argv] if netns else list(argv)
+
+
+def _marker(paths):
+    """The environment entry that marks a process as this broker's."""
+    return f'{OWNER_VARIABLE}={paths.root}\0'
+
+
+def is_running(data_dir):
+    """True when the broker of data_dir is running."""
+    paths = _Paths(data_dir)
+    return processes.read_pid(paths.server_pid, _marker(paths)) is not None
+
+
+def _leftovers(paths):
+    """Pids of processes started for this data directory that still run."""
+    needle = _marker(paths).encode()
+    found = []
+    for proc in pathlib.Path('/proc').iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / 'environ').read_bytes()
+        except OSError:
+            continue
+        if needle in environ and processes.is_alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def stop(data_dir):
+    """Stop the broker of data_dir and its epmd; True when it was running."""
+    paths = _Paths(data_dir)
+    was_running = processes.stop(paths.server_pid, _marker(paths))
+    processes.stop(paths.epmd_pid, _marker(paths))
+    for pid in _leftovers(paths):
+        LOG.debug('killing leftover broker process %d', pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        processes.wait_gone(pid, 5.0)
+    return was_running
+
+
+def _free_port(avoid=()):
+    while True:
+        port = processes.free_port()
+        if port not in avoid:
+            return port
+
+
+def _new_record(paths, old, host, port, user, vhost, netns):
+    """The settings of this start: old password and ports when possible."""
+    if old is not None and paths.mnesia.exists() and \
+            (old.user, old.vhost) != (user, vhost):
+        raise BrokerError(
+            f'the broker in {paths.root} was created with user {old.user!r} '
+            f'and vhost {old.vhost!r}; stop it and remove the directory to '
+            f'use user {user!r} and vhost {vhost!r}')
+    if old is None and paths.mnesia.exists():
+        # A database whose password is lost: start over.
+        shutil.rmtree(paths.mnesia)
+    password = old.password if old else secrets.token_urlsafe(24)
+    ports = []
+    for wanted in ((old.epmd_port, old.dist_port) if old else (0, 0)):
+        usable = wanted and (netns or processes.port_is_free(wanted))
+        ports.append(wanted if usable else
+                     _free_port(avoid=(port, *ports)))
+    return _Record(host=host, port=port, user=user, password=password,
+                   vhost=vhost, epmd_port=ports[0], dist_port=ports[1],
+                   netns=netns)
+
+
+def _wait_for_epmd(record, deadline):
+    argv = _in_netns(record.netns, ['epmd', '-port', str(record.epmd_port),
+                                    '-names'])
+    while time.monotonic() < deadline:
+        result = subprocess.run(argv, capture_output=True, check=False)
+        if result.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise BrokerError(f'epmd did not answer on port {record.epmd_port}')
+
+
+def _ready_line_seen(log, offset):
+    try:
+        with open(log, 'rb') as handle:
+            handle.seek(offset)
+            return READY_LINE.encode() in handle.read()
+    except FileNotFoundError:
+        return False
+
+
+def _failure(paths, what):
+    tail = processes.log_tail(paths.output, 8) or processes.log_tail(
+        paths.log, 8)
+    return BrokerError(f'rabbitmq {what}; last lines of {paths.output}: '
+                       f'{tail}')
+
+
+def _wait_ready(paths, pid, offset, timeout, deadline):
+    while time.monotonic() < deadline:
+        if _ready_line_seen(paths.log, offset):
+            return
+        if not processes.is_alive(pid):
+            raise _failure(paths, 'exited during start-up')
+        time.sleep(0.1)
+    raise _failure(paths, f'did not start within {timeout:g} s')
+
+
+def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
+          vhost='trove', netns=None, timeout=60.0):
+    """Start the broker of data_dir on host:port (inside network namespace
+    ``netns`` when given) and return it once it accepts connections.
+
+    Idempotent: when the broker of data_dir runs already, returns it as it
+    is.  The password is generated on first use and kept in data_dir.
+    """
+    paths = _Paths(data_dir)
+    old = _load(paths)
+    if old is not None and is_running(paths.root):
+        if (old.host, old.port, old.netns) != (host, port, netns):
+            LOG.warning('The broker of %s already runs on %s:%s; keeping it',
+                        paths.root, old.host, old.port)
+        return old.broker(paths.root)
+    if not SERVER.exists():
+        raise BrokerError(f'{SERVER} not found: install the Debian package '
+                          f'rabbitmq-server (tools/install-test-deps)')
+    stop(paths.root)  # whatever a crashed start left behind
+    if not netns and not processes.port_is_free(port, host):
+        raise BrokerError(f'port {port} (rabbitmq) on {host} is in use')
+
+    for directory in (paths.root, paths.logs):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = _new_record(paths, old, host, port, user, vhost, netns)
+    _save(paths, record)
+    files.write_atomic(paths.config, render_config(
+        host, port, user, record.password, vhost), mode=0o600)
+    files.write_atomic(paths.plugins, '[].\n')
+
+    deadline = time.monotonic() + timeout
+    env = server_env(paths, record)
+    try:
+        if netns:
+            subprocess.run(['ip', 'netns', 'exec', netns, 'ip', 'link', 'set',
+                            'lo', 'up'], check=True, capture_output=True)
+        processes.start(
+            _in_netns(netns, ['epmd', '-port', str(record.epmd_port),
+                              '-address', '127.0.0.1']),
+            paths.epmd_pid, paths.epmd_log, env)
+        _wait_for_epmd(record, deadline)
+        offset = paths.log.stat().st_size if paths.log.exists() else 0
+        pid = processes.start(_in_netns(netns, [str(SERVER)]),
+                              paths.server_pid, paths.output, env)
+        LOG.info('Starting RabbitMQ on %s:%s (data in %s)', host, port,
+                 paths.root)
+        _wait_ready(paths, pid, offset, timeout, deadline)
+    except BaseException:
+        stop(paths.root)
+        raise
+    return record.broker(paths.root)
