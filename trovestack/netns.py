@@ -1,0 +1,180 @@
+"""Named network namespaces (``ip netns``): create, run inside, delete.
+
+Guest traffic stays inside namespaces that we create: every address other
+than loopback lives only in one of them, and they are removed (with every
+process still running inside) when the work is done, also on an exception,
+Ctrl-C or SIGTERM::
+
+    with netns.namespace('trovestack-verify') as ns:
+        netns.add_tap(ns, 'tap0', '10.99.0.1/24')
+        ns.run(['ip', 'addr'])
+        proc = ns.popen(['qemu-system-x86_64', ...])
+"""
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from collections.abc import Sequence
+
+from trovestack.common.errors import UserError
+
+NETNS_DIR = pathlib.Path('/run/netns')
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C so cleanup runs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Namespace:
+    """A named network namespace that exists on this host."""
+
+    name: str
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """The command line that runs ``argv`` inside the namespace."""
+        return ['ip', 'netns', 'exec', self.name, *map(str, argv)]
+
+    def run(self, argv: Sequence[str], *, check: bool = True,
+            **kwargs) -> subprocess.CompletedProcess:
+        """Run ``argv`` inside the namespace and wait (text output)."""
+        kwargs.setdefault('capture_output', True)
+        kwargs.setdefault('text', True)
+        return subprocess.run(self.argv(argv), check=check, **kwargs)
+
+    def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
+        """Start ``argv`` inside the namespace; the caller waits."""
+        return subprocess.Popen(self.argv(argv), **kwargs)
+
+    def pids(self) -> list[int]:
+        """Processes running inside the namespace."""
+        return pids(self.name)
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(['ip', *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError('ip %s failed: %s' % (
+            ' '.join(args), result.stderr.strip() or result.returncode))
+    return result
+
+
+def exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def create(name: str) -> Namespace:
+    """Create the namespace (with its loopback up); fails if it exists."""
+    if os.geteuid() != 0:
+        raise UserError('Network namespaces need root')
+    if exists(name):
+        raise UserError('Network namespace %s already exists' % name)
+    _ip('netns', 'add', name)
+    namespace_ = Namespace(name)
+    try:
+        namespace_.run(['ip', 'link', 'set', 'lo', 'up'])
+    except subprocess.CalledProcessError as e:
+        delete(name)
+        raise UserError('Cannot bring up lo in %s: %s' % (
+            name, e.stderr.strip())) from e
+    return namespace_
+
+
+def pids(name: str) -> list[int]:
+    if not exists(name):
+        return []
+    result = subprocess.run(['ip', 'netns', 'pids', name],
+                            capture_output=True, text=True)
+    return [int(pid) for pid in result.stdout.split() if pid.isdigit()]
+
+
+def _kill_all(name: str, timeout: float) -> None:
+    """SIGTERM everything inside, then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        running = pids(name)
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline:
+            time.sleep(0.1)
+            running = pids(name)
+        if not running:
+            return
+
+
+def delete(name: str, *, timeout: float = 10.0) -> bool:
+    """Stop every process inside and delete the namespace (its links go
+    with it). Returns False when there was nothing to delete."""
+    if not exists(name):
+        return False
+    _kill_all(name, timeout)
+    _ip('netns', 'delete', name)
+    return True
+
+
+def add_tap(namespace_: Namespace, ifname: str, address: str) -> None:
+    """A tap device inside the namespace, up, with ``address`` (CIDR) on
+    the namespace side; qemu attaches to it with ``-netdev tap``."""
+    for argv in (['ip', 'tuntap', 'add', 'dev', ifname, 'mode', 'tap'],
+                 ['ip', 'addr', 'add', address, 'dev', ifname],
+                 ['ip', 'link', 'set', ifname, 'up']):
+        result = namespace_.run(argv, check=False)
+        if result.returncode != 0:
+            raise UserError('%s in %s failed: %s' % (
+                ' '.join(argv), namespace_.name, result.stderr.strip()))
+
+
+def owned_name(prefix: str) -> str:
+    """A namespace name that records this process, for stale cleanup."""
+    return '%s-%d' % (prefix, os.getpid())
+
+
+def delete_stale(prefix: str) -> list[str]:
+    """Delete ``owned_name(prefix)`` namespaces whose process is gone (a
+    run that was SIGKILLed). Returns the names deleted."""
+    deleted = []
+    for path in NETNS_DIR.glob(prefix + '-*') if NETNS_DIR.is_dir() else ():
+        pid = path.name[len(prefix) + 1:]
+        if pid.isdigit() and not pathlib.Path('/proc', pid).exists():
+            if delete(path.name):
+                deleted.append(path.name)
+    return deleted
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into Terminated (a KeyboardInterrupt) while the
+    block runs, so ``finally`` clauses clean up. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise Terminated('terminated by signal %d' % signum)
+
+    saved = {sig: signal.signal(sig, _raise)
+             for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def namespace(name: str) -> Iterator[Namespace]:
+    """Create ``name``; on leaving (normally, by an exception, Ctrl-C or
+    SIGTERM/SIGHUP) stop what runs inside and delete it."""
+    with terminate_as_interrupt():
+        created = create(name)
+        try:
+            yield created
+        finally:
+            delete(name)

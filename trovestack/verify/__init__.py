@@ -1,0 +1,1 @@
+"""verify-image: boot a guest image through Trove's prepare to ACTIVE."""
