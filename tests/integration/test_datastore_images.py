@@ -1,18 +1,37 @@
-"""Datastore images and the local registry against the real parts: Debian's
-docker-registry and skopeo."""
+"""Datastore images and the local registry against the real parts:
+Debian's docker-registry and skopeo, and a Docker daemon started by hand
+running each image the way Trove 26's guest agent does (its own
+docker utilities, health check, environment, volumes, command, user and
+configuration files)."""
 
 import io
 import json
+import os
+import pathlib
+import shutil
+import signal
 import socket
+import subprocess
 import tarfile
+import tempfile
+import time
+import types
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from trovestack import registry
 from trovestack.datastore_images import archive
+from trovestack.datastore_images import builder
+from trovestack.datastore_images import datastores
 
 V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
+# Resolved at import, before the test session isolates XDG_CACHE_HOME:
+# the images are cached between runs like the guest image.
+IMAGE_CACHE = builder.default_output_dir()
+HEALTHY_TIMEOUT = 300
+UID = 1001
 
 
 def free_port():
@@ -30,7 +49,7 @@ def tiny_archive(path):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     config = archive.ImageConfig(entrypoint=['/bin/true'], cmd=[], env={})
-    return archive.write_docker_archive(layer, path, 'trovestack/tiny',
+    return archive.write_docker_archive([layer], path, 'trovestack/tiny',
                                         '1.0', config)
 
 
@@ -42,7 +61,7 @@ def get(url, accept=None):
         return response.headers, json.load(response)
 
 
-@pytest.mark.skipif(not registry.shutil.which('docker-registry'),
+@pytest.mark.skipif(not shutil.which('docker-registry'),
                     reason='Debian package docker-registry not installed')
 def test_registry_push_then_read_manifest(tmp_path):
     image_id = tiny_archive(tmp_path / 'tiny.tar')
@@ -72,3 +91,323 @@ def test_registry_push_then_read_manifest(tmp_path):
         assert tags['tags'] == ['1.0']
     finally:
         registry.stop(data_dir)
+
+
+# --- the images under a real dockerd, driven by Trove's own code ---------
+
+def _mounts_under(path):
+    prefix = str(path).rstrip('/') + '/'
+    with open('/proc/self/mounts') as mounts:
+        return [line.split()[1] for line in mounts
+                if line.split()[1].startswith(prefix)]
+
+
+class Dockerd:
+    """dockerd (and its containerd) with every path under one directory:
+    no bridge, no iptables, nothing shared with a system dockerd."""
+
+    def __init__(self, root):
+        self.root = pathlib.Path(root)
+        self.socket = self.root / 'docker.sock'
+        self.pidfile = self.root / 'docker.pid'
+        self.process = None
+
+    def start(self, timeout=60):
+        log = open(self.root / 'dockerd.log', 'wb')
+        self.process = subprocess.Popen(
+            ['dockerd', '--data-root', str(self.root / 'data'),
+             '--exec-root', str(self.root / 'exec'),
+             '-H', f'unix://{self.socket}', '--pidfile', str(self.pidfile),
+             '--bridge=none', '--iptables=false', '--ip-masq=false',
+             '--storage-driver=overlay2'],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        import docker
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError('dockerd exited: ' + self.log_tail())
+            try:
+                client = docker.DockerClient(base_url=f'unix://{self.socket}')
+                client.ping()
+                return client
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError('dockerd did not answer: '
+                                       + self.log_tail()) from exc
+                time.sleep(0.5)
+
+    def log_tail(self):
+        text = (self.root / 'dockerd.log').read_text(errors='replace')
+        return '\n'.join(text.splitlines()[-15:])
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope='module')
+def docker_client():
+    if not shutil.which('dockerd'):
+        pytest.skip('Debian package docker.io not installed')
+    root = pathlib.Path(tempfile.mkdtemp(prefix='tsd-'))
+    daemon = Dockerd(root)
+    client = daemon.start()
+    try:
+        yield client
+    finally:
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        client.close()
+        daemon.stop()
+        if not _mounts_under(root):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def build_and_load(client, name):
+    datastore, version = name.split(':')
+    image = builder.build(datastore, version, output_dir=IMAGE_CACHE)
+    with open(image.path, 'rb') as f:
+        loaded = client.images.load(f.read())
+    assert [tag for i in loaded for tag in i.tags] == [image.reference]
+    return image
+
+
+def owned_dir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, UID, UID)
+    return path
+
+
+def wait_healthy(client, timeout=HEALTHY_TIMEOUT):
+    """Poll health as Trove's BaseDbStatus does; the last value seen."""
+    from trove.guestagent.utils import docker as docker_util
+
+    deadline = time.monotonic() + timeout
+    health = None
+    while time.monotonic() < deadline:
+        health = docker_util.get_container_health(client)
+        if health in ('healthy', 'unhealthy', 'not running'):
+            break
+        time.sleep(2)
+    return health
+
+
+def logs(client):
+    from trove.guestagent.utils import docker as docker_util
+
+    return '\n'.join(docker_util.get_container_logs(client, tail=40))
+
+
+def trove_config_manager(path, conf_dir, extension):
+    """Trove's own ConfigurationManager, pointed at our host paths."""
+    from trove.common import stream_codecs
+    from trove.guestagent.common import configuration
+
+    codec = (stream_codecs.IniCodec() if extension == 'cnf' else
+             stream_codecs.KeyValueCodec(
+                 value_quoting=True,
+                 bool_case=stream_codecs.KeyValueCodec.BOOL_LOWER,
+                 big_ints=True))
+    return configuration.ConfigurationManager(
+        str(path), UID, UID, codec, requires_root=False,
+        override_strategy=configuration.ImportOverrideStrategy(
+            str(conf_dir), extension))
+
+
+def render_trove_config(datastore, version):
+    """The config Trove's taskmanager renders for a 1 GiB flavor."""
+    from trove.common import template
+
+    datastore_version = types.SimpleNamespace(
+        datastore_name=datastore, manager=datastore, name=version,
+        version=version)
+    return template.SingleInstanceConfigTemplate(
+        datastore_version, {'ram': 1024}, 'trovestack-test').render()
+
+
+@pytest.fixture
+def host_dirs():
+    """Short host paths (unix sockets live there) standing in for the
+    guest's /etc/<db>, socket and data directories."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix='tsi-'))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def start_mariadb(client, image, host):
+    """MariaDBApp.start_db + the manager's do_prepare, paths rebased."""
+    from trove.common import constants
+    from trove.guestagent.datastore.mariadb import manager
+    from trove.guestagent.datastore.mariadb import service
+    from trove.guestagent.datastore.mysql_common import service as common
+    from trove.guestagent.utils import docker as docker_util
+
+    etc = owned_dir(host / 'etc-mysql')
+    owned_dir(etc / 'conf.d')
+    owned_dir(etc / 'mariadb.conf.d')
+    sockets = owned_dir(host / 'mysqld')
+    lib = owned_dir(host / 'lib-mysql')
+    owned_dir(lib / 'data')
+    data_dir = '/var/lib/mysql/data'
+    config = trove_config_manager(etc / 'my.cnf', etc / 'conf.d', 'cnf')
+    config.reset_configuration(render_trove_config('mariadb', image.version))
+    config.apply_system_override({'mysqld': {'datadir': data_dir}})
+    assert common.MYSQL_CONFIG == '/etc/mysql/my.cnf'
+    password = 'Root-pass-' + os.urandom(6).hex()
+    environment = {'MYSQL_ROOT_PASSWORD': password,
+                   'MYSQL_INITDB_SKIP_TZINFO': 1,
+                   **service.MariaDBApp._extra_envs}
+    command = manager.Manager.get_start_db_params(None, data_dir)
+    docker_util.start_container(
+        client, f'{image.repository}:{image.version}',
+        volumes={
+            str(etc): {'bind': '/etc/mysql', 'mode': 'rw'},
+            str(sockets): {'bind': '/var/run/mysqld', 'mode': 'rw'},
+            str(lib): {'bind': '/var/lib/mysql', 'mode': 'rw'},
+        },
+        network_mode='none', ports={}, user=f'{UID}:{UID}',
+        environment=environment, healthcheck=service.MariaDBApp.HEALTHCHECK,
+        command=command, privileged=service.MariaDBApp._previledged)
+    url = (common.CONNECTION_STR_FORMAT
+           % ('root', urllib.parse.quote(password))).replace(
+        constants.MYSQL_HOST_SOCKET_PATH, str(sockets))
+    return url, lib
+
+
+def mariadb_sql_works(url):
+    """Root over the socket, through Trove's SqlClient and query builders."""
+    import sqlalchemy
+    from trove.guestagent.common import sql_query
+    from trove.guestagent.utils import mysql as mysql_util
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with mysql_util.SqlClient(engine) as client:
+            client.execute(sqlalchemy.text(str(
+                sql_query.CreateDatabase('trovestack_check'))))
+            names = [row[0] for row in client.execute(
+                sqlalchemy.text('SHOW DATABASES'))]
+            version = client.execute(
+                sqlalchemy.text('SELECT VERSION()')).scalar()
+    finally:
+        engine.dispose()
+    assert 'trovestack_check' in names
+    return version
+
+
+def start_postgresql(client, image, host):
+    """PgSqlApp.start_db + the manager's do_prepare, paths rebased."""
+    from trove.common import constants
+    from trove.guestagent.datastore.postgres import service
+    from trove.guestagent.utils import docker as docker_util
+
+    etc = owned_dir(host / 'etc-postgresql')
+    owned_dir(etc / 'conf.d')
+    sockets = owned_dir(host / 'pgsock')
+    lib = owned_dir(host / 'lib-postgresql')
+    data = owned_dir(lib / 'data')
+    datadir = '/var/lib/postgresql/data/pgdata'
+    owned_dir(data / 'pgdata')
+    owned_dir(data / 'wal_archive')
+    assert service.CONFIG_FILE == '/etc/postgresql/postgresql.conf'
+    config = trove_config_manager(etc / 'postgresql.conf', etc / 'conf.d',
+                                  'conf')
+    config.reset_configuration(render_trove_config('postgresql',
+                                                   image.version))
+    config.apply_system_override({'data_directory': datadir})
+    config.apply_system_override({'hba_file': service.HBA_CONFIG_FILE})
+    hba = etc / 'pg_hba.conf'
+    original = service.HBA_CONFIG_FILE
+    service.HBA_CONFIG_FILE = str(hba)
+    try:
+        service.PgSqlApp.apply_access_rules(types.SimpleNamespace(
+            database_service_uid=UID, database_service_gid=UID))
+    finally:
+        service.HBA_CONFIG_FILE = original
+    password = 'Pg-pass-' + os.urandom(6).hex()
+    docker_util.start_container(
+        client, f'{image.repository}:{image.version}',
+        volumes={
+            str(etc): {'bind': '/etc/postgresql', 'mode': 'rw'},
+            str(sockets): {'bind': '/var/run/postgresql', 'mode': 'rw'},
+            str(lib): {'bind': '/var/lib/postgresql', 'mode': 'rw'},
+            str(data): {'bind': '/var/lib/postgresql/data', 'mode': 'rw'},
+        },
+        network_mode='none', ports={}, user=f'{UID}:{UID}',
+        environment={'POSTGRES_PASSWORD': password, 'PGDATA': datadir},
+        healthcheck=service.PgSqlApp.HEALTHCHECK,
+        command=f'postgres -c config_file={service.CONFIG_FILE}')
+    assert constants.POSTGRESQL_HOST_SOCKET_PATH.endswith('-socket')
+    return sockets, datadir
+
+
+def postgresql_sql_works(sockets):
+    """As Trove's agent: PostgresConnection over the socket directory."""
+    from trove.guestagent.datastore.postgres import service
+
+    connection = service.PostgresConnection('postgres', host=str(sockets))
+    connection.execute('CREATE DATABASE trovestack_check')
+    names = [row[0] for row in connection.query(
+        'SELECT datname FROM pg_database')]
+    assert 'trovestack_check' in names
+    return connection.query('SHOW server_version')[0][0]
+
+
+MARIADB = [name for name in datastores.supported()
+           if name.startswith('mariadb:')]
+POSTGRESQL = [name for name in datastores.supported()
+              if name.startswith('postgresql:')]
+
+
+@pytest.mark.datastore_image
+@pytest.mark.parametrize('name', MARIADB)
+def test_mariadb_image_runs_under_trove(docker_client, host_dirs, name):
+    from trove.guestagent.utils import docker as docker_util
+
+    image = build_and_load(docker_client, name)
+    url, lib = start_mariadb(docker_client, image, host_dirs)
+    try:
+        assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
+        version = mariadb_sql_works(url)
+        assert version.startswith(image.version + '.'), version
+        # What the healthcheck and Trove expect on the data volume.
+        cnf = lib / 'data' / '.my-healthcheck.cnf'
+        assert cnf.stat().st_uid == UID
+        assert oct(cnf.stat().st_mode & 0o777) == '0o600'
+        # A restart keeps the data and comes back healthy (auto-upgrade
+        # path of an existing data directory).
+        docker_util.restart_container(docker_client)
+        assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
+        mariadb_sql_works(url)
+    finally:
+        docker_util.remove_container(docker_client)
+
+
+@pytest.mark.datastore_image
+@pytest.mark.parametrize('name', POSTGRESQL)
+def test_postgresql_image_runs_under_trove(docker_client, host_dirs, name):
+    from trove.guestagent.utils import docker as docker_util
+
+    image = build_and_load(docker_client, name)
+    sockets, datadir = start_postgresql(docker_client, image, host_dirs)
+    try:
+        assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
+        version = postgresql_sql_works(sockets)
+        assert version.split('.')[0] == image.version, version
+        # Trove runs pg_ctl inside the container (reload after overrides).
+        docker_util.run_command(docker_client,
+                                f'pg_ctl reload -D {datadir}')
+        locales = docker_client.containers.get('database').exec_run(
+            ['locale', '-a']).output.decode()
+        assert 'en_US.utf8' in locales.split()
+    finally:
+        docker_util.remove_container(docker_client)

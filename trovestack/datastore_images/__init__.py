@@ -1,2 +1,13 @@
 """Database container images for Trove's guest agent, built offline from
-Debian packages (no Docker daemon)."""
+Debian packages (no Docker daemon).
+
+``build('mariadb', '11.8')`` returns a :class:`DatastoreImage`: a
+docker-archive named ``trovestack/mariadb:11.8`` (tag == Trove's datastore
+version), its sha256, and whether it was (re)built.
+"""
+
+from trovestack.datastore_images.builder import BuildError  # noqa: F401
+from trovestack.datastore_images.builder import DatastoreImage  # noqa: F401
+from trovestack.datastore_images.builder import build  # noqa: F401
+from trovestack.datastore_images.datastores import find  # noqa: F401
+from trovestack.datastore_images.datastores import supported  # noqa: F401

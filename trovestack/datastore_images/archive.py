@@ -1,4 +1,4 @@
-"""Write a single-layer docker-archive (the `docker save` format) with the
+"""Write a docker-archive (the `docker save` format) with the
 standard library: what `docker load` and `skopeo copy docker-archive:`
 read.
 
@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import tarfile
 
 from trovestack.common import files
@@ -48,15 +49,16 @@ class ImageConfig:
         return config
 
 
-def image_config_json(config, layer_diff_id, created, created_by):
-    """The image config document (JSON bytes) for one layer."""
+def image_config_json(config, diff_ids, created, created_by):
+    """The image config document (JSON bytes) of the layers diff_ids."""
     document = {
         'architecture': config.architecture,
         'os': 'linux',
         'created': created,
         'config': config.as_docker_config(),
-        'rootfs': {'type': 'layers', 'diff_ids': [layer_diff_id]},
-        'history': [{'created': created, 'created_by': created_by}],
+        'rootfs': {'type': 'layers', 'diff_ids': list(diff_ids)},
+        'history': [{'created': created, 'created_by': created_by}
+                    for _ in diff_ids],
     }
     return json.dumps(document, sort_keys=True, separators=(',', ':')
                       ).encode()
@@ -78,45 +80,75 @@ def _add_dir(tar, name, mtime):
     tar.addfile(info)
 
 
-def write_docker_archive(layer_tar, output, repository, tag, config, *,
+def write_layer(path, files_map, directories, uid, mtime=0):
+    """Write a small layer tar: files {image path: (source, mode)} owned
+    by root, and directories ((path, mode), ...) owned by uid:uid."""
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as tar:
+        for image_path, mode in directories:
+            info = tarfile.TarInfo('./' + image_path.strip('/'))
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            info.uid = info.gid = uid
+            info.mtime = mtime
+            tar.addfile(info)
+        for image_path, (source, mode) in sorted(files_map.items()):
+            data = pathlib.Path(source).read_bytes()
+            info = tarfile.TarInfo('./' + image_path.strip('/'))
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = mtime
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_docker_archive(layer_tars, output, repository, tag, config, *,
                          created=None, created_by='trovestack'):
-    """Write a docker-archive at output holding the uncompressed root
-    filesystem tar ``layer_tar`` as its one layer, tagged repository:tag.
+    """Write a docker-archive at output whose layers are the uncompressed
+    tars ``layer_tars`` (bottom first), tagged repository:tag.
 
     Written to a temporary file beside output and renamed into place, so
     output is either the old archive or the complete new one.  Returns the
     image id (sha256 of the config).
     """
-    layer_sha = files.file_sha256(layer_tar)
-    diff_id = f'sha256:{layer_sha}'
+    layer_shas = [files.file_sha256(layer) for layer in layer_tars]
+    diff_ids = [f'sha256:{sha}' for sha in layer_shas]
     now = created or datetime.datetime.now(datetime.timezone.utc)
     created_text = now.strftime('%Y-%m-%dT%H:%M:%SZ')
     mtime = int(now.timestamp())
-    config_bytes = image_config_json(config, diff_id, created_text,
+    config_bytes = image_config_json(config, diff_ids, created_text,
                                      created_by)
     config_sha = hashlib.sha256(config_bytes).hexdigest()
-    layer_id = layer_sha
+    layer_ids = layer_shas
     manifest = [{'Config': f'{config_sha}.json',
                  'RepoTags': [f'{repository}:{tag}'],
-                 'Layers': [f'{layer_id}/layer.tar']}]
-    repositories = {repository: {tag: layer_id}}
-    legacy_json = {'id': layer_id, 'created': created_text,
-                   'os': 'linux', 'architecture': config.architecture}
+                 'Layers': [f'{layer_id}/layer.tar'
+                            for layer_id in layer_ids]}]
+    repositories = {repository: {tag: layer_ids[-1]}}
 
     output = os.fspath(output)
     tmp = f'{output}.partial-{os.getpid()}'
     try:
         with tarfile.open(tmp, 'w', format=tarfile.PAX_FORMAT) as tar:
-            _add_dir(tar, layer_id, mtime)
-            _add_bytes(tar, f'{layer_id}/VERSION', b'1.0', mtime)
-            _add_bytes(tar, f'{layer_id}/json',
-                       json.dumps(legacy_json).encode(), mtime)
-            info = tar.gettarinfo(layer_tar, arcname=f'{layer_id}/layer.tar')
-            info.uid = info.gid = 0
-            info.uname = info.gname = ''
-            info.mtime = mtime
-            with open(layer_tar, 'rb') as layer:
-                tar.addfile(info, layer)
+            parent = None
+            for layer_id, layer_tar in zip(layer_ids, layer_tars,
+                                           strict=True):
+                legacy_json = {'id': layer_id, 'created': created_text,
+                               'os': 'linux',
+                               'architecture': config.architecture}
+                if parent:
+                    legacy_json['parent'] = parent
+                parent = layer_id
+                _add_dir(tar, layer_id, mtime)
+                _add_bytes(tar, f'{layer_id}/VERSION', b'1.0', mtime)
+                _add_bytes(tar, f'{layer_id}/json',
+                           json.dumps(legacy_json).encode(), mtime)
+                info = tar.gettarinfo(layer_tar,
+                                      arcname=f'{layer_id}/layer.tar')
+                info.uid = info.gid = 0
+                info.uname = info.gname = ''
+                info.mtime = mtime
+                with open(layer_tar, 'rb') as layer:
+                    tar.addfile(info, layer)
             _add_bytes(tar, f'{config_sha}.json', config_bytes, mtime)
             _add_bytes(tar, 'manifest.json', json.dumps(manifest).encode(),
                        mtime)

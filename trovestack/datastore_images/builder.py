@@ -1,0 +1,356 @@
+"""Build a datastore image: mmdebstrap a root filesystem from Debian
+packages, customise it (entrypoint, healthcheck, uid, locale), then wrap
+it as a docker-archive.  No Docker daemon is involved.
+
+The build is skipped when its inputs (suite, packages, mirrors, scripts,
+image config, archive format) are unchanged since the archive was
+written; ``force`` rebuilds.  The archive is replaced atomically: a
+killed build leaves the previous one intact.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+import time
+
+from trovestack.common import errors
+from trovestack.common import files
+from trovestack.datastore_images import archive
+from trovestack.datastore_images import datastores
+from trovestack.imagebuild import hashing
+from trovestack.imagebuild import mirrors
+
+LOG = logging.getLogger(__name__)
+
+DATA_DIR = pathlib.Path(__file__).parent / 'data'
+# Bump when the way an image is put together changes.
+FORMAT_VERSION = 1
+STAMP_SUFFIX = '.inputs.json'
+MIN_FREE_BYTES = 2 << 30
+DEBIAN_RELEASES = ('bullseye', 'bookworm', 'trixie', 'forky', 'sid')
+# Left out of the image: documentation only.
+PATH_EXCLUDES = ('/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*',
+                 '/usr/share/lintian/*')
+
+
+class BuildError(errors.UserError):
+    """The datastore image could not be built."""
+
+
+@dataclasses.dataclass
+class DatastoreImage:
+    """A built (or found up to date) datastore image archive."""
+
+    datastore: str
+    version: str
+    path: pathlib.Path
+    sha256: str
+    repository: str
+    tag: str
+    built: bool
+    image_id: str = ''
+    size: int = 0
+    inputs_hash: str = ''
+    seconds: float = 0.0
+
+    @property
+    def reference(self):
+        """repository:tag, the name `docker load` gives the image."""
+        return f'{self.repository}:{self.tag}'
+
+
+def default_output_dir():
+    """$TROVESTACK_DATASTORE_IMAGE_CACHE, else the XDG cache's
+    trovestack/datastore-images."""
+    override = os.environ.get('TROVESTACK_DATASTORE_IMAGE_CACHE')
+    if override:
+        return pathlib.Path(override)
+    return files.cache_dir('trovestack', 'datastore-images')
+
+
+def archive_name(spec):
+    return f'trovestack-{spec.datastore}-{spec.version}.tar'
+
+
+def debian_mirrors(entries):
+    """(archive, security) Debian mirror URIs among apt's (uri, suites)."""
+    archive_uri = security_uri = None
+    for uri, suites in entries:
+        releases = {suite.split('-', 1)[0] for suite in suites}
+        if not releases & set(DEBIAN_RELEASES):
+            continue
+        if any(suite.endswith('-security') for suite in suites):
+            security_uri = security_uri or uri.rstrip('/')
+        else:
+            archive_uri = archive_uri or uri.rstrip('/')
+    return archive_uri, security_uri
+
+
+def resolve_mirrors(mirror=None, security_mirror=None):
+    """Explicit mirrors win; otherwise the ones the host's apt uses."""
+    if mirror:
+        return mirror.rstrip('/'), security_mirror
+    found, found_security = debian_mirrors(mirrors.apt_entries())
+    if not found:
+        raise BuildError('No Debian mirror in the apt sources of this host: '
+                         'pass a mirror explicitly')
+    return found, security_mirror or found_security
+
+
+def apt_sources(spec, mirror, security_mirror):
+    """The sources.list lines mmdebstrap uses for spec's suite."""
+    lines = [f'deb {mirror} {spec.suite} main',
+             f'deb {mirror} {spec.suite}-updates main']
+    if security_mirror:
+        lines.append(f'deb {security_mirror} {spec.suite}-security main')
+    return lines
+
+
+def mmdebstrap_argv(spec, sources, layer_path):
+    """The mmdebstrap command that writes spec's base layer: the root
+    filesystem from Debian packages, customised by customize.sh."""
+    hook = ' '.join(shlex.quote(str(part)) for part in (
+        'bash', DATA_DIR / 'customize.sh')) + ' "$1" ' + ' '.join(
+        shlex.quote(str(part)) for part in (
+            spec.datastore, datastores.SERVICE_UID, datastores.LOCALE))
+    argv = ['mmdebstrap', '--variant=essential', '--format=tar',
+            '--aptopt=APT::Install-Recommends "false"',
+            f'--include={",".join(spec.all_packages)}']
+    argv += [f'--dpkgopt=path-exclude={path}' for path in PATH_EXCLUDES]
+    argv += [f'--customize-hook={hook}', spec.suite, str(layer_path)]
+    return argv + sources
+
+
+def base_inputs(spec, sources):
+    """What decides the base layer (the slow part: Debian packages)."""
+    return {
+        'format': str(FORMAT_VERSION),
+        'datastore': spec.name,
+        'suite': spec.suite,
+        'packages': ' '.join(spec.all_packages),
+        'sources': '\n'.join(sources),
+        'path_excludes': ' '.join(PATH_EXCLUDES),
+        'uid': str(datastores.SERVICE_UID),
+        'locale': datastores.LOCALE,
+        'customize': files.file_sha256(DATA_DIR / 'customize.sh'),
+    }
+
+
+def image_inputs(spec, base_hash):
+    """What decides the image: its base layer, our scripts (the top
+    layer), the image config and the archive format."""
+    return {
+        'base_layer': base_hash,
+        'scripts': files.tree_digest([DATA_DIR / spec.datastore]),
+        'runtime_dirs': repr(spec.runtime_dirs),
+        'image_config': json.dumps(spec.image_config().as_docker_config(),
+                                   sort_keys=True),
+        'archive_writer': files.file_sha256(archive.__file__),
+    }
+
+
+def script_files(spec):
+    """{path in the image: (source file, mode)} of the top layer."""
+    scripts = DATA_DIR / spec.datastore
+    found = {'/usr/local/bin/entrypoint.sh': (scripts / 'entrypoint.sh',
+                                              0o755)}
+    if (scripts / 'healthcheck.sh').exists():
+        found['/usr/local/bin/healthcheck.sh'] = (
+            scripts / 'healthcheck.sh', 0o755)
+    return found
+
+
+def stamp_path(image_path):
+    return pathlib.Path(f'{image_path}{STAMP_SUFFIX}')
+
+
+def read_stamp(image_path):
+    try:
+        return json.loads(stamp_path(image_path).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def up_to_date(image_path, inputs_hash):
+    """The stamp when image_path exists, is the file the stamp describes
+    and was built from inputs_hash; else None."""
+    stamp = read_stamp(image_path)
+    if not stamp or stamp.get('inputs_hash') != inputs_hash:
+        return None
+    try:
+        st = os.stat(image_path)
+    except FileNotFoundError:
+        return None
+    if (st.st_size, st.st_mtime_ns) != (stamp.get('size'),
+                                        stamp.get('mtime_ns')):
+        return None
+    return stamp
+
+
+def _mounted_under(path):
+    prefix = str(path).rstrip('/') + '/'
+    with open('/proc/self/mounts') as mounts:
+        return any(line.split()[1].startswith(prefix) for line in mounts)
+
+
+def _remove_stale_workdirs(output_dir, stem):
+    """Work dirs of builds whose process is gone (killed builds)."""
+    for workdir in output_dir.glob(f'.{stem}.build-*'):
+        try:
+            pid = int(workdir.name.rsplit('-', 1)[1])
+        except ValueError:
+            continue
+        if pid != os.getpid() and pathlib.Path(f'/proc/{pid}').exists():
+            continue
+        if _mounted_under(workdir):
+            LOG.warning('Leaving %s: something is still mounted under it',
+                        workdir)
+            continue
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check_host(output_dir):
+    if shutil.which('mmdebstrap') is None:
+        raise BuildError('mmdebstrap not found on PATH: install the Debian '
+                         'package mmdebstrap')
+    free = shutil.disk_usage(output_dir).free
+    if free < MIN_FREE_BYTES:
+        raise BuildError(f'Only {free >> 20} MiB free in {output_dir}; a '
+                         f'datastore image build needs '
+                         f'{MIN_FREE_BYTES >> 30} GiB')
+
+
+def _run_mmdebstrap(argv, workdir, report):
+    """Run mmdebstrap, reporting its step lines; BuildError with the tail
+    of its output when it fails."""
+    env = dict(os.environ, TMPDIR=str(workdir))
+    tail = []
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors='replace', env=env) as process:
+        for line in process.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-20:]
+            if line.startswith('I: ') and 'tempdir' not in line:
+                report(line[3:])
+    if process.returncode != 0:
+        errors_seen = [line for line in tail if line.startswith('E: ')]
+        last = (errors_seen or tail or ['no output'])[-1]
+        LOG.error('mmdebstrap output:\n%s', '\n'.join(tail))
+        raise BuildError(f'mmdebstrap failed (exit {process.returncode}): '
+                         f'{last}')
+
+
+def _fresh(path, inputs_hash, force):
+    return None if force else up_to_date(path, inputs_hash)
+
+
+def _write_stamp(path, inputs_hash, inputs, **extra):
+    st = path.stat()
+    stamp = {'inputs_hash': inputs_hash, 'size': st.st_size,
+             'mtime_ns': st.st_mtime_ns, 'inputs': inputs, **extra}
+    files.write_atomic(stamp_path(path), json.dumps(stamp, indent=1,
+                                                    sort_keys=True))
+    return stamp
+
+
+def _workdir(directory, name):
+    """A fresh work dir beside name (stale ones of killed builds go)."""
+    _remove_stale_workdirs(directory, name)
+    workdir = directory / f'.{name}.build-{os.getpid()}'
+    workdir.mkdir()
+    return workdir
+
+
+def build_base_layer(spec, sources, *, force=False, report=None):
+    """The cached base layer tar of spec: (path, inputs hash)."""
+    report = report or (lambda message: None)
+    inputs = base_inputs(spec, sources)
+    inputs_hash = hashing.build_hash(inputs)
+    layers = default_output_dir() / 'base-layers'
+    layers.mkdir(parents=True, exist_ok=True)
+    path = layers / f'{spec.datastore}-{spec.version}-rootfs.tar'
+    if _fresh(path, inputs_hash, force):
+        report(f'base layer {path} is up to date')
+        return path, inputs_hash
+    _check_host(layers)
+    workdir = _workdir(layers, path.name)
+    try:
+        layer = workdir / 'rootfs.tar'
+        report(f'building the root filesystem from Debian {spec.suite} '
+               f'({", ".join(spec.packages)})')
+        _run_mmdebstrap(mmdebstrap_argv(spec, sources, layer), workdir,
+                        report)
+        os.replace(layer, path)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    _write_stamp(path, inputs_hash, inputs)
+    return path, inputs_hash
+
+
+def build(datastore, version, *, output_dir=None, force=False,
+          progress=None, mirror=None, security_mirror=None):
+    """Build (or find up to date) the image of datastore:version.
+
+    Two layers: the Debian root filesystem (cached on its own, since it
+    takes minutes) and our scripts.  ``progress(message)`` is called on
+    each long step.  Returns a :class:`DatastoreImage`; ``built`` says
+    whether work was done.
+    """
+    spec = datastores.find(datastore, version)
+    output_dir = pathlib.Path(output_dir or default_output_dir()).absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    image_path = output_dir / archive_name(spec)
+    mirror, security_mirror = resolve_mirrors(mirror, security_mirror)
+    sources = apt_sources(spec, mirror, security_mirror)
+    started = time.monotonic()
+
+    def report(message):
+        LOG.info('%s: %s', spec.name, message)
+        if progress is not None:
+            progress(f'{spec.name}: {message}')
+
+    def result(stamp, built):
+        return DatastoreImage(
+            datastore=spec.datastore, version=spec.version, path=image_path,
+            sha256=stamp['sha256'], repository=spec.repository, tag=spec.tag,
+            built=built, image_id=stamp.get('image_id', ''),
+            size=stamp['size'], inputs_hash=stamp['inputs_hash'],
+            seconds=time.monotonic() - started)
+
+    base_hash = hashing.build_hash(base_inputs(spec, sources))
+    inputs = image_inputs(spec, base_hash)
+    inputs_hash = hashing.build_hash(inputs)
+    stamp = _fresh(image_path, inputs_hash, force)
+    if stamp is not None:
+        report(f'{image_path} is up to date')
+        return result(stamp, built=False)
+
+    _check_host(output_dir)
+    base, _ = build_base_layer(spec, sources, force=force, report=report)
+    workdir = _workdir(output_dir, image_path.name)
+    try:
+        top = workdir / 'scripts.tar'
+        archive.write_layer(top, script_files(spec), spec.runtime_dirs,
+                            datastores.SERVICE_UID)
+        report(f'writing the docker-archive {image_path} '
+               f'({base.stat().st_size >> 20} MiB base layer)')
+        image_id = archive.write_docker_archive(
+            [base, top], image_path, spec.repository, spec.tag,
+            spec.image_config(),
+            created_by=f'trovestack build-datastore-image {spec.name}')
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    stamp = _write_stamp(image_path, inputs_hash, inputs,
+                         sha256=files.file_sha256(image_path),
+                         image_id=image_id,
+                         reference=f'{spec.repository}:{spec.tag}')
+    done = result(stamp, built=True)
+    report(f'built {image_path} ({done.size >> 20} MiB) in '
+           f'{done.seconds:.0f} s')
+    return done

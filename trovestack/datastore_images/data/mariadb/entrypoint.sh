@@ -1,0 +1,187 @@
+#!/bin/bash
+# Entrypoint of the trovestack MariaDB image (written for trovestack).
+#
+# Runs what it is given; when that is the server (no arguments, options
+# only, or mariadbd/mysqld + options) it first initialises an empty data
+# directory: system tables, root's password from MYSQL_ROOT_PASSWORD (or
+# MARIADB_ROOT_PASSWORD), a 'healthcheck' account and its client file
+# <datadir>/.my-healthcheck.cnf for healthcheck.sh.  With
+# MARIADB_AUTO_UPGRADE set, an existing data directory is upgraded and a
+# missing healthcheck file recreated.  Started as root, it drops to
+# uid/gid 1001 first.
+set -euo pipefail
+
+service_uid=1001
+
+function log {
+    echo "entrypoint: $*" >&2
+}
+
+function die {
+    log "error: $*"
+    exit 1
+}
+
+# The value of one server variable as the server would see it with the
+# given options (config files included).
+function server_variable {
+    local name=$1
+    shift
+    "$@" --verbose --help 2>/dev/null \
+        | awk -v name="$name" '$1 == name { print $2; exit }'
+}
+
+function sql_quote {
+    local text=${1//\\/\\\\}
+    printf "'%s'" "${text//\'/\\\'}"
+}
+
+function start_temporary_server {
+    local socket=$1
+    shift
+    "$@" --skip-networking --socket="$socket" &
+    temp_pid=$!
+    local attempt=0
+    while (( attempt++ < 120 )); do
+        if mariadb-admin --no-defaults --protocol=socket --socket="$socket" \
+                -uroot "${root_password_option[@]}" ping >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$temp_pid" 2>/dev/null || die "the server exited during setup"
+        sleep 0.5
+    done
+    die "the server did not answer on $socket within 60 s"
+}
+
+function stop_temporary_server {
+    local socket=$1
+    mariadb-admin --no-defaults --protocol=socket --socket="$socket" \
+        -uroot "${root_password_option[@]}" shutdown
+    wait "$temp_pid" || true
+}
+
+function run_sql {
+    local socket=$1
+    mariadb --no-defaults --protocol=socket --socket="$socket" -uroot \
+        "${root_password_option[@]}" --batch
+}
+
+function healthcheck_sql {
+    local password=$1
+    local host
+    for host in localhost 127.0.0.1 ::1; do
+        echo "CREATE OR REPLACE USER 'healthcheck'@'$host'" \
+            "IDENTIFIED BY $(sql_quote "$password");"
+        echo "GRANT USAGE ON *.* TO 'healthcheck'@'$host';"
+    done
+}
+
+function write_healthcheck_file {
+    local datadir=$1 socket=$2 password=$3
+    local file=$datadir/.my-healthcheck.cnf
+    rm -f "$file"
+    (
+        umask 077
+        printf '[mariadb-client]\nprotocol=socket\nsocket=%s\n' "$socket" \
+            > "$file"
+        printf 'user=healthcheck\npassword=%s\n' "$password" >> "$file"
+    )
+}
+
+function initialise {
+    local datadir=$1 socket=$2
+    shift 2
+    local root_password=${MYSQL_ROOT_PASSWORD:-${MARIADB_ROOT_PASSWORD:-}}
+    [[ -n "$root_password" ]] || die "the data directory $datadir is empty:" \
+        "set MYSQL_ROOT_PASSWORD to initialise it"
+    log "initialising $datadir"
+    local defaults=()
+    if [[ "${2:-}" == --defaults-file=* ]]; then
+        defaults=("$2")
+    fi
+    mariadb-install-db "${defaults[@]}" --datadir="$datadir" \
+        --auth-root-authentication-method=normal --skip-test-db \
+        --skip-name-resolve >/dev/null
+    local setup_socket
+    setup_socket=$(mktemp -d)/setup.sock
+    root_password_option=()
+    start_temporary_server "$setup_socket" "$@"
+    local healthcheck_password
+    healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    {
+        echo "SET SESSION sql_log_bin = 0;"
+        echo "DELETE FROM mysql.global_priv WHERE user = '';"
+        echo "ALTER USER 'root'@'localhost'" \
+            "IDENTIFIED BY $(sql_quote "$root_password");"
+        echo "CREATE OR REPLACE USER 'root'@'%'" \
+            "IDENTIFIED BY $(sql_quote "$root_password");"
+        echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
+        healthcheck_sql "$healthcheck_password"
+    } | run_sql "$setup_socket"
+    root_password_option=("--password=$root_password")
+    stop_temporary_server "$setup_socket"
+    write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
+    log "initialised $datadir"
+}
+
+# True when the data directory was last upgraded by another server version
+# or lacks its healthcheck file.
+function needs_upgrade {
+    local datadir=$1 server=$2
+    local version recorded=''
+    version=$("$server" --version | awk '{ print $3 }')
+    if [[ -r "$datadir/mariadb_upgrade_info" ]]; then
+        recorded=$(tr -d '\0\n' < "$datadir/mariadb_upgrade_info")
+    fi
+    [[ "${version%%-MariaDB*}" != "${recorded%%-MariaDB*}" ||
+        ! -s "$datadir/.my-healthcheck.cnf" ]]
+}
+
+function upgrade {
+    local datadir=$1 socket=$2
+    shift 2
+    log "upgrading $datadir"
+    local setup_socket
+    setup_socket=$(mktemp -d)/setup.sock
+    # Trove may restore a data directory with other passwords: the
+    # temporary server runs without grant checks, on a private socket.
+    root_password_option=()
+    start_temporary_server "$setup_socket" "$@" --skip-grant-tables
+    mariadb-upgrade --no-defaults --protocol=socket --socket="$setup_socket" \
+        -uroot --silent >/dev/null || log "mariadb-upgrade failed"
+    if [[ ! -s "$datadir/.my-healthcheck.cnf" ]]; then
+        local healthcheck_password
+        healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+        {
+            echo "FLUSH PRIVILEGES;"
+            healthcheck_sql "$healthcheck_password"
+        } | run_sql "$setup_socket"
+        write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
+    fi
+    stop_temporary_server "$setup_socket"
+}
+
+if [[ $# -eq 0 || "$1" == -* ]]; then
+    set -- mariadbd "$@"
+fi
+
+if [[ "$1" == mariadbd || "$1" == mysqld ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        install -d -o "$service_uid" -g "$service_uid" /run/mysqld
+        exec setpriv --reuid="$service_uid" --regid="$service_uid" \
+            --clear-groups "$0" "$@"
+    fi
+    datadir=$(server_variable datadir "$@")
+    socket=$(server_variable socket "$@")
+    datadir=${datadir%/}
+    [[ -n "$datadir" ]] || die "cannot tell the data directory from: $*"
+    mkdir -p "$datadir"
+    if [[ ! -d "$datadir/mysql" ]]; then
+        initialise "$datadir" "${socket:-/run/mysqld/mysqld.sock}" "$@"
+    elif [[ -n "${MARIADB_AUTO_UPGRADE:-}" ]] \
+            && needs_upgrade "$datadir" "$1"; then
+        upgrade "$datadir" "${socket:-/run/mysqld/mysqld.sock}" "$@"
+    fi
+fi
+
+exec "$@"
