@@ -30,8 +30,12 @@ def arm(point, action):
     from load_image import datastores
     from load_image import images
 
+    fired = []
+
     def fire():
-        os.kill(os.getpid(), SIGNALS[action])
+        if not fired:  # once: a stopped run goes on after SIGCONT
+            fired.append(point)
+            os.kill(os.getpid(), SIGNALS[action])
 
     if point == 'hashing':
         real_hash = images.hash_file
