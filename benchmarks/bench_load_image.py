@@ -158,11 +158,11 @@ def provision(conn, trove, image_file, datastore):
 
 
 def measure(image, env, trove_conf, runs):
-    from load_image import auth
     from load_image import images
+    from trovestack import connection
 
-    conn = auth.connect(ADMIN)
-    trove = auth.trove_client(conn)
+    conn = connection.connect(ADMIN)
+    trove = connection.trove_client(conn)
     tag = uuid.uuid4().hex[:6]
     times = {key: [] for key in ('cli', 'ours', 'rerun_cli', 'rerun_lib',
                                  'upload_ours', 'upload_raw')}

@@ -64,18 +64,18 @@ def _cloud(args):
 
 def _connect(env, cloud):
     os.environ['OS_CLIENT_CONFIG_FILE'] = env.get('OS_CLIENT_CONFIG_FILE', '')
-    from load_image import auth
+    from trovestack import connection
 
-    return auth.connect(cloud=cloud)
+    return connection.connect(cloud=cloud)
 
 
 def _ensure_datastore(conn, workdir):
     """A datastore version for test config to find (registered untimed)."""
-    from load_image import auth
+    from trovestack import connection
 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        trove = auth.trove_client(conn)
+        trove = connection.trove_client(conn)
     if any(ds.name == 'bench-mysql' for ds in trove.datastores.list()):
         return
     raw = workdir / 'tiny.raw'

@@ -1,7 +1,202 @@
-"""Load Trove guest images into Glance and register them with Trove."""
+"""Load Trove guest images into Glance and register them with Trove.
 
+The library entry points (``load-trove-image``, ``activate-trove-image`` and
+``trovestack provision`` call them)::
+
+    request = load_image.make_request('guest.qcow2', 'mysql', '8.4')
+    image_file = load_image.read_image(request)  # checks, hashes; no cloud
+    result = load_image.load(conn, request, image_file)   # -> LoadResult
+    version = load_image.activate(conn, 'mysql', '8.4')   # -> VersionResult
+
+Errors are UserError subclasses with a one-line message.  The modules
+(images, datastores) are imported when used, so importing this package
+stays cheap.
+"""
+
+import dataclasses
+import pathlib
 import warnings
 
 # python-troveclient imports eventlet only for time.sleep; eventlet then
 # prints a deprecation banner that users of these tools can do nothing about.
 warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+
+# Every guest image gets this Glance tag (and the datastore's name).
+GUEST_IMAGE_TAG = 'trove'
+
+
+@dataclasses.dataclass
+class LoadRequest:
+    """What to load, validated; make_request() fills the defaults."""
+
+    image_file: str
+    datastore: str
+    version: str
+    manager: str
+    image_name: str
+    guest_os: str
+    guest_release: str
+    disk_format: str = 'auto'
+    visibility: str = 'private'
+    extra_tags: list = dataclasses.field(default_factory=list)
+    version_number: str = None
+    packages: list = dataclasses.field(default_factory=list)
+    default: bool = False
+    config_params: str = None
+    prune: bool = False
+    build_hash: str = None
+    retries: int = 3
+    retry_delay: float = 2.0
+    active_timeout: int = 600
+
+    @property
+    def tags(self):
+        return [GUEST_IMAGE_TAG, self.datastore, *self.extra_tags]
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """The Glance image, the datastore version and what else was done."""
+
+    image: object  # images.ImageResult
+    version: object  # datastores.VersionResult
+    pruned: list
+    parameters: object = None  # datastores.ParametersResult, if loaded
+
+
+def check_names(datastore, version):
+    """Raise DatastoreError unless both are usable names (no cloud)."""
+    from load_image import datastores
+
+    datastores.validate_name('datastore', datastore)
+    datastores.validate_version(version)
+
+
+def make_request(image_file, datastore, version, *, conf=None,
+                 version_number=None, manager=None, packages=(),
+                 image_name=None, guest_os=None, guest_release=None,
+                 disk_format=None, visibility=None, image_tags=None,
+                 default=False, config_params=None, prune=None,
+                 build_hash=None):
+    """A validated LoadRequest; options left None come from ``conf`` (the
+    [load_image] options, default: their defaults)."""
+    from load_image import config
+    from load_image import datastores
+    from load_image import images
+    from trovestack.imagebuild.hashing import BUILD_HASH_SUFFIX
+
+    if conf is None:
+        conf = config.load()
+
+    def pick(value, name):
+        return getattr(conf, name) if value is None else value
+
+    check_names(datastore, version)
+    if version_number is not None:
+        datastores.validate_version(version_number)
+    try:
+        manager = datastores.validate_manager(manager or datastore,
+                                              conf.known_managers)
+    except datastores.DatastoreError as exc:
+        if manager is None:
+            raise datastores.DatastoreError(
+                f'{exc}; give --manager for datastore {datastore!r}'
+            ) from exc
+        raise
+    if config_params and not pathlib.Path(config_params).is_file():
+        raise datastores.DatastoreError(
+            f'configuration parameters file {config_params} does not exist')
+    guest_os = pick(guest_os, 'guest_os')
+    guest_release = pick(guest_release, 'guest_release')
+    return LoadRequest(
+        image_file=image_file, datastore=datastore, version=version,
+        version_number=version_number, manager=manager,
+        packages=list(packages),
+        image_name=image_name or images.image_name(
+            datastore, version, guest_os, guest_release),
+        guest_os=guest_os, guest_release=guest_release,
+        disk_format=pick(disk_format, 'disk_format'),
+        visibility=pick(visibility, 'visibility'),
+        extra_tags=list(pick(image_tags, 'image_tags') or []),
+        default=default, config_params=config_params,
+        prune=pick(prune, 'prune'),
+        build_hash=build_hash or _read_build_hash(
+            image_file + BUILD_HASH_SUFFIX),
+        retries=conf.upload_retries, retry_delay=conf.retry_delay,
+        active_timeout=conf.active_timeout)
+
+
+def _read_build_hash(path):
+    try:
+        return pathlib.Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def read_image(request, progress=None):
+    """The checked and hashed image file (images.ImageFile); no cloud."""
+    from load_image import images
+
+    return images.load_image_file(request.image_file, request.disk_format,
+                                  progress=progress)
+
+
+def load(conn, request, image_file, *, progress=None):
+    """Upload (or reuse) the image, register the version, then the
+    optional config parameters, default and pruning; a LoadResult."""
+    from load_image import datastores
+    from load_image import images
+    from trovestack import connection
+
+    trove = connection.trove_client(conn)
+    properties = {
+        'hw_rng_model': 'virtio',
+        'os_distro': request.guest_os,
+        'os_version': request.guest_release,
+        'trove_datastore': request.datastore,
+        'trove_datastore_version': request.version,
+    }
+    if request.build_hash:
+        properties['trove_build_hash'] = request.build_hash
+    image = images.ensure_image(
+        conn, image_file, name=request.image_name, tags=request.tags,
+        properties=properties, visibility=request.visibility,
+        retries=request.retries, retry_delay=request.retry_delay,
+        timeout=request.active_timeout, progress=progress)
+    version = datastores.register_version(
+        trove, datastore=request.datastore, version=request.version,
+        version_number=request.version_number, manager=request.manager,
+        image_id=image.id, image_tags=request.extra_tags,
+        packages=request.packages)
+    parameters = None
+    if request.config_params:
+        parameters = datastores.load_config_parameters(
+            trove, version.version_id, request.config_params)
+    if request.default:
+        default = datastores.set_default_version(
+            trove, request.datastore, request.version,
+            version_number=version.version_number)
+        version.default = default.default
+        if version.action == 'unchanged':
+            version.action = default.action
+    pruned = []
+    if request.prune:
+        in_use = datastores.image_ids_in_use(trove)
+        pruned = [image_id for image_id in images.other_images(
+            conn, request.image_name, image.id) if image_id not in in_use]
+        images.delete_images(conn, pruned)
+    return LoadResult(image=image, version=version, pruned=pruned,
+                      parameters=parameters)
+
+
+def activate(conn, datastore, version, *, version_number=None,
+             exclusive=False):
+    """Make the version its datastore's default (and active); a
+    datastores.VersionResult."""
+    from load_image import datastores
+    from trovestack import connection
+
+    check_names(datastore, version)
+    return datastores.set_default_version(
+        connection.trove_client(conn), datastore, version,
+        version_number=version_number, exclusive=exclusive)

@@ -9,6 +9,7 @@ etc/load-trove-image.conf.sample.
 from oslo_config import cfg
 
 from load_image import datastores
+from trovestack.common.errors import UserError
 
 GROUP = 'load_image'
 
@@ -71,7 +72,14 @@ def load(config_files=()):
     """A ConfigOpts with our options, read from ``config_files``."""
     conf = cfg.ConfigOpts()
     register_opts(conf)
-    conf(args=[], project='load-trove-image',
-         default_config_files=list(config_files),
-         default_config_dirs=[], use_env=False)
-    return conf[GROUP]
+    try:
+        conf(args=[], project='load-trove-image',
+             default_config_files=list(config_files),
+             default_config_dirs=[], use_env=False)
+        return conf[GROUP]
+    except Exception as exc:  # noqa: BLE001 - oslo.config error types vary
+        raise ConfigError(f'cannot load configuration: {exc}') from exc
+
+
+class ConfigError(UserError):
+    """A configuration file that can not be read or holds a bad value."""

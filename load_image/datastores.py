@@ -300,9 +300,16 @@ def _parameter_differs(current, fields):
             != limit(fields['min_size']))
 
 
+def matching_versions(versions, version, version_number=None):
+    """The versions named ``version`` (numbered ``version_number``, if
+    given); the one lookup of a version every tool here uses."""
+    return [v for v in versions if v.name == version
+            and (version_number is None
+                 or getattr(v, 'version', None) == version_number)]
+
+
 def _pick_version(versions, datastore, version, version_number):
-    matches = [v for v in versions if v.name == version
-               and (version_number is None or v.version == version_number)]
+    matches = matching_versions(versions, version, version_number)
     if len(matches) == 1:
         return matches[0]
     names = ', '.join(sorted(_label(v) for v in versions))

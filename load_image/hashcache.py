@@ -9,15 +9,15 @@ write to the file changes its ctime, which no tool can set back).
 import json
 import logging
 import os
-import pathlib
+
+from trovestack.common import files
 
 LOG = logging.getLogger(__name__)
 MAX_ENTRIES = 200
 
 
 def cache_file():
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-    return pathlib.Path(base) / 'trovestack' / 'image-hashes.json'
+    return files.cache_dir('trovestack', 'image-hashes.json')
 
 
 def _identity(path):
@@ -51,9 +51,6 @@ def remember(path, sha256, sha512):
     while len(entries) > MAX_ENTRIES:
         entries.pop(next(iter(entries)))
     try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        temporary = store.with_suffix(f'.{os.getpid()}.tmp')
-        temporary.write_text(json.dumps(entries))
-        temporary.replace(store)
+        files.write_atomic(store, json.dumps(entries))
     except OSError as exc:
         LOG.debug('Cannot write the hash cache %s: %s', store, exc)

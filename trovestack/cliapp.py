@@ -15,6 +15,7 @@ removed; the release is printed when ``--version`` is the first argument of
 """
 
 import argparse
+import inspect
 import sys
 
 from cliff import app
@@ -126,6 +127,16 @@ def _named(command_class, script):
 
     Named.__name__ = command_class.__name__
     return Named
+
+
+def from_options(function, parsed_args, **values):
+    """Call ``function`` (or a dataclass) with the parsed options whose
+    names match its parameters; ``values`` give the others (renamed or
+    converted options)."""
+    parameters = inspect.signature(function).parameters
+    options = {name: getattr(parsed_args, name) for name in parameters
+               if name not in values and hasattr(parsed_args, name)}
+    return function(**options, **values)
 
 
 def argument_type(parse):

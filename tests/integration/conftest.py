@@ -2,7 +2,7 @@
 
 import pytest
 
-from load_image import auth
+from trovestack import connection
 
 
 @pytest.fixture(scope='session')
@@ -14,4 +14,4 @@ def admin(local_cloud):
 @pytest.fixture(scope='session')
 def trove(admin):
     """A python-troveclient client sharing the admin connection's session."""
-    return auth.trove_client(admin)
+    return connection.trove_client(admin)

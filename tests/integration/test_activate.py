@@ -2,8 +2,8 @@
 
 import pytest
 
-from load_image import auth
 from tests import load_image_support as support
+from trovestack import connection
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def test_exclusive_deactivates_the_other_versions(local_cloud, trove,
     versions = _versions(trove, datastore)
     assert versions['8.4'].active and not versions['8.0'].active
     # Users (not admins) now see only the active default version.
-    demo = auth.trove_client(local_cloud.connection(local_cloud.demo_cloud))
+    demo = connection.trove_client(
+        local_cloud.connection(local_cloud.demo_cloud))
     assert [v.name for v in demo.datastore_versions.list(datastore)] == [
         '8.4']
 

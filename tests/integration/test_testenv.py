@@ -12,9 +12,9 @@ import warnings
 
 import pytest
 
-from load_image import auth
 from tests.helpers import run
 from tests.unit.testenv import plugin_opts
+from trovestack import connection
 from trovestack.testenv import flavors
 
 DATASTORE = 'testenv-mysql'
@@ -64,7 +64,7 @@ def datastore(local_cloud, admin, tmp_path_factory):
     """A datastore version registered through the Trove mgmt API."""
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        trove = auth.trove_client(admin)
+        trove = connection.trove_client(admin)
     registered = {ds.name: ds for ds in trove.datastores.list()}
     if DATASTORE not in registered:
         raw = tmp_path_factory.mktemp('image') / 'tiny.raw'

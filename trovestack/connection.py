@@ -1,25 +1,25 @@
-"""Cloud connections: one keystoneauth session per run.
+"""Cloud connections: one keystoneauth session per run, for every tool.
 
 Credentials come from clouds.yaml (``--os-cloud`` / ``$OS_CLOUD``) or from the
 ``OS_*`` environment (devstack's openrc), loaded by openstacksdk; nothing here
 handles passwords or tokens itself, and no message ever contains them.
+openstacksdk and keystoneauth1 are imported when a connection is made, so
+that ``--help`` stays fast.
 """
 
 import logging
 import os
 import threading
 
-import openstack
-from keystoneauth1 import exceptions as ks_exc
-from openstack import exceptions as sdk_exc
+from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_API_TIMEOUT = 10.0
 
 
-class CloudError(Exception):
-    """A cloud failure reported to the user as one line."""
+class CloudError(UserError):
+    """A cloud that can not be reached or used, as one line."""
 
 
 def add_cloud_arguments(parser):
@@ -47,6 +47,8 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
     Authentication as a whole (version discovery, then the token request)
     is bounded by ``api_timeout``, not just each of its requests.
     """
+    import openstack
+
     outcome = {}
 
     def authenticate():
@@ -105,6 +107,9 @@ def _causes(exc):
 
 
 def _explain(exc, where):
+    from keystoneauth1 import exceptions as ks_exc
+    from openstack import exceptions as sdk_exc
+
     if isinstance(exc, sdk_exc.ConfigException):
         return f'cannot load {where}: {exc}'
     if isinstance(exc, ks_exc.MissingRequiredOptions):
@@ -131,16 +136,10 @@ def require_admin(conn, purpose):
 
 
 def command_connection(parsed_args, *, admin_for=None):
-    """connect_from_args() for a cliff command: failures become the
-    one-line CommandError; with admin_for, the admin role is required."""
-    from osc_lib import exceptions
-
-    try:
-        conn = connect_from_args(parsed_args)
-        if admin_for:
-            require_admin(conn, admin_for)
-    except CloudError as exc:
-        raise exceptions.CommandError(str(exc)) from exc
+    """connect_from_args(); with admin_for, the admin role is required."""
+    conn = connect_from_args(parsed_args)
+    if admin_for:
+        require_admin(conn, admin_for)
     return conn
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of load_image.auth: one-line errors, bounded authentication."""
+"""Unit tests of trovestack.connection: one-line errors, bounded auth."""
 
 import socket
 
@@ -7,7 +7,7 @@ import yaml
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 
-from load_image import auth
+from trovestack import connection
 
 
 def _wrapped(cause):
@@ -28,13 +28,13 @@ def _wrapped(cause):
     (ks_exc.ConnectTimeout('slow'), 'did not answer in time'),
 ])
 def test_describe_error_finds_the_keystoneauth_cause(cause, message):
-    text = auth.describe_error(_wrapped(cause), 'c1')
+    text = connection.describe_error(_wrapped(cause), 'c1')
     assert "cloud 'c1'" in text and message in text
     assert '\n' not in text
 
 
 def test_describe_error_fallback_is_one_line():
-    text = auth.describe_error(RuntimeError('first\nsecond'))
+    text = connection.describe_error(RuntimeError('first\nsecond'))
     assert text == ('the cloud in OS_* variables: RuntimeError: first')
 
 
@@ -49,8 +49,8 @@ def test_authentication_is_bounded(tmp_path, monkeypatch):
         'user_domain_name': 'Default', 'project_domain_name': 'Default'}}}}))
     monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
     try:
-        with pytest.raises(auth.CloudError,
+        with pytest.raises(connection.CloudError,
                            match="cloud 'slow' did not answer within 1 s"):
-            auth.connect('slow', api_timeout=1)
+            connection.connect('slow', api_timeout=1)
     finally:
         silent.close()

@@ -1,0 +1,44 @@
+"""The one cliff application base: errors, --version, single commands."""
+
+from cliff import command
+
+from trovestack import cliapp
+from trovestack.common.errors import UserError
+
+
+class _Fails(command.Command):
+    """Fails as asked."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--version', dest='version')
+        parser.add_argument('--code', type=int, default=1)
+        return parser
+
+    def take_action(self, parsed_args):
+        error = UserError(f'bad\n  version {parsed_args.version}')
+        error.exit_code = parsed_args.code
+        raise error
+
+
+def _app():
+    return cliapp.SingleCommandApp('fails', _Fails, 'fail')
+
+
+def test_user_error_is_one_line_and_its_exit_code(caplog):
+    assert _app().run(['--version', '8.4', '--code', '3']) == 3
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelname == 'ERROR']
+    assert errors == ['bad version 8.4']
+
+
+def test_version_alone_is_the_release(capsys):
+    assert _app().run(['--version']) == 0
+    assert capsys.readouterr().out.split()[-1] == cliapp.release()
+
+
+def test_command_word_and_flags_are_placed():
+    app = _app()
+    assert app.command_argv(['fail', '-q', '--code', '2']) == [
+        '-q', 'fail', '--code', '2']
+    assert app.command_argv(['--code', '2', '--help']) == ['help', 'fail']
