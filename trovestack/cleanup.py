@@ -12,31 +12,45 @@ What counts as ours:
   id, name and spec match the table exactly; a flavor with a table id or
   name but another spec is someone else's and is kept.
 
-The plan is made before anything is deleted; deletion goes on past a
-failed item and every item reports what happened to it.
+The plan (:class:`Item` objects, which know how to delete themselves) is
+made before anything is deleted; deletion goes on past a failed item and
+every item reports what happened to it.  :func:`clean` does it all and
+returns a :class:`CleanResult` of result rows.
 """
 
 import dataclasses
 import logging
 
+import load_image
 from load_image import datastores as ds_registry
+from trovestack import connection
+from trovestack.common import results
 from trovestack.testenv import flavors as flavors_mod
 
 LOG = logging.getLogger(__name__)
 
-GUEST_IMAGE_TAG = 'trove'
-# Stamped by load_image.commands.LoadImage on every image it uploads.
+GUEST_IMAGE_TAG = load_image.GUEST_IMAGE_TAG
+# Stamped by load_image.load() on every image it uploads.
 MARKER_PROPERTIES = ('trove_datastore', 'trove_datastore_version')
+NO_FLAVORS = 'none'
 
-DELETED = 'deleted'
-WOULD_DELETE = 'would-delete'
-KEPT = 'kept'
-FAILED = 'failed'
+DELETED = results.DELETED
+WOULD_DELETE = results.WOULD_DELETE
+KEPT = results.KEPT
+FAILED = results.FAILED
+
+
+@dataclasses.dataclass
+class CleanResult:
+    """What clean() did (or would do) to each resource."""
+
+    rows: list
+    failures: int = 0
 
 
 @dataclasses.dataclass
 class Item:
-    """A resource looked at and what happens to it."""
+    """A planned deletion: a resource, what happens to it, and how."""
 
     resource_type: str
     name: str
@@ -120,15 +134,13 @@ def link_images(image_items, datastore_items):
 
 def plan_flavors(conn, flavor_set=flavors_mod.DEFAULT_FLAVOR_SET):
     """Items for the table's flavors that exist (exact matches only)."""
-    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
-                                         is_public=None))
-    by_id = {flavor.id: flavor for flavor in existing}
-    by_name = {flavor.name: flavor for flavor in existing}
+    existing = flavors_mod.inventory(conn)
     items = []
     for spec in flavors_mod.flavor_specs(flavor_set):
-        flavor = by_id.get(spec.id) or by_name.get(spec.name)
-        if flavor is None:
+        matching = existing.matching(spec)
+        if not matching:
             continue
+        flavor = matching[0]
         differences = spec.differences(flavor)
         if differences:
             items.append(Item('flavor', flavor.name, flavor.id, KEPT,
@@ -174,3 +186,31 @@ def _deleter(function, resource_id):
     def delete():
         return function(resource_id)
     return delete
+
+
+def plan(conn, flavor_set=flavors_mod.DEFAULT_FLAVOR_SET, datastores=None):
+    """Every Item, in the order they must be deleted."""
+    image_items, our_images = plan_images(conn, datastores)
+    datastore_items = plan_datastores(connection.trove_client(conn),
+                                      our_images)
+    link_images(image_items, datastore_items)
+    flavor_items = []
+    if flavor_set != NO_FLAVORS:
+        flavor_items = plan_flavors(conn, flavor_set)
+    return datastore_items + image_items + flavor_items
+
+
+def clean(conn, *, flavor_set=flavors_mod.DEFAULT_FLAVOR_SET,
+          datastores=None, dry_run=False):
+    """Delete what trovestack made (or, with dry_run, say what would go)."""
+    items = plan(conn, flavor_set, datastores)
+    failures = 0 if dry_run else execute(items)
+    return CleanResult(
+        rows=[results.Row(item.resource_type, _text(item.name), item.action,
+                          item.detail, id=_text(item.id)) for item in items],
+        failures=failures)
+
+
+def _text(value):
+    # troveclient sometimes hands ids over as bytes.
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,24 +1,28 @@
 """Is a cloud ready for Trove's tests?  A list of checks, each saying why.
 
-Every check gives one :class:`Check` whose ``result`` is ``ok``, ``missing``
-(something must be created or registered), ``failed`` (it is there but
-wrong, or the check itself could not be done) or ``skipped`` (not asked
-for).  Nothing here changes the cloud.
+Every check gives one result row (kind ``check``) whose ``action`` is
+``ok``, ``missing`` (something must be created or registered), ``failed``
+(it is there but wrong, or the check itself could not be done) or
+``skipped`` (not asked for).  :func:`run_checks` runs them all in order.
+Nothing here changes the cloud.
 """
 
-import dataclasses
 import logging
 import os
 
+import load_image
+from load_image import datastores as ds_registry
+from trovestack import connection
+from trovestack.common import results
 from trovestack.testenv import flavors as flavors_mod
 from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 
-OK = 'ok'
-MISSING = 'missing'
-FAILED = 'failed'
-SKIPPED = 'skipped'
+OK = results.OK
+MISSING = results.MISSING
+FAILED = results.FAILED
+SKIPPED = results.SKIPPED
 PROBLEMS = (MISSING, FAILED)
 
 # (service type, what runs it): what Trove's tests need in the catalog.
@@ -28,33 +32,29 @@ REQUIRED_SERVICES = (
     ('compute', 'Nova'),
     ('database', 'Trove'),
 )
-GUEST_IMAGE_TAG = 'trove'
+GUEST_IMAGE_TAG = load_image.GUEST_IMAGE_TAG
 
 
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One thing looked at and how it stands."""
-
-    check: str
-    result: str
-    detail: str = ''
+def _check(label, result, detail=''):
+    """The result row of one check."""
+    return results.Row('check', label, result, detail)
 
 
 def problems(checks):
     """The checks that are missing or failed."""
-    return [c for c in checks if c.result in PROBLEMS]
+    return [c for c in checks if c.action in PROBLEMS]
 
 
 def check_services(conn):
-    """One Check per required service type in the catalog."""
+    """One check row per required service type in the catalog."""
     catalog = _catalog_types(conn)
     checks = []
     for service_type, project in REQUIRED_SERVICES:
         if service_type in catalog:
-            checks.append(Check(f'service {service_type}', OK,
+            checks.append(_check(f'service {service_type}', OK,
                                 f'{project} is in the catalog'))
         else:
-            checks.append(Check(
+            checks.append(_check(
                 f'service {service_type}', MISSING,
                 f'no {service_type} endpoint in the catalog ({project} is '
                 'not deployed or not registered in Keystone)'))
@@ -67,21 +67,21 @@ def _catalog_types(conn):
 
 
 def check_guest_images(conn):
-    """[Check]: is there at least one active image tagged ``trove``?"""
+    """[Row]: is there at least one active image tagged ``trove``?"""
     images = list(conn.image.images(tag=GUEST_IMAGE_TAG))
     active = [image for image in images if image.status == 'active']
     if active:
         names = ', '.join(sorted(image.name or image.id for image in active))
-        return [Check('guest images', OK,
+        return [_check('guest images', OK,
                       f'{len(active)} active image(s) tagged '
                       f'{GUEST_IMAGE_TAG}: {names}')]
     if images:
         states = ', '.join(sorted(f'{image.name} ({image.status})'
                                   for image in images))
-        return [Check('guest images', FAILED,
+        return [_check('guest images', FAILED,
                       f'no image tagged {GUEST_IMAGE_TAG} is active: '
                       f'{states}')]
-    return [Check('guest images', MISSING,
+    return [_check('guest images', MISSING,
                   f'no image tagged {GUEST_IMAGE_TAG} in Glance; build one '
                   'with "trovestack build-image" and load it with '
                   '"trovestack load-image"')]
@@ -99,7 +99,7 @@ def check_datastores(conn, versions, wanted=None):
         by_datastore.setdefault(version.datastore_name, []).append(version)
     if not wanted:
         if not by_datastore:
-            return [Check('datastores', MISSING,
+            return [_check('datastores', MISSING,
                           'no datastore version is registered in Trove; '
                           'register one with "trovestack load-image"')]
         wanted = [(name, None) for name in sorted(by_datastore)]
@@ -114,21 +114,22 @@ def check_datastores(conn, versions, wanted=None):
 def _check_datastore(conn, name, version, versions, known):
     label = f'datastore {name}' + (f':{version}' if version else '')
     if not versions:
-        return [Check(label, MISSING,
+        return [_check(label, MISSING,
                       f'datastore {name!r} is not registered (registered: '
                       f'{", ".join(known) or "none"})')]
     default = next((v for v in versions if v.default), None)
     if version is None:
         if default is None:
-            return [Check(label, MISSING,
+            return [_check(label, MISSING,
                           f'datastore {name!r} has no default version; '
                           f'run "trovestack activate {name} VERSION"')]
         target = default
     else:
-        target = next((v for v in versions if v.name == version), None)
+        target = next(iter(ds_registry.matching_versions(versions, version)),
+                      None)
         if target is None:
             names = ', '.join(sorted(v.name for v in versions))
-            return [Check(label, MISSING,
+            return [_check(label, MISSING,
                           f'datastore {name!r} has no version {version!r} '
                           f'(versions: {names})')]
     checks = [_version_state(label, name, target, default)]
@@ -138,16 +139,16 @@ def _check_datastore(conn, name, version, versions, known):
 
 def _version_state(label, name, target, default):
     if not target.active:
-        return Check(label, FAILED,
+        return _check(label, FAILED,
                      f'version {target.name} is registered but inactive; '
                      f'run "trovestack activate {name} {target.name}"')
     if default is None or default.id != target.id:
         current = default.name if default is not None else 'none'
-        return Check(label, FAILED,
+        return _check(label, FAILED,
                      f'version {target.name} is active but not the default '
                      f'(default: {current}); run "trovestack activate '
                      f'{name} {target.name}"')
-    return Check(label, OK,
+    return _check(label, OK,
                  f'version {target.name} is registered, active and default')
 
 
@@ -156,20 +157,20 @@ def _version_image(conn, label, version):
     if version.image:
         image = conn.image.find_image(version.image)
         if image is None:
-            return Check(check, MISSING,
+            return _check(check, MISSING,
                          f'version {version.name} points at image '
                          f'{version.image}, which is not in Glance')
         return _image_state(check, image)
     tags = [t for t in (version.image_tags or []) if t]
     if not tags:
-        return Check(check, MISSING,
+        return _check(check, MISSING,
                      f'version {version.name} has neither an image nor '
                      'image tags')
     images = [i for i in conn.image.images(tag=tags[0])
               if set(tags) <= set(i.tags or [])]
     active = [i for i in images if i.status == 'active']
     if not active:
-        return Check(check, MISSING,
+        return _check(check, MISSING,
                      f'no active image has the tags {", ".join(tags)} '
                      f'that version {version.name} selects by')
     return _image_state(check, active[0])
@@ -178,21 +179,19 @@ def _version_image(conn, label, version):
 def _image_state(check, image):
     label = f'{image.name} ({image.id})'
     if image.status != 'active':
-        return Check(check, FAILED, f'image {label} is {image.status}, '
+        return _check(check, FAILED, f'image {label} is {image.status}, '
                      'not active')
     if GUEST_IMAGE_TAG not in (image.tags or []):
-        return Check(check, FAILED,
+        return _check(check, FAILED,
                      f'image {label} is active but not tagged '
                      f'{GUEST_IMAGE_TAG}')
-    return Check(check, OK, f'image {label} is active and tagged '
+    return _check(check, OK, f'image {label} is active and tagged '
                  f'{GUEST_IMAGE_TAG}')
 
 
 def check_flavors(conn, flavor_set, extra_ids=()):
     """Are the test flavors of ``flavor_set`` (and ``extra_ids``) there?"""
-    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
-                                         is_public=None))
-    by_id = {flavor.id: flavor for flavor in existing}
+    by_id = flavors_mod.inventory(conn).by_id
     specs = flavors_mod.flavor_specs(flavor_set)
     missing, different = [], []
     for spec in specs:
@@ -205,23 +204,23 @@ def check_flavors(conn, flavor_set, extra_ids=()):
     label = f'flavors {flavor_set}'
     checks = []
     if missing:
-        checks.append(Check(label, MISSING,
+        checks.append(_check(label, MISSING,
                             f'{len(missing)} of {len(specs)} missing: '
                             + ', '.join(missing)
                             + '; run "trovestack flavors"'))
     elif different:
-        checks.append(Check(label, FAILED,
+        checks.append(_check(label, FAILED,
                             f'{len(different)} differ from the test flavor '
                             'table: ' + '; '.join(different)))
     else:
-        checks.append(Check(label, OK, f'all {len(specs)} present'))
+        checks.append(_check(label, OK, f'all {len(specs)} present'))
     for option, flavor_id in extra_ids:
         if flavor_id in by_id:
-            checks.append(Check(f'flavor {option}', OK,
+            checks.append(_check(f'flavor {option}', OK,
                                 f'{flavor_id} ({by_id[flavor_id].name}) '
                                 'exists'))
         else:
-            checks.append(Check(f'flavor {option}', MISSING,
+            checks.append(_check(f'flavor {option}', MISSING,
                                 f'tempest.conf names flavor {flavor_id}, '
                                 'which Nova does not have'))
     return checks
@@ -240,34 +239,34 @@ def check_tempest_conf(path, registered_names):
     try:
         document = read_tempest_conf(path)
     except (OSError, ValueError) as exc:
-        return [Check(label, MISSING,
+        return [_check(label, MISSING,
                       f'cannot read {path}: {exc}; run "trovestack '
                       'test-config --tempest-conf PATH"')]
     checks = []
     available = (document.get('service_available', 'trove') or '').lower()
     if available == 'true':
-        checks.append(Check(f'{label} trove', OK,
+        checks.append(_check(f'{label} trove', OK,
                             '[service_available] trove = True'))
     else:
-        checks.append(Check(f'{label} trove', MISSING,
+        checks.append(_check(f'{label} trove', MISSING,
                             f'{path} lacks [service_available] trove = True'))
     enabled = [name.strip() for name in
                (document.get('database', 'enabled_datastores') or '')
                .split(',') if name.strip()]
     if not enabled:
-        checks.append(Check(f'{label} datastores', MISSING,
+        checks.append(_check(f'{label} datastores', MISSING,
                             f'{path} lacks [database] enabled_datastores'))
         return checks
     unknown = [name for name in enabled
                if registered_names is not None
                and name not in registered_names]
     if unknown:
-        checks.append(Check(f'{label} datastores', FAILED,
+        checks.append(_check(f'{label} datastores', FAILED,
                             f'[database] enabled_datastores names '
                             f'{", ".join(unknown)}, not registered in '
                             'Trove'))
     else:
-        checks.append(Check(f'{label} datastores', OK,
+        checks.append(_check(f'{label} datastores', OK,
                             'enabled_datastores = ' + ','.join(enabled)))
     return checks
 
@@ -284,3 +283,67 @@ def tempest_flavor_ids(path):
         if value:
             found.append((option, value))
     return found
+
+
+def run_checks(conn, *, datastores=None, tempest_conf=None,
+               flavor_set='tempest'):
+    """Every check, in order, as result rows; an API failure in one check
+    becomes its failed row."""
+    checks = check_services(conn)
+    present = {c.name.split()[-1] for c in checks if c.action == OK}
+    if 'image' in present:
+        checks.extend(_guarded('guest images', check_guest_images, conn))
+    registered = None
+    if {'database', 'image'} <= present:
+        registered, datastore_checks = _datastore_checks(conn, datastores)
+        checks.extend(datastore_checks)
+    else:
+        checks.append(_check(
+            'datastores', MISSING,
+            'not checked: needs the database and image services'))
+    tempest_flavors = []
+    if tempest_conf:
+        tempest_flavors = tempest_flavor_ids(tempest_conf)
+    if 'compute' in present:
+        checks.extend(_guarded(f'flavors {flavor_set}', check_flavors,
+                               conn, flavor_set, tempest_flavors))
+    else:
+        checks.append(_check(f'flavors {flavor_set}', MISSING,
+                            'not checked: needs the compute service'))
+    if tempest_conf:
+        checks.extend(check_tempest_conf(tempest_conf, registered))
+    else:
+        checks.append(_check('tempest config', SKIPPED,
+                            'no --tempest-conf given'))
+    return checks
+
+
+def _datastore_checks(conn, wanted):
+    """(registered datastore names, checks)."""
+    try:
+        if not connection.has_admin_role(conn):
+            return None, [_check(
+                'datastores', FAILED,
+                'not checked: the management API needs the admin role, '
+                'which these credentials lack')]
+        versions = ds_registry.list_versions(connection.trove_client(conn))
+    except Exception as exc:  # noqa: BLE001 - reported as a row
+        LOG.debug('Datastore check failed', exc_info=True)
+        return None, [_check('datastores', FAILED, _one_line(exc, 'Trove'))]
+    names = {v.datastore_name for v in versions}
+    return names, _guarded('datastores', check_datastores, conn, versions,
+                           wanted)
+
+
+def _guarded(label, function, *args):
+    """function(*args); an API failure becomes one failed check."""
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - reported as a row
+        LOG.debug('Check %s failed', label, exc_info=True)
+        return [_check(label, FAILED, _one_line(exc))]
+
+
+def _one_line(exc, where=''):
+    text = ' '.join(str(exc).split()) or type(exc).__name__
+    return f'{where}: {text}' if where else text

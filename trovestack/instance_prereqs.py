@@ -241,12 +241,10 @@ def ensure_quotas(conn, wanted, *, dry_run=False):
 
 
 def _as_row(change):
-    if isinstance(change, results.Row):
-        return change
     action = {'raised': results.UPDATED,
               'would-raise': results.WOULD_UPDATE}.get(change.action,
                                                        change.action)
-    return results.Row(change.resource, change.name, action, change.detail)
+    return results.Row(change.kind, change.name, action, change.detail)
 
 
 def converge(conn, wanted, *, dry_run=False):

@@ -8,11 +8,14 @@ with other content is moved aside to local.conf.bak (or .bak.N), never
 overwritten.
 """
 
-import dataclasses
 import logging
 import pathlib
 import re
 import subprocess
+
+from trovestack.common import results
+from trovestack.common.errors import UserError
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -31,18 +34,8 @@ _DEFINE_PLUGIN = re.compile(r'^\s*define_plugin\s+(?P<name>\S+)\s*$',
 _SAMPLE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*')
 
 
-class KickStartError(Exception):
+class KickStartError(UserError):
     """kick-start cannot go ahead (one line for the user)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One thing kick-start did or would do."""
-
-    step: str
-    path: str
-    action: str
-    detail: str = ''
 
 
 def available_samples(samples_dir=SAMPLES_DIR):
@@ -177,24 +170,27 @@ def backup_path(path):
 
 
 def write_local_conf(devstack_dir, content, *, dry_run=False):
-    """Write local.conf, moving a different existing one aside; [Step]."""
+    """Write local.conf, moving a different existing one aside; [Row]."""
     target = pathlib.Path(devstack_dir) / 'local.conf'
     steps = []
     if target.exists():
         if target.read_text() == content:
-            return [Step('local.conf', str(target), 'unchanged')]
+            return [Row('local.conf', str(target), results.UNCHANGED)]
         backup = backup_path(target)
-        steps.append(Step('backup', str(backup),
-                          'would-create' if dry_run else 'created',
-                          f'previous {target.name}'))
+        steps.append(Row('backup', str(backup),
+                         _done(results.CREATED, dry_run),
+                         f'previous {target.name}'))
         if not dry_run:
             LOG.info('Keeping the previous %s as %s', target, backup)
             target.rename(backup)
-    steps.append(Step('local.conf', str(target),
-                      'would-write' if dry_run else 'written'))
+    steps.append(Row('local.conf', str(target), _done('written', dry_run)))
     if not dry_run:
         target.write_text(content)
     return steps
+
+
+def _done(action, dry_run):
+    return results.planned(action) if dry_run else action
 
 
 def run_stack(devstack_dir, *, stdout=None):
@@ -204,3 +200,38 @@ def run_stack(devstack_dir, *, stdout=None):
     # stdin stays the user's: stack.sh asks for passwords local.conf lacks.
     return subprocess.run(['bash', str(script)], cwd=str(devstack_dir),
                           stdout=stdout).returncode
+
+
+def kick_start(datastore, devstack_dir, *, plugin_repo=None, plugin_ref=None,
+               run=True, dry_run=False, stack_stdout=None):
+    """local.conf from the datastore's sample, then stack.sh; [Row].
+
+    ``plugin_repo`` defaults to this checkout, and then ``plugin_ref`` to
+    the branch checked out here.
+    """
+    plugin_repo = plugin_repo or str(REPO_ROOT)
+    try:
+        devstack_dir = check_devstack_dir(devstack_dir)
+        sample = find_sample(datastore)
+        if plugin_ref is None and plugin_repo == str(REPO_ROOT):
+            plugin_ref = current_branch()
+        content = render_local_conf(
+            sample.read_text(), sample_name=str(sample),
+            plugin=plugin_name(), repo=plugin_repo, ref=plugin_ref)
+        rows = write_local_conf(devstack_dir, content, dry_run=dry_run)
+    except OSError as exc:
+        raise KickStartError(str(exc)) from exc
+    stack = str(devstack_dir / 'stack.sh')
+    if dry_run:
+        rows.append(Row('stack.sh', stack,
+                        _done('ran' if run else results.SKIPPED, True)))
+    elif not run:
+        rows.append(Row('stack.sh', stack, results.SKIPPED, '--no-run'))
+    else:
+        status = run_stack(devstack_dir, stdout=stack_stdout)
+        if status != 0:
+            raise KickStartError(
+                f'stack.sh in {devstack_dir} failed with exit status '
+                f'{status}; local.conf was written from {sample}')
+        rows.append(Row('stack.sh', stack, 'ran', 'exit status 0'))
+    return rows

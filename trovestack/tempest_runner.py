@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 
+from trovestack.common import files
+from trovestack.common.errors import UserError
 from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ REQUIRED_SETTINGS = (
 )
 
 
-class TempestError(Exception):
+class TempestError(UserError):
     """Tempest cannot be run as asked (one line for the user)."""
 
 
@@ -54,9 +56,7 @@ class Selection:
 
 def default_workspace():
     """~/.cache/trovestack/tempest (XDG_CACHE_HOME is honoured)."""
-    cache = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser(
-        '~/.cache')
-    return pathlib.Path(cache) / 'trovestack' / 'tempest'
+    return files.cache_dir('trovestack', 'tempest')
 
 
 def find_tempest():

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Download a prebuilt guest image and verify its sha256 before using it.
 
-Standard library only: devstack runs this before the project's own Python
-environment matters.  The file is written next to its destination and
-renamed into place only after the checksum matches, so a failed or
-tampered download never leaves a usable-looking image behind.  An existing
-file with the expected checksum is kept (no download).
+devstack's extra phase runs this file with its Python; the digest comes
+from trovestack.common.files, imported from this checkout (it needs only
+the standard library, so the project need not be installed yet).  The file
+is written next to its destination and renamed into place only after the
+checksum matches, so a failed or tampered download never leaves a
+usable-looking image behind.  An existing file with the expected checksum
+is kept (no download).
 """
 
 import argparse
@@ -17,15 +19,10 @@ import tempfile
 import urllib.error
 import urllib.request
 
-CHUNK = 1024 * 1024
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from trovestack.common import files  # noqa: E402 - after the path above
 
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
+CHUNK = files.CHUNK
 
 
 def download(url, output, timeout):
@@ -47,7 +44,7 @@ def download(url, output, timeout):
 
 def fetch(url, output, sha256, timeout):
     output.parent.mkdir(parents=True, exist_ok=True)
-    if output.is_file() and sha256_of(output) == sha256:
+    if output.is_file() and files.file_sha256(output) == sha256:
         print(f'{output} is up to date')
         return
     partial, actual = download(url, output, timeout)

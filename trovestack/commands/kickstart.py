@@ -4,7 +4,6 @@ import logging
 import sys
 
 from cliff import lister
-from osc_lib import exceptions
 
 from trovestack import kickstart
 
@@ -16,7 +15,6 @@ class KickStart(lister.Lister):
                     '<datastore> with the trovestack plugin enabled, then '
                     'run stack.sh (its output goes to stderr)')
 
-    columns = ('step', 'path', 'action', 'detail')
     headers = ('Step', 'Path', 'Action', 'Detail')
 
     def get_parser(self, prog_name):
@@ -48,38 +46,11 @@ class KickStart(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        try:
-            devstack_dir = kickstart.check_devstack_dir(
-                parsed_args.devstack_dir)
-            sample = kickstart.find_sample(parsed_args.datastore)
-            ref = parsed_args.plugin_ref
-            if ref is None and parsed_args.plugin_repo == str(
-                    kickstart.REPO_ROOT):
-                ref = kickstart.current_branch()
-            content = kickstart.render_local_conf(
-                sample.read_text(), sample_name=str(sample),
-                plugin=kickstart.plugin_name(), repo=parsed_args.plugin_repo,
-                ref=ref)
-            steps = kickstart.write_local_conf(devstack_dir, content,
-                                               dry_run=parsed_args.dry_run)
-        except (kickstart.KickStartError, OSError) as exc:
-            raise exceptions.CommandError(str(exc)) from exc
-        stack = str(devstack_dir / 'stack.sh')
-        if parsed_args.dry_run:
-            steps.append(kickstart.Step('stack.sh', stack, 'skipped' if
-                                        parsed_args.no_run else 'would-run'))
-        elif parsed_args.no_run:
-            steps.append(kickstart.Step('stack.sh', stack, 'skipped',
-                                        '--no-run'))
-        else:
-            # Keep stdout for our table: stack.sh talks on stderr.
-            status = kickstart.run_stack(devstack_dir, stdout=sys.stderr)
-            if status != 0:
-                raise exceptions.CommandError(
-                    f'stack.sh in {devstack_dir} failed with exit status '
-                    f'{status}; local.conf was written from {sample}')
-            steps.append(kickstart.Step('stack.sh', stack, 'ran',
-                                        'exit status 0'))
-        return self.headers, [tuple(getattr(step, column)
-                                    for column in self.columns)
-                              for step in steps]
+        # Keep stdout for our table: stack.sh talks on stderr.
+        rows = kickstart.kick_start(
+            parsed_args.datastore, parsed_args.devstack_dir,
+            plugin_repo=parsed_args.plugin_repo,
+            plugin_ref=parsed_args.plugin_ref, run=not parsed_args.no_run,
+            dry_run=parsed_args.dry_run, stack_stdout=sys.stderr)
+        return self.headers, [(row.kind, row.name, row.action, row.detail)
+                              for row in rows]

@@ -4,7 +4,6 @@ import logging
 import shlex
 
 from cliff import command
-from osc_lib import exceptions
 
 from trovestack import cliapp
 from trovestack import tempest_runner
@@ -58,22 +57,19 @@ class _RunTempest(command.Command):
             concurrency=parsed_args.concurrency,
             serial=parsed_args.serial,
             list_tests=parsed_args.list_tests)
-        try:
-            tempest = tempest_runner.find_tempest()
-            tempest_runner.check_plugin()
-            if parsed_args.dry_run:
-                tempest_runner.check_config(parsed_args.tempest_conf)
-                argv = tempest_runner.run_arguments(
-                    tempest, parsed_args.workspace_dir, selection)
-                self.app.stdout.write(
-                    f'would run in {parsed_args.workspace_dir}: '
-                    f'{shlex.join(argv)}\n')
-                return 0
-            tempest_runner.prepare_workspace(
-                parsed_args.workspace_dir, parsed_args.tempest_conf,
-                tempest=tempest)
-        except tempest_runner.TempestError as exc:
-            raise exceptions.CommandError(str(exc)) from exc
+        tempest = tempest_runner.find_tempest()
+        tempest_runner.check_plugin()
+        if parsed_args.dry_run:
+            tempest_runner.check_config(parsed_args.tempest_conf)
+            argv = tempest_runner.run_arguments(
+                tempest, parsed_args.workspace_dir, selection)
+            self.app.stdout.write(
+                f'would run in {parsed_args.workspace_dir}: '
+                f'{shlex.join(argv)}\n')
+            return 0
+        tempest_runner.prepare_workspace(
+            parsed_args.workspace_dir, parsed_args.tempest_conf,
+            tempest=tempest)
         self.app.stdout.flush()
         status = tempest_runner.run(parsed_args.workspace_dir, selection,
                                     tempest=tempest)

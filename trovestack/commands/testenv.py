@@ -4,22 +4,19 @@ test-init. Each converges on re-run and has --dry-run."""
 import logging
 
 from cliff import lister
-from osc_lib import exceptions
 
-from load_image import auth
 from trovestack import cliapp
-from trovestack import testenv
+from trovestack import connection
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors
 from trovestack.testenv import keypair
 from trovestack.testenv import quotas
 from trovestack.testenv import secgroup
 from trovestack.testenv import tempest_conf
-from trovestack.testenv import trove_test_conf
+from trovestack.testenv import testconfig
 
 LOG = logging.getLogger(__name__)
 
-CHANGE_COLUMNS = ('resource', 'name', 'action', 'detail')
 CHANGE_HEADERS = ('Resource', 'Name', 'Action', 'Detail')
 
 
@@ -78,25 +75,17 @@ def _add_test_config_arguments(parser, *, tempest_required):
              'test config users, repeatable (default: none)')
 
 
-def _fail(exc):
-    """Turn a library error into the one-line error the user sees."""
-    return exceptions.CommandError(str(exc))
-
-
 class _TestEnvCommand(lister.Lister):
     """Shared connection handling; subclasses implement _run()."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        auth.add_cloud_arguments(parser)
+        connection.add_cloud_arguments(parser)
         return parser
 
     def take_action(self, parsed_args):
-        try:
-            conn = auth.connect_from_args(parsed_args)
-            return self._run(conn, parsed_args)
-        except (auth.CloudError, testenv.TestEnvError) as exc:
-            raise _fail(exc) from exc
+        return self._run(connection.connect_from_args(parsed_args),
+                         parsed_args)
 
     def _run(self, conn, parsed_args):
         raise NotImplementedError
@@ -126,61 +115,18 @@ class CreateFlavors(_TestEnvCommand):
         return headers, rows
 
 
-class _TestConfig:
-    """Validated inputs for the tempest and Trove test configs."""
-
-    def __init__(self, conn, parsed_args, *, flavor_ids, flavor_names):
-        self.parsed_args = parsed_args
-        self.wanted = bool(parsed_args.tempest_conf
-                           or parsed_args.trove_test_conf)
-        if not self.wanted:
-            return
-        for path in (parsed_args.tempest_conf, parsed_args.trove_test_conf):
-            if path:
-                testenv.check_directory(path)
-        self.choices = datastores.choose(auth.trove_client(conn),
-                                         parsed_args.datastore)
-        self.settings = tempest_conf.derive_settings(
-            conn, self.choices, flavor_id=parsed_args.flavor_id,
-            resize_flavor_id=parsed_args.resize_flavor_id,
-            flavor_ids=flavor_ids,
-            shared_network=parsed_args.shared_network,
-            volume_type=parsed_args.volume_type)
-        self.trove_values = None
-        if parsed_args.trove_test_conf:
-            user_conns = [auth.connect(cloud=name,
-                                       region_name=parsed_args.os_region_name,
-                                       api_timeout=parsed_args.api_timeout)
-                          for name in parsed_args.test_cloud]
-            self.trove_values = trove_test_conf.build(
-                conn, self.choices[0], user_conns=user_conns,
-                flavor_names=flavor_names)
-
-    def apply(self, *, dry_run):
-        if not self.wanted:
-            return [testenv.Change('test-config', '-', testenv.SKIPPED,
-                                   'no --tempest-conf/--trove-test-conf')]
-        changes = []
-        if self.parsed_args.tempest_conf:
-            changes.extend(tempest_conf.merge(
-                self.parsed_args.tempest_conf, self.settings,
-                dry_run=dry_run))
-        if self.trove_values is not None:
-            changes.append(trove_test_conf.write(
-                self.parsed_args.trove_test_conf, self.trove_values,
-                dry_run=dry_run))
-        return changes
+def _config_request(parsed_args):
+    return cliapp.from_options(
+        testconfig.TestConfigRequest, parsed_args,
+        datastores=parsed_args.datastore,
+        test_clouds=tuple(parsed_args.test_cloud),
+        region_name=parsed_args.os_region_name)
 
 
-def _flavor_inventory(conn):
-    """(ids, names) of the flavors that exist."""
-    existing = list(conn.compute.flavors(details=False, is_public=None))
-    return {f.id for f in existing}, {f.name for f in existing}
-
-
-def _rows(changes):
-    return CHANGE_HEADERS, [tuple(getattr(c, col) for col in CHANGE_COLUMNS)
-                            for c in changes]
+def rows_table(rows):
+    """(headers, rows) of result Rows, under the test commands' headers."""
+    return CHANGE_HEADERS, [(r.kind, r.name, r.action, r.detail)
+                            for r in rows]
 
 
 class WriteTestConfig(_TestEnvCommand):
@@ -194,10 +140,8 @@ class WriteTestConfig(_TestEnvCommand):
         return parser
 
     def _run(self, conn, parsed_args):
-        flavor_ids, flavor_names = _flavor_inventory(conn)
-        config = _TestConfig(conn, parsed_args, flavor_ids=flavor_ids,
-                             flavor_names=flavor_names)
-        return _rows(config.apply(dry_run=parsed_args.dry_run))
+        return rows_table(testconfig.write_test_config(
+            conn, _config_request(parsed_args), dry_run=parsed_args.dry_run))
 
 
 class InitTestEnvironment(_TestEnvCommand):
@@ -246,42 +190,9 @@ class InitTestEnvironment(_TestEnvCommand):
         return parser
 
     def _run(self, conn, parsed_args):
-        dry_run = parsed_args.dry_run
-        auth.require_admin(conn, 'test-init (flavors, quotas)')
-        trove = auth.trove_client(conn)
-        # Everything that can refuse is checked before anything changes.
-        specs = flavors.flavor_specs(parsed_args.flavor_set)
-        flavors.plan_flavors(conn, specs, replace=parsed_args.replace)
-        wants = quotas.wanted(dict(parsed_args.quota))
-        quota_args = dict(service_project=parsed_args.service_project,
-                          test_project=parsed_args.test_project)
-        quotas.ensure_quotas(conn, trove, wants, dry_run=True, **quota_args)
-        if parsed_args.public_key:
-            keypair.ensure_keypair(
-                conn, parsed_args.keypair_name, parsed_args.public_key,
-                replace=parsed_args.replace, dry_run=True)
-        flavor_ids, flavor_names = _flavor_inventory(conn)
-        config = _TestConfig(
-            conn, parsed_args,
-            flavor_ids=flavor_ids | {s.id for s in specs},
-            flavor_names=flavor_names | {s.name for s in specs})
-
-        changes = [r.to_change() for r in flavors.ensure_flavors(
-            conn, specs, replace=parsed_args.replace, dry_run=dry_run)]
-        changes += quotas.ensure_quotas(conn, trove, wants, dry_run=dry_run,
-                                        **quota_args)
-        if parsed_args.public_key:
-            changes.append(keypair.ensure_keypair(
-                conn, parsed_args.keypair_name, parsed_args.public_key,
-                replace=parsed_args.replace, dry_run=dry_run))
-        else:
-            changes.append(testenv.Change('keypair', '-', testenv.SKIPPED,
-                                          'no --public-key'))
-        changes += secgroup.ensure_security_group(
-            conn, parsed_args.security_group, dry_run=dry_run)
-        changes += config.apply(dry_run=dry_run)
-        for change in changes:
-            if change.action == testenv.SKIPPED:
-                LOG.warning('Skipped %s %s: %s', change.resource,
-                            change.name, change.detail)
-        return _rows(changes)
+        environment = cliapp.from_options(
+            testconfig.EnvironmentRequest, parsed_args,
+            quota_overrides=dict(parsed_args.quota))
+        return rows_table(testconfig.init_test_environment(
+            conn, environment, _config_request(parsed_args),
+            dry_run=parsed_args.dry_run))

@@ -31,11 +31,25 @@ class Row:
     name: str
     action: str
     detail: str = ''
+    id: str = ''  # the resource's id, where it has one
 
     __test__ = False  # not a pytest class, whatever module imports it
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+_IRREGULAR = {'written': 'would-write', 'ran': 'would-run'}
+
+
+def planned(action):
+    """The dry-run spelling of an action: 'created' -> 'would-create'
+    (the one spelling every step uses); unchanged and skipped stay."""
+    if action in (UNCHANGED, SKIPPED):
+        return action
+    if action in _IRREGULAR:
+        return _IRREGULAR[action]
+    return 'would-' + action[:-1] if action.endswith('ed') else action
 
 
 def failed(rows):

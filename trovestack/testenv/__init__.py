@@ -4,42 +4,24 @@ Each module owns one concern and converges on re-run: it looks at what the
 cloud already has, reports what it would change, and changes only that.
 """
 
-import dataclasses
 import os
 
-from keystoneauth1 import exceptions as ks_exc
+from trovestack.common import results
+from trovestack.common.errors import UserError
 
 # Actions reported for every resource or option handled.
-CREATED = 'created'
-UNCHANGED = 'unchanged'
+CREATED = results.CREATED
+UNCHANGED = results.UNCHANGED
 REPLACED = 'replaced'
-UPDATED = 'updated'
-SKIPPED = 'skipped'
+UPDATED = results.UPDATED
+SKIPPED = results.SKIPPED
+planned = results.planned
 
 
-def planned(action):
-    """The dry-run spelling of an action: 'created' -> 'would-create'."""
-    if action in (UNCHANGED, SKIPPED):
-        return action
-    return 'would-' + action[:-1] if action.endswith('ed') else action
-
-
-class TestEnvError(Exception):
+class TestEnvError(UserError):
     """A problem the user must fix, reported as one line."""
 
     __test__ = False  # not a pytest test class despite the name
-
-
-@dataclasses.dataclass(frozen=True)
-class Change:
-    """One resource or option looked at, and what was (or would be) done."""
-
-    resource: str
-    name: str
-    action: str
-    detail: str = ''
-
-    __test__ = False
 
 
 def check_directory(path):
@@ -55,6 +37,8 @@ def has_service(conn, service_type):
 
     Unlike Connection.has_service() it does not log a warning per miss.
     """
+    from keystoneauth1 import exceptions as ks_exc
+
     try:
         return bool(conn.session.get_endpoint(
             service_type=service_type,

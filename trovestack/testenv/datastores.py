@@ -3,6 +3,7 @@
 import dataclasses
 import logging
 
+from load_image import datastores as ds_registry
 from trovestack import testenv
 
 LOG = logging.getLogger(__name__)
@@ -85,9 +86,11 @@ def _choose_one(available, name, version, *, strict):
             return None
         picked = defaults[0]
     else:
-        picked = next((v for v in versions
-                       if v.name == version or
-                       getattr(v, 'version', None) == version), None)
+        # A version is named by its name or, failing that, its number.
+        matches = (ds_registry.matching_versions(versions, version)
+                   or [v for v in versions
+                       if getattr(v, 'version', None) == version])
+        picked = next(iter(matches), None)
         if picked is None:
             known = ', '.join(sorted(v.name for v in versions)) or 'none'
             raise testenv.TestEnvError(

@@ -23,6 +23,7 @@ import logging
 from openstack import exceptions as sdk_exc
 
 from trovestack import testenv
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -92,9 +93,9 @@ class FlavorResult:
     spec: FlavorSpec
     action: str
 
-    def to_change(self):
+    def to_row(self):
         spec = self.spec
-        return testenv.Change(
+        return Row(
             'flavor', spec.name, self.action,
             f'id={spec.id} ram={spec.ram} disk={spec.disk} '
             f'vcpus={spec.vcpus} ephemeral={spec.ephemeral}')
@@ -131,10 +132,25 @@ def flavor_specs(flavor_set=DEFAULT_FLAVOR_SET):
     return specs
 
 
-def _existing_flavors(conn):
-    """All flavors (public and private) with their extra specs."""
-    return list(conn.compute.flavors(details=True, get_extra_specs=True,
-                                     is_public=None))
+@dataclasses.dataclass
+class Inventory:
+    """The flavors a cloud has (public and private, with extra specs)."""
+
+    by_id: dict
+    by_name: dict
+
+    def matching(self, spec):
+        """The existing flavors with the spec's id, then its name."""
+        found = [self.by_id.get(spec.id), self.by_name.get(spec.name)]
+        return list({f.id: f for f in found if f is not None}.values())
+
+
+def inventory(conn):
+    """The cloud's flavors, looked up once."""
+    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
+                                         is_public=None))
+    return Inventory(by_id={flavor.id: flavor for flavor in existing},
+                     by_name={flavor.name: flavor for flavor in existing})
 
 
 def plan_flavors(conn, specs, *, replace=False):
@@ -142,13 +158,10 @@ def plan_flavors(conn, specs, *, replace=False):
 
     Raises TestEnvError naming every conflict when ``replace`` is false.
     """
-    existing = _existing_flavors(conn)
-    by_id = {flavor.id: flavor for flavor in existing}
-    by_name = {flavor.name: flavor for flavor in existing}
+    existing = inventory(conn)
     plan, conflicts = [], []
     for spec in specs:
-        clashing = [by_id.get(spec.id), by_name.get(spec.name)]
-        clashing = list({f.id: f for f in clashing if f is not None}.values())
+        clashing = existing.matching(spec)
         if not clashing:
             plan.append((spec, testenv.CREATED, []))
             continue

@@ -10,7 +10,8 @@ section; a new section goes at the end of the file.
 
 import os
 import re
-import tempfile
+
+from trovestack.common import files
 
 _SECTION = re.compile(r'^\[(?P<name>[^\]]+)\]\s*$')
 _OPTION = re.compile(
@@ -37,21 +38,11 @@ class IniFile:
 
     def save(self, path):
         """Write atomically next to ``path``, keeping its permissions."""
-        directory = os.path.dirname(os.path.abspath(path))
         try:
             mode = os.stat(path).st_mode & 0o777
         except FileNotFoundError:
             mode = 0o644
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-',
-                                        suffix='.ini')
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-                stream.write(self.text())
-            os.chmod(tmp_path, mode)
-            os.replace(tmp_path, path)
-        except BaseException:
-            os.unlink(tmp_path)
-            raise
+        files.write_atomic(path, self.text(), mode=mode)
 
     def _entries(self):
         """(section, key or None, first line, end line) per option/header.

@@ -8,6 +8,7 @@ leaves it alone, a different key is an error unless ``replace`` is given
 import logging
 
 from trovestack import testenv
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -41,14 +42,14 @@ def canonical(public_key):
 
 def ensure_keypair(conn, name, public_key_path, *, replace=False,
                    dry_run=False):
-    """Find or create keypair ``name``; returns a Change."""
+    """Find or create keypair ``name``; returns a Row."""
     public_key = read_public_key(public_key_path)
     existing = conn.compute.find_keypair(name, ignore_missing=True)
     if existing is None:
         action = testenv.CREATED
     elif canonical(existing.public_key or '') == public_key:
-        return testenv.Change('keypair', name, testenv.UNCHANGED,
-                              existing.fingerprint or '')
+        return Row('keypair', name, testenv.UNCHANGED,
+                   existing.fingerprint or '')
     elif not replace:
         raise testenv.TestEnvError(
             f'keypair {name!r} exists with a different public key than '
@@ -56,11 +57,11 @@ def ensure_keypair(conn, name, public_key_path, *, replace=False,
     else:
         action = testenv.REPLACED
     if dry_run:
-        return testenv.Change('keypair', name, testenv.planned(action),
-                              public_key_path)
+        return Row('keypair', name, testenv.planned(action),
+                   public_key_path)
     if existing is not None:
         LOG.info('Deleting keypair %s to recreate it', name)
         conn.compute.delete_keypair(existing, ignore_missing=True)
     LOG.info('Creating keypair %s from %s', name, public_key_path)
     created = conn.compute.create_keypair(name=name, public_key=public_key)
-    return testenv.Change('keypair', name, action, created.fingerprint or '')
+    return Row('keypair', name, action, created.fingerprint or '')

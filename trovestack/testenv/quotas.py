@@ -11,6 +11,7 @@ import dataclasses
 import logging
 
 from trovestack import testenv
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def _project_id(conn, name):
 
 def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
                   test_project=TEST_PROJECT, dry_run=False):
-    """Raise quotas below their minimum; [Change] per quota or skip.
+    """Raise quotas below their minimum; [Row] per quota or skip.
 
     Both projects are looked up before any quota changes.
     """
@@ -154,7 +155,7 @@ def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
         if not group:
             continue
         if service not in present:
-            changes.append(testenv.Change(
+            changes.append(Row(
                 'quota', service, testenv.SKIPPED,
                 f'no {service} endpoint in the catalog'))
             continue
@@ -167,7 +168,7 @@ def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
                 raise
             LOG.debug('%s quota API failed', service, exc_info=True)
             first_line = (str(exc).strip().splitlines() or [''])[0]
-            changes.append(testenv.Change(
+            changes.append(Row(
                 'quota', service, testenv.SKIPPED,
                 f'{service} quota API unavailable: {first_line[:120]}'))
     return changes
@@ -188,10 +189,10 @@ def _ensure_service(api, service, project, group, *, dry_run):
         have = current.get(want.resource)
         if want.resource in raise_to:
             action = 'would-raise' if dry_run else 'raised'
-            changes.append(testenv.Change('quota', name, action,
-                                          f'{have} -> {want.minimum}'))
+            changes.append(Row('quota', name, action,
+                               f'{have} -> {want.minimum}'))
         else:
-            changes.append(testenv.Change(
+            changes.append(Row(
                 'quota', name, testenv.UNCHANGED,
                 f'{have} (minimum {want.minimum})'))
     return changes

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 
 from trovestack import testenv
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ def management_rules(*, amqp_port=5672, registry_port=4000):
 
 def ensure_security_group(conn, name=DEFAULT_GROUP_NAME, rules=None, *,
                           dry_run=False):
-    """Find or create the group and its rules; [Change]."""
+    """Find or create the group and its rules; [Row]."""
     if not testenv.has_service(conn, 'network'):
-        return [testenv.Change('security-group', name, testenv.SKIPPED,
-                               'no network endpoint in the catalog')]
+        return [Row('security-group', name, testenv.SKIPPED,
+                    'no network endpoint in the catalog')]
     rules = management_rules() if rules is None else rules
     group = conn.network.find_security_group(
         name, ignore_missing=True, project_id=conn.current_project_id)
@@ -72,15 +73,15 @@ def ensure_security_group(conn, name=DEFAULT_GROUP_NAME, rules=None, *,
         action = testenv.UNCHANGED
         existing = list(conn.network.security_group_rules(
             security_group_id=group.id))
-    changes.append(testenv.Change(
+    changes.append(Row(
         'security-group', name,
         testenv.planned(action) if dry_run else action,
         group.id if group is not None else ''))
     for rule in rules:
         rule_name = f'{name}:{rule.label()}'
         if any(rule.matches(r) for r in existing):
-            changes.append(testenv.Change('security-group-rule', rule_name,
-                                          testenv.UNCHANGED, rule.purpose))
+            changes.append(Row('security-group-rule', rule_name,
+                               testenv.UNCHANGED, rule.purpose))
             continue
         if not dry_run:
             conn.network.create_security_group_rule(
@@ -88,7 +89,7 @@ def ensure_security_group(conn, name=DEFAULT_GROUP_NAME, rules=None, *,
                 ethertype='IPv4', protocol=rule.protocol,
                 port_range_min=rule.port, port_range_max=rule.port,
                 remote_ip_prefix='0.0.0.0/0')
-        changes.append(testenv.Change(
+        changes.append(Row(
             'security-group-rule', rule_name,
             testenv.planned(testenv.CREATED) if dry_run else testenv.CREATED,
             rule.purpose))

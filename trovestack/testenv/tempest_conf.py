@@ -11,6 +11,7 @@ import os
 from openstack import exceptions as sdk_exc
 
 from trovestack import testenv
+from trovestack.common.results import Row
 from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _volume_type(conn, name):
 
 
 def merge(path, settings, *, dry_run=False):
-    """Write ``settings`` into the INI file at ``path``; [Change] per option.
+    """Write ``settings`` into the INI file at ``path``; [Row] per option.
 
     A missing file is created; a missing directory is an error.
     """
@@ -114,7 +115,7 @@ def merge(path, settings, *, dry_run=False):
             action = testenv.CREATED if old is None else testenv.UPDATED
         if dry_run:
             action = testenv.planned(action)
-        changes.append(testenv.Change(
+        changes.append(Row(
             os.path.basename(path), f'[{section}] {option}', action, value))
     if not dry_run and any(c.action != testenv.UNCHANGED for c in changes):
         LOG.info('Writing %s', path)

@@ -11,12 +11,13 @@ logs or prints it.
 
 import json
 import logging
-import os
 import re
 import urllib.parse
 
-from load_image import auth
+from trovestack import connection
 from trovestack import testenv
+from trovestack.common import files
+from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ FLAVOR_ROLES = (
     ('instance_fault_2_flavor_name', 'test.fault_2-7'),
     ('instance_fault_2_eph_flavor_name', 'test.eph.fault_2-7'),
 )
-SECRET_KEYS = ('auth_key',)
 
 
 def user_entry(conn):
@@ -42,7 +42,7 @@ def user_entry(conn):
         'tenant': config_auth.get('project_name') or conn.current_project_id,
         'tenant_id': conn.current_project_id,
         'requirements': {
-            'is_admin': auth.has_admin_role(conn),
+            'is_admin': connection.has_admin_role(conn),
             'services': sorted(
                 service for service in ('trove', 'nova', 'glance', 'swift')
                 if testenv.has_service(conn, _SERVICE_TYPES[service])),
@@ -115,17 +115,8 @@ def build(conn, choice, *, user_conns=(), flavor_names=()):
     return values
 
 
-def redacted(values):
-    """A copy safe to print: secrets replaced."""
-    copy = dict(values)
-    copy['users'] = [{k: ('<hidden>' if k in SECRET_KEYS else v)
-                      for k, v in user.items()}
-                     for user in values.get('users', [])]
-    return copy
-
-
 def write(path, values, *, dry_run=False):
-    """Write ``values`` as JSON to ``path`` (0600); returns one Change."""
+    """Write ``values`` as JSON to ``path`` (0600); returns one Row."""
     testenv.check_directory(path)
     text = json.dumps(values, indent=4, sort_keys=True) + '\n'
     try:
@@ -135,13 +126,8 @@ def write(path, values, *, dry_run=False):
     except FileNotFoundError:
         action = testenv.CREATED
     if dry_run:
-        return testenv.Change('trove-test-conf', path,
-                              testenv.planned(action), 'json')
+        return Row('trove-test-conf', path, testenv.planned(action), 'json')
     if action != testenv.UNCHANGED:
         LOG.info('Writing %s', path)
-        fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                     0o600)
-        with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-            stream.write(text)
-        os.replace(path + '.tmp', path)
-    return testenv.Change('trove-test-conf', path, action, 'json')
+        files.write_atomic(path, text, mode=0o600)
+    return Row('trove-test-conf', path, action, 'json')

@@ -4,10 +4,10 @@ import types
 from unittest import mock
 
 import pytest
-from osc_lib import exceptions
 
 from tests.unit.testenv import fakes
 from trovestack.commands import testenv as commands
+from trovestack.common.errors import UserError
 from trovestack.testenv import flavors
 
 
@@ -23,7 +23,7 @@ def _parse(cls, arglist):
 def conn():
     conn = fakes.connection()
     conn.compute.flavors.return_value = []
-    with mock.patch.object(commands.auth, 'connect_from_args',
+    with mock.patch.object(commands.connection, 'connect_from_args',
                            return_value=conn):
         yield conn
 
@@ -54,7 +54,7 @@ class TestCreateFlavors:
         spec = flavors.flavor_specs('tempest')[0]
         conn.compute.flavors.return_value = [fakes.from_spec(spec, ram=1)]
         command = _command(commands.CreateFlavors)
-        with pytest.raises(exceptions.CommandError, match='--replace'):
+        with pytest.raises(UserError, match='--replace'):
             command.take_action(_parse(commands.CreateFlavors, []))
 
 
@@ -75,7 +75,7 @@ class TestWriteTestConfig:
     def test_missing_directory_fails_before_any_call(self, conn, tmp_path):
         args = _parse(commands.WriteTestConfig,
                       ['--tempest-conf', str(tmp_path / 'x' / 't.conf')])
-        with pytest.raises(exceptions.CommandError, match='does not exist'):
+        with pytest.raises(UserError, match='does not exist'):
             _command(commands.WriteTestConfig).take_action(args)
 
     def test_writes_tempest_conf(self, conn, tmp_path):
@@ -85,7 +85,7 @@ class TestWriteTestConfig:
         choice = commands.datastores.DatastoreChoice('mysql', 'i', '8.4', 'v')
         path = tmp_path / 'tempest.conf'
         args = _parse(commands.WriteTestConfig, ['--tempest-conf', str(path)])
-        with mock.patch.object(commands.auth, 'trove_client'), \
+        with mock.patch.object(commands.connection, 'trove_client'), \
                 mock.patch.object(commands.datastores, 'choose',
                                   return_value=[choice]):
             headers, rows = _command(commands.WriteTestConfig).take_action(
@@ -112,7 +112,7 @@ class TestInitTestEnvironment:
 
     def test_needs_admin(self, conn):
         conn.session.auth.get_access.return_value.role_names = ['member']
-        with pytest.raises(exceptions.CommandError, match='admin role'):
+        with pytest.raises(UserError, match='admin role'):
             _command(commands.InitTestEnvironment).take_action(
                 _parse(commands.InitTestEnvironment, []))
         conn.compute.flavors.assert_not_called()
@@ -123,10 +123,10 @@ class TestInitTestEnvironment:
         conn.session.auth.get_access.return_value.role_names = ['admin']
         args = _parse(commands.InitTestEnvironment,
                       ['--public-key', str(key)])
-        with mock.patch.object(commands.auth, 'trove_client'), \
+        with mock.patch.object(commands.connection, 'trove_client'), \
                 mock.patch.object(commands.quotas, 'ensure_quotas',
                                   return_value=[]):
-            with pytest.raises(exceptions.CommandError,
+            with pytest.raises(UserError,
                                match='is a private key'):
                 _command(commands.InitTestEnvironment).take_action(args)
         conn.compute.create_flavor.assert_not_called()

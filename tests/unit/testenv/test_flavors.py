@@ -4,6 +4,7 @@ from openstack import exceptions as sdk_exc
 
 from tests.unit.testenv import fakes
 from trovestack import testenv
+from trovestack.common import results
 from trovestack.testenv import flavors
 
 
@@ -109,9 +110,9 @@ def test_failed_extra_specs_remove_the_flavor():
         conn.compute.create_flavor.return_value, ignore_missing=True)
 
 
-def test_result_as_change():
+def test_result_as_row():
     spec = flavors.flavor_specs('tempest')[0]
-    change = flavors.FlavorResult(spec, 'created').to_change()
-    assert change == testenv.Change(
+    change = flavors.FlavorResult(spec, 'created').to_row()
+    assert change == results.Row(
         'flavor', 'ds512M', 'created',
         'id=d1 ram=512 disk=5 vcpus=1 ephemeral=0')
