@@ -139,31 +139,12 @@ class BuildImage(show.ShowOne):
         return parser
 
     def _request(self, parsed_args):
-        return builder.BuildRequest(
-            datastore=parsed_args.datastore,
-            datastore_version=parsed_args.datastore_version,
-            guest_os=parsed_args.guest_os,
-            guest_release=parsed_args.guest_release,
-            mode=parsed_args.mode,
-            output=parsed_args.output,
-            output_dir=parsed_args.output_dir,
-            image_format=parsed_args.image_format,
-            size=parsed_args.size,
+        return cliapp.from_options(
+            builder.BuildRequest, parsed_args,
             extra_elements=tuple(parsed_args.extra_element),
-            ssh_key=parsed_args.ssh_key,
-            guest_user=parsed_args.guest_user,
             agent_source=parsed_args.guest_agent_source,
             agent_ref=parsed_args.guest_agent_ref,
-            agent_path=parsed_args.guest_agent_path,
-            base_image=parsed_args.base_image,
-            base_image_path=parsed_args.base_image_path,
-            mirror=parsed_args.mirror,
-            security_mirror=parsed_args.security_mirror,
-            force=parsed_args.force,
-            cache_dir=parsed_args.cache_dir,
-            debug_trace=parsed_args.debug_trace,
-            arch=parsed_args.arch,
-        )
+            agent_path=parsed_args.guest_agent_path)
 
     def _progress(self, message):
         if self.app.options.verbose_level >= 1:

@@ -81,13 +81,13 @@ def test_build_errors_are_user_errors(command, monkeypatch):
 
 
 def test_the_app_turns_build_errors_into_one_line_and_exit_1(
-        monkeypatch, capsys):
+        monkeypatch, caplog):
     def fail(request, progress):
         raise errors.BuildError('Unknown datastore')
     monkeypatch.setattr(builder, 'build_image', fail)
     assert shell.image_builder_main([]) == 1
-    assert capsys.readouterr().err.strip().splitlines() == [
-        'Unknown datastore']
+    assert [r.getMessage() for r in caplog.records
+            if r.levelname == 'ERROR'] == ['Unknown datastore']
 
 
 def test_list_describes_plugins(command):

@@ -1,0 +1,230 @@
+"""Provision a cloud for Trove's tests: a chain of library calls.
+
+Guest image (built, or given) -> Glance -> Trove datastore versions (the
+first datastore's version becomes its default) -> test flavors -> tempest
+and Trove test configuration.  :func:`plan` turns a
+:class:`ProvisionRequest` into a list of :class:`Step` objects;
+:func:`provision` runs them in order, each calling one library function and
+reporting one result row (kind = the step's name, name = its subject,
+action = what happened).  Every step converges, so provisioning again
+changes nothing.  A new step is one more function and one more entry in
+:func:`plan`.
+"""
+
+import dataclasses
+import logging
+import pathlib
+
+from trovestack.common.errors import UserError
+from trovestack.common.results import Row
+
+LOG = logging.getLogger(__name__)
+
+WOULD_RUN = 'would run'
+
+
+@dataclasses.dataclass
+class ProvisionRequest:
+    """What to provision; without ``os_cloud``, the local cloud."""
+
+    datastores: list  # [(name, version or None)]
+    image: str = None  # a guest image file; None: build one
+    mode: str = 'container'
+    image_dir: str = None
+    tempest_conf: str = None
+    trove_test_conf: str = None
+    os_cloud: str = None
+    region_name: str = None
+    api_timeout: float = 10.0
+    state_dir: str = None
+    base_port: int = None
+
+
+@dataclasses.dataclass
+class Context:
+    """What the steps share: the request, the connection, the image."""
+
+    request: ProvisionRequest
+    conn: object = None
+    image: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step: ``run(context) -> Row``; ``describe`` is its equivalent
+    command line (shown by a dry run)."""
+
+    name: str
+    describe: str
+    run: object
+
+
+def plan(request):
+    """The steps for ``request``, in order; checks the request first."""
+    if request.image is not None and \
+            not pathlib.Path(request.image).is_file():
+        raise UserError(f'image file {request.image} does not exist')
+    targets = [(name, version or default_version(name))
+               for name, version in request.datastores]
+    steps = []
+    for index, (name, version) in enumerate(targets):
+        # A container-mode image serves every datastore; a package-mode
+        # image holds one datastore's packages.
+        if request.image is None and (index == 0
+                                      or request.mode == 'package'):
+            steps.append(_build_step(request, name, version))
+        steps.append(_load_step(request.image or '<built image>', name,
+                                version, default=index == 0))
+    steps.append(Step('flavors', '', _flavors))
+    tempest_conf, trove_conf = config_paths(request)
+    describe = f'--tempest-conf {tempest_conf} --trove-test-conf {trove_conf}'
+    for name, version in targets:
+        describe += f' --datastore {name}:{version}'
+    steps.append(Step('test-config', describe, _test_config_step(
+        tempest_conf, trove_conf, targets)))
+    return steps
+
+
+def provision(request, *, dry_run=False):
+    """Run every step (or, with dry_run, list them); [Row]."""
+    steps = plan(request)
+    if dry_run:
+        return [Row(step.name, step.describe, WOULD_RUN) for step in steps]
+    context = Context(request)
+    rows = []
+    if request.os_cloud is None:
+        rows.append(_start_local_cloud(request))
+    from trovestack import connection
+
+    context.conn = connection.connect(
+        cloud=request.os_cloud, region_name=request.region_name,
+        api_timeout=request.api_timeout)
+    connection.require_admin(context.conn, 'managing Trove datastores')
+    for step in steps:
+        LOG.info('provision: %s %s', step.name, step.describe)
+        rows.append(step.run(context))
+    return rows
+
+
+def default_version(datastore):
+    """The image builder's default version of ``datastore``."""
+    from trovestack.imagebuild import plugins
+
+    known = plugins.datastores()
+    if datastore not in known:
+        raise UserError(
+            f'no default version for unknown datastore {datastore!r}; '
+            f'give <datastore>:<version> (the image builder knows: '
+            f'{", ".join(sorted(known))})')
+    return known[datastore].default_version
+
+
+def config_paths(request):
+    """(tempest.conf, Trove's test config) paths, absolute."""
+    if request.tempest_conf:
+        tempest_conf = pathlib.Path(request.tempest_conf)
+    elif request.os_cloud is None:
+        tempest_conf = _local_cloud(request).layout.root / 'tempest.conf'
+    else:
+        tempest_conf = pathlib.Path('tempest.conf')
+    tempest_conf = tempest_conf.absolute()
+    trove_conf = request.trove_test_conf or \
+        tempest_conf.with_name('trove-test.json')
+    return tempest_conf, pathlib.Path(trove_conf)
+
+
+# ------------------------------------------------------------------ steps
+def _local_cloud(request):
+    from trovestack.cloud import controlplane
+
+    return controlplane.LocalCloud(request.state_dir)
+
+
+def _start_local_cloud(request):
+    import os
+
+    from trovestack.cloud import clouds_yaml
+
+    cloud = _local_cloud(request)
+    cloud.up(base_port=request.base_port)
+    os.environ.update(cloud.env())
+    request.os_cloud = clouds_yaml.ADMIN_CLOUD
+    return Row('cloud up', str(cloud.layout.root), 'running')
+
+
+def _build_step(request, datastore, version):
+    from trovestack.imagebuild import builder
+
+    build = builder.BuildRequest(datastore=datastore,
+                                 datastore_version=version,
+                                 mode=request.mode,
+                                 output_dir=request.image_dir)
+
+    def run(context):
+        result = builder.build_image(build)
+        context.image = result.path
+        return Row('build-image', result.path,
+                   'unchanged, not rebuilt' if result.skipped else 'built')
+
+    describe = (f'--datastore {datastore} --datastore-version {version} '
+                f'--mode {request.mode}')
+    if request.image_dir:
+        describe += f' --output-dir {request.image_dir}'
+    return Step('build-image', describe, run)
+
+
+def _image_name(image):
+    """One Glance image per image file, shared by all its datastores."""
+    return pathlib.Path(image).name.split('.')[0]
+
+
+def _load_step(image_text, datastore, version, *, default):
+    import load_image
+
+    def run(context):
+        image = context.image or context.request.image
+        request = load_image.make_request(
+            image, datastore, version, image_name=_image_name(image),
+            default=default)
+        result = load_image.load(context.conn, request,
+                                 load_image.read_image(request))
+        summary = (f'image {result.image.action} ({result.image.id}), '
+                   f'version {result.version.action}')
+        if result.version.default:
+            summary += ', default'
+        return Row('load-image', f'{datastore} {version}', summary)
+
+    describe = (f'{image_text} --datastore {datastore} --version {version}'
+                + (' --default' if default else ''))
+    return Step('load-image', describe, run)
+
+
+def _flavors(context):
+    from trovestack.testenv import flavors
+
+    results = flavors.ensure_flavors(context.conn, flavors.flavor_specs())
+    return _summary('flavors', [result.action for result in results])
+
+
+def _test_config_step(tempest_conf, trove_conf, targets):
+    def run(context):
+        from trovestack.testenv import testconfig
+
+        rows = testconfig.write_test_config(
+            context.conn, testconfig.TestConfigRequest(
+                tempest_conf=str(tempest_conf),
+                trove_test_conf=str(trove_conf), datastores=list(targets),
+                region_name=context.request.region_name,
+                api_timeout=context.request.api_timeout))
+        return _summary('test-config', [row.action for row in rows])
+    return run
+
+
+def _summary(step, actions):
+    """One row for many: '<n> items' and the count of each action."""
+    counts = {}
+    for action in actions:
+        counts[action] = counts.get(action, 0) + 1
+    summary = ', '.join(f'{count} {action}'
+                        for action, count in sorted(counts.items()))
+    return Row(step, f'{len(actions)} items', summary or 'nothing to do')
