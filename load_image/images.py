@@ -91,7 +91,8 @@ class ImageResult:
 
 
 def inspect_file(path, disk_format='auto'):
-    """Check that ``path`` is a safe qcow2/raw image; return (path, size, fmt).
+    """Check that ``path`` is a safe qcow2/raw image; return (absolute path,
+    size, detected format, virtual size).
 
     ``disk_format`` is 'auto' or the format the caller declares; a declared
     format that the content does not match is an error.  Raises
