@@ -1,0 +1,50 @@
+"""trovestack.provision: the plan of steps, without a cloud."""
+
+import pytest
+
+from trovestack import provision
+from trovestack.common.errors import UserError
+
+
+def _request(tmp_path, *datastores, **kwargs):
+    kwargs.setdefault('os_cloud', 'somewhere')
+    kwargs.setdefault('tempest_conf', str(tmp_path / 'tempest.conf'))
+    return provision.ProvisionRequest(datastores=list(datastores), **kwargs)
+
+
+def test_one_container_image_serves_every_datastore(tmp_path):
+    steps = provision.plan(_request(tmp_path, ('mysql', '8.4'),
+                                    ('mariadb', None)))
+    assert [s.name for s in steps] == ['build-image', 'load-image',
+                                       'load-image', 'flavors', 'test-config']
+    assert steps[1].describe.endswith('--version 8.4 --default')
+    assert '--datastore mariadb:10.11' in steps[-1].describe
+
+
+def test_package_mode_builds_per_datastore(tmp_path):
+    steps = provision.plan(_request(tmp_path, ('mariadb', '10.11'),
+                                    ('postgresql', '15'), mode='package'))
+    assert [s.name for s in steps][:4] == ['build-image', 'load-image',
+                                           'build-image', 'load-image']
+
+
+def test_a_given_image_is_not_built(tmp_path):
+    image = tmp_path / 'guest.qcow2'
+    image.write_bytes(b'x')
+    rows = provision.provision(
+        _request(tmp_path, ('mysql', '8.4'), image=str(image)), dry_run=True)
+    assert [(r.kind, r.action) for r in rows] == [
+        ('load-image', provision.WOULD_RUN), ('flavors', provision.WOULD_RUN),
+        ('test-config', provision.WOULD_RUN)]
+    assert rows[0].name.startswith(str(image))
+
+
+@pytest.mark.parametrize('datastores, kwargs, message', [
+    ([('nosuchdb', None)], {}, 'no default version for unknown datastore'),
+    ([('mysql', '8.4')], {'image': '/nonexistent.qcow2'},
+     'image file /nonexistent.qcow2 does not exist'),
+])
+def test_bad_requests_fail_before_any_step(tmp_path, datastores, kwargs,
+                                           message):
+    with pytest.raises(UserError, match=message):
+        provision.plan(_request(tmp_path, *datastores, **kwargs))
