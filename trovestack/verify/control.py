@@ -180,6 +180,20 @@ def _conductor_server(conf, endpoint):
     return server
 
 
+def _taskmanager_context(instance_id):
+    """A request context as trove-taskmanager holds it while creating an
+    instance: it carries the create notification, which the guest ends
+    (through the conductor) when prepare is over."""
+    from trove.common import context as trove_context
+    from trove.common import notification
+
+    context = trove_context.TroveContext(project_id='trovestack-verify')
+    context.notification = notification.DBaaSInstanceCreate(
+        context, request_id=context.request_id, server_type='taskmanager',
+        tenant_id=context.project_id, instance_id=instance_id)
+    return context
+
+
 def _schema_models(manager):
     if manager == 'postgresql':
         from trove.common.db.postgresql import models
@@ -219,7 +233,6 @@ def main():
     try:
         conf = _configure(spec, f.name)
 
-        from trove.common import context as trove_context
         from trove.common import crypto_utils
         from trove.common import template
 
@@ -239,7 +252,7 @@ def main():
     sys.stdin.readline()  # "go": the guest has been started
     threading.Thread(target=_watch_parent, daemon=True).start()
 
-    guest = _guest_api(trove_context.TroveContext(), instance_id)
+    guest = _guest_api(_taskmanager_context(instance_id), instance_id)
     flavor = {'id': 'verify', 'name': 'verify', 'ram': spec['memory_mb'],
               'vcpus': 1}
     config = template.SingleInstanceConfigTemplate(

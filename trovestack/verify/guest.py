@@ -24,8 +24,11 @@ TB_CACHE_MIB = 128
 
 _FORWARD = ("%(source)s | sed -u 's/^/" + MARKER + " %(tag)s: /' "
             "> /dev/ttyS0")
+# Without sudo's own lines: the agent runs many commands through sudo.
 AGENT_LOG = _FORWARD % {
-    'source': 'journalctl -b -f -o cat -u ' + AGENT_UNIT, 'tag': 'agent'}
+    'source': ('journalctl -b -f -o cat -u ' + AGENT_UNIT
+               + " | grep --line-buffered -v -e pam_unix -e ' COMMAND='"),
+    'tag': 'agent'}
 DOCKER_HEALTH = _FORWARD % {
     'source': ("docker events --filter event=health_status "
                "--format '{{.Actor.Attributes.name}} {{.Status}}'"),
@@ -119,12 +122,14 @@ def tail(lines: list[str], count: int) -> list[str]:
     return lines[-count:] if count else []
 
 
+_KERNEL_TIME = re.compile(r'^\[\s*[\d.]+\]\s*')
 CONSOLE_STAGES = (
     # (stage, regular expression on the console)
     ('boot', re.compile(r'Linux version \S+')),
     ('cloud-init', re.compile(MARKER + r' cloud-init done')),
     ('agent started', re.compile(MARKER + r' agent: ')),
-    ('database healthy', re.compile(MARKER + r' docker: database healthy')),
+    ('database healthy',
+     re.compile(MARKER + r' docker: database health_status: healthy')),
 )
 
 
@@ -136,5 +141,7 @@ def console_stages(console_text: str) -> dict[str, str]:
         if match:
             start = console_text.rfind('\n', 0, match.start()) + 1
             end = console_text.find('\n', match.end())
-            seen[stage] = console_text[start:end if end >= 0 else None]
+            line = console_text[start:end if end >= 0 else None]
+            seen[stage] = _KERNEL_TIME.sub('', line).replace(
+                MARKER + ' ', '').strip()
     return seen

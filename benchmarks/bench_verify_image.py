@@ -1,0 +1,98 @@
+"""Benchmark the road from nothing to an ACTIVE guest, stage by stage.
+
+Measures, on this host:
+  1. each datastore image build (build-datastore-image; --force: cold)
+  2. the guest image build with those images embedded (--force: cold)
+  3. verify-image boot -> ACTIVE per datastore, with every stage of the
+     timeline (embedded image, and the registry path for comparison)
+and prints the figures side by side (never asserted). Needs root and the
+packages of tools/install-test-deps; takes 30-60 minutes under TCG.
+
+Usage: .venv/bin/python benchmarks/bench_verify_image.py
+       [--datastore mariadb:11.8 --datastore postgresql:17] [--no-force]
+"""
+
+import argparse
+import pathlib
+import tempfile
+import time
+
+from trovestack import datastore_images
+from trovestack.imagebuild import builder
+from trovestack.verify import run
+
+
+def _timed(label, func, *args, **kwargs):
+    start = time.monotonic()
+    value = func(*args, **kwargs)
+    elapsed = time.monotonic() - start
+    print('%-46s %8.1f s' % (label, elapsed), flush=True)
+    return elapsed, value
+
+
+def _verify(image, datastore, version, registry):
+    result = run.verify_image(image, datastore, version,
+                              use_registry=registry)
+    how = 'registry' if registry else 'embedded'
+    print('  %s:%s (%s, %s): %s' % (
+        datastore, version, how, result.accelerator,
+        'ACTIVE' if result.ok else 'FAILED at %s' % result.failed_stage))
+    for stage in result.stages:
+        at = '%7.1f s' % stage.seconds if stage.seconds is not None else (
+            '      -  ')
+        print('    %s  %s' % (at, stage.name))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--datastore', action='append',
+                        help='datastore:version (default: mariadb:11.8 '
+                             'and postgresql:17)')
+    parser.add_argument('--no-force', action='store_true',
+                        help='reuse up-to-date builds (time the skip path)')
+    args = parser.parse_args(argv)
+    wanted = [tuple(d.split(':', 1)) for d in
+              (args.datastore or ['mariadb:11.8', 'postgresql:17'])]
+    force = not args.no_force
+
+    print('== datastore images')
+    ds_times = {}
+    for datastore, version in wanted:
+        ds_times[datastore], _ = _timed(
+            'build-datastore-image %s:%s' % (datastore, version),
+            datastore_images.build, datastore, version, force=force)
+
+    print('== guest image, datastore images embedded')
+    out = pathlib.Path(tempfile.mkdtemp(prefix='bench-verify-'))
+    image = out / 'trove-guest-bench.qcow2'
+    request = builder.BuildRequest(
+        datastore=wanted[0][0], output=str(image), force=force,
+        embed_datastore_images=tuple('%s:%s' % w for w in wanted))
+    build_time, _ = _timed('trove-image-builder --embed-datastore-image',
+                           builder.build_image, request,
+                           progress=lambda m: None)
+
+    print('== verify-image, boot -> ACTIVE')
+    active = {}
+    for datastore, version in wanted:
+        for registry in (False, True):
+            result = _verify(image, datastore, version, registry)
+            seen = {s.name: s.seconds for s in result.stages}
+            active[(datastore, registry)] = seen.get('ACTIVE')
+
+    print()
+    print('%-30s %10s %10s' % ('', 'embedded', 'registry'))
+    for datastore, _ in wanted:
+        print('%-30s %10s %10s' % (
+            'boot -> ACTIVE, %s' % datastore,
+            *('%.0f s' % active[(datastore, r)]
+              if active[(datastore, r)] else '-' for r in (False, True))))
+    for datastore, seconds in ds_times.items():
+        print('%-30s %10.0f s' % ('datastore image, %s' % datastore,
+                                  seconds))
+    print('%-30s %10.0f s' % ('guest image build', build_time))
+
+
+if __name__ == '__main__':
+    main()
