@@ -28,10 +28,12 @@ if is_service_enabled trove; then
         init_trove
 
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
-        # Glance, Nova and the other layer 1 and 2 services are running.
-        echo_summary "Starting Trove and loading its guest images"
-        start_trove
-        load_trove_images
+        # Glance, Nova, Neutron and the other layer 1 and 2 services run.
+        echo_summary "Provisioning Trove: images, datastores, networks"
+        start_trove_api
+        provision_trove
+        echo_summary "Starting Trove"
+        restart_trove
         init_trove_test_environment
 
     elif [[ "$1" == "stack" && "$2" == "test-config" ]]; then
@@ -43,14 +45,20 @@ if is_service_enabled trove; then
     fi
 
     if [[ "$1" == "unstack" ]]; then
-        # Called before the other services are stopped.
+        # Called before the other services are stopped: the cloud answers.
+        if [[ "$TROVE_UNSTACK_REMOVES_RESOURCES" == "True" ]]; then
+            echo_summary "Removing Trove's images, datastores and flavors"
+            remove_trove_cloud_resources
+        fi
         echo_summary "Stopping Trove"
         stop_trove
+        stop_trove_registry
     fi
 
     if [[ "$1" == "clean" ]]; then
-        # unstack has run; remove what this plugin created.
-        echo_summary "Cleaning up Trove"
+        # unstack has run and the cloud is down: remove this plugin's
+        # files on this host only.
+        echo_summary "Removing Trove's state and configuration files"
         cleanup_trove
     fi
 fi

@@ -101,7 +101,19 @@ def test_prebuilt_image_allows_any_version(tmp_path):
 @pytest.mark.parametrize('settings, fragment', [
     ({'TROVE_GUEST_IMAGE': 'https://example.org/guest.qcow2'},
      'TROVE_GUEST_IMAGE_SHA256'),
-    ({'TROVE_IMAGE_MODE': 'vm'}, "TROVE_IMAGE_MODE='vm' is not one of"),
+    ({'TROVE_DATASTORE_IMAGE_SOURCE': 'hub'},
+     "TROVE_DATASTORE_IMAGE_SOURCE='hub' is not one of: upstream embedded"),
+    ({'TROVE_DATASTORE_IMAGE_SOURCE': 'embedded',
+      'TROVE_DATASTORES': 'mysql:8.4'},
+     'No offline datastore image for mysql:8.4'),
+    ({'TROVE_DATASTORE_IMAGE_SOURCE': 'registry',
+      'TROVE_DATASTORES': 'postgresql:17',
+      'TROVE_DATASTORE_REGISTRY': 'no-port'},
+     "TROVE_DATASTORE_REGISTRY='no-port' is not host:port"),
+    ({'TROVE_MGMT_SUBNET_RANGE': '192.168.254.0'},
+     'TROVE_MGMT_SUBNET_RANGE'),
+    ({'TROVE_USAGE_TIMEOUT': '10m'},
+     "TROVE_USAGE_TIMEOUT='10m' is not a number of seconds"),
     ({'TROVE_GUEST_OS': 'centos'}, "TROVE_GUEST_OS='centos' is not one of"),
     ({'TROVE_TEST_FLAVOR_SET': 'm1'}, 'TROVE_TEST_FLAVOR_SET'),
 ])
@@ -172,3 +184,37 @@ def test_bashate_clean():
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
     assert 'warning' not in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(not os.environ.get('TROVESTACK_DEVSTACK_DIR'),
+                    reason='set TROVESTACK_DEVSTACK_DIR to a devstack '
+                           'checkout to source the settings on it')
+def test_settings_source_on_real_devstack(tmp_path):
+    """devstack's own functions and stackrc, then our settings, nounset."""
+    top = os.environ['TROVESTACK_DEVSTACK_DIR']
+    script = f'''set -o errexit
+        TOP_DIR={top}
+        source "$TOP_DIR/functions"
+        source "$TOP_DIR/stackrc" >/dev/null
+        DISABLED_SERVICES=${{DISABLED_SERVICES:-}}
+        set -o nounset
+        source {harness.REPO}/devstack/settings
+        echo "$TROVE_DATASTORE_IMAGE_SOURCE|$TROVE_MGMT_SUBNET_NAME"
+        echo "$ENABLED_SERVICES"'''
+    result = subprocess.run(['bash', '-c', script], cwd=tmp_path,
+                            env={'PATH': os.environ['PATH'],
+                                 'HOME': str(tmp_path)},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    first, services = result.stdout.splitlines()[-2:]
+    assert first == 'upstream|trove-mgmt-subnet'
+    assert services.endswith(',trove,tr-api,tr-tmgr,tr-cond')
+
+
+def test_offline_list_matches_datastore_images():
+    from trovestack.datastore_images import datastores as offline
+
+    lib = (harness.REPO / 'devstack' / 'lib' / 'trove').read_text()
+    ours = set(' '.join(re.findall(r'_TROVE_OFFLINE_IMAGES\+?="([^"]*)"',
+                                   lib)).split())
+    assert ours == set(offline.supported())

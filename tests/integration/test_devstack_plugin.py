@@ -9,8 +9,12 @@ the tempest.conf the plugin wrote.
 
 import configparser
 import json
+import os
+import re
+import shutil
 import sqlite3
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -18,10 +22,13 @@ import pytest
 
 from tests.devstack import harness as harness_mod
 from tests.load_image_support import make_qcow2_image
+from trovestack import trove_config
 
-DATASTORES = (('mysql', '8.4'), ('postgresql', '17'))
-IMAGE_NAMES = {f'trove-guest-debian-bookworm-{name}-{version}'
-               for name, version in DATASTORES}
+# Two versions of mysql: the first listed becomes its default.
+DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'))
+DATASTORE_NAMES = ('mysql', 'postgresql')
+# One guest image serves every datastore: one Glance image.
+IMAGE_NAMES = {'trove-guest-debian-bookworm'}
 TEMPEST_FLAVORS = {'ds512M', 'ds1G', 'ds2G', 'ds4G'}
 SERVICES = ('tr-api', 'tr-tmgr', 'tr-cond')
 
@@ -54,7 +61,7 @@ def cloud_state(plugin):
         'images': sorted((i['Name'], i['ID']) for i in plugin_images(plugin)),
         'versions': {name: sorted((v['Name'], v['ID'])
                                   for v in datastore_versions(plugin, name))
-                     for name, _ in DATASTORES},
+                     for name in DATASTORE_NAMES},
         'flavors': sorted((f['Name'], f['ID'])
                           for f in openstack(plugin, 'flavor', 'list',
                                              '--all')),
@@ -105,7 +112,7 @@ class TestStack:
                                 f'trove.git {trove_dir} master')
                    for c in calls)
 
-    def test_images_uploaded_once(self, plugin):
+    def test_one_image_uploaded_once(self, plugin):
         images = plugin_images(plugin)
         assert sorted(i['Name'] for i in images) == sorted(IMAGE_NAMES)
         for image in images:
@@ -114,12 +121,14 @@ class TestStack:
             assert 'trove' in shown['tags']
             assert shown['visibility'] == 'public'
 
-    def test_datastore_versions_registered_and_default(self, plugin):
-        for name, version in DATASTORES:
+    def test_datastore_versions_registered_first_is_default(self, plugin):
+        for name in DATASTORE_NAMES:
+            wanted = [v for n, v in DATASTORES if n == name]
             versions = datastore_versions(plugin, name)
-            assert [v['Name'] for v in versions] == [version]
+            assert sorted(v['Name'] for v in versions) == sorted(wanted)
+            default = next(v for v in versions if v['Name'] == wanted[0])
             shown = openstack(plugin, 'datastore', 'show', name)
-            assert shown['default_version'] in (version, versions[0]['ID'])
+            assert shown['default_version'] in (wanted[0], default['ID'])
 
     def test_flavors_created(self, plugin):
         names = [f['Name'] for f in openstack(plugin, 'flavor', 'list',
@@ -130,10 +139,10 @@ class TestStack:
         parser = configparser.ConfigParser()
         parser.read(plugin.tempest_conf)
         database = parser['database']
-        assert set(database['enabled_datastores'].split(',')) == {
-            name for name, _ in DATASTORES}
+        assert set(database['enabled_datastores'].split(',')) == set(
+            DATASTORE_NAMES)
         assert set(database['default_datastore_versions'].split(',')) == {
-            f'{n}:{v}' for n, v in DATASTORES}
+            'mysql:8.4', 'postgresql:17'}
         assert parser['service_available']['trove'].lower() == 'true'
         assert (plugin.root / 'trove-test.json').exists()
 
@@ -144,7 +153,6 @@ class TestStack:
         assert parser['DEFAULT']['transport_url'] == 'fake:/'
         assert parser['keystone_authtoken']['username'] == 'trove'
         assert parser['service_credentials']['region_name'] == 'RegionOne'
-        assert (plugin.conf_dir / 'trove-guestagent.conf').exists()
         assert (plugin.conf_dir / 'api-paste.ini').exists()
         database = parser['database']['connection'].removeprefix(
             'sqlite:///')
@@ -152,6 +160,31 @@ class TestStack:
             tables = {row[0] for row in db.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
         assert {'datastores', 'datastore_versions', 'instances'} <= tables
+
+    def test_instance_options_from_trove_config(self, plugin):
+        """trove_config's options, as the compute cloud writes them."""
+        settings = trove_config.InstanceSettings(
+            docker_images=trove_config.docker_images(DATASTORE_NAMES))
+        wanted = trove_config.instance_config(settings)
+        for name, sections in wanted.items():
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(plugin.conf_dir / name)
+            for section, options in sections.items():
+                for option, value in options.items():
+                    assert parser[section][option] == value, (name, option)
+        guest = configparser.ConfigParser(interpolation=None)
+        guest.read(plugin.conf_dir / 'trove-guestagent.conf')
+        assert guest['mysql']['docker_image'] == \
+            'quay.io/openstack.trove/mysql'
+        # the local cloud has no network service: no management network
+        server = configparser.ConfigParser(interpolation=None)
+        server.read(plugin.conf_dir / 'trove.conf')
+        assert 'management_networks' not in server['DEFAULT']
+
+    def test_trove_services_restarted_after_configuration(self, plugin):
+        calls = plugin.first_run[3].stdout
+        assert calls.index('Provisioning Trove') < \
+            calls.index('Starting Trove')
 
     def test_services_running_and_api_answers(self, plugin):
         for service in SERVICES:
@@ -179,22 +212,34 @@ class TestStack:
 
 
 class TestUnstackAndClean:
-    def test_unstack_stops_services(self, plugin):
+    def test_unstack_stops_services_keeps_cloud_resources(self, plugin):
         pids = [plugin.pid(service) for service in SERVICES]
         plugin.run('unstack')
         assert not any(is_running(pid) for pid in pids)
         assert all(plugin.pid(service) is None for service in SERVICES)
+        assert plugin_images(plugin) != []
 
-    def test_clean_removes_state(self, plugin):
+    def test_clean_removes_local_state_and_config_only(self, plugin):
         state_dir = plugin.root / 'data' / 'trovestack'
-        plugin.run('clean')
+        assert state_dir.exists()
+        result = plugin.run('clean')
         assert not state_dir.exists()
         assert not (plugin.conf_dir / 'trove.conf').exists()
         assert not (plugin.conf_dir / 'trove-guestagent.conf').exists()
+        # clean runs with the cloud down: it neither calls nor claims to
+        # have removed cloud resources
+        assert 'trovestack clean' not in result.stderr
+        assert 'image' not in result.stdout.lower()
+        assert plugin_images(plugin) != []
 
-    def test_clean_removes_cloud_resources(self, plugin):
+    def test_unstack_can_remove_cloud_resources(self, plugin):
+        plugin.settings['TROVE_UNSTACK_REMOVES_RESOURCES'] = 'True'
+        try:
+            plugin.run('unstack')
+        finally:
+            del plugin.settings['TROVE_UNSTACK_REMOVES_RESOURCES']
         assert plugin_images(plugin) == []
-        for name, _ in DATASTORES:  # the datastore itself may be gone
+        for name in DATASTORE_NAMES:  # the datastore itself may be gone
             assert datastore_versions(plugin, name, missing_ok=True) == []
         flavors = {f['Name'] for f in openstack(plugin, 'flavor', 'list',
                                                 '--all')}
@@ -202,3 +247,121 @@ class TestUnstackAndClean:
 
     def test_clean_twice_is_harmless(self, plugin):
         plugin.run('clean')
+
+
+SAMPLES = sorted((harness_mod.REPO / 'samples' / 'localrc').glob('*.conf'))
+
+
+def _sample_params():
+    for sample in SAMPLES:
+        marks = []
+        if 'TROVE_DATASTORE_IMAGE_SOURCE=registry' in sample.read_text():
+            # builds datastore images from Debian packages, runs a registry
+            marks.append(pytest.mark.datastore_image)
+        yield pytest.param(sample, marks=marks, id=sample.stem)
+
+
+def _localrc_value(text, key):
+    match = re.search(rf'^{key}=(\S+)$', text, re.M)
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize('sample', _sample_params())
+def test_sample_runs_every_phase_and_converges(local_cloud, tmp_path,
+                                                sample):
+    """Each sample's settings through stack (twice), unstack and clean,
+    with a small stand-in guest image instead of a diskimage-builder
+    build (the build itself is tests/integration/test_image_build.py's)."""
+    text = sample.read_text()
+    if 'registry' == _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE'):
+        for tool in ('mmdebstrap', 'docker-registry', 'skopeo'):
+            if shutil.which(tool) is None:
+                pytest.skip(f'{tool} is not installed')
+    image = tmp_path / 'guest.qcow2'
+    make_qcow2_image(image)
+    local_conf = tmp_path / 'local.conf'
+    registry_port = harness_mod.free_port()
+    local_conf.write_text(
+        text + f'\nTROVE_GUEST_IMAGE={image}\n'
+        'TROVE_LOAD_CONFIG_PARAMS=False\n'
+        f'TROVE_DATASTORE_REGISTRY=127.0.0.1:{registry_port}\n')
+    plugin = harness_mod.PluginHarness(
+        local_cloud, tmp_path, TROVE_UNSTACK_REMOVES_RESOURCES='True')
+    phases = ('pre-install', 'install', 'post-config', 'extra',
+              'test-config')
+    datastores = [entry.split(':') for entry in _localrc_value(
+        text, 'TROVE_DATASTORES').split(',')]
+    try:
+        for phase in phases:
+            plugin.run('stack', phase, local_conf=local_conf)
+        first = {name: datastore_versions(plugin, name)
+                 for name, _ in datastores}
+        images = [i['ID'] for i in openstack(plugin, 'image', 'list')]
+        plugin.run('stack', 'extra', local_conf=local_conf)
+        assert {name: datastore_versions(plugin, name)
+                for name, _ in datastores} == first
+        assert [i['ID'] for i in openstack(plugin, 'image', 'list')] == \
+            images
+        guest = configparser.ConfigParser(interpolation=None)
+        guest.read(plugin.conf_dir / 'trove-guestagent.conf')
+        source = _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE') \
+            or 'upstream'
+        expected = trove_config.docker_images(
+            [name for name, _ in datastores], source=source,
+            registry=f'127.0.0.1:{registry_port}')
+        for name, repository in expected.items():
+            assert guest[name]['docker_image'] == repository
+        plugin.run('unstack', local_conf=local_conf)
+        plugin.run('clean', local_conf=local_conf)
+        assert not (plugin.conf_dir / 'trove.conf').exists()
+    finally:
+        plugin.run('unstack', local_conf=local_conf, check=False)
+
+
+# ------------------------------------------------------------------------
+# HOOK for issue 15's last proof, waiting for the compute-enabled local
+# cloud (issue 14): run every phase against `trovestack cloud up --compute`
+# with an image that embeds mariadb 11.8, then create one instance through
+# the API with nothing but the plugin's configuration and wait for ACTIVE.
+# It runs when the compute cloud's conftest provides a `compute_cloud`
+# fixture (LocalCloud-like: clouds_yaml, config_file(), env()) and
+# TROVESTACK_EMBEDDED_GUEST_IMAGE names a guest image with mariadb 11.8
+# embedded (the one test_verify_image.py builds and caches).
+# ------------------------------------------------------------------------
+@pytest.mark.guest_boot
+def test_instance_reaches_active_with_plugin_configuration(
+        request, tmp_path):
+    image = os.environ.get('TROVESTACK_EMBEDDED_GUEST_IMAGE')
+    if not image:
+        pytest.skip('set TROVESTACK_EMBEDDED_GUEST_IMAGE to a guest image '
+                    'with mariadb 11.8 embedded')
+    try:
+        cloud = request.getfixturevalue('compute_cloud')
+    except pytest.FixtureLookupError:
+        pytest.skip('no compute_cloud fixture yet (issue 14)')
+    plugin = harness_mod.PluginHarness(
+        cloud, tmp_path, TROVE_DATASTORES='mariadb:11.8',
+        TROVE_GUEST_IMAGE=image, TROVE_GUEST_OS='debian',
+        TROVE_GUEST_RELEASE='bookworm', TROVE_LOAD_CONFIG_PARAMS='False',
+        TROVE_DATABASE_IMAGE_MARIADB='trovestack/mariadb',
+        TROVE_VOLUME_SUPPORT='False')
+    try:
+        plugin.stack()
+        server = configparser.ConfigParser(interpolation=None)
+        server.read(plugin.conf_dir / 'trove.conf')
+        assert server['DEFAULT']['management_networks']
+        flavor = openstack(plugin, 'flavor', 'show', 'ds1G')['id']
+        created = openstack(plugin, 'database', 'instance', 'create',
+                            'plugin-proof', '--flavor', flavor,
+                            '--datastore', 'mariadb',
+                            '--datastore-version', '11.8')
+        status = None
+        for _ in range(180):  # bounded: 30 minutes under TCG
+            status = openstack(plugin, 'database', 'instance', 'show',
+                               created['id'])['status']
+            if status in ('ACTIVE', 'HEALTHY', 'ERROR'):
+                break
+            time.sleep(10)
+        assert status in ('ACTIVE', 'HEALTHY'), status
+    finally:
+        plugin.run('unstack', check=False)

@@ -172,3 +172,13 @@ def test_apply_sets_only_its_options_and_converges(tmp_path):
 
     rows = trove_config.apply(config, paths)
     assert [r.action for r in rows] == [results.UNCHANGED] * 2
+
+
+def test_local_repository_is_the_datastore_images_name():
+    from trovestack.datastore_images import datastores as offline
+
+    for name in offline.supported():
+        datastore, version = name.split(':')
+        spec = offline.find(datastore, version)
+        assert trove_config.docker_images(
+            [datastore], source='embedded')[datastore] == spec.repository

@@ -1,0 +1,144 @@
+"""trovestack.devstack (the plugin's extra phase) and its command's
+parsing; the whole chain runs against the local cloud in
+tests/integration/test_devstack_plugin.py."""
+
+import types
+
+import pytest
+
+from trovestack import devstack
+from trovestack import instance_prereqs
+from trovestack import trove_config
+from trovestack.commands import devstack as devstack_command
+from trovestack.common import errors
+from trovestack.common import results
+
+DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'),
+              ('postgresql', '18'))
+FILES = {trove_config.TROVE_CONF: 'trove.conf',
+         trove_config.GUESTAGENT_CONF: 'trove-guestagent.conf'}
+
+
+def plan(**overrides):
+    values = dict(datastores=DATASTORES, config_files=FILES)
+    values.update(overrides)
+    return devstack.ExtraPlan(**values)
+
+
+def test_defaults_rule_first_version_of_each_datastore():
+    assert devstack.default_versions(DATASTORES) == {
+        ('mysql', '8.4'), ('postgresql', '17')}
+    assert devstack.default_datastore(DATASTORES) == 'mysql'
+
+
+@pytest.mark.parametrize('source,name', [
+    ('upstream', 'trove-guest-ubuntu-noble'),
+    ('registry', 'trove-guest-ubuntu-noble'),
+    ('embedded', 'trove-guest-ubuntu-noble-mariadb11.8-postgresql17'),
+])
+def test_one_image_name_per_content(source, name):
+    extra = plan(datastores=(('mariadb', '11.8'), ('postgresql', '17')),
+                 image_source=source, registry='10.0.0.1:4000')
+    assert extra.image_name() == name
+
+
+def test_offline_images_only_for_project_sources():
+    assert plan().offline_datastores() == ()
+    assert plan(image_source='embedded').offline_datastores() == DATASTORES
+
+
+def test_bad_plans():
+    with pytest.raises(errors.UserError, match='valid: upstream, embedded'):
+        plan(image_source='hub')
+    with pytest.raises(errors.UserError, match='no datastore'):
+        plan(datastores=())
+    with pytest.raises(errors.UserError, match='needs a registry'):
+        plan(image_source='registry').docker_images()
+
+
+def test_instance_settings_from_prereqs():
+    prepared = instance_prereqs.Prepared(
+        rows=[], network_id='net', security_group_id='sg',
+        keypair='trove-mgmt')
+    settings = devstack.instance_settings(
+        plan(image_source='registry', registry='10.0.0.1:4000',
+             insecure_registries=('other:5000',), volume_support=False),
+        prepared)
+    assert settings.management_networks == ('net',)
+    assert settings.management_security_groups == ('sg',)
+    assert settings.keypair == 'trove-mgmt'
+    assert settings.insecure_registries == ('10.0.0.1:4000', 'other:5000')
+    assert settings.docker_images['mysql'] == \
+        '10.0.0.1:4000/trovestack/mysql'
+    assert settings.volume_support is False
+
+
+def test_extra_runs_the_chain_in_order(monkeypatch, tmp_path):
+    order = []
+    image = tmp_path / 'guest.qcow2'
+    image.write_bytes(b'x')
+
+    def register(conn, extra, path):
+        order.append(('register', path))
+        return [results.Row('datastore-version', 'mysql:8.4',
+                            results.CREATED)]
+
+    def converge(conn, wanted):
+        order.append('prereqs')
+        return instance_prereqs.Prepared(rows=[], network_id='net')
+
+    monkeypatch.setattr(devstack, '_register', register)
+    monkeypatch.setattr(instance_prereqs, 'converge', converge)
+    files = {trove_config.TROVE_CONF: tmp_path / 'trove.conf',
+             trove_config.GUESTAGENT_CONF: tmp_path / 'guest.conf'}
+    rows = devstack.extra(object(), plan(image=str(image),
+                                         config_files=files))
+    assert order == [('register', image), 'prereqs']
+    assert [r.kind for r in rows] == ['guest-image', 'datastore-version',
+                                     'config', 'config']
+    text = files[trove_config.TROVE_CONF].read_text()
+    assert 'management_networks = net' in text
+    assert 'default_datastore = mysql' in text
+
+
+def test_missing_given_image(tmp_path):
+    with pytest.raises(errors.UserError, match='does not exist'):
+        devstack.extra(object(), plan(image=str(tmp_path / 'nope')))
+
+
+def parse(*argv):
+    command = devstack_command.DevstackExtra(
+        types.SimpleNamespace(), None)
+    parser = command.get_parser('trovestack devstack-extra')
+    return command._plan(parser.parse_args(
+        ['--trove-conf', 't', '--guestagent-conf', 'g', *argv]))
+
+
+def test_command_options_to_plan(tmp_path):
+    key = tmp_path / 'id.pub'
+    key.write_text('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWVrZXk me\n')
+    extra = parse('mysql:8.4', 'mariadb:11.8', '--image-source', 'registry',
+                  '--registry', 'h:4000', '--datastore-image', 'mysql=my/img',
+                  '--network-isolation', 'True', '--volume-support', 'False',
+                  '--usage-timeout', '7200', '--public-key-file', str(key),
+                  '--mgmt-subnet-range', '10.9.0.0/24')
+    assert extra.datastores == (('mysql', '8.4'), ('mariadb', '11.8'))
+    assert extra.docker_images() == {
+        'mysql': 'my/img', 'mariadb': 'h:4000/trovestack/mariadb'}
+    assert extra.network_isolation is True and extra.volume_support is False
+    assert extra.timeouts.usage_timeout == 7200
+    assert extra.timeouts.state_change_wait_time == \
+        trove_config.TCG_TIMEOUTS.state_change_wait_time
+    assert extra.wanted.public_key.startswith('ssh-ed25519 ')
+    assert extra.wanted.cidr == '10.9.0.0/24'
+    assert extra.wanted.subnet_name == 'trove-mgmt-subnet'
+
+
+@pytest.mark.parametrize('argv', [
+    ['mysql'], ['mysql:8.4', '--volume-support', 'yes'],
+    ['mysql:8.4', '--datastore-image', 'mysql'],
+    ['mysql:8.4', '--usage-timeout', '0'],
+])
+def test_command_rejects_bad_options(argv):
+    with pytest.raises(SystemExit):
+        parse(*argv)

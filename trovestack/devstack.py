@@ -1,0 +1,242 @@
+"""The devstack plugin's extra phase, as one library function.
+
+:func:`extra` runs the chain ``trovestack provision`` runs, on the cloud
+devstack made: datastore container images (when they come from this
+project) -> one guest image build -> one Glance image -> every datastore
+version registered with it -> defaults -> Trove's instance prerequisites
+(:mod:`trovestack.instance_prereqs`) -> Trove's configuration for instances
+(:mod:`trovestack.trove_config`).  Every step converges, so a second run
+changes nothing.  ``devstack/lib/trove`` calls it through ``trovestack
+devstack-extra``; bash keeps only devstack's glue.
+
+Defaults, one rule for every path (:func:`default_versions`): the first
+version listed for each datastore becomes that datastore's default, and the
+first datastore listed is Trove's default datastore.
+"""
+
+import dataclasses
+import logging
+import pathlib
+
+import load_image
+from trovestack import instance_prereqs
+from trovestack import trove_config
+from trovestack.common import errors
+from trovestack.common import results
+from trovestack.imagebuild import builder
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_SOURCES = ('upstream', 'embedded', 'registry')
+
+
+def default_versions(datastores):
+    """The (datastore, version) pairs that become defaults: the first
+    version listed for each datastore."""
+    firsts = {}
+    for name, version in datastores:
+        firsts.setdefault(name, version)
+    return set(firsts.items())
+
+
+def default_datastore(datastores):
+    """Trove's default datastore: the first one listed."""
+    return datastores[0][0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraPlan:
+    """The plugin's settings the extra phase acts on."""
+
+    datastores: tuple
+    config_files: dict
+    image: str | None = None
+    image_dir: str | None = None
+    cache_dir: str | None = None
+    guest_os: str = 'ubuntu'
+    guest_release: str = 'noble'
+    mirror: str | None = None
+    force_build: bool = False
+    visibility: str = 'public'
+    config_params_dir: str | None = None
+    image_source: str = 'upstream'
+    registry: str | None = None
+    registry_dir: str | None = None
+    image_overrides: dict = dataclasses.field(default_factory=dict)
+    insecure_registries: tuple = ()
+    wanted: instance_prereqs.Wanted = instance_prereqs.Wanted()
+    network_isolation: bool = False
+    volume_support: bool = True
+    volume_type: str | None = None
+    timeouts: trove_config.Timeouts = trove_config.TCG_TIMEOUTS
+
+    def __post_init__(self):
+        if not self.datastores:
+            raise errors.UserError('no datastore to provision')
+        if self.image_source not in IMAGE_SOURCES:
+            raise errors.UserError(
+                f'unknown datastore image source {self.image_source!r} '
+                f'(valid: {", ".join(IMAGE_SOURCES)})')
+
+    def docker_images(self):
+        """{datastore: repository} Trove's guest agent runs."""
+        try:
+            return trove_config.docker_images(
+                [name for name, _ in self.datastores],
+                source=self.image_source, registry=self.registry,
+                overrides=self.image_overrides)
+        except ValueError as exc:
+            raise errors.UserError(str(exc)) from None
+
+    def offline_datastores(self):
+        """The (datastore, version) images this project builds itself: for
+        a registry, or to embed in a guest image it builds (a given image
+        has its own embedded already)."""
+        if self.image_source == 'upstream' or (
+                self.image_source == 'embedded' and self.image):
+            return ()
+        return tuple(dict.fromkeys(self.datastores))
+
+    def image_name(self):
+        """One Glance image per distinct content: container-mode images
+        differ only by the datastore images embedded in them."""
+        name = f'trove-guest-{self.guest_os}-{self.guest_release}'
+        if self.image_source == 'embedded':
+            name += '-' + '-'.join(f'{ds}{ver}' for ds, ver
+                                   in self.offline_datastores())
+        return name
+
+
+def _datastore_images(plan):
+    """Build this project's datastore images; push them to the registry
+    when that is the source.  ([Row], [DatastoreImage])."""
+    offline = plan.offline_datastores()
+    if not offline:
+        return [], []
+    from trovestack import datastore_images
+    from trovestack import registry
+
+    rows, built = [], []
+    for name, version in offline:
+        image = datastore_images.build(name, version)
+        built.append(image)
+        rows.append(results.Row(
+            'datastore-image', f'{name}:{version}',
+            results.CREATED if image.built else results.UNCHANGED,
+            str(image.path)))
+    if plan.image_source == 'registry':
+        host, _, port = plan.registry.rpartition(':')
+        registry.start(plan.registry_dir, host, int(port))
+        for image in built:
+            registry.push(image.path, plan.registry, image.repository,
+                          image.tag)
+            rows.append(results.Row('registry-image', registry.image_reference(
+                plan.registry, image.repository, image.tag), results.OK,
+                'pushed'))
+    return rows, built
+
+
+def _guest_image(plan, embedded):
+    """The given image, or one build for every datastore; (Row, path)."""
+    if plan.image:
+        path = pathlib.Path(plan.image)
+        if not path.is_file():
+            raise errors.UserError(f'guest image {plan.image} does not exist')
+        return results.Row('guest-image', str(path), results.SKIPPED,
+                           'given'), path
+    name, version = plan.datastores[0]
+    request = builder.BuildRequest(
+        datastore=name, datastore_version=version, guest_os=plan.guest_os,
+        guest_release=plan.guest_release, output_dir=plan.image_dir,
+        output=(str(pathlib.Path(plan.image_dir) / f'{plan.image_name()}'
+                    '.qcow2') if plan.image_dir else None),
+        mirror=plan.mirror, force=plan.force_build,
+        cache_dir=plan.cache_dir)
+    if embedded:
+        _embed(request, embedded)
+    result = builder.build_image(request, progress=LOG.info)
+    return results.Row('guest-image', result.path,
+                       results.UNCHANGED if result.skipped
+                       else results.CREATED, 'trove-image-builder'), \
+        pathlib.Path(result.path)
+
+
+def _embed(request, images):
+    """Ask the builder to bake the datastore images into the guest image."""
+    field = 'embed_datastore_images'
+    if field not in {f.name for f in dataclasses.fields(request)}:
+        raise errors.UserError(
+            'this trove-image-builder cannot embed datastore images; use '
+            'TROVE_DATASTORE_IMAGE_SOURCE=registry or upstream')
+    setattr(request, field, tuple(f'{i.datastore}:{i.version}'
+                                  for i in images))
+
+
+def _register(conn, plan, image_path):
+    """One Glance image, every datastore version on it, defaults."""
+    defaults = default_versions(plan.datastores)
+    rows, image_file = [], None
+    for name, version in dict.fromkeys(plan.datastores):
+        request = load_image.make_request(
+            str(image_path), name, version, image_name=plan.image_name(),
+            guest_os=plan.guest_os, guest_release=plan.guest_release,
+            visibility=plan.visibility,
+            default=(name, version) in defaults,
+            config_params=_config_params(plan, name))
+        first = image_file is None
+        if first:
+            image_file = load_image.read_image(request)
+        loaded = load_image.load(conn, request, image_file)
+        if first:
+            rows.append(results.Row(
+                'glance-image', loaded.image.name,
+                results.CREATED if loaded.image.action == 'uploaded'
+                else results.UNCHANGED, loaded.image.id))
+        rows.append(results.Row(
+            'datastore-version', f'{name}:{version}', loaded.version.action,
+            'default' if (name, version) in defaults else ''))
+    return rows
+
+
+def _config_params(plan, datastore):
+    """Trove's validation-rules.json of the datastore, if loading them."""
+    if not plan.config_params_dir:
+        return None
+    path = pathlib.Path(plan.config_params_dir, datastore,
+                        'validation-rules.json')
+    return str(path) if path.is_file() else None
+
+
+def instance_settings(plan, prepared):
+    """:class:`trove_config.InstanceSettings` from the plan and what
+    :func:`instance_prereqs.converge` found or made."""
+    insecure = list(plan.insecure_registries)
+    if plan.image_source == 'registry' and plan.registry not in insecure:
+        insecure.insert(0, plan.registry)
+    return trove_config.InstanceSettings(
+        management_networks=[prepared.network_id] if prepared.network_id
+        else [],
+        management_security_groups=[prepared.security_group_id]
+        if prepared.security_group_id else [],
+        docker_images=plan.docker_images(),
+        insecure_registries=insecure,
+        network_isolation=plan.network_isolation,
+        volume_support=plan.volume_support, volume_type=plan.volume_type,
+        timeouts=plan.timeouts, keypair=prepared.keypair)
+
+
+def extra(conn, plan):
+    """The whole extra phase; [Row] of everything looked at."""
+    plan.docker_images()  # a bad image setting fails before any work
+    rows, embedded = _datastore_images(plan)
+    image_row, image_path = _guest_image(
+        plan, embedded if plan.image_source == 'embedded' else ())
+    rows.append(image_row)
+    rows += _register(conn, plan, image_path)
+    prepared = instance_prereqs.converge(conn, plan.wanted)
+    rows += prepared.rows
+    config = trove_config.instance_config(instance_settings(plan, prepared))
+    config[trove_config.TROVE_CONF]['DEFAULT']['default_datastore'] = \
+        default_datastore(plan.datastores)
+    rows += trove_config.apply(config, plan.config_files)
+    return rows
