@@ -34,20 +34,28 @@ def _load(store):
 
 def lookup(path):
     """(sha256, sha512) remembered for path, or None."""
+    entry = lookup_entry(path)
+    return (entry['sha256'], entry['sha512']) if entry else None
+
+
+def lookup_entry(path):
+    """Everything remembered for the unchanged file at path (the hashes
+    and the facts given to remember()), or None."""
     entry = _load(cache_file()).get(str(path))
     if entry and entry.get('identity') == _identity(path):
         LOG.debug('Reusing the remembered hashes of %s', path)
-        return entry['sha256'], entry['sha512']
+        return entry
     return None
 
 
-def remember(path, sha256, sha512):
-    """Store the hashes of path; a cache that cannot be written is skipped."""
+def remember(path, sha256, sha512, **facts):
+    """Store the hashes of path, and other ``facts`` about its content; a
+    cache that cannot be written is skipped."""
     store = cache_file()
     entries = _load(store)
     entries.pop(str(path), None)
-    entries[str(path)] = {'identity': _identity(path), 'sha256': sha256,
-                          'sha512': sha512}
+    entries[str(path)] = {**facts, 'identity': _identity(path),
+                          'sha256': sha256, 'sha512': sha512}
     while len(entries) > MAX_ENTRIES:
         entries.pop(next(iter(entries)))
     try:

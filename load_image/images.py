@@ -23,7 +23,6 @@ import pathlib
 import time
 
 from keystoneauth1 import exceptions as ks_exc
-from oslo_utils.imageutils import format_inspector
 from requests import exceptions as req_exc
 
 from load_image import hashcache
@@ -98,6 +97,8 @@ def inspect_file(path, disk_format='auto'):
     format that the content does not match is an error.  Raises
     ImageFileError.
     """
+    from oslo_utils.imageutils import format_inspector
+
     path = pathlib.Path(path).expanduser().absolute()
     _check_regular_readable(path)
     size = path.stat().st_size
@@ -144,20 +145,39 @@ def hash_file(path, progress=None):
 def load_image_file(path, disk_format='auto', progress=None):
     """inspect_file() then hash_file(): the ImageFile ready for Glance.
 
-    Hashes of an unchanged file are taken from the hash cache.
+    A file unchanged since it was last accepted (same size, inode, mtime
+    and ctime) is neither inspected nor hashed again: the hash cache
+    remembers its format and hashes.
     """
+    remembered = _remembered_image_file(path, disk_format)
+    if remembered is not None:
+        return remembered
     path, size, detected, virtual_size = inspect_file(path, disk_format)
     try:
-        hashes = hashcache.lookup(path)
-        if hashes is None:
-            hashes = hash_file(path, progress)
-            hashcache.remember(path, *hashes)
-        sha256, sha512 = hashes
+        sha256, sha512 = hash_file(path, progress)
+        hashcache.remember(path, sha256, sha512, disk_format=detected,
+                           virtual_size=virtual_size)
     except OSError as exc:
         raise ImageFileError(
             f'cannot read image file {path}: {exc.strerror}') from exc
     return ImageFile(path=path, size=size, disk_format=detected,
                      virtual_size=virtual_size, sha256=sha256, sha512=sha512)
+
+
+def _remembered_image_file(path, disk_format):
+    """The ImageFile of an unchanged, already accepted file, or None."""
+    path = pathlib.Path(path).expanduser().absolute()
+    try:
+        entry = hashcache.lookup_entry(path)
+    except OSError:
+        return None  # inspect_file() explains
+    if not entry or entry.get('disk_format') not in SUPPORTED_FORMATS or \
+            disk_format not in ('auto', entry['disk_format']):
+        return None
+    return ImageFile(path=path, size=entry['identity'][0],
+                     disk_format=entry['disk_format'],
+                     virtual_size=entry['virtual_size'],
+                     sha256=entry['sha256'], sha512=entry['sha512'])
 
 
 def image_name(datastore, version, guest_os='debian',
@@ -433,6 +453,8 @@ def _starts_with(path, magic):
 
 
 def _safety_check(path, inspector):
+    from oslo_utils.imageutils import format_inspector
+
     try:
         inspector.safety_check()
     except format_inspector.SafetyCheckFailed as exc:

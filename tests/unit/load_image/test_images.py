@@ -260,3 +260,16 @@ class TestEnsureImage:
                                      retry_delay=0)
         assert result.action == 'uploaded'
         conn.session.invalidate.assert_called_once_with()
+
+
+def test_unchanged_file_is_neither_inspected_nor_hashed_again(tmp_path):
+    first = _image_file(tmp_path)
+    never = {'side_effect': AssertionError}
+    with mock.patch.object(images, 'inspect_file', **never), \
+            mock.patch.object(images, 'hash_file', **never):
+        assert images.load_image_file(first.path) == first
+        assert images.load_image_file(first.path, 'raw') == first
+    with pytest.raises(images.ImageFileError, match='declared qcow2'):
+        images.load_image_file(first.path, 'qcow2')
+    first.path.write_bytes(b'y' * 3000)
+    assert images.load_image_file(first.path).sha256 != first.sha256
