@@ -45,6 +45,11 @@ def test_one_image_name_per_content(source, name):
 def test_offline_images_only_for_project_sources():
     assert plan().offline_datastores() == ()
     assert plan(image_source='embedded').offline_datastores() == DATASTORES
+    # a given image has its datastore images embedded already
+    assert plan(image_source='embedded', image='/g.qcow2') \
+        .offline_datastores() == ()
+    assert plan(image_source='registry', registry='h:1', image='/g.qcow2') \
+        .offline_datastores() == DATASTORES
 
 
 def test_bad_plans():
