@@ -20,6 +20,7 @@ import pathlib
 
 import load_image
 from trovestack import instance_prereqs
+from trovestack import provision
 from trovestack import trove_config
 from trovestack.common import errors
 from trovestack.common import results
@@ -30,13 +31,8 @@ LOG = logging.getLogger(__name__)
 IMAGE_SOURCES = ('upstream', 'embedded', 'registry')
 
 
-def default_versions(datastores):
-    """The (datastore, version) pairs that become defaults: the first
-    version listed for each datastore."""
-    firsts = {}
-    for name, version in datastores:
-        firsts.setdefault(name, version)
-    return set(firsts.items())
+# The one rule for defaults, shared with ``trovestack provision``.
+default_versions = provision.default_versions
 
 
 def default_datastore(datastores):

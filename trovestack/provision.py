@@ -1,7 +1,8 @@
 """Provision a cloud for Trove's tests: a chain of library calls.
 
 Guest image (built, or given) -> Glance -> Trove datastore versions (the
-first datastore's version becomes its default) -> test flavors -> tempest
+first version listed of each datastore becomes its default,
+:func:`default_versions`) -> test flavors -> tempest
 and Trove test configuration.  :func:`plan` turns a
 :class:`ProvisionRequest` into a list of :class:`Step` objects;
 :func:`provision` runs them in order, each calling one library function and
@@ -66,6 +67,7 @@ def plan(request):
         raise UserError(f'image file {request.image} does not exist')
     targets = [(name, version or default_version(name))
                for name, version in request.datastores]
+    defaults = default_versions(targets)
     steps = []
     for index, (name, version) in enumerate(targets):
         # A container-mode image serves every datastore; a package-mode
@@ -74,7 +76,8 @@ def plan(request):
                                       or request.mode == 'package'):
             steps.append(_build_step(request, name, version))
         steps.append(_load_step(request.image or '<built image>', name,
-                                version, default=index == 0))
+                                version,
+                                default=(name, version) in defaults))
     steps.append(Step('flavors', '', _flavors))
     tempest_conf, trove_conf = config_paths(request)
     describe = f'--tempest-conf {tempest_conf} --trove-test-conf {trove_conf}'
@@ -104,6 +107,16 @@ def provision(request, *, dry_run=False):
         LOG.info('provision: %s %s', step.name, step.describe)
         rows.append(step.run(context))
     return rows
+
+
+def default_versions(datastores):
+    """The one rule for defaults, here and in the devstack plugin: the
+    first version listed for each datastore becomes its default (and the
+    first datastore listed is Trove's default datastore)."""
+    firsts = {}
+    for name, version in datastores:
+        firsts.setdefault(name, version)
+    return set(firsts.items())
 
 
 def default_version(datastore):
