@@ -176,6 +176,10 @@ class TestStack:
         guest.read(plugin.conf_dir / 'trove-guestagent.conf')
         assert guest['mysql']['docker_image'] == \
             'quay.io/openstack.trove/mysql'
+        # guests get no service credentials (Trove 26's agent needs none)
+        assert not guest.has_section('service_credentials')
+        assert plugin.settings['SERVICE_PASSWORD'] not in (
+            plugin.conf_dir / 'trove-guestagent.conf').read_text()
         # the local cloud has no network service: no management network
         server = configparser.ConfigParser(interpolation=None)
         server.read(plugin.conf_dir / 'trove.conf')
