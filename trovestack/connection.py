@@ -9,6 +9,7 @@ that ``--help`` stays fast.
 
 import logging
 import os
+import sys
 import threading
 
 from trovestack.common.errors import UserError
@@ -149,8 +150,16 @@ def has_admin_role(conn):
     return 'admin' in access.role_names
 
 
+# python-troveclient tries these optional modules at import time: eventlet
+# only to sleep between retries (time.sleep without it) and osprofiler's web
+# hooks.  With dnspython, they were a third of a no-change run's start-up.
+_TROVECLIENT_OPTIONAL = ('eventlet', 'osprofiler.web')
+
+
 def trove_client(conn):
     """A python-troveclient v1 client sharing the connection's session."""
+    if 'troveclient.client' not in sys.modules:
+        _import_without(_TROVECLIENT_OPTIONAL, 'troveclient.client')
     from troveclient.v1 import client as trove
 
     return trove.Client(
@@ -158,3 +167,20 @@ def trove_client(conn):
         region_name=conn.config.get_region_name('database'),
         endpoint_type=conn.config.get_interface('database'),
         service_type='database')
+
+
+def _import_without(optional, module):
+    """Import ``module`` as if the ``optional`` modules were not installed
+    (they are importable again afterwards)."""
+    import importlib
+
+    saved = {name: sys.modules.get(name) for name in optional}
+    sys.modules.update(dict.fromkeys(optional))  # None: ImportError
+    try:
+        importlib.import_module(module)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = value
