@@ -1,8 +1,12 @@
 """The local control plane, driven through ``trovestack cloud`` and used
 with the real OpenStack clients."""
 
+import configparser
+import os
 import pathlib
+import shutil
 import socket
+import urllib.request
 
 import pytest
 import yaml
@@ -10,20 +14,24 @@ import yaml
 from tests.helpers import run
 from tests.helpers import run_json
 from trovestack.cloud import layout
+from trovestack.cloud import processes
+from trovestack.cloud import rabbitmq
 
 
 def _our_processes(state_dir):
-    """Pids whose command line mentions state_dir."""
+    """Pids whose command line or environment mentions state_dir (RabbitMQ's
+    epmd and wrapper name it only in their environment)."""
     found = []
     for proc in pathlib.Path('/proc').iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            cmdline = (proc / 'cmdline').read_bytes()
+            seen = (proc / 'cmdline').read_bytes() + \
+                (proc / 'environ').read_bytes()
             stat = (proc / 'stat').read_text()
         except OSError:
             continue
-        if str(state_dir).encode() in cmdline and \
+        if str(state_dir).encode() in seen and \
                 stat.rsplit(')', 1)[1].split()[0] != 'Z':
             found.append(int(proc.name))
     return found
@@ -51,13 +59,71 @@ def test_status_and_env_commands(local_cloud):
     rows = run_json('trovestack', 'cloud', 'status', '--state-dir', state_dir)
     assert {r['Service']: r['State'] for r in rows} == {
         'keystone': 'running', 'glance': 'running', 'nova': 'running',
-        'trove': 'running'}
+        'trove': 'running', 'rabbitmq': 'running',
+        'trove-taskmanager': 'running', 'trove-conductor': 'running'}
     out = run('trovestack', 'cloud', 'env', '--state-dir', state_dir).stdout
     assert f'export OS_CLIENT_CONFIG_FILE={local_cloud.clouds_yaml}' in out
     assert 'export OS_CLOUD=trovestack-admin' in out
     secrets = yaml.safe_load(local_cloud.clouds_yaml.read_text())
     for cloud in secrets['clouds'].values():
         assert cloud['auth']['password'] not in out
+
+
+def test_trove_and_nova_talk_over_the_clouds_own_rabbitmq(local_cloud):
+    broker = local_cloud.cloud.broker
+    assert broker.host == layout.HOST
+    for service in ('trove', 'nova'):
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(local_cloud.config_file(service))
+        assert conf['DEFAULT']['transport_url'] == broker.transport_url()
+    # The broker knows only its own user: RabbitMQ's guest was never made.
+    guest = rabbitmq.Broker(broker.host, broker.port, 'guest', 'guest', '/',
+                            broker.data_dir)
+    with pytest.raises(rabbitmq.BrokerError, match='ACCESS_REFUSED'):
+        rabbitmq.queue_consumers(guest, ['taskmanager'])
+    consumers = rabbitmq.queue_consumers(
+        broker, ['taskmanager', 'trove-conductor'])
+    assert all(consumers.values()), consumers
+
+
+def test_debug_output_and_logs_never_show_passwords(local_cloud):
+    state_dir = local_cloud.state_dir
+    result = run('trovestack', '--debug', 'cloud', 'up', '--state-dir',
+                 state_dir)
+    result_status = run('trovestack', '--debug', 'cloud', 'status',
+                        '--state-dir', state_dir)
+    state = local_cloud.cloud.state
+    secrets = [local_cloud.cloud.broker.password, state.admin_password,
+               state.demo_password, state.service_password]
+    texts = [result.stdout, result.stderr, result_status.stdout,
+             result_status.stderr]
+    texts += [log.read_text(errors='replace')
+              for log in (state_dir / 'logs').iterdir()]
+    texts += [log.read_text(errors='replace')
+              for log in (state_dir / 'rabbitmq' / 'log').iterdir()]
+    for secret in secrets:
+        assert not [text for text in texts if secret in text]
+
+
+@pytest.mark.skipif(shutil.which('docker-registry') is None,
+                    reason='docker-registry is not installed')
+def test_registry_option_adds_and_removes_a_registry(local_cloud):
+    state_dir = local_cloud.state_dir
+    rows = run_json('trovestack', 'cloud', 'up', '--state-dir', state_dir,
+                    '--registry')
+    states = {r['Service']: r['State'] for r in rows}
+    assert states['registry'] == 'running'
+    url = next(r['URL'] for r in rows if r['Service'] == 'registry')
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+    rows = run_json('trovestack', 'cloud', 'status', '--state-dir', state_dir)
+    assert {r['Service']: r['State'] for r in rows}['registry'] == 'running'
+
+    rows = run_json('trovestack', 'cloud', 'up', '--state-dir', state_dir,
+                    '--no-registry')
+    assert 'registry' not in {r['Service'] for r in rows}
+    assert set({r['State'] for r in rows}) == {'running'}
+    assert not processes.http_answers(url)
 
 
 def test_status_without_a_cloud_fails_clearly(tmp_path):

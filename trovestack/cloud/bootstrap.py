@@ -6,11 +6,10 @@ Every step is find-or-create, so an interrupted bootstrap can be re-run.
 import openstack
 
 from trovestack.cloud import configs
+from trovestack.cloud.services import CATALOG
 
 INTERFACES = ('public', 'internal', 'admin')
-SERVICE_USERS = {'glance': 'image', 'nova': 'compute', 'trove': 'database'}
-SERVICE_NAMES = {'identity': 'keystone', 'image': 'glance',
-                 'compute': 'nova', 'database': 'trove'}
+SERVICE_USERS = ('glance', 'nova', 'trove')
 
 
 def keystone_bootstrap_command(state):
@@ -73,7 +72,7 @@ def _service_with_endpoints(identity, service_type, urls, services,
     service = services.get(service_type)
     if service is None:
         service = identity.create_service(
-            name=SERVICE_NAMES[service_type], type=service_type,
+            name=CATALOG[service_type], type=service_type,
             enabled=True)
     existing = {ep.interface: ep for ep in endpoints
                 if ep.service_id == service.id}
@@ -109,7 +108,7 @@ def create_accounts(state):
     urls = configs.endpoint_urls(state)
     services = {s.type: s for s in identity.services()}
     endpoints = list(identity.endpoints())
-    for service_type in SERVICE_NAMES:
+    for service_type in CATALOG:
         _service_with_endpoints(identity, service_type, urls, services,
                                 endpoints)
     conn.close()

@@ -1,7 +1,9 @@
 """Configuration files of the local control plane's services.
 
-Every service runs on SQLite and ``fake:/`` messaging, listens on loopback
-and validates tokens against the local Keystone.
+Every service runs on SQLite, listens on loopback and validates tokens
+against the local Keystone.  Trove's and Nova's services talk over the
+cloud's RabbitMQ (``transport_url``); Keystone and Glance send no
+notifications here and keep ``fake:/``.
 """
 
 import pathlib
@@ -12,6 +14,11 @@ from trovestack.cloud import layout as layout_mod
 
 SERVICE_PROJECT = 'service'
 REGION = 'RegionOne'
+# Trove's RPC exchange and the queues its taskmanager and conductor consume
+# (Trove's defaults, spelled out because the health checks look for them).
+CONTROL_EXCHANGE = 'trove'
+TASKMANAGER_TOPIC = 'taskmanager'
+CONDUCTOR_TOPIC = 'trove-conductor'
 
 
 def identity_url(state):
@@ -63,16 +70,21 @@ def _authtoken(state, user):
     }
 
 
-def _common(service, layout):
+def _common(service, layout, transport_url='fake:/'):
     return {
         'debug': 'false',
         'use_stderr': 'true',
-        'transport_url': 'fake:/',
+        'transport_url': transport_url,
         'state_path': str(layout.service_dir(service)),
     }
 
 
-def keystone_conf(state, layout):
+def _rabbit():
+    """Reconnect every second while the broker starts beside the service."""
+    return {'rabbit_retry_interval': '1', 'rabbit_retry_backoff': '0'}
+
+
+def keystone_conf(state, layout, transport_url):
     data = layout.service_dir('keystone')
     return {
         'DEFAULT': _common('keystone', layout),
@@ -85,7 +97,7 @@ def keystone_conf(state, layout):
     }
 
 
-def glance_conf(state, layout):
+def glance_conf(state, layout, transport_url):
     data = layout.service_dir('glance')
     return {
         'DEFAULT': dict(_common('glance', layout),
@@ -109,10 +121,12 @@ def glance_conf(state, layout):
     }
 
 
-def nova_conf(state, layout):
+def nova_conf(state, layout, transport_url):
     data = layout.service_dir('nova')
     return {
-        'DEFAULT': dict(_common('nova', layout), my_ip=layout_mod.HOST),
+        'DEFAULT': dict(_common('nova', layout, transport_url),
+                        my_ip=layout_mod.HOST),
+        'oslo_messaging_rabbit': _rabbit(),
         'api': {'auth_strategy': 'keystone'},
         'api_database': {'connection': _sqlite(data / 'nova_api.db')},
         'database': {'connection': _sqlite(data / 'nova.db')},
@@ -124,7 +138,7 @@ def nova_conf(state, layout):
     }
 
 
-def trove_conf(state, layout):
+def trove_conf(state, layout, transport_url):
     data = layout.service_dir('trove')
     service_credentials = {
         key: value for key, value in _authtoken(state, 'trove').items()
@@ -132,15 +146,19 @@ def trove_conf(state, layout):
                    'user_domain_name', 'project_domain_name', 'region_name')}
     return {
         'DEFAULT': dict(
-            _common('trove', layout),
+            _common('trove', layout, transport_url),
             bind_host=layout_mod.HOST,
             bind_port=str(state.ports['trove']),
             trove_api_workers='1',
+            trove_conductor_workers='1',
             api_paste_config=str(layout.config_dir('trove')
                                  / 'api-paste.ini'),
-            control_exchange='trove',
+            control_exchange=CONTROL_EXCHANGE,
+            taskmanager_queue=TASKMANAGER_TOPIC,
+            conductor_queue=CONDUCTOR_TOPIC,
             taskmanager_manager='trove.taskmanager.manager.Manager',
             os_region_name=REGION),
+        'oslo_messaging_rabbit': _rabbit(),
         'database': {'connection': _sqlite(data / 'trove.db')},
         'keystone_authtoken': _authtoken(state, 'trove'),
         'service_credentials': service_credentials,
@@ -166,11 +184,12 @@ def config_file(service, layout):
     return layout.config_dir(service) / RENDERERS[service][0]
 
 
-def write_configs(state, layout):
-    """(Re)write every service's config file from the saved state."""
+def write_configs(state, layout, transport_url):
+    """(Re)write every service's config file from the saved state and the
+    broker's transport_url."""
     for service, (name, render) in RENDERERS.items():
         layout_mod.write_private(layout.config_dir(service) / name,
-                                 _ini(render(state, layout)))
+                                 _ini(render(state, layout, transport_url)))
         if service in PASTE_FILES:
             project, paste = PASTE_FILES[service]
             shutil.copyfile(_shipped_etc(project, paste),

@@ -1,59 +1,92 @@
-"""The local control plane: Keystone, Glance, Nova API and Trove API.
+"""The local control plane: RabbitMQ, Keystone, Glance, Nova API, Trove API,
+trove-taskmanager and trove-conductor (and, when asked, a container
+registry).
 
-All four run on loopback from one state directory, on SQLite with fake
-messaging.  ``up`` bootstraps once and afterwards only restarts.
+All run on loopback from one state directory, on SQLite; Trove's and Nova's
+services talk over the cloud's own RabbitMQ.  ``up`` bootstraps once and
+afterwards only restarts; the broker starts beside the other services.
 """
 
 import concurrent.futures
 import logging
 import shutil
+import threading
 import time
 
+from trovestack.cloud import CloudError
 from trovestack.cloud import bootstrap
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
+from trovestack.cloud import rabbitmq
+from trovestack.cloud.services import BROKER
+from trovestack.cloud.services import HTTP
+from trovestack.cloud.services import PORTED
+from trovestack.cloud.services import RPC
 from trovestack.cloud.services import SERVICES
 
 LOG = logging.getLogger(__name__)
 START_TIMEOUT = 120.0
+REGISTRY = 'registry'
+BROKER_USER = BROKER_VHOST = 'trovestack'
 
 
-class CloudError(Exception):
-    """The local cloud could not be brought to the asked state."""
+class _Aborted(Exception):
+    """Another service failed first; this one gave up waiting."""
 
 
 class LocalCloud:
     def __init__(self, state_dir=None):
         self.layout = layout_mod.Layout(
             state_dir or layout_mod.default_state_dir())
+        self.broker_dir = self.layout.service_dir('rabbitmq')
+        self.registry_dir = self.layout.service_dir(REGISTRY)
 
     @property
     def state(self):
         return self.layout.load_state()
 
+    @property
+    def broker(self):
+        """The cloud's RabbitMQ (running or not), or None before up."""
+        return rabbitmq.load(self.broker_dir)
+
     # ----------------------------------------------------------------- up
     def up(self, base_port=layout_mod.DEFAULT_BASE_PORT, clouds_yaml_path=None,
-           fresh=False, timeout=START_TIMEOUT):
-        """Start every service, bootstrapping first if needed."""
+           fresh=False, timeout=START_TIMEOUT, registry=None):
+        """Start every service, bootstrapping first if needed.
+
+        ``registry``: True/False turns the container registry on/off for
+        this and later runs; None keeps what the cloud had.
+        """
         if fresh:
             self.wipe()
         state = self.layout.load_state()
         if state is None:
             target = clouds_yaml_path or layout_mod.default_clouds_yaml()
-            state = layout_mod.CloudState.new(base_port, target)
+            state = layout_mod.CloudState.new(base_port, target, PORTED)
         elif clouds_yaml_path:
             state.clouds_yaml = str(clouds_yaml_path)
-        to_start = [name for name in SERVICES if self._pid(name) is None]
+        if registry is not None:
+            if not registry and state.registry:
+                self._stop_registry()
+            state.registry = registry
+        state.add_ports(self._port_names(state))
+        to_start = [name for name in self._names(state)
+                    if not self._is_up(name)]
         self._check_ports(state, to_start)
 
-        self.layout.make_dirs()
+        self.layout.make_dirs(name for name, service in SERVICES.items()
+                              if service.kind == HTTP)
         self.layout.save_state(state)
-        configs.write_configs(state, self.layout)
+        broker = rabbitmq.configure(
+            self.broker_dir, layout_mod.HOST, state.ports['rabbitmq'],
+            user=BROKER_USER, vhost=BROKER_VHOST)
+        configs.write_configs(state, self.layout, broker.transport_url())
         if not state.bootstrapped:
             LOG.info('Creating the service databases in %s', self.layout.root)
-        self._start(state, to_start, timeout)
+        self._start(state, to_start, timeout, broker)
         if not state.bootstrapped:
             LOG.info('Creating projects, users and the service catalog')
             began = time.monotonic()
@@ -65,10 +98,20 @@ class LocalCloud:
         self._write_clouds_yaml(state)
         return self.status()
 
+    @staticmethod
+    def _names(state):
+        """Every process of this cloud: the services, then the registry
+        when it is enabled."""
+        return [*SERVICES, *([REGISTRY] if state.registry else [])]
+
+    @staticmethod
+    def _port_names(state):
+        return [*PORTED, *([REGISTRY] if state.registry else [])]
+
     def _check_ports(self, state, names):
         for name in names:
-            port = state.ports[name]
-            if not layout_mod.port_is_free(port):
+            port = state.ports.get(name)
+            if port and not processes.port_is_free(port, layout_mod.HOST):
                 raise CloudError(
                     f'port {port} ({name}) on {layout_mod.HOST} is in use; '
                     f'stop what listens there or start a fresh cloud with '
@@ -87,40 +130,107 @@ class LocalCloud:
                 what=f'{service.name}-manage '
                      f'{", ".join(command[0] for command in commands)}')
 
-    def _start(self, state, names, timeout):
+    def _start(self, state, names, timeout, broker):
         """Set up (first time only), start and await services in parallel.
 
-        On any failure every service started here is stopped again.
+        RabbitMQ starts beside the others; taskmanager and conductor start
+        once Trove's database exists and count as up when they consume
+        their RPC topics.  On any failure everything started here is
+        stopped again.
         """
-        def bring_up(name, _state):
-            service = SERVICES[name]
+        abort = threading.Event()
+        broker_up = threading.Event()
+        trove_db = threading.Event()
+        if 'rabbitmq' not in names:
+            broker_up.set()
+        if state.bootstrapped or 'trove' not in names:
+            trove_db.set()
+
+        def wait_for(event):
+            while not event.wait(0.2):
+                if abort.is_set():
+                    raise _Aborted()
+
+        def bring_up(name):
             began = time.monotonic()
-            if not _state.bootstrapped:
-                self._set_up_service(service, _state)
+            if name == REGISTRY:
+                self._start_registry(state, timeout)
+                return
+            service = SERVICES[name]
+            if service.kind == BROKER:
+                rabbitmq.start(self.broker_dir, broker.host, broker.port,
+                               user=broker.user, vhost=broker.vhost,
+                               timeout=timeout)
+                broker_up.set()
+                LOG.debug('rabbitmq: answering after %.1f s',
+                          time.monotonic() - began)
+                return
+            if service.kind == RPC:
+                wait_for(trove_db)
+            elif not state.bootstrapped:
+                self._set_up_service(service, state)
+            if name == 'trove':
+                trove_db.set()
             set_up = time.monotonic()
-            pid = processes.start(service.command(_state, self.layout),
+            pid = processes.start(service.command(state, self.layout),
                                   self.layout.pid_file(name),
                                   self.layout.log_file(name),
                                   service.env(self.layout))
-            processes.wait_until_ready(name, pid, service.url(_state),
-                                       self.layout.log_file(name), timeout)
+            log = self.layout.log_file(name)
+            if service.kind == RPC:
+                wait_for(broker_up)
+                processes.wait_until(
+                    name, pid, lambda: self._consuming(broker, service), log,
+                    timeout, f'consume RPC topic {service.rpc_topic}')
+            else:
+                processes.wait_until_ready(name, pid, service.url(state),
+                                           log, timeout)
             LOG.debug('%s: set up in %.1f s, answering %.1f s later', name,
                       set_up - began, time.monotonic() - set_up)
+
+        def guarded(name):
+            try:
+                bring_up(name)
+            except BaseException:
+                abort.set()
+                raise
+
         try:
-            self._run_parallel(bring_up, names, state)
+            self._run_parallel(guarded, names)
         except BaseException:
-            for name in names:
-                processes.stop(self.layout.pid_file(name), self.layout.root)
+            self._stop(names)
             raise
 
     @staticmethod
-    def _run_parallel(func, items, state):
+    def _consuming(broker, service):
+        try:
+            counts = rabbitmq.queue_consumers(broker, [service.rpc_topic])
+        except rabbitmq.BrokerError:
+            return False
+        return bool(counts[service.rpc_topic])
+
+    @staticmethod
+    def _run_parallel(func, items):
         items = list(items)
         with concurrent.futures.ThreadPoolExecutor(len(items) or 1) as pool:
-            futures = [pool.submit(func, item, state) for item in items]
+            futures = [pool.submit(func, item) for item in items]
             errors = [f.exception() for f in futures if f.exception()]
+        errors.sort(key=lambda error: isinstance(error, _Aborted))
         if errors:
+            if isinstance(errors[0], CloudError):
+                raise errors[0]
             raise CloudError(str(errors[0])) from errors[0]
+
+    def _start_registry(self, state, timeout):
+        from trovestack import registry
+
+        registry.start(self.registry_dir, layout_mod.HOST,
+                       state.ports[REGISTRY], timeout=timeout)
+
+    def _stop_registry(self):
+        from trovestack import registry
+
+        return registry.stop(self.registry_dir)
 
     def _write_clouds_yaml(self, state):
         entries = clouds_yaml.entries(state)
@@ -130,29 +240,97 @@ class LocalCloud:
 
     # ---------------------------------------------------------- down/status
     def _pid(self, name):
-        return processes.read_pid(self.layout.pid_file(name), self.layout.root)
+        if name == 'rabbitmq':
+            return rabbitmq.server_pid(self.broker_dir)
+        if name == REGISTRY:
+            from trovestack import registry
+
+            running = registry.running(self.registry_dir)
+            return running.pid if running else None
+        return processes.read_pid(self.layout.pid_file(name),
+                                  self.layout.root)
+
+    def _is_up(self, name):
+        return self._pid(name) is not None
+
+    def _stop(self, names):
+        """Stop the named processes, in parallel: the services first, then
+        the broker and the registry; {name: whether it ran}."""
+        def stop_one(name):
+            if name == 'rabbitmq':
+                return rabbitmq.stop(self.broker_dir)
+            if name == REGISTRY:
+                return self._stop_registry()
+            return processes.stop(self.layout.pid_file(name),
+                                  self.layout.root)
+
+        last = [name for name in names if name in ('rabbitmq', REGISTRY)]
+        results = {}
+        for group in ([name for name in names if name not in last], last):
+            with concurrent.futures.ThreadPoolExecutor(
+                    len(group) or 1) as pool:
+                results.update(zip(group, pool.map(stop_one, group),
+                                   strict=True))
+        return results
 
     def down(self):
-        """Stop the services this state directory started; (name, was_up)."""
-        return [(name, processes.stop(self.layout.pid_file(name),
-                                      self.layout.root))
-                for name in SERVICES]
+        """Stop every process this state directory started; (name, was_up)
+        for each service (and the registry when enabled)."""
+        state = self.layout.load_state()
+        names = list(SERVICES)
+        if (state and state.registry) or self._is_up(REGISTRY):
+            names.append(REGISTRY)
+        results = self._stop(names)
+        return [(name, results[name]) for name in names]
 
     def status(self):
-        """One row per service: name, state, pid, url."""
+        """One row per process: name, state, pid, url (no secrets)."""
         state = self.layout.load_state()
+        names = self._names(state) if state else list(SERVICES)
+        pids = {name: self._pid(name) for name in names}
+        consumers = self._rpc_consumers(pids)
         rows = []
-        for name, service in SERVICES.items():
-            pid = self._pid(name)
-            url = service.url(state) if state else ''
+        for name in names:
+            pid = pids[name]
+            url, answers = self._probe(name, state, consumers)
             if pid is None:
                 condition = 'stopped'
-            elif processes.http_answers(url):
+            elif answers:
                 condition = 'running'
             else:
                 condition = 'not answering'
             rows.append((name, condition, pid or '', url))
         return rows
+
+    def _rpc_consumers(self, pids):
+        """{topic: consumers} from the broker, or None when it is down."""
+        broker = self.broker
+        if broker is None or pids.get('rabbitmq') is None:
+            return None
+        topics = [s.rpc_topic for s in SERVICES.values() if s.kind == RPC]
+        try:
+            return rabbitmq.queue_consumers(broker, topics)
+        except rabbitmq.BrokerError:
+            return None
+
+    def _probe(self, name, state, consumers):
+        """(url to show, whether the process answers)."""
+        if state is None:
+            return '', False
+        if name == REGISTRY:
+            url = f'http://{layout_mod.HOST}:{state.ports[REGISTRY]}/v2/'
+            return url, processes.http_answers(url)
+        service = SERVICES[name]
+        if service.kind == BROKER:
+            broker = self.broker
+            url = (f'rabbit://{broker.user}@{broker.host}:{broker.port}/'
+                   f'{broker.vhost}') if broker else ''
+            return url, consumers is not None
+        if service.kind == RPC:
+            return (f'rpc topic {service.rpc_topic}',
+                    bool(consumers and consumers.get(service.rpc_topic)))
+        url = service.url(state)
+        return url, processes.http_answers(url)
 
     def wipe(self):
         """Stop everything and remove the state and our clouds.yaml entries."""

@@ -5,9 +5,10 @@ import json
 import os
 import pathlib
 import secrets
-import socket
 
-SERVICES = ('keystone', 'glance', 'nova', 'trove')
+from trovestack.cloud import processes
+from trovestack.common import files
+
 DEFAULT_BASE_PORT = 25000
 HOST = '127.0.0.1'
 STATE_FILE = 'cloud.json'
@@ -18,32 +19,17 @@ def default_state_dir():
     explicit = os.environ.get('TROVESTACK_STATE_DIR')
     if explicit:
         return pathlib.Path(explicit)
-    xdg = os.environ.get('XDG_STATE_HOME') or os.path.expanduser(
-        '~/.local/state')
-    return pathlib.Path(xdg) / 'trovestack' / 'cloud'
+    return files.state_dir('trovestack', 'cloud')
 
 
 def default_clouds_yaml():
     """The per-user clouds.yaml that every OpenStack client reads."""
-    xdg = os.environ.get('XDG_CONFIG_HOME') or os.path.expanduser('~/.config')
-    return pathlib.Path(xdg) / 'openstack' / 'clouds.yaml'
+    return files.config_dir('openstack', 'clouds.yaml')
 
 
-def free_port():
-    """A TCP port on the loopback address that nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port):
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+def write_private(path, text):
+    """Write a file only its owner can read (it may hold passwords)."""
+    return files.write_atomic(path, text, mode=0o600)
 
 
 @dataclasses.dataclass
@@ -56,18 +42,32 @@ class CloudState:
     service_password: str
     clouds_yaml: str
     bootstrapped: bool = False
+    base_port: int = 0
+    registry: bool = False
 
     @classmethod
-    def new(cls, base_port, clouds_yaml):
+    def new(cls, base_port, clouds_yaml, port_names):
         if base_port:
-            ports = {name: base_port + i for i, name in enumerate(SERVICES)}
+            ports = {name: base_port + i for i, name in enumerate(port_names)}
         else:
-            ports = {name: free_port() for name in SERVICES}
-        return cls(ports=ports,
-                   admin_password=secrets.token_urlsafe(18),
+            ports = {name: processes.free_port(HOST) for name in port_names}
+        return cls(ports=ports, admin_password=secrets.token_urlsafe(18),
                    demo_password=secrets.token_urlsafe(18),
                    service_password=secrets.token_urlsafe(18),
-                   clouds_yaml=str(clouds_yaml))
+                   clouds_yaml=str(clouds_yaml), base_port=base_port)
+
+    def add_ports(self, port_names):
+        """Give a port to each name that has none yet (an older cloud, or
+        the registry turned on): base_port + its index when that is free,
+        else any free port."""
+        for index, name in enumerate(port_names):
+            if name in self.ports:
+                continue
+            wanted = self.base_port + index if self.base_port else 0
+            if wanted in self.ports.values() or \
+                    (wanted and not processes.port_is_free(wanted, HOST)):
+                wanted = 0
+            self.ports[name] = wanted or processes.free_port(HOST)
 
 
 class Layout:
@@ -96,11 +96,10 @@ class Layout:
     def clouds_yaml(self):
         return self.root / 'clouds.yaml'
 
-    def make_dirs(self):
-        for sub in ('logs', 'run', *SERVICES):
+    def make_dirs(self, services):
+        """The directories of the given services (names), logs and pids."""
+        for sub in ('logs', 'run', *services):
             (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-        for service in SERVICES:
-            self.config_dir(service).mkdir(mode=0o700, exist_ok=True)
 
     def load_state(self):
         if not self.state_file.exists():
@@ -110,13 +109,3 @@ class Layout:
     def save_state(self, state):
         write_private(self.state_file, json.dumps(
             dataclasses.asdict(state), indent=2, sort_keys=True))
-
-
-def write_private(path, text):
-    """Write a file only its owner can read (it may hold passwords)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)

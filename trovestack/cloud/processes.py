@@ -157,17 +157,23 @@ def http_answers(url, timeout=2.0):
         return False
 
 
-def wait_until_ready(name, pid, url, log_path, timeout):
-    """Wait until url answers; fail early if the process dies."""
+def wait_until(name, pid, ready, log_path, timeout, waiting_for):
+    """Wait until ready() is true; fail early if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(pid):
             raise ProcessError(
                 f'{name} exited during start-up; last lines of {log_path}:\n'
                 f'{log_tail(log_path)}')
-        if http_answers(url):
+        if ready():
             return
         time.sleep(0.2)
     raise ProcessError(
-        f'{name} did not answer at {url} within {timeout:g} s; last lines '
+        f'{name} did not {waiting_for} within {timeout:g} s; last lines '
         f'of {log_path}:\n{log_tail(log_path)}')
+
+
+def wait_until_ready(name, pid, url, log_path, timeout):
+    """Wait until url answers; fail early if the process dies."""
+    wait_until(name, pid, lambda: http_answers(url), log_path, timeout,
+               f'answer at {url}')

@@ -262,6 +262,27 @@ def _wait_ready(paths, pid, offset, timeout, deadline):
     raise _failure(paths, f'did not start within {timeout:g} s')
 
 
+def configure(data_dir, host='127.0.0.1', port=5672, *, user='trove',
+              vhost='trove', netns=None):
+    """The broker start() will run for data_dir, its settings saved there
+    first (password generated now if new), so that services can be
+    configured with its transport_url before it runs.  When the broker runs
+    already, returns it as it is."""
+    paths = _Paths(data_dir)
+    old = _load(paths)
+    if old is not None and is_running(paths.root):
+        if (old.host, old.port, old.netns) != (host, port, netns):
+            LOG.warning('The broker of %s already runs on %s:%s; keeping it',
+                        paths.root, old.host, old.port)
+        return old.broker(paths.root)
+    for directory in (paths.root, paths.logs):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = _new_record(paths, old, host, port, user, vhost, netns)
+    if record != old:
+        _save(paths, record)
+    return record.broker(paths.root)
+
+
 def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
           vhost='trove', netns=None, timeout=60.0):
     """Start the broker of data_dir on host:port (inside network namespace
@@ -271,23 +292,18 @@ def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
     is.  The password is generated on first use and kept in data_dir.
     """
     paths = _Paths(data_dir)
-    old = _load(paths)
-    if old is not None and is_running(paths.root):
-        if (old.host, old.port, old.netns) != (host, port, netns):
-            LOG.warning('The broker of %s already runs on %s:%s; keeping it',
-                        paths.root, old.host, old.port)
-        return old.broker(paths.root)
+    if is_running(paths.root):
+        return configure(paths.root, host, port, user=user, vhost=vhost,
+                         netns=netns)
     if not SERVER.exists():
         raise BrokerError(f'{SERVER} not found: install the Debian package '
                           f'rabbitmq-server (tools/install-test-deps)')
     stop(paths.root)  # whatever a crashed start left behind
     if not netns and not processes.port_is_free(port, host):
         raise BrokerError(f'port {port} (rabbitmq) on {host} is in use')
-
-    for directory in (paths.root, paths.logs):
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    record = _new_record(paths, old, host, port, user, vhost, netns)
-    _save(paths, record)
+    broker = configure(paths.root, host, port, user=user, vhost=vhost,
+                       netns=netns)
+    record = _load(paths)
     files.write_atomic(paths.config, render_config(
         host, port, user, record.password, vhost), mode=0o600)
     files.write_atomic(paths.plugins, '[].\n')
@@ -312,4 +328,46 @@ def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
     except BaseException:
         stop(paths.root)
         raise
-    return record.broker(paths.root)
+    return broker
+
+
+def load(data_dir):
+    """The broker data_dir is configured for (running or not), or None."""
+    paths = _Paths(data_dir)
+    record = _load(paths)
+    return record.broker(paths.root) if record else None
+
+
+def server_pid(data_dir):
+    """The pid of the running broker of data_dir, or None."""
+    paths = _Paths(data_dir)
+    return processes.read_pid(paths.server_pid, _marker(paths))
+
+
+def queue_consumers(broker, queues, timeout=2.0):
+    """{queue: number of consumers, or None when the queue does not exist},
+    after logging in to the broker as its user; BrokerError when the broker
+    can not be reached or refuses the login.  A queue with a consumer is a
+    service listening on its RPC topic."""
+    import amqp
+
+    counts = {}
+    try:
+        with amqp.Connection(
+                f'{broker.host}:{broker.port}', userid=broker.user,
+                password=broker.password, virtual_host=broker.vhost,
+                connect_timeout=timeout, read_timeout=timeout,
+                write_timeout=timeout) as conn:
+            for queue in queues:
+                channel = conn.channel()
+                try:
+                    counts[queue] = channel.queue_declare(
+                        queue, passive=True).consumer_count
+                except amqp.exceptions.NotFound:
+                    counts[queue] = None
+                    continue
+                channel.close()
+    except (OSError, amqp.exceptions.AMQPError) as exc:
+        raise BrokerError(f'RabbitMQ on {broker.host}:{broker.port} did not '
+                          f'answer: {exc}') from exc
+    return counts

@@ -1,4 +1,5 @@
-"""How each service of the local control plane is set up, run and probed."""
+"""The services of the local control plane: how each is set up, run and
+probed.  :data:`SERVICES` is the one list of them."""
 
 import dataclasses
 import getpass
@@ -10,6 +11,10 @@ import sys
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 
+HTTP = 'http'        # a server answering HTTP on its port
+RPC = 'rpc'          # an oslo.messaging server consuming its topic
+BROKER = 'broker'    # RabbitMQ itself (trovestack.cloud.rabbitmq)
+
 
 def _tool(name):
     """A console script installed beside the running Python."""
@@ -19,9 +24,21 @@ def _tool(name):
 @dataclasses.dataclass(frozen=True)
 class Service:
     name: str
-    service_type: str
-    wsgi_target: str = ''
+    kind: str = HTTP
+    service_type: str = ''     # its type in the Keystone catalog
+    wsgi_target: str = ''      # served by trovestack.cloud.wsgi_server
+    console_script: str = ''   # else run as: <script> --config-file <conf>
     config_env: str = ''
+    config_of: str = ''        # whose config file it reads (default: own)
+    rpc_topic: str = ''        # for RPC services: the queue it consumes
+
+    @property
+    def has_port(self):
+        return self.kind in (HTTP, BROKER)
+
+    @property
+    def config_owner(self):
+        return self.config_of or self.name
 
     def url(self, state):
         return f'http://{layout_mod.HOST}:{state.ports[self.name]}/'
@@ -41,13 +58,15 @@ class Service:
             bind = f'{layout_mod.HOST}:{state.ports[self.name]}'
             return [sys.executable, '-m', 'trovestack.cloud.wsgi_server',
                     self.wsgi_target, bind, str(layout.root)]
-        return [_tool('trove-api'), '--config-file',
-                str(configs.config_file(self.name, layout))]
+        return [_tool(self.console_script), '--config-file',
+                str(configs.config_file(self.config_owner, layout))]
 
     def setup_commands(self, extra=()):
         """One-time ``*-manage`` commands (databases, keys, ...), grouped:
         each group runs in one process, its commands and the groups in
         order."""
+        if self.kind != HTTP:
+            return []
         if self.name == 'keystone':
             owner = ['--keystone-user', getpass.getuser(),
                      '--keystone-group', grp.getgrgid(os.getgid()).gr_name]
@@ -69,14 +88,30 @@ class Service:
                 str(configs.config_file(self.name, layout)), *words]
 
 
+# In port order: keystone gets the base port, rabbitmq base + 4.
 SERVICES = {
-    'keystone': Service('keystone', 'identity',
-                        'keystone.wsgi.api:application',
-                        'OS_KEYSTONE_CONFIG_FILES'),
-    'glance': Service('glance', 'image', 'glance.wsgi.api:application',
-                      'OS_GLANCE_CONFIG_DIR'),
-    'nova': Service('nova', 'compute',
-                    'nova.wsgi.osapi_compute:application',
-                    'OS_NOVA_CONFIG_DIR'),
-    'trove': Service('trove', 'database'),
+    'keystone': Service('keystone', service_type='identity',
+                        wsgi_target='keystone.wsgi.api:application',
+                        config_env='OS_KEYSTONE_CONFIG_FILES'),
+    'glance': Service('glance', service_type='image',
+                      wsgi_target='glance.wsgi.api:application',
+                      config_env='OS_GLANCE_CONFIG_DIR'),
+    'nova': Service('nova', service_type='compute',
+                    wsgi_target='nova.wsgi.osapi_compute:application',
+                    config_env='OS_NOVA_CONFIG_DIR'),
+    'trove': Service('trove', service_type='database',
+                     console_script='trove-api'),
+    'rabbitmq': Service('rabbitmq', kind=BROKER),
+    'trove-taskmanager': Service('trove-taskmanager', kind=RPC,
+                                 console_script='trove-taskmanager',
+                                 config_of='trove',
+                                 rpc_topic=configs.TASKMANAGER_TOPIC),
+    'trove-conductor': Service('trove-conductor', kind=RPC,
+                               console_script='trove-conductor',
+                               config_of='trove',
+                               rpc_topic=configs.CONDUCTOR_TOPIC),
 }
+
+PORTED = [name for name, service in SERVICES.items() if service.has_port]
+CATALOG = {service.service_type: name for name, service in SERVICES.items()
+           if service.service_type}

@@ -1,16 +1,16 @@
 """``trovestack cloud up|down|status|env``: the local control plane."""
 
+import argparse
 import logging
 import shlex
 
 from cliff import command
 from cliff import lister
-from osc_lib import exceptions
 
+from trovestack.cloud import CloudError
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
 from trovestack.cloud import layout
-from trovestack.cloud import processes
 
 LOG = logging.getLogger(__name__)
 STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL')
@@ -36,15 +36,24 @@ def add_base_port_argument(parser):
     parser.add_argument(
         '--base-port', metavar='<port>', type=_port,
         default=layout.DEFAULT_BASE_PORT,
-        help='First of four consecutive loopback ports of the local cloud '
-             '(keystone, glance, nova, trove); 0 picks free ports. Used when '
-             'the cloud is first created '
-             f'(default: {layout.DEFAULT_BASE_PORT})')
+        help='First of five consecutive loopback ports of the local cloud '
+             '(keystone, glance, nova, trove, rabbitmq; the registry takes '
+             'the sixth); 0 picks free ports. Used when the cloud is first '
+             f'created (default: {layout.DEFAULT_BASE_PORT})')
     return parser
 
 
+def _existing_cloud(parsed_args):
+    cloud = controlplane.LocalCloud(parsed_args.state_dir)
+    if cloud.state is None:
+        raise CloudError(f'no local cloud in {cloud.layout.root}; run '
+                         f'"trovestack cloud up" first')
+    return cloud
+
+
 class CloudUp(lister.Lister):
-    _description = ('Start the local Keystone, Glance, Nova API and Trove API '
+    _description = ('Start the local RabbitMQ, Keystone, Glance, Nova API, '
+                    'Trove API, trove-taskmanager and trove-conductor '
                     '(bootstrapping them on first use)')
 
     def get_parser(self, prog_name):
@@ -63,17 +72,21 @@ class CloudUp(lister.Lister):
             default=controlplane.START_TIMEOUT,
             help='Seconds each service may take to answer '
                  f'(default: {controlplane.START_TIMEOUT:g})')
+        parser.add_argument(
+            '--registry', action=argparse.BooleanOptionalAction,
+            default=None,
+            help='Also run a container registry (Debian docker-registry) '
+                 'for datastore images; remembered for later runs '
+                 '(default: as the cloud had it, else off)')
         return parser
 
     def take_action(self, parsed_args):
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
-        try:
-            rows = cloud.up(base_port=parsed_args.base_port,
-                            clouds_yaml_path=parsed_args.clouds_yaml,
-                            fresh=parsed_args.fresh,
-                            timeout=parsed_args.timeout)
-        except (controlplane.CloudError, processes.ProcessError) as exc:
-            raise exceptions.CommandError(str(exc)) from exc
+        rows = cloud.up(base_port=parsed_args.base_port,
+                        clouds_yaml_path=parsed_args.clouds_yaml,
+                        fresh=parsed_args.fresh,
+                        timeout=parsed_args.timeout,
+                        registry=parsed_args.registry)
         return STATUS_COLUMNS, rows
 
 
@@ -92,18 +105,16 @@ class CloudDown(lister.Lister):
 
 
 class CloudStatus(lister.Lister):
-    _description = 'Show whether each service of the local cloud is running'
+    _description = ('Show whether each process of the local cloud is running '
+                    'and answering (HTTP services their URL, RabbitMQ a '
+                    'login, taskmanager and conductor by consuming their RPC '
+                    'topics)')
 
     def get_parser(self, prog_name):
         return add_state_dir_argument(super().get_parser(prog_name))
 
     def take_action(self, parsed_args):
-        cloud = controlplane.LocalCloud(parsed_args.state_dir)
-        if cloud.state is None:
-            raise exceptions.CommandError(
-                f'no local cloud in {cloud.layout.root}; run '
-                f'"trovestack cloud up" first')
-        return STATUS_COLUMNS, cloud.status()
+        return STATUS_COLUMNS, _existing_cloud(parsed_args).status()
 
 
 class CloudEnv(command.Command):
@@ -121,10 +132,6 @@ class CloudEnv(command.Command):
         return parser
 
     def take_action(self, parsed_args):
-        cloud = controlplane.LocalCloud(parsed_args.state_dir)
-        if cloud.state is None:
-            raise exceptions.CommandError(
-                f'no local cloud in {cloud.layout.root}; run '
-                f'"trovestack cloud up" first')
+        cloud = _existing_cloud(parsed_args)
         for key, value in sorted(cloud.env(parsed_args.cloud).items()):
             self.app.stdout.write(f'export {key}={shlex.quote(value)}\n')
