@@ -16,6 +16,7 @@ removed; the release is printed when ``--version`` is the first argument of
 
 import argparse
 import inspect
+import logging
 import sys
 
 from cliff import app
@@ -25,6 +26,11 @@ from trovestack.common import errors
 
 # App-level options a single-command script accepts anywhere on its line.
 APP_FLAGS = ('-v', '--verbose', '-q', '--quiet', '--debug')
+# Libraries that log, as warnings, what our one-line errors already say
+# (format inspector safety checks, keystoneauth version discovery); they
+# speak again with --debug or -vv.
+CHATTY_LOGGERS = ('keystoneauth', 'openstack', 'stevedore', 'urllib3',
+                  'oslo_utils.imageutils.format_inspector')
 
 
 def release():
@@ -60,6 +66,11 @@ class App(app.App):
             self.stdout.write(f'{self.parser.prog} {release()}\n')
             return 0
         return super().run(argv)
+
+    def prepare_to_run_command(self, cmd):
+        if not self.options.debug and self.options.verbose_level < 2:
+            for name in CHATTY_LOGGERS:
+                logging.getLogger(name).setLevel(logging.ERROR)
 
     def clean_up(self, cmd, result, err):
         self._error = err

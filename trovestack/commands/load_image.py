@@ -17,19 +17,12 @@ LOG = logging.getLogger(__name__)
 
 ADMIN_PURPOSE = 'managing Trove datastores'
 
-# Libraries that log, as warnings, what our one-line errors already say
-# (format inspector safety checks, keystoneauth version discovery); they
-# speak again with --debug or -vv.
-_CHATTY_LOGGERS = ('keystoneauth', 'openstack', 'stevedore', 'urllib3',
-                   'oslo_utils.imageutils.format_inspector')
-
-
 def _comma_list(text):
     return [item.strip() for item in text.split(',') if item.strip()]
 
 
 class _CloudCommand(show.ShowOne):
-    """Shared plumbing: quiet chatty libraries unless debugging."""
+    """Shared plumbing: how much to say."""
 
     def _quiet(self):
         return getattr(self.app.options, 'verbose_level', 1) == 0
@@ -38,11 +31,6 @@ class _CloudCommand(show.ShowOne):
         options = self.app.options
         return bool(getattr(options, 'debug', False)) or \
             getattr(options, 'verbose_level', 1) >= 2
-
-    def _quiet_libraries(self):
-        if not self._debug():
-            for name in _CHATTY_LOGGERS:
-                logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class LoadImage(_CloudCommand):
@@ -126,7 +114,6 @@ class LoadImage(_CloudCommand):
         return parser
 
     def take_action(self, parsed_args):
-        self._quiet_libraries()
         request = cliapp.from_options(
             load_image.make_request, parsed_args,
             conf=config.load(parsed_args.config_file))
@@ -196,7 +183,6 @@ class ActivateImage(_CloudCommand):
         return parser
 
     def take_action(self, parsed_args):
-        self._quiet_libraries()
         load_image.check_names(parsed_args.datastore, parsed_args.version)
         conn = connection.command_connection(
             parsed_args, admin_for=ADMIN_PURPOSE)
