@@ -207,7 +207,8 @@ def _load_step(image_text, datastore, version, *, default):
             summary += ', default'
         return Row('load-image', f'{datastore} {version}', summary)
 
-    describe = (f'{image_text} --datastore {datastore} --version {version}'
+    describe = (f'{image_text} --datastore {datastore} --version {version} '
+                f'--image-name {_image_name(image_text)}'
                 + (' --default' if default else ''))
     return Step('load-image', describe, run)
 

@@ -17,7 +17,8 @@ def test_one_container_image_serves_every_datastore(tmp_path):
                                     ('mariadb', None)))
     assert [s.name for s in steps] == ['build-image', 'load-image',
                                        'load-image', 'flavors', 'test-config']
-    assert steps[1].describe.endswith('--version 8.4 --default')
+    assert steps[1].describe.endswith('--version 8.4 --image-name '
+                                      '<built image> --default')
     assert '--datastore mariadb:10.11' in steps[-1].describe
 
 
