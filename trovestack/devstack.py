@@ -25,6 +25,7 @@ from trovestack import trove_config
 from trovestack.common import errors
 from trovestack.common import results
 from trovestack.imagebuild import builder
+from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class ExtraPlan:
     image_overrides: dict = dataclasses.field(default_factory=dict)
     insecure_registries: tuple = ()
     wanted: instance_prereqs.Wanted = instance_prereqs.Wanted()
+    # OVS bridge the management port of this host is plugged into (with
+    # wanted.host_port); guests then reach RabbitMQ at its address.
+    host_bridge: str = 'br-int'
     network_isolation: bool = False
     volume_support: bool = True
     volume_type: str | None = None
@@ -203,7 +207,22 @@ def _config_params(plan, datastore):
     return str(path) if path.is_file() else None
 
 
-def instance_settings(plan, prepared):
+def _host_messaging(plan, prepared):
+    """Plug this host's management port in; the guests' messaging URL
+    through it.  ([Row], url or None)."""
+    if prepared.port is None:
+        return [], None
+    rows = instance_prereqs.plug_host_port(
+        prepared.port, plan.wanted.cidr, bridge=plan.host_bridge)
+    server = ini.IniFile.load(plan.config_files[trove_config.TROVE_CONF])
+    url = server.get('DEFAULT', 'transport_url')
+    if not url or url.startswith('fake:'):
+        return rows, None
+    address = prepared.port.fixed_ips[0]['ip_address']
+    return rows, instance_prereqs.guest_transport_url(url, address)
+
+
+def instance_settings(plan, prepared, guest_transport_url=None):
     """:class:`trove_config.InstanceSettings` from the plan and what
     :func:`instance_prereqs.converge` found or made."""
     insecure = list(plan.insecure_registries)
@@ -218,7 +237,8 @@ def instance_settings(plan, prepared):
         insecure_registries=insecure,
         network_isolation=plan.network_isolation,
         volume_support=plan.volume_support, volume_type=plan.volume_type,
-        timeouts=plan.timeouts, keypair=prepared.keypair)
+        timeouts=plan.timeouts, keypair=prepared.keypair,
+        guest_transport_url=guest_transport_url)
 
 
 def extra(conn, plan):
@@ -231,7 +251,10 @@ def extra(conn, plan):
     rows += _register(conn, plan, image_path)
     prepared = instance_prereqs.converge(conn, plan.wanted)
     rows += prepared.rows
-    config = trove_config.instance_config(instance_settings(plan, prepared))
+    host_rows, guest_url = _host_messaging(plan, prepared)
+    rows += host_rows
+    config = trove_config.instance_config(
+        instance_settings(plan, prepared, guest_url))
     config[trove_config.TROVE_CONF]['DEFAULT']['default_datastore'] = \
         default_datastore(plan.datastores)
     rows += trove_config.apply(config, plan.config_files)

@@ -14,6 +14,9 @@ changes nothing and never duplicates a resource.
 import dataclasses
 import ipaddress
 import logging
+import os
+import subprocess
+import urllib.parse
 
 from trovestack.common import errors
 from trovestack.common import results
@@ -26,14 +29,17 @@ LOG = logging.getLogger(__name__)
 
 Rule = testenv_secgroup.Rule
 
-# Ingress on the guest's management port.  The guest's own connections
-# (RabbitMQ, the registry, Keystone, Swift) are egress, which a security
-# group allows by default, so they need no rule here.
+# Ingress rules of the management security group.  On a guest's port:
+# ping, SSH and the databases, from the control plane.  On the control
+# plane's own port (``host_port``, which carries the same group): the
+# services guests connect to, RabbitMQ and the local registry.
 DEFAULT_RULES = (
     Rule('icmp', None, 'ping'),
     Rule('tcp', 22, 'ssh (debugging a guest)'),
     Rule('tcp', 3306, 'mysql/mariadb from the control plane'),
     Rule('tcp', 5432, 'postgresql from the control plane'),
+    Rule('tcp', 5672, 'rabbitmq on the host port'),
+    Rule('tcp', 4000, 'local registry on the host port'),
 )
 
 
@@ -276,3 +282,46 @@ def converge(conn, wanted, *, dry_run=False):
     if wanted.quotas:
         rows += ensure_quotas(conn, wanted, dry_run=dry_run)
     return prepared
+
+
+def plug_host_port(port, cidr, *, bridge='br-int', interface='trove-mgmt',
+                   run=subprocess.run):
+    """Give this host the management port's address: an OVS internal
+    interface bound to the Neutron port (as upstream's devstack plugin
+    does), so guests reach the control plane on the management network.
+    Every command is idempotent.  [Row]."""
+    prefix = ipaddress.ip_network(cidr).prefixlen
+    address = port.fixed_ips[0]['ip_address']
+    commands = (
+        ['ovs-vsctl', '--', '--may-exist', 'add-port', bridge, interface,
+         '--', 'set', 'Interface', interface, 'type=internal',
+         'external-ids:iface-status=active',
+         f'external-ids:attached-mac={port.mac_address}',
+         f'external-ids:iface-id={port.id}',
+         'external-ids:skip_cleanup=true'],
+        ['ip', 'link', 'set', 'dev', interface, 'address', port.mac_address],
+        ['ip', 'addr', 'replace', f'{address}/{prefix}', 'dev', interface],
+        ['ip', 'link', 'set', interface, 'up'],
+    )
+    sudo = [] if os.geteuid() == 0 else ['sudo']
+    for argv in commands:
+        result = run(sudo + argv, capture_output=True, text=True,
+                     check=False)
+        if result.returncode != 0:
+            raise errors.UserError(
+                f'{" ".join(argv[:3])} failed: '
+                f'{(result.stderr or "").strip()[:200]}')
+    return [results.Row('host-interface', interface, results.OK,
+                        f'{address}/{prefix} on {bridge}')]
+
+
+def guest_transport_url(server_url, host):
+    """The control plane's messaging URL with ``host`` as the broker's
+    address, as guests reach it."""
+    parts = urllib.parse.urlsplit(server_url)
+    userinfo, _, hostport = parts.netloc.rpartition('@')
+    port = hostport.rpartition(':')[2] if ':' in hostport else ''
+    netloc = f'{userinfo}@{host}' if userinfo else host
+    if port:
+        netloc += f':{port}'
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

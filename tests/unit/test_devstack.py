@@ -147,3 +147,26 @@ def test_command_options_to_plan(tmp_path):
 def test_command_rejects_bad_options(argv):
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+def test_guests_reach_messaging_through_the_host_port(monkeypatch,
+                                                      tmp_path):
+    server = tmp_path / 'trove.conf'
+    server.write_text('[DEFAULT]\ntransport_url = '
+                      'rabbit://stackrabbit:pw@10.0.0.5:5672/\n')
+    files = {trove_config.TROVE_CONF: server,
+             trove_config.GUESTAGENT_CONF: tmp_path / 'guest.conf'}
+    port = types.SimpleNamespace(
+        id='p', mac_address='m', fixed_ips=[{'ip_address': '192.0.2.9'}])
+    plugged = []
+    monkeypatch.setattr(
+        instance_prereqs, 'plug_host_port',
+        lambda port, cidr, bridge: plugged.append((port.id, cidr, bridge))
+        or [results.Row('host-interface', 'trove-mgmt', results.OK)])
+    rows, url = devstack._host_messaging(
+        plan(config_files=files), instance_prereqs.Prepared([], port=port))
+    assert plugged == [('p', '192.168.254.0/24', 'br-int')]
+    assert url == 'rabbit://stackrabbit:pw@192.0.2.9:5672/'
+    assert devstack._host_messaging(
+        plan(config_files=files), instance_prereqs.Prepared([])) == ([],
+                                                                    None)

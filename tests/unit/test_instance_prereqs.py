@@ -171,7 +171,7 @@ def test_missing_rule_is_added_alone(cloud):
     cloud.rules.pop()
     prepared = instance_prereqs.converge(cloud, wanted)
     assert [r.name for r in prepared.rows if r.action == results.CREATED] \
-        == ['trove-mgmt:tcp/5432']
+        == ['trove-mgmt:tcp/4000']
     assert len(cloud.rules) == len(instance_prereqs.DEFAULT_RULES)
 
 
@@ -228,3 +228,48 @@ def test_without_network_service_skips(cloud):
     prepared = instance_prereqs.converge(cloud, instance_prereqs.Wanted())
     assert [r.action for r in prepared.rows] == [results.SKIPPED]
     assert cloud.calls == []
+
+
+def test_plug_host_port_runs_idempotent_commands(monkeypatch):
+    ran = []
+
+    def run(argv, **kwargs):
+        ran.append(argv)
+        return types.SimpleNamespace(returncode=0, stderr='')
+
+    monkeypatch.setattr(instance_prereqs.os, 'geteuid', lambda: 0)
+    port = Resource(id='port-1', mac_address='fa:16:3e:00:00:01',
+                    fixed_ips=[{'ip_address': '192.168.254.10'}])
+    rows = instance_prereqs.plug_host_port(port, '192.168.254.0/24',
+                                           run=run)
+    assert rows[0].detail == '192.168.254.10/24 on br-int'
+    assert ran[0][:5] == ['ovs-vsctl', '--', '--may-exist', 'add-port',
+                          'br-int']
+    assert 'external-ids:iface-id=port-1' in ran[0]
+    assert ['ip', 'addr', 'replace', '192.168.254.10/24', 'dev',
+            'trove-mgmt'] in ran
+
+
+def test_plug_host_port_failure_is_one_line(monkeypatch):
+    monkeypatch.setattr(instance_prereqs.os, 'geteuid', lambda: 1000)
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        return types.SimpleNamespace(returncode=1, stderr='no bridge\n')
+
+    port = Resource(id='p', mac_address='m',
+                    fixed_ips=[{'ip_address': '10.0.0.2'}])
+    with pytest.raises(errors.UserError, match='ovs-vsctl .* no bridge'):
+        instance_prereqs.plug_host_port(port, '10.0.0.0/24', run=run)
+    assert calls[0][0] == 'sudo'
+
+
+@pytest.mark.parametrize('url,expected', [
+    ('rabbit://stackrabbit:s3cret@10.0.0.5:5672/',
+     'rabbit://stackrabbit:s3cret@192.168.254.10:5672/'),
+    ('rabbit://u:p@controller/trove', 'rabbit://u:p@192.168.254.10/trove'),
+])
+def test_guest_transport_url(url, expected):
+    assert instance_prereqs.guest_transport_url(url, '192.168.254.10') == \
+        expected

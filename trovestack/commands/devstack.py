@@ -5,6 +5,7 @@ calls :func:`trovestack.devstack.extra` and lists what it did.
 """
 
 import logging
+import socket
 
 from cliff import lister
 
@@ -136,6 +137,13 @@ class DevstackExtra(lister.Lister):
         parser.add_argument('--mgmt-security-group', default='trove-mgmt',
                             help='Management security group '
                                  '(default: trove-mgmt)')
+        parser.add_argument(
+            '--host-port', metavar='<name>', default='',
+            help="This host's own port on the management network, plugged "
+                 'into --host-bridge; guests reach RabbitMQ at its address '
+                 '(default: none)')
+        parser.add_argument('--host-bridge', default='br-int',
+                            help='OVS bridge of that port (default: br-int)')
         parser.add_argument('--keypair-name', default='trove-mgmt',
                             help='Keypair of the Trove service user')
         parser.add_argument('--public-key-file', metavar='<path>',
@@ -176,8 +184,9 @@ class DevstackExtra(lister.Lister):
             insecure_registries=a.insecure_registries,
             network_isolation=a.network_isolation,
             volume_support=a.volume_support, volume_type=a.volume_type,
-            timeouts=timeouts,
+            timeouts=timeouts, host_bridge=a.host_bridge,
             wanted=instance_prereqs.Wanted(
+                host_port=a.host_port, host=socket.gethostname(),
                 project=a.project, network_name=a.mgmt_network,
                 subnet_name=a.mgmt_subnet, cidr=a.mgmt_subnet_range,
                 security_group=a.mgmt_security_group,
