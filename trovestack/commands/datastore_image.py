@@ -68,8 +68,6 @@ class BuildDatastoreImage(show.ShowOne):
             security_mirror=parsed_args.security_mirror)
         pushed = None
         if parsed_args.push:
-            self._progress(f'pushing {image.reference} to '
-                           f'{parsed_args.push}')
             pushed = registry.push(image.path, parsed_args.push,
                                    image.repository, image.tag)
         values = {

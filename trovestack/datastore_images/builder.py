@@ -311,8 +311,9 @@ def build(datastore, version, *, output_dir=None, force=False,
     started = time.monotonic()
 
     def report(message):
-        LOG.info('%s: %s', spec.name, message)
-        if progress is not None:
+        if progress is None:
+            LOG.info('%s: %s', spec.name, message)
+        else:
             progress(f'{spec.name}: {message}')
 
     def result(stamp, built):
