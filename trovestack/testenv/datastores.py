@@ -33,11 +33,14 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value or '')
 
 
-def registered(trove):
-    """{name: (datastore, [versions])} of every datastore in Trove."""
+def registered(trove, names=None):
+    """{name: (datastore, [versions])} of every datastore in Trove; the
+    versions are looked up only for ``names`` (default: all)."""
     found = {}
     for datastore in trove.datastores.list():
-        versions = list(trove.datastore_versions.list(datastore.id))
+        versions = []
+        if names is None or datastore.name in names:
+            versions = list(trove.datastore_versions.list(datastore.id))
         found[datastore.name] = (datastore, versions)
     return found
 
@@ -48,7 +51,8 @@ def choose(trove, wanted=None):
     Without ``wanted`` every registered datastore with a default (or only)
     version is chosen. Unknown names or versions raise TestEnvError.
     """
-    available = registered(trove)
+    available = registered(
+        trove, {name for name, _ in wanted} if wanted else None)
     if not available:
         raise testenv.TestEnvError(
             'no datastore is registered in Trove; register one first '

@@ -146,9 +146,16 @@ class Inventory:
 
 
 def inventory(conn):
-    """The cloud's flavors, looked up once."""
-    existing = list(conn.compute.flavors(details=True, get_extra_specs=True,
-                                         is_public=None))
+    """The cloud's flavors, looked up once.
+
+    From compute API 2.61 the list carries every flavor's extra specs;
+    openstacksdk would still fetch the empty ones one flavor at a time.
+    """
+    from openstack import utils
+
+    listed = utils.supports_microversion(conn.compute, '2.61')
+    existing = list(conn.compute.flavors(details=True, is_public=None,
+                                         get_extra_specs=not listed))
     return Inventory(by_id={flavor.id: flavor for flavor in existing},
                      by_name={flavor.name: flavor for flavor in existing})
 

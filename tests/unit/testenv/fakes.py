@@ -16,6 +16,7 @@ def connection(services=('compute', 'database', 'image', 'identity')):
         raise ks_exc.EndpointNotFound(service_type)
 
     conn.session.get_endpoint.side_effect = get_endpoint
+    conn.compute.get_endpoint_data.return_value = None  # no microversions
     conn.current_project_id = 'project-1'
     return conn
 

@@ -1,4 +1,6 @@
 
+from unittest import mock
+
 import pytest
 from openstack import exceptions as sdk_exc
 
@@ -116,3 +118,13 @@ def test_result_as_row():
     assert change == results.Row(
         'flavor', 'ds512M', 'created',
         'id=d1 ram=512 disk=5 vcpus=1 ephemeral=0')
+
+
+def test_extra_specs_come_with_the_list_from_microversion_2_61():
+    conn = _conn()
+    conn.compute.get_endpoint_data.return_value = mock.Mock(
+        min_microversion='2.1', max_microversion='2.96')
+    conn.compute.default_microversion = None
+    flavors.ensure_flavors(conn, flavors.flavor_specs('tempest'))
+    conn.compute.flavors.assert_called_once_with(
+        details=True, get_extra_specs=False, is_public=None)
