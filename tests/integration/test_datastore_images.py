@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -27,6 +28,8 @@ from trovestack.datastore_images import builder
 from trovestack.datastore_images import datastores
 
 V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
+READ_URL = ('import sys, urllib.request\n'
+            'print(urllib.request.urlopen(sys.argv[1]).read().decode())')
 # Resolved at import, before the test session isolates XDG_CACHE_HOME:
 # the images are cached between runs like the guest image.
 IMAGE_CACHE = builder.default_output_dir()
@@ -91,6 +94,31 @@ def test_registry_push_then_read_manifest(tmp_path):
         assert tags['tags'] == ['1.0']
     finally:
         registry.stop(data_dir)
+
+
+@pytest.mark.skipif(not shutil.which('docker-registry') or os.geteuid(),
+                    reason='needs root and the docker-registry package')
+def test_registry_inside_a_network_namespace(tmp_path):
+    """Where guests reach it: bound in a namespace of our own, pushed to
+    from inside it; the host's own port 5000 is not involved."""
+    from trovestack import netns
+
+    tiny_archive(tmp_path / 'tiny.tar')
+    data_dir = tmp_path / 'registry'
+    with netns.namespace(netns.owned_name('tsreg')) as ns:
+        reg = registry.start(data_dir, netns=ns.name)
+        try:
+            assert (reg.address, reg.netns) == ('127.0.0.1:5000', ns.name)
+            assert registry.start(data_dir, netns=ns.name).pid == reg.pid
+            assert reg.pid in ns.pids()
+            pushed = registry.push(tmp_path / 'tiny.tar', reg.address,
+                                   'trovestack/tiny', '1.0', netns=ns.name)
+            tags = ns.run([sys.executable, '-c', READ_URL,
+                           f'{reg.url}/v2/trovestack/tiny/tags/list'])
+            assert json.loads(tags.stdout)['tags'] == ['1.0']
+            assert pushed.digest.startswith('sha256:')
+        finally:
+            assert registry.stop(data_dir)
 
 
 # --- the images under a real dockerd, driven by Trove's own code ---------
