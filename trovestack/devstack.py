@@ -163,8 +163,11 @@ def _guest_image(plan, embedded):
 
 def _embed(request, images):
     """Ask the builder to bake the datastore images into the guest image."""
-    field = 'embed_datastore_images'
-    if field not in {f.name for f in dataclasses.fields(request)}:
+    fields = {f.name for f in dataclasses.fields(request)}
+    field = next((name for name in ('embed_datastore_images',
+                                    'embed_datastore_image')
+                  if name in fields), None)
+    if field is None:
         raise errors.UserError(
             'this trove-image-builder cannot embed datastore images; use '
             'TROVE_DATASTORE_IMAGE_SOURCE=registry or upstream')

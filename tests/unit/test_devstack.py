@@ -170,3 +170,23 @@ def test_guests_reach_messaging_through_the_host_port(monkeypatch,
     assert devstack._host_messaging(
         plan(config_files=files), instance_prereqs.Prepared([])) == ([],
                                                                     None)
+
+
+def test_embedding_asks_the_builder_by_name():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Request:
+        embed_datastore_images: tuple = ()
+
+    request = Request()
+    images = [types.SimpleNamespace(datastore='mariadb', version='11.8')]
+    devstack._embed(request, images)
+    assert request.embed_datastore_images == ('mariadb:11.8',)
+
+    @dataclasses.dataclass
+    class OldRequest:
+        datastore: str = 'mysql'
+
+    with pytest.raises(errors.UserError, match='cannot embed'):
+        devstack._embed(OldRequest(), images)
