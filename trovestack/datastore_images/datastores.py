@@ -31,6 +31,7 @@ class DatastoreSpec:
     extra_env: tuple = ()
     stop_signal: str = ''
     # (path, mode) owned by SERVICE_UID: where the server puts its socket
+    # (PostgreSQL's is world-writable + sticky, so any uid can run it)
     runtime_dirs: tuple = ()
 
     @property
@@ -82,7 +83,7 @@ def _postgresql(version, suite):
         extra_path=f'/usr/lib/postgresql/{version}/bin',
         extra_env=(('PGDATA', '/var/lib/postgresql/data'),),
         stop_signal='SIGINT',
-        runtime_dirs=(('/run/postgresql', 0o2775),))
+        runtime_dirs=(('/run/postgresql', 0o3777),))
 
 
 SPECS = {spec.name: spec for spec in (

@@ -245,5 +245,5 @@ def test_archive_is_loadable_layout(tmp_path, fake_mmdebstrap):
     assert len(config['rootfs']['diff_ids']) == 2
     run_dir = names['./run/postgresql']
     assert (run_dir.isdir(), run_dir.uid, run_dir.mode) == (
-        True, datastores.SERVICE_UID, 0o2775)
+        True, datastores.SERVICE_UID, 0o3777)
     assert image.image_id == 'sha256:' + manifest[0]['Config'][:-5]

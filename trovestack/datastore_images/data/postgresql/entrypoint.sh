@@ -63,7 +63,7 @@ fi
 
 if [[ "$1" == postgres ]]; then
     if [[ $(id -u) -eq 0 ]]; then
-        install -d -o "$service_uid" -g "$service_uid" -m 2775 \
+        install -d -o "$service_uid" -g "$service_uid" -m 3777 \
             /run/postgresql
         install -d -o "$service_uid" -g "$service_uid" -m 0700 "$PGDATA"
         exec setpriv --reuid="$service_uid" --regid="$service_uid" \
