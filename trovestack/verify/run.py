@@ -66,6 +66,10 @@ WHY = {
     'database and user': 'the guest API did not create and list them',
 }
 PROGRESS_EVERY = 30.0
+# The agent's unit is ordered right after cloud-init.service; the console
+# "cloud-init done" marker comes later still (cloud-final). An agent with no
+# journal line this long after it will not start: fail early.
+AGENT_START_GRACE = 180.0
 TAIL_LINES = 40
 
 
@@ -384,6 +388,10 @@ def _watch(control, qemu, console, deadline, timeline, result, progress):
                 control.proc.returncode)
         elif now >= deadline:
             failure = 'timed out'
+        elif _agent_never_started(timeline):
+            failure = ('no guest agent log line %d s after cloud-init '
+                       'finished (its unit runs right after cloud-init)'
+                       % AGENT_START_GRACE)
         if failure:
             result.failed_stage = timeline.next_missing()
             result.reason = '%s: %s' % (
@@ -394,6 +402,12 @@ def _watch(control, qemu, console, deadline, timeline, result, progress):
             progress('[%7.1fs] waiting for %s (%.0f s left)' % (
                 timeline.elapsed(), timeline.next_missing(),
                 deadline - now))
+
+
+def _agent_never_started(timeline):
+    done = timeline.seen.get('cloud-init')
+    return (done is not None and 'agent started' not in timeline.seen
+            and timeline.elapsed() - done.seconds > AGENT_START_GRACE)
 
 
 def _handle(event, timeline, result):

@@ -96,3 +96,17 @@ def test_guest_config_names_the_image_and_broker():
     assert '[mariadb]\ndocker_image = trovestack/mariadb' in text
     assert 'transport_url = rabbit://u:p@10.99.0.1:5672/trove' in text
     assert 'control_exchange = trove' in text
+
+
+def test_an_agent_that_never_starts_fails_early(monkeypatch):
+    timeline = run._Timeline(progress=lambda message: None)
+    timeline.start = 0
+    clock = [100.0]
+    monkeypatch.setattr(run.time, 'monotonic', lambda: clock[0])
+    timeline.mark('cloud-init')
+    clock[0] += run.AGENT_START_GRACE - 1
+    assert not run._agent_never_started(timeline)
+    clock[0] += 2
+    assert run._agent_never_started(timeline)
+    timeline.mark('agent started')
+    assert not run._agent_never_started(timeline)
