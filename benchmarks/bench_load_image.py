@@ -11,10 +11,15 @@ one with --state-dir), in one run:
 2. re-running with nothing changed: the command, and the library in an
    open session as ``trovestack`` calls it (goal < 1 s, 0 bytes uploaded);
 3. upload throughput of ensure_image() vs a raw HTTP PUT (curl) of the same
-   file to Glance (goal >= 0.9x).
+   file to Glance (goal >= 0.9x);
+4. no-change runs of ``load-trove-image``, ``activate-trove-image`` (goal
+   < 1 s each) and ``trovestack provision`` (goal < 2 s), wall clock and CPU
+   seconds, beside the figures measured before the start-up work (issue 12:
+   1.6-1.7 s and 3.3 s) and, with --baseline-tree, beside the same commands
+   of an older source tree run now (``git archive REV | tar -x -C DIR``).
 
     .venv/bin/python benchmarks/bench_load_image.py [--size-mib 200]
-        [--runs 3] [--state-dir DIR]
+        [--runs 3] [--state-dir DIR] [--only-no-change] [--baseline-tree DIR]
 """
 
 import argparse
@@ -22,6 +27,7 @@ import contextlib
 import json
 import os
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -133,6 +139,11 @@ def main():
     parser.add_argument('--state-dir',
                         help='Use this running local cloud (default: start '
                              'one in a temporary directory)')
+    parser.add_argument('--only-no-change', action='store_true',
+                        help='Measure only the no-change runs (4.)')
+    parser.add_argument('--baseline-tree', metavar='DIR',
+                        help='Also time the no-change load/activate of the '
+                             'source tree in DIR (an older revision)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, \
             local_cloud(args.state_dir) as (clouds_yaml, trove_conf):
@@ -141,7 +152,90 @@ def main():
         os.environ['OS_CLIENT_CONFIG_FILE'] = str(clouds_yaml)
         image = pathlib.Path(tmp) / 'guest.img'
         write_image(image, args.size_mib * MiB)
-        report(measure(image, env, trove_conf, args.runs), args)
+        if not args.only_no_change:
+            report(measure(image, env, trove_conf, args.runs), args)
+        report_no_change(no_change(image, env, pathlib.Path(tmp), args),
+                         args)
+
+
+# Measured before the start-up work (issue 12), on this machine kind.
+RECORDED = {'load': '1.6-1.7', 'activate': '-', 'provision': '3.3'}
+GOALS = {'load': 1.0, 'activate': 1.0, 'provision': 2.0}
+
+
+def _wall_and_cpu(argv, env):
+    """(wall seconds, CPU seconds of the child) of one successful run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([str(a) for a in argv], env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f'{argv[0]} failed: {done.stderr.strip()}')
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime
+                  + after.ru_stime - before.ru_stime)
+
+
+def _baseline(script, tree):
+    """argv prefix running an older tree's console script (its own
+    entry-point function, found by name in that tree)."""
+    functions = {'load-trove-image': 'load_main',
+                 'activate-trove-image': 'activate_main'}
+    code = (f'import sys; sys.path.insert(0, {str(tree)!r}); '
+            f'from load_image.shell import {functions[script]} as main; '
+            f'sys.argv[0] = {script!r}; sys.exit(main())')
+    return [sys.executable, '-c', code], {}
+
+
+def no_change(image, env, tmp, args):
+    """{key: [(wall, cpu)]} of no-change runs (after one run that makes
+    the changes)."""
+    datastore = f'nc{uuid.uuid4().hex[:6]}'
+    small = tmp / 'trove-guest-bench-nochange.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(small),
+                    '32M'], check=True)
+    load_args = [image, '--datastore', datastore, '--version', '8.4',
+                 '--manager', 'mysql', '--default', '--os-cloud', ADMIN,
+                 '-f', 'json']
+    activate_args = [datastore, '8.4', '--os-cloud', ADMIN, '-f', 'json']
+    commands = {
+        'load': ([BIN / 'load-trove-image', *load_args], env),
+        'activate': ([BIN / 'activate-trove-image', *activate_args], env),
+        'provision': ([BIN / 'trovestack', 'provision', 'mysql:8.4nc',
+                       '--image', small, '--os-cloud', ADMIN,
+                       '--tempest-conf', tmp / 'tempest.conf', '-f', 'json'],
+                      env),
+    }
+    if args.baseline_tree:
+        for key, script, rest in (
+                ('load', 'load-trove-image', load_args),
+                ('activate', 'activate-trove-image', activate_args)):
+            prefix, extra = _baseline(script, args.baseline_tree)
+            commands[f'{key} (baseline)'] = ([*prefix, *rest],
+                                             dict(env, **extra))
+    measured = {key: [] for key in commands}
+    for key in ('load', 'provision'):  # the changes, not measured
+        _wall_and_cpu(*commands[key])
+    for _ in range(args.runs):
+        for key, (argv, run_env) in commands.items():
+            measured[key].append(_wall_and_cpu(argv, run_env))
+    return measured
+
+
+def report_no_change(measured, args):
+    load = os.getloadavg()[0]
+    print(f'4. no-change runs, {args.runs} runs each, medians (load '
+          f'average {load:.1f} on {os.cpu_count()} CPUs)')
+    print(f'{"command":<34} {"wall s":>7} {"cpu s":>6} {"before s":>9} '
+          f'{"goal s":>7}')
+    for key, values in measured.items():
+        wall = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        base = key.split(' ')[0]
+        before = '' if key != base else RECORDED[base]
+        goal = f'< {GOALS[base]:g}' if key == base else ''
+        print(f'{key:<34} {wall:7.2f} {cpu:6.2f} {before:>9} {goal:>7}')
 
 
 def provision(conn, trove, image_file, datastore):
