@@ -10,6 +10,7 @@ Crashes are real: the process sends itself SIGKILL at a named point
 import hashlib
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -177,3 +178,89 @@ def test_twenty_provision_runs(local_cloud, admin, trove, tmp_path):
         if flavors is None:
             flavors = rel.flavor_set(admin)
         assert rel.flavor_set(admin) == flavors, f'run {run + 1}'
+
+
+# -- the image builder ----------------------------------------------------
+
+_BUILD_SCRIPT = '''
+import hashlib, os, pathlib, signal, sys
+from trovestack.common import files
+from trovestack.imagebuild import builder, dib, guest_agent
+
+output, cache, kill_at = sys.argv[1:4]
+
+def fake_dib(args, env, log_path, progress):
+    """Writes the image and its .sha256 as DIB does (or dies half-way)."""
+    target = pathlib.Path(args[args.index('-o') + 1])
+    image = target.with_name(target.name + '.qcow2')
+    image.write_bytes(os.urandom(4096))
+    if kill_at == 'dib':
+        os.kill(os.getpid(), signal.SIGKILL)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    pathlib.Path(str(image) + '.sha256').write_text(f'{digest}  x\\n')
+    return 0.0
+
+real_write, real_replace = files.write_atomic, os.replace
+
+def write_atomic(path, data, mode=None):
+    if kill_at == 'sidecar' and path == builder.sidecar_path(output):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(path, data, mode)
+
+def replace(source, target):
+    if kill_at == 'replace' and str(target) == output:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(source, target)
+
+dib.run = fake_dib
+files.write_atomic = write_atomic
+os.replace = replace
+builder._check_host = lambda plan, shims: None
+guest_agent.prepare = lambda *args, **kwargs: pathlib.Path(cache) / 'wheels'
+result = builder.build_image(builder.BuildRequest(
+    output=output, cache_dir=cache, mirror='http://mirror.invalid/debian',
+    force=kill_at != 'skip'))
+print(result.skipped)
+'''
+
+
+def _build(tmp_path, output, kill_at):
+    return subprocess.run(
+        [sys.executable, '-c', _BUILD_SCRIPT, str(output),
+         str(tmp_path / 'cache'), kill_at], capture_output=True, text=True,
+        timeout=120)
+
+
+@pytest.mark.parametrize('kill_at, skipped', [
+    ('dib', True),        # nothing published: the previous image stands
+    ('replace', True),    # about to put the new image in place
+    ('sidecar', False),   # new image in place, its record not yet
+])
+def test_killed_image_build_keeps_the_previous_image(tmp_path, kill_at,
+                                                      skipped):
+    from trovestack.imagebuild import builder
+
+    output = tmp_path / 'out' / 'trove-guest.qcow2'
+    assert _build(tmp_path, output, 'none').returncode == 0
+    previous = output.read_bytes()
+    sidecar = builder.read_sidecar(output)
+
+    killed = _build(tmp_path, output, kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if skipped:  # the published image and its records stay
+        assert output.read_bytes() == previous
+        assert builder.read_sidecar(output) == sidecar
+    assert [p.name for p in output.parent.glob('.build-*')] != []
+
+    # The next build is not fooled by what the killed one left behind, and
+    # removes its work directory.
+    again = _build(tmp_path, output, 'skip')
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str(skipped)
+    assert builder.is_up_to_date(output, builder.read_sidecar(output)[
+        'build_hash'])
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert builder.read_sidecar(output)['sha256'] == digest
+    assert (output.parent / (output.name + '.sha256')).read_text().split()[
+        0] == digest
+    assert list(output.parent.glob('.build-*')) == []

@@ -30,6 +30,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
 SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
 SIDECAR_SUFFIX = '.build.json'
+# Work directories beside the output: .build-<pid>-<random>.
+WORKDIR_PREFIX = '.build-'
 BUILD_HASH_SUFFIX = hashing.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
 BASE_IMAGES = ('cached', 'download', 'local')
@@ -366,21 +368,27 @@ def _check_host(plan, shims):
 
 
 def _publish(plan, workdir, inputs, build_hash, log_path):
-    """Move the finished image and its checksum into place, sidecar last."""
+    """Move the finished image into place, then its checksums, sidecar last.
+
+    A build killed in between leaves the previous image with its own
+    records, or the new image with the previous sidecar (which the next
+    build sees as out of date): never records that lie about the image.
+    """
     name = plan.output.name
     plan.output.parent.mkdir(parents=True, exist_ok=True)
-    sha256 = None
+    digests = {}
     for suffix in ('.sha256', '.md5'):
         built = workdir / (name + suffix)
         if built.exists():
             # DIB writes the temporary path into the file; keep the name only.
-            digest = built.read_text().split()[0]
-            files.write_atomic(pathlib.Path(str(plan.output) + suffix),
-                               '%s  %s\n' % (digest, name))
-            sha256 = digest if suffix == '.sha256' else sha256
+            digests[suffix] = built.read_text().split()[0]
+    sha256 = digests.get('.sha256')
     if sha256 is None:
         raise errors.BuildError('disk-image-create wrote no %s.sha256' % name)
     os.replace(workdir / name, plan.output)
+    for suffix, digest in digests.items():
+        files.write_atomic(pathlib.Path(str(plan.output) + suffix),
+                           '%s  %s\n' % (digest, name))
     stat = plan.output.stat()
     sidecar = {
         'build_hash': build_hash,
@@ -405,6 +413,26 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
     return sha256
 
 
+def _remove_dead_workdirs(output_dir):
+    """Delete the work directories of builds that were killed: they are
+    named after the build's pid, and that process is gone."""
+    for workdir in pathlib.Path(output_dir).glob(WORKDIR_PREFIX + '*-*'):
+        pid = workdir.name[len(WORKDIR_PREFIX):].split('-', 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            LOG.info('Removing %s, left behind by a killed build', workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _log_progress(message):
     LOG.info('%s', message)
 
@@ -422,6 +450,7 @@ def build_image(request, progress=None):
         request.agent_source, request.agent_ref, request.agent_path)
     inputs = hash_inputs(plan, agent_identity)
     build_hash = hashing.build_hash(inputs)
+    _remove_dead_workdirs(plan.output.parent)
     if not request.force and is_up_to_date(plan.output, build_hash):
         sidecar = read_sidecar(plan.output)
         progress('%s is up to date (build hash %s), skipping'
@@ -449,8 +478,9 @@ def build_image(request, progress=None):
     progress('Building %s with elements: %s (log: %s)'
              % (plan.output, ' '.join(plan.elements), log_path))
     plan.output.parent.mkdir(parents=True, exist_ok=True)
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix='.build-',
-                                            dir=plan.output.parent))
+    workdir = pathlib.Path(tempfile.mkdtemp(
+        prefix='%s%d-' % (WORKDIR_PREFIX, os.getpid()),
+        dir=plan.output.parent))
     try:
         target = workdir / plan.output.name[:-len(request.image_format) - 1]
         dib.run(_dib_args(plan, target), _dib_env(plan, wheelhouse, shims),

@@ -1,2 +1,0 @@
-#!/bin/bash
-export TROVE_GUEST_DB_SERVICES="${TROVE_GUEST_DB_SERVICES:-} postgresql"
