@@ -90,6 +90,13 @@ class BuildImage(show.ShowOne):
                              'looked up in integration/elements and '
                              '$ELEMENTS_PATH)')
         parser.add_argument(
+            '--embed-datastore-image', metavar='<datastore>:<version>',
+            action='append', default=[],
+            help='Bake this datastore container image (built by '
+                 'build-datastore-image, first if needed) into the image '
+                 'and load it at boot, so no registry is needed '
+                 '(repeatable; default: none)')
+        parser.add_argument(
             '--ssh-key', metavar='<public-key-file>',
             help='Authorise this public key for the guest user (debug '
                  'images; default: no key)')
@@ -142,6 +149,8 @@ class BuildImage(show.ShowOne):
         return cliapp.from_options(
             builder.BuildRequest, parsed_args,
             extra_elements=tuple(parsed_args.extra_element),
+            embed_datastore_images=tuple(
+                parsed_args.embed_datastore_image),
             agent_source=parsed_args.guest_agent_source,
             agent_ref=parsed_args.guest_agent_ref,
             agent_path=parsed_args.guest_agent_path)

@@ -17,6 +17,7 @@ import time
 
 from trovestack.common import files
 from trovestack.imagebuild import dib
+from trovestack.imagebuild import embedded
 from trovestack.imagebuild import errors
 from trovestack.imagebuild import guest_agent
 from trovestack.imagebuild import hashing
@@ -74,6 +75,8 @@ class BuildRequest:
     cache_dir: str = None
     debug_trace: bool = False
     arch: str = None
+    # ('mariadb:11.8', ...): datastore images baked into the guest image
+    embed_datastore_images: tuple = ()
 
 
 @dataclasses.dataclass
@@ -101,6 +104,7 @@ class Plan:
     arch: str = None
     mirror: str = None
     security_mirror: str = None
+    embedded: list = dataclasses.field(default_factory=list)
 
 
 def _choose(kind, name, available):
@@ -117,6 +121,8 @@ def _default_output_name(plan):
     else:
         stem = 'trove-guest-%s-%s-%s-%s' % (plan.guest_os.name, plan.release,
                                            plan.datastore.name, plan.version)
+    for name in plan.request.embed_datastore_images:
+        stem += '-' + name.replace(':', '-')
     if plan.arch != host.host_arch():
         stem += '-' + plan.arch
     return '%s.%s' % (stem, plan.request.image_format)
@@ -180,6 +186,8 @@ def _elements(request, datastore, guest_os):
     elements.extend(datastore.elements(request.mode))
     if request.ssh_key:
         elements.append('trove-guest-ssh-key')
+    if request.embed_datastore_images:
+        elements.append(embedded.ELEMENT)
     elements.extend(request.extra_elements)
     return elements
 
@@ -204,6 +212,7 @@ def plan_build(request, datastores=None, guest_oses=None):
                                    ', '.join(datastore.versions)))
     _validate_mode(request, datastore, guest_os, release, version)
     _validate_files(request)
+    embedded.parse(request.embed_datastore_images)
     cache_dir = pathlib.Path(request.cache_dir or default_cache_dir())
     cache_dir = cache_dir.absolute()
     plan = Plan(request=request, datastore=datastore, guest_os=guest_os,
@@ -251,6 +260,9 @@ def hash_inputs(plan, agent_identity):
                     if request.ssh_key else ''),
         'diskimage_builder': dib.dib_version(),
     }
+    if plan.embedded:
+        inputs['embedded_datastore_images'] = embedded.hash_value(
+            plan.embedded)
     if request.mode == plugins.PACKAGE:
         # Container images serve every datastore, so only package mode
         # images depend on the datastore.
@@ -335,6 +347,8 @@ def _dib_env(plan, wheelhouse, shims):
         env[plan.guest_os.security_mirror_env] = plan.security_mirror
     if request.ssh_key:
         env['TROVE_GUEST_SSH_KEY'] = os.path.abspath(request.ssh_key)
+    if plan.embedded:
+        env[embedded.ENV_VARIABLE] = embedded.env_value(plan.embedded)
     if request.debug_trace:
         env['DIB_DEBUG_TRACE'] = '1'
     if shims:
@@ -402,6 +416,8 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
         'guest_release': plan.release,
         'arch': plan.arch,
         'elements': plan.elements,
+        'embedded_datastore_images': embedded.sidecar_value(
+            plan.embedded),
         'inputs': inputs,
         'built_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
         'log': str(log_path),
@@ -446,6 +462,9 @@ def build_image(request, progress=None):
     plan = plan_build(request)
     plan.mirror, plan.security_mirror = mirrors.resolve(
         plan.guest_os, request.mirror, request.security_mirror)
+    # Archives first: their digests are part of the build hash.
+    plan.embedded = embedded.resolve(request.embed_datastore_images,
+                                     progress)
     agent_identity = guest_agent.source_identity(
         request.agent_source, request.agent_ref, request.agent_path)
     inputs = hash_inputs(plan, agent_identity)
