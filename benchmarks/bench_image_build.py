@@ -35,7 +35,6 @@ def _timed(label, request):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--datastore', default='mysql')
-    parser.add_argument('--mode', default='container')
     parser.add_argument('--cache-dir', help='default: a fresh temporary dir')
     parser.add_argument('--keep', action='store_true',
                         help='keep the temporary cache and image')
@@ -46,7 +45,6 @@ def main(argv=None):
     try:
         def request(**kwargs):
             return builder.BuildRequest(datastore=args.datastore,
-                                        mode=args.mode,
                                         cache_dir=str(cache), **kwargs)
 
         cold, first = _timed('cold build', request())

@@ -30,7 +30,6 @@ class ProvisionRequest:
 
     datastores: list  # [(name, version or None)]
     image: str = None  # a guest image file; None: build one
-    mode: str = 'container'
     image_dir: str = None
     tempest_conf: str = None
     trove_test_conf: str = None
@@ -70,10 +69,8 @@ def plan(request):
     defaults = default_versions(targets)
     steps = []
     for index, (name, version) in enumerate(targets):
-        # A container-mode image serves every datastore; a package-mode
-        # image holds one datastore's packages.
-        if request.image is None and (index == 0
-                                      or request.mode == 'package'):
+        # One guest image serves every datastore: built once.
+        if request.image is None and index == 0:
             steps.append(_build_step(request, name, version))
         steps.append(_load_step(request.image or '<built image>', name,
                                 version,
@@ -170,7 +167,6 @@ def _build_step(request, datastore, version):
 
     build = builder.BuildRequest(datastore=datastore,
                                  datastore_version=version,
-                                 mode=request.mode,
                                  output_dir=request.image_dir)
 
     def run(context):
@@ -179,8 +175,7 @@ def _build_step(request, datastore, version):
         return Row('build-image', result.path,
                    'unchanged, not rebuilt' if result.skipped else 'built')
 
-    describe = (f'--datastore {datastore} --datastore-version {version} '
-                f'--mode {request.mode}')
+    describe = f'--datastore {datastore} --datastore-version {version}'
     if request.image_dir:
         describe += f' --output-dir {request.image_dir}'
     return Step('build-image', describe, run)

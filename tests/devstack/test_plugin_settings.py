@@ -79,6 +79,8 @@ def test_defaults_pass_settings_checks(tmp_path):
     ('mysql:8.4,postgres:17',
      ["Unknown datastore 'postgres'", 'valid: mysql, mariadb, postgresql']),
     ('mysql:9.9', ['Cannot build mysql 9.9', 'valid versions of mysql:']),
+    ('postgresql:13', ['Cannot build postgresql 13',
+                       'valid versions of postgresql: 15, 16, 17, 18']),
     ('mysql', ["'mysql' is not datastore:version"]),
     (',', ['TROVE_DATASTORES is empty']),
 ])

@@ -303,21 +303,22 @@ def test_quickstart_loads_the_built_image_into_the_local_cloud(
                     check=False)
 
 
-def test_package_mode_image_with_debug_ssh_key(build_host, tmp_path):
-    """Package mode (spec 002): the distribution's PostgreSQL baked in, no
-    container runtime; and the optional debug SSH key for the guest user."""
+def test_debug_ssh_key_on_a_container_image(build_host, tmp_path):
+    """The optional debug SSH key for the guest user, on the one kind of
+    image Trove 26 can use: guest agent + container runtime, no database
+    installed from packages."""
     key = tmp_path / 'debug_key'
     _sh('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key)
-    image = tmp_path / 'trove-guest-postgresql-package.qcow2'
+    image = tmp_path / 'trove-guest-debug-key.qcow2'
     result = helpers.run_json(
-        'trove-image-builder', '--datastore', 'postgresql', '--mode',
-        'package', '--ssh-key', f'{key}.pub', '--output', image)
+        'trove-image-builder', '--datastore', 'postgresql',
+        '--ssh-key', f'{key}.pub', '--output', image)
     assert result['Skipped'] is False
     with _mounted(image, tmp_path) as root:
         status = (root / 'var' / 'lib' / 'dpkg' / 'status').read_text()
-        assert 'Package: postgresql-15\nStatus: install ok installed' in (
-            status)
-        assert not (root / 'usr' / 'sbin' / 'dockerd').exists()
+        assert 'Package: postgresql-15\n' not in status
+        assert 'Package: mariadb-server\n' not in status
+        assert (root / 'usr' / 'sbin' / 'dockerd').exists()
         wants = root / 'etc' / 'systemd' / 'system' / (
             'multi-user.target.wants')
         assert (wants / 'guest-agent.service').is_symlink()

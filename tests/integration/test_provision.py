@@ -84,12 +84,12 @@ def test_bad_input_is_one_line(local_cloud, args, message):
     assert len(lines) == 1 and lines[0].startswith(message), lines
 
 
-def test_package_mode_builds_one_image_per_datastore(local_cloud, tmp_path):
+def test_one_image_build_serves_every_datastore(local_cloud, tmp_path):
     rows = _by_step(run_json(
-        'trovestack', 'provision', 'mariadb:10.11', 'postgresql:15',
-        '--mode', 'package', '--dry-run', '--os-cloud',
-        local_cloud.admin_cloud, env=local_cloud.env()))
+        'trovestack', 'provision', 'mariadb:11.8', 'postgresql:17',
+        '--dry-run', '--os-cloud', local_cloud.admin_cloud,
+        env=local_cloud.env()))
     assert [r[0] for r in rows] == ['build-image', 'load-image',
-                                    'build-image', 'load-image', 'flavors',
-                                    'test-config']
-    assert '--datastore postgresql --datastore-version 15' in rows[2][1]
+                                    'load-image', 'flavors', 'test-config']
+    assert rows[1][1].endswith('--default')
+    assert rows[2][1].endswith('--default')

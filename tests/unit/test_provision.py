@@ -19,14 +19,9 @@ def test_one_container_image_serves_every_datastore(tmp_path):
                                        'load-image', 'flavors', 'test-config']
     assert steps[1].describe.endswith('--version 8.4 --image-name '
                                       '<built image> --default')
-    assert '--datastore mariadb:10.11' in steps[-1].describe
+    assert '--datastore mariadb:11.8' in steps[-1].describe
 
 
-def test_package_mode_builds_per_datastore(tmp_path):
-    steps = provision.plan(_request(tmp_path, ('mariadb', '10.11'),
-                                    ('postgresql', '15'), mode='package'))
-    assert [s.name for s in steps][:4] == ['build-image', 'load-image',
-                                           'build-image', 'load-image']
 
 
 def test_a_given_image_is_not_built(tmp_path):

@@ -22,9 +22,8 @@ def describe_plugins():
     headers, values = [], []
     for name, ds in sorted(plugins.datastores().items()):
         headers.append('datastore %s' % name)
-        values.append('modes: %s; versions: %s (default %s)%s'
-                      % (', '.join(ds.modes), ', '.join(ds.versions),
-                         ds.default_version,
+        values.append('versions: %s (default %s)%s'
+                      % (', '.join(ds.versions), ds.default_version,
                          '; ' + ds.note if ds.note else ''))
     for name, os_ in sorted(plugins.guest_oses().items()):
         headers.append('guest-os %s' % name)
@@ -58,11 +57,6 @@ class BuildImage(show.ShowOne):
             '--guest-release', metavar='<release>',
             help="Guest OS release (default: the plugin's default, bookworm "
                  "for debian, noble for ubuntu)")
-        parser.add_argument(
-            '--mode', choices=plugins.MODES, default=plugins.CONTAINER,
-            help='container: guest agent + container runtime, one image for '
-                 'every datastore; package: database packages baked in '
-                 '(default: container)')
         output = parser.add_mutually_exclusive_group()
         output.add_argument(
             '--output', metavar='<file>',

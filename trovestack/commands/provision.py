@@ -37,10 +37,6 @@ class Provision(lister.Lister):
             help='Use this guest image instead of building one '
                  '(default: build with trove-image-builder)')
         parser.add_argument(
-            '--mode', choices=('container', 'package'), default='container',
-            help='Kind of image to build (default: container: one image '
-                 'for every datastore)')
-        parser.add_argument(
             '--image-dir', metavar='<dir>',
             help='Where built images go (default: the image builder\'s)')
         parser.add_argument(

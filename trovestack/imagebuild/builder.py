@@ -56,7 +56,6 @@ class BuildRequest:
     datastore_version: str = None
     guest_os: str = 'debian'
     guest_release: str = None
-    mode: str = plugins.CONTAINER
     output: str = None
     output_dir: str = None
     image_format: str = 'qcow2'
@@ -115,38 +114,12 @@ def _choose(kind, name, available):
 
 
 def _default_output_name(plan):
-    if plan.request.mode == plugins.CONTAINER:
-        stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name,
-                                                plan.release)
-    else:
-        stem = 'trove-guest-%s-%s-%s-%s' % (plan.guest_os.name, plan.release,
-                                           plan.datastore.name, plan.version)
+    stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name, plan.release)
     for name in plan.request.embed_datastore_images:
         stem += '-' + name.replace(':', '-')
     if plan.arch != host.host_arch():
         stem += '-' + plan.arch
     return '%s.%s' % (stem, plan.request.image_format)
-
-
-def _validate_mode(request, datastore, guest_os, release, version):
-    if request.mode not in plugins.MODES:
-        raise errors.BuildError('Unknown mode %r; valid: %s'
-                                % (request.mode, ', '.join(plugins.MODES)))
-    if request.mode not in datastore.modes:
-        raise errors.BuildError(
-            'Datastore %s does not support %s mode (supported: %s)%s'
-            % (datastore.name, request.mode, ', '.join(datastore.modes),
-               '; ' + datastore.note if datastore.note else ''))
-    if request.mode == plugins.PACKAGE:
-        packaged = datastore.packaged_version(guest_os.name, release)
-        if packaged is None:
-            raise errors.BuildError('%s %s does not package %s'
-                                    % (guest_os.name, release, datastore.name))
-        if packaged != version:
-            raise errors.BuildError(
-                '%s %s packages %s %s, not %s; use --datastore-version %s or '
-                'container mode' % (guest_os.name, release, datastore.name,
-                                    packaged, version, packaged))
 
 
 def _validate_files(request):
@@ -180,10 +153,8 @@ def _validate_files(request):
 
 
 def _elements(request, datastore, guest_os):
-    elements = [guest_os.dib_element, 'vm', 'trove-guest-agent']
-    if request.mode == plugins.CONTAINER:
-        elements.append('trove-guest-docker')
-    elements.extend(datastore.elements(request.mode))
+    elements = [guest_os.dib_element, 'vm', 'trove-guest-agent',
+                'trove-guest-docker']
     if request.ssh_key:
         elements.append('trove-guest-ssh-key')
     if request.embed_datastore_images:
@@ -210,7 +181,6 @@ def plan_build(request, datastores=None, guest_oses=None):
         raise errors.BuildError('Unknown %s version %r; valid: %s'
                                 % (datastore.name, version,
                                    ', '.join(datastore.versions)))
-    _validate_mode(request, datastore, guest_os, release, version)
     _validate_files(request)
     embedded.parse(request.embed_datastore_images)
     cache_dir = pathlib.Path(request.cache_dir or default_cache_dir())
@@ -245,7 +215,6 @@ def hash_inputs(plan, agent_identity):
     inputs = {
         'guest_os': plan.guest_os.name,
         'release': plan.release,
-        'mode': request.mode,
         'format': request.image_format,
         'size': str(request.size or ''),
         'elements': ' '.join(plan.elements),
@@ -263,10 +232,6 @@ def hash_inputs(plan, agent_identity):
     if plan.embedded:
         inputs['embedded_datastore_images'] = embedded.hash_value(
             plan.embedded)
-    if request.mode == plugins.PACKAGE:
-        # Container images serve every datastore, so only package mode
-        # images depend on the datastore.
-        inputs['datastore'] = '%s-%s' % (plan.datastore.name, plan.version)
     return inputs
 
 
@@ -411,7 +376,6 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
         'mtime_ns': stat.st_mtime_ns,
         'datastore': plan.datastore.name,
         'datastore_version': plan.version,
-        'mode': plan.request.mode,
         'guest_os': plan.guest_os.name,
         'guest_release': plan.release,
         'arch': plan.arch,

@@ -7,35 +7,18 @@ from stevedore import extension
 DATASTORE_NAMESPACE = 'trovestack.image_builder.datastores'
 GUEST_OS_NAMESPACE = 'trovestack.image_builder.guest_os'
 
-CONTAINER = 'container'
-PACKAGE = 'package'
-MODES = (CONTAINER, PACKAGE)
-
-
 @dataclasses.dataclass(frozen=True)
 class DatastorePlugin:
-    """What a datastore needs in a guest image, per build mode.
+    """A datastore Trove can register on a guest image: its versions.
 
-    ``package_versions`` maps (guest OS, release) to the version the
-    distribution packages; package mode only builds that version.
+    The guest agent runs the database in a container, so a datastore adds
+    nothing to the image; it names the versions that can be registered.
     """
 
     name: str
     versions: tuple
     default_version: str
-    modes: tuple
-    package_elements: tuple = ()
-    package_versions: dict = dataclasses.field(default_factory=dict)
     note: str = ''
-
-    def elements(self, mode):
-        """DIB elements this datastore adds in ``mode``."""
-        if mode == PACKAGE:
-            return self.package_elements
-        return ()
-
-    def packaged_version(self, guest_os, release):
-        return self.package_versions.get((guest_os, release))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,8 +25,8 @@ def _parse(command, arglist):
 def test_defaults(command):
     parsed = _parse(command, [])
     request = command._request(parsed)
-    assert (request.datastore, request.guest_os, request.mode) == (
-        'mysql', 'debian', 'container')
+    assert (request.datastore, request.guest_os) == ('mysql', 'debian')
+    assert not hasattr(request, 'mode')
     assert request.image_format == 'qcow2'
     assert request.agent_source == 'pip'
     assert request.base_image == 'cached'
@@ -37,14 +37,13 @@ def test_options_reach_the_request(command):
     parsed = _parse(command, [
         '--datastore', 'mariadb', '--datastore-version', '10.11',
         '--guest-os', 'debian', '--guest-release', 'bookworm',
-        '--mode', 'package', '--output', '/tmp/x.qcow2', '--size', '3',
+        '--output', '/tmp/x.qcow2', '--size', '3',
         '--extra-element', 'a', '--extra-element', 'b',
         '--guest-agent-source', 'local', '--guest-agent-path', '/src/trove',
         '--mirror', 'http://m/debian', '--force'])
     request = command._request(parsed)
     assert request.extra_elements == ('a', 'b')
-    assert (request.mode, request.size, request.output) == (
-        'package', 3, '/tmp/x.qcow2')
+    assert (request.size, request.output) == (3, '/tmp/x.qcow2')
     assert request.agent_source == 'local'
     assert request.agent_path == '/src/trove'
     assert request.mirror == 'http://m/debian'
@@ -52,7 +51,7 @@ def test_options_reach_the_request(command):
 
 
 @pytest.mark.parametrize('arglist', [
-    ['--mode', 'vm'], ['--size', '0'], ['--image-format', 'vmdk'],
+    ['--mode', 'package'], ['--size', '0'], ['--image-format', 'vmdk'],
     ['--output', 'a.qcow2', '--output-dir', 'b'],
     ['--guest-agent-source', 'tarball'],
 ])

@@ -15,9 +15,8 @@ from trovestack.imagebuild import errors
      "Unknown guest OS 'centos'; valid: debian, ubuntu"),
     ({'guest_release': 'xenial'}, "Unknown debian release 'xenial'"),
     ({'datastore_version': '5.5'}, "Unknown mysql version '5.5'"),
-    ({'mode': 'package'}, 'Datastore mysql does not support package mode'),
-    ({'datastore': 'mariadb', 'mode': 'package', 'datastore_version': '11.4'},
-     'debian bookworm packages mariadb 10.11, not 11.4'),
+    ({'datastore': 'postgresql', 'datastore_version': '13'},
+     "Unknown postgresql version '13'; valid: 15, 16, 17, 18"),
     ({'image_format': 'vmdk'}, "Unknown format 'vmdk'"),
     ({'output': '/tmp/guest.img'}, 'must end in .qcow2'),
     ({'ssh_key': '/nonexistent.pub'}, 'SSH public key file'),
@@ -39,17 +38,16 @@ def test_container_mode_elements_and_default_name(request_factory):
     assert plan.output.name == 'trove-guest-debian-bookworm-container.qcow2'
 
 
-def test_package_mode_elements_and_default_name(request_factory, tmp_path):
+def test_debug_key_and_extra_elements(request_factory, tmp_path):
     key = tmp_path / 'id.pub'
     key.write_text('ssh-ed25519 AAAA test\n')
     plan = builder.plan_build(request_factory(
-        datastore='postgresql', mode='package', ssh_key=str(key),
+        datastore='postgresql', ssh_key=str(key),
         extra_elements=('my-element',)))
     assert plan.elements == ['debian-minimal', 'vm', 'trove-guest-agent',
-                             'trove-guest-postgresql', 'trove-guest-ssh-key',
+                             'trove-guest-docker', 'trove-guest-ssh-key',
                              'my-element']
-    assert plan.output.name == (
-        'trove-guest-debian-bookworm-postgresql-15.qcow2')
+    assert plan.output.name == 'trove-guest-debian-bookworm-container.qcow2'
 
 
 def _hash(request):
@@ -61,9 +59,9 @@ def _hash(request):
 
 def test_container_images_are_shared_between_datastores(request_factory):
     assert (_hash(request_factory(datastore='mysql'))
-            == _hash(request_factory(datastore='postgresql')))
-    assert (_hash(request_factory(datastore='mariadb', mode='package'))
-            != _hash(request_factory(datastore='postgresql', mode='package')))
+            == _hash(request_factory(datastore='postgresql'))
+            == _hash(request_factory(datastore='mariadb',
+                                     datastore_version='11.4')))
 
 
 def test_hash_follows_options_and_mirror(request_factory):

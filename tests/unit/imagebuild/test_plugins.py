@@ -7,13 +7,19 @@ def test_entry_points_list_the_shipped_plugins():
     assert set(plugins.guest_oses()) >= {'debian', 'ubuntu'}
 
 
-def test_each_datastore_names_elements_for_its_modes():
+def test_each_datastore_default_is_one_of_its_versions():
     for ds in plugins.datastores().values():
-        assert plugins.CONTAINER in ds.modes
         assert ds.default_version in ds.versions
-        if plugins.PACKAGE in ds.modes:
-            assert ds.elements(plugins.PACKAGE)
-        assert ds.elements(plugins.CONTAINER) == ()
+
+
+def test_versions_follow_trove_2026_2():
+    """Trove 2026.2's matrix, plus Debian bookworm's MariaDB 10.11 and
+    PostgreSQL 15 (offline datastore images; doc/image-builder.md)."""
+    versions = {name: set(ds.versions)
+                for name, ds in plugins.datastores().items()}
+    assert versions['mysql'] == {'8.0', '8.4'}
+    assert versions['mariadb'] == {'10.11', '11.4', '11.8'}
+    assert versions['postgresql'] == {'15', '16', '17', '18'}
 
 
 def test_guest_os_defaults_are_known_releases():
@@ -28,5 +34,5 @@ def test_describe_plugins_has_one_row_per_plugin():
     assert 'datastore mysql' in headers
     assert 'guest-os debian' in headers
     mysql = values[headers.index('datastore mysql')]
-    assert 'modes: container;' in mysql
+    assert mysql.startswith('versions: 8.0, 8.4 (default 8.4)')
     assert len(headers) == len(values)
