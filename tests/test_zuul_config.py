@@ -162,3 +162,19 @@ def test_multinode_job_uses_a_multinode_nodeset():
         nodeset = NODESETS.get(job['nodeset'])
         if nodeset is not None:
             assert len(nodeset['nodes']) >= 2
+
+
+def test_image_build_jobs_name_buildable_versions():
+    from trovestack.datastore_images import datastores as offline
+
+    known = plugins.datastores()
+    for name in JOBS:
+        job_vars = _job_vars(name)
+        datastore = job_vars.get('trovestack_image_datastore')
+        if datastore is None or JOBS[name].get('abstract'):
+            continue
+        version = str(job_vars.get('trovestack_image_datastore_version'))
+        assert version in known[datastore].versions, f'{name}: {version}'
+        if job_vars.get('trovestack_image_embed'):
+            assert f'{datastore}:{version}' in offline.supported(), \
+                f'{name}: no offline image of {datastore} {version}'
