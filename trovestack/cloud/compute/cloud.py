@@ -1,0 +1,234 @@
+"""The compute layer of a local cloud: bring up, report, tear down."""
+
+import logging
+import shutil
+
+from trovestack.cloud import processes
+from trovestack.cloud.compute import accounts
+from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import libvirt
+from trovestack.cloud.compute import mariadb
+from trovestack.cloud.compute import namespace
+from trovestack.cloud.compute import network
+from trovestack.cloud.compute import neutron
+from trovestack.cloud.compute import nova
+from trovestack.cloud.compute import paths as paths_mod
+from trovestack.cloud.compute import placement
+from trovestack.testenv import ini
+
+LOG = logging.getLogger(__name__)
+REQUIRED_BINARIES = {
+    'ovsdb-server': 'openvswitch-switch', 'ovs-vswitchd': 'openvswitch-switch',
+    'ovn-northd': 'ovn-central', 'ovn-controller': 'ovn-host',
+    'libvirtd': 'libvirt-daemon', 'qemu-system-x86_64': 'qemu-system-x86',
+    'genisoimage': 'genisoimage', 'mariadbd': 'mariadb-server',
+}
+
+
+class ComputeLayer:
+    """Placement, neutron/OVN, libvirt and nova of the cloud in layout."""
+
+    def __init__(self, layout):
+        self.layout = layout
+        self.paths = paths_mod.ComputePaths(layout.root)
+        self.runner = daemons.Runner(self.paths.root, self.paths.log_dir,
+                                     self.paths.pid_dir)
+
+    @property
+    def state(self):
+        return self.paths.load_state()
+
+    def daemons(self, cstate, control_ports=(), broker_port=None):
+        """Every process of the layer, in start order."""
+        paths = self.paths
+        result = network.daemons_in_order(paths)
+        result += libvirt.daemons_in_order(paths)
+        result.append(namespace.forwarder(
+            paths, self._forward_rules(cstate, control_ports, broker_port)))
+        result.append(mariadb.daemon(paths))
+        result.append(placement.daemon(cstate, paths))
+        result.append(neutron.daemon(cstate, paths))
+        result += nova.daemons_in_order(paths)
+        return result
+
+    @staticmethod
+    def _forward_rules(cstate, control_ports, broker_port):
+        """Every loopback port mirrored into the namespace; the broker also
+        on the management network's gateway (for guests)."""
+        ports = sorted({*control_ports, *cstate.ports.values(),
+                        *([broker_port] if broker_port else [])})
+        rules = [('127.0.0.1', port, port) for port in ports]
+        if broker_port:
+            rules.append((cstate.gateway, broker_port, broker_port))
+        return rules
+
+    # ----------------------------------------------------------------- up
+    def up(self, state, transport_url, *, control_ports, broker_port,
+           timeout=120.0):
+        """Start the layer (bootstrapping on first use); [Health]."""
+        _check_binaries()
+        cstate = self.state or paths_mod.ComputeState.new()
+        self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.paths.save_state(cstate)
+        self._write_configs(state, cstate, transport_url)
+        libvirt.check_free(self.runner)
+        steps = {daemon.name: daemon for daemon in self.daemons(
+            cstate, control_ports, broker_port)}
+        try:
+            namespace.ensure(self.paths)
+            network.create_databases(self.paths)
+            for name in ('ovsdb-server', 'ovn-nb-db', 'ovn-sb-db'):
+                self.runner.start(steps[name], timeout)
+            network.configure_switch(self.paths)
+            for name in ('ovs-vswitchd', 'ovn-northd'):
+                self.runner.start(steps[name], timeout)
+            network.add_management_bridge(self.paths, cstate.gateway_cidr)
+            for name in ('ovn-controller', 'virtlogd', 'libvirtd',
+                         'forwarder'):
+                self.runner.start(steps[name], timeout)
+            mariadb.initialise(self.paths)
+            self.runner.start(steps[mariadb.NAME], timeout)
+            if not cstate.bootstrapped:
+                self._set_up(placement.setup_commands(self.paths),
+                             'placement')
+                mariadb.create_database(self.paths, 'neutron')
+                self._set_up(neutron.setup_commands(self.paths), 'neutron')
+            for name in ('placement', 'neutron'):
+                self.runner.start(steps[name], timeout)
+            if not cstate.bootstrapped:
+                accounts.create(state, {
+                    'placement': placement.endpoint_url(cstate),
+                    'network': neutron.endpoint_url(cstate)})
+                self._set_up(nova.setup_commands(
+                    self.paths, self.layout, transport_url), 'nova')
+                cstate.bootstrapped = True
+                self.paths.save_state(cstate)
+            for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
+                self.runner.start(steps[name], timeout)
+        except BaseException:
+            self.down()
+            raise
+        return self.status(control_ports, broker_port)
+
+    def _write_configs(self, state, cstate, transport_url):
+        paths = self.paths
+        for name in ('placement', 'neutron', 'nova'):
+            paths.config_dir(name).mkdir(mode=0o700, parents=True,
+                                         exist_ok=True)
+            (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
+        paths.instances_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        placement.write_config(state, cstate, paths)
+        neutron.write_config(state, cstate, paths, transport_url)
+        neutron.copy_paste_config(paths)
+        nova.write_config(state, cstate, paths, self.layout, transport_url)
+
+    def _set_up(self, commands, service):
+        log = self.paths.log_dir / f'{service}-setup.log'
+        for argv in commands:
+            processes.run_checked([str(arg) for arg in argv], log,
+                                  self.runner.env(),
+                                  what=f'{service} set-up '
+                                       f'({" ".join(map(str, argv[-3:]))})')
+
+    def configure_nova_api(self, state, transport_url):
+        """Add messaging/placement/neutron settings to nova-api's config;
+        True when the file changed (nova-api then needs a restart)."""
+        path = self.layout.config_dir('nova') / 'nova.conf'
+        document = ini.IniFile.load(path)
+        changed = False
+        for section, options in nova.api_settings(
+                state, transport_url).items():
+            for option, value in options.items():
+                if document.get(section, option) != value:
+                    document.set(section, option, value)
+                    changed = True
+        if changed:
+            document.save(path)
+        return changed
+
+    # ---------------------------------------------------------- down/status
+    def down(self):
+        """Stop every process, delete the namespace; [(name, was_up)]."""
+        cstate = self.state or paths_mod.ComputeState.new(base_port=1)
+        rows = []
+        for daemon in reversed(self.daemons(cstate)):
+            rows.append((daemon.name, self.runner.stop(daemon.name)))
+        if namespace.remove(self.paths):
+            rows.append((f'namespace {self.paths.namespace}', True))
+        return rows
+
+    def status(self, control_ports=(), broker_port=None):
+        cstate = self.state
+        if cstate is None:
+            return []
+        return [self.runner.health(daemon) for daemon in
+                self.daemons(cstate, control_ports, broker_port)]
+
+    def memory_kib(self):
+        """Resident memory of every process of the layer (guests included,
+        they are libvirtd's children)."""
+        cstate = self.state
+        if cstate is None:
+            return 0
+        return sum(self.runner.rss_kib(daemon.name)
+                   for daemon in self.daemons(cstate))
+
+    def wipe(self):
+        """Stop the layer, forget its guests, remove its files."""
+        if self.runner.pid('libvirtd'):
+            libvirt.forget_domains(f'{self.paths.namespace}-')
+        self.down()
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+        shutil.rmtree(self.paths.instances_dir.parent, ignore_errors=True)
+
+
+def _check_binaries():
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        raise daemons.ComputeError(
+            'libvirt-python is missing: apt-get install libvirt-dev '
+            'pkg-config, then .venv/bin/pip install -c constraints.txt '
+            'libvirt-python') from None
+    missing = sorted({package for binary, package in REQUIRED_BINARIES.items()
+                      if shutil.which(binary) is None and not any(
+                          (prefix / binary).exists() for prefix in
+                          (paths_mod.pathlib.Path('/usr/sbin'),))})
+    if missing:
+        raise daemons.ComputeError(
+            'the compute cloud needs the Debian packages '
+            f'{" ".join(missing)} (tools/install-test-deps)')
+
+
+def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
+    """``cloud up --compute``: the control plane (``LocalCloud.up`` with
+    up_args), nova-api set up for servers, then the compute layer.
+
+    Returns (control plane rows, [Health] of the compute layer).
+    """
+    rows = local_cloud.up(timeout=timeout, **up_args)
+    broker, state = local_cloud.broker, local_cloud.state
+    layer = ComputeLayer(local_cloud.layout)
+    if layer.configure_nova_api(state, broker.transport_url()):
+        _restart_nova_api(local_cloud, state, timeout)
+    health = layer.up(state, broker.transport_url(),
+                      control_ports=list(state.ports.values()),
+                      broker_port=broker.port, timeout=timeout)
+    return rows, health
+
+
+def _restart_nova_api(local_cloud, state, timeout):
+    from trovestack.cloud.services import SERVICES
+    layout, service = local_cloud.layout, SERVICES['nova']
+    processes.stop(layout.pid_file('nova'), layout.root)
+    pid = processes.start(service.command(state, layout),
+                          layout.pid_file('nova'), layout.log_file('nova'),
+                          service.env(layout))
+    processes.wait_until_ready('nova', pid, service.url(state),
+                               layout.log_file('nova'), timeout)
+
+
+def down_with_control_plane(local_cloud):
+    """Stop the compute layer (namespace included), then the control
+    plane; [(name, was_up)]."""
+    return [*ComputeLayer(local_cloud.layout).down(), *local_cloud.down()]

@@ -1,0 +1,67 @@
+"""Configuration pieces shared by the compute layer's OpenStack services."""
+
+import pathlib
+import sys
+
+from trovestack.cloud import configs
+from trovestack.cloud import layout as layout_mod
+from trovestack.cloud.compute import daemons
+
+
+def tool(name) -> str:
+    """A console script installed beside the running Python."""
+    return str(pathlib.Path(sys.executable).parent / name)
+
+
+def ini(sections) -> str:
+    lines = []
+    for section, options in sections.items():
+        lines.append(f'[{section}]')
+        lines.extend(f'{key} = {value}' for key, value in options.items())
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def write_config(path, sections):
+    layout_mod.write_private(path, ini(sections))
+    return path
+
+
+def sqlite(path) -> str:
+    """SQLite URL; writers wait up to a minute for each other (neutron's
+    API and its OVN event threads write concurrently)."""
+    return f'sqlite:///{path}?timeout=60'
+
+
+def service_auth(state, user='nova') -> dict:
+    """keystoneauth password options of a service user."""
+    return {
+        'auth_type': 'password',
+        'auth_url': configs.identity_url(state),
+        'username': user,
+        'password': state.service_password,
+        'project_name': configs.SERVICE_PROJECT,
+        'user_domain_name': 'Default',
+        'project_domain_name': 'Default',
+        'region_name': configs.REGION,
+    }
+
+
+def authtoken(state, user) -> dict:
+    return {**service_auth(state, user),
+            'www_authenticate_uri': configs.identity_url(state),
+            'service_token_roles_required': 'true'}
+
+
+def url(port, path='') -> str:
+    return f'http://{layout_mod.HOST}:{port}{path}'
+
+
+def wsgi_daemon(name, target, port, paths, env) -> daemons.Daemon:
+    """A WSGI application under gunicorn on host loopback."""
+    from trovestack.cloud import processes
+    bind = f'{layout_mod.HOST}:{port}'
+    return daemons.Daemon(
+        name, [sys.executable, '-m', 'trovestack.cloud.wsgi_server', target,
+               bind, str(paths.root)],
+        None, lambda: processes.http_answers(url(port)), env)

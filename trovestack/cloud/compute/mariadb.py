@@ -1,0 +1,58 @@
+"""A MariaDB server of the compute layer's own, for neutron.
+
+Neutron's API and its OVN event threads write concurrently; on SQLite that
+ends in "database is locked" while ports are created or deleted.  This
+server listens on a unix socket only (``--skip-networking``); root logs in
+through unix-socket authentication, so there is no password to keep.
+"""
+
+import pathlib
+
+from trovestack.cloud.compute import daemons
+
+NAME = 'mariadb'
+SERVER = pathlib.Path('/usr/sbin/mariadbd')
+
+
+def socket_path(paths):
+    return paths.run_dir / 'mysqld.sock'
+
+
+def data_dir(paths):
+    return paths.service_dir(NAME) / 'data'
+
+
+def url(paths, database):
+    """SQLAlchemy URL of a database on this server (PyMySQL, unix socket)."""
+    return (f'mysql+pymysql://root@localhost/{database}'
+            f'?unix_socket={socket_path(paths)}&charset=utf8')
+
+
+def initialise(paths):
+    """Create the system tables on first use."""
+    if not SERVER.exists():
+        raise daemons.ComputeError(
+            f'{SERVER} not found: install the Debian package mariadb-server')
+    if (data_dir(paths) / 'mysql').is_dir():
+        return
+    data_dir(paths).mkdir(mode=0o700, parents=True, exist_ok=True)
+    daemons.run(['mariadb-install-db', '--no-defaults', '--user=root',
+                 f'--datadir={data_dir(paths)}', '--skip-test-db',
+                 '--auth-root-authentication-method=socket'])
+
+
+def daemon(paths) -> daemons.Daemon:
+    sock = socket_path(paths)
+    return daemons.Daemon(NAME, [
+        SERVER, '--no-defaults', '--user=root',
+        f'--datadir={data_dir(paths)}', f'--socket={sock}',
+        f'--pid-file={paths.run_dir / NAME}.pid', '--skip-networking',
+        '--innodb-buffer-pool-size=32M', '--performance-schema=off',
+        '--skip-log-bin', '--max-connections=200',
+    ], None, lambda: daemons.unix_socket_answers(sock))
+
+
+def create_database(paths, name):
+    daemons.run(['mariadb', '--no-defaults', f'--socket={socket_path(paths)}',
+                 '-u', 'root', '-e',
+                 f'CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8'])

@@ -1,0 +1,51 @@
+"""The cloud's network namespace and the forwarder into it."""
+
+import sys
+
+from trovestack import netns
+from trovestack.cloud.compute import daemons
+
+SYSCTLS = (
+    # Without these the namespace's kernel answers ARP for the gateway with
+    # the guest tap's MAC and OVN's conntrack ACLs drop the guest's TCP.
+    'net.ipv4.conf.all.arp_ignore=1',
+    'net.ipv4.conf.default.arp_ignore=1',
+)
+FORWARDER = 'forwarder'
+
+
+def ensure(paths):
+    """Create the namespace (loopback up, sysctls) unless it exists."""
+    if not netns.exists(paths.namespace):
+        netns.create(paths.namespace)
+    daemons.run(['sysctl', '-q', '-w', *SYSCTLS], netns=paths.namespace)
+    paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def remove(paths):
+    """Stop everything inside the namespace and delete it (its bridges,
+    taps and addresses go with it)."""
+    removed = netns.delete(paths.namespace)
+    if paths.run_dir.exists():
+        for item in paths.run_dir.iterdir():
+            item.unlink(missing_ok=True)
+        paths.run_dir.rmdir()
+    return removed
+
+
+def forwarder(paths, rules) -> daemons.Daemon:
+    """The forwarder daemon; rules: [(listen_host, port, target_port)]."""
+    args = [f'{host}:{port}={target}' for host, port, target in rules]
+    log = paths.log_dir / f'{FORWARDER}.log'
+    return daemons.Daemon(
+        FORWARDER,
+        [sys.executable, '-m', 'trovestack.cloud.compute.forwarder',
+         paths.namespace, *args],
+        None, lambda: 'forwarding' in _read(log))
+
+
+def _read(path):
+    try:
+        return path.read_text(errors='replace')
+    except OSError:
+        return ''

@@ -1,0 +1,105 @@
+"""nova-conductor, nova-scheduler and nova-compute (libvirt, qemu TCG).
+
+Conductor and scheduler run on host loopback; nova-compute runs inside the
+namespace (with its privsep helpers, which create the guests' taps there).
+They share the API and cell databases of the control plane's nova-api,
+which gets messaging, placement and neutron settings of its own
+(:func:`api_settings`).
+"""
+
+from trovestack.cloud.compute import common
+from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import network
+from trovestack.cloud.compute import paths as paths_mod
+
+PRIVSEP_SECTIONS = ('privsep', 'nova_sys_admin', 'vif_plug_ovs_privileged',
+                    'vif_plug_linux_bridge_privileged', 'privsep_osbrick')
+# MiB of qemu's TCG translation cache per guest: qemu's default (1 GiB)
+# makes a guest's RSS 1.5-2 GB; 128 MiB keeps it under 1 GB.
+TB_CACHE_MIB = 128
+
+
+def config_file(paths):
+    return paths.config_dir('nova') / 'nova.conf'
+
+
+def _databases(layout):
+    data = layout.service_dir('nova')
+    return {'api_database': {
+                'connection': common.sqlite(data / 'nova_api.db')},
+            'database': {'connection': common.sqlite(data / 'nova.db')}}
+
+
+def cell0_connection(layout):
+    return common.sqlite(layout.service_dir('nova') / 'nova_cell0.db')
+
+
+def api_settings(state, transport_url) -> dict:
+    """Sections nova-api needs to create servers on this cloud."""
+    return {
+        'DEFAULT': {'transport_url': transport_url},
+        'placement': common.service_auth(state, 'nova'),
+        'neutron': common.service_auth(state, 'nova'),
+        'service_user': {**common.service_auth(state, 'nova'),
+                         'send_service_user_token': 'true'},
+    }
+
+
+def write_config(state, cstate, paths, layout, transport_url):
+    data = paths.service_dir('nova')
+    helper = (f'{common.tool("privsep-helper")} --config-file '
+              f'{config_file(paths)}')
+    sections = {
+        'DEFAULT': {
+            'debug': 'false', 'use_stderr': 'true',
+            'transport_url': transport_url,
+            'host': paths_mod.COMPUTE_HOST,
+            'my_ip': '127.0.0.1',
+            'compute_driver': 'libvirt.LibvirtDriver',
+            'state_path': str(data),
+            'instances_path': str(paths.instances_dir),
+            'force_config_drive': 'true',
+            'instance_name_template': f'{paths.namespace}-%08x',
+            'heal_instance_info_cache_interval': '0',
+            'reserved_host_memory_mb': '512',
+        },
+        **_databases(layout),
+        **{key: value for key, value in api_settings(
+            state, transport_url).items() if key != 'DEFAULT'},
+        'keystone_authtoken': common.authtoken(state, 'nova'),
+        'libvirt': {'virt_type': 'qemu', 'cpu_mode': 'none',
+                    'tb_cache_size': str(TB_CACHE_MIB)},
+        'vnc': {'enabled': 'false'},
+        'os_vif_ovs': {'ovsdb_connection': network.connection(paths, 'db'),
+                       'ovsdb_interface': 'native'},
+        'scheduler': {'discover_hosts_in_cells_interval': '5',
+                      'workers': '1'},
+        'conductor': {'workers': '1'},
+        'oslo_concurrency': {'lock_path': str(data / 'locks')},
+        **{section: {'helper_command': helper}
+           for section in PRIVSEP_SECTIONS},
+    }
+    return common.write_config(config_file(paths), sections)
+
+
+def setup_commands(paths, layout, transport_url):
+    """Cell mappings (cell0 and cell1 on the control plane's databases)."""
+    manage = [common.tool('nova-manage'), '--config-file',
+              config_file(paths)]
+    cell1 = _databases(layout)['database']['connection']
+    return [
+        [*manage, 'cell_v2', 'map_cell0', '--database_connection',
+         cell0_connection(layout)],
+        [*manage, 'db', 'sync'],
+        [*manage, 'cell_v2', 'create_cell', '--name', 'cell1',
+         '--transport-url', transport_url, '--database_connection', cell1],
+    ]
+
+
+def daemons_in_order(paths):
+    def service(name, netns=None):
+        return daemons.Daemon(
+            name, [common.tool(name), '--config-file', config_file(paths)],
+            netns)
+    return [service('nova-conductor'), service('nova-scheduler'),
+            service('nova-compute', paths.namespace)]
