@@ -85,7 +85,56 @@ class App(app.App):
         return result
 
 
-class _SingleCommandManager(commandmanager.CommandManager):
+class CommandManager(commandmanager.CommandManager):
+    """cliff's command manager without the plugin machinery one
+    distribution does not use, which was most of a short run's start-up:
+
+    * commands come from this distribution's own entry points, imported
+      when run (stevedore reads every installed package's entry points and
+      imports every command, and rebuilds its cache whenever the checkout
+      changes);
+    * the command found looks for no command hooks and names no plugin in
+      its epilog (cliff searches all installed packages for both).
+    """
+
+    def load_commands(self, namespace):
+        from importlib import metadata
+
+        try:
+            entry_points = metadata.distribution('trovestack').entry_points
+        except metadata.PackageNotFoundError:  # not installed: scan all
+            super().load_commands(namespace)
+            return
+        self.group_list.append(namespace)
+        for entry_point in entry_points.select(group=namespace):
+            self.commands[entry_point.name.replace('_', ' ')] = entry_point
+
+    def find_command(self, argv):
+        command_class, name, args = super().find_command(argv)
+        return _without_plugins(command_class), name, args
+
+
+def _without_plugins(command_class):
+    """command_class minus cliff's hook and plugin-epilog lookups."""
+    from cliff import command
+
+    members = {'_load_hooks': _no_hooks}
+    if command_class.get_epilog is command.Command.get_epilog:
+        members['get_epilog'] = _own_epilog
+    lean = type(command_class.__name__, (command_class,), members)
+    lean.__module__ = command_class.__module__
+    return lean
+
+
+def _no_hooks(self):
+    self._hooks = []
+
+
+def _own_epilog(self):
+    return self._epilog or ''
+
+
+class _SingleCommandManager(CommandManager):
     """A command manager holding one command under one name."""
 
     def __init__(self, name, command_class):

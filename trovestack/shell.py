@@ -7,8 +7,6 @@ entry points; ``load-trove-image``, ``activate-trove-image`` and
 
 import sys
 
-from cliff import commandmanager
-
 import trovestack
 from trovestack import cliapp
 
@@ -19,7 +17,7 @@ class TrovestackApp(cliapp.App):
     def __init__(self):
         super().__init__(
             description=trovestack.__doc__,
-            command_manager=commandmanager.CommandManager('trovestack.cli'))
+            command_manager=cliapp.CommandManager('trovestack.cli'))
 
 
 def main(argv=None):

@@ -1,5 +1,7 @@
 """The one cliff application base: errors, --version, single commands."""
 
+from unittest import mock
+
 from cliff import command
 
 from trovestack import cliapp
@@ -42,3 +44,16 @@ def test_command_word_and_flags_are_placed():
     assert app.command_argv(['fail', '-q', '--code', '2']) == [
         '-q', 'fail', '--code', '2']
     assert app.command_argv(['--code', '2', '--help']) == ['help', 'fail']
+
+
+def test_command_manager_imports_only_the_command_run():
+    import sys
+
+    sys.modules.pop('trovestack.commands.doctor', None)
+    manager = cliapp.CommandManager('trovestack.cli')
+    assert {'provision', 'cloud up', 'load-image'} <= set(manager.commands)
+    assert 'trovestack.commands.doctor' not in sys.modules
+    command_class, name, rest = manager.find_command(['doctor', '-f', 'json'])
+    assert (name, rest) == ('doctor', ['-f', 'json'])
+    command = command_class(mock.Mock(), None, cmd_name='doctor')
+    assert command._hooks == [] and command.get_epilog() == ''
