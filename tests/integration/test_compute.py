@@ -89,9 +89,15 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(compute):
         gateway_ip=cstate.gateway)
     flavor = conn.compute.create_flavor(name='trovestack-test-tiny',
                                         ram=256, vcpus=1, disk=1)
+    # The default group admits only its own members: let the namespace in.
+    group = conn.network.create_security_group(name='trovestack-test-http')
+    conn.network.create_security_group_rule(
+        security_group_id=group.id, direction='ingress', ethertype='IPv4',
+        protocol='tcp', port_range_min=80, port_range_max=80)
     server = conn.compute.create_server(
         name='trovestack-test-guest', image_id=glance_image.id,
-        flavor_id=flavor.id, networks=[{'uuid': network.id}])
+        flavor_id=flavor.id, networks=[{'uuid': network.id}],
+        security_groups=[{'name': group.name}])
     server = conn.compute.wait_for_server(server, wait=BOOT_TIMEOUT)
     address = server.addresses[NETWORK][0]['addr']
     assert ipaddress.ip_address(address) in ipaddress.ip_network(

@@ -11,6 +11,7 @@ from trovestack.cloud import CloudError
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
 from trovestack.cloud import layout
+from trovestack.cloud.compute import cloud as compute_cloud
 
 LOG = logging.getLogger(__name__)
 STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL')
@@ -78,16 +79,28 @@ class CloudUp(lister.Lister):
             help='Also run a container registry (Debian docker-registry) '
                  'for datastore images; remembered for later runs '
                  '(default: as the cloud had it, else off)')
+        parser.add_argument(
+            '--compute', action='store_true',
+            help='Also run placement, neutron (ML2/OVN), nova conductor/'
+                 'scheduler/compute (libvirt, qemu TCG) and Open vSwitch/OVN '
+                 'in a network namespace of the cloud\'s own, so servers and '
+                 'Trove instances can boot; remembered for later runs '
+                 '(root; default: off)')
         return parser
 
     def take_action(self, parsed_args):
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
-        rows = cloud.up(base_port=parsed_args.base_port,
-                        clouds_yaml_path=parsed_args.clouds_yaml,
-                        fresh=parsed_args.fresh,
-                        timeout=parsed_args.timeout,
-                        registry=parsed_args.registry)
-        return STATUS_COLUMNS, rows
+        up_args = dict(base_port=parsed_args.base_port,
+                       clouds_yaml_path=parsed_args.clouds_yaml,
+                       fresh=parsed_args.fresh,
+                       timeout=parsed_args.timeout,
+                       registry=parsed_args.registry)
+        if parsed_args.compute or (compute_cloud.is_enabled(cloud)
+                                   and not parsed_args.fresh):
+            rows, health = compute_cloud.up_with_control_plane(cloud,
+                                                               **up_args)
+            return STATUS_COLUMNS, [*rows, *compute_cloud.status_rows(health)]
+        return STATUS_COLUMNS, cloud.up(**up_args)
 
 
 class CloudDown(lister.Lister):
@@ -100,7 +113,8 @@ class CloudDown(lister.Lister):
     def take_action(self, parsed_args):
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
         rows = [(name, 'stopped' if was_up else 'was not running')
-                for name, was_up in cloud.down()]
+                for name, was_up in compute_cloud.down_with_control_plane(
+                    cloud)]
         return ('Service', 'Result'), rows
 
 
@@ -114,7 +128,10 @@ class CloudStatus(lister.Lister):
         return add_state_dir_argument(super().get_parser(prog_name))
 
     def take_action(self, parsed_args):
-        return STATUS_COLUMNS, _existing_cloud(parsed_args).status()
+        cloud = _existing_cloud(parsed_args)
+        layer = compute_cloud.ComputeLayer(cloud.layout)
+        return STATUS_COLUMNS, [*cloud.status(),
+                                *compute_cloud.status_rows(layer.status())]
 
 
 class CloudEnv(command.Command):

@@ -72,6 +72,7 @@ class ComputeLayer:
         self.paths.save_state(cstate)
         self._write_configs(state, cstate, transport_url)
         libvirt.check_free(self.runner)
+        bootstrapped_before = cstate.bootstrapped
         steps = {daemon.name: daemon for daemon in self.daemons(
             cstate, control_ports, broker_port)}
         try:
@@ -103,6 +104,9 @@ class ComputeLayer:
                     self.paths, self.layout, transport_url), 'nova')
                 cstate.bootstrapped = True
                 self.paths.save_state(cstate)
+            if not bootstrapped_before:
+                # Guests a wiped cloud of this state directory left defined.
+                libvirt.forget_domains(f'{self.paths.namespace}-')
             for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
                 self.runner.start(steps[name], timeout)
         except BaseException:
@@ -206,6 +210,8 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
 
     Returns (control plane rows, [Health] of the compute layer).
     """
+    if up_args.get('fresh'):
+        ComputeLayer(local_cloud.layout).wipe()
     rows = local_cloud.up(timeout=timeout, **up_args)
     broker, state = local_cloud.broker, local_cloud.state
     layer = ComputeLayer(local_cloud.layout)
@@ -232,3 +238,13 @@ def down_with_control_plane(local_cloud):
     """Stop the compute layer (namespace included), then the control
     plane; [(name, was_up)]."""
     return [*ComputeLayer(local_cloud.layout).down(), *local_cloud.down()]
+
+
+def is_enabled(local_cloud):
+    """True once the cloud in local_cloud's state directory has compute."""
+    return ComputeLayer(local_cloud.layout).state is not None
+
+
+def status_rows(health):
+    """(name, state, pid, where) rows, as ``cloud status`` shows them."""
+    return [(h.name, h.condition, h.pid or '', h.where) for h in health]

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""The compute cloud's lifecycle: cold start, a server to ACTIVE, delete.
+
+Starts a fresh cloud with ``--compute`` semantics (control plane, then
+placement, neutron/OVN, libvirt and nova in the cloud's namespace), boots
+the tiny test guest (trovestack.cloud.compute.test_image) on a flat
+management network, times server create -> ACTIVE and -> DHCP address on
+the console, delete, and prints the resident memory of the whole cloud
+with that one guest running.  Root only; wipes its cloud at the end.
+
+    .venv/bin/python benchmarks/bench_lifecycle.py
+"""
+
+import pathlib
+import tempfile
+import time
+
+from trovestack.cloud import bootstrap
+from trovestack.cloud import controlplane
+from trovestack.cloud import processes
+from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import test_image
+
+NETWORK = 'bench-mgmt'
+
+
+def _timed(func, *args, **kwargs):
+    start = time.perf_counter()
+    result = func(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def _control_plane_rss_kib(local):
+    total = 0
+    for name in local._names(local.state):
+        pid = processes.read_pid(local.layout.pid_file(name),
+                                 local.layout.root)
+        total += daemons.tree_rss_kib(pid) if pid else 0
+    broker = local.broker_dir
+    for pid_file in broker.glob('**/*.pid'):
+        pid = processes.read_pid(pid_file, broker)
+        total += daemons.tree_rss_kib(pid) if pid else 0
+    return total
+
+
+def _boot(conn, cstate, image_path):
+    image = conn.image.create_image(
+        'bench-guest', filename=str(image_path), disk_format='raw',
+        container_format='bare', wait=True)
+    network = conn.network.create_network(
+        name=NETWORK, provider_network_type='flat',
+        provider_physical_network='mgmt', is_shared=True)
+    conn.network.create_subnet(network_id=network.id, ip_version=4,
+                               cidr=cstate.mgmt_cidr,
+                               gateway_ip=cstate.gateway)
+    flavor = conn.compute.create_flavor(name='bench-tiny', ram=256,
+                                        vcpus=1, disk=1)
+    return image, network, flavor
+
+
+def main():
+    image = test_image.build()
+    with tempfile.TemporaryDirectory() as tmp:
+        local = controlplane.LocalCloud(pathlib.Path(tmp) / 'state')
+        layer = compute_cloud.ComputeLayer(local.layout)
+        try:
+            cold, _ = _timed(compute_cloud.up_with_control_plane, local,
+                             base_port=0,
+                             clouds_yaml_path=pathlib.Path(tmp) / 'c.yaml')
+            conn = bootstrap.admin_connection(local.state)
+            glance_image, network, flavor = _boot(conn, layer.state,
+                                                  image.path)
+            start = time.perf_counter()
+            server = conn.compute.create_server(
+                name='bench-guest', image_id=glance_image.id,
+                flavor_id=flavor.id, networks=[{'uuid': network.id}])
+            server = conn.compute.wait_for_server(server, wait=900)
+            active = time.perf_counter() - start
+            while (test_image.BANNER + ' 2: eth0') not in \
+                    conn.compute.get_server_console_output(server)['output']:
+                time.sleep(2)
+            dhcp = time.perf_counter() - start
+            memory = layer.memory_kib() + _control_plane_rss_kib(local)
+            deleted, _ = _timed(_delete, conn, server)
+        finally:
+            layer.wipe()
+            local.wipe()
+    print(f'compute cloud cold start (control plane + compute): {cold:.1f} s')
+    print(f'server create -> ACTIVE: {active:.1f} s; -> DHCP address on '
+          f'its console: {dhcp:.1f} s (tiny busybox guest)')
+    print(f'server delete: {deleted:.1f} s')
+    print(f'resident memory of the whole cloud with one guest: '
+          f'{memory / 1024:.0f} MiB')
+
+
+def _delete(conn, server):
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=300)
+
+
+if __name__ == '__main__':
+    main()
