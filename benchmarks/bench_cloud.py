@@ -26,9 +26,12 @@ GOALS = {'cold': 15.0, 'warm': 4.0}
 BEFORE = {'cold': 11.7, 'warm': 3.85}
 
 
+COMMAND = [str(BIN / 'trovestack')]
+
+
 def _cloud(*args):
-    subprocess.run([str(BIN / 'trovestack'), 'cloud', *map(str, args),
-                    '-f', 'value'], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*COMMAND, 'cloud', *map(str, args), '-f', 'value'],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def _timed(*args):
@@ -56,7 +59,13 @@ def measure(runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument(
+        '--command', default=None,
+        help='trovestack command to time (default: the venv\'s), e.g. a '
+             'wrapper running an older checkout, to compare on one machine')
     args = parser.parse_args()
+    if args.command:
+        COMMAND[:] = args.command.split()
     results = measure(args.runs)
     medians = {k: statistics.median(v) for k, v in results.items()}
     print(f'{"":<6} {"median s":>9} {"before s":>9} {"now/before":>11} '
