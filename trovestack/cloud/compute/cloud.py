@@ -154,6 +154,12 @@ class ComputeLayer:
     def down(self):
         """Stop every process, delete the namespace; [(name, was_up)]."""
         cstate = self.state or paths_mod.ComputeState.new(base_port=1)
+        if self.runner.pid('libvirtd'):
+            # Stopping kills the guests; their libvirt definitions would
+            # outlive the cloud and make any next nova-compute refuse to
+            # start ("hypervisor has existing instances").  A hard reboot
+            # recreates them after the next up.
+            libvirt.forget_domains(f'{self.paths.namespace}-')
         rows = []
         for daemon in reversed(self.daemons(cstate)):
             rows.append((daemon.name, self.runner.stop(daemon.name)))
@@ -178,9 +184,7 @@ class ComputeLayer:
                    for daemon in self.daemons(cstate))
 
     def wipe(self):
-        """Stop the layer, forget its guests, remove its files."""
-        if self.runner.pid('libvirtd'):
-            libvirt.forget_domains(f'{self.paths.namespace}-')
+        """Stop the layer and remove its files."""
         self.down()
         shutil.rmtree(self.paths.root, ignore_errors=True)
         shutil.rmtree(self.paths.instances_dir.parent, ignore_errors=True)
