@@ -95,8 +95,9 @@ class CloudUp(lister.Lister):
                        fresh=parsed_args.fresh,
                        timeout=parsed_args.timeout,
                        registry=parsed_args.registry)
-        if parsed_args.compute or (compute_cloud.is_enabled(cloud)
-                                   and not parsed_args.fresh):
+        if parsed_args.fresh:
+            compute_cloud.ComputeLayer(cloud.layout).wipe()
+        if parsed_args.compute or compute_cloud.is_enabled(cloud):
             rows, health = compute_cloud.up_with_control_plane(cloud,
                                                                **up_args)
             return STATUS_COLUMNS, [*rows, *compute_cloud.status_rows(health)]

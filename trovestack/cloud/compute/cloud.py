@@ -153,7 +153,9 @@ class ComputeLayer:
     # ---------------------------------------------------------- down/status
     def down(self):
         """Stop every process, delete the namespace; [(name, was_up)]."""
-        cstate = self.state or paths_mod.ComputeState.new(base_port=1)
+        cstate = self.state
+        if cstate is None:
+            return []
         if self.runner.pid('libvirtd'):
             # Stopping kills the guests; their libvirt definitions would
             # outlive the cloud and make any next nova-compute refuse to
