@@ -93,8 +93,9 @@ class CommandManager(commandmanager.CommandManager):
       when run (stevedore reads every installed package's entry points and
       imports every command, and rebuilds its cache whenever the checkout
       changes);
-    * the command found looks for no command hooks and names no plugin in
-      its epilog (cliff searches all installed packages for both).
+    * the command found looks for no command hooks, names no plugin in its
+      epilog and takes its output formatters from cliff's own entry points
+      (cliff searches all installed packages for each).
     """
 
     def load_commands(self, namespace):
@@ -117,10 +118,13 @@ class CommandManager(commandmanager.CommandManager):
 def _without_plugins(command_class):
     """command_class minus cliff's hook and plugin-epilog lookups."""
     from cliff import command
+    from cliff import display
 
     members = {'_load_hooks': _no_hooks}
     if command_class.get_epilog is command.Command.get_epilog:
         members['get_epilog'] = _own_epilog
+    if issubclass(command_class, display.DisplayCommandBase):
+        members['_load_formatter_plugins'] = _cliff_formatters
     lean = type(command_class.__name__, (command_class,), members)
     lean.__module__ = command_class.__module__
     return lean
@@ -132,6 +136,24 @@ def _no_hooks(self):
 
 def _own_epilog(self):
     return self._epilog or ''
+
+
+def _cliff_formatters(self):
+    """The output formatters cliff ships (json, table, value, yaml...), as
+    the stevedore manager cliff expects, without scanning other packages."""
+    from importlib import metadata
+
+    from stevedore import extension
+
+    namespace = self.formatter_namespace
+    formatters = []
+    for entry_point in metadata.distribution('cliff').entry_points.select(
+            group=namespace):
+        plugin = entry_point.load()
+        formatters.append(extension.Extension(
+            entry_point.name, entry_point, plugin, plugin()))
+    return extension.ExtensionManager.make_test_instance(
+        formatters, namespace=namespace)
 
 
 class _SingleCommandManager(CommandManager):

@@ -57,3 +57,13 @@ def test_command_manager_imports_only_the_command_run():
     assert (name, rest) == ('doctor', ['-f', 'json'])
     command = command_class(mock.Mock(), None, cmd_name='doctor')
     assert command._hooks == [] and command.get_epilog() == ''
+
+
+def test_commands_get_cliff_formatters_without_a_plugin_scan():
+    manager = cliapp.CommandManager('trovestack.cli')
+    command_class, _, _ = manager.find_command(['load-image'])
+    with mock.patch('stevedore.extension.ExtensionManager.list_entry_points',
+                    side_effect=AssertionError('scanned')):
+        command = command_class(mock.Mock(), None, cmd_name='load-image')
+    assert {'json', 'table', 'value', 'yaml', 'shell'} <= set(
+        command._formatter_plugins.names())
