@@ -67,11 +67,17 @@ def run_checked(argv, log_path, env=None, what=None):
 
 
 def start(argv, pid_file, log_path, env=None):
-    """Start argv in its own session, detached; return its pid."""
+    """Start argv in its own session, detached; return its pid.
+
+    It runs in the directory of its log, so whatever a daemon drops in its
+    working directory (Erlang crash dumps, for one) stays in the state
+    directory instead of the caller's.
+    """
     log = open(log_path, 'ab')
     try:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL,
+                                cwd=pathlib.Path(log_path).parent,
                                 env=service_env(env), start_new_session=True)
     finally:
         log.close()
