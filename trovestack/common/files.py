@@ -1,5 +1,6 @@
 """File digests, atomic writes and the XDG state/cache/config paths."""
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -51,17 +52,18 @@ def tree_digest(roots, skip_dirs=('__pycache__',), skip_suffixes=('.pyc',)):
     return digest.hexdigest()
 
 
-def write_atomic(path, data, mode=None):
-    """Write text or bytes to path so that readers see old or new, never
-    half: a temporary file in the same directory, fsync, then rename."""
+@contextlib.contextmanager
+def atomic_output(path, mode=None):
+    """Yield a temporary path beside ``path`` to write to; on success it is
+    fsynced and renamed over ``path`` (readers see old or new, never half),
+    on any error or interruption it is removed."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.%s.' % path.name)
+    os.close(fd)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(payload)
-            f.flush()
+        yield pathlib.Path(tmp)
+        with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
@@ -72,7 +74,14 @@ def write_atomic(path, data, mode=None):
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def write_atomic(path, data, mode=None):
+    """Write text or bytes to path atomically (see atomic_output)."""
+    payload = data.encode() if isinstance(data, str) else data
+    with atomic_output(path, mode) as tmp:
+        tmp.write_bytes(payload)
+    return pathlib.Path(path)
 
 
 def _xdg(variable, default):

@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import io
 import json
-import os
 import pathlib
 import tarfile
 
@@ -125,9 +124,7 @@ def write_docker_archive(layer_tars, output, repository, tag, config, *,
                             for layer_id in layer_ids]}]
     repositories = {repository: {tag: layer_ids[-1]}}
 
-    output = os.fspath(output)
-    tmp = f'{output}.partial-{os.getpid()}'
-    try:
+    with files.atomic_output(output, mode=0o644) as tmp:
         with tarfile.open(tmp, 'w', format=tarfile.PAX_FORMAT) as tar:
             parent = None
             for layer_id, layer_tar in zip(layer_ids, layer_tars,
@@ -154,15 +151,6 @@ def write_docker_archive(layer_tars, output, repository, tag, config, *,
                        mtime)
             _add_bytes(tar, 'repositories',
                        json.dumps(repositories).encode(), mtime)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return f'sha256:{config_sha}'
 
 
