@@ -106,8 +106,8 @@ def provisions(tally, conn, trove, env, tmp, runs):
                     '32M'], check=True)
     argv = [str(common.BIN / 'trovestack'), 'provision', 'mysql:8.4b',
             'mariadb:10.11b', '--image', str(image), '--os-cloud',
-            common.ADMIN, '--tempest-conf', str(tmp / 'tempest.conf'),
-            '-f', 'json']
+            common.ADMIN, *rel.API_TIMEOUT, '--tempest-conf',
+            str(tmp / 'tempest.conf'), '-f', 'json']
     flavors = None
     for run in range(runs):
         start = time.perf_counter()

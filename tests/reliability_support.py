@@ -14,10 +14,14 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PARTIAL_STATUSES = ('queued', 'saving', 'importing', 'uploading', 'killed')
 
 
+# Generous: these runs share a busy machine with the cloud they talk to.
+API_TIMEOUT = ('--api-timeout', '60')
+
+
 def load_argv(image, datastore, version, cloud, *extra):
     return [str(image), '--datastore', datastore, '--version', version,
-            '--manager', 'mysql', '--os-cloud', cloud, *map(str, extra),
-            '-f', 'json']
+            '--manager', 'mysql', '--os-cloud', cloud, *API_TIMEOUT,
+            *map(str, extra), '-f', 'json']
 
 
 def start_load(argv, env, point=None, action='kill'):

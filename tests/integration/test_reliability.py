@@ -70,7 +70,7 @@ def test_killed_run_then_rerun_converges(local_cloud, admin, trove, tmp_path,
     assert {i['status'] for i in left} <= expected
 
     _, data = support.load(local_cloud, image, datastore, '8.4',
-                           '--manager', 'mysql')
+                           '--manager', 'mysql', *rel.API_TIMEOUT)
     assert data['version_action'] == 'created'
     if point in ('uploaded', 'registering'):
         assert (data['image_action'], data['image_id']) == (
@@ -78,7 +78,7 @@ def test_killed_run_then_rerun_converges(local_cloud, admin, trove, tmp_path,
     _assert_converged(admin, trove, image, datastore)
     # And a run after that changes nothing.
     _, again = support.load(local_cloud, image, datastore, '8.4',
-                            '--manager', 'mysql')
+                            '--manager', 'mysql', *rel.API_TIMEOUT)
     assert (again['image_action'], again['version_action'],
             again['image_id']) == ('reused', 'unchanged', data['image_id'])
 
@@ -90,7 +90,7 @@ def test_killed_runs_of_a_new_build_keep_the_old_image(
     datastore = support.unique('mysql')
     image = support.make_raw_image(tmp_path / 'guest.img', 8 * support.MiB)
     _, first = support.load(local_cloud, image, datastore, '8.4',
-                            '--manager', 'mysql')
+                            '--manager', 'mysql', *rel.API_TIMEOUT)
     support.make_raw_image(image, 8 * support.MiB)
     argv = rel.load_argv(image, datastore, '8.4', local_cloud.admin_cloud)
     for point in ('created', 'uploading'):
@@ -100,7 +100,7 @@ def test_killed_runs_of_a_new_build_keep_the_old_image(
         assert trove.mgmt_ds_versions.get(first['version_id']).image == \
             first['image_id']
     _, data = support.load(local_cloud, image, datastore, '8.4',
-                           '--manager', 'mysql')
+                           '--manager', 'mysql', *rel.API_TIMEOUT)
     assert (data['image_action'], data['version_action']) == (
         'uploaded', 'updated')
     _assert_converged(admin, trove, image, datastore)
@@ -166,7 +166,7 @@ def test_twenty_provision_runs(local_cloud, admin, trove, tmp_path):
                     '32M'], check=True)
     args = ('trovestack', 'provision', 'mysql:8.4r', 'mariadb:10.11r',
             '--image', image, '--os-cloud', local_cloud.admin_cloud,
-            '--tempest-conf', tmp_path / 'tempest.conf')
+            *rel.API_TIMEOUT, '--tempest-conf', tmp_path / 'tempest.conf')
     flavors = None
     for run in range(20):
         helpers.run_json(*args, env=local_cloud.env())
