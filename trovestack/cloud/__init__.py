@@ -3,5 +3,6 @@
 from trovestack.common.errors import UserError
 
 
-class CloudError(UserError):
-    """The local cloud could not be brought to the asked state."""
+class LocalCloudError(UserError):
+    """The local cloud could not be brought to the asked state (named apart
+    from trovestack.connection.CloudError: a cloud that can not be used)."""

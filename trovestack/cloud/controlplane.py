@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 
-from trovestack.cloud import CloudError
+from trovestack.cloud import LocalCloudError
 from trovestack.cloud import bootstrap
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import configs
@@ -112,7 +112,7 @@ class LocalCloud:
         for name in names:
             port = state.ports.get(name)
             if port and not processes.port_is_free(port, layout_mod.HOST):
-                raise CloudError(
+                raise LocalCloudError(
                     f'port {port} ({name}) on {layout_mod.HOST} is in use; '
                     f'stop what listens there or start a fresh cloud with '
                     f'another --base-port')
@@ -217,9 +217,9 @@ class LocalCloud:
             errors = [f.exception() for f in futures if f.exception()]
         errors.sort(key=lambda error: isinstance(error, _Aborted))
         if errors:
-            if isinstance(errors[0], CloudError):
+            if isinstance(errors[0], LocalCloudError):
                 raise errors[0]
-            raise CloudError(str(errors[0])) from errors[0]
+            raise LocalCloudError(str(errors[0])) from errors[0]
 
     def _start_registry(self, state, timeout):
         from trovestack import registry

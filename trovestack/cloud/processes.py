@@ -9,13 +9,13 @@ import time
 import urllib.error
 import urllib.request
 
-from trovestack.cloud import CloudError
+from trovestack.cloud import LocalCloudError
 
 TERM_WAIT = 10.0
 LOOPBACK = '127.0.0.1'
 
 
-class ProcessError(CloudError):
+class ProcessError(LocalCloudError):
     """A process could not be started or did not become ready."""
 
 

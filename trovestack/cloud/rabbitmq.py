@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.parse
 
-from trovestack.cloud import CloudError
+from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files
 
@@ -36,7 +36,7 @@ OWNER_VARIABLE = 'TROVESTACK_BROKER_DIR'
 EPMD_WAIT = 10.0
 
 
-class BrokerError(CloudError):
+class BrokerError(LocalCloudError):
     """The broker could not be started or stopped."""
 
 

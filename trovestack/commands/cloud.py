@@ -7,7 +7,7 @@ import shlex
 from cliff import command
 from cliff import lister
 
-from trovestack.cloud import CloudError
+from trovestack.cloud import LocalCloudError
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
 from trovestack.cloud import layout
@@ -47,7 +47,7 @@ def add_base_port_argument(parser):
 def _existing_cloud(parsed_args):
     cloud = controlplane.LocalCloud(parsed_args.state_dir)
     if cloud.state is None:
-        raise CloudError(f'no local cloud in {cloud.layout.root}; run '
+        raise LocalCloudError(f'no local cloud in {cloud.layout.root}; run '
                          f'"trovestack cloud up" first')
     return cloud
 

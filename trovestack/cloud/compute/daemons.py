@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence
 
-from trovestack.cloud import CloudError
+from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 
 OWNER_VARIABLE = 'TROVESTACK_COMPUTE_DIR'
 
 
-class ComputeError(CloudError):
+class ComputeError(LocalCloudError):
     """A compute-layer service could not be started."""
 
 
