@@ -56,6 +56,9 @@ def compute(tmp_path_factory):
             local, base_port=0, clouds_yaml_path=root / 'clouds.yaml')
         yield local, rows, health, before
     finally:
+        # Keep the logs (the state directory goes) for a failure's story.
+        shutil.copytree(local.layout.root / 'logs', root / 'logs',
+                        dirs_exist_ok=True)
         layer = compute_cloud.ComputeLayer(local.layout)
         layer.wipe()
         local.wipe()

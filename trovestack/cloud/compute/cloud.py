@@ -2,7 +2,9 @@
 
 import logging
 import shutil
+import time
 
+from trovestack.cloud import bootstrap
 from trovestack.cloud import processes
 from trovestack.cloud.compute import accounts
 from trovestack.cloud.compute import daemons
@@ -109,10 +111,31 @@ class ComputeLayer:
                 libvirt.forget_domains(f'{self.paths.namespace}-')
             for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
                 self.runner.start(steps[name], timeout)
+            self._wait_for_hypervisor(state, timeout)
         except BaseException:
             self.down()
             raise
         return self.status(control_ports, broker_port)
+
+    def _wait_for_hypervisor(self, state, timeout):
+        """Wait until the scheduler can place servers: the hypervisor is
+        up in nova (its host mapped into the cell) and has inventory in
+        placement."""
+        conn = bootstrap.admin_connection(state)
+        deadline = time.monotonic() + max(timeout, 300.0)
+        try:
+            while time.monotonic() < deadline:
+                if self.runner.pid('nova-compute') is None:
+                    raise self.runner.failure('nova-compute', 'exited')
+                up = [h for h in conn.compute.hypervisors(details=True)
+                      if h.state == 'up']
+                if up and list(conn.placement.resource_providers()):
+                    return
+                time.sleep(3)
+        finally:
+            conn.close()
+        raise self.runner.failure('nova-compute',
+                                  'registered no hypervisor in time')
 
     def _write_configs(self, state, cstate, transport_url):
         paths = self.paths
