@@ -1,0 +1,148 @@
+"""trovestack verify-image against real parts: a DIB-built guest image with
+an embedded MariaDB 11.8 image, qemu (TCG), RabbitMQ and a registry in a
+network namespace, Trove's own RPC classes; and a guest whose agent never
+starts.
+
+Needs root and the packages from tools/install-image-build-deps plus
+rabbitmq-server, docker-registry, skopeo, genisoimage. The guest image is
+written to the image builder's cache and rebuilt only when its inputs
+change (build hash), so later runs go straight to booting. Each boot takes
+minutes under TCG; ``-m 'not guest_boot'`` skips this module.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+from tests import helpers
+from trovestack import netns
+from trovestack.imagebuild import builder
+from trovestack.imagebuild import host
+from trovestack.verify import run
+
+pytestmark = pytest.mark.guest_boot
+
+EMBEDDED = 'mariadb:11.8'
+REQUIRED = ('prepare sent', 'boot', 'cloud-init', 'agent first heartbeat',
+            'ACTIVE', 'database and user')
+
+
+def _namespaces():
+    return {path.name for path in netns.NETNS_DIR.glob(
+        run.NAMESPACE_PREFIX + '-*')} if netns.NETNS_DIR.is_dir() else set()
+
+
+@pytest.fixture(scope='module')
+def guest_host():
+    try:
+        host.check_root()
+        host.check_tools(device_mapper=host.has_device_mapper(),
+                         extra={'qemu-system-x86_64': 'qemu-system-x86',
+                                'genisoimage': 'genisoimage',
+                                'skopeo': 'skopeo',
+                                'docker-registry': 'docker-registry'})
+    except Exception as e:
+        pytest.fail('%s (run tools/install-test-deps)' % e)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def datastore_image_cache():
+    """Datastore images (docker-archives) kept next to the image builder's
+    cache between runs: the guest image's build hash includes their
+    digests, so rebuilding them would rebuild the guest image too."""
+    name = 'TROVESTACK_DATASTORE_IMAGE_CACHE'
+    saved = os.environ.get(name)
+    os.environ.setdefault(name, str(builder.default_cache_dir()
+                                    / 'datastore-images'))
+    yield
+    if saved is None:
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(scope='module')
+def embedded_image(guest_host):
+    """The container-mode guest image with MariaDB 11.8 embedded, kept in
+    the image builder's cache between runs."""
+    image = (builder.default_cache_dir() / 'images'
+             / 'trove-guest-verify-mariadb-11.8.qcow2')
+    result = helpers.run_json('trove-image-builder', '--datastore', 'mariadb',
+                              '--embed-datastore-image', EMBEDDED,
+                              '--output', image)
+    assert result['Image'] == str(image)
+    sidecar = json.loads(pathlib.Path(f'{image}.build.json').read_text())
+    assert [e['name'] for e in sidecar['embedded_datastore_images']] == [
+        EMBEDDED]
+    return image
+
+
+def _verify(image, datastore, *args, timeout=2400):
+    before = _namespaces()
+    result = helpers.run('trovestack', 'verify-image', image,
+                         '--datastore', datastore, '-f', 'json', *args,
+                         check=False, timeout=timeout + 300)
+    # Whatever happened, the run removed its namespace (and with it the
+    # tap, qemu, RabbitMQ and the registry it started inside).
+    assert _namespaces() <= before, result.stderr
+    return result
+
+
+def _stages(result):
+    assert result.returncode == 0, result.stderr[-6000:]
+    rows = json.loads(result.stdout)
+    return {row['Stage']: row for row in rows}
+
+
+def test_embedded_mariadb_reaches_active(embedded_image):
+    stages = _stages(_verify(embedded_image, EMBEDDED))
+    for name in REQUIRED:
+        assert stages[name]['Seconds'] is not None, (name, stages)
+    order = [stages[name]['Seconds'] for name in REQUIRED]
+    assert order == sorted(order), stages
+    assert 'verifydb' in stages['database and user']['Detail']
+    assert 'HEALTHY' in stages['ACTIVE']['Detail']
+
+
+def test_postgresql_through_the_registry(embedded_image):
+    stages = _stages(_verify(embedded_image, 'postgresql:17', '--registry'))
+    for name in REQUIRED:
+        assert stages[name]['Seconds'] is not None, (name, stages)
+
+
+def test_disabled_agent_names_the_missing_heartbeat(embedded_image,
+                                                    tmp_path):
+    work = tmp_path / 'work'
+    result = _verify(embedded_image, EMBEDDED, '--disable-guest-agent',
+                     '--timeout', '1500', '--work-dir', work, timeout=1500)
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert 'stage "agent first heartbeat" never happened' in err, err
+    assert 'no heartbeat from the guest agent' in err, err
+    assert 'Serial console (last' in err, err
+    console = (work / 'console.log').read_text(errors='replace')
+    # The tail shown is the real console's: its last line is in it.
+    last = [line for line in console.splitlines() if line.strip()][-1]
+    assert last.rstrip() in err, err
+    assert run.guest_vm.MARKER + ' cloud-init done' in console
+    assert not any(p for p in os.listdir('/proc') if p.isdigit()
+                   and _is_our_qemu(p, work))
+
+
+def _is_our_qemu(pid, work):
+    try:
+        cmdline = pathlib.Path('/proc', pid, 'cmdline').read_bytes()
+    except OSError:
+        return False
+    return b'qemu-system' in cmdline and str(work).encode() in cmdline
+
+
+def test_unknown_datastore_is_one_line_error(tmp_path):
+    image = tmp_path / 'empty.qcow2'
+    subprocess.run(['qemu-img', 'create', '-f', 'qcow2', str(image), '1G'],
+                   check=True, capture_output=True)
+    result = helpers.run('trovestack', 'verify-image', image, '--datastore',
+                         'oracle:19', check=False)
+    assert result.returncode == 1
+    assert "Unknown datastore 'oracle'" in result.stderr
