@@ -80,6 +80,8 @@ def embedded_image(guest_host):
 
 def _verify(image, datastore, *args, timeout=2400):
     before = _namespaces()
+    if '--timeout' not in args:
+        args += ('--timeout', str(timeout))
     result = helpers.run('trovestack', 'verify-image', image,
                          '--datastore', datastore, '-f', 'json', *args,
                          check=False, timeout=timeout + 300)
