@@ -14,6 +14,7 @@ import pytest
 
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
+from trovestack.datastore_images import builder as ds_builder
 from trovestack.imagebuild import builder
 
 
@@ -55,10 +56,14 @@ def isolated_user_config(tmp_path_factory):
     hash cache; the image builder keeps its real download caches."""
     home = tmp_path_factory.mktemp('xdg')
     names = ('XDG_CONFIG_HOME', 'XDG_STATE_HOME', 'XDG_CACHE_HOME',
-             'TROVE_IMAGE_BUILDER_CACHE')
+             'TROVE_IMAGE_BUILDER_CACHE', 'TROVESTACK_DATASTORE_IMAGE_CACHE')
     saved = {k: os.environ.get(k) for k in names}
     os.environ.setdefault('TROVE_IMAGE_BUILDER_CACHE',
                           str(builder.default_cache_dir()))
+    # Datastore images are build products keyed by their inputs' hash, like
+    # guest images: shared between test sessions, not rebuilt per session.
+    os.environ.setdefault('TROVESTACK_DATASTORE_IMAGE_CACHE',
+                          str(ds_builder.default_output_dir()))
     os.environ['XDG_CONFIG_HOME'] = str(home / 'config')
     os.environ['XDG_STATE_HOME'] = str(home / 'state')
     os.environ['XDG_CACHE_HOME'] = str(home / 'cache')

@@ -48,20 +48,6 @@ def guest_host():
         pytest.fail('%s (run tools/install-test-deps)' % e)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def datastore_image_cache():
-    """Datastore images (docker-archives) kept next to the image builder's
-    cache between runs: the guest image's build hash includes their
-    digests, so rebuilding them would rebuild the guest image too."""
-    name = 'TROVESTACK_DATASTORE_IMAGE_CACHE'
-    saved = os.environ.get(name)
-    os.environ.setdefault(name, str(builder.default_cache_dir()
-                                    / 'datastore-images'))
-    yield
-    if saved is None:
-        os.environ.pop(name, None)
-
-
 @pytest.fixture(scope='module')
 def embedded_image(guest_host):
     """The container-mode guest image with MariaDB 11.8 embedded, kept in
