@@ -170,20 +170,9 @@ def ensure_security_group(conn, wanted, project_id, *, dry_run=False):
             security_group_id=group.id))
         rows.append(_row('security-group', name, results.UNCHANGED,
                          group.id))
-    for rule in wanted.rules:
-        label = f'{name}:{rule.label()}'
-        if any(rule.matches(r) for r in existing):
-            rows.append(_row('security-group-rule', label,
-                             results.UNCHANGED, rule.purpose))
-            continue
-        if not dry_run:
-            conn.network.create_security_group_rule(
-                security_group_id=group.id, project_id=project_id,
-                direction='ingress', ethertype='IPv4',
-                protocol=rule.protocol, port_range_min=rule.port,
-                port_range_max=rule.port, remote_ip_prefix='0.0.0.0/0')
-        rows.append(_row('security-group-rule', label, results.CREATED,
-                         rule.purpose, dry_run=dry_run))
+    rows.extend(testenv_secgroup.add_missing_rules(
+        conn, group, name, wanted.rules, existing, dry_run=dry_run,
+        project_id=project_id))
     return rows, group
 
 

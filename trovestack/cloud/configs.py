@@ -37,7 +37,8 @@ def endpoint_urls(state):
     }
 
 
-def _ini(sections):
+def ini(sections):
+    """INI text of {section: {option: value}}."""
     lines = []
     for section, options in sections.items():
         lines.append(f'[{section}]')
@@ -189,7 +190,7 @@ def write_configs(state, layout, transport_url):
     broker's transport_url."""
     for service, (name, render) in RENDERERS.items():
         layout_mod.write_private(layout.config_dir(service) / name,
-                                 _ini(render(state, layout, transport_url)))
+                                 ini(render(state, layout, transport_url)))
         if service in PASTE_FILES:
             project, paste = PASTE_FILES[service]
             shutil.copyfile(_shipped_etc(project, paste),

@@ -77,20 +77,31 @@ def ensure_security_group(conn, name=DEFAULT_GROUP_NAME, rules=None, *,
         'security-group', name,
         testenv.planned(action) if dry_run else action,
         group.id if group is not None else ''))
+    changes.extend(add_missing_rules(conn, group, name, rules, existing,
+                                     dry_run=dry_run))
+    return changes
+
+
+def add_missing_rules(conn, group, name, rules, existing, *, dry_run=False,
+                      project_id=None):
+    """Create the ingress rules of ``rules`` that ``existing`` lacks in
+    security group ``group`` (called ``name``); a Row per rule."""
+    rows = []
     for rule in rules:
         rule_name = f'{name}:{rule.label()}'
         if any(rule.matches(r) for r in existing):
-            changes.append(Row('security-group-rule', rule_name,
-                               testenv.UNCHANGED, rule.purpose))
+            rows.append(Row('security-group-rule', rule_name,
+                            testenv.UNCHANGED, rule.purpose))
             continue
         if not dry_run:
+            extra = {'project_id': project_id} if project_id else {}
             conn.network.create_security_group_rule(
                 security_group_id=group.id, direction='ingress',
                 ethertype='IPv4', protocol=rule.protocol,
                 port_range_min=rule.port, port_range_max=rule.port,
-                remote_ip_prefix='0.0.0.0/0')
-        changes.append(Row(
+                remote_ip_prefix='0.0.0.0/0', **extra)
+        rows.append(Row(
             'security-group-rule', rule_name,
             testenv.planned(testenv.CREATED) if dry_run else testenv.CREATED,
             rule.purpose))
-    return changes
+    return rows

@@ -13,17 +13,8 @@ def tool(name) -> str:
     return str(pathlib.Path(sys.executable).parent / name)
 
 
-def ini(sections) -> str:
-    lines = []
-    for section, options in sections.items():
-        lines.append(f'[{section}]')
-        lines.extend(f'{key} = {value}' for key, value in options.items())
-        lines.append('')
-    return '\n'.join(lines)
-
-
 def write_config(path, sections):
-    layout_mod.write_private(path, ini(sections))
+    layout_mod.write_private(path, configs.ini(sections))
     return path
 
 
