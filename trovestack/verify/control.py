@@ -207,8 +207,9 @@ def _create_and_list(guest, manager, spec):
     until both show up (create_* are casts)."""
     schema_cls, user_cls = _schema_models(manager)
     database = schema_cls(name=spec['database'])
+    # A user's databases are given by name; the model builds their schemas.
     user = user_cls(name=spec['user'], password=spec['user_password'],
-                    databases=[database.serialize()])
+                    databases=[spec['database']])
     guest.create_database([database.serialize()])
     guest.create_user([user.serialize()])
     databases = users = []
