@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import run
 from tests.unit.testenv import plugin_opts
 from trovestack import connection
+from trovestack import instance_prereqs
 from trovestack.testenv import flavors
 
 DATASTORE = 'testenv-mysql'
@@ -227,3 +228,42 @@ def test_init_converges(local_cloud, admin, datastore, tmp_path):
     assert [r['Action'] for r in replaced if r['Resource'] == 'keypair'] == \
         ['replaced']
     admin.compute.delete_keypair(name, ignore_missing=True)
+
+
+@pytest.mark.compute
+def test_init_management_group_where_trove_looks(compute_cloud):
+    """With Neutron, test-init's management group is the service project's
+    (Trove makes guests' management ports with its service credentials,
+    and Neutron takes only the port's project's groups), with the rules
+    of instance_prereqs: the very group the devstack plugin converges."""
+    conn = compute_cloud.connection(compute_cloud.admin_cloud)
+    service = conn.identity.find_project('service')
+    name = 'testenv-mgmt'
+    common = ('test-init', '--flavor-set', 'tempest',
+              '--security-group', name)
+    try:
+        first = _rows(compute_cloud, *common)
+        assert [r['Action'] for r in first
+                if r['Resource'] == 'security-group'] == ['created']
+        group = conn.network.find_security_group(name, project_id=service.id)
+        assert group is not None
+        assert conn.network.find_security_group(
+            name, project_id=conn.current_project_id) is None
+        rules = {(r.protocol, r.port_range_min)
+                 for r in conn.network.security_group_rules(
+                     security_group_id=group.id)
+                 if r.direction == 'ingress'}
+        assert {(r.protocol, r.port)
+                for r in instance_prereqs.DEFAULT_RULES} <= rules
+
+        second = _rows(compute_cloud, *common)
+        assert {r['Action'] for r in second if r['Resource'].startswith(
+            'security-group')} == {'unchanged'}
+        rows, same = instance_prereqs.ensure_security_group(
+            conn, instance_prereqs.Wanted(security_group=name), service.id)
+        assert same.id == group.id
+        assert {r.action for r in rows} == {'unchanged'}
+    finally:
+        found = conn.network.find_security_group(name, project_id=service.id)
+        if found is not None:
+            conn.network.delete_security_group(found)

@@ -165,8 +165,10 @@ class InitTestEnvironment(_TestEnvCommand):
         parser.add_argument(
             '--service-project', metavar='<project>',
             default=quotas.SERVICE_PROJECT,
-            help='Project Trove creates guests in, for compute, volume and '
-                 f'network quotas (default: {quotas.SERVICE_PROJECT})')
+            help='Project Trove creates guests in (its service credentials'
+                 "' project): compute, volume and network quotas and the "
+                 'management security group go there '
+                 f'(default: {quotas.SERVICE_PROJECT})')
         parser.add_argument(
             '--test-project', metavar='<project>',
             default=quotas.TEST_PROJECT,
@@ -183,7 +185,8 @@ class InitTestEnvironment(_TestEnvCommand):
         parser.add_argument(
             '--security-group', metavar='<name>',
             default=secgroup.DEFAULT_GROUP_NAME,
-            help='Management security group name '
+            help="Management security group on guests' ports, made in the "
+                 'service project with the rules Trove needs '
                  f'(default: {secgroup.DEFAULT_GROUP_NAME})')
         _add_test_config_arguments(parser, tempest_required=False)
         _add_dry_run(parser)

@@ -129,7 +129,8 @@ def _is_broken(exc):
     return isinstance(status, int) and (status == 404 or status >= 500)
 
 
-def _project_id(conn, name):
+def project_id(conn, name):
+    """The id of project ``name``; TestEnvError when there is none."""
     project = conn.identity.find_project(name, ignore_missing=True)
     if project is None:
         raise testenv.TestEnvError(f'project {name!r} does not exist')
@@ -146,7 +147,7 @@ def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
                and testenv.has_service(conn, s)]
     names = {'service': service_project, 'test': test_project}
     roles = {w.project for w in wants if w.service in present}
-    projects = {role: (names[role], _project_id(conn, names[role]))
+    projects = {role: (names[role], project_id(conn, names[role]))
                 for role in sorted(roles)}
     api = _QuotaApi(conn, trove)
     changes = []

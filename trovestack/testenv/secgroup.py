@@ -1,18 +1,15 @@
-"""The security group Trove puts on guests' management ports.
+"""Security-group rules: what one ingress rule is, and the loop that adds
+the missing ones to a group (rules that are not ours are left alone).
 
-Guests must reach RabbitMQ, the image registry and the API endpoints, and
-developers must reach them by SSH and ping. The group and each rule are
-found or created; rules that are not ours are left alone. Without a
-network service in the catalog (the local control plane) this is skipped.
+The management group Trove puts on guests' ports, with its rules, is
+:func:`trovestack.instance_prereqs.ensure_security_group`'s; ``test-init``
+converges the same group through it (:mod:`trovestack.testenv.testconfig`).
 """
 
 import dataclasses
-import logging
 
 from trovestack import testenv
 from trovestack.common.results import Row
-
-LOG = logging.getLogger(__name__)
 
 DEFAULT_GROUP_NAME = 'trove-mgmt'
 
@@ -37,49 +34,6 @@ class Rule:
     def label(self):
         return self.protocol if self.port is None else \
             f'{self.protocol}/{self.port}'
-
-
-def management_rules(*, amqp_port=5672, registry_port=4000):
-    """The rules a Trove guest's management port needs."""
-    return (
-        Rule('icmp', None, 'ping'),
-        Rule('tcp', 22, 'ssh'),
-        Rule('tcp', amqp_port, 'rabbitmq'),
-        Rule('tcp', registry_port, 'docker registry'),
-        Rule('tcp', 80, 'http endpoints'),
-        Rule('tcp', 443, 'https endpoints'),
-        Rule('tcp', 8080, 'swift'),
-    )
-
-
-def ensure_security_group(conn, name=DEFAULT_GROUP_NAME, rules=None, *,
-                          dry_run=False):
-    """Find or create the group and its rules; [Row]."""
-    if not testenv.has_service(conn, 'network'):
-        return [Row('security-group', name, testenv.SKIPPED,
-                    'no network endpoint in the catalog')]
-    rules = management_rules() if rules is None else rules
-    group = conn.network.find_security_group(
-        name, ignore_missing=True, project_id=conn.current_project_id)
-    changes = []
-    if group is None:
-        action = testenv.CREATED
-        if not dry_run:
-            LOG.info('Creating security group %s', name)
-            group = conn.network.create_security_group(
-                name=name, description='Trove guest management access')
-        existing = []
-    else:
-        action = testenv.UNCHANGED
-        existing = list(conn.network.security_group_rules(
-            security_group_id=group.id))
-    changes.append(Row(
-        'security-group', name,
-        testenv.planned(action) if dry_run else action,
-        group.id if group is not None else ''))
-    changes.extend(add_missing_rules(conn, group, name, rules, existing,
-                                     dry_run=dry_run))
-    return changes
 
 
 def add_missing_rules(conn, group, name, rules, existing, *, dry_run=False,

@@ -2,15 +2,16 @@
 
 :func:`write_test_config` merges tempest.conf and writes Trove's JSON test
 config; :func:`init_test_environment` adds flavors, quotas, keypair and
-security group in front of it.  Both check everything that can refuse
-before they change anything, and return :class:`~trovestack.common.results.Row`
-objects.
+Trove's management security group in front of it.  Both check everything
+that can refuse before they change anything, and return
+:class:`~trovestack.common.results.Row` objects.
 """
 
 import dataclasses
 import logging
 
 from trovestack import connection
+from trovestack import instance_prereqs
 from trovestack import testenv
 from trovestack.common.results import Row
 from trovestack.testenv import datastores
@@ -116,6 +117,27 @@ def write_test_config(conn, request, *, dry_run=False):
     return config.apply(dry_run=dry_run)
 
 
+def ensure_management_group(conn, environment, *, dry_run=False):
+    """Trove's management security group where Trove looks for it; [Row].
+
+    Trove makes a guest's management port with its service credentials,
+    so in the service project, and Neutron accepts on a port only groups
+    of the port's project: the group is the service project's, with the
+    rules of :func:`instance_prereqs.ensure_security_group` (the one the
+    devstack plugin and ``provision`` converge).
+    """
+    name = environment.security_group
+    if not testenv.has_service(conn, 'network'):
+        return [Row('security-group', name, testenv.SKIPPED,
+                    'no network endpoint in the catalog')]
+    wanted = instance_prereqs.Wanted(project=environment.service_project,
+                                     security_group=name)
+    rows, _ = instance_prereqs.ensure_security_group(
+        conn, wanted, quotas.project_id(conn, wanted.project),
+        dry_run=dry_run)
+    return rows
+
+
 def init_test_environment(conn, environment, config_request, *,
                           dry_run=False):
     """Flavors, quotas, keypair, security group and test config; [Row].
@@ -150,8 +172,7 @@ def init_test_environment(conn, environment, config_request, *,
             replace=environment.replace, dry_run=dry_run))
     else:
         rows.append(Row('keypair', '-', testenv.SKIPPED, 'no --public-key'))
-    rows += secgroup.ensure_security_group(
-        conn, environment.security_group, dry_run=dry_run)
+    rows += ensure_management_group(conn, environment, dry_run=dry_run)
     rows += config.apply(dry_run=dry_run)
     for row in rows:
         if row.action == testenv.SKIPPED:
