@@ -1,8 +1,21 @@
 """Fixtures shared by the integration tests (on top of local_cloud)."""
 
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+
 import pytest
 
+from tests.conftest import LocalCloudFixture
 from trovestack import connection
+from trovestack import netns
+from trovestack.cloud import controlplane
+
+# One compute cloud per machine (libvirtd, OVS and the guests' CPU): test
+# sessions wait for each other on this lock.
+COMPUTE_LOCK = '/tmp/trovestack-compute-cloud.lock'
 
 
 @pytest.fixture(scope='session')
@@ -15,3 +28,85 @@ def admin(local_cloud):
 def trove(admin):
     """A python-troveclient client sharing the admin connection's session."""
     return connection.trove_client(admin)
+
+
+class ComputeCloudFixture(LocalCloudFixture):
+    """A local cloud with its compute layer up (``cloud up --compute``)."""
+
+    def __init__(self, cloud, layer, rows, health, host_addresses, logs):
+        super().__init__(cloud)
+        self.layer = layer
+        self.rows = rows
+        self.health = health
+        # Addresses of the host before the cloud came up: guests' addresses
+        # must never appear outside the namespace.
+        self.host_addresses = host_addresses
+        self.logs = logs
+
+    @property
+    def namespace(self):
+        return self.layer.paths.namespace
+
+    @property
+    def cstate(self):
+        return self.layer.state
+
+
+def host_addresses():
+    out = subprocess.run(['ip', '-o', 'addr'], capture_output=True,
+                         text=True, check=True).stdout
+    return {line.split()[3] for line in out.splitlines()}
+
+
+def _compute_missing():
+    from trovestack.cloud.compute import cloud as compute_cloud
+    from trovestack.cloud.compute import test_image
+
+    if os.geteuid() != 0:
+        return 'the compute cloud needs root'
+    try:
+        compute_cloud._check_binaries()
+    except Exception as exc:  # noqa: BLE001 - the reason is the skip text
+        return str(exc)
+    for tool in test_image.TOOLS:
+        if shutil.which(tool) is None:
+            return f'{tool} missing'
+    return None
+
+
+@contextlib.contextmanager
+def _machine_lock(path=COMPUTE_LOCK):
+    with open(path, 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits for another session
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope='session')
+def compute_cloud(tmp_path_factory, isolated_user_config):
+    """One compute cloud per test session (and per machine: an exclusive
+    flock on COMPUTE_LOCK while it is up); wiped at the end, its logs kept
+    in <tmp>/logs for a failure's story."""
+    from trovestack.cloud.compute import cloud as compute_mod
+
+    reason = _compute_missing()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp('compute-cloud')
+    local = controlplane.LocalCloud(root / 'state')
+    layer = compute_mod.ComputeLayer(local.layout)
+    with _machine_lock():
+        before = host_addresses()
+        try:
+            rows, health = compute_mod.up_with_control_plane(
+                local, base_port=0, clouds_yaml_path=root / 'clouds.yaml')
+            yield ComputeCloudFixture(local, layer, rows, health, before,
+                                      root / 'logs')
+        finally:
+            shutil.copytree(local.layout.root / 'logs', root / 'logs',
+                            dirs_exist_ok=True)
+            layer.wipe()
+            local.wipe()
+            assert not netns.exists(layer.paths.namespace)

@@ -6,17 +6,13 @@ core).  Everything runs in a cloud of its own, wiped at the end.
 """
 
 import ipaddress
-import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from trovestack import netns
+from tests.integration.conftest import host_addresses
 from trovestack.cloud import bootstrap
-from trovestack.cloud import controlplane
-from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.cloud.compute import test_image
 
 pytestmark = pytest.mark.compute
@@ -24,49 +20,8 @@ NETWORK = 'trovestack-test-mgmt'
 BOOT_TIMEOUT = 900
 
 
-def _missing():
-    if os.geteuid() != 0:
-        return 'needs root'
-    try:
-        compute_cloud._check_binaries()
-    except Exception as exc:  # noqa: BLE001 - the reason is the skip text
-        return str(exc)
-    for tool in test_image.TOOLS:
-        if shutil.which(tool) is None:
-            return f'{tool} missing'
-    return None
-
-
-def _host_addresses():
-    out = subprocess.run(['ip', '-o', 'addr'], capture_output=True,
-                         text=True, check=True).stdout
-    return {line.split()[3] for line in out.splitlines()}
-
-
-@pytest.fixture(scope='module')
-def compute(tmp_path_factory):
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp('compute-cloud')
-    local = controlplane.LocalCloud(root / 'state')
-    before = _host_addresses()
-    try:
-        rows, health = compute_cloud.up_with_control_plane(
-            local, base_port=0, clouds_yaml_path=root / 'clouds.yaml')
-        yield local, rows, health, before
-    finally:
-        # Keep the logs (the state directory goes) for a failure's story.
-        shutil.copytree(local.layout.root / 'logs', root / 'logs',
-                        dirs_exist_ok=True)
-        layer = compute_cloud.ComputeLayer(local.layout)
-        layer.wipe()
-        local.wipe()
-        assert not netns.exists(layer.paths.namespace)
-
-
-def test_every_process_runs(compute):
-    local, rows, health, _ = compute
+def test_every_process_runs(compute_cloud):
+    rows, health = compute_cloud.rows, compute_cloud.health
     assert all(row[1] == 'running' for row in rows), rows
     assert {h.name: h.condition for h in health} == {
         h.name: 'running' for h in health}
@@ -75,11 +30,24 @@ def test_every_process_runs(compute):
             'nova-compute'} <= inside
 
 
-def test_server_gets_dhcp_address_and_answers_inside_namespace(compute):
-    local, _, _, before = compute
-    layer = compute_cloud.ComputeLayer(local.layout)
+def test_nova_keeps_no_sqlite_database(compute_cloud):
+    """Nova's API, cell0 and cell1 databases (nova-api's too) and
+    placement's are on the layer's MariaDB."""
+    configs = [compute_cloud.config_file('nova'),
+               *compute_cloud.layer.paths.root.glob('*/etc/*.conf')]
+    text = '\n'.join(path.read_text() for path in configs)
+    assert 'nova_api?unix_socket' in text
+    assert 'sqlite' not in '\n'.join(
+        path.read_text() for path in configs
+        if path.name in ('nova.conf', 'placement.conf'))
+
+
+def test_server_gets_dhcp_address_and_answers_inside_namespace(
+        compute_cloud):
+    layer = compute_cloud.layer
     cstate = layer.state
-    conn = bootstrap.admin_connection(local.state)
+    before = compute_cloud.host_addresses
+    conn = bootstrap.admin_connection(compute_cloud.state)
     image = test_image.build()
     glance_image = conn.image.create_image(
         'trovestack-test-guest', filename=str(image.path), disk_format='raw',
@@ -120,7 +88,7 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(compute):
         capture_output=True, text=True)
     assert address in answer.stdout
     # Guest addresses exist only inside the namespace.
-    assert _host_addresses() == before
+    assert host_addresses() == before
 
     ports = list(conn.network.ports(device_id=server.id))
     conn.compute.delete_server(server)

@@ -66,8 +66,12 @@ class ComputeLayer:
 
     # ----------------------------------------------------------------- up
     def up(self, state, transport_url, *, control_ports, broker_port,
-           timeout=120.0):
-        """Start the layer (bootstrapping on first use); [Health]."""
+           timeout=120.0, restart_api=None):
+        """Start the layer (bootstrapping on first use); [Health].
+
+        Once nova's databases are ready on the layer's MariaDB, nova-api's
+        config is pointed at them; ``restart_api()`` is called when that
+        changed it (before the scheduler or anyone needs the API)."""
         _check_binaries()
         cstate = self.state or paths_mod.ComputeState.new()
         self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -91,10 +95,11 @@ class ComputeLayer:
                 self.runner.start(steps[name], timeout)
             mariadb.initialise(self.paths)
             self.runner.start(steps[mariadb.NAME], timeout)
+            mariadb.create_databases(self.paths, placement.DATABASE,
+                                     neutron.DATABASE, *nova.DATABASES)
             if not cstate.bootstrapped:
                 self._set_up(placement.setup_commands(self.paths),
                              'placement')
-                mariadb.create_database(self.paths, 'neutron')
                 self._set_up(neutron.setup_commands(self.paths), 'neutron')
             for name in ('placement', 'neutron'):
                 self.runner.start(steps[name], timeout)
@@ -103,9 +108,11 @@ class ComputeLayer:
                     'placement': placement.endpoint_url(cstate),
                     'network': neutron.endpoint_url(cstate)})
                 self._set_up(nova.setup_commands(
-                    self.paths, self.layout, transport_url), 'nova')
+                    self.paths, transport_url), 'nova')
                 cstate.bootstrapped = True
                 self.paths.save_state(cstate)
+            if self.configure_nova_api(state, transport_url) and restart_api:
+                restart_api()
             if not bootstrapped_before:
                 # Guests a wiped cloud of this state directory left defined.
                 libvirt.forget_domains(f'{self.paths.namespace}-')
@@ -147,7 +154,7 @@ class ComputeLayer:
         placement.write_config(state, cstate, paths)
         neutron.write_config(state, cstate, paths, transport_url)
         neutron.copy_paste_config(paths)
-        nova.write_config(state, cstate, paths, self.layout, transport_url)
+        nova.write_config(state, cstate, paths, transport_url)
 
     def _set_up(self, commands, service):
         log = self.paths.log_dir / f'{service}-setup.log'
@@ -164,7 +171,7 @@ class ComputeLayer:
         document = ini.IniFile.load(path)
         changed = False
         for section, options in nova.api_settings(
-                state, transport_url).items():
+                state, self.paths, transport_url).items():
             for option, value in options.items():
                 if document.get(section, option) != value:
                     document.set(section, option, value)
@@ -244,11 +251,11 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
     rows = local_cloud.up(timeout=timeout, **up_args)
     broker, state = local_cloud.broker, local_cloud.state
     layer = ComputeLayer(local_cloud.layout)
-    if layer.configure_nova_api(state, broker.transport_url()):
-        _restart_nova_api(local_cloud, state, timeout)
-    health = layer.up(state, broker.transport_url(),
-                      control_ports=list(state.ports.values()),
-                      broker_port=broker.port, timeout=timeout)
+    health = layer.up(
+        state, broker.transport_url(),
+        control_ports=list(state.ports.values()), broker_port=broker.port,
+        timeout=timeout,
+        restart_api=lambda: _restart_nova_api(local_cloud, state, timeout))
     return rows, health
 
 

@@ -18,12 +18,6 @@ def write_config(path, sections):
     return path
 
 
-def sqlite(path) -> str:
-    """SQLite URL; writers wait up to a minute for each other (neutron's
-    API and its OVN event threads write concurrently)."""
-    return f'sqlite:///{path}?timeout=60'
-
-
 def service_auth(state, user='nova') -> dict:
     """keystoneauth password options of a service user."""
     return {

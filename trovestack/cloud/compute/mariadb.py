@@ -1,7 +1,9 @@
-"""A MariaDB server of the compute layer's own, for neutron.
+"""A MariaDB server of the compute layer's own, for placement, neutron and
+nova (the control plane's nova-api included).
 
-Neutron's API and its OVN event threads write concurrently; on SQLite that
-ends in "database is locked" while ports are created or deleted.  This
+Neutron's API and its OVN event threads write concurrently, and so do
+nova's conductor, scheduler and API; on SQLite that ends in "database is
+locked" while ports are created or servers built.  This
 server listens on a unix socket only (``--skip-networking``); root logs in
 through unix-socket authentication, so there is no password to keep.
 """
@@ -52,7 +54,9 @@ def daemon(paths) -> daemons.Daemon:
     ], None, lambda: daemons.unix_socket_answers(sock))
 
 
-def create_database(paths, name):
+def create_databases(paths, *names):
+    """Create the databases that do not exist yet (one client call)."""
+    statements = ';'.join(f'CREATE DATABASE IF NOT EXISTS {name} '
+                          'CHARACTER SET utf8' for name in names)
     daemons.run(['mariadb', '--no-defaults', f'--socket={socket_path(paths)}',
-                 '-u', 'root', '-e',
-                 f'CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8'])
+                 '-u', 'root', '-e', statements])

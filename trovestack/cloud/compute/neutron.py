@@ -20,6 +20,7 @@ from trovestack.cloud.compute import network
 from trovestack.cloud.compute import paths as paths_mod
 
 SERVICE_TYPE = 'network'
+DATABASE = 'neutron'
 
 
 def config_file(paths):
@@ -40,7 +41,7 @@ def write_config(state, cstate, paths, transport_url):
             'notify_nova_on_port_status_changes': 'true',
             'notify_nova_on_port_data_changes': 'true',
         },
-        'database': {'connection': mariadb.url(paths, 'neutron')},
+        'database': {'connection': mariadb.url(paths, DATABASE)},
         'keystone_authtoken': common.authtoken(state, 'neutron'),
         'nova': common.service_auth(state, 'neutron'),
         'placement': common.service_auth(state, 'neutron'),

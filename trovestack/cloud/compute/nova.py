@@ -2,13 +2,14 @@
 
 Conductor and scheduler run on host loopback; nova-compute runs inside the
 namespace (with its privsep helpers, which create the guests' taps there).
-They share the API and cell databases of the control plane's nova-api,
-which gets messaging, placement and neutron settings of its own
-(:func:`api_settings`).
+They and the control plane's nova-api share the API, cell0 and cell1
+databases on the layer's MariaDB (:mod:`.mariadb`); nova-api gets those,
+messaging, placement and neutron settings of its own (:func:`api_settings`).
 """
 
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import mariadb
 from trovestack.cloud.compute import network
 from trovestack.cloud.compute import paths as paths_mod
 
@@ -23,21 +24,21 @@ def config_file(paths):
     return paths.config_dir('nova') / 'nova.conf'
 
 
-def _databases(layout):
-    data = layout.service_dir('nova')
-    return {'api_database': {
-                'connection': common.sqlite(data / 'nova_api.db')},
-            'database': {'connection': common.sqlite(data / 'nova.db')}}
+# API database, cell1's and cell0's, on the layer's MariaDB.
+API_DATABASE, CELL_DATABASE, CELL0_DATABASE = 'nova_api', 'nova', 'nova_cell0'
+DATABASES = (API_DATABASE, CELL_DATABASE, CELL0_DATABASE)
 
 
-def cell0_connection(layout):
-    return common.sqlite(layout.service_dir('nova') / 'nova_cell0.db')
+def _databases(paths):
+    return {'api_database': {'connection': mariadb.url(paths, API_DATABASE)},
+            'database': {'connection': mariadb.url(paths, CELL_DATABASE)}}
 
 
-def api_settings(state, transport_url) -> dict:
+def api_settings(state, paths, transport_url) -> dict:
     """Sections nova-api needs to create servers on this cloud."""
     return {
         'DEFAULT': {'transport_url': transport_url},
+        **_databases(paths),
         'placement': common.service_auth(state, 'nova'),
         'neutron': common.service_auth(state, 'nova'),
         'service_user': {**common.service_auth(state, 'nova'),
@@ -45,7 +46,7 @@ def api_settings(state, transport_url) -> dict:
     }
 
 
-def write_config(state, cstate, paths, layout, transport_url):
+def write_config(state, cstate, paths, transport_url):
     data = paths.service_dir('nova')
     helper = (f'{common.tool("privsep-helper")} --config-file '
               f'{config_file(paths)}')
@@ -63,9 +64,8 @@ def write_config(state, cstate, paths, layout, transport_url):
             'heal_instance_info_cache_interval': '0',
             'reserved_host_memory_mb': '512',
         },
-        **_databases(layout),
         **{key: value for key, value in api_settings(
-            state, transport_url).items() if key != 'DEFAULT'},
+            state, paths, transport_url).items() if key != 'DEFAULT'},
         'keystone_authtoken': common.authtoken(state, 'nova'),
         'libvirt': {'virt_type': 'qemu', 'cpu_mode': 'none',
                     'tb_cache_size': str(TB_CACHE_MIB)},
@@ -82,14 +82,15 @@ def write_config(state, cstate, paths, layout, transport_url):
     return common.write_config(config_file(paths), sections)
 
 
-def setup_commands(paths, layout, transport_url):
-    """Cell mappings (cell0 and cell1 on the control plane's databases)."""
+def setup_commands(paths, transport_url):
+    """Schemas and cell mappings (cell0 and cell1) on the layer's MariaDB."""
     manage = [common.tool('nova-manage'), '--config-file',
               config_file(paths)]
-    cell1 = _databases(layout)['database']['connection']
+    cell1 = _databases(paths)['database']['connection']
     return [
+        [*manage, 'api_db', 'sync'],
         [*manage, 'cell_v2', 'map_cell0', '--database_connection',
-         cell0_connection(layout)],
+         mariadb.url(paths, CELL0_DATABASE)],
         [*manage, 'db', 'sync'],
         [*manage, 'cell_v2', 'create_cell', '--name', 'cell1',
          '--transport-url', transport_url, '--database_connection', cell1],

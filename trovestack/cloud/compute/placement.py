@@ -1,8 +1,10 @@
 """Placement: its configuration, database and API server (host loopback)."""
 
 from trovestack.cloud.compute import common
+from trovestack.cloud.compute import mariadb
 
 SERVICE_TYPE = 'placement'
+DATABASE = 'placement'
 
 
 def config_file(paths):
@@ -10,13 +12,12 @@ def config_file(paths):
 
 
 def write_config(state, cstate, paths):
-    data = paths.service_dir('placement')
     return common.write_config(config_file(paths), {
         'DEFAULT': {'debug': 'false', 'use_stderr': 'true'},
         'api': {'auth_strategy': 'keystone'},
         'keystone_authtoken': common.authtoken(state, 'placement'),
         'placement_database': {
-            'connection': common.sqlite(data / 'placement.db')},
+            'connection': mariadb.url(paths, DATABASE)},
     })
 
 
