@@ -20,6 +20,7 @@ import pathlib
 
 import load_image
 from trovestack import instance_prereqs
+from trovestack import instance_setup
 from trovestack import provision
 from trovestack import trove_config
 from trovestack.common import errors
@@ -231,17 +232,12 @@ def instance_settings(plan, prepared, guest_transport_url=None):
     insecure = list(plan.insecure_registries)
     if plan.image_source == 'registry' and plan.registry not in insecure:
         insecure.insert(0, plan.registry)
-    return trove_config.InstanceSettings(
-        management_networks=[prepared.network_id] if prepared.network_id
-        else [],
-        management_security_groups=[prepared.security_group_id]
-        if prepared.security_group_id else [],
-        docker_images=plan.docker_images(),
+    return instance_setup.instance_settings(
+        prepared, docker_images=plan.docker_images(),
         insecure_registries=insecure,
         network_isolation=plan.network_isolation,
         volume_support=plan.volume_support, volume_type=plan.volume_type,
-        timeouts=plan.timeouts, keypair=prepared.keypair,
-        guest_transport_url=guest_transport_url)
+        timeouts=plan.timeouts, guest_transport_url=guest_transport_url)
 
 
 def extra(conn, plan):
@@ -256,9 +252,7 @@ def extra(conn, plan):
     rows += prepared.rows
     host_rows, guest_url = _host_messaging(plan, prepared)
     rows += host_rows
-    config = trove_config.instance_config(
-        instance_settings(plan, prepared, guest_url))
-    config[trove_config.TROVE_CONF]['DEFAULT']['default_datastore'] = \
-        default_datastore(plan.datastores)
-    rows += trove_config.apply(config, plan.config_files)
+    rows += instance_setup.apply(
+        instance_settings(plan, prepared, guest_url), plan.config_files,
+        default_datastore=default_datastore(plan.datastores))
     return rows

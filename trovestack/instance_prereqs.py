@@ -53,6 +53,11 @@ class Wanted:
     subnet_name: str = ''
     cidr: str = '192.168.254.0/24'
     shared: bool = False
+    # A flat provider network on this physical network (the compute-enabled
+    # local cloud's), and the subnet's gateway: an address the control
+    # plane holds on it.  Empty: a tenant network without a gateway.
+    physical_network: str = ''
+    gateway: str = ''
     security_group: str = 'trove-mgmt'
     rules: tuple = DEFAULT_RULES
     keypair: str = 'trove-mgmt'
@@ -113,9 +118,12 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
     if network is None:
         if not dry_run:
             LOG.info('Creating network %s', wanted.network_name)
+            provider = {'provider_network_type': 'flat',
+                        'provider_physical_network': wanted.physical_network
+                        } if wanted.physical_network else {}
             network = conn.network.create_network(
                 name=wanted.network_name, project_id=project_id,
-                shared=wanted.shared)
+                shared=wanted.shared, **provider)
         rows.append(_row('network', wanted.network_name, results.CREATED,
                          getattr(network, 'id', ''), dry_run=dry_run))
     elif bool(network.is_shared) == wanted.shared:
@@ -140,12 +148,13 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
         return rows, network, subnet
     if not dry_run:
         LOG.info('Creating subnet %s (%s)', wanted.subnet_name, wanted.cidr)
-        # No gateway and no DNS servers: guests reach the control plane
-        # on this network only, and nothing outside it.
+        # No DNS servers, and a gateway only where the control plane holds
+        # it: guests reach the control plane on this network only, and
+        # nothing outside it.
         subnet = conn.network.create_subnet(
             name=wanted.subnet_name, network_id=network.id,
             project_id=project_id, ip_version=4, cidr=wanted.cidr,
-            gateway_ip=None, enable_dhcp=True)
+            gateway_ip=wanted.gateway or None, enable_dhcp=True)
     rows.append(_row('subnet', wanted.subnet_name, results.CREATED,
                      wanted.cidr, dry_run=dry_run))
     return rows, network, subnet
