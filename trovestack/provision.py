@@ -67,14 +67,23 @@ def plan(request):
     targets = [(name, version or default_version(name))
                for name, version in request.datastores]
     defaults = default_versions(targets)
+    compute = _has_compute(request)
     steps = []
     for index, (name, version) in enumerate(targets):
         # One guest image serves every datastore: built once.
         if request.image is None and index == 0:
-            steps.append(_build_step(request, name, version))
+            steps.append(_build_step(
+                request, name, version,
+                embed=tuple(f'{n}:{v}' for n, v in targets) if compute
+                else ()))
         steps.append(_load_step(request.image or '<built image>', name,
                                 version,
                                 default=(name, version) in defaults))
+    if compute:
+        # Management network, security group, keypair, quotas and Trove's
+        # configuration for instances on the compute layer.
+        steps.append(Step('instance-setup', 'management network '
+                          '(compute layer)', _instance_setup_step(targets)))
     steps.append(Step('flavors', '', _flavors))
     tempest_conf, trove_conf = config_paths(request)
     describe = f'--tempest-conf {tempest_conf} --trove-test-conf {trove_conf}'
@@ -150,24 +159,41 @@ def _local_cloud(request):
     return controlplane.LocalCloud(request.state_dir)
 
 
+def _has_compute(request):
+    """True when provisioning the local cloud and it has a compute
+    layer (``cloud up --compute``)."""
+    if request.os_cloud is not None:
+        return False
+    from trovestack.cloud.compute import cloud as compute_cloud
+
+    return compute_cloud.is_enabled(_local_cloud(request))
+
+
 def _start_local_cloud(request):
     import os
 
     from trovestack.cloud import clouds_yaml
 
     cloud = _local_cloud(request)
-    cloud.up(base_port=request.base_port)
+    if _has_compute(request):
+        from trovestack.cloud.compute import cloud as compute_cloud
+
+        compute_cloud.up_with_control_plane(cloud,
+                                            base_port=request.base_port)
+    else:
+        cloud.up(base_port=request.base_port)
     os.environ.update(cloud.env())
     request.os_cloud = clouds_yaml.ADMIN_CLOUD
     return Row('cloud up', str(cloud.layout.root), 'running')
 
 
-def _build_step(request, datastore, version):
+def _build_step(request, datastore, version, embed=()):
     from trovestack.imagebuild import builder
 
     build = builder.BuildRequest(datastore=datastore,
                                  datastore_version=version,
-                                 output_dir=request.image_dir)
+                                 output_dir=request.image_dir,
+                                 embed_datastore_images=embed)
 
     def run(context):
         result = builder.build_image(build)
@@ -176,6 +202,8 @@ def _build_step(request, datastore, version):
                    'unchanged, not rebuilt' if result.skipped else 'built')
 
     describe = f'--datastore {datastore} --datastore-version {version}'
+    for name in embed:
+        describe += f' --embed-datastore-image {name}'
     if request.image_dir:
         describe += f' --output-dir {request.image_dir}'
     return Step('build-image', describe, run)
@@ -213,6 +241,16 @@ def _flavors(context):
 
     results = flavors.ensure_flavors(context.conn, flavors.flavor_specs())
     return _summary('flavors', [result.action for result in results])
+
+
+def _instance_setup_step(targets):
+    def run(context):
+        from trovestack.cloud.compute import trove as compute_trove
+
+        rows = compute_trove.configure(
+            context.conn, _local_cloud(context.request), targets)
+        return _summary('instance-setup', [row.action for row in rows])
+    return run
 
 
 def _test_config_step(tempest_conf, trove_conf, targets):

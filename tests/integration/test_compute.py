@@ -1,23 +1,37 @@
 """The compute cloud: a nova server boots on the management network, gets
-its address from OVN's DHCP and answers TCP inside the cloud's namespace.
+its address from OVN's DHCP and answers TCP inside the cloud's namespace;
+``provision`` configures Trove for instances, and a MariaDB instance goes
+through its lifecycle (tests/integration/lifecycle_support.py).
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
 """
 
 import ipaddress
+import os
+import pathlib
 import subprocess
 import time
 
 import pytest
 
+from tests.integration import lifecycle_support
 from tests.integration.conftest import host_addresses
+from trovestack import provision
 from trovestack.cloud import bootstrap
+from trovestack.cloud import processes
 from trovestack.cloud.compute import test_image
+from trovestack.cloud.compute import trove as compute_trove
+from trovestack.testenv import ini
 
 pytestmark = pytest.mark.compute
 NETWORK = 'trovestack-test-mgmt'
 BOOT_TIMEOUT = 900
+DATASTORE, VERSION = 'mariadb', '11.8'
+GUEST_IMAGE = 'trove-guest-verify-mariadb-11.8.qcow2'
+# 1.5 GiB, a 7 GB root disk (the image is 3.2 GB) and 1 GB of ephemeral
+# storage (Trove's data without Cinder).
+FLAVOR = 'test.eph.medium-7'
 
 
 def test_every_process_runs(compute_cloud):
@@ -94,3 +108,79 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=300)
     assert ports and not list(conn.network.ports(device_id=server.id))
+    # One flat network per physical network: Trove's management network
+    # (provisioned below) takes its place.
+    conn.network.delete_network(network)
+
+
+def _guest_image():
+    """The container-mode guest image with mariadb:11.8 embedded
+    (TROVESTACK_COMPUTE_GUEST_IMAGE, or the one verify-image builds)."""
+    from trovestack.imagebuild import builder
+
+    given = os.environ.get('TROVESTACK_COMPUTE_GUEST_IMAGE')
+    path = pathlib.Path(given) if given else (
+        builder.default_cache_dir() / 'images' / GUEST_IMAGE)
+    if not path.is_file():
+        pytest.skip(f'no guest image {path}: trove-image-builder '
+                    '--datastore mariadb --embed-datastore-image '
+                    f'{DATASTORE}:{VERSION} (or set '
+                    'TROVESTACK_COMPUTE_GUEST_IMAGE)')
+    return path
+
+
+@pytest.fixture(scope='module')
+def provisioned(compute_cloud, tmp_path_factory):
+    """``trovestack provision mariadb:11.8`` on the compute cloud, twice:
+    the second run changes nothing and restarts nothing."""
+    image = _guest_image()
+    out = tmp_path_factory.mktemp('provision')
+    request = dict(datastores=[(DATASTORE, VERSION)], image=str(image),
+                   state_dir=str(compute_cloud.state_dir),
+                   tempest_conf=str(out / 'tempest.conf'))
+    saved = dict(os.environ)
+    try:
+        first = provision.provision(provision.ProvisionRequest(**request))
+        pids = _trove_pids(compute_cloud)
+        second = provision.provision(provision.ProvisionRequest(**request))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return first, second, pids != _trove_pids(compute_cloud)
+
+
+def _trove_pids(compute_cloud):
+    layout = compute_cloud.cloud.layout
+    return [processes.read_pid(layout.pid_file(name), layout.root)
+            for name in compute_trove.TROVE_SERVICES]
+
+
+def test_provision_configures_trove_for_instances(compute_cloud,
+                                                  provisioned):
+    first, second, restarted = provisioned
+    setup = [row for row in second if row.kind == 'instance-setup']
+    assert setup and 'created' not in setup[0].action, second
+    assert not restarted
+    conn = compute_cloud.connection()
+    networks = list(conn.network.networks(name=compute_trove.NETWORK))
+    assert len(networks) == 1
+    assert networks[0].provider_physical_network == 'mgmt'
+    groups = list(conn.network.security_groups(name='trove-mgmt'))
+    assert len(groups) == 1
+    files = compute_trove.config_files(compute_cloud.cloud.layout)
+    server = ini.IniFile.load(files['trove.conf'])
+    guest = ini.IniFile.load(files['trove-guestagent.conf'])
+    assert server.get('DEFAULT', 'management_networks') == networks[0].id
+    assert server.get('DEFAULT', 'trove_volume_support') == 'False'
+    assert server.get('network', 'network_isolation') == 'False'
+    assert guest.get(DATASTORE, 'docker_image') == f'trovestack/{DATASTORE}'
+    assert f'@{compute_cloud.cstate.gateway}:' in guest.get(
+        'DEFAULT', 'transport_url')
+
+
+def test_instance_lifecycle(compute_cloud, provisioned):
+    where = lifecycle_support.where_of(compute_cloud)
+    timeline = lifecycle_support.run_lifecycle(
+        where, datastore=DATASTORE, version=VERSION, flavor=FLAVOR)
+    assert any(stage.startswith('deleted') for stage in timeline), timeline
+    assert host_addresses() == compute_cloud.host_addresses

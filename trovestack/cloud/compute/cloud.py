@@ -260,14 +260,33 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
 
 
 def _restart_nova_api(local_cloud, state, timeout):
+    restart_services(local_cloud, ['nova'], timeout)
+
+
+def restart_services(local_cloud, names, timeout=120.0):
+    """Restart control-plane services (after their config changed) and
+    wait until each answers (HTTP) or consumes its RPC topic."""
+    from trovestack.cloud import rabbitmq
+    from trovestack.cloud.services import RPC
     from trovestack.cloud.services import SERVICES
-    layout, service = local_cloud.layout, SERVICES['nova']
-    processes.stop(layout.pid_file('nova'), layout.root)
-    pid = processes.start(service.command(state, layout),
-                          layout.pid_file('nova'), layout.log_file('nova'),
-                          service.env(layout))
-    processes.wait_until_ready('nova', pid, service.url(state),
-                               layout.log_file('nova'), timeout)
+
+    layout, state = local_cloud.layout, local_cloud.state
+    broker = local_cloud.broker
+    for name in names:
+        service = SERVICES[name]
+        processes.stop(layout.pid_file(name), layout.root)
+        pid = processes.start(service.command(state, layout),
+                              layout.pid_file(name), layout.log_file(name),
+                              service.env(layout))
+        if service.kind == RPC:
+            topic = service.rpc_topic
+            processes.wait_until(
+                name, pid, lambda topic=topic: bool(rabbitmq.queue_consumers(
+                    broker, [topic])[topic]),
+                layout.log_file(name), timeout, f'consume RPC topic {topic}')
+        else:
+            processes.wait_until_ready(name, pid, service.url(state),
+                                       layout.log_file(name), timeout)
 
 
 def down_with_control_plane(local_cloud):

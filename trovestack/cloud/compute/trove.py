@@ -1,0 +1,112 @@
+"""Trove configured for instances on the compute-enabled local cloud.
+
+The management network is the layer's flat provider network (``mgmt``,
+the namespace's br-mgmt) with the gateway the namespace holds; guests reach
+RabbitMQ there (the forwarder mirrors the broker onto the gateway).  The
+prerequisites and Trove's settings come from the code the devstack plugin
+uses (:mod:`trovestack.instance_prereqs`, :mod:`trovestack.instance_setup`).
+The datastore images are the ones embedded in the guest image
+(``trovestack/<datastore>:<version>``): no registry; no Cinder, so no
+volumes.  Trove's API, task manager and conductor restart only when the
+configuration they run with changed.
+"""
+
+import shutil
+import subprocess
+
+from trovestack import instance_prereqs
+from trovestack import instance_setup
+from trovestack import trove_config
+from trovestack.cloud import configs
+from trovestack.cloud import processes
+from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.cloud.compute import paths as paths_mod
+from trovestack.common import results
+
+NETWORK = 'trove-mgmt'
+KEYPAIR = 'trove-mgmt'
+TROVE_SERVICES = ('trove', 'trove-taskmanager', 'trove-conductor')
+# A copy of trove.conf as Trove's running services read it at their last
+# start by this module: ``cloud up`` rewrites trove.conf without restarting
+# them, so the file itself does not tell what they run with.
+RUNNING_COPY = '.trove.conf.running'
+
+
+def config_files(layout):
+    """{file name: path} of Trove's two configuration files."""
+    trove_dir = layout.config_dir('trove')
+    return {trove_config.TROVE_CONF: configs.config_file('trove', layout),
+            trove_config.GUESTAGENT_CONF:
+                trove_dir / trove_config.GUESTAGENT_CONF}
+
+
+def _public_key(layout):
+    """The public half of the cloud's management key pair (made once), or
+    '' without ssh-keygen."""
+    key = layout.root / 'compute' / 'trove-mgmt-key'
+    if not key.exists():
+        if shutil.which('ssh-keygen') is None:
+            return ''
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
+                        '-C', 'trovestack trove-mgmt', '-f', str(key)],
+                       check=True, capture_output=True)
+    return key.with_suffix('.pub').read_text().strip()
+
+
+def wanted(layer, layout):
+    cstate = layer.state
+    return instance_prereqs.Wanted(
+        network_name=NETWORK, cidr=cstate.mgmt_cidr,
+        physical_network=paths_mod.PHYSICAL_NETWORK, gateway=cstate.gateway,
+        shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
+
+
+def configure(conn, local_cloud, datastores, *, timeout=120.0):
+    """Converge the instance prerequisites and Trove's configuration for
+    ``datastores`` [(name, version)]; restart Trove's services when their
+    configuration changed.  [Row]."""
+    layout = local_cloud.layout
+    layer = compute_cloud.ComputeLayer(layout)
+    prepared = instance_prereqs.converge(conn, wanted(layer, layout))
+    rows = list(prepared.rows)
+    files = config_files(layout)
+    files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
+    settings = instance_setup.instance_settings(
+        prepared,
+        docker_images=trove_config.docker_images(
+            [name for name, _ in datastores], source='embedded'),
+        volume_support=False,
+        guest_transport_url=instance_prereqs.guest_transport_url(
+            local_cloud.broker.transport_url(), layer.state.gateway))
+    rows += instance_setup.apply(
+        settings, files, default_datastore=datastores[0][0],
+        extra={trove_config.TROVE_CONF: {'DEFAULT': {
+                   'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
+               }},
+               trove_config.GUESTAGENT_CONF: {'DEFAULT': {
+                   'control_exchange': configs.CONTROL_EXCHANGE}}})
+    rows.append(_restart_if_changed(local_cloud, files, timeout))
+    return rows
+
+
+def _running_record(local_cloud, text):
+    """trove.conf's text under the pids of Trove's services."""
+    layout = local_cloud.layout
+    pids = [processes.read_pid(layout.pid_file(name), layout.root)
+            for name in TROVE_SERVICES]
+    return f'# pids {pids}\n{text}'
+
+
+def _restart_if_changed(local_cloud, files, timeout):
+    current = files[trove_config.TROVE_CONF]
+    running = current.with_name(RUNNING_COPY)
+    text = current.read_text()
+    if running.exists() and \
+            running.read_text() == _running_record(local_cloud, text):
+        return results.Row('restart', ' '.join(TROVE_SERVICES),
+                           results.UNCHANGED, 'configuration unchanged')
+    compute_cloud.restart_services(local_cloud, TROVE_SERVICES, timeout)
+    running.touch(mode=0o600)
+    running.write_text(_running_record(local_cloud, text))
+    return results.Row('restart', ' '.join(TROVE_SERVICES), results.OK,
+                       'configuration changed')
