@@ -273,3 +273,17 @@ def test_plug_host_port_failure_is_one_line(monkeypatch):
 def test_guest_transport_url(url, expected):
     assert instance_prereqs.guest_transport_url(url, '192.168.254.10') == \
         expected
+
+
+def test_flat_provider_network_with_the_control_planes_gateway(cloud):
+    wanted = instance_prereqs.Wanted(cidr='10.222.0.0/24', shared=True,
+                                     physical_network='mgmt',
+                                     gateway='10.222.0.1')
+    instance_prereqs.converge(cloud, wanted)
+    network, = cloud.networks
+    subnet, = cloud.subnets
+    assert (network.provider_network_type,
+            network.provider_physical_network) == ('flat', 'mgmt')
+    assert subnet.gateway_ip == '10.222.0.1'
+    instance_prereqs.converge(cloud, wanted)
+    assert len(cloud.networks) == len(cloud.subnets) == 1
