@@ -6,3 +6,8 @@ export TROVE_GUEST_CONF_DIR=${TROVE_GUEST_CONF_DIR:-/etc/trove}
 default_datasources="ConfigDrive, OpenStack, NoCloud, None"
 export TROVE_GUEST_DATASOURCES=${TROVE_GUEST_DATASOURCES:-$default_datasources}
 unset default_datasources
+# No ifupdown stanzas for eth0/eth1 from the debootstrap element: cloud-init
+# writes the network from the config drive (or DHCP on the first NIC when
+# there is none); interfaces that don't exist or get no DHCP answer would
+# hold networking.service (and the boot) for minutes.
+export DIB_APT_MINIMAL_CREATE_INTERFACES=${DIB_APT_MINIMAL_CREATE_INTERFACES:-0}
