@@ -10,4 +10,5 @@ unset default_datasources
 # writes the network from the config drive (or DHCP on the first NIC when
 # there is none); interfaces that don't exist or get no DHCP answer would
 # hold networking.service (and the boot) for minutes.
-export DIB_APT_MINIMAL_CREATE_INTERFACES=${DIB_APT_MINIMAL_CREATE_INTERFACES:-0}
+DIB_APT_MINIMAL_CREATE_INTERFACES=${DIB_APT_MINIMAL_CREATE_INTERFACES:-0}
+export DIB_APT_MINIMAL_CREATE_INTERFACES
