@@ -67,9 +67,11 @@ WHY = {
 }
 PROGRESS_EVERY = 30.0
 # The agent's unit is ordered right after cloud-init.service; the console
-# "cloud-init done" marker comes later still (cloud-final). An agent with no
-# journal line this long after it will not start: fail early.
-AGENT_START_GRACE = 180.0
+# "cloud-init done" marker comes later still (cloud-final, after
+# multi-user.target), from the runcmd that starts the journal forwarder,
+# which prints the unit's lines so far at once. An agent with no journal
+# line this long after it will not start: fail early.
+AGENT_START_GRACE = 90.0
 TAIL_LINES = 40
 
 
