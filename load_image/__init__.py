@@ -146,9 +146,9 @@ def load(conn, request, image_file, *, progress=None):
     optional config parameters, default and pruning; a LoadResult."""
     from load_image import datastores
     from load_image import images
-    from trovestack import connection
+    from load_image import trove_api
 
-    trove = connection.trove_client(conn)
+    trove = trove_api.mgmt_client(conn)
     properties = {
         'hw_rng_model': 'virtio',
         'os_distro': request.guest_os,
@@ -170,8 +170,11 @@ def load(conn, request, image_file, *, progress=None):
         packages=request.packages)
     parameters = None
     if request.config_params:
+        from trovestack import connection
+
         parameters = datastores.load_config_parameters(
-            trove, version.version_id, request.config_params)
+            connection.trove_client(conn), version.version_id,
+            request.config_params)
     if request.default:
         default = datastores.set_default_version(
             trove, request.datastore, request.version,
@@ -194,9 +197,9 @@ def activate(conn, datastore, version, *, version_number=None,
     """Make the version its datastore's default (and active); a
     datastores.VersionResult."""
     from load_image import datastores
-    from trovestack import connection
+    from load_image import trove_api
 
     check_names(datastore, version)
     return datastores.set_default_version(
-        connection.trove_client(conn), datastore, version,
+        trove_api.mgmt_client(conn), datastore, version,
         version_number=version_number, exclusive=exclusive)
