@@ -27,6 +27,7 @@ from requests import exceptions as req_exc
 
 from load_image import hashcache
 from load_image import uploader as uploaders
+from trovestack import connection
 from trovestack.common import files
 from trovestack.common.errors import UserError
 
@@ -546,10 +547,14 @@ def _check_stored_hash(image, image_file):
                               '(sha512 mismatch)')
 
 
+def _glance(conn):
+    return connection.rest_api(conn, 'image')
+
+
 def _request(conn, method, url, **kwargs):
     """A Glance API call; transient failures raise _TransientError."""
     try:
-        response = getattr(conn.image, method)(url, **kwargs)
+        response = getattr(_glance(conn), method)(url, **kwargs)
     except (ks_exc.ConnectionError, req_exc.ConnectionError,
             req_exc.ChunkedEncodingError, ConnectionError) as exc:
         raise _TransientError(f'connection to Glance failed ({exc})') from exc
@@ -575,7 +580,7 @@ def _delete_quietly(conn, image_id, attempts=5, delay=0.5):
     """Delete an image we made, retrying while Glance is busy with it."""
     for attempt in range(1, attempts + 1):
         try:
-            response = conn.image.delete(f'/images/{image_id}')
+            response = _glance(conn).delete(f'/images/{image_id}')
         except Exception as exc:  # noqa: BLE001 - the original error wins
             problem = str(exc)
         else:

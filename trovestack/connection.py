@@ -1,12 +1,18 @@
 """Cloud connections: one keystoneauth session per run, for every tool.
 
 Credentials come from clouds.yaml (``--os-cloud`` / ``$OS_CLOUD``) or from the
-``OS_*`` environment (devstack's openrc), loaded by openstacksdk; nothing here
-handles passwords or tokens itself, and no message ever contains them.
-openstacksdk and keystoneauth1 are imported when a connection is made, so
-that ``--help`` stays fast.
+``OS_*`` environment (devstack's openrc), loaded by openstacksdk's config
+loader; nothing here handles passwords or tokens itself, and no message ever
+contains them.  :func:`connect` returns a :class:`Connection`: the session
+and the cloud's config at once, openstacksdk's service proxies
+(``conn.compute``, ``conn.image``...) only when first used.  A run that
+changes nothing makes a few plain REST calls (:meth:`Connection.rest_api`)
+and never imports the SDK's services, which were the largest part of its
+start-up (benchmarks/bench_load_image.py).
 """
 
+import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -42,21 +48,96 @@ def add_cloud_arguments(parser):
     return group
 
 
+class Connection:
+    """An authenticated session on one region of a cloud.
+
+    ``session`` (keystoneauth) and ``config`` (openstacksdk's CloudRegion)
+    are ready at once; every other attribute (``compute``, ``image``,
+    ``identity``, ``get_endpoint``...) is that of openstacksdk's Connection
+    on the same session and token, made when first asked for.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.session = config.get_session()
+        self._sdk = None
+        self._rest_apis = {}
+
+    def authorize(self):
+        """Authenticate now (keystoneauth's errors as they are)."""
+        return self.session.get_token()
+
+    def rest_api(self, service_type):
+        """A keystoneauth adapter of the service for plain REST calls: the
+        cloud config's endpoint (or override), API version, timeout and
+        retries, as openstacksdk's proxies have them."""
+        if service_type not in self._rest_apis:
+            api = self.config.get_session_client(
+                service_type, constructor=_plain_adapter)
+            if api.endpoint_override:
+                # As in openstacksdk: an override names the service, whose
+                # versioned URL version discovery finds.
+                found = api.get_endpoint_data()
+                if found and found.service_url:
+                    api.endpoint_override = found.service_url
+            self._rest_apis[service_type] = api
+        return self._rest_apis[service_type]
+
+    @property
+    def sdk(self):
+        """openstacksdk's Connection on this session."""
+        if self._sdk is None:
+            from openstack import connection
+
+            self._sdk = connection.Connection(config=self.config)
+        return self._sdk
+
+    def close(self):
+        """Close openstacksdk's Connection, if one was made."""
+        if self._sdk is not None:
+            self._sdk.close()
+
+    def __getattr__(self, name):
+        if name.startswith('_'):
+            raise AttributeError(name)
+        return getattr(self.sdk, name)
+
+
+def _plain_adapter(session, *, statsd_prefix=None, statsd_client=None,
+                   prometheus_counter=None, prometheus_histogram=None,
+                   influxdb_config=None, influxdb_client=None, **settings):
+    """keystoneauth's Adapter from CloudRegion.get_session_client()'s
+    arguments, less the SDK's metrics hooks (they need an SDK Connection);
+    like the SDK's proxies, it returns answers of any status."""
+    from keystoneauth1 import adapter
+
+    return adapter.Adapter(session, raise_exc=False, **settings)
+
+
+def rest_api(conn, service_type):
+    """conn.rest_api(service_type); for an openstacksdk Connection, its
+    proxy of the service (a keystoneauth adapter too)."""
+    if isinstance(conn, Connection):
+        return conn.rest_api(service_type)
+    return getattr(conn, service_type)
+
+
 def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
-    """Return an authenticated openstacksdk Connection, or raise CloudError.
+    """Return an authenticated :class:`Connection`, or raise CloudError.
 
     Authentication as a whole (version discovery, then the token request)
     is bounded by ``api_timeout``, not just each of its requests.
     """
-    import openstack
-
     outcome = {}
 
     def authenticate():
         try:
-            conn = openstack.connect(
-                cloud=cloud, region_name=region_name,
-                api_timeout=api_timeout, load_envvars=True)
+            loader = _config_loader()
+            config = loader.OpenStackConfig(
+                load_yaml_config=True, load_envvars=True).get_one(
+                    cloud=cloud, region_name=region_name,
+                    api_timeout=api_timeout)
+            conn = Connection(config)
             conn.authorize()
             outcome['conn'] = conn
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -150,16 +231,47 @@ def has_admin_role(conn):
     return 'admin' in access.role_names
 
 
-# python-troveclient tries these optional modules at import time: eventlet
-# only to sleep between retries (time.sleep without it) and osprofiler's web
-# hooks.  With dnspython, they were a third of a no-change run's start-up.
-_TROVECLIENT_OPTIONAL = ('eventlet', 'osprofiler.web')
+# python-troveclient and keystoneauth1 try these optional modules at import
+# time: eventlet only to sleep between retries (time.sleep without it) and
+# osprofiler's web hooks (for tracing, which no tool here turns on).  With
+# dnspython, they were a third of a no-change run's start-up.
+_UNUSED_OPTIONAL = ('eventlet', 'osprofiler.web')
+
+
+def _config_loader():
+    """openstack.config.loader, without openstacksdk's services.
+
+    Importing any part of openstacksdk runs its package's ``__init__``,
+    which imports every service's proxies and resources (most of the SDK).
+    Unless the SDK is imported already, the package is entered without it:
+    its submodules are imported when asked for, and the package completes
+    itself (runs that ``__init__``) when something of its own
+    (``openstack.connect``...) is first asked for.
+    """
+    if 'keystoneauth1.session' not in sys.modules:
+        _import_without(_UNUSED_OPTIONAL, 'keystoneauth1.session')
+    if 'openstack' not in sys.modules:
+        spec = importlib.util.find_spec('openstack')
+        package = importlib.util.module_from_spec(spec)
+
+        def attribute(name):
+            # A submodule is imported on its own; anything else is the
+            # package's own: run its __init__ (once).
+            if importlib.util.find_spec(f'openstack.{name}') is not None:
+                return importlib.import_module(f'openstack.{name}')
+            del package.__getattr__
+            spec.loader.exec_module(package)
+            return getattr(package, name)
+
+        package.__getattr__ = attribute
+        sys.modules['openstack'] = package
+    return importlib.import_module('openstack.config.loader')
 
 
 def trove_client(conn):
     """A python-troveclient v1 client sharing the connection's session."""
     if 'troveclient.client' not in sys.modules:
-        _import_without(_TROVECLIENT_OPTIONAL, 'troveclient.client')
+        _import_without(_UNUSED_OPTIONAL, 'troveclient.client')
     from troveclient.v1 import client as trove
 
     return trove.Client(
@@ -172,8 +284,6 @@ def trove_client(conn):
 def _import_without(optional, module):
     """Import ``module`` as if the ``optional`` modules were not installed
     (they are importable again afterwards)."""
-    import importlib
-
     saved = {name: sys.modules.get(name) for name in optional}
     sys.modules.update(dict.fromkeys(optional))  # None: ImportError
     try:

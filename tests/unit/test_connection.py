@@ -54,3 +54,24 @@ def test_authentication_is_bounded(tmp_path, monkeypatch):
             connection.connect('slow', api_timeout=1)
     finally:
         silent.close()
+
+
+def test_config_loader_leaves_the_sdk_services_out():
+    # A fresh interpreter: this one has openstacksdk imported already.
+    import subprocess
+    import sys
+
+    code = '''
+import sys
+from trovestack import connection
+connection._config_loader()
+assert 'openstack.connection' not in sys.modules
+assert 'osprofiler.web' not in sys.modules
+from openstack import exceptions
+assert 'openstack.connection' not in sys.modules
+import openstack
+assert callable(openstack.connect)
+assert 'openstack.connection' in sys.modules
+assert openstack.config.loader and openstack.exceptions is exceptions
+'''
+    subprocess.run([sys.executable, '-c', code], check=True)
