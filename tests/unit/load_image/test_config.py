@@ -35,3 +35,14 @@ def test_sample_config_is_up_to_date(tmp_path):
     assert fresh.read_text() == sample.read_text(), (
         'regenerate with: oslo-config-generator --namespace load_image '
         '--output-file etc/load-trove-image.conf.sample')
+
+
+def test_defaults_without_files_are_the_options_defaults(tmp_path):
+    empty = tmp_path / 'empty.conf'
+    empty.write_text('')
+    from_files = config.load([str(empty)])
+    defaults = config.load()
+    (_, options), = config.list_opts()
+    for option in options:
+        assert getattr(defaults, option.name) == \
+            getattr(from_files, option.name), option.name
