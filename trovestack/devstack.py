@@ -213,16 +213,19 @@ def _config_params(plan, datastore):
 
 def _host_messaging(plan, prepared):
     """Plug this host's management port in; the guests' messaging URL
-    through it.  ([Row], url or None)."""
-    if prepared.port is None:
-        return [], None
-    rows = instance_prereqs.plug_host_port(
-        prepared.port, plan.wanted.cidr, bridge=plan.host_bridge)
+    through it, or through the gateway address this host holds on the
+    management network.  ([Row], url or None)."""
+    rows, address = [], plan.wanted.gateway or None
+    if prepared.port is not None:
+        rows = instance_prereqs.plug_host_port(
+            prepared.port, plan.wanted.cidr, bridge=plan.host_bridge)
+        address = prepared.port.fixed_ips[0]['ip_address']
+    if address is None:
+        return rows, None
     server = ini.IniFile.load(plan.config_files[trove_config.TROVE_CONF])
     url = server.get('DEFAULT', 'transport_url')
     if not url or url.startswith('fake:'):
         return rows, None
-    address = prepared.port.fixed_ips[0]['ip_address']
     return rows, instance_prereqs.guest_transport_url(url, address)
 
 

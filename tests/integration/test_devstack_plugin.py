@@ -3,26 +3,27 @@
 ``tests/devstack/run-plugin`` sources the fake devstack library, this
 plugin's settings and ``plugin.sh`` (see tests/devstack/harness.py for what
 is real and what stands in for devstack).  The results are checked with
-the real clients: ``openstack`` (image, datastore, flavor commands) and
-the tempest.conf the plugin wrote.
+the real clients, openstacksdk and python-troveclient (in this process),
+and in the files the plugin wrote.
 """
 
 import configparser
-import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from troveclient import exceptions as trove_exceptions
 
 from tests.devstack import harness as harness_mod
 from tests.load_image_support import make_qcow2_image
+from trovestack import connection
+from trovestack import instance_prereqs
 from trovestack import trove_config
+from trovestack.testenv import quotas as testenv_quotas
 
 # Two versions of mysql: the first listed becomes its default.
 DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'))
@@ -33,38 +34,53 @@ TEMPEST_FLAVORS = {'ds512M', 'ds1G', 'ds2G', 'ds4G'}
 SERVICES = ('tr-api', 'tr-tmgr', 'tr-cond')
 
 
-def openstack(plugin, *args, missing_ok=False):
-    result = subprocess.run(
-        [str(harness_mod.BIN / 'openstack'), '--os-cloud', 'devstack-admin',
-         *args, '-f', 'json'],
-        env=plugin.env(), capture_output=True, text=True, check=False,
-        stdin=subprocess.DEVNULL, timeout=120)
-    if missing_ok and 'HTTP 404' in result.stderr:
-        return []
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+class Clients:
+    """The cloud as the plugin's admin sees it, through openstacksdk and
+    python-troveclient in this process (a client start per check would
+    cost more than the checks)."""
+
+    def __init__(self, cloud):
+        self.conn = cloud.connection(cloud.admin_cloud)
+        self.trove = connection.trove_client(self.conn)
+
+
+def clients(plugin):
+    if getattr(plugin, 'clients', None) is None:
+        plugin.clients = Clients(plugin.local_cloud)
+    return plugin.clients
 
 
 def plugin_images(plugin):
-    return [image for image in openstack(plugin, 'image', 'list', '--long')
-            if image['Name'] in IMAGE_NAMES]
+    return [image for image in clients(plugin).conn.image.images()
+            if image.name in IMAGE_NAMES]
+
+
+def image_ids(plugin):
+    return sorted(image.id for image in clients(plugin).conn.image.images())
 
 
 def datastore_versions(plugin, name, missing_ok=False):
-    return openstack(plugin, 'datastore', 'version', 'list', name,
-                     missing_ok=missing_ok)
+    try:
+        return sorted((v.name, v.id) for v in
+                      clients(plugin).trove.datastore_versions.list(name))
+    except trove_exceptions.NotFound:
+        if missing_ok:
+            return []
+        raise
+
+
+def flavors(plugin):
+    return sorted((f.name, f.id) for f in
+                  clients(plugin).conn.compute.flavors(is_public=None))
 
 
 def cloud_state(plugin):
     """What the plugin made: image ids, versions, flavors (with ids)."""
     return {
-        'images': sorted((i['Name'], i['ID']) for i in plugin_images(plugin)),
-        'versions': {name: sorted((v['Name'], v['ID'])
-                                  for v in datastore_versions(plugin, name))
+        'images': sorted((i.name, i.id) for i in plugin_images(plugin)),
+        'versions': {name: datastore_versions(plugin, name)
                      for name in DATASTORE_NAMES},
-        'flavors': sorted((f['Name'], f['ID'])
-                          for f in openstack(plugin, 'flavor', 'list',
-                                             '--all')),
+        'flavors': flavors(plugin),
     }
 
 
@@ -114,26 +130,22 @@ class TestStack:
 
     def test_one_image_uploaded_once(self, plugin):
         images = plugin_images(plugin)
-        assert sorted(i['Name'] for i in images) == sorted(IMAGE_NAMES)
+        assert sorted(i.name for i in images) == sorted(IMAGE_NAMES)
         for image in images:
-            shown = openstack(plugin, 'image', 'show', image['ID'])
-            assert shown['status'] == 'active'
-            assert 'trove' in shown['tags']
-            assert shown['visibility'] == 'public'
+            assert image.status == 'active'
+            assert 'trove' in image.tags
+            assert image.visibility == 'public'
 
     def test_datastore_versions_registered_first_is_default(self, plugin):
         for name in DATASTORE_NAMES:
             wanted = [v for n, v in DATASTORES if n == name]
-            versions = datastore_versions(plugin, name)
-            assert sorted(v['Name'] for v in versions) == sorted(wanted)
-            default = next(v for v in versions if v['Name'] == wanted[0])
-            shown = openstack(plugin, 'datastore', 'show', name)
-            assert shown['default_version'] in (wanted[0], default['ID'])
+            versions = dict(datastore_versions(plugin, name))
+            assert sorted(versions) == sorted(wanted)
+            shown = clients(plugin).trove.datastores.get(name)
+            assert shown.default_version in (wanted[0], versions[wanted[0]])
 
     def test_flavors_created(self, plugin):
-        names = [f['Name'] for f in openstack(plugin, 'flavor', 'list',
-                                              '--all')]
-        assert TEMPEST_FLAVORS <= set(names)
+        assert TEMPEST_FLAVORS <= {name for name, _ in flavors(plugin)}
 
     def test_tempest_conf(self, plugin):
         parser = configparser.ConfigParser()
@@ -206,9 +218,11 @@ class TestStack:
             assert password not in result.stdout + result.stderr
 
     def test_endpoint_in_catalog(self, plugin):
-        endpoints = openstack(plugin, 'endpoint', 'list',
-                              '--service', 'database')
-        assert {e['Interface'] for e in endpoints} >= {'public'}
+        conn = clients(plugin).conn
+        service = next(s for s in conn.identity.services()
+                       if s.type == 'database')
+        endpoints = conn.identity.endpoints(service_id=service.id)
+        assert {e.interface for e in endpoints} >= {'public'}
 
     def test_second_run_changes_nothing(self, plugin):
         plugin.stack()
@@ -245,9 +259,8 @@ class TestUnstackAndClean:
         assert plugin_images(plugin) == []
         for name in DATASTORE_NAMES:  # the datastore itself may be gone
             assert datastore_versions(plugin, name, missing_ok=True) == []
-        flavors = {f['Name'] for f in openstack(plugin, 'flavor', 'list',
-                                                '--all')}
-        assert not any(name.startswith('test.') for name in flavors)
+        assert not any(name.startswith('test.')
+                       for name, _ in flavors(plugin))
 
     def test_clean_twice_is_harmless(self, plugin):
         plugin.run('clean')
@@ -300,12 +313,11 @@ def test_sample_runs_every_phase_and_converges(local_cloud, tmp_path,
             plugin.run('stack', phase, local_conf=local_conf)
         first = {name: datastore_versions(plugin, name)
                  for name, _ in datastores}
-        images = [i['ID'] for i in openstack(plugin, 'image', 'list')]
+        images = image_ids(plugin)
         plugin.run('stack', 'extra', local_conf=local_conf)
         assert {name: datastore_versions(plugin, name)
                 for name, _ in datastores} == first
-        assert [i['ID'] for i in openstack(plugin, 'image', 'list')] == \
-            images
+        assert image_ids(plugin) == images
         guest = configparser.ConfigParser(interpolation=None)
         guest.read(plugin.conf_dir / 'trove-guestagent.conf')
         source = _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE') \
@@ -323,49 +335,93 @@ def test_sample_runs_every_phase_and_converges(local_cloud, tmp_path,
 
 
 # ------------------------------------------------------------------------
-# HOOK for issue 15's last proof, waiting for the compute-enabled local
-# cloud (issue 14): run every phase against `trovestack cloud up --compute`
-# with an image that embeds mariadb 11.8, then create one instance through
-# the API with nothing but the plugin's configuration and wait for ACTIVE.
-# It runs when the compute cloud's conftest provides a `compute_cloud`
-# fixture (LocalCloud-like: clouds_yaml, config_file(), env()) and
-# TROVESTACK_EMBEDDED_GUEST_IMAGE names a guest image with mariadb 11.8
-# embedded (the one test_verify_image.py builds and caches).
+# Against Neutron: the compute-enabled local cloud (H1's compute_cloud
+# fixture, one per machine).  The plugin's stack phases converge Trove's
+# instance prerequisites where Trove looks for them, write them into
+# trove.conf, and a second run duplicates nothing.
 # ------------------------------------------------------------------------
-@pytest.mark.guest_boot
-def test_instance_reaches_active_with_plugin_configuration(
-        request, tmp_path):
-    image = os.environ.get('TROVESTACK_EMBEDDED_GUEST_IMAGE')
-    if not image:
-        pytest.skip('set TROVESTACK_EMBEDDED_GUEST_IMAGE to a guest image '
-                    'with mariadb 11.8 embedded')
-    try:
-        cloud = request.getfixturevalue('compute_cloud')
-    except pytest.FixtureLookupError:
-        pytest.skip('no compute_cloud fixture yet (issue 14)')
+def _keygen(path):
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f',
+                    str(path)], check=True)
+    return path.with_suffix('.pub')
+
+
+MGMT = 'plugin-mgmt'
+MGMT_CIDR = '192.168.253.0/24'
+VERSION = '11.8-plugin'
+
+
+def _prerequisites(conn, service_id):
+    """Everything named plugin-mgmt* in the service project, with ids."""
+    def named(resources):
+        return sorted((r.name, r.id) for r in resources
+                      if r.name.startswith(MGMT))
+    return {
+        'networks': named(conn.network.networks(project_id=service_id)),
+        'subnets': named(conn.network.subnets(project_id=service_id)),
+        'groups': named(conn.network.security_groups(project_id=service_id)),
+        'images': sorted(i.id for i in conn.image.images()),
+    }
+
+
+@pytest.mark.compute
+def test_stack_converges_instance_prerequisites_on_neutron(
+        compute_cloud, tmp_path):
+    image = tmp_path / 'guest.qcow2'
+    make_qcow2_image(image)
+    # Names of its own: the session's compute cloud also serves the
+    # compute tests' provision (trove-mgmt, mariadb 11.8 on a real guest).
     plugin = harness_mod.PluginHarness(
-        cloud, tmp_path, TROVE_DATASTORES='mariadb:11.8',
-        TROVE_GUEST_IMAGE=image, TROVE_GUEST_OS='debian',
+        compute_cloud, tmp_path, TROVE_DATASTORES=f'mariadb:{VERSION}',
+        TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
         TROVE_GUEST_RELEASE='bookworm', TROVE_LOAD_CONFIG_PARAMS='False',
-        TROVE_DATABASE_IMAGE_MARIADB='trovestack/mariadb',
-        TROVE_VOLUME_SUPPORT='False')
+        TROVE_MGMT_NETWORK_NAME=MGMT, TROVE_MGMT_SECURITY_GROUP=MGMT,
+        TROVE_MGMT_KEYPAIR_NAME=MGMT, TROVE_MGMT_SUBNET_RANGE=MGMT_CIDR,
+        TROVE_MGMT_PUBLIC_KEY=str(_keygen(tmp_path / 'id_trove')),
+        # The compute cloud's OVS runs in its namespace: no port of this
+        # host is plugged into a bridge here.
+        TROVE_MGMT_HOST_PORT='', TROVE_VOLUME_SUPPORT='False')
+    conn = clients(plugin).conn
+    service = conn.identity.find_project('service')
+    trove_user = conn.identity.find_user('trove')
     try:
         plugin.stack()
+        first = _prerequisites(conn, service.id)
+        network = conn.network.find_network(MGMT, project_id=service.id)
+        subnet = conn.network.find_subnet(f'{MGMT}-subnet',
+                                          network_id=network.id)
+        assert subnet.cidr == MGMT_CIDR
+        assert subnet.gateway_ip is None
+        group = conn.network.find_security_group(MGMT,
+                                                 project_id=service.id)
+        rules = {(r.protocol, r.port_range_min) for r in
+                 conn.network.security_group_rules(security_group_id=group.id)
+                 if r.direction == 'ingress'}
+        assert {(r.protocol, r.port)
+                for r in instance_prereqs.DEFAULT_RULES} <= rules
+        keypair = conn.compute.find_keypair(MGMT, user_id=trove_user.id)
+        assert keypair is not None
+        quota = conn.compute.get_quota_set(service.id)
+        wanted = {w.resource: w.minimum for w in testenv_quotas.wanted()
+                  if w.project == 'service' and w.service == 'compute'}
+        for resource, minimum in wanted.items():
+            value = getattr(quota, resource)
+            assert value == -1 or value >= minimum, resource
+
         server = configparser.ConfigParser(interpolation=None)
         server.read(plugin.conf_dir / 'trove.conf')
-        assert server['DEFAULT']['management_networks']
-        flavor = openstack(plugin, 'flavor', 'show', 'ds1G')['id']
-        created = openstack(plugin, 'database', 'instance', 'create',
-                            'plugin-proof', '--flavor', flavor,
-                            '--datastore', 'mariadb',
-                            '--datastore-version', '11.8')
-        status = None
-        for _ in range(180):  # bounded: 30 minutes under TCG
-            status = openstack(plugin, 'database', 'instance', 'show',
-                               created['id'])['status']
-            if status in ('ACTIVE', 'HEALTHY', 'ERROR'):
-                break
-            time.sleep(10)
-        assert status in ('ACTIVE', 'HEALTHY'), status
+        assert server['DEFAULT']['management_networks'] == network.id
+        assert server['DEFAULT']['management_security_groups'] == group.id
+        assert server['DEFAULT']['nova_keypair'] == MGMT
+        guest = configparser.ConfigParser(interpolation=None)
+        guest.read(plugin.conf_dir / 'trove-guestagent.conf')
+        assert guest['mariadb']['docker_image']
+
+        plugin.stack()
+        assert _prerequisites(conn, service.id) == first
+        assert [name for name, _ in datastore_versions(plugin, 'mariadb')
+                if name == VERSION] == [VERSION]
     finally:
+        # Services only: removing resources would take the compute tests'
+        # images and versions too.
         plugin.run('unstack', check=False)

@@ -2,6 +2,7 @@
 parsing; the whole chain runs against the local cloud in
 tests/integration/test_devstack_plugin.py."""
 
+import dataclasses
 import types
 
 import pytest
@@ -170,6 +171,22 @@ def test_guests_reach_messaging_through_the_host_port(monkeypatch,
     assert devstack._host_messaging(
         plan(config_files=files), instance_prereqs.Prepared([])) == ([],
                                                                     None)
+
+
+def test_guests_reach_messaging_through_the_gateway(tmp_path):
+    server = tmp_path / 'trove.conf'
+    server.write_text('[DEFAULT]\ntransport_url = '
+                      'rabbit://stackrabbit:pw@127.0.0.1:5672/\n')
+    files = {trove_config.TROVE_CONF: server,
+             trove_config.GUESTAGENT_CONF: tmp_path / 'guest.conf'}
+    extra = parse('mariadb:11.8', '--mgmt-physical-network', 'mgmt',
+                  '--mgmt-gateway', '10.9.0.1', '--mgmt-shared', 'True',
+                  '--mgmt-subnet-range', '10.9.0.0/24')
+    assert (extra.wanted.physical_network, extra.wanted.gateway,
+            extra.wanted.shared) == ('mgmt', '10.9.0.1', True)
+    extra = dataclasses.replace(extra, config_files=files)
+    rows, url = devstack._host_messaging(extra, instance_prereqs.Prepared([]))
+    assert (rows, url) == ([], 'rabbit://stackrabbit:pw@10.9.0.1:5672/')
 
 
 def test_embedding_asks_the_builder_by_name():

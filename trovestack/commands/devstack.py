@@ -134,6 +134,20 @@ class DevstackExtra(lister.Lister):
                             default=instance_prereqs.Wanted.cidr,
                             help='Its CIDR (default: '
                                  f'{instance_prereqs.Wanted.cidr})')
+        parser.add_argument(
+            '--mgmt-physical-network', metavar='<physnet>', default='',
+            help='Make the management network a flat provider network on '
+                 'this physical network (default: a tenant network)')
+        parser.add_argument(
+            '--mgmt-gateway', metavar='<address>', default='',
+            help="An address this host holds on the management network: "
+                 "the subnet's gateway, and where guests reach RabbitMQ "
+                 '(default: none)')
+        parser.add_argument(
+            '--mgmt-shared', type=_bool, default=False,
+            metavar='True|False',
+            help='Share the management network with every project '
+                 '(default: False)')
         parser.add_argument('--mgmt-security-group', default='trove-mgmt',
                             help='Management security group '
                                  '(default: trove-mgmt)')
@@ -189,6 +203,8 @@ class DevstackExtra(lister.Lister):
                 host_port=a.host_port, host=socket.gethostname(),
                 project=a.project, network_name=a.mgmt_network,
                 subnet_name=a.mgmt_subnet, cidr=a.mgmt_subnet_range,
+                physical_network=a.mgmt_physical_network,
+                gateway=a.mgmt_gateway, shared=a.mgmt_shared,
                 security_group=a.mgmt_security_group,
                 keypair=a.keypair_name,
                 public_key=keypair.read_public_key(a.public_key_file)
