@@ -102,9 +102,10 @@ class ExtraPlan:
         """One Glance image per distinct content: container-mode images
         differ only by the datastore images embedded in them."""
         name = f'trove-guest-{self.guest_os}-{self.guest_release}'
-        if self.image_source == 'embedded':
-            name += '-' + '-'.join(f'{ds}{ver}' for ds, ver
-                                   in self.offline_datastores())
+        embedded = self.offline_datastores() \
+            if self.image_source == 'embedded' else ()
+        if embedded:
+            name += '-' + '-'.join(f'{ds}{ver}' for ds, ver in embedded)
         return name
 
 

@@ -49,6 +49,8 @@ def test_offline_images_only_for_project_sources():
     # a given image has its datastore images embedded already
     assert plan(image_source='embedded', image='/g.qcow2') \
         .offline_datastores() == ()
+    assert plan(image_source='embedded', image='/g.qcow2').image_name() \
+        == 'trove-guest-ubuntu-noble'
     assert plan(image_source='registry', registry='h:1', image='/g.qcow2') \
         .offline_datastores() == DATASTORES
 
