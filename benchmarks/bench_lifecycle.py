@@ -6,12 +6,19 @@ placement, neutron/OVN, libvirt and nova in the cloud's namespace), boots
 the tiny test guest (trovestack.cloud.compute.test_image) on a flat
 management network, times server create -> ACTIVE and -> DHCP address on
 the console, delete, and prints the resident memory of the whole cloud
-with that one guest running.  Root only; wipes its cloud at the end.
+with that one guest running.  With ``--trove-image`` (a guest image with
+mariadb:11.8 embedded) it then provisions Trove on the cloud and times a
+MariaDB instance through tests/integration/lifecycle_support.py: create ->
+ACTIVE, database/user, delete, and the memory with that guest.  Root only;
+wipes its cloud at the end.
 
-    .venv/bin/python benchmarks/bench_lifecycle.py
+    .venv/bin/python benchmarks/bench_lifecycle.py [--trove-image IMAGE]
 """
 
+import argparse
+import os
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -59,8 +66,39 @@ def _boot(conn, cstate, image_path):
     return image, network, flavor
 
 
+def _trove_instance(local, layer, trove_image):
+    """Provision mariadb:11.8 and run one instance's lifecycle; (timeline,
+    memory KiB with the guest ACTIVE)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from tests.integration import lifecycle_support
+    from trovestack import provision
+
+    provision.provision(provision.ProvisionRequest(
+        datastores=[('mariadb', '11.8')], image=trove_image,
+        state_dir=str(local.layout.root),
+        tempest_conf=str(local.layout.root / 'tempest.conf')))
+    conn = bootstrap.admin_connection(local.state)
+    memory = []
+    where = lifecycle_support.Where(
+        conn=conn, namespace=layer.paths.namespace,
+        instances_dir=str(layer.paths.instances_dir))
+
+    def progress(text):
+        print(text, file=sys.stderr)
+        if 'status ACTIVE' in text:
+            memory.append(layer.memory_kib() + _control_plane_rss_kib(local))
+    timeline = lifecycle_support.run_lifecycle(
+        where, datastore='mariadb', version='11.8',
+        flavor='test.eph.medium-7', progress=progress)
+    return timeline, (memory or [0])[0]
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--trove-image')
+    args = parser.parse_args()
     image = test_image.build()
+    trove = None
     with tempfile.TemporaryDirectory() as tmp:
         local = controlplane.LocalCloud(pathlib.Path(tmp) / 'state')
         layer = compute_cloud.ComputeLayer(local.layout)
@@ -83,6 +121,12 @@ def main():
             dhcp = time.perf_counter() - start
             memory = layer.memory_kib() + _control_plane_rss_kib(local)
             deleted, _ = _timed(_delete, conn, server)
+            conn.network.delete_network(network)
+            if args.trove_image:
+                environ = dict(os.environ)
+                trove = _trove_instance(local, layer, args.trove_image)
+                os.environ.clear()
+                os.environ.update(environ)
         finally:
             layer.wipe()
             local.wipe()
@@ -92,6 +136,12 @@ def main():
     print(f'server delete: {deleted:.1f} s')
     print(f'resident memory of the whole cloud with one guest: '
           f'{memory / 1024:.0f} MiB')
+    if trove:
+        timeline, trove_memory = trove
+        for stage, seconds in timeline.items():
+            print(f'trove instance (mariadb 11.8): {stage}: {seconds:.1f} s')
+        print(f'resident memory of the whole cloud with one ACTIVE Trove '
+              f'guest: {trove_memory / 1024:.0f} MiB')
 
 
 def _delete(conn, server):
