@@ -16,7 +16,9 @@ one with --state-dir), in one run:
    < 1 s each) and ``trovestack provision`` (goal < 2 s), wall clock and CPU
    seconds, beside the figures measured before the start-up work (issue 12:
    1.6-1.7 s and 3.3 s) and, with --baseline-tree, beside the same commands
-   of an older source tree run now (``git archive REV | tar -x -C DIR``).
+   of an older source tree run now, interleaved with them so that both
+   see the same load (``git archive REV | tar -x -C DIR``); the ratios
+   are ours / the older tree's, for wall and CPU seconds.
 
     .venv/bin/python benchmarks/bench_load_image.py [--size-mib 200]
         [--runs 3] [--state-dir DIR] [--only-no-change] [--baseline-tree DIR]
@@ -142,13 +144,16 @@ def main():
     parser.add_argument('--only-no-change', action='store_true',
                         help='Measure only the no-change runs (4.)')
     parser.add_argument('--baseline-tree', metavar='DIR',
-                        help='Also time the no-change load/activate of the '
-                             'source tree in DIR (an older revision)')
+                        help='Also time the no-change runs of the source '
+                             'tree in DIR (an older revision)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, \
             local_cloud(args.state_dir) as (clouds_yaml, trove_conf):
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
+        # Bytecode cached as an installed tool has it, outside the tree.
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml),
+                   PYTHONPYCACHEPREFIX=str(pathlib.Path(tmp) / 'pycache'))
         env.pop('OS_CLOUD', None)
+        env.pop('PYTHONDONTWRITEBYTECODE', None)
         os.environ['OS_CLIENT_CONFIG_FILE'] = str(clouds_yaml)
         image = pathlib.Path(tmp) / 'guest.img'
         write_image(image, args.size_mib * MiB)
@@ -178,14 +183,20 @@ def _wall_and_cpu(argv, env):
 
 
 def _baseline(script, tree):
-    """argv prefix running an older tree's console script (its own
-    entry-point function, found by name in that tree)."""
-    functions = {'load-trove-image': 'load_main',
-                 'activate-trove-image': 'activate_main'}
+    """argv running an older tree's console script: its own entry-point
+    function, found by name in that tree (trovestack.shell, or the
+    load_image.shell of older trees)."""
+    functions = {'load-trove-image': ('load_image_main', 'load_main'),
+                 'activate-trove-image': ('activate_image_main',
+                                          'activate_main'),
+                 'trovestack': ('main', 'main')}
+    new, old = functions[script]
     code = (f'import sys; sys.path.insert(0, {str(tree)!r}); '
-            f'from load_image.shell import {functions[script]} as main; '
-            f'sys.argv[0] = {script!r}; sys.exit(main())')
-    return [sys.executable, '-c', code], {}
+            f'sys.argv[0] = {script!r}\n'
+            f'try: from trovestack.shell import {new} as main\n'
+            f'except ImportError: from load_image.shell import {old} as main'
+            f'\nsys.exit(main())')
+    return [sys.executable, '-c', code]
 
 
 def no_change(image, env, tmp, args):
@@ -208,34 +219,43 @@ def no_change(image, env, tmp, args):
                       env),
     }
     if args.baseline_tree:
-        for key, script, rest in (
-                ('load', 'load-trove-image', load_args),
-                ('activate', 'activate-trove-image', activate_args)):
-            prefix, extra = _baseline(script, args.baseline_tree)
-            commands[f'{key} (baseline)'] = ([*prefix, *rest],
-                                             dict(env, **extra))
+        for key, (argv, run_env) in list(commands.items()):
+            script = pathlib.Path(argv[0]).name
+            commands[f'{key} (baseline)'] = (
+                [*_baseline(script, args.baseline_tree), *argv[1:]], run_env)
     measured = {key: [] for key in commands}
     for key in ('load', 'provision'):  # the changes, not measured
         _wall_and_cpu(*commands[key])
-    for _ in range(args.runs):
-        for key, (argv, run_env) in commands.items():
+    for argv, run_env in commands.values():  # bytecode cached, not measured
+        _wall_and_cpu(argv, run_env)
+    for run in range(args.runs):
+        order = list(commands.items())
+        if run % 2:  # neither side always runs first
+            order.reverse()
+        for key, (argv, run_env) in order:
             measured[key].append(_wall_and_cpu(argv, run_env))
     return measured
 
 
 def report_no_change(measured, args):
     load = os.getloadavg()[0]
-    print(f'4. no-change runs, {args.runs} runs each, medians (load '
-          f'average {load:.1f} on {os.cpu_count()} CPUs)')
-    print(f'{"command":<34} {"wall s":>7} {"cpu s":>6} {"before s":>9} '
-          f'{"goal s":>7}')
-    for key, values in measured.items():
-        wall = statistics.median(v[0] for v in values)
-        cpu = statistics.median(v[1] for v in values)
+    print(f'4. no-change runs, {args.runs} interleaved runs each, medians '
+          f'(load average {load:.1f} on {os.cpu_count()} CPUs)')
+    print(f'{"command":<24} {"wall s":>7} {"cpu s":>6} {"wall/base":>10} '
+          f'{"cpu/base":>9} {"before s":>9} {"goal s":>7}')
+    medians = {key: (statistics.median(v[0] for v in values),
+                     statistics.median(v[1] for v in values))
+               for key, values in measured.items()}
+    for key, (wall, cpu) in medians.items():
         base = key.split(' ')[0]
+        ratios = ('', '')
+        if key == base and f'{key} (baseline)' in medians:
+            base_wall, base_cpu = medians[f'{key} (baseline)']
+            ratios = (f'{wall / base_wall:.2f}', f'{cpu / base_cpu:.2f}')
         before = '' if key != base else RECORDED[base]
         goal = f'< {GOALS[base]:g}' if key == base else ''
-        print(f'{key:<34} {wall:7.2f} {cpu:6.2f} {before:>9} {goal:>7}')
+        print(f'{key:<24} {wall:7.2f} {cpu:6.2f} {ratios[0]:>10} '
+              f'{ratios[1]:>9} {before:>9} {goal:>7}')
 
 
 def provision(conn, trove, image_file, datastore):
