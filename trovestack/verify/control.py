@@ -77,6 +77,8 @@ def _configure(spec, guest_config):
     from trove import rpc
     from trove.common import cfg
 
+    from trovestack import trove_config
+
     conf = cfg.CONF
     # transport_url is registered by oslo.messaging on first use.
     conf.register_opts([option for group, options in messaging_opts.list_opts()
@@ -88,6 +90,11 @@ def _configure(spec, guest_config):
     conf.set_override('docker_insecure_registries',
                       spec.get('insecure_registries') or [])
     conf.set_override('network_isolation', False, group='network')
+    # The guest API calls wait as long as the local cloud's taskmanager and
+    # API do for a TCG guest (Trove's 15 s for list_databases is exceeded
+    # by a guest on a busy 2-core host).
+    for name in ('agent_call_low_timeout', 'agent_call_high_timeout'):
+        conf.set_override(name, getattr(trove_config.TCG_TIMEOUTS, name))
     rpc.set_defaults(control_exchange='trove')
     rpc.init(conf)
     return conf

@@ -33,11 +33,20 @@ DOCKER_HEALTH = _FORWARD % {
     'source': ("docker events --filter event=health_status "
                "--format '{{.Actor.Attributes.name}} {{.Status}}'"),
     'tag': 'docker'}
+# The database container's own output (its entrypoint initialising the
+# datadir, the server's errors), from its creation on, across restarts.
+DATABASE_LOG = _FORWARD % {
+    'source': ('(since=0; while :; do '
+               'if docker inspect database >/dev/null 2>&1; then '
+               'docker logs --follow --since $since database 2>&1; '
+               'since=$(date +%s); fi; sleep 5; done)'),
+    'tag': 'database'}
 
 
 def user_data(*, disable_agent: bool = False) -> str:
     """cloud-config that reports to the serial console: cloud-init done,
-    every guest agent log line, Docker health events. ``disable_agent``
+    every guest agent log line, Docker health events, the database
+    container's output. ``disable_agent``
     masks the agent before it starts (to see how a failure reads)."""
     lines = ['#cloud-config']
     if disable_agent:
@@ -51,6 +60,9 @@ def user_data(*, disable_agent: bool = False) -> str:
         '  - [systemd-run, --unit=trovestack-docker-health, '
         '-p, After=docker.service, -p, Wants=docker.service, sh, -c, %s]'
         % _yaml_quote(DOCKER_HEALTH),
+        '  - [systemd-run, --unit=trovestack-database-log, '
+        '-p, After=docker.service, -p, Wants=docker.service, sh, -c, %s]'
+        % _yaml_quote(DATABASE_LOG),
         "  - [sh, -c, 'echo %s cloud-init done > /dev/ttyS0']" % MARKER,
     ]
     return '\n'.join(lines) + '\n'

@@ -28,6 +28,8 @@ def test_user_data_is_cloud_config_that_reports_to_the_console():
     assert any('journalctl' in c and guest.AGENT_UNIT in c
                and '/dev/ttyS0' in c for c in commands)
     assert any('health_status' in c for c in commands)
+    assert any('docker logs --follow' in c and 'database: ' in c
+               for c in commands)
     assert any('cloud-init done' in c for c in commands)
 
 
