@@ -1,9 +1,10 @@
 """Keystone resources of the local cloud, created the way devstack does.
 
 Every step is find-or-create, so an interrupted bootstrap can be re-run.
+openstacksdk (most of a command's start-up) is imported only when a
+bootstrap connects: commands that merely import the cloud's modules
+(``provision`` with nothing to change) do without it.
 """
-
-import openstack
 
 from trovestack.cloud import configs
 from trovestack.cloud.services import CATALOG
@@ -31,6 +32,8 @@ def keystone_bootstrap_command(state):
 
 
 def admin_connection(state):
+    import openstack
+
     return openstack.connect(
         auth_url=configs.identity_url(state), username='admin',
         password=state.admin_password, project_name='admin',

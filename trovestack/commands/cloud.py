@@ -1,4 +1,9 @@
-"""``trovestack cloud up|down|status|env``: the local control plane."""
+"""``trovestack cloud up|down|status|env``: the local control plane.
+
+The control plane's and compute layer's modules are imported by the
+commands that use them, not by the others that share the arguments
+below (``provision``).
+"""
 
 import argparse
 import logging
@@ -9,9 +14,7 @@ from cliff import lister
 
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import clouds_yaml
-from trovestack.cloud import controlplane
 from trovestack.cloud import layout
-from trovestack.cloud.compute import cloud as compute_cloud
 
 LOG = logging.getLogger(__name__)
 STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL')
@@ -45,6 +48,8 @@ def add_base_port_argument(parser):
 
 
 def _existing_cloud(parsed_args):
+    from trovestack.cloud import controlplane
+
     cloud = controlplane.LocalCloud(parsed_args.state_dir)
     if cloud.state is None:
         raise LocalCloudError(f'no local cloud in {cloud.layout.root}; run '
@@ -58,6 +63,8 @@ class CloudUp(lister.Lister):
                     '(bootstrapping them on first use)')
 
     def get_parser(self, prog_name):
+        from trovestack.cloud import controlplane
+
         parser = add_state_dir_argument(super().get_parser(prog_name))
         add_base_port_argument(parser)
         parser.add_argument(
@@ -89,6 +96,9 @@ class CloudUp(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
+        from trovestack.cloud import controlplane
+        from trovestack.cloud.compute import cloud as compute_cloud
+
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
         up_args = dict(base_port=parsed_args.base_port,
                        clouds_yaml_path=parsed_args.clouds_yaml,
@@ -112,6 +122,9 @@ class CloudDown(lister.Lister):
         return add_state_dir_argument(super().get_parser(prog_name))
 
     def take_action(self, parsed_args):
+        from trovestack.cloud import controlplane
+        from trovestack.cloud.compute import cloud as compute_cloud
+
         cloud = controlplane.LocalCloud(parsed_args.state_dir)
         rows = [(name, 'stopped' if was_up else 'was not running')
                 for name, was_up in compute_cloud.down_with_control_plane(
@@ -129,6 +142,8 @@ class CloudStatus(lister.Lister):
         return add_state_dir_argument(super().get_parser(prog_name))
 
     def take_action(self, parsed_args):
+        from trovestack.cloud.compute import cloud as compute_cloud
+
         cloud = _existing_cloud(parsed_args)
         layer = compute_cloud.ComputeLayer(cloud.layout)
         return STATUS_COLUMNS, [*cloud.status(),
