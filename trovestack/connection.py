@@ -83,6 +83,22 @@ class Connection:
             self._rest_apis[service_type] = api
         return self._rest_apis[service_type]
 
+    # openstacksdk Connection's own, without making one.
+    def endpoint_for(self, service_type, interface=None, region_name=None):
+        """The service's endpoint override, else its catalog URL."""
+        return self.config.get_endpoint(service_type) or \
+            self.config.get_endpoint_from_catalog(
+                service_type=service_type, interface=interface,
+                region_name=region_name)
+
+    @property
+    def current_user_id(self):
+        return self.session.auth.get_access(self.session).user_id
+
+    @property
+    def current_project_id(self):
+        return self.session.get_project_id()
+
     @property
     def sdk(self):
         """openstacksdk's Connection on this session."""

@@ -75,3 +75,22 @@ assert 'openstack.connection' in sys.modules
 assert openstack.config.loader and openstack.exceptions is exceptions
 '''
     subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_endpoint_and_ids_without_the_sdk(monkeypatch):
+    from unittest import mock
+
+    config = mock.Mock()
+    config.get_endpoint.side_effect = \
+        lambda service: 'http://override' if service == 'image' else None
+    config.get_endpoint_from_catalog.return_value = 'http://catalog'
+    conn = connection.Connection(config)
+    conn.session.get_project_id.return_value = 'p1'
+    conn.session.auth.get_access.return_value.user_id = 'u1'
+    monkeypatch.setattr(connection.Connection, 'sdk', property(
+        lambda self: pytest.fail('openstacksdk Connection made')))
+    assert conn.endpoint_for('image') == 'http://override'
+    assert conn.endpoint_for('database') == 'http://catalog'
+    config.get_endpoint_from_catalog.assert_called_once_with(
+        service_type='database', interface=None, region_name=None)
+    assert (conn.current_user_id, conn.current_project_id) == ('u1', 'p1')
