@@ -70,17 +70,41 @@ class DatastoreVersions:
                if value is not None})
 
 
+class DatastoreClient:
+    """What testenv.datastores.choose() reads of a troveclient v1 Client:
+    ``datastores.list()`` and ``datastore_versions.list(datastore_id)``."""
+
+    def __init__(self, adapter):
+        self.datastores = types.SimpleNamespace(
+            list=lambda: [_record(item) for item in
+                          _call(adapter, 'GET', '/datastores')['datastores']])
+        self.datastore_versions = types.SimpleNamespace(
+            list=lambda datastore_id: [
+                _record(item) for item in _call(
+                    adapter, 'GET',
+                    f'/datastores/{datastore_id}/versions')['versions']])
+
+
 def mgmt_client(conn):
     """A MgmtClient on ``conn``'s session, for the database service of its
     region and interface (an endpoint override of the cloud is used)."""
+    return MgmtClient(_database_adapter(conn))
+
+
+def datastore_client(conn):
+    """A DatastoreClient on ``conn``'s session, as mgmt_client()."""
+    return DatastoreClient(_database_adapter(conn))
+
+
+def _database_adapter(conn):
     from keystoneauth1 import adapter
 
     config = conn.config
-    return MgmtClient(adapter.Adapter(
+    return adapter.Adapter(
         session=conn.session, service_type='database',
         interface=config.get_interface('database'),
         region_name=config.get_region_name('database'),
-        endpoint_override=config.get_endpoint('database')))
+        endpoint_override=config.get_endpoint('database'))
 
 
 def _flag(value):

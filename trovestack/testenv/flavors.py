@@ -19,9 +19,9 @@ before anything is created, and nothing changes unless ``replace`` is given
 
 import dataclasses
 import logging
+import types
 
-from openstack import exceptions as sdk_exc
-
+from trovestack import connection
 from trovestack import testenv
 from trovestack.common.results import Row
 
@@ -151,13 +151,56 @@ def inventory(conn):
     From compute API 2.61 the list carries every flavor's extra specs;
     openstacksdk would still fetch the empty ones one flavor at a time.
     """
-    from openstack import utils
+    existing = listed(conn, details=True)
+    if existing is None:
+        from openstack import utils
 
-    listed = utils.supports_microversion(conn.compute, '2.61')
-    existing = list(conn.compute.flavors(details=True, is_public=None,
-                                         get_extra_specs=not listed))
+        with_specs = utils.supports_microversion(conn.compute, '2.61')
+        existing = list(conn.compute.flavors(
+            details=True, is_public=None, get_extra_specs=not with_specs))
     return Inventory(by_id={flavor.id: flavor for flavor in existing},
                      by_name={flavor.name: flavor for flavor in existing})
+
+
+# Compute API 2.61: a flavor list carries the flavors' extra specs.
+_LIST_MICROVERSION = '2.61'
+
+
+def listed(conn, *, details):
+    """Every flavor (public and private) in one plain REST list per page
+    over ``conn``'s session, as records with the attributes compared here
+    (id, name, ram, disk, vcpus, ephemeral, extra_specs); None when that
+    is not possible (not a trovestack Connection, or a compute API older
+    than 2.61): then openstacksdk lists them.
+    """
+    if not isinstance(conn, connection.Connection):
+        return None
+    compute = conn.rest_api('compute')
+    url = '/flavors/detail' if details else '/flavors'
+    params = {'is_public': 'None'}  # all flavors, as openstacksdk asks
+    found = []
+    while url:
+        response = compute.get(url, params=params,
+                               microversion=_LIST_MICROVERSION,
+                               headers={'Accept': 'application/json'})
+        if response.status_code != 200:
+            LOG.debug('Flavor list answered %s; listing through '
+                      'openstacksdk', response.status_code)
+            return None
+        body = response.json()
+        found.extend(_flavor_record(item) for item in body['flavors'])
+        url = next((link['href'] for link in body.get('flavors_links', ())
+                    if link.get('rel') == 'next'), None)
+        params = None  # the next link carries the query
+    return found
+
+
+def _flavor_record(item):
+    return types.SimpleNamespace(
+        id=item['id'], name=item['name'], ram=item.get('ram'),
+        disk=item.get('disk'), vcpus=item.get('vcpus'),
+        ephemeral=item.get('OS-FLV-EXT-DATA:ephemeral', 0),
+        extra_specs=item.get('extra_specs') or {})
 
 
 def plan_flavors(conn, specs, *, replace=False):
@@ -199,7 +242,7 @@ def ensure_flavors(conn, specs, *, replace=False, dry_run=False):
         for flavor in to_delete:
             LOG.info('Deleting flavor %s (id %s) to recreate it',
                      flavor.name, flavor.id)
-            conn.compute.delete_flavor(flavor, ignore_missing=True)
+            conn.compute.delete_flavor(flavor.id, ignore_missing=True)
         if action != testenv.UNCHANGED:
             _create_flavor(conn, spec)
         results.append(FlavorResult(spec, action))
@@ -213,6 +256,8 @@ def _create_flavor(conn, spec):
         vcpus=spec.vcpus, ephemeral=spec.ephemeral, is_public=True)
     if not spec.extra_specs:
         return
+    from openstack import exceptions as sdk_exc
+
     try:
         conn.compute.create_flavor_extra_specs(flavor, dict(spec.extra_specs))
     except sdk_exc.SDKException:

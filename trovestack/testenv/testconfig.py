@@ -71,7 +71,7 @@ class _TestConfig:
         for path in (request.tempest_conf, request.trove_test_conf):
             if path:
                 testenv.check_directory(path)
-        self.choices = datastores.choose(connection.trove_client(conn),
+        self.choices = datastores.choose(_datastore_reader(conn),
                                          request.datastores)
         self.settings = tempest.derive_settings(
             conn, self.choices, flavor_id=request.flavor_id,
@@ -103,9 +103,22 @@ class _TestConfig:
         return rows
 
 
+def _datastore_reader(conn):
+    """What datastores.choose() reads Trove with: for a trovestack
+    Connection, plain calls over its session (load_image.trove_api), so
+    that python-troveclient is not imported; troveclient otherwise."""
+    if isinstance(conn, connection.Connection):
+        from load_image import trove_api
+
+        return trove_api.datastore_client(conn)
+    return connection.trove_client(conn)
+
+
 def _flavor_inventory(conn):
     """(ids, names) of the flavors that exist."""
-    existing = list(conn.compute.flavors(details=False, is_public=None))
+    existing = flavors.listed(conn, details=False)
+    if existing is None:
+        existing = list(conn.compute.flavors(details=False, is_public=None))
     return {f.id for f in existing}, {f.name for f in existing}
 
 

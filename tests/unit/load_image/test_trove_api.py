@@ -92,3 +92,15 @@ def test_register_then_default_list_once():
         ('GET', '/mgmt/datastore-versions'),
         ('PATCH', '/mgmt/datastore-versions/v1'),
         ('GET', '/mgmt/datastore-versions/v1')]
+
+
+def test_datastore_client_reads_what_choose_asks():
+    adapter = _Adapter(
+        (200, {'datastores': [{'id': 'd1', 'name': 'mysql',
+                               'default_version': 'v1'}]}),
+        (200, {'versions': [VERSION]}))
+    client = trove_api.DatastoreClient(adapter)
+    assert client.datastores.list()[0].default_version == 'v1'
+    assert client.datastore_versions.list('d1')[0].image == 'img-1'
+    assert [(m, u) for m, u, _ in adapter.sent] == [
+        ('GET', '/datastores'), ('GET', '/datastores/d1/versions')]

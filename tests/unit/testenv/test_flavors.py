@@ -5,6 +5,7 @@ import pytest
 from openstack import exceptions as sdk_exc
 
 from tests.unit.testenv import fakes
+from trovestack import connection
 from trovestack import testenv
 from trovestack.common import results
 from trovestack.testenv import flavors
@@ -88,7 +89,7 @@ def test_replace_deletes_then_recreates():
     assert [r.action for r in results] == [
         'created', 'created', 'replaced', 'created']
     conn.compute.delete_flavor.assert_called_once_with(
-        wrong, ignore_missing=True)
+        wrong.id, ignore_missing=True)
 
 
 def test_dry_run_changes_nothing():
@@ -128,3 +129,67 @@ def test_extra_specs_come_with_the_list_from_microversion_2_61():
     flavors.ensure_flavors(conn, flavors.flavor_specs('tempest'))
     conn.compute.flavors.assert_called_once_with(
         details=True, get_extra_specs=False, is_public=None)
+
+
+class _Compute:
+    """A compute adapter answering flavor lists from (status, body)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.sent = []
+
+    def get(self, url, params=None, microversion=None, **kwargs):
+        self.sent.append((url, params, microversion))
+        status, body = self.answers.pop(0)
+        return mock.Mock(status_code=status, json=lambda: body)
+
+
+def _rest_conn(compute):
+    """A trovestack Connection whose compute REST adapter is ``compute``
+    and whose openstacksdk Connection is a mock (to see what it is asked)."""
+    conn = connection.Connection.__new__(connection.Connection)
+    conn._rest_apis = {'compute': compute}
+    conn._sdk = fakes.connection()
+    return conn
+
+
+def _listed_flavor(spec):
+    return {'id': spec.id, 'name': spec.name, 'ram': spec.ram,
+            'disk': spec.disk, 'vcpus': spec.vcpus,
+            'OS-FLV-EXT-DATA:ephemeral': spec.ephemeral,
+            'extra_specs': dict(spec.extra_specs)}
+
+
+def test_nothing_to_change_is_plain_list_pages_not_the_sdk():
+    specs = flavors.flavor_specs('tempest')
+    rows = [_listed_flavor(spec) for spec in specs]
+    compute = _Compute(
+        (200, {'flavors': rows[:2], 'flavors_links': [
+            {'rel': 'next', 'href': 'http://nova/flavors/detail?marker=d2'}]}),
+        (200, {'flavors': rows[2:]}))
+    conn = _rest_conn(compute)
+    results = flavors.ensure_flavors(conn, specs)
+    assert [r.action for r in results] == ['unchanged'] * len(specs)
+    assert compute.sent == [
+        ('/flavors/detail', {'is_public': 'None'}, '2.61'),
+        ('http://nova/flavors/detail?marker=d2', None, '2.61')]
+    assert conn._sdk.method_calls == []
+
+
+def test_plain_list_finds_differences_and_the_sdk_changes():
+    specs = flavors.flavor_specs('tempest')
+    wrong = _listed_flavor(specs[0]) | {'extra_specs': {}}
+    conn = _rest_conn(_Compute((200, {'flavors': [wrong]})))
+    results = flavors.ensure_flavors(conn, specs[:1], replace=True)
+    assert [r.action for r in results] == ['replaced']
+    conn._sdk.compute.delete_flavor.assert_called_once_with(
+        'd1', ignore_missing=True)
+    conn._sdk.compute.create_flavor.assert_called_once()
+
+
+def test_older_compute_api_lists_through_the_sdk():
+    conn = _rest_conn(_Compute((406, {}), (406, {})))
+    conn._sdk.compute.flavors.return_value = []
+    assert flavors.listed(conn, details=True) is None
+    flavors.ensure_flavors(conn, flavors.flavor_specs('tempest'))
+    conn._sdk.compute.flavors.assert_called_once()
