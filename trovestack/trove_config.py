@@ -114,6 +114,10 @@ class InstanceSettings:
     guest_transport_url: str | None = None
     keypair: str | None = None
     config_drive: bool = True
+    # The guest image's login user: cloud-init gives it the files Trove
+    # injects (Trove's default, "ubuntu", does not exist in this project's
+    # Debian images, and cloud-init then writes guest_info.conf only).
+    guest_user: str | None = 'trove'
 
     def __post_init__(self):
         object.__setattr__(self, 'management_networks',
@@ -180,6 +184,8 @@ def instance_config(settings):
             settings.management_security_groups)
     if settings.keypair:
         default['nova_keypair'] = settings.keypair
+    if settings.guest_user:
+        default['injected_config_owner'] = settings.guest_user
     default['use_nova_server_config_drive'] = _flag(settings.config_drive)
     if settings.insecure_registries:
         default['docker_insecure_registries'] = ','.join(
