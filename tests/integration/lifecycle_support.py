@@ -159,9 +159,24 @@ def run_lifecycle(where, *, datastore, version, flavor, name=None,
         _active(run, timeout)
         address = _databases_and_address(run, datastore)
         _answers(run, datastore, address)
-    finally:
-        _delete(run)
+    except BaseException:
+        _delete_quietly(run)
+        raise
+    _delete(run)
     return run.timeline
+
+
+def _delete_quietly(run):
+    """Delete after a failure without hiding it: Trove refuses to delete an
+    instance in BUILD, so its status is reset first."""
+    try:
+        run.trove.instances.reset_status(run.instance_id)
+    except Exception as exc:  # noqa: BLE001 - the failure says more
+        run.progress(f'lifecycle: reset-status failed: {exc}')
+    try:
+        _delete(run)
+    except Exception as exc:  # noqa: BLE001
+        run.progress(f'lifecycle: delete after the failure failed: {exc}')
 
 
 def _active(run, timeout):
