@@ -139,7 +139,7 @@ def _handshake(namespace, address, port, datastore):
 
 
 def run_lifecycle(where, *, datastore, version, flavor, name=None,
-                  nics=None, timeout=2400, progress=print):
+                  nics=None, timeout=3600, progress=print):
     """Create -> ACTIVE -> database, user, list -> handshake -> delete.
 
     ``where``: :class:`Where`; ``flavor``: id or name; ``nics``: extra
