@@ -66,6 +66,9 @@ WHY = {
     'database and user': 'the guest API did not create and list them',
 }
 PROGRESS_EVERY = 30.0
+# Heartbeats carry a status's description (trove/instance/service_status.py:
+# FAILED is 'failed to spawn', CRASHED 'crashed') -> the status's name.
+FAILED_STATUSES = {'failed to spawn': 'FAILED', 'crashed': 'CRASHED'}
 # The agent's unit is ordered right after cloud-init.service; the console
 # "cloud-init done" marker comes later still (cloud-final, after
 # multi-user.target), from the runcmd that starts the journal forwarder,
@@ -422,10 +425,10 @@ def _handle(event, timeline, result):
         timeline.mark('agent first heartbeat', 'status %s' % status)
         if status == 'healthy':
             timeline.mark('ACTIVE', 'service status HEALTHY')
-        elif status in ('failed', 'crashed'):
+        elif status in FAILED_STATUSES:
             result.failed_stage = 'ACTIVE'
             result.reason = ('the guest agent reported %s: prepare failed '
-                             'in the guest' % status.upper())
+                             'in the guest' % FAILED_STATUSES[status])
             return True
     elif kind == 'database':
         result.databases = event['names']

@@ -88,7 +88,8 @@ def test_failed_heartbeat_ends_the_run():
                               'embedded', 'tcg', False, [])
     assert not run._handle({'event': 'heartbeat', 'status': 'building'},
                            timeline, result)
-    assert run._handle({'event': 'heartbeat', 'status': 'failed'},
+    # Trove sends FAILED's description, not its name.
+    assert run._handle({'event': 'heartbeat', 'status': 'failed to spawn'},
                        timeline, result)
     assert result.failed_stage == 'ACTIVE'
     assert 'FAILED' in result.reason
