@@ -9,12 +9,12 @@ core).  Everything runs in a cloud of its own, wiped at the end.
 
 import ipaddress
 import os
-import pathlib
 import subprocess
 import time
 
 import pytest
 
+from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration.conftest import host_addresses
 from trovestack import provision
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.compute
 NETWORK = 'trovestack-test-mgmt'
 BOOT_TIMEOUT = 900
 DATASTORE, VERSION = 'mariadb', '11.8'
-GUEST_IMAGE = 'trove-guest-verify-mariadb-11.8.qcow2'
 # 1.5 GiB, a 7 GB root disk (the image is 3.2 GB) and 1 GB of ephemeral
 # storage (Trove's data without Cinder).
 FLAVOR = 'test.eph.medium-7'
@@ -114,19 +113,9 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
 
 
 def _guest_image():
-    """The container-mode guest image with mariadb:11.8 embedded
-    (TROVESTACK_COMPUTE_GUEST_IMAGE, or the one verify-image builds)."""
-    from trovestack.imagebuild import builder
-
-    given = os.environ.get('TROVESTACK_COMPUTE_GUEST_IMAGE')
-    path = pathlib.Path(given) if given else (
-        builder.default_cache_dir() / 'images' / GUEST_IMAGE)
-    if not path.is_file():
-        pytest.skip(f'no guest image {path}: trove-image-builder '
-                    '--datastore mariadb --embed-datastore-image '
-                    f'{DATASTORE}:{VERSION} (or set '
-                    'TROVESTACK_COMPUTE_GUEST_IMAGE)')
-    return path
+    """The container-mode guest image with mariadb:11.8 embedded (the one
+    verify-image's tests boot too; built when missing or out of date)."""
+    return guest_images.embedded_mariadb_image()
 
 
 @pytest.fixture(scope='module')

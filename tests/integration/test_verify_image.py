@@ -18,14 +18,14 @@ import subprocess
 import pytest
 
 from tests import helpers
+from tests.integration import guest_images
 from trovestack import netns
-from trovestack.imagebuild import builder
 from trovestack.imagebuild import host
 from trovestack.verify import run
 
 pytestmark = pytest.mark.guest_boot
 
-EMBEDDED = 'mariadb:11.8'
+EMBEDDED = guest_images.EMBEDDED
 REQUIRED = ('prepare sent', 'boot', 'cloud-init', 'agent first heartbeat',
             'ACTIVE', 'database and user')
 
@@ -52,16 +52,7 @@ def guest_host():
 def embedded_image(guest_host):
     """The container-mode guest image with MariaDB 11.8 embedded, kept in
     the image builder's cache between runs."""
-    image = (builder.default_cache_dir() / 'images'
-             / 'trove-guest-verify-embedded-mariadb-11.8.qcow2')
-    result = helpers.run_json('trove-image-builder', '--datastore', 'mariadb',
-                              '--embed-datastore-image', EMBEDDED,
-                              '--output', image)
-    assert result['Image'] == str(image)
-    sidecar = json.loads(pathlib.Path(f'{image}.build.json').read_text())
-    assert [e['name'] for e in sidecar['embedded_datastore_images']] == [
-        EMBEDDED]
-    return image
+    return guest_images.embedded_mariadb_image()
 
 
 def _verify(image, datastore, *args, timeout=2400):
