@@ -216,6 +216,14 @@ def _databases_and_address(run, datastore):
                  if entry.get('address')] or list(
                      getattr(instance, 'ip', None) or [])
     if not addresses:
+        # Trove shows no address of its management network to users; an
+        # instance on that network alone is reached at its server's.
+        servers = [run.conn.compute.get_server(run.server_id)] \
+            if run.server_id else list(run.conn.compute.servers(
+                all_projects=True, name=f'^{instance.name}$'))
+        addresses = [entry['addr'] for server in servers for entries in
+                     (server.addresses or {}).values() for entry in entries]
+    if not addresses:
         run.fail('the instance has no address')
     return addresses[0]
 

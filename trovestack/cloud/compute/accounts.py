@@ -1,10 +1,12 @@
-"""Keystone users, services and endpoints of placement and neutron."""
+"""Keystone users, services and endpoints of placement, neutron and
+cinder."""
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import configs
 
 INTERFACES = ('public', 'internal', 'admin')
-SERVICES = {'placement': 'placement', 'network': 'neutron'}
+SERVICES = {'placement': 'placement', 'network': 'neutron',
+            'volumev3': 'cinder'}
 
 
 def create(state, urls):
@@ -17,7 +19,8 @@ def create(state, urls):
                                         domain_id='default',
                                         ignore_missing=False)
         roles = {role.name: role for role in identity.roles()}
-        for service_type, name in SERVICES.items():
+        for service_type, url in urls.items():
+            name = SERVICES[service_type]
             user = identity.find_user(name, domain_id='default')
             if user is None:
                 user = identity.create_user(
@@ -26,7 +29,7 @@ def create(state, urls):
             for role in ('admin', 'service'):
                 identity.assign_project_role_to_user(project, user,
                                                      roles[role])
-            _catalog_entry(identity, service_type, name, urls[service_type])
+            _catalog_entry(identity, service_type, name, url)
     finally:
         conn.close()
 

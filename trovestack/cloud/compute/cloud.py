@@ -7,6 +7,7 @@ import time
 from trovestack.cloud import bootstrap
 from trovestack.cloud import processes
 from trovestack.cloud.compute import accounts
+from trovestack.cloud.compute import cinder
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import libvirt
 from trovestack.cloud.compute import mariadb
@@ -50,6 +51,7 @@ class ComputeLayer:
         result.append(mariadb.daemon(paths))
         result.append(placement.daemon(cstate, paths))
         result.append(neutron.daemon(cstate, paths))
+        result.append(cinder.daemon(cstate, paths))
         result += nova.daemons_in_order(paths)
         return result
 
@@ -96,12 +98,15 @@ class ComputeLayer:
             mariadb.initialise(self.paths)
             self.runner.start(steps[mariadb.NAME], timeout)
             mariadb.create_databases(self.paths, placement.DATABASE,
-                                     neutron.DATABASE, *nova.DATABASES)
+                                     neutron.DATABASE, cinder.DATABASE,
+                                     *nova.DATABASES)
             if not cstate.bootstrapped:
                 self._set_up(placement.setup_commands(self.paths),
                              'placement')
                 self._set_up(neutron.setup_commands(self.paths), 'neutron')
-            for name in ('placement', 'neutron'):
+            if 'cinder' not in cstate.set_up:
+                self._set_up(cinder.setup_commands(self.paths), 'cinder')
+            for name in ('placement', 'neutron', 'cinder'):
                 self.runner.start(steps[name], timeout)
             if not cstate.bootstrapped:
                 accounts.create(state, {
@@ -110,7 +115,11 @@ class ComputeLayer:
                 self._set_up(nova.setup_commands(
                     self.paths, transport_url), 'nova')
                 cstate.bootstrapped = True
-                self.paths.save_state(cstate)
+            if 'cinder' not in cstate.set_up:
+                accounts.create(state, {
+                    'volumev3': cinder.endpoint_url(cstate)})
+                cstate.set_up.append('cinder')
+            self.paths.save_state(cstate)
             if self.configure_nova_api(state, transport_url) and restart_api:
                 restart_api()
             if not bootstrapped_before:
@@ -146,7 +155,7 @@ class ComputeLayer:
 
     def _write_configs(self, state, cstate, transport_url):
         paths = self.paths
-        for name in ('placement', 'neutron', 'nova'):
+        for name in ('placement', 'neutron', 'nova', 'cinder'):
             paths.config_dir(name).mkdir(mode=0o700, parents=True,
                                          exist_ok=True)
             (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
@@ -155,6 +164,7 @@ class ComputeLayer:
         neutron.write_config(state, cstate, paths, transport_url)
         neutron.copy_paste_config(paths)
         nova.write_config(state, cstate, paths, transport_url)
+        cinder.write_config(state, cstate, paths, transport_url)
 
     def _set_up(self, commands, service):
         log = self.paths.log_dir / f'{service}-setup.log'

@@ -11,7 +11,7 @@ from trovestack.cloud import processes
 
 STATE_FILE = 'compute.json'
 # Services of ours on host loopback; their ports are picked once.
-PORT_NAMES = ('placement', 'neutron')
+PORT_NAMES = ('placement', 'neutron', 'cinder')
 COMPUTE_HOST = 'trovestack-compute'
 PHYSICAL_NETWORK = 'mgmt'
 MGMT_BRIDGE = 'br-mgmt'
@@ -25,6 +25,8 @@ class ComputeState:
     ports: dict
     mgmt_cidr: str = DEFAULT_MGMT_CIDR
     bootstrapped: bool = False
+    # Services set up after the first bootstrap of an older layer.
+    set_up: list = dataclasses.field(default_factory=list)
 
     @classmethod
     def new(cls, base_port=0):
@@ -82,7 +84,11 @@ class ComputePaths:
     def load_state(self):
         if not self.state_file.exists():
             return None
-        return ComputeState(**json.loads(self.state_file.read_text()))
+        state = ComputeState(**json.loads(self.state_file.read_text()))
+        for name in PORT_NAMES:
+            # A state written before a service joined the layer.
+            state.ports.setdefault(name, processes.free_port())
+        return state
 
     def save_state(self, state):
         layout_mod.write_private(self.state_file, json.dumps(
