@@ -441,7 +441,6 @@ def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
     from tests.integration import lifecycle_support
     from tests.integration import test_compute as compute_tests
     from trovestack.cloud import processes
-    from trovestack.cloud.compute import cloud as compute_mod
     from trovestack.cloud.compute import paths as compute_paths
     from trovestack.cloud.compute import trove as compute_trove
 
@@ -481,4 +480,4 @@ def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
             timeline
     finally:
         plugin.run('unstack', check=False)
-        compute_mod.restart_services(cloud, compute_trove.TROVE_SERVICES)
+        cloud.restart(compute_trove.TROVE_SERVICES)

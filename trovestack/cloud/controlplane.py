@@ -172,19 +172,10 @@ class LocalCloud:
             if name == 'trove':
                 trove_db.set()
             set_up = time.monotonic()
-            pid = processes.start(service.command(state, self.layout),
-                                  self.layout.pid_file(name),
-                                  self.layout.log_file(name),
-                                  service.env(self.layout))
-            log = self.layout.log_file(name)
+            pid = self._spawn(state, service)
             if service.kind == RPC:
                 wait_for(broker_up)
-                processes.wait_until(
-                    name, pid, lambda: self._consuming(broker, service), log,
-                    timeout, f'consume RPC topic {service.rpc_topic}')
-            else:
-                processes.wait_until_ready(name, pid, service.url(state),
-                                           log, timeout)
+            self._await(state, service, pid, broker, timeout)
             LOG.debug('%s: set up in %.1f s, answering %.1f s later', name,
                       set_up - began, time.monotonic() - set_up)
 
@@ -200,6 +191,35 @@ class LocalCloud:
         except BaseException:
             self._stop(names)
             raise
+
+    def _spawn(self, state, service):
+        """Start one service's process; its pid."""
+        return processes.start(service.command(state, self.layout),
+                               self.layout.pid_file(service.name),
+                               self.layout.log_file(service.name),
+                               service.env(self.layout))
+
+    def _await(self, state, service, pid, broker, timeout):
+        """Wait until the service answers (HTTP) or consumes its RPC
+        topic; LocalCloudError (with its log's tail) when it does not."""
+        log = self.layout.log_file(service.name)
+        if service.kind == RPC:
+            processes.wait_until(
+                service.name, pid, lambda: self._consuming(broker, service),
+                log, timeout, f'consume RPC topic {service.rpc_topic}')
+        else:
+            processes.wait_until_ready(service.name, pid, service.url(state),
+                                       log, timeout)
+
+    def restart(self, names, timeout=120.0):
+        """Restart running services (after their configuration changed),
+        one after the other, each awaited as at start."""
+        state, broker = self.state, self.broker
+        for name in names:
+            service = SERVICES[name]
+            processes.stop(self.layout.pid_file(name), self.layout.root)
+            self._await(state, service, self._spawn(state, service), broker,
+                        timeout)
 
     @staticmethod
     def _consuming(broker, service):

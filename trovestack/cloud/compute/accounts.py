@@ -19,8 +19,7 @@ def create(state, urls):
                                         domain_id='default',
                                         ignore_missing=False)
         roles = {role.name: role for role in identity.roles()}
-        for service_type, url in urls.items():
-            name = SERVICES[service_type]
+        for service_type, name in SERVICES.items():
             user = identity.find_user(name, domain_id='default')
             if user is None:
                 user = identity.create_user(
@@ -29,7 +28,7 @@ def create(state, urls):
             for role in ('admin', 'service'):
                 identity.assign_project_role_to_user(project, user,
                                                      roles[role])
-            _catalog_entry(identity, service_type, name, url)
+            _catalog_entry(identity, service_type, name, urls[service_type])
     finally:
         conn.close()
 

@@ -108,16 +108,17 @@ class ComputeLayer:
                 self._set_up(cinder.setup_commands(self.paths), 'cinder')
             for name in ('placement', 'neutron', 'cinder'):
                 self.runner.start(steps[name], timeout)
-            if not cstate.bootstrapped:
+            if not cstate.bootstrapped or 'cinder' not in cstate.set_up:
+                # Find-or-create: one pass over every service of the layer.
                 accounts.create(state, {
                     'placement': placement.endpoint_url(cstate),
-                    'network': neutron.endpoint_url(cstate)})
+                    'network': neutron.endpoint_url(cstate),
+                    'volumev3': cinder.endpoint_url(cstate)})
+            if not cstate.bootstrapped:
                 self._set_up(nova.setup_commands(
                     self.paths, transport_url), 'nova')
                 cstate.bootstrapped = True
             if 'cinder' not in cstate.set_up:
-                accounts.create(state, {
-                    'volumev3': cinder.endpoint_url(cstate)})
                 cstate.set_up.append('cinder')
             self.paths.save_state(cstate)
             if self.configure_nova_api(state, transport_url) and restart_api:
@@ -265,38 +266,8 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
         state, broker.transport_url(),
         control_ports=list(state.ports.values()), broker_port=broker.port,
         timeout=timeout,
-        restart_api=lambda: _restart_nova_api(local_cloud, state, timeout))
+        restart_api=lambda: local_cloud.restart(['nova'], timeout))
     return rows, health
-
-
-def _restart_nova_api(local_cloud, state, timeout):
-    restart_services(local_cloud, ['nova'], timeout)
-
-
-def restart_services(local_cloud, names, timeout=120.0):
-    """Restart control-plane services (after their config changed) and
-    wait until each answers (HTTP) or consumes its RPC topic."""
-    from trovestack.cloud import rabbitmq
-    from trovestack.cloud.services import RPC
-    from trovestack.cloud.services import SERVICES
-
-    layout, state = local_cloud.layout, local_cloud.state
-    broker = local_cloud.broker
-    for name in names:
-        service = SERVICES[name]
-        processes.stop(layout.pid_file(name), layout.root)
-        pid = processes.start(service.command(state, layout),
-                              layout.pid_file(name), layout.log_file(name),
-                              service.env(layout))
-        if service.kind == RPC:
-            topic = service.rpc_topic
-            processes.wait_until(
-                name, pid, lambda topic=topic: bool(rabbitmq.queue_consumers(
-                    broker, [topic])[topic]),
-                layout.log_file(name), timeout, f'consume RPC topic {topic}')
-        else:
-            processes.wait_until_ready(name, pid, service.url(state),
-                                       layout.log_file(name), timeout)
 
 
 def down_with_control_plane(local_cloud):

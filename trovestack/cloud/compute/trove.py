@@ -105,7 +105,7 @@ def _restart_if_changed(local_cloud, files, timeout):
             running.read_text() == _running_record(local_cloud, text):
         return results.Row('restart', ' '.join(TROVE_SERVICES),
                            results.UNCHANGED, 'configuration unchanged')
-    compute_cloud.restart_services(local_cloud, TROVE_SERVICES, timeout)
+    local_cloud.restart(TROVE_SERVICES, timeout)
     running.touch(mode=0o600)
     running.write_text(_running_record(local_cloud, text))
     return results.Row('restart', ' '.join(TROVE_SERVICES), results.OK,
