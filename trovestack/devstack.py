@@ -53,6 +53,9 @@ class ExtraPlan:
     cache_dir: str | None = None
     guest_os: str = 'ubuntu'
     guest_release: str = 'noble'
+    # The guest image's login user: the build makes it, Trove's injected
+    # files are given to it (trove_config.GUEST_USER).
+    guest_user: str = trove_config.GUEST_USER
     mirror: str | None = None
     force_build: bool = False
     visibility: str = 'public'
@@ -74,6 +77,10 @@ class ExtraPlan:
     def __post_init__(self):
         if not self.datastores:
             raise errors.UserError('no datastore to provision')
+        try:
+            trove_config.guest_user(self.guest_user)
+        except ValueError as exc:
+            raise errors.UserError(str(exc)) from None
         if self.image_source not in IMAGE_SOURCES:
             raise errors.UserError(
                 f'unknown datastore image source {self.image_source!r} '
@@ -106,6 +113,8 @@ class ExtraPlan:
             if self.image_source == 'embedded' else ()
         if embedded:
             name += '-' + '-'.join(f'{ds}{ver}' for ds, ver in embedded)
+        if not self.image and self.guest_user != trove_config.GUEST_USER:
+            name += f'-{self.guest_user}'  # a build with another user
         return name
 
 
@@ -149,7 +158,8 @@ def _guest_image(plan, embedded):
     name, version = plan.datastores[0]
     request = builder.BuildRequest(
         datastore=name, datastore_version=version, guest_os=plan.guest_os,
-        guest_release=plan.guest_release, output_dir=plan.image_dir,
+        guest_release=plan.guest_release, guest_user=plan.guest_user,
+        output_dir=plan.image_dir,
         output=(str(pathlib.Path(plan.image_dir) / f'{plan.image_name()}'
                     '.qcow2') if plan.image_dir else None),
         mirror=plan.mirror, force=plan.force_build,
@@ -236,12 +246,13 @@ def instance_settings(plan, prepared, guest_transport_url=None):
     insecure = list(plan.insecure_registries)
     if plan.image_source == 'registry' and plan.registry not in insecure:
         insecure.insert(0, plan.registry)
-    return instance_setup.instance_settings(
+    settings = instance_setup.instance_settings(
         prepared, docker_images=plan.docker_images(),
         insecure_registries=insecure,
         network_isolation=plan.network_isolation,
         volume_support=plan.volume_support, volume_type=plan.volume_type,
         timeouts=plan.timeouts, guest_transport_url=guest_transport_url)
+    return dataclasses.replace(settings, guest_user=plan.guest_user)
 
 
 def extra(conn, plan):

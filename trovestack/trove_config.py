@@ -22,6 +22,7 @@ Values are strings, as an INI file holds them; devstack-owned values
 """
 
 import dataclasses
+import re
 import types
 
 from trovestack.common import results
@@ -43,6 +44,25 @@ DATASTORES = tuple(UPSTREAM_IMAGES)
 # build-datastore-image): embedded in the guest image under this name, or
 # pushed to a registry under <registry>/<this name>; tag = version.
 LOCAL_REPOSITORY = 'trovestack/{datastore}'
+# The login user of the guest images this project builds
+# (trove-image-builder --guest-user).  Trove's own default owner of the
+# files it injects, "ubuntu", is the user of the images Trove's tooling
+# builds: cloud-init's write_files fails for an owner the image does not
+# have, and the guest then gets guest_info.conf only (no
+# trove-guestagent.conf, so no transport_url: the instance stays in BUILD).
+GUEST_USER = 'trove'
+# A POSIX user name as useradd takes it (no upper case, at most 32).
+_USER_NAME = re.compile(r'[a-z_][a-z0-9_-]{0,31}')
+
+
+def guest_user(name):
+    """``name`` if it can be a guest image's login user, else ValueError."""
+    if not _USER_NAME.fullmatch(name):
+        raise ValueError(
+            f'{name!r} is not a user name (lower-case letters, digits, _ '
+            'and -, at most 32): the guest image\'s login user, '
+            f'{GUEST_USER} for images built here')
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,9 +135,8 @@ class InstanceSettings:
     keypair: str | None = None
     config_drive: bool = True
     # The guest image's login user: cloud-init gives it the files Trove
-    # injects (Trove's default, "ubuntu", does not exist in this project's
-    # Debian images, and cloud-init then writes guest_info.conf only).
-    guest_user: str | None = 'trove'
+    # injects (injected_config_owner; see GUEST_USER).
+    guest_user: str | None = GUEST_USER
 
     def __post_init__(self):
         object.__setattr__(self, 'management_networks',
@@ -133,6 +152,8 @@ class InstanceSettings:
             # is allowed."
             raise ValueError('Trove allows one management network, got '
                              f'{len(self.management_networks)}')
+        if self.guest_user is not None:
+            guest_user(self.guest_user)
         unknown = sorted(set(self.docker_images) - set(DATASTORES))
         if unknown:
             raise ValueError(f'no container datastore {", ".join(unknown)}'

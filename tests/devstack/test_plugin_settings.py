@@ -118,12 +118,28 @@ def test_prebuilt_image_allows_any_version(tmp_path):
      "TROVE_USAGE_TIMEOUT='10m' is not a number of seconds"),
     ({'TROVE_GUEST_OS': 'centos'}, "TROVE_GUEST_OS='centos' is not one of"),
     ({'TROVE_TEST_FLAVOR_SET': 'm1'}, 'TROVE_TEST_FLAVOR_SET'),
+    ({'TROVE_GUEST_IMAGE_USER': 'Ubuntu'},
+     "TROVE_GUEST_IMAGE_USER='Ubuntu' is not a user name"),
+    ({'ENABLED_SERVICES': 'key,g-api,n-api'},
+     "Trove needs Cinder's API (enable_service c-api)"),
 ])
 def test_bad_settings_fail_early(tmp_path, settings, fragment):
     result = run_plugin(tmp_path, 'stack', 'pre-install', **settings)
     assert result.returncode != 0
     [line] = error_lines(result)
     assert fragment in line
+
+
+def test_volume_support_without_cinder_volume_warns(tmp_path):
+    result = run_plugin(tmp_path, 'stack', 'pre-install',
+                        ENABLED_SERVICES='key,g-api,n-api,c-api')
+    assert result.returncode == 0, result.stderr
+    assert 'TROVE_VOLUME_SUPPORT=True and no c-vol' in result.stderr
+    result = run_plugin(tmp_path, 'stack', 'pre-install',
+                        ENABLED_SERVICES='key,g-api,n-api,c-api',
+                        TROVE_VOLUME_SUPPORT='False')
+    assert result.returncode == 0, result.stderr
+    assert 'WARNING' not in result.stderr
 
 
 def test_disabled_plugin_does_nothing(tmp_path):

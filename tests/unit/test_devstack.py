@@ -81,6 +81,41 @@ def test_instance_settings_from_prereqs():
     assert settings.volume_support is False
 
 
+def test_guest_user_owns_injected_config_and_names_the_build():
+    prepared = instance_prereqs.Prepared(rows=[])
+    default = devstack.instance_settings(plan(), prepared)
+    assert default.guest_user == trove_config.GUEST_USER == 'trove'
+    ubuntu = plan(guest_user='ubuntu')
+    config = trove_config.instance_config(
+        devstack.instance_settings(ubuntu, prepared))
+    assert config[trove_config.TROVE_CONF]['DEFAULT'][
+        'injected_config_owner'] == 'ubuntu'
+    # a build with another user is other content: another Glance image
+    assert ubuntu.image_name() == 'trove-guest-ubuntu-noble-ubuntu'
+    assert plan(guest_user='ubuntu', image='/g.qcow2').image_name() == \
+        'trove-guest-ubuntu-noble'
+    with pytest.raises(errors.UserError, match='not a user name'):
+        plan(guest_user='Ubuntu')
+
+
+def test_build_makes_the_guest_user(monkeypatch, tmp_path):
+    from trovestack.imagebuild import builder
+
+    requests = []
+
+    def build_image(request, progress=None):
+        requests.append(request)
+        return types.SimpleNamespace(path=str(tmp_path / 'g.qcow2'),
+                                     skipped=False)
+
+    monkeypatch.setattr(builder, 'build_image', build_image)
+    devstack._guest_image(plan(guest_user='dbadmin',
+                               image_dir=str(tmp_path)), ())
+    assert requests[0].guest_user == 'dbadmin'
+    # the builder's default user is the one Trove is told about
+    assert builder.BuildRequest().guest_user == trove_config.GUEST_USER
+
+
 def test_extra_runs_the_chain_in_order(monkeypatch, tmp_path):
     order = []
     image = tmp_path / 'guest.qcow2'
@@ -129,7 +164,9 @@ def test_command_options_to_plan(tmp_path):
                   '--registry', 'h:4000', '--datastore-image', 'mysql=my/img',
                   '--network-isolation', 'True', '--volume-support', 'False',
                   '--usage-timeout', '7200', '--public-key-file', str(key),
-                  '--mgmt-subnet-range', '10.9.0.0/24')
+                  '--mgmt-subnet-range', '10.9.0.0/24',
+                  '--guest-user', 'ubuntu')
+    assert extra.guest_user == 'ubuntu'
     assert extra.datastores == (('mysql', '8.4'), ('mariadb', '11.8'))
     assert extra.docker_images() == {
         'mysql': 'my/img', 'mariadb': 'h:4000/trovestack/mariadb'}
@@ -146,6 +183,7 @@ def test_command_options_to_plan(tmp_path):
     ['mysql'], ['mysql:8.4', '--volume-support', 'yes'],
     ['mysql:8.4', '--datastore-image', 'mysql'],
     ['mysql:8.4', '--usage-timeout', '0'],
+    ['mysql:8.4', '--guest-user', 'no spaces'],
 ])
 def test_command_rejects_bad_options(argv):
     with pytest.raises(SystemExit):

@@ -182,3 +182,22 @@ def test_local_repository_is_the_datastore_images_name():
         spec = offline.find(datastore, version)
         assert trove_config.docker_images(
             [datastore], source='embedded')[datastore] == spec.repository
+
+
+def test_guest_user_owns_injected_files():
+    default = trove_config.instance_config(trove_config.InstanceSettings())
+    assert default['trove.conf']['DEFAULT']['injected_config_owner'] == \
+        trove_config.GUEST_USER
+    ubuntu = trove_config.instance_config(
+        trove_config.InstanceSettings(guest_user='ubuntu'))
+    assert ubuntu['trove.conf']['DEFAULT']['injected_config_owner'] == \
+        'ubuntu'
+    unset = trove_config.instance_config(
+        trove_config.InstanceSettings(guest_user=None))
+    assert 'injected_config_owner' not in unset['trove.conf']['DEFAULT']
+
+
+@pytest.mark.parametrize('name', ['Ubuntu', '', '9lives', 'a b', 'x' * 33])
+def test_bad_guest_user_rejected(name):
+    with pytest.raises(ValueError, match='not a user name'):
+        trove_config.InstanceSettings(guest_user=name)

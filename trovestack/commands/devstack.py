@@ -83,6 +83,14 @@ class DevstackExtra(lister.Lister):
                             help='Guest OS (default: ubuntu)')
         parser.add_argument('--guest-release', default='noble',
                             help='Guest OS release (default: noble)')
+        parser.add_argument(
+            '--guest-user', metavar='<name>',
+            default=trove_config.GUEST_USER,
+            type=cliapp.argument_type(trove_config.guest_user),
+            help="The guest image's login user: a build makes it, Trove's "
+                 'injected configuration is owned by it '
+                 f'(default: {trove_config.GUEST_USER}; Trove\'s own '
+                 'images: ubuntu)')
         parser.add_argument('--mirror', help='Distribution mirror')
         parser.add_argument('--force-build', action='store_true',
                             help='Rebuild even when unchanged')
@@ -190,7 +198,8 @@ class DevstackExtra(lister.Lister):
                           trove_config.GUESTAGENT_CONF: a.guestagent_conf},
             image=a.image, image_dir=a.image_dir, cache_dir=a.cache_dir,
             guest_os=a.guest_os, guest_release=a.guest_release,
-            mirror=a.mirror, force_build=a.force_build,
+            guest_user=a.guest_user, mirror=a.mirror,
+            force_build=a.force_build,
             visibility=a.visibility, config_params_dir=a.config_params_dir,
             image_source=a.image_source, registry=a.registry,
             registry_dir=a.registry_dir,
