@@ -2,13 +2,14 @@
 
 Credentials come from clouds.yaml (``--os-cloud`` / ``$OS_CLOUD``) or from the
 ``OS_*`` environment (devstack's openrc), loaded by openstacksdk's config
-loader; nothing here handles passwords or tokens itself, and no message ever
-contains them.  :func:`connect` returns a :class:`Connection`: the session
-and the cloud's config at once, openstacksdk's service proxies
-(``conn.compute``, ``conn.image``...) only when first used.  A run that
-changes nothing makes a few plain REST calls (:meth:`Connection.rest_api`)
-and never imports the SDK's services, which were the largest part of its
-start-up (benchmarks/bench_load_image.py).
+loader; no message ever contains a password or token.  A still-valid token
+of an earlier run with the same credentials is reused
+(:mod:`trovestack.tokencache`).  :func:`connect` returns a
+:class:`Connection`: the session and the cloud's config at once,
+openstacksdk's service proxies (``conn.compute``, ``conn.image``...) only
+when first used.  A run that changes nothing makes a few plain REST calls
+(:meth:`Connection.rest_api`) and never imports the SDK's services, which
+were the largest part of its start-up (benchmarks/bench_load_image.py).
 """
 
 import importlib
@@ -138,12 +139,20 @@ def rest_api(conn, service_type):
     return getattr(conn, service_type)
 
 
-def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
+def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
+            token_cache=None):
     """Return an authenticated :class:`Connection`, or raise CloudError.
 
     Authentication as a whole (version discovery, then the token request)
-    is bounded by ``api_timeout``, not just each of its requests.
+    is bounded by ``api_timeout``, not just each of its requests.  A token
+    an earlier run got with the same credentials is reused while it is
+    valid (:mod:`trovestack.tokencache`; ``token_cache=False``, or
+    ``$TROVESTACK_TOKEN_CACHE=0`` when it is None, turns that off).
     """
+    from trovestack import tokencache
+
+    if token_cache is None:
+        token_cache = tokencache.enabled()
     outcome = {}
 
     def authenticate():
@@ -153,6 +162,8 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT):
                 load_yaml_config=True, load_envvars=True).get_one(
                     cloud=cloud, region_name=region_name,
                     api_timeout=api_timeout)
+            if token_cache:
+                tokencache.attach(config.get_auth())
             conn = Connection(config)
             conn.authorize()
             outcome['conn'] = conn

@@ -5,6 +5,7 @@ Glance faults come from tests.faultproxy placed in front of the real Glance
 through the clouds.yaml ``image_endpoint_override`` setting.
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -16,6 +17,8 @@ import pytest
 
 from tests import load_image_support as support
 from tests.faultproxy import FaultProxy
+from trovestack import connection
+from trovestack import tokencache
 
 
 @pytest.fixture
@@ -301,10 +304,42 @@ def test_revoked_token_during_upload_reauthenticates(
     assert support.images_named(admin, _name(datastore)) == [data['image_id']]
 
 
-def _revoked_token(local_cloud):
-    """A token issued by the real Keystone and then revoked there."""
-    token = local_cloud.connection().session.get_token()
+def test_cached_token_keystone_revoked_is_replaced(
+        local_cloud, admin, image, datastore, monkeypatch):
+    """The token cache (trovestack.tokencache) hands the run a token that
+    Keystone has revoked since: the services refuse it, the run gets a new
+    token, succeeds, and the cache holds the new token."""
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(local_cloud.clouds_yaml))
+    earlier = connection.connect(local_cloud.admin_cloud, token_cache=True)
+    earlier.session.invalidate()
+    token = earlier.session.get_token()  # cached; no service has seen it
+    (entry,) = [path for path in tokencache.default_directory().glob(
+        '*.json') if _cached_token(path) == token]
+    _revoke(local_cloud, token)
+    result, data = support.load(local_cloud, image, datastore, '8.4',
+                                '--manager', 'mysql', '--debug', '-vv')
+    assert data['image_action'] == 'uploaded'
+    assert 'RESP: [401]' in result.stderr
+    assert token not in result.stdout + result.stderr
+    fresh = _cached_token(entry)
+    assert fresh != token
+    check = local_cloud.connection().identity.get(
+        '/auth/tokens', headers={'X-Subject-Token': fresh})
+    assert check.status_code == 200
+
+
+def _cached_token(path):
+    return json.loads(path.read_text())['auth_token']
+
+
+def _revoke(local_cloud, token):
     response = local_cloud.connection().identity.delete(
         '/auth/tokens', headers={'X-Subject-Token': token})
     assert response.status_code == 204
+
+
+def _revoked_token(local_cloud):
+    """A token issued by the real Keystone and then revoked there."""
+    token = local_cloud.connection().session.get_token()
+    _revoke(local_cloud, token)
     return token
