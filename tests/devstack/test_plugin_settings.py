@@ -4,6 +4,7 @@ These run the real plugin.sh on the fake devstack library (no cloud is
 needed: pre-install only validates settings).
 """
 
+import inspect
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import sys
 import pytest
 
 from tests.devstack import harness
+from trovestack import instance_prereqs
 
 SAMPLES = sorted((harness.REPO / 'samples' / 'localrc').glob('*.conf'))
 BASH_FILES = [
@@ -236,3 +238,74 @@ def test_offline_list_matches_datastore_images():
     ours = set(' '.join(re.findall(r'_TROVE_OFFLINE_IMAGES\+?="([^"]*)"',
                                    lib)).split())
     assert ours == set(offline.supported())
+
+
+def _stand_in(bin_dir, name, log, status=0):
+    """An executable that appends its name and arguments to ``log``."""
+    tool = bin_dir / name
+    tool.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexit {status}\n')
+    tool.chmod(0o755)
+
+
+@pytest.mark.parametrize('link, settings, wanted', [
+    (0, {}, ['ip link show trove-mgmt',
+             'ovs-vsctl --timeout=10 --if-exists del-port br-int '
+             'trove-mgmt']),
+    (1, {}, ['ip link show trove-mgmt']),  # never plugged: nothing to do
+    (0, {'TROVE_MGMT_HOST_PORT': ''}, []),  # no host port wanted
+])
+def test_clean_unplugs_this_hosts_management_interface(tmp_path, link,
+                                                       settings, wanted):
+    # lib/trove names the interface plug_host_port makes
+    assert inspect.signature(instance_prereqs.plug_host_port).parameters[
+        'interface'].default == 'trove-mgmt'
+    bin_dir, log = tmp_path / 'bin', tmp_path / 'tools.log'
+    bin_dir.mkdir()
+    log.touch()
+    _stand_in(bin_dir, 'ip', log, status=link)
+    _stand_in(bin_dir, 'ovs-vsctl', log)
+    result = run_plugin(tmp_path, 'clean',
+                        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+                        TROVE_CONF_DIR=str(tmp_path / 'etc'), **settings)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines() == wanted
+
+
+def test_clean_warns_when_the_interface_stays(tmp_path):
+    bin_dir, log = tmp_path / 'bin', tmp_path / 'tools.log'
+    bin_dir.mkdir()
+    _stand_in(bin_dir, 'ip', log)
+    _stand_in(bin_dir, 'ovs-vsctl', log, status=1)
+    result = run_plugin(tmp_path, 'clean',
+                        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+                        TROVE_CONF_DIR=str(tmp_path / 'etc'))
+    assert result.returncode == 0, result.stderr
+    assert 'Could not remove the interface trove-mgmt from br-int' in \
+        result.stderr
+
+
+def _documented_settings():
+    """{setting: default} from doc/devstack-plugin.md's Settings table;
+    ``A_B_X` / `_Y``` names A_B_X and A_B_Y."""
+    doc = (harness.REPO / 'doc' / 'devstack-plugin.md').read_text()
+    table = doc.split('\n## Settings\n', 1)[1].split('\n## ', 1)[0]
+    documented = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip('|').split('|')]
+        if len(cells) != 3 or not cells[0].startswith('`'):
+            continue
+        names = re.findall(r'`([A-Z0-9_]+)`', cells[0])
+        prefix = names[0].rsplit('_', 1)[0]
+        for name in names:
+            documented[prefix + name if name.startswith('_') else name] = \
+                cells[1]
+    return documented
+
+
+def test_every_setting_documented_with_its_default():
+    settings = (harness.REPO / 'devstack' / 'settings').read_text()
+    names = set(re.findall(r'\$\{((?:TROVE|TROVESTACK)_[A-Z0-9_]+)',
+                           settings))
+    documented = _documented_settings()
+    assert sorted(names - set(documented)) == []
+    assert all(documented[name] for name in names)
