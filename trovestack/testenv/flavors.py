@@ -146,20 +146,31 @@ class Inventory:
 
 
 def inventory(conn):
-    """The cloud's flavors, looked up once.
+    """The cloud's flavors with their specs, looked up once."""
+    found = existing(conn, details=True)
+    return Inventory(by_id={flavor.id: flavor for flavor in found},
+                     by_name={flavor.name: flavor for flavor in found})
 
-    From compute API 2.61 the list carries every flavor's extra specs;
-    openstacksdk would still fetch the empty ones one flavor at a time.
+
+def existing(conn, *, details):
+    """Every flavor (public and private): with ``details``, each with the
+    attributes compared here (extra specs included), else id and name.
+
+    Plain REST list pages over ``conn``'s session when it can (listed());
+    else openstacksdk, which below compute API 2.61 fetches extra specs
+    one flavor at a time (from 2.61 the list carries them).
     """
-    existing = listed(conn, details=True)
-    if existing is None:
-        from openstack import utils
+    found = listed(conn, details=details)
+    if found is not None:
+        return found
+    if not details:
+        return list(conn.compute.flavors(details=False, is_public=None))
+    from openstack import utils
 
-        with_specs = utils.supports_microversion(conn.compute, '2.61')
-        existing = list(conn.compute.flavors(
-            details=True, is_public=None, get_extra_specs=not with_specs))
-    return Inventory(by_id={flavor.id: flavor for flavor in existing},
-                     by_name={flavor.name: flavor for flavor in existing})
+    with_specs = utils.supports_microversion(conn.compute,
+                                             _LIST_MICROVERSION)
+    return list(conn.compute.flavors(
+        details=True, is_public=None, get_extra_specs=not with_specs))
 
 
 # Compute API 2.61: a flavor list carries the flavors' extra specs.
@@ -171,7 +182,7 @@ def listed(conn, *, details):
     over ``conn``'s session, as records with the attributes compared here
     (id, name, ram, disk, vcpus, ephemeral, extra_specs); None when that
     is not possible (not a trovestack Connection, or a compute API older
-    than 2.61): then openstacksdk lists them.
+    than 2.61): then existing() lists them through openstacksdk.
     """
     if not isinstance(conn, connection.Connection):
         return None

@@ -116,9 +116,7 @@ def _datastore_reader(conn):
 
 def _flavor_inventory(conn):
     """(ids, names) of the flavors that exist."""
-    existing = flavors.listed(conn, details=False)
-    if existing is None:
-        existing = list(conn.compute.flavors(details=False, is_public=None))
+    existing = flavors.existing(conn, details=False)
     return {f.id for f in existing}, {f.name for f in existing}
 
 

@@ -193,3 +193,18 @@ def test_older_compute_api_lists_through_the_sdk():
     assert flavors.listed(conn, details=True) is None
     flavors.ensure_flavors(conn, flavors.flavor_specs('tempest'))
     conn._sdk.compute.flavors.assert_called_once()
+
+
+def test_ids_and_names_one_plain_list_else_the_sdk():
+    specs = flavors.flavor_specs('tempest')
+    compute = _Compute((200, {'flavors': [
+        {'id': spec.id, 'name': spec.name} for spec in specs]}))
+    found = flavors.existing(_rest_conn(compute), details=False)
+    assert [(f.id, f.name) for f in found] == [(s.id, s.name) for s in specs]
+    assert compute.sent == [('/flavors', {'is_public': 'None'}, '2.61')]
+
+    older = _rest_conn(_Compute((406, {})))
+    older._sdk.compute.flavors.return_value = ['listed by the sdk']
+    assert flavors.existing(older, details=False) == ['listed by the sdk']
+    older._sdk.compute.flavors.assert_called_once_with(
+        details=False, is_public=None)
