@@ -7,6 +7,7 @@ pid file, log and filesystem store all live there, so several coexist and
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -15,9 +16,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from trovestack.common import errors
@@ -283,14 +286,24 @@ def image_reference(registry_address, repository, tag):
     return f'{registry_address}/{repository}:{tag}'
 
 
-def push(archive_path, registry_address, repository, tag, *, netns=None):
-    """Push a docker-archive to registry_address/repository:tag with skopeo
-    (plain HTTP, Docker v2 schema 2 manifest); returns the pushed image."""
-    skopeo = _require('skopeo', 'skopeo')
+def push(archive_path, registry_address, repository, tag, *, netns=None,
+         compress=True):
+    """Push a docker-archive to registry_address/repository:tag (plain
+    HTTP, Docker v2 schema 2 manifest); returns the pushed image.
+
+    With ``compress`` skopeo gzips the layers, as any registry push does.
+    Without, the layers go as they are in the archive (uncompressed tar,
+    media type ``LAYER_TAR``): a slow puller (an emulated guest) saves
+    decompressing them, at the cost of more bytes on the wire.
+    """
     archive_path = pathlib.Path(archive_path)
     if not archive_path.is_file():
         raise RegistryError(f'No such image archive: {archive_path}')
     reference = image_reference(registry_address, repository, tag)
+    if not compress:
+        return _push_tar_layers(archive_path, registry_address, repository,
+                                tag, netns)
+    skopeo = _require('skopeo', 'skopeo')
     scratch = tempfile.TemporaryDirectory(prefix='trovestack-push-')
     digest_file = pathlib.Path(scratch.name, 'digest')
     # The source is our own local file: no signature policy applies.
@@ -311,3 +324,111 @@ def push(archive_path, registry_address, repository, tag, *, netns=None):
     finally:
         scratch.cleanup()
     return PushedImage(reference=reference, digest=digest)
+
+
+# Docker's v2 schema 2 media types (distribution's manifest/schema2).
+MANIFEST_V2 = 'application/vnd.docker.distribution.manifest.v2+json'
+IMAGE_CONFIG = 'application/vnd.docker.container.image.v1+json'
+LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar'
+
+
+def _registry_call(method, url, data=None, headers=None, length=None):
+    """One registry API request: (status, headers), RegistryError on an
+    HTTP error or no answer."""
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers=dict(headers or {}))
+    if length is not None:
+        request.add_header('Content-Length', str(length))
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+            return response.status, response.headers
+    except urllib.error.HTTPError as e:
+        if method == 'HEAD' and e.code == 404:
+            return 404, e.headers
+        detail = e.read().decode(errors='replace').strip()[:200]
+        raise RegistryError(f'{method} {url}: HTTP {e.code} {detail}') from e
+    except (urllib.error.URLError, OSError) as e:
+        raise RegistryError(f'{method} {url}: {e}') from e
+
+
+def _upload_blob(base, repository, digest, fileobj, size):
+    """Upload one blob (monolithic), unless the registry has it."""
+    blob_url = f'{base}/v2/{repository}/blobs/{digest}'
+    if _registry_call('HEAD', blob_url)[0] == 200:
+        return
+    _, headers = _registry_call('POST', f'{base}/v2/{repository}/blobs/'
+                                'uploads/', data=b'')
+    location = urllib.parse.urljoin(base + '/', headers['Location'])
+    separator = '&' if '?' in location else '?'
+    _registry_call('PUT', f'{location}{separator}digest={digest}',
+                   data=fileobj, length=size,
+                   headers={'Content-Type': 'application/octet-stream'})
+
+
+def push_tar_layers_here(archive_path, registry_address, repository, tag):
+    """Push a docker-archive's uncompressed layers, its config and a
+    schema 2 manifest over the registry API, from this network namespace.
+    The layer digests are the archive's layer ids (sha256 of each tar,
+    which is also its diff id)."""
+    base = f'http://{registry_address}'
+    try:
+        with tarfile.open(archive_path) as tar:
+            entry = json.load(tar.extractfile('manifest.json'))[0]
+            descriptors = []
+            for name in [*entry['Layers'], entry['Config']]:
+                member = tar.getmember(name)
+                digest = 'sha256:' + name.split('/')[0].removesuffix('.json')
+                _upload_blob(base, repository, digest,
+                             tar.extractfile(member), member.size)
+                descriptors.append({'mediaType': LAYER_TAR,
+                                    'size': member.size, 'digest': digest})
+    except (tarfile.TarError, KeyError, IndexError, ValueError) as e:
+        raise RegistryError(f'{archive_path} is not a docker-archive: '
+                            f'{e}') from e
+    config = descriptors.pop()
+    config['mediaType'] = IMAGE_CONFIG
+    manifest = json.dumps({'schemaVersion': 2, 'mediaType': MANIFEST_V2,
+                           'config': config, 'layers': descriptors},
+                          indent=3).encode()
+    _, headers = _registry_call(
+        'PUT', f'{base}/v2/{repository}/manifests/{tag}', data=manifest,
+        headers={'Content-Type': MANIFEST_V2})
+    digest = headers.get('Docker-Content-Digest') or (
+        'sha256:' + hashlib.sha256(manifest).hexdigest())
+    return PushedImage(
+        reference=image_reference(registry_address, repository, tag),
+        digest=digest)
+
+
+def _push_tar_layers(archive_path, registry_address, repository, tag,
+                     netns):
+    if not netns:
+        return push_tar_layers_here(archive_path, registry_address,
+                                    repository, tag)
+    result = subprocess.run(
+        _in_netns(netns, [sys.executable, '-m', 'trovestack.registry',
+                          str(archive_path), registry_address, repository,
+                          tag]),
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ['no output']
+        raise RegistryError(f'Could not push {archive_path} to '
+                            f'{registry_address}: {lines[-1]}')
+    return PushedImage(**json.loads(result.stdout))
+
+
+def _main(argv):
+    """python -m trovestack.registry ARCHIVE ADDRESS REPOSITORY TAG: the
+    uncompressed push, run inside a namespace by push()."""
+    try:
+        pushed = push_tar_layers_here(*argv)
+    except RegistryError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(pushed)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(_main(sys.argv[1:]))
