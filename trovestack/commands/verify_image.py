@@ -47,6 +47,11 @@ class VerifyImage(lister.Lister):
                  'build-datastore-image is pushed to it) instead of the '
                  'copy embedded in the guest image (default: embedded)')
         parser.add_argument(
+            '--gzip-layers', action='store_true',
+            help='With --registry: push the layers gzipped, as any '
+                 'registry push does (default: uncompressed, so that an '
+                 'emulated guest does not spend minutes decompressing)')
+        parser.add_argument(
             '--memory', metavar='<MiB>', type=cliapp.positive_int,
             default=1536, help='Guest memory (default: 1536)')
         parser.add_argument(
@@ -64,6 +69,7 @@ class VerifyImage(lister.Lister):
         result = run.verify_image(
             parsed_args.image, datastore, version,
             timeout=parsed_args.timeout, use_registry=parsed_args.registry,
+            gzip_layers=parsed_args.gzip_layers,
             disable_agent=parsed_args.disable_guest_agent,
             memory_mb=parsed_args.memory, work_dir=parsed_args.work_dir,
             progress=self._progress)

@@ -31,6 +31,7 @@ AGENT_LOG = _FORWARD % {
     'tag': 'agent'}
 DOCKER_HEALTH = _FORWARD % {
     'source': ("docker events --filter event=health_status "
+               "--filter event=pull "
                "--format '{{.Actor.Attributes.name}} {{.Status}}'"),
     'tag': 'docker'}
 # The database container's own output (its entrypoint initialising the
@@ -45,7 +46,7 @@ DATABASE_LOG = _FORWARD % {
 
 def user_data(*, disable_agent: bool = False) -> str:
     """cloud-config that reports to the serial console: cloud-init done,
-    every guest agent log line, Docker health events, the database
+    every guest agent log line, Docker health and pull events, the database
     container's output. ``disable_agent``
     masks the agent before it starts (to see how a failure reads)."""
     lines = ['#cloud-config']
@@ -143,6 +144,9 @@ CONSOLE_STAGES = (
     ('boot', re.compile(r'Linux version \S+')),
     ('cloud-init', re.compile(MARKER + r' cloud-init done')),
     ('agent started', re.compile(MARKER + r' agent: ')),
+    # an image pull finished (the registry path only): the image's name,
+    # then "pull"
+    ('image pulled', re.compile(MARKER + r' docker: \S+ pull\b')),
     ('database healthy',
      re.compile(MARKER + r' docker: database health_status: healthy')),
 )

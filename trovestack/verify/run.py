@@ -7,7 +7,8 @@ control plane's side (:mod:`trovestack.verify.control`, Trove's own RPC
 classes).  The stages, in the order a Trove instance goes through them:
 
     prepare sent -> boot -> cloud-init -> agent started ->
-    agent first heartbeat -> database healthy -> ACTIVE -> database and user
+    agent first heartbeat -> (image pulled) -> database healthy -> ACTIVE ->
+    database and user
 
 ``prepare`` is cast as soon as the guest is started, as trove-taskmanager
 does right after nova's boot call (the message waits in the guest's queue),
@@ -53,9 +54,9 @@ MANAGERS = {'mysql': 'mysql', 'mariadb': 'mariadb',
 # Stages the control plane sees, in order; the console-only ones are
 # reported when seen but a run does not fail on them alone.
 STAGES = ('prepare sent', 'boot', 'cloud-init', 'agent started',
-          'agent first heartbeat', 'database healthy', 'ACTIVE',
-          'database and user')
-CONSOLE_ONLY = ('agent started', 'database healthy')
+          'agent first heartbeat', 'image pulled', 'database healthy',
+          'ACTIVE', 'database and user')
+CONSOLE_ONLY = ('agent started', 'image pulled', 'database healthy')
 WHY = {
     'boot': 'no kernel output on the serial console',
     'cloud-init': 'cloud-init did not finish (no marker from its runcmd)',
@@ -65,6 +66,11 @@ WHY = {
     'ACTIVE': 'the guest agent did not report the database HEALTHY',
     'database and user': 'the guest API did not create and list them',
 }
+# How the database image reaches the guest: baked into the guest image, or
+# pulled from a registry started for the run, its layers pushed as they are
+# in the archive (uncompressed tar: no gunzip for an emulated CPU) or
+# gzipped (as any registry push does).
+DELIVERIES = ('embedded', 'registry', 'registry-gzip')
 PROGRESS_EVERY = 30.0
 # Heartbeats carry a status's description (trove/instance/service_status.py:
 # FAILED is 'failed to spawn', CRASHED 'crashed') -> the status's name.
@@ -90,7 +96,7 @@ class VerifyResult:
     image: pathlib.Path
     datastore: str
     version: str
-    delivery: str               # embedded | registry
+    delivery: str               # one of DELIVERIES
     accelerator: str            # tcg | kvm
     ok: bool
     stages: list[Stage]
@@ -227,11 +233,11 @@ def _stop_process(proc, timeout=20):
             proc.wait()
 
 
-def _deliver(stack, namespace, work, datastore, version, use_registry,
+def _deliver(stack, namespace, work, datastore, version, delivery,
              image, progress):
     """(docker image repository the guest runs, insecure registries)."""
     repository = trove_config.LOCAL_REPOSITORY.format(datastore=datastore)
-    if not use_registry:
+    if delivery == 'embedded':
         name = '%s:%s' % (datastore, version)
         if name not in embedded_images(image):
             raise UserError(
@@ -246,15 +252,18 @@ def _deliver(stack, namespace, work, datastore, version, use_registry,
     reg = registry.start(work / 'registry', host=HOST_ADDRESS,
                          port=REGISTRY_PORT, netns=namespace.name)
     stack.callback(registry.stop, work / 'registry')
+    gzip = delivery == 'registry-gzip'
     registry.push(built.path, reg.address, built.repository, built.tag,
-                  netns=namespace.name)
-    progress('pushed %s:%s to the registry at %s' % (
-        built.repository, built.tag, reg.address))
+                  netns=namespace.name, compress=gzip)
+    progress('pushed %s:%s to the registry at %s (%s layers)' % (
+        built.repository, built.tag, reg.address,
+        'gzipped' if gzip else 'uncompressed'))
     return '%s/%s' % (reg.address, built.repository), [reg.address]
 
 
 def verify_image(image, datastore: str, version: str, *,
                  timeout: float = 1800.0, use_registry: bool = False,
+                 gzip_layers: bool = False,
                  disable_agent: bool = False, memory_mb: int = 1536,
                  work_dir: pathlib.Path | None = None,
                  progress: Callable[[str], None] | None = None
@@ -278,13 +287,15 @@ def verify_image(image, datastore: str, version: str, *,
         prefix='trovestack-verify-'))
     work.mkdir(parents=True, exist_ok=True)
     timeline = _Timeline(progress)
-    result = VerifyResult(image, datastore, version,
-                          'registry' if use_registry else 'embedded',
+    delivery = 'embedded'
+    if use_registry:
+        delivery = 'registry-gzip' if gzip_layers else 'registry'
+    result = VerifyResult(image, datastore, version, delivery,
                           'kvm' if kvm else 'tcg', False, [], work_dir=work)
     try:
         with netns.namespace(netns.owned_name(NAMESPACE_PREFIX)) as ns, \
                 contextlib.ExitStack() as stack:
-            _run(ns, stack, work, image, datastore, version, use_registry,
+            _run(ns, stack, work, image, datastore, version, delivery,
                  disable_agent, memory_mb, kvm, deadline, timeline, result,
                  progress)
     finally:
@@ -295,7 +306,7 @@ def verify_image(image, datastore: str, version: str, *,
     return result
 
 
-def _run(ns, stack, work, image, datastore, version, use_registry,
+def _run(ns, stack, work, image, datastore, version, delivery,
          disable_agent, memory_mb, kvm, deadline, timeline, result,
          progress):
     from trovestack.cloud import rabbitmq
@@ -308,7 +319,7 @@ def _run(ns, stack, work, image, datastore, version, use_registry,
     stack.callback(rabbitmq.stop, work / 'rabbitmq')
     progress('RabbitMQ ready on %s:%d' % (HOST_ADDRESS, BROKER_PORT))
     docker_image, registries = _deliver(stack, ns, work, datastore, version,
-                                        use_registry, image, progress)
+                                        delivery, image, progress)
     manager = MANAGERS[datastore]
     spec = {
         'instance_id': _instance_id(), 'datastore': datastore,

@@ -14,6 +14,7 @@ CONSOLE = """\
 TROVESTACK-VERIFY cloud-init done
 TROVESTACK-VERIFY agent: Started guest-agent.service - OpenStack Trove agent.
 TROVESTACK-VERIFY agent: 2026-11-23 ERROR oslo_messaging.rpc.server boom
+TROVESTACK-VERIFY docker: 10.99.0.1:5000/trovestack/postgresql pull
 TROVESTACK-VERIFY docker: database health_status: starting
 TROVESTACK-VERIFY docker: database health_status: healthy
 """
@@ -27,7 +28,8 @@ def test_user_data_is_cloud_config_that_reports_to_the_console():
     commands = [' '.join(step) for step in config['runcmd']]
     assert any('journalctl' in c and guest.AGENT_UNIT in c
                and '/dev/ttyS0' in c for c in commands)
-    assert any('health_status' in c for c in commands)
+    assert any('event=health_status' in c and 'event=pull' in c
+               for c in commands)
     assert any('docker logs --follow' in c and 'database: ' in c
                for c in commands)
     assert any('cloud-init done' in c for c in commands)
@@ -42,7 +44,9 @@ def test_disabled_agent_is_masked_before_it_starts():
 def test_console_stages_and_tagged_lines():
     stages = guest.console_stages(CONSOLE)
     assert set(stages) == {'boot', 'cloud-init', 'agent started',
-                           'database healthy'}
+                           'image pulled', 'database healthy'}
+    assert stages['image pulled'] == (
+        'docker: 10.99.0.1:5000/trovestack/postgresql pull')
     assert stages['boot'].startswith('Linux version 6.1.0')
     assert stages['agent started'].startswith('agent: Started guest-agent')
     agent = guest.tagged_lines(CONSOLE, 'agent')
@@ -77,7 +81,8 @@ def test_timeline_names_the_first_missing_stage_after_the_last_seen():
         timeline.mark(name)
     assert timeline.next_missing() == 'agent first heartbeat'
     timeline.mark('agent first heartbeat')
-    # 'database healthy' is console-only: the run waits for ACTIVE.
+    # 'image pulled' and 'database healthy' are console-only: the run
+    # waits for ACTIVE.
     assert timeline.next_missing() == 'ACTIVE'
     assert [s.name for s in timeline.stages()] == list(run.STAGES)
 
