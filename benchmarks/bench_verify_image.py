@@ -4,12 +4,15 @@ Measures, on this host:
   1. each datastore image build (build-datastore-image; --force: cold)
   2. the guest image build with those images embedded (--force: cold)
   3. verify-image boot -> ACTIVE per datastore, with every stage of the
-     timeline (embedded image, and the registry path for comparison)
-and prints the figures side by side (never asserted). Needs root and the
-packages of tools/install-test-deps; takes 30-60 minutes under TCG.
+     timeline: embedded image, and the registry path with uncompressed
+     and with gzipped layers
+and prints the figures side by side, one column per run (never asserted).
+Needs root and the packages of tools/install-test-deps; takes 30-90
+minutes under TCG.
 
 Usage: .venv/bin/python benchmarks/bench_verify_image.py
        [--datastore mariadb:11.8 --datastore postgresql:17] [--no-force]
+       [--image guest.qcow2] [--delivery registry --delivery registry-gzip]
 """
 
 import argparse
@@ -30,12 +33,15 @@ def _timed(label, func, *args, **kwargs):
     return elapsed, value
 
 
-def _verify(image, datastore, version, registry):
+DELIVERIES = {'embedded': {}, 'registry': {'use_registry': True},
+              'registry-gzip': {'use_registry': True, 'gzip_layers': True}}
+
+
+def _verify(image, datastore, version, delivery):
     result = run.verify_image(image, datastore, version,
-                              use_registry=registry)
-    how = 'registry' if registry else 'embedded'
+                              **DELIVERIES[delivery])
     print('  %s:%s (%s, %s): %s' % (
-        datastore, version, how, result.accelerator,
+        datastore, version, delivery, result.accelerator,
         'ACTIVE' if result.ok else 'FAILED at %s' % result.failed_stage))
     for stage in result.stages:
         at = '%7.1f s' % stage.seconds if stage.seconds is not None else (
@@ -44,11 +50,29 @@ def _verify(image, datastore, version, registry):
     return result
 
 
+def side_by_side(runs):
+    """Every stage of every run, one column per run (seconds since qemu
+    started)."""
+    names = list(runs)
+    print('%-24s' % 'stage' + ''.join('%22s' % n[:21] for n in names))
+    for stage in run.STAGES:
+        cells = [runs[n].get(stage) for n in names]
+        print('%-24s' % stage + ''.join(
+            '%22s' % ('%.0f s' % c if c is not None else '-')
+            for c in cells))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--datastore', action='append',
                         help='datastore:version (default: mariadb:11.8 '
                              'and postgresql:17)')
+    parser.add_argument('--delivery', action='append',
+                        choices=sorted(DELIVERIES),
+                        help='how the database image reaches the guest '
+                             '(default: all three)')
+    parser.add_argument('--image', help='boot this guest image instead of '
+                                        'building one')
     parser.add_argument('--no-force', action='store_true',
                         help='reuse up-to-date builds (time the skip path)')
     args = parser.parse_args(argv)
@@ -63,35 +87,40 @@ def main(argv=None):
             'build-datastore-image %s:%s' % (datastore, version),
             datastore_images.build, datastore, version, force=force)
 
-    print('== guest image, datastore images embedded')
-    out = pathlib.Path(tempfile.mkdtemp(prefix='bench-verify-'))
-    image = out / 'trove-guest-bench.qcow2'
-    request = builder.BuildRequest(
-        datastore=wanted[0][0], output=str(image), force=force,
-        embed_datastore_images=tuple('%s:%s' % w for w in wanted))
-    build_time, _ = _timed('trove-image-builder --embed-datastore-image',
-                           builder.build_image, request,
-                           progress=lambda m: None)
+    build_time = None
+    if args.image:
+        image = pathlib.Path(args.image)
+    else:
+        print('== guest image, datastore images embedded')
+        out = pathlib.Path(tempfile.mkdtemp(prefix='bench-verify-'))
+        image = out / 'trove-guest-bench.qcow2'
+        request = builder.BuildRequest(
+            datastore=wanted[0][0], output=str(image), force=force,
+            embed_datastore_images=tuple('%s:%s' % w for w in wanted))
+        build_time, _ = _timed('trove-image-builder --embed-datastore-image',
+                               builder.build_image, request,
+                               progress=lambda m: None)
 
     print('== verify-image, boot -> ACTIVE')
-    active = {}
+    runs = {}
     for datastore, version in wanted:
-        for registry in (False, True):
-            result = _verify(image, datastore, version, registry)
-            seen = {s.name: s.seconds for s in result.stages}
-            active[(datastore, registry)] = seen.get('ACTIVE')
+        for delivery in args.delivery or DELIVERIES:
+            if delivery == 'embedded' and '%s:%s' % (
+                    datastore, version) not in run.embedded_images(image):
+                print('  %s:%s is not embedded in %s: no embedded run' % (
+                    datastore, version, image.name))
+                continue
+            result = _verify(image, datastore, version, delivery)
+            runs['%s %s' % (datastore, delivery)] = {
+                s.name: s.seconds for s in result.stages}
 
     print()
-    print('%-30s %10s %10s' % ('', 'embedded', 'registry'))
-    for datastore, _ in wanted:
-        print('%-30s %10s %10s' % (
-            'boot -> ACTIVE, %s' % datastore,
-            *('%.0f s' % active[(datastore, r)]
-              if active[(datastore, r)] else '-' for r in (False, True))))
+    side_by_side(runs)
     for datastore, seconds in ds_times.items():
         print('%-30s %10.0f s' % ('datastore image, %s' % datastore,
                                   seconds))
-    print('%-30s %10.0f s' % ('guest image build', build_time))
+    if build_time is not None:
+        print('%-30s %10.0f s' % ('guest image build', build_time))
 
 
 if __name__ == '__main__':
