@@ -73,12 +73,15 @@ class ExtraPlan:
     volume_support: bool = True
     volume_type: str | None = None
     timeouts: trove_config.Timeouts = trove_config.TCG_TIMEOUTS
+    # {option: value} of trove_config.LIMITS set by the user
+    limits: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not self.datastores:
             raise errors.UserError('no datastore to provision')
         try:
             trove_config.guest_user(self.guest_user)
+            trove_config.limits_config(self.limits)
         except ValueError as exc:
             raise errors.UserError(str(exc)) from None
         if self.image_source not in IMAGE_SOURCES:
@@ -269,5 +272,6 @@ def extra(conn, plan):
     rows += host_rows
     rows += instance_setup.apply(
         instance_settings(plan, prepared, guest_url), plan.config_files,
-        default_datastore=default_datastore(plan.datastores))
+        default_datastore=default_datastore(plan.datastores),
+        extra=trove_config.limits_config(plan.limits))
     return rows

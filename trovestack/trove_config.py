@@ -187,6 +187,32 @@ def docker_images(datastores, *, source='upstream', registry=None,
     return images
 
 
+# Trove's limits a deployer sets in trove.conf [DEFAULT], with Trove 26's
+# defaults: the largest volume one instance may ask for (GB), and the
+# default quotas of a project (volume GB in all, instances).
+LIMITS = types.MappingProxyType({
+    'max_accepted_volume_size': 10,
+    'max_volumes_per_tenant': 40,
+    'max_instances_per_tenant': 10,
+})
+
+
+def limits_config(limits):
+    """{trove.conf: {DEFAULT: {option: value}}} for the limits given
+    ({option in LIMITS: positive int}); unset ones keep Trove's default."""
+    unknown = sorted(set(limits) - set(LIMITS))
+    if unknown:
+        raise ValueError(f'unknown Trove limit {", ".join(unknown)} '
+                         f'(known: {", ".join(LIMITS)})')
+    for name, value in limits.items():
+        if not isinstance(value, int) or isinstance(value, bool) \
+                or value <= 0:
+            raise ValueError(f'{name} must be a positive number, not '
+                             f'{value!r}')
+    return {TROVE_CONF: {'DEFAULT': {name: str(value) for name, value
+                                     in limits.items()}}}
+
+
 def _flag(value):
     return 'True' if value else 'False'
 

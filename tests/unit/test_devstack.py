@@ -96,6 +96,8 @@ def test_guest_user_owns_injected_config_and_names_the_build():
         'trove-guest-ubuntu-noble'
     with pytest.raises(errors.UserError, match='not a user name'):
         plan(guest_user='Ubuntu')
+    with pytest.raises(errors.UserError, match='unknown Trove limit'):
+        plan(limits={'max_backups': 1})
 
 
 def test_build_makes_the_guest_user(monkeypatch, tmp_path):
@@ -134,14 +136,17 @@ def test_extra_runs_the_chain_in_order(monkeypatch, tmp_path):
     monkeypatch.setattr(instance_prereqs, 'converge', converge)
     files = {trove_config.TROVE_CONF: tmp_path / 'trove.conf',
              trove_config.GUESTAGENT_CONF: tmp_path / 'guest.conf'}
-    rows = devstack.extra(object(), plan(image=str(image),
-                                         config_files=files))
+    rows = devstack.extra(object(), plan(
+        image=str(image), config_files=files,
+        limits={'max_accepted_volume_size': 25}))
     assert order == [('register', image), 'prereqs']
     assert [r.kind for r in rows] == ['guest-image', 'datastore-version',
                                      'config', 'config']
     text = files[trove_config.TROVE_CONF].read_text()
     assert 'management_networks = net' in text
     assert 'default_datastore = mysql' in text
+    assert 'max_accepted_volume_size = 25' in text
+    assert 'max_volumes_per_tenant' not in text  # unset: Trove's default
 
 
 def test_missing_given_image(tmp_path):
@@ -165,8 +170,13 @@ def test_command_options_to_plan(tmp_path):
                   '--network-isolation', 'True', '--volume-support', 'False',
                   '--usage-timeout', '7200', '--public-key-file', str(key),
                   '--mgmt-subnet-range', '10.9.0.0/24',
-                  '--guest-user', 'ubuntu')
+                  '--guest-user', 'ubuntu', '--agent-call-low-timeout',
+                  '90', '--resize-time-out', '2400',
+                  '--max-volumes-per-tenant', '100')
     assert extra.guest_user == 'ubuntu'
+    assert (extra.timeouts.agent_call_low_timeout,
+            extra.timeouts.resize_time_out) == (90, 2400)
+    assert extra.limits == {'max_volumes_per_tenant': 100}
     assert extra.datastores == (('mysql', '8.4'), ('mariadb', '11.8'))
     assert extra.docker_images() == {
         'mysql': 'my/img', 'mariadb': 'h:4000/trovestack/mariadb'}
@@ -184,6 +194,7 @@ def test_command_options_to_plan(tmp_path):
     ['mysql:8.4', '--datastore-image', 'mysql'],
     ['mysql:8.4', '--usage-timeout', '0'],
     ['mysql:8.4', '--guest-user', 'no spaces'],
+    ['mysql:8.4', '--max-accepted-volume-size', '0'],
 ])
 def test_command_rejects_bad_options(argv):
     with pytest.raises(SystemExit):

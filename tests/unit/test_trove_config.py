@@ -201,3 +201,22 @@ def test_guest_user_owns_injected_files():
 def test_bad_guest_user_rejected(name):
     with pytest.raises(ValueError, match='not a user name'):
         trove_config.InstanceSettings(guest_user=name)
+
+
+def test_limits_are_trove_26_options_with_its_defaults():
+    conf = trove_cfg.CONF
+    for name, default in trove_config.LIMITS.items():
+        assert conf[name] == default, name
+    assert trove_config.limits_config({}) == {'trove.conf': {'DEFAULT': {}}}
+    assert trove_config.limits_config({'max_accepted_volume_size': 20}) == {
+        'trove.conf': {'DEFAULT': {'max_accepted_volume_size': '20'}}}
+
+
+@pytest.mark.parametrize('limits, message', [
+    ({'max_backups': 3}, 'unknown Trove limit max_backups'),
+    ({'max_volumes_per_tenant': 0}, 'must be a positive number'),
+    ({'max_instances_per_tenant': '5'}, 'must be a positive number'),
+])
+def test_bad_limits_rejected(limits, message):
+    with pytest.raises(ValueError, match=message):
+        trove_config.limits_config(limits)

@@ -21,6 +21,10 @@ from trovestack.testenv import keypair
 LOG = logging.getLogger(__name__)
 
 COLUMNS = ('kind', 'name', 'action', 'detail')
+# The timeouts the plugin's settings change (the others: TCG_TIMEOUTS).
+TIMEOUTS = ('usage_timeout', 'agent_call_low_timeout',
+            'agent_call_high_timeout', 'state_change_wait_time',
+            'command_process_timeout', 'resize_time_out')
 
 
 def _datastore_version(text):
@@ -128,9 +132,13 @@ class DevstackExtra(lister.Lister):
                             help='Cinder volumes for data (default: True)')
         parser.add_argument('--volume-type', metavar='<type>',
                             help='Cinder volume type (default: Cinder\'s)')
-        for name in ('usage_timeout', 'agent_call_high_timeout',
-                     'state_change_wait_time', 'command_process_timeout'):
+        for name in TIMEOUTS:
             _timeout_argument(parser, name)
+        for name, default in trove_config.LIMITS.items():
+            parser.add_argument(
+                '--' + name.replace('_', '-'), metavar='<n>',
+                type=cliapp.positive_int,
+                help=f"Trove [DEFAULT] {name} (default: Trove's, {default})")
         parser.add_argument('--project', default='service',
                             help="Trove's service project (default: "
                                  'service)')
@@ -186,10 +194,7 @@ class DevstackExtra(lister.Lister):
         a = parsed_args
         try:
             timeouts = trove_config.Timeouts(
-                usage_timeout=a.usage_timeout,
-                agent_call_high_timeout=a.agent_call_high_timeout,
-                state_change_wait_time=a.state_change_wait_time,
-                command_process_timeout=a.command_process_timeout)
+                **{name: getattr(a, name) for name in TIMEOUTS})
         except ValueError as exc:
             raise errors.UserError(str(exc)) from None
         return devstack.ExtraPlan(
@@ -208,6 +213,8 @@ class DevstackExtra(lister.Lister):
             network_isolation=a.network_isolation,
             volume_support=a.volume_support, volume_type=a.volume_type,
             timeouts=timeouts, host_bridge=a.host_bridge,
+            limits={name: getattr(a, name) for name in trove_config.LIMITS
+                    if getattr(a, name) is not None},
             wanted=instance_prereqs.Wanted(
                 host_port=a.host_port, host=socket.gethostname(),
                 project=a.project, network_name=a.mgmt_network,
