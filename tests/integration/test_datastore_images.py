@@ -4,6 +4,9 @@ running each image the way Trove 26's guest agent does (its own
 docker utilities, health check, environment, volumes, command, user and
 configuration files)."""
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -119,6 +122,29 @@ def test_registry_inside_a_network_namespace(tmp_path):
             assert pushed.digest.startswith('sha256:')
         finally:
             assert registry.stop(data_dir)
+
+
+@pytest.mark.skipif(not shutil.which('docker-registry'),
+                    reason='Debian package docker-registry not installed')
+def test_uncompressed_layers_pull_into_dockerd(tmp_path, docker_client):
+    """Layers pushed as plain tar (no gzip for an emulated guest to undo)
+    are what Docker 20.10 (the guest's, bookworm's docker.io) pulls."""
+    image_id = tiny_archive(tmp_path / 'tiny.tar')
+    data_dir = tmp_path / 'registry'
+    reg = registry.start(data_dir, port=free_port())
+    try:
+        registry.push(tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
+                      '1.0', compress=False)
+        _, manifest = get(f'{reg.url}/v2/trovestack/tiny/manifests/1.0',
+                          accept=V2S2)
+        assert {layer['mediaType'] for layer in manifest['layers']} == {
+            registry.LAYER_TAR}
+        # 127.0.0.0/8 is an insecure registry to dockerd by default.
+        pulled = docker_client.images.pull(f'{reg.address}/trovestack/tiny',
+                                           tag='1.0')
+        assert pulled.id == image_id
+    finally:
+        registry.stop(data_dir)
 
 
 # --- the images under a real dockerd, driven by Trove's own code ---------
@@ -375,7 +401,7 @@ def start_postgresql(client, image, host):
         healthcheck=service.PgSqlApp.HEALTHCHECK,
         command=f'postgres -c config_file={service.CONFIG_FILE}')
     assert constants.POSTGRESQL_HOST_SOCKET_PATH.endswith('-socket')
-    return sockets, datadir
+    return sockets, datadir, password
 
 
 def postgresql_sql_works(sockets):
@@ -388,6 +414,27 @@ def postgresql_sql_works(sockets):
         'SELECT datname FROM pg_database')]
     assert 'trovestack_check' in names
     return connection.query('SHOW server_version')[0][0]
+
+
+def postgresql_query(container, sql):
+    """One value, from psql in the container over its socket."""
+    result = container.exec_run(['psql', '-U', 'postgres', '-tAc', sql])
+    assert result.exit_code == 0, result.output
+    return result.output.decode().strip()
+
+
+def scram_matches(verifier, password):
+    """Whether a SCRAM-SHA-256 verifier (pg_authid.rolpassword) is that of
+    password (RFC 5802: StoredKey = H(HMAC(SaltedPassword, 'Client Key')))."""
+    method, rest = verifier.split('$', 1)
+    iterations_salt, keys = rest.split('$')
+    iterations, salt = iterations_salt.split(':')
+    stored_key = keys.split(':')[0]
+    salted = hashlib.pbkdf2_hmac('sha256', password.encode(),
+                                 base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b'Client Key', hashlib.sha256).digest()
+    return (method == 'SCRAM-SHA-256' and base64.b64decode(stored_key)
+            == hashlib.sha256(client_key).digest())
 
 
 MARIADB = [name for name in datastores.supported()
@@ -426,7 +473,8 @@ def test_postgresql_image_runs_under_trove(docker_client, host_dirs, name):
     from trove.guestagent.utils import docker as docker_util
 
     image = build_and_load(docker_client, name)
-    sockets, datadir = start_postgresql(docker_client, image, host_dirs)
+    sockets, datadir, password = start_postgresql(docker_client, image,
+                                                  host_dirs)
     try:
         assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
         version = postgresql_sql_works(sockets)
@@ -434,8 +482,19 @@ def test_postgresql_image_runs_under_trove(docker_client, host_dirs, name):
         # Trove runs pg_ctl inside the container (reload after overrides).
         docker_util.run_command(docker_client,
                                 f'pg_ctl reload -D {datadir}')
-        locales = docker_client.containers.get('database').exec_run(
-            ['locale', '-a']).output.decode()
+        container = docker_client.containers.get('database')
+        locales = container.exec_run(['locale', '-a']).output.decode()
         assert 'en_US.utf8' in locales.split()
+        # Made from the image's template cluster, not by initdb in the
+        # guest, with POSTGRES_PASSWORD as the superuser's password.
+        assert "from the image's template cluster" in logs(docker_client)
+        verifier = postgresql_query(
+            container, "SELECT rolpassword FROM pg_authid "
+                       "WHERE rolname = 'postgres'")
+        assert scram_matches(verifier, password)
+        assert not scram_matches(verifier, 'not-' + password)
+        # JIT (LLVM) is left out of the image; the server runs without it.
+        assert postgresql_query(container,
+                                'SELECT pg_jit_available()') == 'f'
     finally:
         docker_util.remove_container(docker_client)

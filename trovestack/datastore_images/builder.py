@@ -111,24 +111,34 @@ def apt_sources(spec, mirror, security_mirror):
     return lines
 
 
+def _hook(script, *args):
+    """A --customize-hook running bash DATA_DIR/script on the root
+    filesystem ("$1") with args."""
+    quoted = ' '.join(shlex.quote(str(arg)) for arg in args)
+    return (f'--customize-hook=bash {shlex.quote(str(DATA_DIR / script))} '
+            f'"$1" {quoted}')
+
+
 def mmdebstrap_argv(spec, sources, layer_path):
     """The mmdebstrap command that writes spec's base layer: the root
-    filesystem from Debian packages, customised by customize.sh."""
-    hook = ' '.join(shlex.quote(str(part)) for part in (
-        'bash', DATA_DIR / 'customize.sh')) + ' "$1" ' + ' '.join(
-        shlex.quote(str(part)) for part in (
-            spec.datastore, datastores.SERVICE_UID, datastores.LOCALE))
+    filesystem from Debian packages, customised by customize.sh (and the
+    spec's own hook)."""
     argv = ['mmdebstrap', '--variant=essential', '--format=tar',
             '--aptopt=APT::Install-Recommends "false"',
             f'--include={",".join(spec.all_packages)}']
-    argv += [f'--dpkgopt=path-exclude={path}' for path in PATH_EXCLUDES]
-    argv += [f'--customize-hook={hook}', spec.suite, str(layer_path)]
-    return argv + sources
+    argv += [f'--dpkgopt=path-exclude={path}'
+             for path in PATH_EXCLUDES + spec.excludes]
+    argv.append(_hook('customize.sh', spec.datastore, datastores.SERVICE_UID,
+                      datastores.LOCALE))
+    if spec.base_hook:
+        argv.append(_hook(spec.base_hook, spec.version,
+                          datastores.SERVICE_UID))
+    return argv + [spec.suite, str(layer_path)] + sources
 
 
 def base_inputs(spec, sources):
     """What decides the base layer (the slow part: Debian packages)."""
-    return {
+    inputs = {
         'format': str(FORMAT_VERSION),
         'datastore': spec.name,
         'suite': spec.suite,
@@ -139,6 +149,12 @@ def base_inputs(spec, sources):
         'locale': datastores.LOCALE,
         'customize': files.file_sha256(DATA_DIR / 'customize.sh'),
     }
+    # Only the images that have them: the others' hashes stay as they were.
+    if spec.excludes:
+        inputs['excludes'] = ' '.join(spec.excludes)
+    if spec.base_hook:
+        inputs['base_hook'] = files.file_sha256(DATA_DIR / spec.base_hook)
+    return inputs
 
 
 def image_inputs(spec, base_hash):

@@ -33,6 +33,11 @@ class DatastoreSpec:
     # (path, mode) owned by SERVICE_UID: where the server puts its socket
     # (PostgreSQL's is world-writable + sticky, so any uid can run it)
     runtime_dirs: tuple = ()
+    # dpkg path-excludes of this image only: files its server never uses
+    excludes: tuple = ()
+    # a second mmdebstrap customize hook (a file in data/), run after
+    # customize.sh: '<script> <rootfs> <uid>'
+    base_hook: str = ''
 
     @property
     def name(self):
@@ -75,6 +80,7 @@ def _mariadb(version, suite):
 
 
 def _postgresql(version, suite):
+    lib = f'/usr/lib/postgresql/{version}/lib'
     return DatastoreSpec(
         datastore='postgresql', version=version, suite=suite,
         packages=(f'postgresql-{version}',),
@@ -83,7 +89,15 @@ def _postgresql(version, suite):
         extra_path=f'/usr/lib/postgresql/{version}/bin',
         extra_env=(('PGDATA', '/var/lib/postgresql/data'),),
         stop_signal='SIGINT',
-        runtime_dirs=(('/run/postgresql', 0o3777),))
+        runtime_dirs=(('/run/postgresql', 0o3777),),
+        # JIT (LLVM, z3 and the server's bitcode: ~190 MiB of the ~440)
+        # is optional: without its provider library the server runs with
+        # JIT off.  Message catalogues: Trove's config asks for English.
+        excludes=(f'{lib}/llvmjit*', f'{lib}/bitcode/*',
+                  '/usr/lib/x86_64-linux-gnu/libLLVM*',
+                  '/usr/lib/x86_64-linux-gnu/libz3.so*',
+                  '/usr/share/locale/*'),
+        base_hook='postgresql-base.sh')
 
 
 SPECS = {spec.name: spec for spec in (

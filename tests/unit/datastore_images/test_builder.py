@@ -129,10 +129,30 @@ def test_mmdebstrap_argv(tmp_path):
     include = next(a for a in argv if a.startswith('--include='))
     assert set(include[len('--include='):].split(',')) == {
         'postgresql-15', *datastores.COMMON_PACKAGES}
-    hook = next(a for a in argv if a.startswith('--customize-hook='))
-    assert 'customize.sh "$1" postgresql 1001 en_US.UTF-8' in hook
+    hooks = [a for a in argv if a.startswith('--customize-hook=')]
+    assert 'customize.sh "$1" postgresql 1001 en_US.UTF-8' in hooks[0]
+    # then PostgreSQL's own: the template cluster, no perl
+    assert hooks[1].endswith('postgresql-base.sh "$1" 15 1001')
+    excludes = [a.split('=', 2)[2] for a in argv
+                if a.startswith('--dpkgopt=path-exclude=')]
+    assert '/usr/lib/postgresql/15/lib/bitcode/*' in excludes
+    assert '/usr/share/doc/*' in excludes
     assert argv[-3:] == ['bookworm', str(tmp_path / 'rootfs.tar'),
                          'deb x bookworm main']
+
+
+def test_mariadb_base_layer_inputs_have_no_postgresql_extras():
+    # A MariaDB image's inputs (and so the guest images embedding it)
+    # do not change with PostgreSQL's excludes and hook.
+    spec = datastores.find('mariadb', '11.8')
+    argv = builder.mmdebstrap_argv(spec, ['deb x trixie main'], 'r.tar')
+    assert len([a for a in argv if a.startswith('--customize-hook=')]) == 1
+    assert set(builder.base_inputs(spec, ['deb x trixie main'])) == {
+        'format', 'datastore', 'suite', 'packages', 'sources',
+        'path_excludes', 'uid', 'locale', 'customize'}
+    pg = datastores.find('postgresql', '17')
+    assert {'excludes', 'base_hook'} <= set(
+        builder.base_inputs(pg, ['deb x trixie main']))
 
 
 # --- build: skip, force, atomic -----------------------------------------

@@ -2,8 +2,9 @@
 # Entrypoint of the trovestack PostgreSQL image (written for trovestack).
 #
 # Runs what it is given; when that is the server (no arguments, options
-# only, or postgres + options) it first runs initdb on an empty $PGDATA
-# with the superuser 'postgres' and the password from POSTGRES_PASSWORD
+# only, or postgres + options) it first initialises an empty $PGDATA (a
+# copy of the image's template cluster, else initdb) with the superuser
+# 'postgres' and the password from POSTGRES_PASSWORD
 # (local connections trusted, others scram-sha-256, listening on every
 # address), in the image's en_US.utf8 locale.  Started as root, it drops
 # to uid/gid 1001 first; run as a uid without a passwd entry, it gives
@@ -41,17 +42,38 @@ function ensure_user_entry {
         NSS_WRAPPER_GROUP="$dir/group"
 }
 
+# The image's template cluster (made at build time by initdb with the
+# options below), copied; initdb itself when there is none.
+template=/usr/share/trovestack/pgdata-template
+
+# Set the superuser's password in single-user mode: the password goes
+# through stdin, never the command line or a log line (no statement is
+# logged, even on error), and no server listens meanwhile.
+function set_password {
+    local quoted=${POSTGRES_PASSWORD//\'/\'\'}
+    printf "ALTER ROLE postgres PASSWORD '%s';\n" "$quoted" |
+        postgres --single -D "$PGDATA" -c log_min_messages=warning \
+            -c log_min_error_statement=panic postgres >/dev/null
+}
+
 function initialise {
     [[ -n "${POSTGRES_PASSWORD:-}" ]] || die "$PGDATA is empty:" \
         "set POSTGRES_PASSWORD to initialise it"
-    log "initialising $PGDATA"
-    local pwfile
-    pwfile=$(mktemp)
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
-    initdb --username=postgres --pwfile="$pwfile" --encoding=UTF8 \
-        --locale="${LANG:-C.UTF-8}" --auth-local=trust \
-        --auth-host=scram-sha-256 >/dev/null
-    rm -f "$pwfile"
+    if [[ -s "$template/PG_VERSION" ]]; then
+        log "initialising $PGDATA from the image's template cluster"
+        cp -R "$template/." "$PGDATA/"
+        chmod 0700 "$PGDATA"
+        set_password
+    else
+        log "initialising $PGDATA"
+        local pwfile
+        pwfile=$(mktemp)
+        printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+        initdb --username=postgres --pwfile="$pwfile" --encoding=UTF8 \
+            --locale="${LANG:-C.UTF-8}" --auth-local=trust \
+            --auth-host=scram-sha-256 >/dev/null
+        rm -f "$pwfile"
+    fi
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
     log "initialised $PGDATA"
