@@ -214,7 +214,8 @@ def test_bashate_clean():
                     reason='set TROVESTACK_DEVSTACK_DIR to a devstack '
                            'checkout to source the settings on it')
 def test_settings_source_on_real_devstack(tmp_path):
-    """devstack's own functions and stackrc, then our settings, nounset."""
+    """devstack's own functions and stackrc, then our settings and the
+    pre-install checks, nounset."""
     top = os.environ['TROVESTACK_DEVSTACK_DIR']
     script = f'''set -o errexit
         TOP_DIR={top}
@@ -223,6 +224,8 @@ def test_settings_source_on_real_devstack(tmp_path):
         DISABLED_SERVICES=${{DISABLED_SERVICES:-}}
         set -o nounset
         source {harness.REPO}/devstack/settings
+        source {harness.REPO}/devstack/lib/trove
+        check_trove_settings  # pre-install, on devstack's own helpers
         echo "$TROVE_DATASTORE_IMAGE_SOURCE|$TROVE_MGMT_SUBNET_NAME"
         echo "$ENABLED_SERVICES"'''
     result = subprocess.run(['bash', '-c', script], cwd=tmp_path,
