@@ -22,6 +22,7 @@ import load_image
 from trovestack import instance_prereqs
 from trovestack import instance_setup
 from trovestack import provision
+from trovestack import testenv
 from trovestack import trove_config
 from trovestack.common import errors
 from trovestack.common import results
@@ -258,10 +259,29 @@ def instance_settings(plan, prepared, guest_transport_url=None):
     return dataclasses.replace(settings, guest_user=plan.guest_user)
 
 
+def _volume_type(conn, plan):
+    """The volume type Trove will ask Cinder for exists; [Row]."""
+    if not (plan.volume_support and plan.volume_type):
+        return []
+    if not testenv.has_service(conn, 'block-storage'):
+        return [results.Row('volume-type', plan.volume_type,
+                            results.SKIPPED,
+                            'no block-storage endpoint in the catalog')]
+    if conn.block_storage.find_type(plan.volume_type) is None:
+        known = sorted(t.name for t in conn.block_storage.types())
+        raise errors.UserError(
+            f'Cinder has no volume type {plan.volume_type!r} (known: '
+            f'{", ".join(known) or "none"})')
+    return [results.Row('volume-type', plan.volume_type, results.OK,
+                        'cinder')]
+
+
 def extra(conn, plan):
     """The whole extra phase; [Row] of everything looked at."""
     plan.docker_images()  # a bad image setting fails before any work
+    type_rows = _volume_type(conn, plan)
     rows, embedded = _datastore_images(plan)
+    rows = type_rows + rows
     image_row, image_path = _guest_image(
         plan, embedded if plan.image_source == 'embedded' else ())
     rows.append(image_row)

@@ -149,6 +149,49 @@ def test_extra_runs_the_chain_in_order(monkeypatch, tmp_path):
     assert 'max_volumes_per_tenant' not in text  # unset: Trove's default
 
 
+class _Types:
+    """A stand-in Cinder with the volume types named."""
+
+    def __init__(self, *names):
+        self.names = names
+
+    def find_type(self, name):
+        return types.SimpleNamespace(name=name) if name in self.names \
+            else None
+
+    def types(self):
+        return [types.SimpleNamespace(name=name) for name in self.names]
+
+
+@pytest.mark.parametrize('endpoint, names, action', [
+    (True, ('ceph', 'lvmdriver-1'), results.OK),
+    (False, (), results.SKIPPED),  # no Cinder to ask (API-only cloud)
+])
+def test_volume_type_is_checked_in_cinder(monkeypatch, endpoint, names,
+                                          action):
+    from trovestack import testenv
+
+    monkeypatch.setattr(testenv, 'has_service', lambda conn, kind: endpoint)
+    conn = types.SimpleNamespace(block_storage=_Types(*names))
+    [row] = devstack._volume_type(conn, plan(volume_type='ceph'))
+    assert (row.kind, row.name, row.action) == ('volume-type', 'ceph',
+                                                action)
+    # nothing to check: no type asked for, or no volumes at all
+    assert devstack._volume_type(conn, plan()) == []
+    assert devstack._volume_type(
+        conn, plan(volume_type='ceph', volume_support=False)) == []
+
+
+def test_unknown_volume_type_fails_naming_the_known(monkeypatch):
+    from trovestack import testenv
+
+    monkeypatch.setattr(testenv, 'has_service', lambda conn, kind: True)
+    conn = types.SimpleNamespace(block_storage=_Types('ceph', 'lvm'))
+    with pytest.raises(errors.UserError,
+                       match=r"no volume type 'rbd' \(known: ceph, lvm\)"):
+        devstack._volume_type(conn, plan(volume_type='rbd'))
+
+
 def test_missing_given_image(tmp_path):
     with pytest.raises(errors.UserError, match='does not exist'):
         devstack.extra(object(), plan(image=str(tmp_path / 'nope')))
