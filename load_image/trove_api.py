@@ -13,6 +13,8 @@ calls (configuration parameters) still go through troveclient.
 
 import types
 
+from trovestack import connection
+
 VERSIONS = '/mgmt/datastore-versions'
 
 
@@ -86,25 +88,15 @@ class DatastoreClient:
 
 
 def mgmt_client(conn):
-    """A MgmtClient on ``conn``'s session, for the database service of its
-    region and interface (an endpoint override of the cloud is used)."""
-    return MgmtClient(_database_adapter(conn))
+    """A MgmtClient on ``conn``'s session: its adapter of the database
+    service (connection.rest_api: region, interface, endpoint override and
+    version discovery as the cloud config has them)."""
+    return MgmtClient(connection.rest_api(conn, 'database'))
 
 
 def datastore_client(conn):
     """A DatastoreClient on ``conn``'s session, as mgmt_client()."""
-    return DatastoreClient(_database_adapter(conn))
-
-
-def _database_adapter(conn):
-    from keystoneauth1 import adapter
-
-    config = conn.config
-    return adapter.Adapter(
-        session=conn.session, service_type='database',
-        interface=config.get_interface('database'),
-        region_name=config.get_region_name('database'),
-        endpoint_override=config.get_endpoint('database'))
+    return DatastoreClient(connection.rest_api(conn, 'database'))
 
 
 def _flag(value):

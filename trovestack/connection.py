@@ -16,8 +16,10 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
 import threading
+import urllib.parse
 
 from trovestack.common.errors import UserError
 
@@ -71,13 +73,21 @@ class Connection:
     def rest_api(self, service_type):
         """A keystoneauth adapter of the service for plain REST calls: the
         cloud config's endpoint (or override), API version, timeout and
-        retries, as openstacksdk's proxies have them."""
+        retries, as openstacksdk's proxies have them.
+
+        An endpoint that names its API version (``.../v2.1``,
+        ``.../v1.0/%(project_id)s``: Nova's, Trove's) is used as it is; one
+        that names only the service (Glance's root) is completed by version
+        discovery, one request.
+        """
         if service_type not in self._rest_apis:
             api = self.config.get_session_client(
                 service_type, constructor=_plain_adapter)
-            if api.endpoint_override:
-                # As in openstacksdk: an override names the service, whose
-                # versioned URL version discovery finds.
+            url = api.endpoint_override or self.endpoint_for(service_type)
+            if names_version(url):
+                # keystoneauth fills in %(project_id)s.
+                api.endpoint_override = url
+            elif api.endpoint_override:
                 found = api.get_endpoint_data()
                 if found and found.service_url:
                     api.endpoint_override = found.service_url
@@ -118,6 +128,17 @@ class Connection:
         if name.startswith('_'):
             raise AttributeError(name)
         return getattr(self.sdk, name)
+
+
+_VERSION_SEGMENT = re.compile(r'v\d+(\.\d+)?')
+
+
+def names_version(url):
+    """True when a path segment of the URL is an API version (v2, v1.0)."""
+    if not url:
+        return False
+    path = urllib.parse.urlsplit(url).path
+    return any(_VERSION_SEGMENT.fullmatch(part) for part in path.split('/'))
 
 
 def _plain_adapter(session, *, statsd_prefix=None, statsd_client=None,

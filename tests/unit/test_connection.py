@@ -94,3 +94,43 @@ def test_endpoint_and_ids_without_the_sdk(monkeypatch):
     config.get_endpoint_from_catalog.assert_called_once_with(
         service_type='database', interface=None, region_name=None)
     assert (conn.current_user_id, conn.current_project_id) == ('u1', 'p1')
+
+
+@pytest.mark.parametrize('url, versioned', [
+    ('http://127.0.0.1:8779/v1.0/%(project_id)s', True),
+    ('http://nova:8774/v2.1', True),
+    ('http://host/compute/v2.1/', True),
+    ('http://127.0.0.1:9292', False),
+    ('http://host/image', False),
+    ('http://host/vault/', False),
+    (None, False),
+])
+def test_names_version(url, versioned):
+    assert connection.names_version(url) is versioned
+
+
+@pytest.mark.parametrize('override, catalog, discovered, used', [
+    # A versioned endpoint (override or catalog) is used as it is.
+    ('http://trove/v1.0/%(project_id)s', None, None,
+     'http://trove/v1.0/%(project_id)s'),
+    (None, 'http://nova/v2.1', None, 'http://nova/v2.1'),
+    # A service's root: discovery finds the versioned URL.
+    ('http://glance', None, 'http://glance/v2/', 'http://glance/v2/'),
+    # The catalog's root: keystoneauth discovers on the first request.
+    (None, 'http://glance', None, None),
+])
+def test_rest_api_discovers_only_unversioned_endpoints(
+        override, catalog, discovered, used):
+    from unittest import mock
+
+    api = mock.Mock(endpoint_override=override)
+    api.get_endpoint_data.return_value.service_url = discovered
+    config = mock.Mock()
+    config.get_session_client.return_value = api
+    config.get_endpoint.return_value = override
+    config.get_endpoint_from_catalog.return_value = catalog
+    conn = connection.Connection(config)
+    assert conn.rest_api('image') is api
+    assert api.endpoint_override == used
+    assert api.get_endpoint_data.called is (discovered is not None)
+    assert conn.rest_api('image') is api

@@ -11,6 +11,9 @@ from trovestack.testenv import testconfig
 def test_trovestack_connection_reads_trove_without_troveclient():
     conn = connection.Connection.__new__(connection.Connection)
     conn.config, conn.session = mock.Mock(), mock.Mock()
+    conn._rest_apis = {}
+    conn.config.get_session_client.return_value = mock.Mock(
+        endpoint_override='http://trove/v1.0/%(project_id)s')
     with mock.patch.object(connection, 'trove_client') as trove_client:
         reader = testconfig._datastore_reader(conn)
     assert isinstance(reader, trove_api.DatastoreClient)
