@@ -45,7 +45,7 @@ SWITCH = 'TROVESTACK_TOKEN_CACHE'
 # A cached token is used only while it has this many seconds left (an
 # upload that outlives it gets a new one: load_image.images).
 MIN_REMAINING = 600
-# Entries untouched this long are removed when a new token is stored.
+# Files untouched this long are removed when a new token is stored.
 MAX_AGE = 24 * 3600
 _KEY_FILE = 'key'
 _KEY_BYTES = 32
@@ -205,10 +205,13 @@ def _secret(directory):
 
 
 def _remove_stale(directory, keep):
+    """Remove entries (and temporary files of killed runs) untouched for
+    MAX_AGE; the key stays."""
     cutoff = time.time() - MAX_AGE
-    for path in directory.glob('*' + _SUFFIX):
+    for path in directory.iterdir():
         try:
-            if path != keep and path.lstat().st_mtime < cutoff:
+            if path not in (keep, directory / _KEY_FILE) and \
+                    path.lstat().st_mtime < cutoff:
                 path.unlink()
         except OSError:
             pass
