@@ -18,17 +18,24 @@ one with --state-dir), in one run:
    1.6-1.7 s and 3.3 s) and, with --baseline-tree, beside the same commands
    of an older source tree run now, interleaved with them so that both
    see the same load (``git archive REV | tar -x -C DIR``); the ratios
-   are ours / the older tree's, for wall and CPU seconds.
+   are ours / the older tree's, for wall and CPU seconds.  The same
+   commands with the token cache off (``TROVESTACK_TOKEN_CACHE=0``: a new
+   Keystone token every run) show what reusing a token saves; so do the
+   requests the cloud served for one run of each (from its access logs,
+   independent of the machine's load): those the command sent, new tokens
+   among them, and the token validations the services asked Keystone for.
 
     .venv/bin/python benchmarks/bench_load_image.py [--size-mib 200]
         [--runs 3] [--state-dir DIR] [--only-no-change] [--baseline-tree DIR]
 """
 
 import argparse
+import collections
 import contextlib
 import json
 import os
 import pathlib
+import re
 import resource
 import statistics
 import subprocess
@@ -150,8 +157,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, \
             local_cloud(args.state_dir) as (clouds_yaml, trove_conf):
         # Bytecode cached as an installed tool has it, outside the tree.
+        # Token and hash caches of its own (the first runs fill them).
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml),
-                   PYTHONPYCACHEPREFIX=str(pathlib.Path(tmp) / 'pycache'))
+                   PYTHONPYCACHEPREFIX=str(pathlib.Path(tmp) / 'pycache'),
+                   XDG_CACHE_HOME=str(pathlib.Path(tmp) / 'cache'))
         env.pop('OS_CLOUD', None)
         env.pop('PYTHONDONTWRITEBYTECODE', None)
         os.environ['OS_CLIENT_CONFIG_FILE'] = str(clouds_yaml)
@@ -159,8 +168,10 @@ def main():
         write_image(image, args.size_mib * MiB)
         if not args.only_no_change:
             report(measure(image, env, trove_conf, args.runs), args)
-        report_no_change(no_change(image, env, pathlib.Path(tmp), args),
-                         args)
+        measured, served = no_change(image, env, pathlib.Path(tmp), args,
+                                     clouds_yaml.parent)
+        report_no_change(measured, args)
+        report_served(served)
 
 
 # Measured before the start-up work (issue 12), on this machine kind.
@@ -199,9 +210,40 @@ def _baseline(script, tree):
     return [sys.executable, '-c', code]
 
 
-def no_change(image, env, tmp, args):
-    """{key: [(wall, cpu)]} of no-change runs (after one run that makes
-    the changes)."""
+# The services whose access logs _served() reads, and a request there.
+SERVED_BY = ('keystone', 'glance', 'nova', 'trove')
+_ACCESS = re.compile(
+    r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]" \d{3}')
+
+
+def _served(state_dir, argv, env):
+    """Counter of the requests the local cloud served during one run:
+    'sent' (by the command), 'new tokens' (of those) and 'validations'
+    (keystonemiddleware asking Keystone about a token it has not seen)."""
+    from trovestack.cloud import layout
+
+    logs = [layout.Layout(state_dir).log_file(name) for name in SERVED_BY]
+    offsets = [log.stat().st_size for log in logs]
+    _wall_and_cpu(argv, env)
+    time.sleep(0.5)  # access lines are written after the answer
+    counts = collections.Counter()
+    for log, offset in zip(logs, offsets, strict=True):
+        with open(log, 'rb') as stream:
+            stream.seek(offset)
+            text = stream.read().decode(errors='replace')
+        for method, path in _ACCESS.findall(text):
+            if path.startswith('/v3/auth/tokens') and method == 'GET':
+                counts['validations'] += 1
+                continue
+            counts['sent'] += 1
+            if path.startswith('/v3/auth/tokens') and method == 'POST':
+                counts['new tokens'] += 1
+    return counts
+
+
+def no_change(image, env, tmp, args, state_dir):
+    """({key: [(wall, cpu)]} of no-change runs (after one run that makes
+    the changes), {key: Counter of requests served in one run})."""
     datastore = f'nc{uuid.uuid4().hex[:6]}'
     small = tmp / 'trove-guest-bench-nochange.qcow2'
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(small),
@@ -218,30 +260,42 @@ def no_change(image, env, tmp, args):
                        '--tempest-conf', tmp / 'tempest.conf', '-f', 'json'],
                       env),
     }
-    if args.baseline_tree:
-        for key, (argv, run_env) in list(commands.items()):
+    for key, (argv, run_env) in list(commands.items()):
+        commands[f'{key} (no token cache)'] = (
+            argv, dict(run_env, TROVESTACK_TOKEN_CACHE='0'))
+        if args.baseline_tree:
             script = pathlib.Path(argv[0]).name
             commands[f'{key} (baseline)'] = (
                 [*_baseline(script, args.baseline_tree), *argv[1:]], run_env)
     measured = {key: [] for key in commands}
     for key in ('load', 'provision'):  # the changes, not measured
         _wall_and_cpu(*commands[key])
-    for argv, run_env in commands.values():  # bytecode cached, not measured
-        _wall_and_cpu(argv, run_env)
+    served = {}
+    for key, (argv, run_env) in commands.items():  # bytecode cached too
+        served[key] = _served(state_dir, argv, run_env)
     for run in range(args.runs):
         order = list(commands.items())
         if run % 2:  # neither side always runs first
             order.reverse()
         for key, (argv, run_env) in order:
             measured[key].append(_wall_and_cpu(argv, run_env))
-    return measured
+    return measured, served
+
+
+def report_served(served):
+    print('requests the local cloud served for one no-change run')
+    print(f'{"command":<28} {"sent":>5} {"new tokens":>11} '
+          f'{"validations":>12}')
+    for key, counts in served.items():
+        print(f'{key:<28} {counts["sent"]:5d} {counts["new tokens"]:11d} '
+              f'{counts["validations"]:12d}')
 
 
 def report_no_change(measured, args):
     load = os.getloadavg()[0]
     print(f'4. no-change runs, {args.runs} interleaved runs each, medians '
           f'(load average {load:.1f} on {os.cpu_count()} CPUs)')
-    print(f'{"command":<24} {"wall s":>7} {"cpu s":>6} {"wall/base":>10} '
+    print(f'{"command":<28} {"wall s":>7} {"cpu s":>6} {"wall/base":>10} '
           f'{"cpu/base":>9} {"before s":>9} {"goal s":>7}')
     medians = {key: (statistics.median(v[0] for v in values),
                      statistics.median(v[1] for v in values))
@@ -254,8 +308,14 @@ def report_no_change(measured, args):
             ratios = (f'{wall / base_wall:.2f}', f'{cpu / base_cpu:.2f}')
         before = '' if key != base else RECORDED[base]
         goal = f'< {GOALS[base]:g}' if key == base else ''
-        print(f'{key:<24} {wall:7.2f} {cpu:6.2f} {ratios[0]:>10} '
+        print(f'{key:<28} {wall:7.2f} {cpu:6.2f} {ratios[0]:>10} '
               f'{ratios[1]:>9} {before:>9} {goal:>7}')
+    for key in GOALS:
+        uncached = medians.get(f'{key} (no token cache)')
+        if uncached:
+            print(f'token cache, {key}: {uncached[0] - medians[key][0]:.2f} '
+                  f's wall and {uncached[1] - medians[key][1]:.2f} s CPU '
+                  'saved per run')
 
 
 def provision(conn, trove, image_file, datastore):
