@@ -31,6 +31,10 @@ DATASTORE_NAMES = ('mysql', 'postgresql')
 # One guest image serves every datastore: one Glance image.
 IMAGE_NAMES = {'trove-guest-debian-bookworm'}
 TEMPEST_FLAVORS = {'ds512M', 'ds1G', 'ds2G', 'ds4G'}
+# The given image's user as for an image Trove's own tooling built.
+GUEST_USER = 'ubuntu'
+# Written as given; the API-only cloud has no Cinder to look it up in.
+VOLUME_TYPE = 'ceph'
 SERVICES = ('tr-api', 'tr-tmgr', 'tr-cond')
 
 
@@ -102,6 +106,8 @@ def plugin(local_cloud, tmp_path_factory):
         TROVE_DATASTORES=','.join(f'{n}:{v}' for n, v in DATASTORES),
         TROVE_GUEST_IMAGE=str(image),
         TROVE_GUEST_OS='debian', TROVE_GUEST_RELEASE='bookworm',
+        TROVE_GUEST_IMAGE_USER=GUEST_USER, TROVE_VOLUME_TYPE=VOLUME_TYPE,
+        TROVE_MAX_ACCEPTED_VOLUME_SIZE='20',
         TROVE_TEST_CONF=str(root / 'trove-test.json'),
         # The local cloud's SQLite Trove database cannot store the 64-bit
         # maxima in MySQL's validation rules (Trove answers 500), so the
@@ -176,8 +182,12 @@ class TestStack:
     def test_instance_options_from_trove_config(self, plugin):
         """trove_config's options, as the compute cloud writes them."""
         settings = trove_config.InstanceSettings(
-            docker_images=trove_config.docker_images(DATASTORE_NAMES))
+            docker_images=trove_config.docker_images(DATASTORE_NAMES),
+            guest_user=GUEST_USER, volume_type=VOLUME_TYPE)
         wanted = trove_config.instance_config(settings)
+        wanted[trove_config.TROVE_CONF]['DEFAULT'].update(
+            trove_config.limits_config({'max_accepted_volume_size': 20})[
+                trove_config.TROVE_CONF]['DEFAULT'])
         for name, sections in wanted.items():
             parser = configparser.ConfigParser(interpolation=None)
             parser.read(plugin.conf_dir / name)
@@ -196,6 +206,12 @@ class TestStack:
         server = configparser.ConfigParser(interpolation=None)
         server.read(plugin.conf_dir / 'trove.conf')
         assert 'management_networks' not in server['DEFAULT']
+
+    def test_volume_type_not_looked_up_without_cinder(self, plugin):
+        extra = plugin.first_run[3].stdout
+        [line] = [line for line in extra.splitlines()
+                  if 'volume-type' in line]
+        assert VOLUME_TYPE in line and 'skipped' in line
 
     def test_trove_services_restarted_after_configuration(self, plugin):
         calls = plugin.first_run[3].stdout
@@ -327,6 +343,11 @@ def test_sample_runs_every_phase_and_converges(local_cloud, tmp_path,
             registry=f'127.0.0.1:{registry_port}')
         for name, repository in expected.items():
             assert guest[name]['docker_image'] == repository
+        server = configparser.ConfigParser(interpolation=None)
+        server.read(plugin.conf_dir / 'trove.conf')
+        assert server['DEFAULT']['injected_config_owner'] == (
+            _localrc_value(text, 'TROVE_GUEST_IMAGE_USER')
+            or trove_config.GUEST_USER)
         plugin.run('unstack', local_conf=local_conf)
         plugin.run('clean', local_conf=local_conf)
         assert not (plugin.conf_dir / 'trove.conf').exists()
