@@ -134,3 +134,31 @@ def test_rest_api_discovers_only_unversioned_endpoints(
     assert api.endpoint_override == used
     assert api.get_endpoint_data.called is (discovered is not None)
     assert conn.rest_api('image') is api
+
+
+@pytest.mark.parametrize('switch, argument, attached', [
+    (None, None, True), ('0', None, False), ('0', True, True),
+    (None, False, False),
+])
+def test_connect_reuses_tokens_unless_turned_off(monkeypatch, switch,
+                                                 argument, attached):
+    from unittest import mock
+
+    from trovestack import tokencache
+
+    config = mock.Mock()
+    loader = mock.Mock()
+    loader.OpenStackConfig.return_value.get_one.return_value = config
+    monkeypatch.setattr(connection, '_config_loader', lambda: loader)
+    monkeypatch.setattr(connection.Connection, 'authorize', lambda self: 't')
+    attach = mock.Mock()
+    monkeypatch.setattr(tokencache, 'attach', attach)
+    if switch is None:
+        monkeypatch.delenv(tokencache.SWITCH, raising=False)
+    else:
+        monkeypatch.setenv(tokencache.SWITCH, switch)
+    conn = connection.connect('c1', token_cache=argument)
+    assert conn.config is config
+    assert attach.called is attached
+    if attached:
+        attach.assert_called_once_with(config.get_auth.return_value)
