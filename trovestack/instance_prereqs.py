@@ -103,7 +103,7 @@ def _row(kind, name, action, detail='', *, dry_run=False):
     return results.Row(kind, name, action, detail)
 
 
-def _project_id(conn, name):
+def project_id_of(conn, name):
     project = conn.identity.find_project(name, ignore_missing=True)
     if project is None:
         raise errors.UserError(f'project {name!r} does not exist')
@@ -261,7 +261,7 @@ def converge(conn, wanted, *, dry_run=False):
         return Prepared([results.Row('network', wanted.network_name,
                                      results.SKIPPED,
                                      'no network endpoint in the catalog')])
-    project_id = _project_id(conn, wanted.project)
+    project_id = project_id_of(conn, wanted.project)
     rows, network, subnet = ensure_network(conn, wanted, project_id,
                                            dry_run=dry_run)
     group_rows, group = ensure_security_group(conn, wanted, project_id,

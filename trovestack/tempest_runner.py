@@ -162,9 +162,12 @@ def run_arguments(tempest, workspace, selection):
     return argv
 
 
-def run(workspace, selection, *, tempest=None, stdout=None):
-    """Run tempest in ``workspace``; returns its exit code."""
+def run(workspace, selection, *, tempest=None, stdout=None, netns=None):
+    """Run tempest in ``workspace`` (inside the network namespace
+    ``netns``, when given); returns its exit code."""
     argv = run_arguments(tempest or find_tempest(), workspace, selection)
+    if netns:
+        argv = ['ip', 'netns', 'exec', netns, *argv]
     LOG.info('Running %s', ' '.join(argv))
     return subprocess.run(argv, cwd=str(workspace), stdout=stdout,
                           stdin=subprocess.DEVNULL).returncode

@@ -139,12 +139,14 @@ def _handshake(namespace, address, port, datastore):
 
 
 def run_lifecycle(where, *, datastore, version, flavor, name=None,
-                  nics=None, timeout=3600, progress=print):
+                  nics=None, volume_size=None, timeout=3600, progress=print):
     """Create -> ACTIVE -> database, user, list -> handshake -> delete.
 
     ``where``: :class:`Where`; ``flavor``: id or name; ``nics``: extra
-    networks (Trove adds its management network itself).  Returns the
-    timeline {stage: seconds since start}; raises :class:`LifecycleError`.
+    networks (Trove adds its management network itself); ``volume_size``:
+    GB of the Cinder volume for the data (None: Trove's volume support is
+    off, the flavor's ephemeral disk holds it).  Returns the timeline
+    {stage: seconds since start}; raises :class:`LifecycleError`.
     """
     run = _Run(where, progress)
     trove, conn = run.trove, run.conn
@@ -152,7 +154,8 @@ def run_lifecycle(where, *, datastore, version, flavor, name=None,
     name = name or f'lifecycle-{datastore}-{secrets.token_hex(3)}'
     instance = trove.instances.create(
         name, flavor_obj.id, datastore=datastore,
-        datastore_version=version, nics=nics or [])
+        datastore_version=version, nics=nics or [],
+        volume={'size': volume_size} if volume_size else None)
     run.instance_id = instance.id
     run.mark('created')
     try:

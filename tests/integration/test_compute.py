@@ -1,7 +1,10 @@
 """The compute cloud: a nova server boots on the management network, gets
 its address from OVN's DHCP and answers TCP inside the cloud's namespace;
-``provision`` configures Trove for instances, and a MariaDB instance goes
-through its lifecycle (tests/integration/lifecycle_support.py).
+``provision`` configures Trove for instances; trove-tempest-plugin's basic
+MariaDB scenario passes through ``trovestack gate-tests`` (its instance
+on a Ceph RBD volume, tempest inside the namespace), and a second
+MariaDB instance goes through the lifecycle of
+tests/integration/lifecycle_support.py (opt-in: one instance per CI run).
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
@@ -14,6 +17,7 @@ import time
 
 import pytest
 
+from tests import helpers
 from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration.conftest import host_addresses
@@ -28,9 +32,12 @@ pytestmark = pytest.mark.compute
 NETWORK = 'trovestack-test-mgmt'
 BOOT_TIMEOUT = 900
 DATASTORE, VERSION = 'mariadb', '11.8'
-# 1.5 GiB, a 7 GB root disk (the image is 3.2 GB) and 1 GB of ephemeral
-# storage (Trove's data without Cinder).
-FLAVOR = 'test.eph.medium-7'
+# trove-tempest-plugin's flavor: 2 GiB, 2 vCPUs, a 10 GB root disk (the
+# image is 3.2 GB), no ephemeral disk (the data is on a 1 GB volume).
+FLAVOR = 'd3'
+VOLUME_SIZE = 1
+GATE_REGEX = (r'^trove_tempest_plugin\.tests\.scenario\.test_instance_basic'
+              r'\.TestInstanceBasicMariaDB')
 
 
 def test_every_process_runs(compute_cloud):
@@ -121,12 +128,14 @@ def _guest_image():
 @pytest.fixture(scope='module')
 def provisioned(compute_cloud, tmp_path_factory):
     """``trovestack provision mariadb:11.8`` on the compute cloud, twice:
-    the second run changes nothing and restarts nothing."""
+    the second run changes nothing and restarts nothing.  (first rows,
+    second rows, restarted?, the tempest.conf it wrote)."""
     image = _guest_image()
     out = tmp_path_factory.mktemp('provision')
+    tempest_conf = out / 'tempest.conf'
     request = dict(datastores=[(DATASTORE, VERSION)], image=str(image),
                    state_dir=str(compute_cloud.state_dir),
-                   tempest_conf=str(out / 'tempest.conf'))
+                   tempest_conf=str(tempest_conf))
     saved = dict(os.environ)
     try:
         first = provision.provision(provision.ProvisionRequest(**request))
@@ -135,7 +144,7 @@ def provisioned(compute_cloud, tmp_path_factory):
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return first, second, pids != _trove_pids(compute_cloud)
+    return first, second, pids != _trove_pids(compute_cloud), tempest_conf
 
 
 def _trove_pids(compute_cloud):
@@ -146,7 +155,7 @@ def _trove_pids(compute_cloud):
 
 def test_provision_configures_trove_for_instances(compute_cloud,
                                                   provisioned):
-    first, second, restarted = provisioned
+    first, second, restarted, tempest_conf = provisioned
     setup = [row for row in second if row.kind == 'instance-setup']
     assert setup and 'created' not in setup[0].action, second
     assert not restarted
@@ -160,16 +169,51 @@ def test_provision_configures_trove_for_instances(compute_cloud,
     server = ini.IniFile.load(files['trove.conf'])
     guest = ini.IniFile.load(files['trove-guestagent.conf'])
     assert server.get('DEFAULT', 'management_networks') == networks[0].id
-    assert server.get('DEFAULT', 'trove_volume_support') == 'False'
+    assert server.get('DEFAULT', 'trove_volume_support') == 'True'
+    private = list(conn.network.networks(name=compute_trove.USER_NETWORK))
+    assert len(private) == 1 and private[0].is_shared
+    tempest = ini.IniFile.load(tempest_conf)
+    assert tempest.get('database', 'shared_network') == 'private'
+    assert tempest.get('database', 'volume_type')
+    assert tempest.get('service_available', 'cinder') == 'True'
+    assert tempest.get('auth', 'admin_username')
+    assert tempest_conf.stat().st_mode & 0o077 == 0
     assert server.get('network', 'network_isolation') == 'False'
     assert guest.get(DATASTORE, 'docker_image') == f'trovestack/{DATASTORE}'
     assert f'@{compute_cloud.cstate.gateway}:' in guest.get(
         'DEFAULT', 'transport_url')
 
 
+def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
+                                             tmp_path):
+    """``trovestack gate-tests`` with provision's tempest.conf: the basic
+    MariaDB scenario (instance with a volume on the shared network,
+    databases, users, access from tempest inside the namespace,
+    configuration, delete) passes; nothing of it is left."""
+    tempest_conf = provisioned[3]
+    conn = compute_cloud.connection()
+    ports_before = {port.id for port in conn.network.ports()}
+    result = helpers.run(
+        'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
+        '--workspace-dir', tmp_path / 'tempest', '--state-dir',
+        compute_cloud.state_dir, '--regex', GATE_REGEX, '--serial',
+        check=False, timeout=3600)
+    log = tmp_path / 'tempest' / 'logs' / 'tempest.log'
+    assert result.returncode == 0, (
+        f'{result.stdout[-6000:]}\n{result.stderr[-2000:]}\n'
+        f'tempest.log: {log}')
+    assert 'test_database_access' in result.stdout
+    assert not list(conn.compute.servers(all_projects=True))
+    assert not list(conn.block_storage.volumes(all_projects=True))
+    assert {port.id for port in conn.network.ports()} <= ports_before
+    assert host_addresses() == compute_cloud.host_addresses
+
+
+@pytest.mark.extra_instance
 def test_instance_lifecycle(compute_cloud, provisioned):
     where = lifecycle_support.where_of(compute_cloud)
     timeline = lifecycle_support.run_lifecycle(
-        where, datastore=DATASTORE, version=VERSION, flavor=FLAVOR)
+        where, datastore=DATASTORE, version=VERSION, flavor=FLAVOR,
+        volume_size=VOLUME_SIZE)
     assert any(stage.startswith('deleted') for stage in timeline), timeline
     assert host_addresses() == compute_cloud.host_addresses

@@ -45,6 +45,12 @@ class _RunTempest(command.Command):
             '--list-tests', action='store_true',
             help='List the selected tests instead of running them')
         parser.add_argument(
+            '--state-dir', metavar='<dir>',
+            help='A compute-enabled local cloud (trovestack cloud up '
+                 '--compute --state-dir <dir>): run tempest inside its '
+                 'network namespace, where instances\' addresses are '
+                 'reachable (default: run on the host)')
+        parser.add_argument(
             '--dry-run', action='store_true',
             help='Check the config and print the tempest command without '
                  'creating the workspace or running anything')
@@ -59,10 +65,16 @@ class _RunTempest(command.Command):
             list_tests=parsed_args.list_tests)
         tempest = tempest_runner.find_tempest()
         tempest_runner.check_plugin()
+        netns = None
+        if parsed_args.state_dir:
+            from trovestack.cloud.compute import cloud as compute_cloud
+            netns = compute_cloud.namespace_of(parsed_args.state_dir)
         if parsed_args.dry_run:
             tempest_runner.check_config(parsed_args.tempest_conf)
             argv = tempest_runner.run_arguments(
                 tempest, parsed_args.workspace_dir, selection)
+            if netns:
+                argv = ['ip', 'netns', 'exec', netns, *argv]
             self.app.stdout.write(
                 f'would run in {parsed_args.workspace_dir}: '
                 f'{shlex.join(argv)}\n')
@@ -72,7 +84,7 @@ class _RunTempest(command.Command):
             tempest=tempest)
         self.app.stdout.flush()
         status = tempest_runner.run(parsed_args.workspace_dir, selection,
-                                    tempest=tempest)
+                                    tempest=tempest, netns=netns)
         if status != 0:
             LOG.error('tempest exited with status %d; logs are in %s/logs',
                       status, parsed_args.workspace_dir)

@@ -70,6 +70,12 @@ def _add_test_config_arguments(parser, *, tempest_required):
         help="Volume type for test instances (default: the volume "
              "service's default type, else not set)")
     parser.add_argument(
+        '--with-credentials', action='store_true',
+        help='Also write [auth], [identity] and [service_available] for '
+             'this cloud: tempest makes its test users with this '
+             "cloud's account (an admin), whose password goes into the "
+             'file (made 0600) (default: [database] only)')
+    parser.add_argument(
         '--test-cloud', metavar='<cloud>', action='append', default=[],
         help='Further clouds.yaml entry whose user goes into the Trove '
              'test config users, repeatable (default: none)')

@@ -1,8 +1,9 @@
 """tempest.conf settings for trove-tempest-plugin, from what Trove has.
 
 Only options that trove-tempest-plugin defines in its ``[database]`` group
-are written, plus ``[service_available] trove``. The file is edited line by
-line (see ini.py): everything else in it is kept as it was.
+are written, plus ``[service_available] trove``; on request also what
+tempest needs to reach the cloud (:func:`cloud_settings`). The file is
+edited line by line (see ini.py): everything else in it is kept as it was.
 """
 
 import logging
@@ -11,6 +12,7 @@ import os
 from openstack import exceptions as sdk_exc
 
 from trovestack import testenv
+from trovestack.common import files
 from trovestack.common.results import Row
 from trovestack.testenv import ini
 
@@ -29,6 +31,11 @@ DATABASE_OPTIONS = (
     'remove_swift_account',
 )
 DEFAULT_FLAVOR_ID = 'd3'
+# tempest's [service_available] options, by catalog service type.
+SERVICES = (('nova', 'compute'), ('glance', 'image'),
+            ('neutron', 'network'), ('cinder', 'block-storage'),
+            ('swift', 'object-store'))
+SECRET = '<hidden>'
 DEFAULT_RESIZE_FLAVOR_ID = 'd4'
 
 
@@ -70,6 +77,41 @@ def derive_settings(conn, choices, *, flavor_id=DEFAULT_FLAVOR_ID,
     return settings
 
 
+def cloud_settings(conn):
+    """[(section, option, value)] so that tempest reaches the cloud of
+    ``conn`` and makes its test users (dynamic credentials) with that
+    account, which must be an admin: [auth], [identity] and every
+    [service_available] option tempest reads.  Holds a password."""
+    config = conn.config
+    auth = config.auth
+    missing = [key for key in ('auth_url', 'username', 'password',
+                               'project_name') if not auth.get(key)]
+    if missing:
+        raise testenv.TestEnvError(
+            'tempest credentials need a password account; the cloud\'s '
+            f'auth lacks {", ".join(missing)}')
+    uri = auth['auth_url'].rstrip('/')
+    if not uri.endswith('/v3'):
+        uri += '/v3'
+    settings = [
+        ('auth', 'use_dynamic_credentials', 'True'),
+        ('auth', 'admin_username', auth['username']),
+        ('auth', 'admin_password', auth['password']),
+        ('auth', 'admin_project_name', auth['project_name']),
+        ('auth', 'admin_domain_name',
+         auth.get('user_domain_name') or 'Default'),
+        ('identity', 'uri_v3', uri),
+        ('identity', 'auth_version', 'v3'),
+        ('identity-feature-enabled', 'api_v2', 'False'),
+    ]
+    if config.region_name:
+        settings.append(('identity', 'region', config.region_name))
+    settings += [('service_available', name,
+                  str(testenv.has_service(conn, service_type)))
+                 for name, service_type in SERVICES]
+    return settings
+
+
 def _shared_network(conn, name):
     if not testenv.has_service(conn, 'network'):
         if name:
@@ -99,9 +141,11 @@ def _volume_type(conn, name):
 
 
 def merge(path, settings, *, dry_run=False):
-    """Write ``settings`` into the INI file at ``path``; [Row] per option.
+    """Write ``settings`` into the INI file at ``path``; [Row] per option
+    (a password's value shown as ``<hidden>``).
 
-    A missing file is created; a missing directory is an error.
+    A missing file is created; a missing directory is an error.  A file
+    that gets a password is made private (0600).
     """
     testenv.check_directory(path)
     document = ini.IniFile.load(path)
@@ -115,9 +159,21 @@ def merge(path, settings, *, dry_run=False):
             action = testenv.CREATED if old is None else testenv.UPDATED
         if dry_run:
             action = testenv.planned(action)
+        secret = 'password' in option
         changes.append(Row(
-            os.path.basename(path), f'[{section}] {option}', action, value))
+            os.path.basename(path), f'[{section}] {option}', action,
+            SECRET if secret else value))
     if not dry_run and any(c.action != testenv.UNCHANGED for c in changes):
         LOG.info('Writing %s', path)
+        if any('password' in option for _, option, _ in settings):
+            _make_private(path)
         document.save(path)
     return changes
+
+
+def _make_private(path):
+    """Mode 0600 before a password goes in (saving keeps the mode)."""
+    if os.path.exists(path):
+        os.chmod(path, 0o600)
+    else:
+        files.write_atomic(path, '', mode=0o600)

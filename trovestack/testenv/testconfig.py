@@ -37,6 +37,9 @@ class TestConfigRequest:
     shared_network: str = None
     volume_type: str = None
     test_clouds: tuple = ()  # clouds.yaml names of further test users
+    # Also [auth]/[identity]/[service_available] for this cloud, with its
+    # (admin) account for tempest's dynamic credentials.
+    with_credentials: bool = False
     region_name: str = None
     api_timeout: float = connection.DEFAULT_API_TIMEOUT
 
@@ -78,6 +81,8 @@ class _TestConfig:
             resize_flavor_id=request.resize_flavor_id,
             flavor_ids=flavor_ids, shared_network=request.shared_network,
             volume_type=request.volume_type)
+        if request.with_credentials and request.tempest_conf:
+            self.settings = tempest.cloud_settings(conn) + self.settings
         self.trove_values = None
         if request.trove_test_conf:
             user_conns = [connection.connect(

@@ -1,7 +1,10 @@
 """The compute layer's configuration: nova and placement on its MariaDB."""
 
 from trovestack.cloud import layout as layout_mod
+from trovestack.cloud.compute import ceph
+from trovestack.cloud.compute import cinder
 from trovestack.cloud.compute import mariadb
+from trovestack.cloud.compute import neutron
 from trovestack.cloud.compute import nova
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
@@ -42,3 +45,50 @@ def test_placement_uses_the_layers_mariadb(tmp_path):
     path = placement.write_config(_state(), None, paths)
     assert ini.IniFile.load(path).get('placement_database', 'connection') \
         == mariadb.url(paths, placement.DATABASE)
+
+
+def test_state_picks_the_ceph_ports_and_two_provider_bridges():
+    cstate = paths_mod.ComputeState.new()
+    first = cstate.ports['ceph-osd']
+    assert ceph.osd_ports(cstate) == list(range(first, first + 8))
+    assert 'ceph-mon' in cstate.ports
+    assert [bridge for _, bridge, _ in cstate.bridges()] == [
+        paths_mod.MGMT_BRIDGE, paths_mod.DATA_BRIDGE]
+    assert cstate.data_gateway == '10.223.0.1'
+    # A state saved before Ceph joined the layer gets its ports on load.
+    old = paths_mod.ComputeState(ports={'placement': 1})
+    paths_mod._add_missing_ports(old.ports)
+    assert {'ceph-mon', 'ceph-osd', 'cinder'} <= set(old.ports)
+
+
+def test_ceph_runs_on_loopback_without_auth(tmp_path):
+    paths = paths_mod.ComputePaths(tmp_path)
+    cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
+                                           'ceph-osd': 7000})
+    text = ceph.write_config(cstate, paths).read_text()
+    assert 'mon_host = v1:127.0.0.1:6789' in text
+    assert 'ms_bind_port_min = 7000\nms_bind_port_max = 7007' in text
+    assert 'auth_client_required = none' in text
+    assert ceph.fsid(paths) == ceph.fsid(paths_mod.ComputePaths(tmp_path))
+
+
+def test_cinder_volume_uses_the_rbd_pool(tmp_path):
+    paths = paths_mod.ComputePaths(tmp_path)
+    cstate = paths_mod.ComputeState(ports={'cinder': 8776, 'ceph-mon': 1,
+                                           'ceph-osd': 2})
+    path = cinder.write_config(_state(), cstate, paths, 'rabbit://u:p@h:1/')
+    conf = ini.IniFile.load(path)
+    assert conf.get('DEFAULT', 'enabled_backends') == cinder.BACKEND
+    assert conf.get(cinder.BACKEND, 'volume_driver').endswith('RBDDriver')
+    assert conf.get(cinder.BACKEND, 'rbd_pool') == ceph.POOL
+    assert conf.get(cinder.BACKEND, 'rbd_ceph_conf') == str(
+        ceph.config_file(paths))
+
+
+def test_neutron_has_a_flat_network_per_bridge(tmp_path):
+    paths = paths_mod.ComputePaths(tmp_path)
+    cstate = paths_mod.ComputeState(ports={'neutron': 9696})
+    paths.config_dir('neutron').mkdir(parents=True)
+    path = neutron.write_config(_state(), cstate, paths, 'rabbit://u:p@h:1/')
+    assert ini.IniFile.load(path).get('ml2_type_flat', 'flat_networks') == \
+        'mgmt,data'

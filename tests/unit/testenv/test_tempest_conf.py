@@ -89,3 +89,44 @@ def test_dry_run_and_missing_directory(tmp_path):
     assert not path.exists()
     with pytest.raises(testenv.TestEnvError, match='does not exist'):
         tempest_conf.merge(str(tmp_path / 'no' / 'tempest.conf'), _settings())
+
+
+def _admin_conn():
+    conn = fakes.connection(services=('compute', 'image', 'block-storage'))
+    conn.config.auth = {'auth_url': 'http://127.0.0.1:5000',
+                        'username': 'admin', 'password': 's3cret',
+                        'project_name': 'admin', 'user_domain_name': 'Default'}
+    conn.config.region_name = 'RegionOne'
+    return conn
+
+
+def test_cloud_settings_for_dynamic_credentials():
+    settings = dict(((s, o), v)
+                    for s, o, v in tempest_conf.cloud_settings(_admin_conn()))
+    assert settings['auth', 'use_dynamic_credentials'] == 'True'
+    assert settings['auth', 'admin_password'] == 's3cret'
+    assert settings['identity', 'uri_v3'] == 'http://127.0.0.1:5000/v3'
+    assert settings['identity', 'region'] == 'RegionOne'
+    assert settings['service_available', 'cinder'] == 'True'
+    assert settings['service_available', 'neutron'] == 'False'
+
+
+def test_cloud_settings_need_a_password_account():
+    conn = _admin_conn()
+    conn.config.auth = {'auth_url': 'http://127.0.0.1:5000', 'token': 't'}
+    with pytest.raises(testenv.TestEnvError, match='lacks username'):
+        tempest_conf.cloud_settings(conn)
+
+
+def test_a_password_makes_the_file_private_and_is_not_shown(tmp_path):
+    path = tmp_path / 'tempest.conf'
+    path.write_text('[DEFAULT]\nlog_file = t.log\n')
+    path.chmod(0o644)
+    rows = tempest_conf.merge(path, tempest_conf.cloud_settings(
+        _admin_conn()))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert 's3cret' not in ' '.join(str(row) for row in rows)
+    assert 'admin_password = s3cret' in path.read_text()
+    new = tmp_path / 'new.conf'
+    tempest_conf.merge(new, tempest_conf.cloud_settings(_admin_conn()))
+    assert new.stat().st_mode & 0o777 == 0o600

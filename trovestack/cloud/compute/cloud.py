@@ -4,9 +4,12 @@ import logging
 import shutil
 import time
 
+from trovestack import netns
 from trovestack.cloud import bootstrap
+from trovestack.cloud import controlplane
 from trovestack.cloud import processes
 from trovestack.cloud.compute import accounts
+from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import cinder
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import libvirt
@@ -25,6 +28,8 @@ REQUIRED_BINARIES = {
     'ovn-northd': 'ovn-central', 'ovn-controller': 'ovn-host',
     'libvirtd': 'libvirt-daemon', 'qemu-system-x86_64': 'qemu-system-x86',
     'genisoimage': 'genisoimage', 'mariadbd': 'mariadb-server',
+    'ceph-mon': 'ceph-mon', 'ceph-osd': 'ceph-osd', 'ceph-mgr': 'ceph-mgr',
+    'ceph': 'ceph-common',
 }
 
 
@@ -48,18 +53,22 @@ class ComputeLayer:
         result += libvirt.daemons_in_order(paths)
         result.append(namespace.forwarder(
             paths, self._forward_rules(cstate, control_ports, broker_port)))
+        result += ceph.daemons_in_order(paths)
         result.append(mariadb.daemon(paths))
         result.append(placement.daemon(cstate, paths))
         result.append(neutron.daemon(cstate, paths))
         result.append(cinder.daemon(cstate, paths))
+        result += cinder.service_daemons(paths)
         result += nova.daemons_in_order(paths)
         return result
 
     @staticmethod
     def _forward_rules(cstate, control_ports, broker_port):
-        """Every loopback port mirrored into the namespace; the broker also
-        on the management network's gateway (for guests)."""
+        """Every loopback port mirrored into the namespace (qemu, there,
+        reaches Ceph's monitor and OSD); the broker also on the management
+        network's gateway (for guests)."""
         ports = sorted({*control_ports, *cstate.ports.values(),
+                        *ceph.osd_ports(cstate),
                         *([broker_port] if broker_port else [])})
         rules = [('127.0.0.1', port, port) for port in ports]
         if broker_port:
@@ -88,13 +97,14 @@ class ComputeLayer:
             network.create_databases(self.paths)
             for name in ('ovsdb-server', 'ovn-nb-db', 'ovn-sb-db'):
                 self.runner.start(steps[name], timeout)
-            network.configure_switch(self.paths)
+            network.configure_switch(self.paths, cstate)
             for name in ('ovs-vswitchd', 'ovn-northd'):
                 self.runner.start(steps[name], timeout)
-            network.add_management_bridge(self.paths, cstate.gateway_cidr)
+            network.add_bridges(self.paths, cstate)
             for name in ('ovn-controller', 'virtlogd', 'libvirtd',
                          'forwarder'):
                 self.runner.start(steps[name], timeout)
+            self._start_ceph(cstate, steps, timeout)
             mariadb.initialise(self.paths)
             self.runner.start(steps[mariadb.NAME], timeout)
             mariadb.create_databases(self.paths, placement.DATABASE,
@@ -118,9 +128,12 @@ class ComputeLayer:
                 self._set_up(nova.setup_commands(
                     self.paths, transport_url), 'nova')
                 cstate.bootstrapped = True
-            if 'cinder' not in cstate.set_up:
-                cstate.set_up.append('cinder')
+            for name in ('cinder', 'ceph'):
+                if name not in cstate.set_up:
+                    cstate.set_up.append(name)
             self.paths.save_state(cstate)
+            for name in (cinder.SCHEDULER, cinder.VOLUME):
+                self.runner.start(steps[name], timeout)
             if self.configure_nova_api(state, transport_url) and restart_api:
                 restart_api()
             if not bootstrapped_before:
@@ -129,10 +142,41 @@ class ComputeLayer:
             for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
                 self.runner.start(steps[name], timeout)
             self._wait_for_hypervisor(state, timeout)
+            self._wait_for_volume_service(state, timeout)
         except BaseException:
             self.down()
             raise
         return self.status(control_ports, broker_port)
+
+    def _start_ceph(self, cstate, steps, timeout):
+        """Monitor, OSD and manager, made on first use; the volume pool."""
+        paths = self.paths
+        ceph.initialise_monitor(cstate, paths)
+        self.runner.start(steps[ceph.MON], timeout)
+        first = 'ceph' not in cstate.set_up
+        if first:
+            ceph.initialise_osd(paths)
+        self.runner.start(steps[ceph.OSD], timeout)
+        self.runner.start(steps[ceph.MGR], timeout)
+        if first:
+            ceph.create_pool(paths)
+
+    def _wait_for_volume_service(self, state, timeout):
+        """Wait until cinder-volume is up (it reports its pool to the
+        scheduler once its driver is ready)."""
+        conn = bootstrap.admin_connection(state)
+        deadline = time.monotonic() + max(timeout, 120.0)
+        try:
+            while time.monotonic() < deadline:
+                if self.runner.pid(cinder.VOLUME) is None:
+                    raise self.runner.failure(cinder.VOLUME, 'exited')
+                if any(s.binary == cinder.VOLUME and s.state == 'up'
+                       for s in conn.block_storage.services()):
+                    return
+                time.sleep(2)
+        finally:
+            conn.close()
+        raise self.runner.failure(cinder.VOLUME, 'did not report up in time')
 
     def _wait_for_hypervisor(self, state, timeout):
         """Wait until the scheduler can place servers: the hypervisor is
@@ -160,6 +204,8 @@ class ComputeLayer:
             paths.config_dir(name).mkdir(mode=0o700, parents=True,
                                          exist_ok=True)
             (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
+        ceph.write_config(cstate, paths)
+        (ceph.directory(paths) / 'mgr-x').mkdir(parents=True, exist_ok=True)
         paths.instances_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         placement.write_config(state, cstate, paths)
         neutron.write_config(state, cstate, paths, transport_url)
@@ -274,6 +320,21 @@ def down_with_control_plane(local_cloud):
     """Stop the compute layer (namespace included), then the control
     plane; [(name, was_up)]."""
     return [*ComputeLayer(local_cloud.layout).down(), *local_cloud.down()]
+
+
+def namespace_of(state_dir):
+    """The network namespace of the compute-enabled local cloud in
+    state_dir; [ComputeError] when it has no compute layer up."""
+    layer = ComputeLayer(controlplane.LocalCloud(state_dir).layout)
+    if layer.state is None:
+        raise daemons.ComputeError(
+            f'{state_dir} holds no compute-enabled local cloud (trovestack '
+            'cloud up --compute --state-dir ...)')
+    if not netns.exists(layer.paths.namespace):
+        raise daemons.ComputeError(
+            f'the compute cloud in {state_dir} is down (no namespace '
+            f'{layer.paths.namespace}): trovestack cloud up --compute')
+    return layer.paths.namespace
 
 
 def is_enabled(local_cloud):

@@ -109,7 +109,7 @@ def create_databases(paths):
             daemons.run(['ovsdb-tool', 'create', db, schema])
 
 
-def configure_switch(paths):
+def configure_switch(paths, cstate):
     """Open_vSwitch settings that ovs-vswitchd and ovn-controller read."""
     host = paths_mod.COMPUTE_HOST
     vsctl(paths, '--no-wait', 'init')
@@ -121,19 +121,21 @@ def configure_switch(paths):
           'external_ids:ovn-encap-type=geneve',
           'external_ids:ovn-encap-ip=127.0.0.1',
           'external_ids:ovn-bridge-datapath-type=netdev',
-          'external_ids:ovn-bridge-mappings='
-          f'{paths_mod.PHYSICAL_NETWORK}:{paths_mod.MGMT_BRIDGE}')
+          'external_ids:ovn-bridge-mappings=' + ','.join(
+              f'{physnet}:{bridge}'
+              for physnet, bridge, _ in cstate.bridges()))
 
 
-def add_management_bridge(paths, gateway_cidr):
-    """br-mgmt (netdev) with the gateway address, up, in the namespace."""
-    bridge = paths_mod.MGMT_BRIDGE
-    vsctl(paths, '--may-exist', 'add-br', bridge, '--', 'set', 'bridge',
-          bridge, 'datapath_type=netdev')
+def add_bridges(paths, cstate):
+    """The provider bridges (netdev), each with the namespace's gateway
+    address, up, in the namespace."""
     ns = paths.namespace
-    addresses = daemons.run(['ip', '-o', 'addr', 'show', 'dev', bridge],
-                            netns=ns).stdout
-    if f' {gateway_cidr} ' not in addresses:
-        daemons.run(['ip', 'addr', 'add', gateway_cidr, 'dev', bridge],
-                    netns=ns)
-    daemons.run(['ip', 'link', 'set', bridge, 'up'], netns=ns)
+    for _, bridge, address in cstate.bridges():
+        vsctl(paths, '--may-exist', 'add-br', bridge, '--', 'set', 'bridge',
+              bridge, 'datapath_type=netdev')
+        addresses = daemons.run(['ip', '-o', 'addr', 'show', 'dev', bridge],
+                                netns=ns).stdout
+        if f' {address} ' not in addresses:
+            daemons.run(['ip', 'addr', 'add', address, 'dev', bridge],
+                        netns=ns)
+        daemons.run(['ip', 'link', 'set', bridge, 'up'], netns=ns)

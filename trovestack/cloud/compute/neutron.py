@@ -17,7 +17,6 @@ import sys
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import mariadb
 from trovestack.cloud.compute import network
-from trovestack.cloud.compute import paths as paths_mod
 
 SERVICE_TYPE = 'network'
 DATABASE = 'neutron'
@@ -49,7 +48,8 @@ def write_config(state, cstate, paths, transport_url):
         'ml2': {'mechanism_drivers': 'ovn', 'type_drivers': 'flat,geneve',
                 'tenant_network_types': 'geneve',
                 'extension_drivers': 'port_security'},
-        'ml2_type_flat': {'flat_networks': paths_mod.PHYSICAL_NETWORK},
+        'ml2_type_flat': {'flat_networks': ','.join(
+            physnet for physnet, _, _ in cstate.bridges())},
         'ml2_type_geneve': {'vni_ranges': '1:65536',
                             'max_header_size': '38'},
         'ovn': {'ovn_nb_connection': network.connection(paths, 'nb'),

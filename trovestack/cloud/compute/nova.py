@@ -7,6 +7,7 @@ databases on the layer's MariaDB (:mod:`.mariadb`); nova-api gets those,
 messaging, placement and neutron settings of its own (:func:`api_settings`).
 """
 
+from trovestack.cloud import configs
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import mariadb
@@ -41,6 +42,9 @@ def api_settings(state, paths, transport_url) -> dict:
         **_databases(paths),
         'placement': common.service_auth(state, 'nova'),
         'neutron': common.service_auth(state, 'nova'),
+        # Volumes of servers booted with a block device mapping (Trove's).
+        'cinder': {**common.service_auth(state, 'nova'),
+                   'os_region_name': configs.REGION},
         'service_user': {**common.service_auth(state, 'nova'),
                          'send_service_user_token': 'true'},
     }

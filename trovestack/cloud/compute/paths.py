@@ -11,11 +11,20 @@ from trovestack.cloud import processes
 
 STATE_FILE = 'compute.json'
 # Services of ours on host loopback; their ports are picked once.
-PORT_NAMES = ('placement', 'neutron', 'cinder')
+PORT_NAMES = ('placement', 'neutron', 'cinder', 'ceph-mon')
+# Services that bind a range of ports: {name: how many}, first port kept.
+PORT_RANGES = {'ceph-osd': 8}
 COMPUTE_HOST = 'trovestack-compute'
 PHYSICAL_NETWORK = 'mgmt'
 MGMT_BRIDGE = 'br-mgmt'
 DEFAULT_MGMT_CIDR = '10.222.0.0/24'
+# A second flat physical network for the networks users give their
+# instances (devstack's "private", trove-tempest-plugin's shared_network):
+# the namespace holds its gateway too, so tests there reach databases on
+# their user address.
+DATA_NETWORK = 'data'
+DATA_BRIDGE = 'br-data'
+DEFAULT_DATA_CIDR = '10.223.0.0/24'
 
 
 @dataclasses.dataclass
@@ -24,6 +33,7 @@ class ComputeState:
 
     ports: dict
     mgmt_cidr: str = DEFAULT_MGMT_CIDR
+    data_cidr: str = DEFAULT_DATA_CIDR
     bootstrapped: bool = False
     # Services set up after the first bootstrap of an older layer.
     set_up: list = dataclasses.field(default_factory=list)
@@ -32,19 +42,53 @@ class ComputeState:
     def new(cls, base_port=0):
         if base_port:
             ports = {name: base_port + i for i, name in enumerate(PORT_NAMES)}
+            ports['ceph-osd'] = base_port + len(PORT_NAMES)
         else:
             ports = {name: processes.free_port() for name in PORT_NAMES}
+        _add_missing_ports(ports)
         return cls(ports=ports)
 
     @property
     def gateway(self) -> str:
         """The management network's gateway: an address in the namespace."""
-        return str(next(ipaddress.ip_network(self.mgmt_cidr).hosts()))
+        return _gateway(self.mgmt_cidr)
 
     @property
-    def gateway_cidr(self) -> str:
-        prefix = ipaddress.ip_network(self.mgmt_cidr).prefixlen
-        return f'{self.gateway}/{prefix}'
+    def data_gateway(self) -> str:
+        """The data network's gateway: an address in the namespace."""
+        return _gateway(self.data_cidr)
+
+    def bridges(self) -> list[tuple[str, str, str]]:
+        """[(physical network, bridge, the namespace's address/prefix)]."""
+        return [(PHYSICAL_NETWORK, MGMT_BRIDGE, _with_prefix(self.mgmt_cidr)),
+                (DATA_NETWORK, DATA_BRIDGE, _with_prefix(self.data_cidr))]
+
+
+def _gateway(cidr) -> str:
+    return str(next(ipaddress.ip_network(cidr).hosts()))
+
+
+def _with_prefix(cidr) -> str:
+    return f'{_gateway(cidr)}/{ipaddress.ip_network(cidr).prefixlen}'
+
+
+def _add_missing_ports(ports):
+    for name in PORT_NAMES:
+        ports.setdefault(name, processes.free_port())
+    for name, count in PORT_RANGES.items():
+        if name not in ports:
+            ports[name] = _free_range(count)
+
+
+def _free_range(count):
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = processes.free_port()
+        if first + count <= 65535 and all(
+                processes.port_is_free(port)
+                for port in range(first, first + count)):
+            return first
+    raise LookupError(f'no {count} consecutive free ports on loopback')
 
 
 class ComputePaths:
@@ -85,9 +129,8 @@ class ComputePaths:
         if not self.state_file.exists():
             return None
         state = ComputeState(**json.loads(self.state_file.read_text()))
-        for name in PORT_NAMES:
-            # A state written before a service joined the layer.
-            state.ports.setdefault(name, processes.free_port())
+        # A state written before a service joined the layer.
+        _add_missing_ports(state.ports)
         return state
 
     def save_state(self, state):

@@ -6,9 +6,11 @@ RabbitMQ there (the forwarder mirrors the broker onto the gateway).  The
 prerequisites and Trove's settings come from the code the devstack plugin
 uses (:mod:`trovestack.instance_prereqs`, :mod:`trovestack.instance_setup`).
 The datastore images are the ones embedded in the guest image
-(``trovestack/<datastore>:<version>``): no registry; no Cinder, so no
-volumes.  Trove's API, task manager and conductor restart only when the
-configuration they run with changed.
+(``trovestack/<datastore>:<version>``): no registry.  Each instance's data
+lives on a Cinder volume (Ceph RBD, see :mod:`..compute.ceph`), as on a
+production cloud and as trove-tempest-plugin's scenarios ask.  Trove's
+API, task manager and conductor restart only when the configuration they
+run with changed.
 """
 
 import shutil
@@ -24,6 +26,10 @@ from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
 
 NETWORK = 'trove-mgmt'
+# The network users give their instances, as devstack names it (and as
+# trove-tempest-plugin's shared_network defaults to): flat on the layer's
+# data network, whose gateway the namespace holds.
+USER_NETWORK = 'private'
 KEYPAIR = 'trove-mgmt'
 TROVE_SERVICES = ('trove', 'trove-taskmanager', 'trove-conductor')
 # A copy of trove.conf as Trove's running services read it at their last
@@ -61,21 +67,33 @@ def wanted(layer, layout):
         shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
 
 
+def ensure_user_network(conn, layer):
+    """The shared ``private`` network and subnet; [Row]."""
+    cstate = layer.state
+    user = instance_prereqs.Wanted(
+        network_name=USER_NETWORK, cidr=cstate.data_cidr,
+        physical_network=paths_mod.DATA_NETWORK,
+        gateway=cstate.data_gateway, shared=True)
+    rows, _, _ = instance_prereqs.ensure_network(
+        conn, user, instance_prereqs.project_id_of(conn, user.project))
+    return rows
+
+
 def configure(conn, local_cloud, datastores, *, timeout=120.0):
-    """Converge the instance prerequisites and Trove's configuration for
-    ``datastores`` [(name, version)]; restart Trove's services when their
-    configuration changed.  [Row]."""
+    """Converge the instance prerequisites (and the users' network) and
+    Trove's configuration for ``datastores`` [(name, version)]; restart
+    Trove's services when their configuration changed.  [Row]."""
     layout = local_cloud.layout
     layer = compute_cloud.ComputeLayer(layout)
     prepared = instance_prereqs.converge(conn, wanted(layer, layout))
-    rows = list(prepared.rows)
+    rows = list(prepared.rows) + ensure_user_network(conn, layer)
     files = config_files(layout)
     files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
     settings = instance_setup.instance_settings(
         prepared,
         docker_images=trove_config.docker_images(
             [name for name, _ in datastores], source='embedded'),
-        volume_support=False,
+        volume_support=True,
         guest_transport_url=instance_prereqs.guest_transport_url(
             local_cloud.broker.transport_url(), layer.state.gateway))
     rows += instance_setup.apply(
