@@ -92,6 +92,11 @@ def test_postgresql_through_the_registry(embedded_image):
     stages = _stages(_verify(embedded_image, 'postgresql:17', '--registry'))
     for name in REQUIRED:
         assert stages[name]['Seconds'] is not None, (name, stages)
+    # Pulled from the run's registry (uncompressed layers), after prepare.
+    pulled = stages['image pulled']
+    assert 'trovestack/postgresql' in pulled['Detail'], stages
+    assert (stages['agent first heartbeat']['Seconds'] <= pulled['Seconds']
+            <= stages['ACTIVE']['Seconds']), stages
 
 
 def test_disabled_agent_names_the_missing_heartbeat(embedded_image,
