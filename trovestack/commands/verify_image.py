@@ -66,6 +66,9 @@ class VerifyImage(lister.Lister):
 
     def take_action(self, parsed_args):
         datastore, version = parsed_args.datastore
+        if parsed_args.gzip_layers and not parsed_args.registry:
+            raise UserError('--gzip-layers needs --registry (an embedded '
+                            'image is not pulled)')
         result = run.verify_image(
             parsed_args.image, datastore, version,
             timeout=parsed_args.timeout, use_registry=parsed_args.registry,
