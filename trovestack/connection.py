@@ -279,11 +279,16 @@ def has_admin_role(conn):
     return 'admin' in access.role_names
 
 
-# python-troveclient and keystoneauth1 try these optional modules at import
-# time: eventlet only to sleep between retries (time.sleep without it) and
-# osprofiler's web hooks (for tracing, which no tool here turns on).  With
-# dnspython, they were a third of a no-change run's start-up.
-_UNUSED_OPTIONAL = ('eventlet', 'osprofiler.web')
+# python-troveclient, keystoneauth1 and openstacksdk's config try these
+# optional modules at import time: eventlet only to sleep between retries
+# (time.sleep without it), osprofiler's web hooks (for tracing), netaddr
+# only to write netaddr addresses into JSON bodies (no tool here sends any)
+# and prometheus_client for metrics into a registry given in code (no tool
+# here gives one).  With dnspython, eventlet and osprofiler were a third of
+# a no-change run's start-up; netaddr and prometheus_client another 0.1 s
+# of CPU (benchmarks/bench_load_image.py).
+_UNUSED_OPTIONAL = ('eventlet', 'osprofiler.web', 'netaddr',
+                    'prometheus_client')
 
 
 def _config_loader():
@@ -313,6 +318,8 @@ def _config_loader():
 
         package.__getattr__ = attribute
         sys.modules['openstack'] = package
+    if 'openstack.config.loader' not in sys.modules:
+        _import_without(_UNUSED_OPTIONAL, 'openstack.config.loader')
     return importlib.import_module('openstack.config.loader')
 
 

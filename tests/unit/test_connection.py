@@ -67,6 +67,9 @@ from trovestack import connection
 connection._config_loader()
 assert 'openstack.connection' not in sys.modules
 assert 'osprofiler.web' not in sys.modules
+assert 'netaddr' not in sys.modules
+assert 'prometheus_client' not in sys.modules
+import netaddr  # importable again
 from openstack import exceptions
 assert 'openstack.connection' not in sys.modules
 import openstack
