@@ -32,15 +32,15 @@ function query {
         -e "$1"
 }
 
+# One client run answers every check: starting the client costs seconds on
+# an emulated guest, and Trove gives the whole health check 5 s.  Any
+# answer means --connect passed; --innodb_initialized asks for the engine.
+sql='SELECT 1'
 for check in "${checks[@]}"; do
-    case "$check" in
-        --connect)
-            [[ "$(query 'SELECT 1')" == 1 ]] || exit 1 ;;
-        --innodb_initialized)
-            innodb=$(query "SELECT 1 FROM information_schema.ENGINES
-                WHERE ENGINE = 'InnoDB'
-                AND SUPPORT IN ('YES', 'DEFAULT', 'ENABLED')")
-            [[ "$innodb" == 1 ]] || exit 1
-            ;;
-    esac
+    if [[ "$check" == --innodb_initialized ]]; then
+        sql="SELECT COUNT(*) FROM information_schema.ENGINES
+            WHERE ENGINE = 'InnoDB'
+            AND SUPPORT IN ('YES', 'DEFAULT', 'ENABLED')"
+    fi
 done
+[[ "$(query "$sql")" == 1 ]] || exit 1
