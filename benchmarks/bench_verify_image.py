@@ -4,15 +4,15 @@ Measures, on this host:
   1. each datastore image build (build-datastore-image; --force: cold)
   2. the guest image build with those images embedded (--force: cold)
   3. verify-image boot -> ACTIVE per datastore, with every stage of the
-     timeline: embedded image, and the registry path with uncompressed
-     and with gzipped layers
+     timeline: embedded image, and the registry path with gzipped and
+     with uncompressed layers
 and prints the figures side by side, one column per run (never asserted).
 Needs root and the packages of tools/install-test-deps; takes 30-90
 minutes under TCG.
 
 Usage: .venv/bin/python benchmarks/bench_verify_image.py
        [--datastore mariadb:11.8 --datastore postgresql:17] [--no-force]
-       [--image guest.qcow2] [--delivery registry --delivery registry-gzip]
+       [--image guest.qcow2] [--delivery registry --delivery registry-tar]
 """
 
 import argparse
@@ -34,7 +34,8 @@ def _timed(label, func, *args, **kwargs):
 
 
 DELIVERIES = {'embedded': {}, 'registry': {'use_registry': True},
-              'registry-gzip': {'use_registry': True, 'gzip_layers': True}}
+              'registry-tar': {'use_registry': True,
+                               'uncompressed_layers': True}}
 
 
 def _verify(image, datastore, version, delivery):

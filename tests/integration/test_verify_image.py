@@ -92,7 +92,7 @@ def test_postgresql_through_the_registry(embedded_image):
     stages = _stages(_verify(embedded_image, 'postgresql:17', '--registry'))
     for name in REQUIRED:
         assert stages[name]['Seconds'] is not None, (name, stages)
-    # Pulled from the run's registry (uncompressed layers), after prepare.
+    # Pulled from the run's registry, after prepare.
     pulled = stages['image pulled']
     assert 'trovestack/postgresql' in pulled['Detail'], stages
     assert (stages['agent first heartbeat']['Seconds'] <= pulled['Seconds']
@@ -138,11 +138,13 @@ def test_unknown_datastore_is_one_line_error(tmp_path):
     assert "Unknown datastore 'oracle'" in result.stderr
 
 
-def test_gzip_layers_without_registry_is_one_line_error(tmp_path):
+def test_uncompressed_layers_without_registry_is_one_line_error(tmp_path):
     image = tmp_path / 'empty.qcow2'
     image.write_bytes(b'')
     result = helpers.run('trovestack', 'verify-image', image, '--datastore',
-                         'postgresql:17', '--gzip-layers', check=False)
+                         'postgresql:17', '--uncompressed-layers',
+                         check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        '--gzip-layers needs --registry (an embedded image is not pulled)')
+        '--uncompressed-layers needs --registry (an embedded image is not '
+        'pulled)')
