@@ -89,7 +89,7 @@ def _trove_instance(local, layer, trove_image):
             memory.append(layer.memory_kib() + _control_plane_rss_kib(local))
     timeline = lifecycle_support.run_lifecycle(
         where, datastore='mariadb', version='11.8',
-        flavor='test.eph.medium-7', progress=progress)
+        flavor='d3', volume_size=1, progress=progress)
     return timeline, (memory or [0])[0]
 
 

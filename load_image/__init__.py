@@ -173,8 +173,10 @@ def load(conn, request, image_file, *, progress=None):
         from trovestack import connection
 
         parameters = datastores.load_config_parameters(
-            connection.trove_client(conn), version.version_id,
-            request.config_params)
+            lambda: connection.trove_client(conn), version.version_id,
+            request.config_params,
+            existing=datastores.version_parameters(trove,
+                                                   version.version_id))
     if request.default:
         default = datastores.set_default_version(
             trove, request.datastore, request.version,

@@ -204,7 +204,13 @@ def image_ids_in_use(trove):
     return {v.image for v in list_versions(trove) if v.image}
 
 
-def load_config_parameters(trove, version_id, path):
+def version_parameters(client, version_id):
+    """The version's configuration parameters through ``client`` (a
+    load_image.trove_api.MgmtClient); DatastoreError when Trove refuses."""
+    return _mgmt_call(client.parameters, version_id)
+
+
+def load_config_parameters(trove, version_id, path, *, existing=None):
     """Load a validation-rules.json into the version's parameters.
 
     The same file ``trove-manage db_load_datastore_config_parameters`` reads,
@@ -213,13 +219,19 @@ def load_config_parameters(trove, version_id, path):
     'integer' with both min and max; other parameters are reported in
     ``skipped``.  A parameter Trove refuses is logged and the others are
     still loaded; DatastoreError then names the failures.
-    """
-    from troveclient.v1 import management
 
+    ``trove``: a troveclient v1 Client, or a callable making one (called
+    only when something must change); ``existing``: the version's
+    parameters when the caller listed them already (records with name,
+    restart_required, type, max_size, min_size).
+    """
     rules = _read_rules(path)
-    manager = management.MgmtConfigurationParameters(trove)
-    existing = {p.name: p for p in _mgmt_call(
-        manager.list_all_parameter_by_version, version_id)}
+    manager = None
+    if existing is None:
+        manager = _parameter_manager(trove)
+        existing = _mgmt_call(manager.list_all_parameter_by_version,
+                              version_id)
+    existing = {p.name: p for p in existing}
     result = ParametersResult()
     failures = []
     for rule in rules:
@@ -233,15 +245,18 @@ def load_config_parameters(trove, version_id, path):
             'max_size': _size(rule.get('max')),
             'min_size': _size(rule.get('min')),
         }
+        if name in existing and not _parameter_differs(existing[name],
+                                                         fields):
+            result.unchanged.append(name)
+            continue
+        manager = manager or _parameter_manager(trove)
         try:
             if name not in existing:
                 _mgmt_call(manager.create, version_id, name, **fields)
                 result.created.append(name)
-            elif _parameter_differs(existing[name], fields):
+            else:
                 _mgmt_call(manager.modify, version_id, name, **fields)
                 result.updated.append(name)
-            else:
-                result.unchanged.append(name)
         except DatastoreError as exc:
             LOG.error('Configuration parameter %s: %s', name, exc)
             failures.append(name)
@@ -255,6 +270,13 @@ def load_config_parameters(trove, version_id, path):
             f'failed to load {len(failures)} of {len(rules)} configuration '
             f'parameters: {", ".join(failures)}')
     return result
+
+
+def _parameter_manager(trove):
+    from troveclient.v1 import management
+
+    return management.MgmtConfigurationParameters(
+        trove() if callable(trove) else trove)
 
 
 def _api_can_store(rule):
@@ -283,8 +305,13 @@ def _read_rules(path):
     return rules
 
 
+# Trove keeps a parameter's limits in a signed 64-bit column: MariaDB's
+# 2**64-1 maxima made its API fail with a 500.
+LIMIT_MAX = 2 ** 63 - 1
+
+
 def _size(value):
-    return None if value is None else int(value)
+    return None if value is None else min(int(value), LIMIT_MAX)
 
 
 def _parameter_differs(current, fields):

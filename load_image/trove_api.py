@@ -7,8 +7,9 @@ need none of that: :func:`mgmt_client` answers them through a keystoneauth
 adapter on the connection's own session (its token, no new login).  The
 records it returns have the attributes of troveclient's DatastoreVersion,
 and a refused request raises the same troveclient exception (that module
-alone is cheap), so callers handle both clients alike.  Other management
-calls (configuration parameters) still go through troveclient.
+alone is cheap), so callers handle both clients alike.  The configuration
+parameters of a version are listed here too; changing them still goes
+through troveclient (only when something changes).
 """
 
 import types
@@ -23,6 +24,15 @@ class MgmtClient:
 
     def __init__(self, adapter):
         self.mgmt_ds_versions = DatastoreVersions(adapter)
+        self._adapter = adapter
+
+    def parameters(self, version_id):
+        """A version's configuration parameters (as troveclient's
+        list_all_parameter_by_version)."""
+        return [_record(item) for item in _call(
+            self._adapter, 'GET',
+            f'/mgmt/datastores/versions/{version_id}/parameters')[
+                'configuration-parameters']]
 
 
 class DatastoreVersions:

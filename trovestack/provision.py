@@ -76,9 +76,13 @@ def plan(request):
                 request, name, version,
                 embed=tuple(f'{n}:{v}' for n, v in targets) if compute
                 else ()))
-        steps.append(_load_step(request.image or '<built image>', name,
-                                version,
-                                default=(name, version) in defaults))
+        # On the local cloud the version's configuration parameters come
+        # from the Trove it runs (configuration groups need them).
+        steps.append(_load_step(
+            request.image or '<built image>', name, version,
+            default=(name, version) in defaults,
+            config_params=validation_rules(name)
+            if request.os_cloud is None else None))
     if compute:
         # Management network, security group, keypair, quotas and Trove's
         # configuration for instances on the compute layer.
@@ -219,14 +223,28 @@ def _image_name(image):
     return pathlib.Path(image).name.split('.')[0]
 
 
-def _load_step(image_text, datastore, version, *, default):
+def validation_rules(datastore):
+    """Trove's validation-rules.json of ``datastore`` in the Trove package
+    installed here (the local cloud's), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec('trove')
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = pathlib.Path(spec.submodule_search_locations[0], 'templates',
+                        datastore, 'validation-rules.json')
+    return str(path) if path.is_file() else None
+
+
+def _load_step(image_text, datastore, version, *, default,
+               config_params=None):
     import load_image
 
     def run(context):
         image = context.image or context.request.image
         request = load_image.make_request(
             image, datastore, version, image_name=_image_name(image),
-            default=default)
+            default=default, config_params=config_params)
         result = load_image.load(context.conn, request,
                                  load_image.read_image(request))
         summary = (f'image {result.image.action} ({result.image.id}), '
@@ -237,7 +255,9 @@ def _load_step(image_text, datastore, version, *, default):
 
     describe = (f'{image_text} --datastore {datastore} --version {version} '
                 f'--image-name {_image_name(image_text)}'
-                + (' --default' if default else ''))
+                + (' --default' if default else '')
+                + (f' --config-params {config_params}' if config_params
+                   else ''))
     return Step('load-image', describe, run)
 
 

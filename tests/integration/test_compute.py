@@ -172,6 +172,11 @@ def test_provision_configures_trove_for_instances(compute_cloud,
     assert server.get('DEFAULT', 'trove_volume_support') == 'True'
     private = list(conn.network.networks(name=compute_trove.USER_NETWORK))
     assert len(private) == 1 and private[0].is_shared
+    public = list(conn.network.networks(name=compute_trove.PUBLIC_NETWORK))
+    assert len(public) == 1 and public[0].is_router_external
+    routers = list(conn.network.routers(name=compute_trove.ROUTER))
+    assert len(routers) == 1
+    assert routers[0].external_gateway_info['network_id'] == public[0].id
     tempest = ini.IniFile.load(tempest_conf)
     assert tempest.get('database', 'shared_network') == 'private'
     assert tempest.get('database', 'volume_type')

@@ -450,6 +450,7 @@ def test_stack_converges_instance_prerequisites_on_neutron(
 
 @pytest.mark.compute
 @pytest.mark.guest_boot
+@pytest.mark.extra_instance
 def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
                                                            tmp_path):
     """Issue 15's proof: Trove's services run with nothing but what the
@@ -475,7 +476,7 @@ def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
         TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
         TROVE_GUEST_RELEASE='bookworm', TROVE_LOAD_CONFIG_PARAMS='False',
         TROVE_DATASTORE_IMAGE_SOURCE='embedded',
-        TROVE_VOLUME_SUPPORT='False', TROVE_MGMT_HOST_PORT='',
+        TROVE_VOLUME_SUPPORT='True', TROVE_MGMT_HOST_PORT='',
         TROVE_MGMT_NETWORK_NAME=compute_trove.NETWORK,
         TROVE_MGMT_SUBNET_RANGE=cstate.mgmt_cidr,
         TROVE_MGMT_PHYSICAL_NETWORK=compute_paths.PHYSICAL_NETWORK,
@@ -496,7 +497,8 @@ def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
             instances_dir=str(compute_cloud.layer.paths.instances_dir))
         timeline = lifecycle_support.run_lifecycle(
             where, datastore=compute_tests.DATASTORE,
-            version=compute_tests.VERSION, flavor=compute_tests.FLAVOR)
+            version=compute_tests.VERSION, flavor=compute_tests.FLAVOR,
+            volume_size=compute_tests.VOLUME_SIZE)
         assert any(stage.startswith('deleted') for stage in timeline), \
             timeline
     finally:

@@ -55,6 +55,7 @@ def test_state_picks_the_ceph_ports_and_two_provider_bridges():
     assert [bridge for _, bridge, _ in cstate.bridges()] == [
         paths_mod.MGMT_BRIDGE, paths_mod.DATA_BRIDGE]
     assert cstate.data_gateway == '10.223.0.1'
+    assert cstate.private_gateway == '10.224.0.1'
     # A state saved before Ceph joined the layer gets its ports on load.
     old = paths_mod.ComputeState(ports={'placement': 1})
     paths_mod._add_missing_ports(old.ports)

@@ -185,3 +185,32 @@ class TestConfigParameters:
         with pytest.raises(datastores.DatastoreError,
                            match='not a validation-rules.json'):
             datastores.load_config_parameters(mock.Mock(), 'v1', rules)
+
+    def test_nothing_to_change_needs_no_troveclient(self, tmp_path):
+        rules = tmp_path / 'validation-rules.json'
+        rules.write_text(json.dumps({'configuration-parameters': [
+            {'name': 'max_connections', 'type': 'integer', 'min': 1,
+             'max': 100, 'restart_required': False}]}))
+        listed = mock.Mock(restart_required=False, type='integer',
+                           max_size=100, min_size=1)
+        listed.name = 'max_connections'
+        make_client = mock.Mock()
+        result = datastores.load_config_parameters(
+            make_client, 'v1', rules, existing=[listed])
+        assert result.unchanged == ['max_connections']
+        make_client.assert_not_called()
+
+    def test_limits_beyond_a_signed_64_bit_integer_are_capped(self, tmp_path):
+        rules = tmp_path / 'validation-rules.json'
+        rules.write_text(json.dumps({'configuration-parameters': [
+            {'name': 'max_connect_errors', 'type': 'integer', 'min': 1,
+             'max': 2 ** 64 - 1, 'restart_required': False}]}))
+        manager = mock.Mock()
+        manager.list_all_parameter_by_version.return_value = []
+        with mock.patch(
+                'troveclient.v1.management.MgmtConfigurationParameters',
+                return_value=manager):
+            datastores.load_config_parameters(mock.Mock(), 'v1', rules)
+        manager.create.assert_called_once_with(
+            'v1', 'max_connect_errors', restart_required=False,
+            data_type='integer', max_size=2 ** 63 - 1, min_size=1)

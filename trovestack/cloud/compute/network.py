@@ -121,6 +121,8 @@ def configure_switch(paths, cstate):
           'external_ids:ovn-encap-type=geneve',
           'external_ids:ovn-encap-ip=127.0.0.1',
           'external_ids:ovn-bridge-datapath-type=netdev',
+          # Routers' gateway ports (SNAT, floating IPs) live here.
+          'external_ids:ovn-cms-options=enable-chassis-as-gw',
           'external_ids:ovn-bridge-mappings=' + ','.join(
               f'{physnet}:{bridge}'
               for physnet, bridge, _ in cstate.bridges()))

@@ -18,13 +18,14 @@ COMPUTE_HOST = 'trovestack-compute'
 PHYSICAL_NETWORK = 'mgmt'
 MGMT_BRIDGE = 'br-mgmt'
 DEFAULT_MGMT_CIDR = '10.222.0.0/24'
-# A second flat physical network for the networks users give their
-# instances (devstack's "private", trove-tempest-plugin's shared_network):
-# the namespace holds its gateway too, so tests there reach databases on
-# their user address.
+# A second flat physical network, for the external network ("public",
+# floating IPs) whose upstream gateway the namespace holds: tests there
+# reach databases on their floating IPs, as a devstack host does.
 DATA_NETWORK = 'data'
 DATA_BRIDGE = 'br-data'
 DEFAULT_DATA_CIDR = '10.223.0.0/24'
+# The users' tenant network behind the router (devstack's "private").
+DEFAULT_PRIVATE_CIDR = '10.224.0.0/24'
 
 
 @dataclasses.dataclass
@@ -34,6 +35,7 @@ class ComputeState:
     ports: dict
     mgmt_cidr: str = DEFAULT_MGMT_CIDR
     data_cidr: str = DEFAULT_DATA_CIDR
+    private_cidr: str = DEFAULT_PRIVATE_CIDR
     bootstrapped: bool = False
     # Services set up after the first bootstrap of an older layer.
     set_up: list = dataclasses.field(default_factory=list)
@@ -55,8 +57,13 @@ class ComputeState:
 
     @property
     def data_gateway(self) -> str:
-        """The data network's gateway: an address in the namespace."""
+        """The external network's gateway: an address in the namespace."""
         return _gateway(self.data_cidr)
+
+    @property
+    def private_gateway(self) -> str:
+        """The private network's gateway: the router's interface."""
+        return _gateway(self.private_cidr)
 
     def bridges(self) -> list[tuple[str, str, str]]:
         """[(physical network, bridge, the namespace's address/prefix)]."""

@@ -26,10 +26,13 @@ from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
 
 NETWORK = 'trove-mgmt'
-# The network users give their instances, as devstack names it (and as
-# trove-tempest-plugin's shared_network defaults to): flat on the layer's
-# data network, whose gateway the namespace holds.
-USER_NETWORK = 'private'
+# The networks users give their instances, as devstack names them:
+# "private" (shared, trove-tempest-plugin's shared_network) behind the
+# router "router1" to the external network "public" (flat on the layer's
+# data network; the namespace holds its upstream gateway).  Trove gives a
+# public instance a floating IP there, which is how the namespace reaches
+# it (a devstack host reaches its instances the same way).
+PUBLIC_NETWORK, USER_NETWORK, ROUTER = 'public', 'private', 'router1'
 KEYPAIR = 'trove-mgmt'
 TROVE_SERVICES = ('trove', 'trove-taskmanager', 'trove-conductor')
 # A copy of trove.conf as Trove's running services read it at their last
@@ -67,16 +70,67 @@ def wanted(layer, layout):
         shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
 
 
-def ensure_user_network(conn, layer):
-    """The shared ``private`` network and subnet; [Row]."""
+def ensure_user_networks(conn, layer):
+    """``public`` (external), ``private`` (shared) and the router between
+    them, found or made; [Row]."""
     cstate = layer.state
-    user = instance_prereqs.Wanted(
-        network_name=USER_NETWORK, cidr=cstate.data_cidr,
-        physical_network=paths_mod.DATA_NETWORK,
-        gateway=cstate.data_gateway, shared=True)
-    rows, _, _ = instance_prereqs.ensure_network(
-        conn, user, instance_prereqs.project_id_of(conn, user.project))
+    rows = []
+    public, row = _network(conn, PUBLIC_NETWORK, is_router_external=True,
+                           provider_network_type='flat',
+                           provider_physical_network=paths_mod.DATA_NETWORK)
+    rows.append(row)
+    rows.append(_subnet(conn, public, cstate.data_cidr,
+                        gateway_ip=cstate.data_gateway,
+                        is_dhcp_enabled=False)[0])
+    private, row = _network(conn, USER_NETWORK, is_shared=True)
+    rows.append(row)
+    # Replies to the namespace go back through the router (which undoes
+    # the floating IP's NAT) even when the guest's default route is the
+    # management network's.
+    row, subnet = _subnet(conn, private, cstate.private_cidr,
+                          gateway_ip=cstate.private_gateway,
+                          host_routes=[{'destination': cstate.data_cidr,
+                                        'nexthop': cstate.private_gateway}])
+    rows += [row, _router(conn, public, subnet)]
     return rows
+
+
+def _network(conn, name, **attrs):
+    network = conn.network.find_network(name)
+    if network is not None:
+        return network, results.Row('network', name, results.UNCHANGED,
+                                    network.id)
+    network = conn.network.create_network(name=name, **attrs)
+    return network, results.Row('network', name, results.CREATED, network.id)
+
+
+def _subnet(conn, network, cidr, **attrs):
+    """(Row, subnet) of ``network``'s one subnet."""
+    name = f'{network.name}-subnet'
+    subnet = conn.network.find_subnet(name, network_id=network.id)
+    if subnet is not None:
+        return (results.Row('subnet', name, results.UNCHANGED, subnet.cidr),
+                subnet)
+    subnet = conn.network.create_subnet(name=name, network_id=network.id,
+                                        ip_version=4, cidr=cidr, **attrs)
+    return results.Row('subnet', name, results.CREATED, cidr), subnet
+
+
+def _router(conn, public, subnet):
+    router = conn.network.find_router(ROUTER)
+    if router is None:
+        router = conn.network.create_router(
+            name=ROUTER, external_gateway_info={'network_id': public.id})
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        return results.Row('router', ROUTER, results.CREATED, router.id)
+    interfaces = conn.network.ports(device_id=router.id,
+                                    device_owner='network:router_interface')
+    if not any(ip.get('subnet_id') == subnet.id
+               for port in interfaces for ip in port.fixed_ips):
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        return results.Row('router', ROUTER, results.UPDATED,
+                           f'{router.id} interface on {subnet.cidr}')
+    return results.Row('router', ROUTER, results.UNCHANGED, router.id)
 
 
 def configure(conn, local_cloud, datastores, *, timeout=120.0):
@@ -86,7 +140,7 @@ def configure(conn, local_cloud, datastores, *, timeout=120.0):
     layout = local_cloud.layout
     layer = compute_cloud.ComputeLayer(layout)
     prepared = instance_prereqs.converge(conn, wanted(layer, layout))
-    rows = list(prepared.rows) + ensure_user_network(conn, layer)
+    rows = list(prepared.rows) + ensure_user_networks(conn, layer)
     files = config_files(layout)
     files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
     settings = instance_setup.instance_settings(
