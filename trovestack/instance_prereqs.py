@@ -58,6 +58,12 @@ class Wanted:
     # plane holds on it.  Empty: a tenant network without a gateway.
     physical_network: str = ''
     gateway: str = ''
+    # For the other networks a cloud of ours gives its users: an external
+    # one (floating IPs, no DHCP) and routes the subnet hands out
+    # ((destination, nexthop) pairs).
+    external: bool = False
+    dhcp: bool = True
+    host_routes: tuple = ()
     security_group: str = 'trove-mgmt'
     rules: tuple = DEFAULT_RULES
     keypair: str = 'trove-mgmt'
@@ -111,7 +117,8 @@ def project_id_of(conn, name):
 
 
 def ensure_network(conn, wanted, project_id, *, dry_run=False):
-    """The management network and its subnet; ([Row], network, subnet)."""
+    """The network of ``wanted`` (the management network unless told
+    otherwise) and its subnet; ([Row], network, subnet)."""
     network = conn.network.find_network(wanted.network_name,
                                         project_id=project_id)
     rows = []
@@ -121,6 +128,8 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
             provider = {'provider_network_type': 'flat',
                         'provider_physical_network': wanted.physical_network
                         } if wanted.physical_network else {}
+            if wanted.external:
+                provider['is_router_external'] = True
             network = conn.network.create_network(
                 name=wanted.network_name, project_id=project_id,
                 shared=wanted.shared, **provider)
@@ -151,10 +160,15 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
         # No DNS servers, and a gateway only where the control plane holds
         # it: guests reach the control plane on this network only, and
         # nothing outside it.
+        routes = {'host_routes': [
+            {'destination': destination, 'nexthop': nexthop}
+            for destination, nexthop in wanted.host_routes]
+        } if wanted.host_routes else {}
         subnet = conn.network.create_subnet(
             name=wanted.subnet_name, network_id=network.id,
             project_id=project_id, ip_version=4, cidr=wanted.cidr,
-            gateway_ip=wanted.gateway or None, enable_dhcp=True)
+            gateway_ip=wanted.gateway or None, enable_dhcp=wanted.dhcp,
+            **routes)
     rows.append(_row('subnet', wanted.subnet_name, results.CREATED,
                      wanted.cidr, dry_run=dry_run))
     return rows, network, subnet

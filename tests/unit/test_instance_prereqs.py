@@ -287,3 +287,25 @@ def test_flat_provider_network_with_the_control_planes_gateway(cloud):
     assert subnet.gateway_ip == '10.222.0.1'
     instance_prereqs.converge(cloud, wanted)
     assert len(cloud.networks) == len(cloud.subnets) == 1
+
+
+def test_external_network_without_dhcp_and_a_subnet_with_routes(cloud):
+    public = instance_prereqs.Wanted(
+        network_name='public', cidr='10.223.0.0/24', physical_network='data',
+        gateway='10.223.0.1', external=True, dhcp=False)
+    instance_prereqs.ensure_network(cloud, public, 'project-admin')
+    private = instance_prereqs.Wanted(
+        network_name='private', cidr='10.224.0.0/24', gateway='10.224.0.1',
+        shared=True, host_routes=(('10.223.0.0/24', '10.224.0.1'),))
+    instance_prereqs.ensure_network(cloud, private, 'project-admin')
+    external, internal = cloud.networks
+    assert external.is_router_external and internal.is_shared
+    public_subnet, private_subnet = cloud.subnets
+    assert public_subnet.enable_dhcp is False
+    assert private_subnet.enable_dhcp is True
+    assert private_subnet.host_routes == [
+        {'destination': '10.223.0.0/24', 'nexthop': '10.224.0.1'}]
+    assert not hasattr(public_subnet, 'host_routes')
+    rows, _, _ = instance_prereqs.ensure_network(cloud, private,
+                                                 'project-admin')
+    assert [row.action for row in rows] == ['unchanged', 'unchanged']

@@ -72,48 +72,26 @@ def wanted(layer, layout):
 
 def ensure_user_networks(conn, layer):
     """``public`` (external), ``private`` (shared) and the router between
-    them, found or made; [Row]."""
+    them, found or made (in the project of ``conn``, like the router);
+    [Row]."""
     cstate = layer.state
-    rows = []
-    public, row = _network(conn, PUBLIC_NETWORK, is_router_external=True,
-                           provider_network_type='flat',
-                           provider_physical_network=paths_mod.DATA_NETWORK)
-    rows.append(row)
-    rows.append(_subnet(conn, public, cstate.data_cidr,
-                        gateway_ip=cstate.data_gateway,
-                        is_dhcp_enabled=False)[0])
-    private, row = _network(conn, USER_NETWORK, is_shared=True)
-    rows.append(row)
+    project_id = conn.current_project_id
+    public_rows, public, _ = instance_prereqs.ensure_network(
+        conn, instance_prereqs.Wanted(
+            network_name=PUBLIC_NETWORK, cidr=cstate.data_cidr,
+            physical_network=paths_mod.DATA_NETWORK,
+            gateway=cstate.data_gateway, external=True, dhcp=False),
+        project_id)
     # Replies to the namespace go back through the router (which undoes
     # the floating IP's NAT) even when the guest's default route is the
     # management network's.
-    row, subnet = _subnet(conn, private, cstate.private_cidr,
-                          gateway_ip=cstate.private_gateway,
-                          host_routes=[{'destination': cstate.data_cidr,
-                                        'nexthop': cstate.private_gateway}])
-    rows += [row, _router(conn, public, subnet)]
-    return rows
-
-
-def _network(conn, name, **attrs):
-    network = conn.network.find_network(name)
-    if network is not None:
-        return network, results.Row('network', name, results.UNCHANGED,
-                                    network.id)
-    network = conn.network.create_network(name=name, **attrs)
-    return network, results.Row('network', name, results.CREATED, network.id)
-
-
-def _subnet(conn, network, cidr, **attrs):
-    """(Row, subnet) of ``network``'s one subnet."""
-    name = f'{network.name}-subnet'
-    subnet = conn.network.find_subnet(name, network_id=network.id)
-    if subnet is not None:
-        return (results.Row('subnet', name, results.UNCHANGED, subnet.cidr),
-                subnet)
-    subnet = conn.network.create_subnet(name=name, network_id=network.id,
-                                        ip_version=4, cidr=cidr, **attrs)
-    return results.Row('subnet', name, results.CREATED, cidr), subnet
+    private_rows, _, subnet = instance_prereqs.ensure_network(
+        conn, instance_prereqs.Wanted(
+            network_name=USER_NETWORK, cidr=cstate.private_cidr,
+            gateway=cstate.private_gateway, shared=True,
+            host_routes=((cstate.data_cidr, cstate.private_gateway),)),
+        project_id)
+    return [*public_rows, *private_rows, _router(conn, public, subnet)]
 
 
 def _router(conn, public, subnet):
