@@ -146,10 +146,12 @@ def _init_workspace(workspace, tempest):
                            + ' '.join(errors).strip())
 
 
-def run_arguments(tempest, workspace, selection):
-    """The ``tempest run`` command line for ``selection``."""
-    argv = [tempest, 'run', '--config-file',
-            str(workspace_config(workspace)), '--regex', selection.regex]
+def run_arguments(tempest, workspace, selection, *, netns=None):
+    """The ``tempest run`` command line for ``selection`` (inside the
+    network namespace ``netns``, when given)."""
+    argv = ['ip', 'netns', 'exec', netns] if netns else []
+    argv += [tempest, 'run', '--config-file',
+             str(workspace_config(workspace)), '--regex', selection.regex]
     if selection.exclude_regex:
         argv += ['--exclude-regex', selection.exclude_regex]
     if selection.list_tests:
@@ -165,9 +167,8 @@ def run_arguments(tempest, workspace, selection):
 def run(workspace, selection, *, tempest=None, stdout=None, netns=None):
     """Run tempest in ``workspace`` (inside the network namespace
     ``netns``, when given); returns its exit code."""
-    argv = run_arguments(tempest or find_tempest(), workspace, selection)
-    if netns:
-        argv = ['ip', 'netns', 'exec', netns, *argv]
+    argv = run_arguments(tempest or find_tempest(), workspace, selection,
+                         netns=netns)
     LOG.info('Running %s', ' '.join(argv))
     return subprocess.run(argv, cwd=str(workspace), stdout=stdout,
                           stdin=subprocess.DEVNULL).returncode

@@ -64,3 +64,9 @@ def test_prepare_workspace_copies_config_with_private_mode(tmp_path):
     assert 'enabled_datastores = mysql' in text
     assert f'lock_path = {workspace}/tempest_lock' in text
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_run_arguments_inside_a_namespace():
+    argv = tempest_runner.run_arguments(
+        't', '/w', tempest_runner.Selection(regex='r'), netns='ns-1')
+    assert argv[:5] == ['ip', 'netns', 'exec', 'ns-1', 't']

@@ -72,9 +72,7 @@ class _RunTempest(command.Command):
         if parsed_args.dry_run:
             tempest_runner.check_config(parsed_args.tempest_conf)
             argv = tempest_runner.run_arguments(
-                tempest, parsed_args.workspace_dir, selection)
-            if netns:
-                argv = ['ip', 'netns', 'exec', netns, *argv]
+                tempest, parsed_args.workspace_dir, selection, netns=netns)
             self.app.stdout.write(
                 f'would run in {parsed_args.workspace_dir}: '
                 f'{shlex.join(argv)}\n')

@@ -159,16 +159,19 @@ def merge(path, settings, *, dry_run=False):
             action = testenv.CREATED if old is None else testenv.UPDATED
         if dry_run:
             action = testenv.planned(action)
-        secret = 'password' in option
         changes.append(Row(
             os.path.basename(path), f'[{section}] {option}', action,
-            SECRET if secret else value))
+            SECRET if _is_secret(option) else value))
     if not dry_run and any(c.action != testenv.UNCHANGED for c in changes):
         LOG.info('Writing %s', path)
-        if any('password' in option for _, option, _ in settings):
+        if any(_is_secret(option) for _, option, _ in settings):
             _make_private(path)
         document.save(path)
     return changes
+
+
+def _is_secret(option):
+    return 'password' in option
 
 
 def _make_private(path):

@@ -16,15 +16,14 @@ mirrors the monitor's port and the OSD's small port range there.
 
 import json
 import subprocess
-import time
 import uuid
 
 from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import paths as paths_mod
 
 MON, OSD, MGR = 'ceph-mon', 'ceph-osd', 'ceph-mgr'
 POOL = 'volumes'
-# Public, cluster and two heartbeat messengers of the OSD, with room.
-OSD_PORTS = 8
+OSD_PORTS = paths_mod.PORT_RANGES['ceph-osd']
 BLOCK_SIZE = 20 * 1024 ** 3
 
 
@@ -95,6 +94,8 @@ def write_config(cstate, paths):
     ])
     path = config_file(paths)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # ceph-mgr does not make its data directory itself.
+    (top / 'mgr-x').mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -163,20 +164,6 @@ def _osd_up(paths) -> bool:
 def _mgr_available(paths) -> bool:
     stat = _json(paths, 'mgr', 'stat')
     return bool(stat) and bool(stat.get('available'))
-
-
-def wait_for_pool_stats(paths, timeout):
-    """Until the manager reports the pool (Cinder's scheduler needs its
-    capacity)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        df = _json(paths, 'df') or {}
-        if any(pool.get('name') == POOL for pool in df.get('pools', [])):
-            return
-        time.sleep(1)
-    raise daemons.ComputeError(
-        f'ceph-mgr reported no statistics for the pool {POOL} within '
-        f'{timeout:g} s')
 
 
 def daemons_in_order(paths) -> list[daemons.Daemon]:

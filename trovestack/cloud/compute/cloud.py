@@ -205,7 +205,6 @@ class ComputeLayer:
                                          exist_ok=True)
             (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
         ceph.write_config(cstate, paths)
-        (ceph.directory(paths) / 'mgr-x').mkdir(parents=True, exist_ok=True)
         paths.instances_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         placement.write_config(state, cstate, paths)
         neutron.write_config(state, cstate, paths, transport_url)

@@ -12,7 +12,8 @@ from trovestack.cloud import processes
 STATE_FILE = 'compute.json'
 # Services of ours on host loopback; their ports are picked once.
 PORT_NAMES = ('placement', 'neutron', 'cinder', 'ceph-mon')
-# Services that bind a range of ports: {name: how many}, first port kept.
+# Services that bind a range of ports: {name: how many}, first port kept
+# (Ceph's OSD: public, cluster and two heartbeat messengers, with room).
 PORT_RANGES = {'ceph-osd': 8}
 COMPUTE_HOST = 'trovestack-compute'
 PHYSICAL_NETWORK = 'mgmt'
