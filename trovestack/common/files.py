@@ -1,6 +1,7 @@
 """File digests, atomic writes and the XDG state/cache/config paths."""
 
 import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import os
@@ -82,6 +83,34 @@ def write_atomic(path, data, mode=None):
     with atomic_output(path, mode) as tmp:
         tmp.write_bytes(payload)
     return pathlib.Path(path)
+
+
+def lock_path(path):
+    """Where ``output_lock`` locks ``path``: a per-user directory in the
+    temporary directory (shared by every session of the user, whatever its
+    XDG settings), the file named after the absolute path."""
+    path = pathlib.Path(path).absolute()
+    tag = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    directory = pathlib.Path(tempfile.gettempdir(),
+                             f'trovestack-locks-{os.getuid()}')
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory / f'{path.name}-{tag}.lock'
+
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold an exclusive lock on ``path``'s build while the block runs.
+
+    A second build of the same output (another process) waits here, then
+    finds the first one's result up to date instead of writing the same
+    file at the same time.  Nothing is written beside the output.
+    """
+    with open(lock_path(path), 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _xdg(variable, default):

@@ -291,21 +291,22 @@ def build_base_layer(spec, sources, *, force=False, report=None):
     layers = default_output_dir() / 'base-layers'
     layers.mkdir(parents=True, exist_ok=True)
     path = layers / f'{spec.datastore}-{spec.version}-rootfs.tar'
-    if _fresh(path, inputs_hash, force):
-        report(f'base layer {path} is up to date')
-        return path, inputs_hash
-    _check_host(layers)
-    workdir = _workdir(layers, path.name)
-    try:
-        layer = workdir / 'rootfs.tar'
-        report(f'building the root filesystem from Debian {spec.suite} '
-               f'({", ".join(spec.packages)})')
-        _run_mmdebstrap(mmdebstrap_argv(spec, sources, layer), workdir,
-                        report)
-        os.replace(layer, path)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    _write_stamp(path, inputs_hash, inputs)
+    with files.output_lock(path):
+        if _fresh(path, inputs_hash, force):
+            report(f'base layer {path} is up to date')
+            return path, inputs_hash
+        _check_host(layers)
+        workdir = _workdir(layers, path.name)
+        try:
+            layer = workdir / 'rootfs.tar'
+            report(f'building the root filesystem from Debian {spec.suite} '
+                   f'({", ".join(spec.packages)})')
+            _run_mmdebstrap(mmdebstrap_argv(spec, sources, layer), workdir,
+                            report)
+            os.replace(layer, path)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        _write_stamp(path, inputs_hash, inputs)
     return path, inputs_hash
 
 
@@ -343,31 +344,34 @@ def build(datastore, version, *, output_dir=None, force=False,
     base_hash = hashing.build_hash(base_inputs(spec, sources))
     inputs = image_inputs(spec, base_hash)
     inputs_hash = hashing.build_hash(inputs)
-    stamp = _fresh(image_path, inputs_hash, force)
-    if stamp is not None:
-        report(f'{image_path} is up to date')
-        return result(stamp, built=False)
+    # One build per archive at a time: a concurrent build of the same
+    # image waits, then finds it up to date.
+    with files.output_lock(image_path):
+        stamp = _fresh(image_path, inputs_hash, force)
+        if stamp is not None:
+            report(f'{image_path} is up to date')
+            return result(stamp, built=False)
 
-    _check_host(output_dir)
-    base, _ = build_base_layer(spec, sources, force=force, report=report)
-    workdir = _workdir(output_dir, image_path.name)
-    try:
-        top = workdir / 'scripts.tar'
-        archive.write_layer(top, script_files(spec), spec.runtime_dirs,
-                            datastores.SERVICE_UID)
-        report(f'writing the docker-archive {image_path} '
-               f'({base.stat().st_size >> 20} MiB base layer)')
-        image_id = archive.write_docker_archive(
-            [base, top], image_path, spec.repository, spec.tag,
-            spec.image_config(),
-            created_by=f'trovestack build-datastore-image {spec.name}')
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    stamp = _write_stamp(image_path, inputs_hash, inputs,
-                         sha256=files.file_sha256(image_path),
-                         image_id=image_id,
-                         reference=f'{spec.repository}:{spec.tag}')
-    done = result(stamp, built=True)
-    report(f'built {image_path} ({done.size >> 20} MiB) in '
-           f'{done.seconds:.0f} s')
-    return done
+        _check_host(output_dir)
+        base, _ = build_base_layer(spec, sources, force=force, report=report)
+        workdir = _workdir(output_dir, image_path.name)
+        try:
+            top = workdir / 'scripts.tar'
+            archive.write_layer(top, script_files(spec), spec.runtime_dirs,
+                                datastores.SERVICE_UID)
+            report(f'writing the docker-archive {image_path} '
+                   f'({base.stat().st_size >> 20} MiB base layer)')
+            image_id = archive.write_docker_archive(
+                [base, top], image_path, spec.repository, spec.tag,
+                spec.image_config(),
+                created_by=f'trovestack build-datastore-image {spec.name}')
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        stamp = _write_stamp(image_path, inputs_hash, inputs,
+                             sha256=files.file_sha256(image_path),
+                             image_id=image_id,
+                             reference=f'{spec.repository}:{spec.tag}')
+        done = result(stamp, built=True)
+        report(f'built {image_path} ({done.size >> 20} MiB) in '
+               f'{done.seconds:.0f} s')
+        return done

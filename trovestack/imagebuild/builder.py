@@ -433,16 +433,24 @@ def build_image(request, progress=None):
         request.agent_source, request.agent_ref, request.agent_path)
     inputs = hash_inputs(plan, agent_identity)
     build_hash = hashing.build_hash(inputs)
-    _remove_dead_workdirs(plan.output.parent)
-    if not request.force and is_up_to_date(plan.output, build_hash):
-        sidecar = read_sidecar(plan.output)
-        progress('%s is up to date (build hash %s), skipping'
-                 % (plan.output, build_hash[:12]))
-        return BuildResult(path=str(plan.output), sha256=sidecar['sha256'],
-                           build_hash=build_hash, skipped=True,
-                           log_path=sidecar.get('log', ''),
-                           sidecar_path=str(sidecar_path(plan.output)))
+    # A concurrent build of the same output waits here, then finds it up
+    # to date.
+    with files.output_lock(plan.output):
+        _remove_dead_workdirs(plan.output.parent)
+        if not request.force and is_up_to_date(plan.output, build_hash):
+            sidecar = read_sidecar(plan.output)
+            progress('%s is up to date (build hash %s), skipping'
+                     % (plan.output, build_hash[:12]))
+            return BuildResult(path=str(plan.output), sha256=sidecar['sha256'],
+                               build_hash=build_hash, skipped=True,
+                               log_path=sidecar.get('log', ''),
+                               sidecar_path=str(sidecar_path(plan.output)))
+        return _run_dib(plan, inputs, build_hash, agent_identity, progress)
 
+
+def _run_dib(plan, inputs, build_hash, agent_identity, progress):
+    """The build itself: wheelhouse, disk-image-create, publish."""
+    request = plan.request
     shims = not host.has_device_mapper()
     _check_host(plan, shims)
     if shims:
