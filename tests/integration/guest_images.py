@@ -23,6 +23,12 @@ def embedded_mariadb_image():
     given = os.environ.get('TROVESTACK_COMPUTE_GUEST_IMAGE')
     if given:
         return pathlib.Path(given)
+    return build_embedded_mariadb_image()[0]
+
+
+def build_embedded_mariadb_image():
+    """(path, trove-image-builder's JSON result) of the shared image, built
+    when missing or out of date (its inputs changed)."""
     image = builder.default_cache_dir() / 'images' / NAME
     result = helpers.run_json('trove-image-builder', '--datastore', 'mariadb',
                               '--embed-datastore-image', EMBEDDED,
@@ -31,4 +37,4 @@ def embedded_mariadb_image():
     sidecar = json.loads(pathlib.Path(f'{image}.build.json').read_text())
     assert [e['name'] for e in sidecar['embedded_datastore_images']] == [
         EMBEDDED]
-    return image
+    return image, result

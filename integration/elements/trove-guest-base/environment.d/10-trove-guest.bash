@@ -12,3 +12,6 @@ unset default_datasources
 # hold networking.service (and the boot) for minutes.
 DIB_APT_MINIMAL_CREATE_INTERFACES=${DIB_APT_MINIMAL_CREATE_INTERFACES:-0}
 export DIB_APT_MINIMAL_CREATE_INTERFACES
+# Nobody picks a boot entry on a cloud guest's console: no menu wait (DIB's
+# default is 5 s, each boot).
+export DIB_GRUB_TIMEOUT=${DIB_GRUB_TIMEOUT:-0}
