@@ -1,5 +1,7 @@
 """The compute layer's configuration: nova and placement on its MariaDB."""
 
+import pytest
+
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import cinder
@@ -93,3 +95,29 @@ def test_neutron_has_a_flat_network_per_bridge(tmp_path):
     path = neutron.write_config(_state(), cstate, paths, 'rabbit://u:p@h:1/')
     assert ini.IniFile.load(path).get('ml2_type_flat', 'flat_networks') == \
         'mgmt,data'
+
+
+def test_ceph_setup_commands_wait_for_a_refusing_monitor(monkeypatch):
+    """A monitor that refuses a command right after starting: tried again
+    until it takes it; one that never does: its last error."""
+    from trovestack.cloud.compute import daemons
+
+    answers = [daemons.ComputeError('Error EPERM: problem getting command '
+                                    'descriptions from mon.')] * 2
+    calls = []
+
+    def fake_ceph(paths, *args, check=True):
+        calls.append(args)
+        if answers:
+            raise answers.pop()
+        return 'done'
+
+    monkeypatch.setattr(ceph, '_ceph', fake_ceph)
+    monkeypatch.setattr(ceph.time, 'sleep', lambda seconds: None)
+    assert ceph._ceph_setup(None, 'osd', 'crush', 'add') == 'done'
+    assert len(calls) == 3
+
+    monkeypatch.setattr(ceph, 'SETUP_RETRY_SECONDS', 0)
+    answers[:] = [daemons.ComputeError('refused')] * 5
+    with pytest.raises(daemons.ComputeError, match='refused'):
+        ceph._ceph_setup(None, 'osd', 'pool', 'create')

@@ -16,6 +16,7 @@ mirrors the monitor's port and the OSD's small port range there.
 
 import json
 import subprocess
+import time
 import uuid
 
 from trovestack.cloud.compute import daemons
@@ -106,6 +107,26 @@ def _ceph(paths, *args, check=True):
                         '--connect-timeout', '5', *args], check=check)
 
 
+# A monitor that has just started can refuse a command for a while ("Error
+# EPERM: problem getting command descriptions from mon." was seen right
+# after an 'osd create' it had answered): the set-up commands, all
+# idempotent, are tried again until this many seconds have passed.
+SETUP_RETRY_SECONDS = 60
+
+
+def _ceph_setup(paths, *args):
+    """A set-up command of the cluster, tried again while the monitor
+    refuses it; the last error when it never takes it."""
+    deadline = time.monotonic() + SETUP_RETRY_SECONDS
+    while True:
+        try:
+            return _ceph(paths, *args)
+        except daemons.ComputeError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2)
+
+
 def initialise_monitor(cstate, paths):
     """The monitor's store, made once."""
     store = directory(paths) / 'mon-a'
@@ -126,21 +147,21 @@ def initialise_osd(paths):
     store = directory(paths) / 'osd-0'
     osd_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f'{fsid(paths)}/osd-0'))
     # Same uuid, same id: a re-run after a crash finds osd 0 again.
-    osd_id = _ceph(paths, 'osd', 'create', osd_uuid).stdout.strip()
+    osd_id = _ceph_setup(paths, 'osd', 'create', osd_uuid).stdout.strip()
     if osd_id != '0':
         raise daemons.ComputeError(f'ceph gave the OSD id {osd_id}, not 0')
     if not (store / 'ready').exists():
         store.mkdir(mode=0o700, parents=True, exist_ok=True)
         daemons.run(['ceph-osd', '--conf', config_file(paths), '-i', '0',
                      '--mkfs', '--osd-uuid', osd_uuid])
-    _ceph(paths, 'osd', 'crush', 'add', 'osd.0', '1.0', 'host=trovestack',
-          'root=default')
+    _ceph_setup(paths, 'osd', 'crush', 'add', 'osd.0', '1.0',
+                'host=trovestack', 'root=default')
 
 
 def create_pool(paths):
     """The pool Cinder's volumes go to (idempotent)."""
-    _ceph(paths, 'osd', 'pool', 'create', POOL, '8', '8')
-    _ceph(paths, 'osd', 'pool', 'application', 'enable', POOL, 'rbd')
+    _ceph_setup(paths, 'osd', 'pool', 'create', POOL, '8', '8')
+    _ceph_setup(paths, 'osd', 'pool', 'application', 'enable', POOL, 'rbd')
 
 
 def _json(paths, *args):
