@@ -82,6 +82,12 @@ def write_config(cstate, paths):
         f'mgr_data = {top}/mgr-$id',
         '',
         '[osd]',
+        # No monitor commands of the OSD's own while it starts (its crush
+        # location and device class): a monitor that has just started
+        # refused one with 'wrong fsid' and the OSD exited; initialise_osd
+        # puts it in the crush map, retried.
+        'osd_crush_update_on_start = false',
+        'osd_class_update_on_start = false',
         'osd_objectstore = bluestore',
         f'bluestore_block_path = {top}/osd-$id/block.file',
         'bluestore_block_create = true',
