@@ -297,7 +297,10 @@ def host_dirs():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_mariadb(client, image, host):
+MARIADB_TEMPLATE = '/usr/share/trovestack/mariadb-template'
+
+
+def start_mariadb(client, image, host, extra_volumes=None):
     """MariaDBApp.start_db + the manager's do_prepare, paths rebased."""
     from trove.common import constants
     from trove.guestagent.datastore.mariadb import manager
@@ -327,6 +330,7 @@ def start_mariadb(client, image, host):
             str(etc): {'bind': '/etc/mysql', 'mode': 'rw'},
             str(sockets): {'bind': '/var/run/mysqld', 'mode': 'rw'},
             str(lib): {'bind': '/var/lib/mysql', 'mode': 'rw'},
+            **(extra_volumes or {}),
         },
         network_mode='none', ports={}, user=f'{UID}:{UID}',
         environment=environment, healthcheck=service.MariaDBApp.HEALTHCHECK,
@@ -334,7 +338,17 @@ def start_mariadb(client, image, host):
     url = (common.CONNECTION_STR_FORMAT
            % ('root', urllib.parse.quote(password))).replace(
         constants.MYSQL_HOST_SOCKET_PATH, str(sockets))
-    return url, lib
+    return url, lib, password
+
+
+def mariadb_query(container, password, sql):
+    """One value, from the client in the container over its socket (the
+    password through the environment, as a user would give it)."""
+    result = container.exec_run(
+        ['mariadb', '--no-defaults', '-uroot', '-N', '-B', '-e', sql],
+        environment={'MYSQL_PWD': password})
+    assert result.exit_code == 0, result.output
+    return result.output.decode().strip()
 
 
 def mariadb_sql_works(url):
@@ -449,11 +463,27 @@ def test_mariadb_image_runs_under_trove(docker_client, host_dirs, name):
     from trove.guestagent.utils import docker as docker_util
 
     image = build_and_load(docker_client, name)
-    url, lib = start_mariadb(docker_client, image, host_dirs)
+    url, lib, password = start_mariadb(docker_client, image, host_dirs)
     try:
         assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
         version = mariadb_sql_works(url)
         assert version.startswith(image.version + '.'), version
+        # Copied from the image's template data directory, not made by
+        # mariadb-install-db in the guest; root's password set as the
+        # server started (the URL above carries it), nowhere in the logs,
+        # and no other password or anonymous account lets anyone in.
+        container = docker_client.containers.get('database')
+        output = container.logs().decode(errors='replace')
+        assert "from the image's template data directory" in output
+        assert password not in output
+        assert mariadb_query(container, password,
+                             "SELECT COUNT(*) FROM mysql.global_priv "
+                             "WHERE user = ''") == '0'
+        denied = container.exec_run(
+            ['mariadb', '--no-defaults', '-uroot', '-pnot-' + password,
+             '-e', 'SELECT 1'])
+        assert denied.exit_code != 0
+        assert b'Access denied' in denied.output
         # What the healthcheck and Trove expect on the data volume.
         cnf = lib / 'data' / '.my-healthcheck.cnf'
         assert cnf.stat().st_uid == UID
@@ -463,6 +493,30 @@ def test_mariadb_image_runs_under_trove(docker_client, host_dirs, name):
         docker_util.restart_container(docker_client)
         assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
         mariadb_sql_works(url)
+    finally:
+        docker_util.remove_container(docker_client)
+
+
+@pytest.mark.datastore_image
+def test_mariadb_image_without_template_runs_install_db(docker_client,
+                                                        host_dirs):
+    """An image without the template data directory (an empty directory
+    mounted over it) falls back to mariadb-install-db."""
+    from trove.guestagent.utils import docker as docker_util
+
+    image = build_and_load(docker_client, MARIADB[-1])
+    empty = owned_dir(host_dirs / 'no-template')
+    url, _, password = start_mariadb(
+        docker_client, image, host_dirs,
+        extra_volumes={str(empty): {'bind': MARIADB_TEMPLATE, 'mode': 'ro'}})
+    try:
+        assert wait_healthy(docker_client) == 'healthy', logs(docker_client)
+        mariadb_sql_works(url)
+        output = docker_client.containers.get('database').logs().decode(
+            errors='replace')
+        assert "from the image's template" not in output
+        assert 'initialising /var/lib/mysql/data' in output
+        assert password not in output
     finally:
         docker_util.remove_container(docker_client)
 

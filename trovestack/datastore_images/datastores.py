@@ -36,7 +36,7 @@ class DatastoreSpec:
     # dpkg path-excludes of this image only: files its server never uses
     excludes: tuple = ()
     # a second mmdebstrap customize hook (a file in data/), run after
-    # customize.sh: '<script> <rootfs> <uid>'
+    # customize.sh: '<script> <rootfs> <version> <uid>'
     base_hook: str = ''
 
     @property
@@ -76,7 +76,9 @@ def _mariadb(version, suite):
         packages=('mariadb-server', 'mariadb-client'),
         server_command=('mariadbd',), port=3306,
         data_volume='/var/lib/mysql',
-        runtime_dirs=(('/run/mysqld', 0o755),))
+        runtime_dirs=(('/run/mysqld', 0o755),),
+        # the template data directory the entrypoint copies
+        base_hook='mariadb-base.sh')
 
 
 def _postgresql(version, suite):

@@ -3,6 +3,7 @@ stand-in mmdebstrap), and the docker-archive writer."""
 
 import json
 import os
+import pathlib
 import sys
 import tarfile
 import textwrap
@@ -141,18 +142,43 @@ def test_mmdebstrap_argv(tmp_path):
                          'deb x bookworm main']
 
 
-def test_mariadb_base_layer_inputs_have_no_postgresql_extras():
-    # A MariaDB image's inputs (and so the guest images embedding it)
-    # do not change with PostgreSQL's excludes and hook.
+def test_mariadb_base_layer_has_its_template_hook_only():
+    # A MariaDB image's base layer: its own hook (the template data
+    # directory), none of PostgreSQL's excludes.
     spec = datastores.find('mariadb', '11.8')
     argv = builder.mmdebstrap_argv(spec, ['deb x trixie main'], 'r.tar')
-    assert len([a for a in argv if a.startswith('--customize-hook=')]) == 1
+    hooks = [a for a in argv if a.startswith('--customize-hook=')]
+    assert hooks[1].endswith('mariadb-base.sh "$1" 11.8 1001')
     assert set(builder.base_inputs(spec, ['deb x trixie main'])) == {
         'format', 'datastore', 'suite', 'packages', 'sources',
-        'path_excludes', 'uid', 'locale', 'customize'}
+        'path_excludes', 'uid', 'locale', 'customize', 'base_hook'}
     pg = datastores.find('postgresql', '17')
     assert {'excludes', 'base_hook'} <= set(
         builder.base_inputs(pg, ['deb x trixie main']))
+
+
+def _trove_mariadb_innodb_settings():
+    trove = pytest.importorskip('trove')
+    template = (pathlib.Path(trove.__file__).parent / 'templates'
+                / 'mariadb' / 'config.template')
+    settings = {}
+    for line in template.read_text().splitlines():
+        key, sep, value = line.partition('=')
+        if sep and key.strip() in ('innodb_data_file_path',
+                                   'innodb_log_file_size',
+                                   'innodb_page_size'):
+            settings[key.strip().replace('_', '-')] = value.strip()
+    return settings
+
+
+def test_mariadb_template_matches_trove_innodb_settings():
+    # The template's InnoDB files are made with what Trove's config gives
+    # the server, or it would refuse (or rebuild) the copied files.
+    hook = (builder.DATA_DIR / 'mariadb-base.sh').read_text()
+    settings = _trove_mariadb_innodb_settings()
+    assert settings, 'Trove config template without InnoDB file settings'
+    for key, value in settings.items():
+        assert f'--{key}={value}' in hook
 
 
 # --- build: skip, force, atomic -----------------------------------------

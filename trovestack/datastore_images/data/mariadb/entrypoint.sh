@@ -3,7 +3,8 @@
 #
 # Runs what it is given; when that is the server (no arguments, options
 # only, or mariadbd/mysqld + options) it first initialises an empty data
-# directory: system tables, root's password from MYSQL_ROOT_PASSWORD (or
+# directory: system tables (a copy of the image's template data directory,
+# else mariadb-install-db), root's password from MYSQL_ROOT_PASSWORD (or
 # MARIADB_ROOT_PASSWORD), a 'healthcheck' account and its client file
 # <datadir>/.my-healthcheck.cnf for healthcheck.sh.  With
 # MARIADB_AUTO_UPGRADE set, an existing data directory is upgraded and a
@@ -88,12 +89,46 @@ function write_healthcheck_file {
     )
 }
 
+# The image's template data directory (made at build time by
+# mariadb-install-db with the options below), copied; mariadb-install-db
+# itself when there is none.
+template=/usr/share/trovestack/mariadb-template
+# Set when the server itself runs the setup statements at its start.
+init_sql=''
+
+# The setup statements: root's password, no anonymous accounts, the
+# healthcheck account.
+function setup_sql {
+    local root_password=$1 healthcheck_password=$2
+    echo "SET SESSION sql_log_bin = 0;"
+    echo "DELETE FROM mysql.global_priv WHERE user = '';"
+    echo "FLUSH PRIVILEGES;"
+    echo "ALTER USER 'root'@'localhost'" \
+        "IDENTIFIED BY $(sql_quote "$root_password");"
+    echo "CREATE OR REPLACE USER 'root'@'%'" \
+        "IDENTIFIED BY $(sql_quote "$root_password");"
+    echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
+    healthcheck_sql "$healthcheck_password"
+}
+
 function initialise {
     local datadir=$1 socket=$2
     shift 2
     local root_password=${MYSQL_ROOT_PASSWORD:-${MARIADB_ROOT_PASSWORD:-}}
     [[ -n "$root_password" ]] || die "the data directory $datadir is empty:" \
         "set MYSQL_ROOT_PASSWORD to initialise it"
+    local healthcheck_password
+    healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    if [[ -d "$template/mysql" ]]; then
+        log "initialising $datadir from the image's template data directory"
+        cp -R "$template/." "$datadir/"
+        # The server runs them before it accepts connections; they reach
+        # it through a pipe (the init file), never a file, log or argument.
+        init_sql=$(setup_sql "$root_password" "$healthcheck_password")
+        write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
+        log "initialised $datadir (passwords set as the server starts)"
+        return
+    fi
     log "initialising $datadir"
     local defaults=()
     if [[ "${2:-}" == --defaults-file=* ]]; then
@@ -106,18 +141,8 @@ function initialise {
     setup_socket=$(mktemp -d)/setup.sock
     root_password_option=()
     start_temporary_server "$setup_socket" "$@"
-    local healthcheck_password
-    healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-    {
-        echo "SET SESSION sql_log_bin = 0;"
-        echo "DELETE FROM mysql.global_priv WHERE user = '';"
-        echo "ALTER USER 'root'@'localhost'" \
-            "IDENTIFIED BY $(sql_quote "$root_password");"
-        echo "CREATE OR REPLACE USER 'root'@'%'" \
-            "IDENTIFIED BY $(sql_quote "$root_password");"
-        echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
-        healthcheck_sql "$healthcheck_password"
-    } | run_sql "$setup_socket"
+    setup_sql "$root_password" "$healthcheck_password" \
+        | run_sql "$setup_socket"
     root_password_option=("--password=$root_password")
     stop_temporary_server "$setup_socket"
     write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
@@ -128,11 +153,15 @@ function initialise {
 # or lacks its healthcheck file.
 function needs_upgrade {
     local datadir=$1 server=$2
-    local version recorded=''
+    local version recorded='' info
     version=$("$server" --version | awk '{ print $3 }')
-    if [[ -r "$datadir/mariadb_upgrade_info" ]]; then
-        recorded=$(tr -d '\0\n' < "$datadir/mariadb_upgrade_info")
-    fi
+    # 11.x writes mariadb_upgrade_info, 10.11 mysql_upgrade_info.
+    for info in "$datadir"/{mariadb,mysql}_upgrade_info; do
+        if [[ -r "$info" ]]; then
+            recorded=$(tr -d '\0\n' < "$info")
+            break
+        fi
+    done
     [[ "${version%%-MariaDB*}" != "${recorded%%-MariaDB*}" ||
         ! -s "$datadir/.my-healthcheck.cnf" ]]
 }
@@ -184,4 +213,8 @@ if [[ "$1" == mariadbd || "$1" == mysqld ]]; then
     fi
 fi
 
+if [[ -n "$init_sql" ]]; then
+    # A here-string is a pipe in bash >= 5.1 when it fits its buffer.
+    exec "$@" --init-file=/dev/stdin <<< "$init_sql"
+fi
 exec "$@"
