@@ -2,14 +2,16 @@
 its address from OVN's DHCP and answers TCP inside the cloud's namespace;
 ``provision`` configures Trove for instances; trove-tempest-plugin's basic
 MariaDB scenario passes through ``trovestack gate-tests`` (its instance
-on a Ceph RBD volume, tempest inside the namespace), and a second
-MariaDB instance goes through the lifecycle of
-tests/integration/lifecycle_support.py (opt-in: one instance per CI run).
+on a Ceph RBD volume, tempest inside the namespace) with Trove run by the
+devstack plugin's stack phases; opt-in (one instance per CI run): the
+scenario on provision's configuration, and a second MariaDB instance
+through the lifecycle of tests/integration/lifecycle_support.py.
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
 """
 
+import contextlib
 import ipaddress
 import os
 import subprocess
@@ -20,6 +22,7 @@ import pytest
 from tests import helpers
 from tests.integration import guest_images
 from tests.integration import lifecycle_support
+from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
 from trovestack import provision
 from trovestack.cloud import bootstrap
@@ -189,20 +192,36 @@ def test_provision_configures_trove_for_instances(compute_cloud,
         'DEFAULT', 'transport_url')
 
 
+@pytest.mark.parametrize('trove_by', [
+    'devstack-plugin',
+    pytest.param('provision', marks=pytest.mark.extra_instance)])
 def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
-                                             tmp_path):
-    """``trovestack gate-tests`` with provision's tempest.conf: the basic
-    MariaDB scenario (instance with a volume on the shared network,
-    databases, users, access from tempest inside the namespace,
-    configuration, delete) passes; nothing of it is left."""
+                                             tmp_path, trove_by):
+    """``trovestack gate-tests``: the basic MariaDB scenario (instance with
+    a volume on the shared network, databases, users, access from tempest
+    inside the namespace, configuration, delete) passes; nothing of it is
+    left.  CI's one instance runs on the devstack plugin's configuration
+    (the gate job on one machine: Trove's services run from what the
+    plugin's stack phases wrote, its test-config phase completes
+    provision's tempest.conf); the same on provision's own configuration is
+    an extra instance."""
     tempest_conf = provisioned[3]
     conn = compute_cloud.connection()
     ports_before = {port.id for port in conn.network.ports()}
-    result = helpers.run(
-        'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
-        '--workspace-dir', tmp_path / 'tempest', '--state-dir',
-        compute_cloud.state_dir, '--regex', GATE_REGEX, '--serial',
-        check=False, timeout=3600)
+    with contextlib.ExitStack() as stack:
+        if trove_by == 'devstack-plugin':
+            plugin = stack.enter_context(plugin_on_compute.plugin_trove(
+                compute_cloud, tmp_path / 'devstack', _guest_image(),
+                DATASTORE, VERSION, tempest_conf=tempest_conf))
+            tempest_conf = plugin.tempest_conf
+            tempest = ini.IniFile.load(tempest_conf)
+            assert tempest.get('database', 'default_datastore_versions') \
+                == f'{DATASTORE}:{VERSION}'
+        result = helpers.run(
+            'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
+            '--workspace-dir', tmp_path / 'tempest', '--state-dir',
+            compute_cloud.state_dir, '--regex', GATE_REGEX, '--serial',
+            check=False, timeout=3600)
     log = tmp_path / 'tempest' / 'logs' / 'tempest.log'
     assert result.returncode == 0, (
         f'{result.stdout[-6000:]}\n{result.stderr[-2000:]}\n'

@@ -453,47 +453,25 @@ def test_stack_converges_instance_prerequisites_on_neutron(
 @pytest.mark.extra_instance
 def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
                                                            tmp_path):
-    """Issue 15's proof: Trove's services run with nothing but what the
-    plugin's stack phases wrote, on the compute cloud's broker and at the
-    catalog's Trove address (the cloud's own Trove services stopped
-    meanwhile), and an instance goes through its lifecycle: ACTIVE,
-    database and user, an answer on its address, deleted with its ports.
-    The management network is the cloud's flat provider network with the
-    gateway the namespace holds, where guests reach RabbitMQ."""
+    """Issue 15's proof through the lifecycle (CI's one instance is the
+    gate scenario on the plugin's configuration, in test_compute): with
+    Trove run by the plugin's stack phases, an instance goes through its
+    lifecycle: ACTIVE, database and user, an answer on its address,
+    deleted with its ports."""
     from tests.integration import lifecycle_support
+    from tests.integration import plugin_on_compute
     from tests.integration import test_compute as compute_tests
-    from trovestack.cloud import processes
-    from trovestack.cloud.compute import paths as compute_paths
-    from trovestack.cloud.compute import trove as compute_trove
 
-    image = compute_tests._guest_image()
-    cloud, cstate = compute_cloud.cloud, compute_cloud.cstate
-    layout = cloud.layout
-    plugin = harness_mod.PluginHarness(
-        compute_cloud, tmp_path,
-        TROVE_DATASTORES=f'{compute_tests.DATASTORE}:'
-                         f'{compute_tests.VERSION}',
-        TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
-        TROVE_GUEST_RELEASE='bookworm', TROVE_LOAD_CONFIG_PARAMS='False',
-        TROVE_DATASTORE_IMAGE_SOURCE='embedded',
-        TROVE_VOLUME_SUPPORT='True', TROVE_MGMT_HOST_PORT='',
-        TROVE_MGMT_NETWORK_NAME=compute_trove.NETWORK,
-        TROVE_MGMT_SUBNET_RANGE=cstate.mgmt_cidr,
-        TROVE_MGMT_PHYSICAL_NETWORK=compute_paths.PHYSICAL_NETWORK,
-        TROVE_MGMT_GATEWAY=cstate.gateway, TROVE_MGMT_NETWORK_SHARED='True',
-        TROVE_SERVICE_PORT=str(cloud.state.ports['trove']),
-        FAKE_TRANSPORT_URL=cloud.broker.transport_url())
-    for name in compute_trove.TROVE_SERVICES:
-        processes.stop(layout.pid_file(name), layout.root)
-    try:
-        plugin.stack()
+    cstate = compute_cloud.cstate
+    with plugin_on_compute.plugin_trove(
+            compute_cloud, tmp_path, compute_tests._guest_image(),
+            compute_tests.DATASTORE, compute_tests.VERSION) as plugin:
         guest = configparser.ConfigParser(interpolation=None)
         guest.read(plugin.conf_dir / 'trove-guestagent.conf')
         assert f'@{cstate.gateway}:' in guest['DEFAULT']['transport_url']
-        logs = plugin.root / 'devstack' / 'logs'
         where = lifecycle_support.Where(
             conn=clients(plugin).conn, namespace=compute_cloud.namespace,
-            logs=(logs / 'tr-tmgr.log', logs / 'tr-cond.log'),
+            logs=plugin_on_compute.service_logs(plugin),
             instances_dir=str(compute_cloud.layer.paths.instances_dir))
         timeline = lifecycle_support.run_lifecycle(
             where, datastore=compute_tests.DATASTORE,
@@ -501,6 +479,3 @@ def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
             volume_size=compute_tests.VOLUME_SIZE)
         assert any(stage.startswith('deleted') for stage in timeline), \
             timeline
-    finally:
-        plugin.run('unstack', check=False)
-        cloud.restart(compute_trove.TROVE_SERVICES)

@@ -1,0 +1,73 @@
+"""Trove run by the devstack plugin on the compute cloud.
+
+The plugin's stack phases (tests/devstack/harness.py) against the compute
+cloud: Trove's services then run with nothing but what the plugin wrote, on
+the cloud's broker and at the catalog's Trove address, while the cloud's
+own Trove services are stopped; afterwards the plugin unstacks and the
+cloud's services come back.  The management network is the cloud's flat
+provider network with the gateway the namespace holds, where guests reach
+RabbitMQ.
+"""
+
+import contextlib
+import os
+import shutil
+
+from tests.devstack import harness as harness_mod
+from trovestack.cloud import processes
+from trovestack.cloud.compute import paths as compute_paths
+from trovestack.cloud.compute import trove as compute_trove
+
+
+def settings(compute_cloud, image, datastore, version):
+    """The plugin's local.conf values for an embedded-image stack on the
+    compute cloud, Trove instances on Ceph volumes.  The plugin's Trove
+    keeps its own database: it registers the datastore itself."""
+    cloud, cstate = compute_cloud.cloud, compute_cloud.cstate
+    return dict(
+        TROVE_DATASTORES=f'{datastore}:{version}',
+        TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
+        TROVE_GUEST_RELEASE='bookworm',
+        # The version's configuration parameters from Trove's templates:
+        # trove-tempest-plugin's scenario makes a configuration group.
+        TROVE_LOAD_CONFIG_PARAMS='True',
+        TROVE_DATASTORE_IMAGE_SOURCE='embedded',
+        TROVE_VOLUME_SUPPORT='True', TROVE_MGMT_HOST_PORT='',
+        TROVE_MGMT_NETWORK_NAME=compute_trove.NETWORK,
+        TROVE_MGMT_SUBNET_RANGE=cstate.mgmt_cidr,
+        TROVE_MGMT_PHYSICAL_NETWORK=compute_paths.PHYSICAL_NETWORK,
+        TROVE_MGMT_GATEWAY=cstate.gateway, TROVE_MGMT_NETWORK_SHARED='True',
+        TROVE_SERVICE_PORT=str(cloud.state.ports['trove']),
+        FAKE_TRANSPORT_URL=cloud.broker.transport_url())
+
+
+@contextlib.contextmanager
+def plugin_trove(compute_cloud, root, image, datastore, version,
+                 tempest_conf=None):
+    """The harness after its stack phases, Trove run by it meanwhile.
+
+    ``tempest_conf``: a tempest.conf to start from (the plugin's
+    test-config phase adds its [database] values to it, as on devstack,
+    where tempest's own setup writes the rest).
+    """
+    cloud = compute_cloud.cloud
+    plugin = harness_mod.PluginHarness(
+        compute_cloud, root,
+        **settings(compute_cloud, image, datastore, version))
+    if tempest_conf is not None:
+        shutil.copyfile(tempest_conf, plugin.tempest_conf)
+        os.chmod(plugin.tempest_conf, 0o600)
+    for name in compute_trove.TROVE_SERVICES:
+        processes.stop(cloud.layout.pid_file(name), cloud.layout.root)
+    try:
+        plugin.stack()
+        yield plugin
+    finally:
+        plugin.run('unstack', check=False)
+        cloud.restart(compute_trove.TROVE_SERVICES)
+
+
+def service_logs(plugin):
+    """The plugin's task manager and conductor logs."""
+    logs = plugin.root / 'devstack' / 'logs'
+    return logs / 'tr-tmgr.log', logs / 'tr-cond.log'
