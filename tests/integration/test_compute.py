@@ -134,20 +134,25 @@ def provisioned(compute_cloud, tmp_path_factory):
     the second run changes nothing and restarts nothing.  (first rows,
     second rows, restarted?, the tempest.conf it wrote)."""
     image = _guest_image()
-    out = tmp_path_factory.mktemp('provision')
-    tempest_conf = out / 'tempest.conf'
+    tempest_conf = tmp_path_factory.mktemp('provision') / 'tempest.conf'
     request = dict(datastores=[(DATASTORE, VERSION)], image=str(image),
-                   state_dir=str(compute_cloud.state_dir),
                    tempest_conf=str(tempest_conf))
+    first = _provision(compute_cloud, **request)
+    pids = _trove_pids(compute_cloud)
+    second = _provision(compute_cloud, **request)
+    return first, second, pids != _trove_pids(compute_cloud), tempest_conf
+
+
+def _provision(compute_cloud, **request):
+    """provision.provision on the compute cloud; its rows (the process
+    environment it sets for its clients is put back)."""
     saved = dict(os.environ)
     try:
-        first = provision.provision(provision.ProvisionRequest(**request))
-        pids = _trove_pids(compute_cloud)
-        second = provision.provision(provision.ProvisionRequest(**request))
+        return provision.provision(provision.ProvisionRequest(
+            state_dir=str(compute_cloud.state_dir), **request))
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return first, second, pids != _trove_pids(compute_cloud), tempest_conf
 
 
 def _trove_pids(compute_cloud):
@@ -238,6 +243,26 @@ def test_instance_lifecycle(compute_cloud, provisioned):
     where = lifecycle_support.where_of(compute_cloud)
     timeline = lifecycle_support.run_lifecycle(
         where, datastore=DATASTORE, version=VERSION, flavor=FLAVOR,
+        volume_size=VOLUME_SIZE)
+    assert any(stage.startswith('deleted') for stage in timeline), timeline
+    assert host_addresses() == compute_cloud.host_addresses
+
+
+@pytest.mark.extra_instance
+def test_postgresql_instance_lifecycle(compute_cloud, provisioned,
+                                       tmp_path):
+    """PostgreSQL 17 beside MariaDB: provision builds the guest image with
+    both datastore images embedded (one Glance image serves both
+    versions) and a PostgreSQL instance goes through the lifecycle."""
+    rows = _provision(compute_cloud,
+                      datastores=[(DATASTORE, VERSION), ('postgresql', '17')],
+                      tempest_conf=str(tmp_path / 'tempest.conf'))
+    built = [row for row in rows if row.kind == 'build-image']
+    assert built and built[0].name.endswith(
+        f'-{DATASTORE}-{VERSION}-postgresql-17.qcow2'), rows
+    where = lifecycle_support.where_of(compute_cloud)
+    timeline = lifecycle_support.run_lifecycle(
+        where, datastore='postgresql', version='17', flavor=FLAVOR,
         volume_size=VOLUME_SIZE)
     assert any(stage.startswith('deleted') for stage in timeline), timeline
     assert host_addresses() == compute_cloud.host_addresses
