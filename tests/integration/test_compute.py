@@ -4,8 +4,9 @@ its address from OVN's DHCP and answers TCP inside the cloud's namespace;
 MariaDB scenario passes through ``trovestack gate-tests`` (its instance
 on a Ceph RBD volume, tempest inside the namespace) with Trove run by the
 devstack plugin's stack phases; opt-in (one instance per CI run): the
-scenario on provision's configuration, and a second MariaDB instance
-through the lifecycle of tests/integration/lifecycle_support.py.
+scenario on provision's configuration, a second MariaDB instance and a
+PostgreSQL 17 one through the lifecycle of
+tests/integration/lifecycle_support.py.
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
