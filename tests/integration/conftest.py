@@ -1,7 +1,5 @@
 """Fixtures shared by the integration tests (on top of local_cloud)."""
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -12,6 +10,7 @@ from tests.conftest import LocalCloudFixture
 from trovestack import connection
 from trovestack import netns
 from trovestack.cloud import controlplane
+from trovestack.common import files
 
 # One compute cloud per machine (libvirtd, OVS and the guests' CPU): test
 # sessions wait for each other on this lock.
@@ -74,16 +73,6 @@ def _compute_missing():
     return None
 
 
-@contextlib.contextmanager
-def _machine_lock(path=COMPUTE_LOCK):
-    with open(path, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # waits for another session
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope='session')
 def compute_cloud(tmp_path_factory, isolated_user_config):
     """One compute cloud per test session (and per machine: an exclusive
@@ -97,7 +86,7 @@ def compute_cloud(tmp_path_factory, isolated_user_config):
     root = tmp_path_factory.mktemp('compute-cloud')
     local = controlplane.LocalCloud(root / 'state')
     layer = compute_mod.ComputeLayer(local.layout)
-    with _machine_lock():
+    with files.exclusive_lock(COMPUTE_LOCK):  # waits for another session
         before = host_addresses()
         try:
             rows, health = compute_mod.up_with_control_plane(

@@ -7,6 +7,7 @@ devstack plugin's proof boot the same image and a test session builds it at
 most once.  TROVESTACK_COMPUTE_GUEST_IMAGE names another image to use as is.
 """
 
+import functools
 import json
 import os
 import pathlib
@@ -26,9 +27,11 @@ def embedded_mariadb_image():
     return build_embedded_mariadb_image()[0]
 
 
+@functools.cache
 def build_embedded_mariadb_image():
     """(path, trove-image-builder's JSON result) of the shared image, built
-    when missing or out of date (its inputs changed)."""
+    when missing or out of date (its inputs changed); asked once per test
+    session."""
     image = builder.default_cache_dir() / 'images' / NAME
     result = helpers.run_json('trove-image-builder', '--datastore', 'mariadb',
                               '--embed-datastore-image', EMBEDDED,

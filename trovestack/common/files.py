@@ -98,6 +98,18 @@ def lock_path(path):
 
 
 @contextlib.contextmanager
+def exclusive_lock(lock_file):
+    """Hold an exclusive flock on ``lock_file`` (made when missing) while
+    the block runs; another holder, in any process, waits for it."""
+    with open(lock_file, 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def output_lock(path):
     """Hold an exclusive lock on ``path``'s build while the block runs.
 
@@ -105,12 +117,8 @@ def output_lock(path):
     finds the first one's result up to date instead of writing the same
     file at the same time.  Nothing is written beside the output.
     """
-    with open(lock_path(path), 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(lock_path(path)):
+        yield
 
 
 def _xdg(variable, default):
