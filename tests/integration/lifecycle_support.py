@@ -8,21 +8,20 @@ PostgreSQL TCP connect), deletes the instance and checks that the nova
 server and every port it had are gone.  Used by the compute cloud's test
 and by the devstack plugin's proof on the same cloud.
 
-On failure :class:`LifecycleError` says where it stopped, with the
-instance's fault, the tail of the guest's console log and of the task
-manager's log.
+Creating, waiting for ACTIVE, explaining a failure and deleting are
+:mod:`trovestack.instances`' (``trovestack instance up/down`` run the
+same code); on failure :class:`LifecycleError` says where it stopped,
+with the instance's fault, the tail of the guest's console log and of the
+task manager's log.
 """
 
 import dataclasses
-import pathlib
 import secrets
 import subprocess
-import time
 
-from trovestack import connection
+from trovestack import instances
 
 PORTS = {'mysql': 3306, 'mariadb': 3306, 'postgresql': 5432}
-TAIL = 3000
 
 
 class LifecycleError(AssertionError):
@@ -50,75 +49,20 @@ def where_of(compute_cloud):
                  instances_dir=str(compute_cloud.layer.paths.instances_dir))
 
 
-def _tail(text, size=TAIL):
-    return text[-size:] if text else ''
+class _Run(instances.Tracker):
+    """The library's instance tracker; its failures are LifecycleErrors."""
 
-
-class _Run:
-    def __init__(self, where, progress):
+    def __init__(self, where, name, progress):
+        super().__init__(where.conn, name, label='lifecycle',
+                         evidence=instances.Evidence(
+                             logs=tuple(where.logs),
+                             instances_dir=where.instances_dir),
+                         progress=progress)
         self.where = where
-        self.conn = where.conn
-        self.trove = connection.trove_client(where.conn)
-        self.timeline = {}
-        self.started = time.monotonic()
-        self.progress = progress
-        self.stage = 'start'
-        self.instance_id = None
-        self.server_id = None
-
-    def mark(self, stage):
-        self.timeline[stage] = round(time.monotonic() - self.started, 1)
-        self.stage = stage
-        self.progress(f'lifecycle: {stage} at {self.timeline[stage]} s')
 
     def fail(self, message):
         raise LifecycleError(f'stopped at {self.stage}: {message}\n'
                              f'{self.diagnostics()}')
-
-    def diagnostics(self):
-        """Instance fault, console log and service log tails."""
-        parts = []
-        if self.instance_id:
-            try:
-                instance = self.trove.instances.get(self.instance_id)
-                parts.append(f'instance status {instance.status}, fault: '
-                             f'{getattr(instance, "fault", None)}')
-                self.server_id = self.server_id or getattr(
-                    instance, 'server_id', None)
-            except Exception as exc:  # noqa: BLE001 - report, go on
-                parts.append(f'instance {self.instance_id}: {exc}')
-        if self.server_id:
-            try:
-                server = self.conn.compute.get_server(self.server_id)
-                parts.append(f'server {server.id} {server.status} '
-                             f'fault: {getattr(server, "fault", None)}')
-                console = self.conn.compute.get_server_console_output(
-                    server)['output']
-                parts.append('console (nova):\n' + _tail(console))
-            except Exception as exc:  # noqa: BLE001
-                parts.append(f'server {self.server_id}: {exc}')
-            log = pathlib.Path(self.where.instances_dir, self.server_id,
-                               'console.log')
-            if log.exists():
-                parts.append(f'{log}:\n' + _tail(log.read_text(
-                    errors='replace')))
-        for log in self.where.logs:
-            path = pathlib.Path(log)
-            if path.exists():
-                parts.append(f'{path} (tail):\n' + _tail(
-                    path.read_text(errors='replace'), 1500))
-        return '\n'.join(parts)
-
-
-def _wait(run, check, timeout, what, interval=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            run.fail(f'{what} not within {timeout} s')
-        time.sleep(interval)
 
 
 def _handshake(namespace, address, port, datastore):
@@ -142,30 +86,26 @@ def run_lifecycle(where, *, datastore, version, flavor, name=None,
                   nics=None, volume_size=None, timeout=3600, progress=print):
     """Create -> ACTIVE -> database, user, list -> handshake -> delete.
 
-    ``where``: :class:`Where`; ``flavor``: id or name; ``nics``: extra
-    networks (Trove adds its management network itself); ``volume_size``:
-    GB of the Cinder volume for the data (None: Trove's volume support is
-    off, the flavor's ephemeral disk holds it).  Returns the timeline
-    {stage: seconds since start}; raises :class:`LifecycleError`.
+    ``where``: :class:`Where`; ``flavor``: id or name; ``nics``: networks
+    (names or ids) besides Trove's management network, which Trove adds
+    itself (default: none); ``volume_size``: GB of the Cinder volume for
+    the data (None: Trove's volume support is off, the flavor's ephemeral
+    disk holds it).  Returns the timeline {stage: seconds since start};
+    raises :class:`LifecycleError`.
     """
-    run = _Run(where, progress)
-    trove, conn = run.trove, run.conn
-    flavor_obj = conn.compute.find_flavor(flavor, ignore_missing=False)
     name = name or f'lifecycle-{datastore}-{secrets.token_hex(3)}'
-    instance = trove.instances.create(
-        name, flavor_obj.id, datastore=datastore,
-        datastore_version=version, nics=nics or [],
-        volume={'size': volume_size} if volume_size else None)
-    run.instance_id = instance.id
-    run.mark('created')
+    run = _Run(where, name, progress)
+    instances.create_instance(run, datastore=datastore, version=version,
+                              flavor=flavor, nics=nics or (),
+                              volume_size=volume_size)
     try:
-        _active(run, timeout)
+        run.wait_active(timeout)
         address = _databases_and_address(run, datastore)
         _answers(run, datastore, address)
     except BaseException:
         _delete_quietly(run)
         raise
-    _delete(run)
+    instances.remove(run)
     return run.timeline
 
 
@@ -173,29 +113,9 @@ def _delete_quietly(run):
     """Delete after a failure without hiding it: Trove refuses to delete an
     instance in BUILD, so its status is reset first."""
     try:
-        run.trove.instances.reset_status(run.instance_id)
-    except Exception as exc:  # noqa: BLE001 - the failure says more
-        run.progress(f'lifecycle: reset-status failed: {exc}')
-    try:
-        _delete(run)
+        instances.remove(run, reset=True)
     except Exception as exc:  # noqa: BLE001
-        run.progress(f'lifecycle: delete after the failure failed: {exc}')
-
-
-def _active(run, timeout):
-    seen = []
-
-    def active():
-        instance = run.trove.instances.get(run.instance_id)
-        run.server_id = getattr(instance, 'server_id', None) or run.server_id
-        if not seen or seen[-1] != instance.status:
-            seen.append(instance.status)
-            run.mark(f'status {instance.status}')
-        if instance.status == 'ERROR':
-            run.fail('instance went to ERROR')
-        return instance.status == 'ACTIVE'
-
-    _wait(run, active, timeout, 'ACTIVE')
+        run.say(f'delete after the failure failed: {exc}')
 
 
 def _databases_and_address(run, datastore):
@@ -211,13 +131,10 @@ def _databases_and_address(run, datastore):
         names = [db.name for db in trove.databases.list(instance_id)]
         users = [user.name for user in trove.users.list(instance_id)]
         return 'lifecycle_db' in names and 'lifecycle_user' in users
-    _wait(run, listed, 300, 'database and user listed', interval=5)
+    run.wait(listed, 300, 'database and user listed', interval=5)
     run.mark('database and user listed')
     instance = trove.instances.get(instance_id)
-    addresses = [entry['address'] for entry in
-                 getattr(instance, 'addresses', None) or []
-                 if entry.get('address')] or list(
-                     getattr(instance, 'ip', None) or [])
+    addresses = instances.addresses_of(instance)
     if not addresses:
         # Trove shows no address of its management network to users; an
         # instance on that network alone is reached at its server's.
@@ -238,46 +155,13 @@ def _answers(run, datastore, address):
         data, error = _handshake(run.where.namespace, address, port,
                                  datastore)
         if data is None:
-            run.progress(f'lifecycle: {address}:{port}: {error}')
+            run.say(f'{address}:{port}: {error}')
             return False
         if port == 3306:
             # A MySQL protocol greeting: 3-byte length, sequence 0,
             # protocol version 10, then the server version.
             return len(data) > 5 and data[4] == 10
         return True
-    _wait(run, greeted, 180, f'database answering on {address}:{port}',
-          interval=5)
+    run.wait(greeted, 180, f'database answering on {address}:{port}',
+             interval=5)
     run.mark(f'database answers on {address}:{port} in the namespace')
-
-
-def _delete(run):
-    trove, conn = run.trove, run.conn
-    if run.server_id is None:
-        try:
-            run.server_id = getattr(trove.instances.get(run.instance_id),
-                                    'server_id', None)
-        except Exception:  # noqa: BLE001 - the deletion below says more
-            pass
-    ports = [port.id for port in conn.network.ports(
-        device_id=run.server_id)] if run.server_id else []
-    run.stage = 'delete'
-    trove.instances.delete(run.instance_id)
-
-    def gone():
-        try:
-            trove.instances.get(run.instance_id)
-        except Exception as exc:  # noqa: BLE001 - NotFound is the goal
-            if getattr(exc, 'code', None) == 404 or \
-                    type(exc).__name__ == 'NotFound':
-                return True
-            raise
-        return False
-    _wait(run, gone, 900, 'instance deleted', interval=5)
-    if run.server_id:
-        _wait(run, lambda: conn.compute.find_server(
-            run.server_id, ignore_missing=True) is None, 300,
-            'nova server deleted', interval=5)
-        _wait(run, lambda: not any(
-            conn.network.find_port(port, ignore_missing=True)
-            for port in ports), 300, 'ports deleted', interval=5)
-    run.mark(f'deleted (server and {len(ports)} port(s) gone)')

@@ -1,0 +1,285 @@
+"""trovestack.instances: one Trove instance by name, with stand-in clients."""
+
+import types
+
+import pytest
+
+from tests.unit.testenv import fakes
+from trovestack import instances
+from trovestack.common import results
+
+
+class NotFound(Exception):
+    http_status = 404
+
+
+class FakeInstances:
+    """Trove's instances API over a dict; each instance walks through the
+    statuses it is given, one per get()."""
+
+    def __init__(self):
+        self.items = {}
+        self.statuses = {}
+        self.calls = []
+
+    def add(self, name, statuses, *, fault=None, datastore=('mariadb',
+                                                             '11.8')):
+        instance_id = f'id-{len(self.items) + 1}'
+        self.items[instance_id] = types.SimpleNamespace(
+            id=instance_id, name=name, status=statuses[0], fault=fault,
+            server_id=f'server-{instance_id}',
+            datastore={'type': datastore[0], 'version': datastore[1]},
+            addresses=[{'address': '10.0.0.5', 'type': 'private'}])
+        self.statuses[instance_id] = list(statuses)
+        return self.items[instance_id]
+
+    def list(self, marker=None):
+        # Two pages, to follow the marker.
+        items = sorted(self.items.values(), key=lambda item: item.id)
+        if marker is None:
+            return Page(items[:1], items[0].id if len(items) > 1 else None)
+        return Page(items[1:], None)
+
+    def get(self, instance_id):
+        if instance_id not in self.items:
+            raise NotFound(instance_id)
+        instance = self.items[instance_id]
+        statuses = self.statuses[instance_id]
+        instance.status = statuses.pop(0) if len(statuses) > 1 \
+            else statuses[0]
+        return instance
+
+    def create(self, name, flavor_id, **kwargs):
+        self.calls.append(('create', name, flavor_id, kwargs))
+        return self.add(name, ['BUILD', 'BUILD', 'ACTIVE'])
+
+    def reset_status(self, instance_id):
+        self.calls.append(('reset_status', instance_id))
+
+    def delete(self, instance_id):
+        self.calls.append(('delete', instance_id))
+        del self.items[instance_id]
+
+
+class Page(list):
+    """troveclient's paginated list: items and the next page's marker."""
+
+    def __init__(self, items, next_marker):
+        super().__init__(items)
+        self.next = next_marker
+
+
+def _version(name, version_id):
+    return types.SimpleNamespace(name=name, id=version_id, version=name,
+                                 image='img')
+
+
+class FakeTrove:
+    def __init__(self, catalog=None):
+        catalog = catalog or {'mariadb': ('v1', [_version('11.8', 'v1')])}
+        self.instances = FakeInstances()
+        stores = [types.SimpleNamespace(name=name, id=f'ds-{name}',
+                                        default_version=default)
+                  for name, (default, _) in catalog.items()]
+        self.datastores = types.SimpleNamespace(list=lambda: stores)
+        self.datastore_versions = types.SimpleNamespace(
+            list=lambda ds_id: catalog[ds_id[3:]][1])
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(instances, '_now', clock)
+    monkeypatch.setattr(instances, '_sleep', clock.sleep)
+    return clock
+
+
+@pytest.fixture
+def trove(monkeypatch):
+    trove = FakeTrove()
+    monkeypatch.setattr(instances.connection, 'trove_client',
+                        lambda conn: trove)
+    return trove
+
+
+@pytest.fixture
+def conn():
+    conn = fakes.connection(services=('compute', 'database', 'network'))
+    conn.compute.find_flavor.return_value = types.SimpleNamespace(id='d3')
+    conn.network.find_network.return_value = types.SimpleNamespace(
+        id='net-private')
+    conn.network.ports.return_value = [types.SimpleNamespace(id='port-1')]
+    conn.network.find_port.return_value = None
+    conn.compute.find_server.return_value = None
+    conn.compute.get_server.return_value = types.SimpleNamespace(
+        id='server-id-1', status='ACTIVE', fault=None)
+    conn.compute.get_server_console_output.return_value = {
+        'output': 'login: guest console says hello'}
+    return conn
+
+
+def test_found_active_is_returned_without_a_create(conn, trove, clock):
+    trove.instances.add('other', ['ACTIVE'])
+    trove.instances.add('demo', ['ACTIVE'])
+    lines = []
+    result = instances.ensure_instance(conn, 'demo', progress=lines.append)
+    assert not [call for call in trove.instances.calls
+                if call[0] == 'create']
+    assert (result.name, result.id, result.status, result.created) == (
+        'demo', 'id-2', 'ACTIVE', False)
+    assert (result.datastore, result.version) == ('mariadb', '11.8')
+    assert result.addresses == ['10.0.0.5']
+    assert list(result.timeline) == ['found', 'status ACTIVE']
+    assert lines[-1].startswith('instance demo: status ACTIVE at ')
+
+
+def test_absent_is_created_with_the_defaults(conn, trove, clock):
+    result = instances.ensure_instance(conn, 'demo', volume_size=1)
+    [create] = [call for call in trove.instances.calls
+                if call[0] == 'create']
+    assert create == ('create', 'demo', 'd3', {
+        'datastore': 'mariadb', 'datastore_version': '11.8',
+        'nics': [{'net-id': 'net-private'}], 'volume': {'size': 1}})
+    conn.compute.find_flavor.assert_called_with('d3', ignore_missing=True)
+    conn.network.find_network.assert_called_with('private')
+    assert result.created and result.status == 'ACTIVE'
+    assert list(result.timeline) == ['created', 'status BUILD',
+                                     'status ACTIVE']
+
+
+def test_explicit_choices_and_no_volume(conn, trove, clock):
+    instances.ensure_instance(conn, 'demo', datastore='mariadb',
+                              version='11.8', flavor='big', nics=['net2'],
+                              volume_size=None)
+    [create] = [call for call in trove.instances.calls
+                if call[0] == 'create']
+    assert create[3]['volume'] is None
+    conn.compute.find_flavor.assert_called_with('big', ignore_missing=True)
+    conn.network.find_network.assert_called_with('net2')
+
+
+def test_several_datastores_leave_the_choice_to_trove(conn, monkeypatch,
+                                                      clock):
+    trove = FakeTrove({'mariadb': ('v1', [_version('11.8', 'v1')]),
+                       'postgresql': ('v2', [_version('17', 'v2')])})
+    monkeypatch.setattr(instances.connection, 'trove_client',
+                        lambda conn: trove)
+    instances.ensure_instance(conn, 'demo')
+    [create] = trove.instances.calls
+    assert (create[3]['datastore'], create[3]['datastore_version']) == (
+        None, None)
+
+
+def test_unknown_datastore_is_one_line_before_any_create(conn, trove):
+    with pytest.raises(instances.UserError, match="'mysql' is not "
+                       'registered'):
+        instances.ensure_instance(conn, 'demo', datastore='mysql')
+    assert trove.instances.calls == []
+
+
+def test_missing_flavor_says_how_to_make_it(conn, trove):
+    conn.compute.find_flavor.return_value = None
+    with pytest.raises(instances.InstanceError, match='trovestack flavors'):
+        instances.ensure_instance(conn, 'demo')
+
+
+def test_building_is_waited_for_with_heartbeats(conn, trove, clock):
+    trove.instances.add('demo', ['BUILD'] * 20 + ['ACTIVE'])
+    lines = []
+    result = instances.ensure_instance(conn, 'demo', progress=lines.append)
+    assert not result.created and result.status == 'ACTIVE'
+    assert trove.instances.calls == []
+    heartbeats = [line for line in lines if 'still BUILD' in line]
+    # ~200 s in BUILD: a heartbeat every 60 s, not one per poll.
+    assert 2 <= len(heartbeats) <= 4, lines
+
+
+def test_error_names_the_fault_and_the_down_command(conn, trove, clock):
+    trove.instances.add('demo', ['ERROR'], fault={
+        'message': 'No valid host was found.', 'details': 'trace...'})
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.ensure_instance(conn, 'demo')
+    message = str(caught.value)
+    assert 'instance demo' in message and 'ERROR' in message
+    assert 'No valid host was found.' in message
+    assert '"trovestack instance down demo"' in message
+    assert '\n' not in message
+    assert 'trace...' in caught.value.details
+    assert [call[0] for call in trove.instances.calls] == []
+
+
+def test_going_to_error_while_waiting_fails(conn, trove, clock):
+    trove.instances.add('demo', ['BUILD', 'ERROR'])
+    with pytest.raises(instances.InstanceError,
+                       match='stopped at status ERROR: instance went to '
+                             'ERROR'):
+        instances.ensure_instance(conn, 'demo')
+
+
+def test_another_datastore_of_that_name_is_refused(conn, trove, clock):
+    trove.instances.add('demo', ['ACTIVE'], datastore=('postgresql', '17'))
+    with pytest.raises(instances.InstanceError,
+                       match='exists as postgresql:17, not mariadb'):
+        instances.ensure_instance(conn, 'demo', datastore='mariadb')
+
+
+def test_timeout_fails_with_diagnostics(conn, trove, clock, tmp_path):
+    trove.instances.add('demo', ['BUILD'])
+    log = tmp_path / 'trove-taskmanager.log'
+    log.write_text('taskmanager: waiting for the guest\n')
+    console = tmp_path / 'server-id-1' / 'console.log'
+    console.parent.mkdir()
+    console.write_text('cloud-init finished\n')
+    evidence = instances.Evidence(logs=(str(log),),
+                                  instances_dir=str(tmp_path))
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.ensure_instance(conn, 'demo', timeout=100,
+                                  evidence=evidence)
+    assert 'stopped at status BUILD: ACTIVE not within 100 s' in str(
+        caught.value)
+    details = caught.value.details
+    assert 'instance id-1 status BUILD' in details
+    assert 'guest console says hello' in details
+    assert 'waiting for the guest' in details
+    assert 'cloud-init finished' in details
+
+
+def test_two_of_a_name_are_an_error(conn, trove):
+    trove.instances.add('demo', ['ACTIVE'])
+    trove.instances.add('demo', ['ACTIVE'])
+    with pytest.raises(instances.InstanceError, match='2 instances'):
+        instances.ensure_instance(conn, 'demo')
+
+
+def test_down_absent_does_nothing(conn, trove):
+    row = instances.delete_instance(conn, 'demo')
+    assert (row.name, row.action) == ('demo', results.UNCHANGED)
+    assert trove.instances.calls == []
+
+
+def test_down_resets_a_stuck_instance_and_waits(conn, trove, clock):
+    trove.instances.add('demo', ['BUILD'])
+    row = instances.delete_instance(conn, 'demo')
+    assert trove.instances.calls == [('reset_status', 'id-1'),
+                                     ('delete', 'id-1')]
+    assert (row.action, row.id) == (results.DELETED, 'id-1')
+    assert '1 port(s) gone' in row.detail
+    conn.compute.find_server.assert_called_with('server-id-1',
+                                                ignore_missing=True)
+
+
+def test_down_active_needs_no_reset(conn, trove, clock):
+    trove.instances.add('demo', ['ACTIVE'])
+    instances.delete_instance(conn, 'demo')
+    assert trove.instances.calls == [('delete', 'id-1')]
