@@ -5,7 +5,8 @@
 are :class:`SingleCommandApp` instances running one of the same command
 classes.  Library code raises :class:`~trovestack.common.errors.UserError`;
 :meth:`App.run_subcommand` is the one place that turns it into a one-line
-message and its exit code.
+message and its exit code (followed by the error's ``details``, if it has
+any: diagnostics that explain it).
 
 ``--version``: several commands have a ``--version`` option of their own
 (the datastore version of ``load-image``), so cliff's app-level
@@ -74,6 +75,10 @@ class App(app.App):
 
     def clean_up(self, cmd, result, err):
         self._error = err
+        # After a UserError's one line (logged by now), what explains it.
+        details = getattr(err, 'details', '')
+        if isinstance(err, errors.UserError) and details:
+            self.stderr.write(details.rstrip('\n') + '\n')
 
     def run_subcommand(self, argv):
         # cliff logs the error's message (its traceback only with --debug)
