@@ -1,0 +1,158 @@
+"""``trovestack instance up|down``: one Trove instance by name.
+
+The work is trovestack.instances' (ensure_instance, delete_instance);
+these commands parse, call and format.  Progress goes to stderr; a
+failure is its one line, then the diagnostics that explain it.
+"""
+
+import sys
+
+from cliff import columns
+from cliff import show
+
+from trovestack import cliapp
+from trovestack import connection
+from trovestack import instances
+from trovestack.testenv import datastores
+
+DEFAULT_NAME = 'demo'
+DEFAULT_SIZE = 1
+UP_COLUMNS = ('name', 'id', 'status', 'datastore', 'version', 'addresses',
+              'created', 'timeline')
+UP_HEADERS = ('Name', 'ID', 'Status', 'Datastore', 'Version', 'Addresses',
+              'Created', 'Timeline')
+DOWN_HEADERS = ('Name', 'ID', 'Action', 'Detail')
+
+
+class _Addresses(columns.FormattableColumn):
+    def human_readable(self):
+        return ', '.join(self._value)
+
+
+class _Timeline(columns.FormattableColumn):
+    def human_readable(self):
+        return ', '.join(f'{stage} {seconds} s'
+                         for stage, seconds in self._value.items())
+
+
+FORMATTERS = {'addresses': _Addresses, 'timeline': _Timeline}
+
+
+def _size(value):
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ValueError(f'{value!r} is not a whole number of GB (0: no '
+                         'volume)')
+    return size
+
+
+def _add_name_argument(parser):
+    parser.add_argument(
+        'name', metavar='<name>', nargs='?', default=DEFAULT_NAME,
+        help=f'Instance name (default: {DEFAULT_NAME})')
+
+
+class _InstanceCommand(show.ShowOne):
+    """Progress lines to stderr (not with -q)."""
+
+    def _progress(self, message):
+        if self.app.options.verbose_level >= 1:
+            print(message, file=sys.stderr, flush=True)
+
+
+class InstanceUp(_InstanceCommand):
+    _description = (
+        'Create a Trove instance and wait until it is ACTIVE, saying each '
+        'status it shows; an instance of that name that is there already '
+        'is waited for or shown, never made twice; one in ERROR is '
+        'reported with its fault and left for "instance down"')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        _add_name_argument(parser)
+        parser.add_argument(
+            '--datastore', metavar='<datastore>[:<version>]',
+            type=cliapp.argument_type(datastores.parse_datastore_arg),
+            help='Datastore and version (default: the cloud\'s default '
+                 'datastore, the only one with a default version or else '
+                 'Trove\'s default_datastore; the version defaults to the '
+                 'datastore\'s default version)')
+        parser.add_argument(
+            '--flavor', metavar='<flavor>',
+            default=instances.DEFAULT_FLAVOR,
+            help=f'Flavor name or id (default: {instances.DEFAULT_FLAVOR}, '
+                 'a test flavor "trovestack flavors" makes)')
+        parser.add_argument(
+            '--size', metavar='<GB>', type=cliapp.argument_type(_size),
+            default=DEFAULT_SIZE,
+            help='Size of the data volume; 0: no volume, for a Trove whose '
+                 f'volume support is off (default: {DEFAULT_SIZE})')
+        parser.add_argument(
+            '--nic', metavar='<network>', action='append', dest='nics',
+            help='Network (name or id) to attach besides Trove\'s '
+                 'management network, repeatable (default: '
+                 f'"{instances.SHARED_NETWORK}" when the cloud has it)')
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=cliapp.positive_int,
+            default=instances.DEFAULT_TIMEOUT,
+            help='Give up waiting for ACTIVE after this long, with the '
+                 'diagnostics (default: '
+                 f'{instances.DEFAULT_TIMEOUT}; without KVM an instance '
+                 'takes minutes)')
+        parser.add_argument(
+            '--service-log', metavar='<file>', action='append',
+            dest='logs',
+            default=[],
+            help='Service log whose tail a failure shows (e.g. '
+                 'trove-taskmanager\'s), repeatable (default: none)')
+        parser.add_argument(
+            '--instances-dir', metavar='<dir>', default='',
+            help='nova-compute\'s instances_path on this machine, whose '
+                 '<server>/console.log a failure shows (default: the '
+                 'console through the API only)')
+        connection.add_cloud_arguments(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        datastore, version = parsed_args.datastore or (None, None)
+        conn = connection.connect_from_args(parsed_args)
+        result = instances.ensure_instance(
+            conn, parsed_args.name, datastore=datastore, version=version,
+            flavor=parsed_args.flavor, nics=parsed_args.nics,
+            volume_size=parsed_args.size or None,
+            timeout=parsed_args.timeout, progress=self._progress,
+            evidence=instances.Evidence(
+                logs=tuple(parsed_args.logs),
+                instances_dir=parsed_args.instances_dir))
+        return UP_HEADERS, tuple(
+            FORMATTERS[column](getattr(result, column))
+            if column in FORMATTERS else getattr(result, column)
+            for column in UP_COLUMNS)
+
+
+class InstanceDown(_InstanceCommand):
+    _description = ('Delete the Trove instance of that name (its status '
+                    'reset first when stuck in BUILD or ERROR) and wait '
+                    'until it, its nova server and its ports are gone; '
+                    'nothing to do when there is none')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        _add_name_argument(parser)
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=cliapp.positive_int,
+            default=instances.DELETE_TIMEOUT,
+            help='Give up waiting for it to go after this long '
+                 f'(default: {instances.DELETE_TIMEOUT})')
+        connection.add_cloud_arguments(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        conn = connection.connect_from_args(parsed_args)
+        row = instances.delete_instance(
+            conn, parsed_args.name, timeout=parsed_args.timeout,
+            progress=self._progress)
+        return DOWN_HEADERS, (row.name, row.id, row.action, row.detail)
