@@ -107,6 +107,7 @@ class Tracker:
         self.stage = 'start'
         self.instance_id = None
         self.server_id = None
+        self.hint = None  # what a failure suggests (default: delete it)
 
     def elapsed(self):
         return round(_now() - self.started, 1)
@@ -123,7 +124,7 @@ class Tracker:
     def follow(self, instance):
         """Take the instance's (and its nova server's) id."""
         self.instance_id = instance.id
-        self.server_id = getattr(instance, 'server_id', None) or \
+        self.server_id = _field(instance, 'server_id') or \
             self.server_id
 
     def error(self, message):
@@ -133,9 +134,10 @@ class Tracker:
         text = f'{self.label}: {message}'
         if fault:
             text += f'; fault: {fault}'
-        if self.instance_id:
-            text += (f'; remove it with "trovestack instance down '
-                     f'{self.name}"')
+        hint = self.hint or (f'remove it with "trovestack instance down '
+                             f'{self.name}"' if self.instance_id else '')
+        if hint:
+            text += f'; {hint}'
         return InstanceError(text, details)
 
     def fail(self, message):
@@ -192,7 +194,12 @@ class Tracker:
         :meth:`fail` when ``timeout`` seconds pass first."""
         deadline = _now() + timeout
         while True:
-            result = check()
+            try:
+                result = check()
+            except Exception as exc:
+                if not _is_api_error(exc):
+                    raise
+                self.fail(f'{what}: the API answered {exc}')
             if result:
                 return result
             if _now() > deadline:
@@ -229,10 +236,16 @@ def _tail(text, size=CONSOLE_TAIL):
     return text[-size:] if text else ''
 
 
+def _field(instance, name):
+    """An attribute Trove sent for ``instance``, else None (troveclient
+    would fetch the whole instance again for one it did not send)."""
+    return vars(instance).get(name)
+
+
 def fault_of(instance):
     """(one-line fault message, its details) of a Trove instance; empty
     strings when it has none (Trove shows faults to admins)."""
-    fault = getattr(instance, 'fault', None)
+    fault = _field(instance, 'fault')
     if not fault:
         return '', ''
     if not isinstance(fault, dict):
@@ -245,14 +258,14 @@ def addresses_of(instance):
     """The addresses Trove shows for an instance (``addresses``, else the
     older ``ip`` list)."""
     found = [entry['address'] for entry in
-             getattr(instance, 'addresses', None) or []
+             _field(instance, 'addresses') or []
              if isinstance(entry, dict) and entry.get('address')]
-    return found or list(getattr(instance, 'ip', None) or [])
+    return found or list(_field(instance, 'ip') or [])
 
 
 def datastore_of(instance):
     """(datastore, version) an instance runs."""
-    info = getattr(instance, 'datastore', None) or {}
+    info = _field(instance, 'datastore') or {}
     return info.get('type', ''), info.get('version', '')
 
 
@@ -260,7 +273,13 @@ def find_instance(trove, name):
     """The project's instance named exactly ``name``, or None."""
     matches, marker = [], None
     while True:
-        page = trove.instances.list(marker=marker)
+        try:
+            page = trove.instances.list(marker=marker)
+        except Exception as exc:
+            if not _is_api_error(exc):
+                raise
+            raise InstanceError(f'listing Trove instances failed: {exc}') \
+                from exc
         matches.extend(item for item in page if item.name == name)
         marker = getattr(page, 'next', None)
         if not marker:
@@ -336,10 +355,16 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
         f'{":" + version if version else ""}, flavor {flavor}, '
         + (f'{volume_size} GB volume, ' if volume_size else 'no volume, ')
         + f'{len(nics)} network(s) besides the management network')
-    instance = tracker.trove.instances.create(
-        tracker.name, flavor_id, datastore=datastore,
-        datastore_version=version, nics=nics,
-        volume={'size': volume_size} if volume_size else None)
+    try:
+        instance = tracker.trove.instances.create(
+            tracker.name, flavor_id, datastore=datastore,
+            datastore_version=version, nics=nics,
+            volume={'size': volume_size} if volume_size else None)
+    except Exception as exc:
+        if not _is_api_error(exc):
+            raise
+        raise InstanceError(f'{tracker.label}: Trove refused to create it: '
+                            f'{exc}') from exc
     tracker.follow(instance)
     tracker.mark('created')
     return instance
@@ -389,6 +414,12 @@ def _check_found(tracker, found, datastore, version):
             'name')
 
 
+def _is_api_error(exc):
+    """True for an API's answer with an HTTP error status (troveclient's
+    and keystoneauth's errors carry it)."""
+    return isinstance(getattr(exc, 'http_status', None), int)
+
+
 def _is_not_found(exc):
     return getattr(exc, 'http_status', None) == 404 or \
         getattr(exc, 'code', None) == 404 or \
@@ -416,7 +447,14 @@ def remove(tracker, *, reset=False, timeout=DELETE_TIMEOUT):
     ports = [port.id for port in conn.network.ports(
         device_id=tracker.server_id)] if tracker.server_id else []
     tracker.stage = 'delete'
-    trove.instances.delete(tracker.instance_id)
+    tracker.hint = (f'"openstack database instance force-delete '
+                    f'{tracker.instance_id}" deletes it whatever its state')
+    try:
+        trove.instances.delete(tracker.instance_id)
+    except Exception as exc:
+        if not _is_api_error(exc):
+            raise
+        tracker.fail(f'Trove refused the delete: {exc}')
 
     def gone():
         try:

@@ -13,6 +13,14 @@ class NotFound(Exception):
     http_status = 404
 
 
+class BadRequest(Exception):
+    http_status = 400
+
+
+class ServerError(Exception):
+    http_status = 500
+
+
 class FakeInstances:
     """Trove's instances API over a dict; each instance walks through the
     statuses it is given, one per get()."""
@@ -255,6 +263,28 @@ def test_timeout_fails_with_diagnostics(conn, trove, clock, tmp_path):
     assert 'cloud-init finished' in details
 
 
+def test_refused_create_is_one_line(conn, trove):
+    def refuse(*args, **kwargs):
+        raise BadRequest('Volume size was not specified. (HTTP 400)')
+    trove.instances.create = refuse
+    with pytest.raises(instances.InstanceError,
+                       match='Trove refused to create it: Volume size'):
+        instances.ensure_instance(conn, 'demo')
+
+
+def test_api_error_while_waiting_fails_with_diagnostics(conn, trove, clock):
+    trove.instances.add('demo', ['BUILD'])
+
+    def broken(instance_id):
+        raise ServerError('Internal Server Error (HTTP 500)')
+    trove.instances.get = broken
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.ensure_instance(conn, 'demo')
+    assert 'stopped at found: ACTIVE: the API answered Internal Server ' \
+        'Error' in str(caught.value)
+    assert 'instance id-1: Internal Server Error' in caught.value.details
+
+
 def test_two_of_a_name_are_an_error(conn, trove):
     trove.instances.add('demo', ['ACTIVE'])
     trove.instances.add('demo', ['ACTIVE'])
@@ -283,3 +313,17 @@ def test_down_active_needs_no_reset(conn, trove, clock):
     trove.instances.add('demo', ['ACTIVE'])
     instances.delete_instance(conn, 'demo')
     assert trove.instances.calls == [('delete', 'id-1')]
+
+
+def test_down_refused_points_at_force_delete(conn, trove, clock):
+    trove.instances.add('demo', ['ACTIVE'])
+
+    def refuse(instance_id):
+        raise ServerError('Internal Server Error (HTTP 500)')
+    trove.instances.delete = refuse
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.delete_instance(conn, 'demo')
+    message = str(caught.value)
+    assert 'stopped at delete: Trove refused the delete' in message
+    assert 'force-delete id-1' in message
+    assert 'trovestack instance down' not in message
