@@ -21,6 +21,12 @@ class ServerError(Exception):
     http_status = 500
 
 
+def _raising(error):
+    def call(*args, **kwargs):
+        raise error
+    return call
+
+
 class FakeInstances:
     """Trove's instances API over a dict; each instance walks through the
     statuses it is given, one per get()."""
@@ -264,9 +270,8 @@ def test_timeout_fails_with_diagnostics(conn, trove, clock, tmp_path):
 
 
 def test_refused_create_is_one_line(conn, trove):
-    def refuse(*args, **kwargs):
-        raise BadRequest('Volume size was not specified. (HTTP 400)')
-    trove.instances.create = refuse
+    trove.instances.create = _raising(
+        BadRequest('Volume size was not specified. (HTTP 400)'))
     with pytest.raises(instances.InstanceError,
                        match='Trove refused to create it: Volume size'):
         instances.ensure_instance(conn, 'demo')
@@ -274,10 +279,8 @@ def test_refused_create_is_one_line(conn, trove):
 
 def test_api_error_while_waiting_fails_with_diagnostics(conn, trove, clock):
     trove.instances.add('demo', ['BUILD'])
-
-    def broken(instance_id):
-        raise ServerError('Internal Server Error (HTTP 500)')
-    trove.instances.get = broken
+    trove.instances.get = _raising(
+        ServerError('Internal Server Error (HTTP 500)'))
     with pytest.raises(instances.InstanceError) as caught:
         instances.ensure_instance(conn, 'demo')
     assert 'stopped at found: ACTIVE: the API answered Internal Server ' \
@@ -317,10 +320,8 @@ def test_down_active_needs_no_reset(conn, trove, clock):
 
 def test_down_refused_points_at_force_delete(conn, trove, clock):
     trove.instances.add('demo', ['ACTIVE'])
-
-    def refuse(instance_id):
-        raise ServerError('Internal Server Error (HTTP 500)')
-    trove.instances.delete = refuse
+    trove.instances.delete = _raising(
+        ServerError('Internal Server Error (HTTP 500)'))
     with pytest.raises(instances.InstanceError) as caught:
         instances.delete_instance(conn, 'demo')
     message = str(caught.value)

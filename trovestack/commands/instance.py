@@ -49,14 +49,24 @@ def _size(value):
     return size
 
 
-def _add_name_argument(parser):
-    parser.add_argument(
-        'name', metavar='<name>', nargs='?', default=DEFAULT_NAME,
-        help=f'Instance name (default: {DEFAULT_NAME})')
-
-
 class _InstanceCommand(show.ShowOne):
-    """Progress lines to stderr (not with -q)."""
+    """The instance's name, a timeout and the cloud; progress lines to
+    stderr (not with -q)."""
+
+    timeout = None
+    timeout_help = ''
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'name', metavar='<name>', nargs='?', default=DEFAULT_NAME,
+            help=f'Instance name (default: {DEFAULT_NAME})')
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=cliapp.positive_int,
+            default=self.timeout,
+            help=f'{self.timeout_help} (default: {self.timeout})')
+        connection.add_cloud_arguments(parser)
+        return parser
 
     def _progress(self, message):
         if self.app.options.verbose_level >= 1:
@@ -64,6 +74,9 @@ class _InstanceCommand(show.ShowOne):
 
 
 class InstanceUp(_InstanceCommand):
+    timeout = instances.DEFAULT_TIMEOUT
+    timeout_help = ('Give up waiting for ACTIVE after this long, with the '
+                    'diagnostics; without KVM an instance takes minutes')
     _description = (
         'Create a Trove instance and wait until it is ACTIVE, saying each '
         'status it shows; an instance of that name that is there already '
@@ -72,7 +85,6 @@ class InstanceUp(_InstanceCommand):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        _add_name_argument(parser)
         parser.add_argument(
             '--datastore', metavar='<datastore>[:<version>]',
             type=cliapp.argument_type(datastores.parse_datastore_arg),
@@ -96,16 +108,8 @@ class InstanceUp(_InstanceCommand):
                  'management network, repeatable (default: '
                  f'"{instances.SHARED_NETWORK}" when the cloud has it)')
         parser.add_argument(
-            '--timeout', metavar='<seconds>', type=cliapp.positive_int,
-            default=instances.DEFAULT_TIMEOUT,
-            help='Give up waiting for ACTIVE after this long, with the '
-                 'diagnostics (default: '
-                 f'{instances.DEFAULT_TIMEOUT}; without KVM an instance '
-                 'takes minutes)')
-        parser.add_argument(
             '--service-log', metavar='<file>', action='append',
-            dest='logs',
-            default=[],
+            dest='logs', default=[],
             help='Service log whose tail a failure shows (e.g. '
                  'trove-taskmanager\'s), repeatable (default: none)')
         parser.add_argument(
@@ -113,7 +117,6 @@ class InstanceUp(_InstanceCommand):
             help='nova-compute\'s instances_path on this machine, whose '
                  '<server>/console.log a failure shows (default: the '
                  'console through the API only)')
-        connection.add_cloud_arguments(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -134,21 +137,12 @@ class InstanceUp(_InstanceCommand):
 
 
 class InstanceDown(_InstanceCommand):
+    timeout = instances.DELETE_TIMEOUT
+    timeout_help = 'Give up waiting for it to go after this long'
     _description = ('Delete the Trove instance of that name (its status '
                     'reset first when stuck in BUILD or ERROR) and wait '
                     'until it, its nova server and its ports are gone; '
                     'nothing to do when there is none')
-
-    def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
-        _add_name_argument(parser)
-        parser.add_argument(
-            '--timeout', metavar='<seconds>', type=cliapp.positive_int,
-            default=instances.DELETE_TIMEOUT,
-            help='Give up waiting for it to go after this long '
-                 f'(default: {instances.DELETE_TIMEOUT})')
-        connection.add_cloud_arguments(parser)
-        return parser
 
     def take_action(self, parsed_args):
         conn = connection.connect_from_args(parsed_args)
