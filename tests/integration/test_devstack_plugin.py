@@ -299,64 +299,8 @@ def _localrc_value(text, key):
     return match.group(1) if match else None
 
 
-@pytest.mark.parametrize('sample', _sample_params())
-def test_sample_runs_every_phase_and_converges(local_cloud, tmp_path,
-                                                sample):
-    """Each sample's settings through stack (twice), unstack and clean,
-    with a small stand-in guest image instead of a diskimage-builder
-    build (the build itself is tests/integration/test_image_build.py's)."""
-    text = sample.read_text()
-    if 'registry' == _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE'):
-        for tool in ('mmdebstrap', 'docker-registry', 'skopeo'):
-            if shutil.which(tool) is None:
-                pytest.skip(f'{tool} is not installed')
-    image = tmp_path / 'guest.qcow2'
-    make_qcow2_image(image)
-    local_conf = tmp_path / 'local.conf'
-    registry_port = harness_mod.free_port()
-    local_conf.write_text(
-        text + f'\nTROVE_GUEST_IMAGE={image}\n'
-        'TROVE_LOAD_CONFIG_PARAMS=False\n'
-        f'TROVE_DATASTORE_REGISTRY=127.0.0.1:{registry_port}\n')
-    plugin = harness_mod.PluginHarness(
-        local_cloud, tmp_path, TROVE_UNSTACK_REMOVES_RESOURCES='True')
-    phases = ('pre-install', 'install', 'post-config', 'extra',
-              'test-config')
-    datastores = [entry.split(':') for entry in _localrc_value(
-        text, 'TROVE_DATASTORES').split(',')]
-    try:
-        for phase in phases:
-            plugin.run('stack', phase, local_conf=local_conf)
-        first = {name: datastore_versions(plugin, name)
-                 for name, _ in datastores}
-        images = image_ids(plugin)
-        plugin.run('stack', 'extra', local_conf=local_conf)
-        assert {name: datastore_versions(plugin, name)
-                for name, _ in datastores} == first
-        assert image_ids(plugin) == images
-        guest = configparser.ConfigParser(interpolation=None)
-        guest.read(plugin.conf_dir / 'trove-guestagent.conf')
-        source = _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE') \
-            or 'upstream'
-        expected = trove_config.docker_images(
-            [name for name, _ in datastores], source=source,
-            registry=f'127.0.0.1:{registry_port}')
-        for name, repository in expected.items():
-            assert guest[name]['docker_image'] == repository
-        server = configparser.ConfigParser(interpolation=None)
-        server.read(plugin.conf_dir / 'trove.conf')
-        assert server['DEFAULT']['injected_config_owner'] == (
-            _localrc_value(text, 'TROVE_GUEST_IMAGE_USER')
-            or trove_config.GUEST_USER)
-        plugin.run('unstack', local_conf=local_conf)
-        plugin.run('clean', local_conf=local_conf)
-        assert not (plugin.conf_dir / 'trove.conf').exists()
-    finally:
-        plugin.run('unstack', local_conf=local_conf, check=False)
-
-
 # ------------------------------------------------------------------------
-# Against Neutron: the compute-enabled local cloud (H1's compute_cloud
+# Against Neutron: the compute-enabled local cloud (the compute_cloud
 # fixture, one per machine).  The plugin's stack phases converge Trove's
 # instance prerequisites where Trove looks for them, write them into
 # trove.conf, and a second run duplicates nothing.
@@ -370,6 +314,21 @@ def _keygen(path):
 MGMT = 'plugin-mgmt'
 MGMT_CIDR = '192.168.253.0/24'
 VERSION = '11.8-plugin'
+
+
+def _management_settings(tmp_path):
+    """The plugin's management network settings on the compute cloud.
+
+    Names of its own: the session's compute cloud also serves the compute
+    tests' provision (trove-mgmt, mariadb 11.8 on a real guest).  Its OVS
+    runs in the cloud's namespace: no port of this host is plugged into a
+    bridge here.
+    """
+    return dict(
+        TROVE_MGMT_NETWORK_NAME=MGMT, TROVE_MGMT_SECURITY_GROUP=MGMT,
+        TROVE_MGMT_KEYPAIR_NAME=MGMT, TROVE_MGMT_SUBNET_RANGE=MGMT_CIDR,
+        TROVE_MGMT_PUBLIC_KEY=str(_keygen(tmp_path / 'id_trove')),
+        TROVE_MGMT_HOST_PORT='')
 
 
 def _prerequisites(conn, service_id):
@@ -386,22 +345,80 @@ def _prerequisites(conn, service_id):
 
 
 @pytest.mark.compute
+@pytest.mark.parametrize('sample', _sample_params())
+def test_sample_runs_every_phase_and_converges(compute_cloud, tmp_path,
+                                                sample):
+    """Each sample's settings through stack (twice), unstack and clean on
+    the compute-enabled cloud, with a small stand-in guest image instead
+    of a diskimage-builder build (the build itself is
+    tests/integration/test_image_build.py's).  Unstack keeps the cloud's
+    resources, devstack's default: the test flavors are the compute tests'
+    too (removal is tested by the API cloud's plugin tests)."""
+    text = sample.read_text()
+    if 'registry' == _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE'):
+        for tool in ('mmdebstrap', 'docker-registry', 'skopeo'):
+            if shutil.which(tool) is None:
+                pytest.skip(f'{tool} is not installed')
+    image = tmp_path / 'guest.qcow2'
+    make_qcow2_image(image)
+    local_conf = tmp_path / 'local.conf'
+    registry_port = harness_mod.free_port()
+    local_conf.write_text(
+        text + f'\nTROVE_GUEST_IMAGE={image}\n'
+        'TROVE_LOAD_CONFIG_PARAMS=False\n'
+        f'TROVE_DATASTORE_REGISTRY=127.0.0.1:{registry_port}\n')
+    plugin = harness_mod.PluginHarness(
+        compute_cloud, tmp_path, **_management_settings(tmp_path))
+    conn = clients(plugin).conn
+    service = conn.identity.find_project('service')
+    phases = ('pre-install', 'install', 'post-config', 'extra',
+              'test-config')
+    datastores = [entry.split(':') for entry in _localrc_value(
+        text, 'TROVE_DATASTORES').split(',')]
+    try:
+        for phase in phases:
+            plugin.run('stack', phase, local_conf=local_conf)
+        first = {name: datastore_versions(plugin, name)
+                 for name, _ in datastores}
+        prerequisites = _prerequisites(conn, service.id)
+        plugin.run('stack', 'extra', local_conf=local_conf)
+        assert {name: datastore_versions(plugin, name)
+                for name, _ in datastores} == first
+        assert _prerequisites(conn, service.id) == prerequisites
+        guest = configparser.ConfigParser(interpolation=None)
+        guest.read(plugin.conf_dir / 'trove-guestagent.conf')
+        source = _localrc_value(text, 'TROVE_DATASTORE_IMAGE_SOURCE') \
+            or 'upstream'
+        expected = trove_config.docker_images(
+            [name for name, _ in datastores], source=source,
+            registry=f'127.0.0.1:{registry_port}')
+        for name, repository in expected.items():
+            assert guest[name]['docker_image'] == repository
+        server = configparser.ConfigParser(interpolation=None)
+        server.read(plugin.conf_dir / 'trove.conf')
+        assert server['DEFAULT']['injected_config_owner'] == (
+            _localrc_value(text, 'TROVE_GUEST_IMAGE_USER')
+            or trove_config.GUEST_USER)
+        network = conn.network.find_network(MGMT, project_id=service.id)
+        assert server['DEFAULT']['management_networks'] == network.id
+        plugin.run('unstack', local_conf=local_conf)
+        plugin.run('clean', local_conf=local_conf)
+        assert not (plugin.conf_dir / 'trove.conf').exists()
+        assert conn.network.find_network(MGMT, project_id=service.id)
+    finally:
+        plugin.run('unstack', local_conf=local_conf, check=False)
+
+
+@pytest.mark.compute
 def test_stack_converges_instance_prerequisites_on_neutron(
         compute_cloud, tmp_path):
     image = tmp_path / 'guest.qcow2'
     make_qcow2_image(image)
-    # Names of its own: the session's compute cloud also serves the
-    # compute tests' provision (trove-mgmt, mariadb 11.8 on a real guest).
     plugin = harness_mod.PluginHarness(
         compute_cloud, tmp_path, TROVE_DATASTORES=f'mariadb:{VERSION}',
         TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
         TROVE_GUEST_RELEASE='bookworm', TROVE_LOAD_CONFIG_PARAMS='False',
-        TROVE_MGMT_NETWORK_NAME=MGMT, TROVE_MGMT_SECURITY_GROUP=MGMT,
-        TROVE_MGMT_KEYPAIR_NAME=MGMT, TROVE_MGMT_SUBNET_RANGE=MGMT_CIDR,
-        TROVE_MGMT_PUBLIC_KEY=str(_keygen(tmp_path / 'id_trove')),
-        # The compute cloud's OVS runs in its namespace: no port of this
-        # host is plugged into a bridge here.
-        TROVE_MGMT_HOST_PORT='', TROVE_VOLUME_SUPPORT='False')
+        TROVE_VOLUME_SUPPORT='False', **_management_settings(tmp_path))
     conn = clients(plugin).conn
     service = conn.identity.find_project('service')
     trove_user = conn.identity.find_user('trove')
