@@ -6,7 +6,8 @@ on a Ceph RBD volume, tempest inside the namespace) with Trove run by the
 devstack plugin's stack phases; opt-in (one instance per CI run): the
 scenario on provision's configuration, a second MariaDB instance and a
 PostgreSQL 17 one through the lifecycle of
-tests/integration/lifecycle_support.py.
+tests/integration/lifecycle_support.py, and ``trovestack instance up`` /
+``down`` as quickstart --compute runs them.
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
@@ -14,6 +15,7 @@ core).  Everything runs in a cloud of its own, wiped at the end.
 
 import contextlib
 import ipaddress
+import json
 import os
 import subprocess
 import time
@@ -25,6 +27,7 @@ from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
+from trovestack import connection
 from trovestack import provision
 from trovestack.cloud import bootstrap
 from trovestack.cloud import processes
@@ -266,4 +269,46 @@ def test_postgresql_instance_lifecycle(compute_cloud, provisioned,
         where, datastore='postgresql', version='17', flavor=FLAVOR,
         volume_size=VOLUME_SIZE)
     assert any(stage.startswith('deleted') for stage in timeline), timeline
+    assert host_addresses() == compute_cloud.host_addresses
+
+
+@pytest.mark.extra_instance
+def test_instance_up_converges_and_down_removes_it(compute_cloud,
+                                                  provisioned):
+    """quickstart --compute's last step as a user runs it: ``trovestack
+    instance up`` creates the instance with the cloud's defaults (default
+    datastore and version, flavor d3, the shared network private, a 1 GB
+    volume) and waits for ACTIVE; run again it finds the same one;
+    ``instance down`` deletes it with its server and ports, then has
+    nothing to do."""
+    conn = compute_cloud.connection()
+    ports_before = {port.id for port in conn.network.ports()}
+
+    def trovestack(*args):
+        result = helpers.run('trovestack', 'instance', *args, '-f', 'json',
+                             env=compute_cloud.env(), check=False,
+                             timeout=3600)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout), result.stderr
+
+    try:
+        first, progress = trovestack('up', 'it-demo')
+        assert (first['Status'], first['Created']) == ('ACTIVE', True)
+        assert (first['Datastore'], first['Version']) == (DATASTORE,
+                                                          VERSION)
+        assert 'it-demo: status BUILD at' in progress, progress
+        private = conn.network.find_network(compute_trove.USER_NETWORK)
+        server = next(conn.compute.servers(all_projects=True,
+                                           name='^it-demo$'))
+        assert private.name in server.addresses, server.addresses
+        again, _ = trovestack('up', 'it-demo')
+        assert (again['ID'], again['Created']) == (first['ID'], False)
+        assert [i for i in connection.trove_client(conn).instances.list()
+                if i.name == 'it-demo'] != []
+    finally:
+        down, _ = trovestack('down', 'it-demo')
+    assert (down['Action'], down['ID']) == ('deleted', first['ID'])
+    assert {port.id for port in conn.network.ports()} == ports_before
+    gone, _ = trovestack('down', 'it-demo')
+    assert gone['Action'] == 'unchanged'
     assert host_addresses() == compute_cloud.host_addresses
