@@ -26,6 +26,8 @@ from trovestack.common.errors import UserError
 LOG = logging.getLogger(__name__)
 
 DEFAULT_API_TIMEOUT = 10.0
+# How errors name a cloud given only by OS_* variables (or by nothing).
+NO_CLOUD_NAMED = 'the cloud in OS_* variables'
 
 
 class CloudError(UserError):
@@ -196,7 +198,7 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
     worker.start()
     worker.join(api_timeout)
     if worker.is_alive():
-        where = f'cloud {cloud!r}' if cloud else 'the cloud in OS_* variables'
+        where = f'cloud {cloud!r}' if cloud else NO_CLOUD_NAMED
         raise CloudError(f'identity service of {where} did not answer '
                          f'within {api_timeout:g} s')
     if 'error' in outcome:
@@ -218,7 +220,7 @@ def describe_error(exc, cloud=None):
     openstacksdk wraps keystoneauth errors, so the whole chain of causes is
     searched for one we can explain.
     """
-    where = f'cloud {cloud!r}' if cloud else 'the cloud in OS_* variables'
+    where = f'cloud {cloud!r}' if cloud else NO_CLOUD_NAMED
     for cause in _causes(exc):
         message = _explain(cause, where)
         if message:
@@ -244,7 +246,12 @@ def _explain(exc, where):
         return f'cannot load {where}: {exc}'
     if isinstance(exc, ks_exc.MissingRequiredOptions):
         names = ', '.join(opt.dest for opt in exc.options)
-        return f'incomplete credentials for {where}: missing {names}'
+        message = f'incomplete credentials for {where}: missing {names}'
+        if where == NO_CLOUD_NAMED:
+            message += ('; name a cloud of clouds.yaml with --os-cloud or '
+                        'OS_CLOUD (the local cloud: eval "$(trovestack '
+                        'cloud env)")')
+        return message
     if isinstance(exc, ks_exc.Unauthorized) or \
             getattr(exc, 'http_status', None) == 401 or \
             getattr(exc, 'status_code', None) == 401:

@@ -33,6 +33,21 @@ def test_describe_error_finds_the_keystoneauth_cause(cause, message):
     assert '\n' not in text
 
 
+def test_missing_auth_url_without_a_cloud_says_how_to_name_one():
+    from keystoneauth1 import loading
+
+    options = [opt for opt in loading.get_plugin_options('password')
+               if opt.dest == 'auth_url']
+    cause = ks_exc.MissingRequiredOptions(options)
+    named = connection.describe_error(_wrapped(cause), 'c1')
+    assert named == "incomplete credentials for cloud 'c1': missing auth_url"
+    unnamed = connection.describe_error(_wrapped(cause))
+    assert unnamed.startswith('incomplete credentials for the cloud in OS_* '
+                              'variables: missing auth_url; name a cloud')
+    assert '--os-cloud' in unnamed and 'trovestack cloud env' in unnamed
+    assert '\n' not in unnamed
+
+
 def test_describe_error_fallback_is_one_line():
     text = connection.describe_error(RuntimeError('first\nsecond'))
     assert text == ('the cloud in OS_* variables: RuntimeError: first')
