@@ -286,6 +286,7 @@ def test_instance_up_converges_and_down_removes_it(compute_cloud,
 
     def trovestack(*args):
         result = helpers.run('trovestack', 'instance', *args, '-f', 'json',
+                             '--os-cloud', compute_cloud.admin_cloud,
                              env=compute_cloud.env(), check=False,
                              timeout=3600)
         assert result.returncode == 0, result.stderr
