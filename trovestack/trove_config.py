@@ -261,12 +261,7 @@ def apply(config, paths, *, dry_run=False):
     for name, sections in config.items():
         path = paths[name]
         document = ini.IniFile.load(path)
-        changed = []
-        for section, options in sections.items():
-            for option, value in options.items():
-                if document.get(section, option) != value:
-                    document.set(section, option, value)
-                    changed.append(f'{section}.{option}')
+        changed = document.update(sections)
         if not changed:
             rows.append(results.Row('config', str(path), results.UNCHANGED))
             continue

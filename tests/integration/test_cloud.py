@@ -154,6 +154,15 @@ def test_lifecycle_restart_keeps_data_and_fresh_wipes(lifecycle_dir,
     run('openstack', '--os-cloud', 'trovestack-admin', 'flavor', 'create',
         '--ram', '64', '--disk', '0', '--vcpus', '1', 'keep-me', env=env)
 
+    # What provision adds to trove.conf (instances on the compute cloud)
+    # outlives a restart; the cloud's own options are written again.
+    trove_conf = layout.Layout(lifecycle_dir).config_dir('trove') \
+        / 'trove.conf'
+    added = trove_conf.read_text().replace(
+        '[DEFAULT]\n', '[DEFAULT]\nmanagement_networks = net-kept\n', 1)
+    trove_conf.write_text(added.replace('trove_api_workers = 1',
+                                        'trove_api_workers = 7'))
+
     down = run_json('trovestack', 'cloud', 'down', '--state-dir',
                     lifecycle_dir)
     assert {r['Result'] for r in down} == {'stopped'}
@@ -164,6 +173,10 @@ def test_lifecycle_restart_keeps_data_and_fresh_wipes(lifecycle_dir,
     rows = run_json(*up)
     assert {r['State'] for r in rows} == {'running'}
     assert setup_log.stat().st_mtime == setup_mtime, 'bootstrapped again'
+    kept = configparser.ConfigParser(interpolation=None)
+    kept.read(trove_conf)
+    assert kept['DEFAULT']['management_networks'] == 'net-kept'
+    assert kept['DEFAULT']['trove_api_workers'] == '1'
     flavors = run_json('openstack', '--os-cloud', 'trovestack-admin',
                        'flavor', 'list', env=env)
     assert 'keep-me' in {f['Name'] for f in flavors}

@@ -11,6 +11,7 @@ import shutil
 import sys
 
 from trovestack.cloud import layout as layout_mod
+from trovestack.testenv import ini as ini_mod
 
 SERVICE_PROJECT = 'service'
 REGION = 'RegionOne'
@@ -186,11 +187,20 @@ def config_file(service, layout):
 
 
 def write_configs(state, layout, transport_url):
-    """(Re)write every service's config file from the saved state and the
-    broker's transport_url."""
+    """Write every service's options from the saved state and the
+    broker's transport_url into its config file.
+
+    Options the cloud does not render stay: what ``provision`` sets for
+    Trove's instances on the compute cloud (management network, keypair,
+    timeouts...), what the compute layer adds to nova-api's, so a cloud
+    started again runs with them.
+    """
     for service, (name, render) in RENDERERS.items():
-        layout_mod.write_private(layout.config_dir(service) / name,
-                                 ini(render(state, layout, transport_url)))
+        path = layout.config_dir(service) / name
+        document = ini_mod.IniFile.load(path)
+        if document.update(render(state, layout, transport_url)) or \
+                not path.exists():
+            layout_mod.write_private(path, document.text())
         if service in PASTE_FILES:
             project, paste = PASTE_FILES[service]
             shutil.copyfile(_shipped_etc(project, paste),

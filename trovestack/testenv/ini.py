@@ -107,6 +107,18 @@ class IniFile:
             self._append_section(section, new_line)
         return None
 
+    def update(self, sections):
+        """Set each option of {section: {option: value}} whose value
+        differs; the ``section.option`` names that changed."""
+        changed = []
+        for section, options in sections.items():
+            for option, value in options.items():
+                value = str(value)
+                if self.get(section, option) != value:
+                    self.set(section, option, value)
+                    changed.append(f'{section}.{option}')
+        return changed
+
     def _insert(self, index, line):
         if index > 0 and not self.lines[index - 1].endswith('\n'):
             self.lines[index - 1] += '\n'

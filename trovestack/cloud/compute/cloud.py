@@ -225,16 +225,11 @@ class ComputeLayer:
         True when the file changed (nova-api then needs a restart)."""
         path = self.layout.config_dir('nova') / 'nova.conf'
         document = ini.IniFile.load(path)
-        changed = False
-        for section, options in nova.api_settings(
-                state, self.paths, transport_url).items():
-            for option, value in options.items():
-                if document.get(section, option) != value:
-                    document.set(section, option, value)
-                    changed = True
+        changed = document.update(nova.api_settings(state, self.paths,
+                                                     transport_url))
         if changed:
             document.save(path)
-        return changed
+        return bool(changed)
 
     # ---------------------------------------------------------- down/status
     def down(self):
