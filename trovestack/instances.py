@@ -199,7 +199,7 @@ class Tracker:
             except Exception as exc:
                 if not _is_api_error(exc):
                     raise
-                self.fail(f'{what}: the API answered {exc}')
+                self.fail(f'{what}: {_api_answer(exc)}')
             if result:
                 return result
             if _now() > deadline:
@@ -416,8 +416,20 @@ def _check_found(tracker, found, datastore, version):
 
 def _is_api_error(exc):
     """True for an API's answer with an HTTP error status (troveclient's
-    and keystoneauth's errors carry it)."""
-    return isinstance(getattr(exc, 'http_status', None), int)
+    and keystoneauth's errors carry it), or for no answer in time or at all
+    (keystoneauth's connection errors: Trove's API waits on a guest that
+    does not run, for one)."""
+    from keystoneauth1 import exceptions as ks_exc
+
+    return isinstance(getattr(exc, 'http_status', None), int) or \
+        isinstance(exc, ks_exc.ConnectionError)
+
+
+def _api_answer(exc):
+    """What the API said (or that it said nothing), for an error line."""
+    if isinstance(getattr(exc, 'http_status', None), int):
+        return f'the API answered {exc}'
+    return f'no answer from the API: {exc}'
 
 
 def _is_not_found(exc):
@@ -444,6 +456,13 @@ def remove(tracker, *, reset=False, timeout=DELETE_TIMEOUT):
             tracker.follow(trove.instances.get(tracker.instance_id))
         except Exception:  # noqa: BLE001 - the deletion below says more
             pass
+    if tracker.server_id is None:
+        # Trove did not show it (its API may wait on a guest that does not
+        # run): nova's only server of the instance's name.
+        servers = [server.id for server in conn.compute.servers(
+            all_projects=True, name=f'^{tracker.name}$')]
+        if len(servers) == 1:
+            tracker.server_id = servers[0]
     ports = [port.id for port in conn.network.ports(
         device_id=tracker.server_id)] if tracker.server_id else []
     tracker.stage = 'delete'

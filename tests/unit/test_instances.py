@@ -288,6 +288,22 @@ def test_api_error_while_waiting_fails_with_diagnostics(conn, trove, clock):
     assert 'instance id-1: Internal Server Error' in caught.value.details
 
 
+def test_no_answer_while_waiting_fails_with_diagnostics(conn, trove, clock):
+    # Trove's API waits on the guest for an ACTIVE instance's volume use:
+    # a guest that does not run (a cloud started again) makes it time out.
+    from keystoneauth1 import exceptions as ks_exc
+
+    trove.instances.add('demo', ['ACTIVE'])
+    trove.instances.get = _raising(ks_exc.ConnectTimeout(
+        'Request to http://127.0.0.1:1/v1.0/p/instances/id-1 timed out'))
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.ensure_instance(conn, 'demo')
+    line = str(caught.value)
+    assert 'stopped at found: ACTIVE: no answer from the API: Request ' \
+        'to' in line and '\n' not in line
+    assert 'instance id-1: Request to' in caught.value.details
+
+
 def test_two_of_a_name_are_an_error(conn, trove):
     trove.instances.add('demo', ['ACTIVE'])
     trove.instances.add('demo', ['ACTIVE'])
@@ -316,6 +332,27 @@ def test_down_active_needs_no_reset(conn, trove, clock):
     trove.instances.add('demo', ['ACTIVE'])
     instances.delete_instance(conn, 'demo')
     assert trove.instances.calls == [('delete', 'id-1')]
+
+
+def test_down_finds_the_server_trove_does_not_show(conn, trove, clock):
+    from keystoneauth1 import exceptions as ks_exc
+
+    found = trove.instances.add('demo', ['ACTIVE'])
+    del found.server_id  # the list shows none; the show times out
+    real_get = trove.instances.get
+    answers = [ks_exc.ConnectTimeout('timed out')]
+
+    def get(instance_id):
+        if answers:
+            raise answers.pop()
+        return real_get(instance_id)
+    trove.instances.get = get
+    conn.compute.servers.return_value = [types.SimpleNamespace(id='srv-9')]
+    instances.delete_instance(conn, 'demo')
+    conn.compute.servers.assert_called_with(all_projects=True,
+                                            name='^demo$')
+    conn.network.ports.assert_called_with(device_id='srv-9')
+    conn.compute.find_server.assert_called_with('srv-9', ignore_missing=True)
 
 
 def test_down_refused_points_at_force_delete(conn, trove, clock):
