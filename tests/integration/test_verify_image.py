@@ -13,7 +13,9 @@ minutes under TCG; ``-m 'not guest_boot'`` skips this module.
 import json
 import os
 import pathlib
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -99,6 +101,19 @@ def test_postgresql_through_the_registry(embedded_image):
             <= stages['ACTIVE']['Seconds']), stages
 
 
+@pytest.mark.extra_instance
+@pytest.mark.parametrize('datastore', ['mariadb:10.11', 'postgresql:15'])
+def test_bookworm_datastore_images_through_the_registry(embedded_image,
+                                                        datastore):
+    """The other offline datastore images (Debian bookworm's packages):
+    pulled from the run's registry by the same guest image, to ACTIVE."""
+    stages = _stages(_verify(embedded_image, datastore, '--registry'))
+    for name in REQUIRED:
+        assert stages[name]['Seconds'] is not None, (name, stages)
+    name = datastore.split(':')[0]
+    assert 'trovestack/%s' % name in stages['image pulled']['Detail'], stages
+
+
 def test_disabled_agent_names_the_missing_heartbeat(embedded_image,
                                                     tmp_path):
     work = tmp_path / 'work'
@@ -118,6 +133,52 @@ def test_disabled_agent_names_the_missing_heartbeat(embedded_image,
     assert run.guest_vm.MARKER + ' cloud-init done' in console
     assert not any(p for p in os.listdir('/proc') if p.isdigit()
                    and _is_our_qemu(p, work))
+
+
+def test_ctrl_c_stops_everything_it_started(embedded_image, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) while the guest
+    boots: exit 130, and qemu, RabbitMQ, the tap and the namespace are
+    gone."""
+    work = tmp_path / 'work'
+    before = _namespaces()
+    command = subprocess.Popen(
+        [str(helpers.BIN / 'trovestack'), 'verify-image', str(embedded_image),
+         '--datastore', EMBEDDED, '--work-dir', str(work)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not _our_processes(work, b'qemu-system'):
+            assert command.poll() is None, command.communicate()
+            assert time.monotonic() < deadline, 'qemu never started'
+            time.sleep(1)
+        assert _namespaces() - before, 'no namespace while qemu runs'
+        os.killpg(command.pid, signal.SIGINT)
+        out, err = command.communicate(timeout=180)
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+            command.wait()
+    assert command.returncode == 130, err
+    assert 'Traceback' not in err, err
+    assert _namespaces() <= before, err
+    assert not _our_processes(work), err
+
+
+def _our_processes(work, program=b''):
+    """Processes whose command line or environment names ``work`` (qemu,
+    RabbitMQ's Erlang VM, the registry), optionally only ``program``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            cmdline = pathlib.Path('/proc', pid, 'cmdline').read_bytes()
+            environ = pathlib.Path('/proc', pid, 'environ').read_bytes()
+        except OSError:
+            continue
+        if (str(work).encode() in cmdline + environ
+                and program in cmdline):
+            found.append(int(pid))
+    return found
 
 
 def _is_our_qemu(pid, work):

@@ -233,17 +233,34 @@ def _stop_process(proc, timeout=20):
             proc.wait()
 
 
+def check_datastore_image(image, datastore, version, use_registry):
+    """UserError, before anything starts, when the guest would have no
+    image of datastore:version: not embedded in ``image``, or (registry)
+    none that build-datastore-image can make."""
+    from trovestack.datastore_images import datastores
+
+    name = '%s:%s' % (datastore, version)
+    if not use_registry and name in embedded_images(image):
+        return
+    try:
+        datastores.find(datastore, version)
+    except UserError as e:
+        if use_registry:
+            raise
+        raise UserError('%s has no embedded datastore image %s, and none '
+                        'can be built here: %s' % (image, name, e)) from None
+    if not use_registry:
+        raise UserError(
+            '%s has no embedded datastore image %s; rebuild it with '
+            'trove-image-builder --embed-datastore-image %s, or pass '
+            '--registry' % (image, name, name))
+
+
 def _deliver(stack, namespace, work, datastore, version, delivery,
              image, progress):
     """(docker image repository the guest runs, insecure registries)."""
     repository = trove_config.LOCAL_REPOSITORY.format(datastore=datastore)
     if delivery == 'embedded':
-        name = '%s:%s' % (datastore, version)
-        if name not in embedded_images(image):
-            raise UserError(
-                '%s has no embedded datastore image %s; rebuild it with '
-                'trove-image-builder --embed-datastore-image %s, or pass '
-                '--registry' % (image, name, name))
         return repository, []
     from trovestack import datastore_images
     from trovestack import registry
@@ -279,6 +296,7 @@ def verify_image(image, datastore: str, version: str, *,
         raise UserError('Unknown datastore %r; valid: %s' % (
             datastore, ', '.join(MANAGERS)))
     _require_host()
+    check_datastore_image(image, datastore, version, use_registry)
     kvm = guest_vm.kvm_usable()
     deadline = time.monotonic() + timeout
     netns.delete_stale(NAMESPACE_PREFIX)
