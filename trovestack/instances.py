@@ -30,6 +30,10 @@ from trovestack.testenv import datastores
 from trovestack.testenv import tempest_conf
 
 ACTIVE = 'ACTIVE'
+# The database's own state (Trove's operating_status) once its guest agent
+# reports: an ACTIVE instance whose guest has not reported lately (its
+# cloud was restarted and the guest boots again) shows ERROR until then.
+HEALTHY = 'HEALTHY'
 # Statuses an instance leaves by itself: Trove or nova is still at work.
 PASSING = frozenset({'BUILD', 'REBOOT', 'RESIZE', 'BACKUP', 'UPGRADE',
                      'PROMOTE', 'EJECT', 'DETACH', 'LOGGING'})
@@ -42,6 +46,9 @@ SHARED_NETWORK = 'private'
 DEFAULT_TIMEOUT = 1800
 DELETE_TIMEOUT = 900
 HEARTBEAT = 60      # seconds without a change before a "still ..." line
+# Seconds an ACTIVE instance's guest may leave Trove's show unanswered (it
+# boots again after a cloud restart: ~5 min under TCG) before it is an error.
+SILENCE_LIMIT = 900
 INTERVAL = 10       # seconds between status polls
 CONSOLE_TAIL = 3000
 LOG_TAIL = 1500
@@ -107,6 +114,7 @@ class Tracker:
         self.stage = 'start'
         self.instance_id = None
         self.server_id = None
+        self.last_status = None
         self.hint = None  # what a failure suggests (default: delete it)
 
     def elapsed(self):
@@ -122,8 +130,9 @@ class Tracker:
         self.say(f'{stage} at {self.timeline[stage]} s')
 
     def follow(self, instance):
-        """Take the instance's (and its nova server's) id."""
+        """Take the instance's (and its nova server's) id and status."""
         self.instance_id = instance.id
+        self.last_status = instance.status
         self.server_id = _field(instance, 'server_id') or \
             self.server_id
 
@@ -207,24 +216,46 @@ class Tracker:
             _sleep(interval)
 
     def wait_active(self, timeout):
-        """Poll the instance until it is ACTIVE (returned): a stage per
-        status it shows, a heartbeat line at most every HEARTBEAT seconds
-        while it stays; fails when it reaches a status it does not leave
-        by itself (ERROR...) or at the timeout."""
-        seen = {'status': None, 'said': _now()}
+        """Poll the instance until it is ACTIVE with a healthy database
+        (returned): a stage per status it shows, a heartbeat line at most
+        every HEARTBEAT seconds while it stays; fails when it reaches a
+        status it does not leave by itself (ERROR...) or at the timeout.
+        An ACTIVE instance whose database is not HEALTHY (its guest has not
+        reported since its cloud restarted) is waited for."""
+        seen = {'status': None, 'said': _now(), 'silent': None}
 
-        def active():
-            instance = self.trove.instances.get(self.instance_id)
-            self.follow(instance)
-            status = instance.status
-            if status != seen['status']:
-                seen.update(status=status, said=_now())
-                self.mark(f'status {status}')
+        def show(shown):
+            if shown != seen['status']:
+                seen.update(status=shown, said=_now())
+                self.mark(f'status {shown}')
             elif _now() - seen['said'] >= HEARTBEAT:
                 seen['said'] = _now()
-                self.say(f'still {status} at {self.elapsed()} s')
+                self.say(f'still {shown} at {self.elapsed()} s')
+
+        def active():
+            try:
+                instance = self.trove.instances.get(self.instance_id)
+            except Exception as exc:
+                # Trove's show of an ACTIVE instance asks its guest for the
+                # volume's use, and waits while the guest does not answer.
+                if self.last_status != ACTIVE or not _timed_out(exc):
+                    raise
+                seen['silent'] = seen['silent'] or _now()
+                show(f'{ACTIVE}, guest not answering')
+                if _now() - seen['silent'] > SILENCE_LIMIT:
+                    self.fail(f'its guest has not answered for '
+                              f'{SILENCE_LIMIT} s: {exc}')
+                return None
+            seen['silent'] = None
+            self.follow(instance)
+            status = instance.status
+            database = _field(instance, 'operating_status')
+            shown = status
+            if status == ACTIVE and database not in (None, HEALTHY):
+                shown = f'{status}, database {database}'
+            show(shown)
             if status == ACTIVE:
-                return instance
+                return instance if shown == status else None
             if status not in PASSING:
                 self.fail(f'instance went to {status}')
             return None
@@ -412,6 +443,13 @@ def _check_found(tracker, found, datastore, version):
             f'{datastore or has}:{version or has_version}; remove it with '
             f'"trovestack instance down {tracker.name}" or choose another '
             'name')
+
+
+def _timed_out(exc):
+    """True when an API request got no answer in time."""
+    from keystoneauth1 import exceptions as ks_exc
+
+    return isinstance(exc, ks_exc.ConnectTimeout)
 
 
 def _is_api_error(exc):

@@ -278,9 +278,10 @@ def test_instance_up_converges_and_down_removes_it(compute_cloud,
     """quickstart --compute's last step as a user runs it: ``trovestack
     instance up`` creates the instance with the cloud's defaults (default
     datastore and version, flavor d3, the shared network private, a 1 GB
-    volume) and waits for ACTIVE; run again it finds the same one;
-    ``instance down`` deletes it with its server and ports, then has
-    nothing to do."""
+    volume) and waits for ACTIVE; run again it finds the same one; after
+    ``cloud down`` and ``cloud up --compute`` its guest runs again with the
+    database it had, and ``instance up`` waits for it; ``instance down``
+    deletes it with its server and ports, then has nothing to do."""
     conn = compute_cloud.connection()
     ports_before = {port.id for port in conn.network.ports()}
 
@@ -304,8 +305,10 @@ def test_instance_up_converges_and_down_removes_it(compute_cloud,
         assert private.name in server.addresses, server.addresses
         again, _ = trovestack('up', 'it-demo')
         assert (again['ID'], again['Created']) == (first['ID'], False)
-        assert [i for i in connection.trove_client(conn).instances.list()
+        trove = connection.trove_client(conn)
+        assert [i for i in trove.instances.list()
                 if i.name == 'it-demo'] != []
+        _restart_keeps(compute_cloud, trove, first['ID'], trovestack)
     finally:
         down, _ = trovestack('down', 'it-demo')
     assert (down['Action'], down['ID']) == ('deleted', first['ID'])
@@ -313,3 +316,23 @@ def test_instance_up_converges_and_down_removes_it(compute_cloud,
     gone, _ = trovestack('down', 'it-demo')
     assert gone['Action'] == 'unchanged'
     assert host_addresses() == compute_cloud.host_addresses
+
+
+def _restart_keeps(compute_cloud, trove, instance_id, trovestack):
+    """A database made just before ``cloud down`` is there after ``cloud
+    up --compute``: the guest powered off cleanly, and nova-compute started
+    it again; ``instance up`` waited for its database to report."""
+    trove.databases.create(instance_id, [{'name': 'kept'}])
+    deadline = time.monotonic() + 300
+    while 'kept' not in {db.name for db in trove.databases.list(
+            instance_id)}:
+        assert time.monotonic() < deadline, 'database kept never listed'
+        time.sleep(5)
+    for command in (('down',), ('up', '--compute')):
+        helpers.run('trovestack', 'cloud', *command, '--state-dir',
+                    compute_cloud.state_dir, env=compute_cloud.env(),
+                    timeout=1800)
+    back, progress = trovestack('up', 'it-demo')
+    assert (back['ID'], back['Status'], back['Created']) == (
+        instance_id, 'ACTIVE', False), progress
+    assert 'kept' in {db.name for db in trove.databases.list(instance_id)}

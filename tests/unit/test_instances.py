@@ -40,10 +40,11 @@ class FakeInstances:
                                                              '11.8')):
         instance_id = f'id-{len(self.items) + 1}'
         self.items[instance_id] = types.SimpleNamespace(
-            id=instance_id, name=name, status=statuses[0], fault=fault,
+            id=instance_id, name=name, fault=fault,
             server_id=f'server-{instance_id}',
             datastore={'type': datastore[0], 'version': datastore[1]},
             addresses=[{'address': '10.0.0.5', 'type': 'private'}])
+        _show(self.items[instance_id], statuses[0])
         self.statuses[instance_id] = list(statuses)
         return self.items[instance_id]
 
@@ -59,8 +60,8 @@ class FakeInstances:
             raise NotFound(instance_id)
         instance = self.items[instance_id]
         statuses = self.statuses[instance_id]
-        instance.status = statuses.pop(0) if len(statuses) > 1 \
-            else statuses[0]
+        _show(instance, statuses.pop(0) if len(statuses) > 1
+              else statuses[0])
         return instance
 
     def create(self, name, flavor_id, **kwargs):
@@ -73,6 +74,16 @@ class FakeInstances:
     def delete(self, instance_id):
         self.calls.append(('delete', instance_id))
         del self.items[instance_id]
+
+
+def _show(instance, shown):
+    """'ACTIVE/ERROR': status ACTIVE, operating_status ERROR; a plain
+    status comes without operating_status (as from an older Trove)."""
+    instance.status, _, database = shown.partition('/')
+    if database:
+        instance.operating_status = database
+    else:
+        vars(instance).pop('operating_status', None)
 
 
 class Page(list):
@@ -219,6 +230,17 @@ def test_building_is_waited_for_with_heartbeats(conn, trove, clock):
     assert 2 <= len(heartbeats) <= 4, lines
 
 
+def test_active_without_a_healthy_database_is_waited_for(conn, trove,
+                                                       clock):
+    """After a cloud restart: ACTIVE in Trove, its guest booting again."""
+    trove.instances.add('demo', ['ACTIVE/ERROR'] * 3 + ['ACTIVE/HEALTHY'])
+    lines = []
+    result = instances.ensure_instance(conn, 'demo', progress=lines.append)
+    assert result.status == 'ACTIVE' and not result.created
+    assert list(result.timeline)[1:] == ['status ACTIVE, database ERROR',
+                                         'status ACTIVE'], result.timeline
+
+
 def test_error_names_the_fault_and_the_down_command(conn, trove, clock):
     trove.instances.add('demo', ['ERROR'], fault={
         'message': 'No valid host was found.', 'details': 'trace...'})
@@ -288,20 +310,57 @@ def test_api_error_while_waiting_fails_with_diagnostics(conn, trove, clock):
     assert 'instance id-1: Internal Server Error' in caught.value.details
 
 
-def test_no_answer_while_waiting_fails_with_diagnostics(conn, trove, clock):
-    # Trove's API waits on the guest for an ACTIVE instance's volume use:
-    # a guest that does not run (a cloud started again) makes it time out.
+def _timing_out_then(trove, polls):
+    """instances.get times out ``polls`` times, then answers."""
     from keystoneauth1 import exceptions as ks_exc
 
+    answer = trove.instances.get
+    left = [polls]
+
+    def get(instance_id):
+        if left[0] > 0:
+            left[0] -= 1
+            raise ks_exc.ConnectTimeout(
+                'Request to http://127.0.0.1:1/v1.0/p/instances/id-1 '
+                'timed out')
+        return answer(instance_id)
+    trove.instances.get = get
+
+
+def test_guest_not_answering_is_waited_for(conn, trove, clock):
+    # Trove's API waits on the guest for an ACTIVE instance's volume use:
+    # its guest boots again after a cloud restart, and show times out.
+    trove.instances.add('demo', ['ACTIVE/HEALTHY'])
+    _timing_out_then(trove, 5)
+    lines = []
+    result = instances.ensure_instance(conn, 'demo', progress=lines.append)
+    assert result.status == 'ACTIVE'
+    assert list(result.timeline)[1:] == [
+        'status ACTIVE, guest not answering', 'status ACTIVE'], lines
+
+
+def test_guest_silent_too_long_fails_with_diagnostics(conn, trove, clock):
     trove.instances.add('demo', ['ACTIVE'])
-    trove.instances.get = _raising(ks_exc.ConnectTimeout(
-        'Request to http://127.0.0.1:1/v1.0/p/instances/id-1 timed out'))
+    _timing_out_then(trove, 10 ** 6)
     with pytest.raises(instances.InstanceError) as caught:
         instances.ensure_instance(conn, 'demo')
     line = str(caught.value)
-    assert 'stopped at found: ACTIVE: no answer from the API: Request ' \
-        'to' in line and '\n' not in line
+    assert ('stopped at status ACTIVE, guest not answering: its guest has '
+            'not answered for 900 s: Request to') in line, line
+    assert '\n' not in line
     assert 'instance id-1: Request to' in caught.value.details
+
+
+def test_no_answer_at_all_fails_at_once(conn, trove, clock):
+    from keystoneauth1 import exceptions as ks_exc
+
+    trove.instances.add('demo', ['ACTIVE'])
+    trove.instances.get = _raising(ks_exc.ConnectFailure(
+        'Unable to establish connection to http://127.0.0.1:1'))
+    with pytest.raises(instances.InstanceError) as caught:
+        instances.ensure_instance(conn, 'demo')
+    assert 'stopped at found: ACTIVE: no answer from the API: Unable' \
+        in str(caught.value)
 
 
 def test_two_of_a_name_are_an_error(conn, trove):

@@ -139,7 +139,7 @@ class ComputeLayer:
             if not bootstrapped_before:
                 # Guests a wiped cloud of this state directory left defined.
                 libvirt.forget_domains(f'{self.paths.namespace}-')
-            for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
+            for name in ('nova-conductor', 'nova-scheduler', nova.COMPUTE):
                 self.runner.start(steps[name], timeout)
             self._wait_for_hypervisor(state, timeout)
             self._wait_for_volume_service(state, timeout)
@@ -186,8 +186,8 @@ class ComputeLayer:
         deadline = time.monotonic() + max(timeout, 300.0)
         try:
             while time.monotonic() < deadline:
-                if self.runner.pid('nova-compute') is None:
-                    raise self.runner.failure('nova-compute', 'exited')
+                if self.runner.pid(nova.COMPUTE) is None:
+                    raise self.runner.failure(nova.COMPUTE, 'exited')
                 up = [h for h in conn.compute.hypervisors(details=True)
                       if h.state == 'up']
                 if up and list(conn.placement.resource_providers()):
@@ -195,7 +195,7 @@ class ComputeLayer:
                 time.sleep(3)
         finally:
             conn.close()
-        raise self.runner.failure('nova-compute',
+        raise self.runner.failure(nova.COMPUTE,
                                   'registered no hypervisor in time')
 
     def _write_configs(self, state, cstate, transport_url):
@@ -237,15 +237,26 @@ class ComputeLayer:
         cstate = self.state
         if cstate is None:
             return []
-        if self.runner.pid('libvirtd'):
-            # Stopping kills the guests; their libvirt definitions would
-            # outlive the cloud and make any next nova-compute refuse to
-            # start ("hypervisor has existing instances").  A hard reboot
-            # recreates them after the next up.
-            libvirt.forget_domains(f'{self.paths.namespace}-')
         rows = []
-        for daemon in reversed(self.daemons(cstate)):
-            rows.append((daemon.name, self.runner.stop(daemon.name)))
+        if self.runner.pid('libvirtd'):
+            # The guests power off while their volumes (Ceph) and network
+            # still run: a destroyed guest lost what its database had just
+            # written.  nova-compute stops first, or it would take a guest
+            # that powers off under it for one its user stopped, and the
+            # next up's nova-compute would not start it again
+            # (resume_guests_state_on_host_boot: a hard reboot, which
+            # defines the domain again).  Their definitions go: they would
+            # outlive the cloud and make any next nova-compute refuse to
+            # start ("hypervisor has existing instances").
+            rows.append((nova.COMPUTE, self.runner.stop(nova.COMPUTE)))
+            prefix = f'{self.paths.namespace}-'
+            rows += [(f'guest {name}', True)
+                     for name in libvirt.shut_down_domains(prefix)]
+            libvirt.forget_domains(prefix)
+        stopped = {name for name, _ in rows}
+        rows += [(daemon.name, self.runner.stop(daemon.name))
+                 for daemon in reversed(self.daemons(cstate))
+                 if daemon.name not in stopped]
         if namespace.remove(self.paths):
             rows.append((f'namespace {self.paths.namespace}', True))
         return rows

@@ -19,6 +19,8 @@ PRIVSEP_SECTIONS = ('privsep', 'nova_sys_admin', 'vif_plug_ovs_privileged',
 # MiB of qemu's TCG translation cache per guest: qemu's default (1 GiB)
 # makes a guest's RSS 1.5-2 GB; 128 MiB keeps it under 1 GB.
 TB_CACHE_MIB = 128
+# The one nova service inside the namespace (it plugs the guests' ports).
+COMPUTE = 'nova-compute'
 
 
 def config_file(paths):
@@ -67,6 +69,9 @@ def write_config(state, cstate, paths, transport_url):
             'instance_name_template': f'{paths.namespace}-%08x',
             'heal_instance_info_cache_interval': '0',
             'reserved_host_memory_mb': '512',
+            # cloud down stops the guests; the next up starts those that
+            # ran (a hard reboot: nova writes their domains again).
+            'resume_guests_state_on_host_boot': 'true',
         },
         **{key: value for key, value in api_settings(
             state, paths, transport_url).items() if key != 'DEFAULT'},
@@ -107,4 +112,4 @@ def daemons_in_order(paths):
             name, [common.tool(name), '--config-file', config_file(paths)],
             netns)
     return [service('nova-conductor'), service('nova-scheduler'),
-            service('nova-compute', paths.namespace)]
+            service(COMPUTE, paths.namespace)]
