@@ -116,7 +116,8 @@ class CloudUp(lister.Lister):
 
 class CloudDown(lister.Lister):
     _description = ('Stop the services of the local cloud (only those it '
-                    'started)')
+                    'started); a compute cloud\'s guests power off cleanly '
+                    'first and start again with the next cloud up')
 
     def get_parser(self, prog_name):
         return add_state_dir_argument(super().get_parser(prog_name))
