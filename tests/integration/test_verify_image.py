@@ -145,7 +145,10 @@ def test_ctrl_c_stops_everything_it_started(embedded_image, tmp_path):
         [str(helpers.BIN / 'trovestack'), 'verify-image', str(embedded_image),
          '--datastore', EMBEDDED, '--work-dir', str(work)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # As from a terminal: a test lane started in the background (bin/
+        # run-tests) runs with SIGINT ignored, which children inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 600
         while not _our_processes(work, b'qemu-system'):

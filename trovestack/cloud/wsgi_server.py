@@ -24,6 +24,10 @@ class _Server(base.BaseApplication):
             'threads': 8,
             'timeout': 600,
             'graceful_timeout': 5,
+            # gunicorn's default (2 s) closes an idle connection just as a
+            # client polling every 2 s (openstacksdk's wait_for_*) sends
+            # on it again: 'Remote end closed connection without response'.
+            'keepalive': 75,
             'proc_name': f'trovestack-{target.split(".")[0]} {tag}',
             'accesslog': '-',
         }
