@@ -37,6 +37,10 @@ def settings(compute_cloud, image, datastore, version):
         TROVE_MGMT_SUBNET_RANGE=cstate.mgmt_cidr,
         TROVE_MGMT_PHYSICAL_NETWORK=compute_paths.PHYSICAL_NETWORK,
         TROVE_MGMT_GATEWAY=cstate.gateway, TROVE_MGMT_NETWORK_SHARED='True',
+        # The cloud's management key: its guests' evidence is read over
+        # SSH with it (trovestack gate-tests on a failure).
+        TROVE_MGMT_PUBLIC_KEY=str(compute_trove.key_file(
+            cloud.layout).with_suffix('.pub')),
         TROVE_SERVICE_PORT=str(cloud.state.ports['trove']),
         FAKE_TRANSPORT_URL=cloud.broker.transport_url())
 
@@ -68,6 +72,6 @@ def plugin_trove(compute_cloud, root, image, datastore, version,
 
 
 def service_logs(plugin):
-    """The plugin's task manager and conductor logs."""
+    """The plugin's Trove API, task manager and conductor logs."""
     logs = plugin.root / 'devstack' / 'logs'
-    return logs / 'tr-tmgr.log', logs / 'tr-cond.log'
+    return logs / 'tr-api.log', logs / 'tr-tmgr.log', logs / 'tr-cond.log'

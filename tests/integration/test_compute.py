@@ -217,6 +217,7 @@ def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
     tempest_conf = provisioned[3]
     conn = compute_cloud.connection()
     ports_before = {port.id for port in conn.network.ports()}
+    logs = []
     with contextlib.ExitStack() as stack:
         if trove_by == 'devstack-plugin':
             plugin = stack.enter_context(plugin_on_compute.plugin_trove(
@@ -226,14 +227,18 @@ def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
             tempest = ini.IniFile.load(tempest_conf)
             assert tempest.get('database', 'default_datastore_versions') \
                 == f'{DATASTORE}:{VERSION}'
+            for path in plugin_on_compute.service_logs(plugin):
+                logs += ['--service-log', path]
         result = helpers.run(
             'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
             '--workspace-dir', tmp_path / 'tempest', '--state-dir',
             compute_cloud.state_dir, '--regex', GATE_REGEX, '--serial',
-            check=False, timeout=3600)
+            *logs, check=False, timeout=3600)
     log = tmp_path / 'tempest' / 'logs' / 'tempest.log'
+    # The evidence (stderr: the guests, Trove's errors) first: a long
+    # message may be cut.
     assert result.returncode == 0, (
-        f'{result.stdout[-6000:]}\n{result.stderr[-2000:]}\n'
+        f'{result.stderr[-12000:]}\n{result.stdout[-4000:]}\n'
         f'tempest.log: {log}')
     assert 'test_database_access' in result.stdout
     assert not list(conn.compute.servers(all_projects=True))

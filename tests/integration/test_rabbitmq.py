@@ -91,6 +91,27 @@ def test_password_is_private_and_never_logged(two_brokers):
         assert broker.password not in log.read_text(errors='replace')
 
 
+def test_list_queues_counts_waiting_messages_and_consumers(two_brokers):
+    """A queue nobody consumes, with a message in it, as a hung guest
+    agent's would be; the other broker's queues are not listed."""
+    broker = two_brokers[0]
+    with kombu.Connection(broker.transport_url().replace('rabbit://',
+                                                         'amqp://')) as conn:
+        queue = kombu.Queue('guestagent.test', routing_key='guestagent.test',
+                            durable=False, auto_delete=False)
+        conn.SimpleQueue(queue).put({'method': 'list_users'})
+    listed = {name: (messages, consumers) for name, messages, consumers
+              in rabbitmq.list_queues(broker.data_dir)}
+    assert listed['guestagent.test'] == (1, 0)
+    assert 'guestagent.test' not in {
+        name for name, _, _ in rabbitmq.list_queues(two_brokers[1].data_dir)}
+
+
+def test_list_queues_of_no_broker_is_an_error(tmp_path):
+    with pytest.raises(rabbitmq.BrokerError, match='no running broker'):
+        rabbitmq.list_queues(tmp_path)
+
+
 def test_start_again_returns_the_running_broker(two_brokers):
     broker = two_brokers[1]
     before = sorted(broker_processes(broker.data_dir))

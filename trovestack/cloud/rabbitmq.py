@@ -28,6 +28,9 @@ from trovestack.common import files
 LOG = logging.getLogger(__name__)
 
 SERVER = pathlib.Path('/usr/lib/rabbitmq/bin/rabbitmq-server')
+# The CLI itself, not Debian's wrapper (which runs it as the rabbitmq user,
+# whose home holds another Erlang cookie than this broker's HOME).
+CTL = SERVER.with_name('rabbitmqctl')
 STATE_FILE = 'broker.json'
 READY_LINE = 'Server startup complete'
 # Every process a broker starts carries this variable (value: its data
@@ -371,3 +374,34 @@ def queue_consumers(broker, queues, timeout=2.0):
         raise BrokerError(f'RabbitMQ on {broker.host}:{broker.port} did not '
                           f'answer: {exc}') from exc
     return counts
+
+
+def list_queues(data_dir, timeout=60.0):
+    """[(queue, messages waiting, consumers)] of the running broker of
+    data_dir's vhost, from rabbitmqctl; BrokerError when it can not tell.
+    A guest agent's queue (``guestagent.<instance id>``) with messages
+    waiting is an agent that does not take its calls; without a consumer,
+    one that is not connected."""
+    paths = _Paths(data_dir)
+    record = _load(paths)
+    if record is None or not is_running(paths.root):
+        raise BrokerError(f'no running broker in {paths.root}')
+    argv = _in_netns(record.netns, [
+        str(CTL), 'list_queues', '-p', record.vhost, '--no-table-headers',
+        '-q', 'name', 'messages', 'consumers'])
+    try:
+        result = subprocess.run(
+            argv, env={**os.environ, **server_env(paths, record)},
+            capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrokerError(f'rabbitmqctl list_queues: {exc}') from exc
+    if result.returncode != 0:
+        raise BrokerError('rabbitmqctl list_queues failed: '
+                          + ' '.join(result.stderr.split())[:300])
+    queues = []
+    for line in result.stdout.splitlines():
+        fields = line.split('\t')
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            queues.append((fields[0], int(fields[1]), int(fields[2])))
+    return queues

@@ -51,6 +51,12 @@ class _RunTempest(command.Command):
                  'network namespace, where instances\' addresses are '
                  'reachable (default: run on the host)')
         parser.add_argument(
+            '--service-log', metavar='<file>', action='append',
+            dest='logs', default=[],
+            help='With --state-dir: a Trove service log whose errors a '
+                 'failure shows, repeatable (default: the cloud\'s own '
+                 'trove-api, trove-taskmanager and trove-conductor logs)')
+        parser.add_argument(
             '--dry-run', action='store_true',
             help='Check the config and print the tempest command without '
                  'creating the workspace or running anything')
@@ -86,7 +92,18 @@ class _RunTempest(command.Command):
         if status != 0:
             LOG.error('tempest exited with status %d; logs are in %s/logs',
                       status, parsed_args.workspace_dir)
+            if netns:
+                self._show_guests(parsed_args)
         return status
+
+    def _show_guests(self, parsed_args):
+        """What the compute cloud's guests and Trove's logs show: where a
+        failed scenario stopped."""
+        from trovestack.cloud.compute import guests
+
+        self.app.stderr.write('Evidence from the compute cloud:\n')
+        self.app.stderr.write(guests.cloud_report(
+            parsed_args.state_dir, parsed_args.logs) + '\n')
 
 
 class RunGateTests(_RunTempest):

@@ -49,10 +49,16 @@ def config_files(layout):
                 trove_dir / trove_config.GUESTAGENT_CONF}
 
 
+def key_file(layout):
+    """The private half of the cloud's management key pair (keypair
+    KEYPAIR, which Trove gives its guests)."""
+    return layout.root / 'compute' / 'trove-mgmt-key'
+
+
 def _public_key(layout):
     """The public half of the cloud's management key pair (made once), or
     '' without ssh-keygen."""
-    key = layout.root / 'compute' / 'trove-mgmt-key'
+    key = key_file(layout)
     if not key.exists():
         if shutil.which('ssh-keygen') is None:
             return ''
