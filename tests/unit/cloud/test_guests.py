@@ -136,3 +136,47 @@ def test_queues_of_a_broker_that_does_not_answer(monkeypatch, tmp_path):
     monkeypatch.setattr(guests.rabbitmq, 'list_queues', fail)
     assert guests._queues_part(tmp_path) == \
         '-- RabbitMQ: no running broker in x'
+
+
+class FakeLayer:
+    def __init__(self, log_dir, conditions):
+        self.paths = types.SimpleNamespace(log_dir=log_dir)
+        self._conditions = conditions
+
+    def status(self):
+        return [types.SimpleNamespace(name=name, condition=condition)
+                for name, condition in self._conditions.items()]
+
+
+def test_a_dead_datapath_comes_first_with_its_last_error(tmp_path):
+    (tmp_path / 'ovs-vswitchd.log').write_text(
+        '2026-11-24T18:48:01Z|00088|connmgr|INFO|br-int: 2 flow_mods\n'
+        '2026-11-24T18:48:27Z|00089|util|EMER|../lib/conntrack.c:1063: '
+        'assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed\n')
+    text = guests.processes_part(FakeLayer(tmp_path, {
+        'ovsdb-server': 'running', 'ovs-vswitchd': 'stopped',
+        'nova-compute': 'not answering'}))
+    assert text.splitlines() == [
+        '-- compute cloud processes that crashed or do not run',
+        'ovs-vswitchd: stopped; last error: 2026-11-24T18:48:27Z|00089|util|'
+        'EMER|../lib/conntrack.c:1063: assertion conn->conn_type == '
+        'CT_CONN_TYPE_DEFAULT failed',
+        'nova-compute: not answering']
+
+
+def test_every_process_running_is_one_line(tmp_path):
+    assert guests.processes_part(FakeLayer(tmp_path, {'a': 'running'})) == \
+        '-- every process of the compute cloud runs, none crashed'
+
+
+def test_a_crash_its_monitor_recovered_is_named(tmp_path):
+    (tmp_path / 'ovs-vswitchd.log').write_text(
+        '2026-11-24T18:48:27Z|00089|util|EMER|conntrack.c:1063: assertion\n'
+        '2026-11-24T18:48:27Z|00006|daemon_unix(monitor)|ERR|1 crashes: '
+        'pid 28512 died, killed (Aborted), restarting\n')
+    text = guests.processes_part(FakeLayer(tmp_path, {
+        'ovs-vswitchd': 'running', 'ovn-controller': 'running'}))
+    assert text.splitlines()[1] == (
+        'ovs-vswitchd: running again after 1 crash(es), the last: '
+        '2026-11-24T18:48:27Z|00089|util|EMER|conntrack.c:1063: assertion')
+    assert 'ovn-controller' not in text

@@ -49,6 +49,8 @@ LOG_LINES = 15
 LINE_WIDTH = 240
 # An oslo.log line at ERROR or CRITICAL (date time pid LEVEL name ...).
 TROUBLE = re.compile(r'^\S+ \S+ \d+ (ERROR|CRITICAL) ')
+# An error line of an OVS/OVN daemon (|EMER| or |ERR|) or of the others.
+DAEMON_ERROR = re.compile(r'\|(EMER|ERR)\||\b(ERROR|CRITICAL|FATAL)\b')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +84,46 @@ def cloud_report(state_dir, logs=()):
     a one-line reason instead when that cloud can not be asked."""
     try:
         where = Where.of(state_dir, logs)
-        conn = bootstrap.admin_connection(
-            controlplane.LocalCloud(state_dir).state)
+        local_cloud = controlplane.LocalCloud(state_dir)
+        conn = bootstrap.admin_connection(local_cloud.state)
     except Exception as exc:  # noqa: BLE001 - evidence is best effort
         return f'no evidence from the cloud in {state_dir}: {exc}'
-    return report(conn, where)
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
+    return '\n'.join([processes_part(layer), report(conn, where)])
+
+
+def processes_part(layer):
+    """The compute layer's processes that do not run, each with the last
+    error its log shows, and those that crashed and were started again by
+    their monitor (an ovs-vswitchd that died takes every guest's network
+    with it, for as long as it is down)."""
+    try:
+        health = layer.status()
+    except Exception as exc:  # noqa: BLE001 - evidence is best effort
+        return f'-- compute cloud processes: {exc}'
+    lines = []
+    for entry in health:
+        errors = _matching(layer.paths.log_dir / f'{entry.name}.log',
+                           DAEMON_ERROR)
+        if entry.condition != 'running':
+            last = f'; last error: {_clip(errors[-1])}' if errors else ''
+            lines.append(f'{entry.name}: {entry.condition}{last}')
+            continue
+        fatal = [line for line in errors if '|EMER|' in line]
+        if fatal:
+            lines.append(f'{entry.name}: running again after {len(fatal)} '
+                         f'crash(es), the last: {_clip(fatal[-1])}')
+    if not lines:
+        return '-- every process of the compute cloud runs, none crashed'
+    return '\n'.join(['-- compute cloud processes that crashed or do not '
+                      'run', *lines])
+
+
+def _matching(log, pattern):
+    if not log.exists():
+        return []
+    return [line for line in log.read_text(errors='replace').splitlines()
+            if pattern.search(line)]
 
 
 def report(conn, where, *, guest_user=trove_config.GUEST_USER):
