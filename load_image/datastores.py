@@ -13,6 +13,7 @@ import re
 
 from troveclient import exceptions as trove_exc
 
+from trovestack.common import files
 from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -117,14 +118,20 @@ def register_version(trove, *, datastore, version, manager, image_id,
         'packages': list(packages),
         'active': bool(active),
     }
-    existing = find_version(trove, datastore, version, number)
-    if existing is None:
-        created = _create_version(trove, datastore, version, number,
-                                  wanted)
-        if created is not None:
-            return _result(created, 'created')
-        # A concurrent run created it first: converge on that one.
+    # Runs on this host take turns: Trove's create of a version another
+    # request is creating updates that one and answers 202 to both, so each
+    # would say it created it.  Runs on other hosts still converge (one
+    # version), through the lookup after a refused create.
+    with files.exclusive_lock(_version_lock(trove, datastore, version,
+                                            number)):
         existing = find_version(trove, datastore, version, number)
+        if existing is None:
+            created = _create_version(trove, datastore, version, number,
+                                      wanted)
+            if created is not None:
+                return _result(created, 'created')
+            # A concurrent run created it first: converge on that one.
+            existing = find_version(trove, datastore, version, number)
     changes = _differences(existing, wanted)
     if not changes:
         LOG.info('Datastore version %s %s is up to date', datastore, version)
@@ -135,6 +142,16 @@ def register_version(trove, *, datastore, version, manager, image_id,
                **_edit_arguments(changes))
     return _result(_mgmt_call(trove.mgmt_ds_versions.get, existing.id),
                    'updated')
+
+
+def _version_lock(trove, datastore, version, number):
+    """The lock file of one version on one Trove (its endpoint)."""
+    try:
+        endpoint = trove.client.get_endpoint() or ''
+    except Exception:  # noqa: BLE001 - a client without one: any Trove
+        endpoint = ''
+    return files.key_lock_path(
+        'datastore-version', f'{endpoint}|{datastore}|{version}|{number}')
 
 
 def _create_version(trove, datastore, version, number, wanted, attempts=3):

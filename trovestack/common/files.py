@@ -90,11 +90,17 @@ def lock_path(path):
     temporary directory (shared by every session of the user, whatever its
     XDG settings), the file named after the absolute path."""
     path = pathlib.Path(path).absolute()
-    tag = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return key_lock_path(path.name, str(path))
+
+
+def key_lock_path(name, key):
+    """A lock file in the same per-user directory for anything ``key``
+    names (e.g. a cloud resource); ``name`` makes it readable."""
+    tag = hashlib.sha256(key.encode()).hexdigest()[:16]
     directory = pathlib.Path(tempfile.gettempdir(),
                              f'trovestack-locks-{os.getuid()}')
     directory.mkdir(mode=0o700, exist_ok=True)
-    return directory / f'{path.name}-{tag}.lock'
+    return directory / f'{name}-{tag}.lock'
 
 
 @contextlib.contextmanager

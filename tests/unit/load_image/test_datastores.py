@@ -1,6 +1,8 @@
 """Unit tests of load_image.datastores with a stub management API."""
 
+import concurrent.futures
 import json
+import time
 from unittest import mock
 
 import pytest
@@ -214,3 +216,28 @@ class TestConfigParameters:
         manager.create.assert_called_once_with(
             'v1', 'max_connect_errors', restart_required=False,
             data_type='integer', max_size=2 ** 63 - 1, min_size=1)
+
+
+class _RacyVersions(_StubVersions):
+    """Trove's create: it checks that the version is missing, then creates
+    it or updates the one a concurrent request made meanwhile (both get
+    202)."""
+
+    def create(self, name, datastore_name, *args, version, **kwargs):
+        if any(v.name == name for v in self.versions):
+            raise datastores.DatastoreError('already exists')
+        time.sleep(0.3)  # the other request checks now
+        if not any(v.name == name for v in self.versions):
+            super().create(name, datastore_name, *args, version=version,
+                           **kwargs)
+
+
+def test_concurrent_runs_on_one_host_create_once(monkeypatch, tmp_path):
+    monkeypatch.setattr(datastores.files.tempfile, 'gettempdir',
+                        lambda: str(tmp_path))
+    trove = mock.Mock(mgmt_ds_versions=_RacyVersions())
+    trove.client.get_endpoint.return_value = 'http://trove'
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: _register(trove), range(2)))
+    assert sorted(r.action for r in results) == ['created', 'unchanged']
+    assert len(trove.mgmt_ds_versions.versions) == 1
