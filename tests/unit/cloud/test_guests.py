@@ -180,3 +180,18 @@ def test_a_crash_its_monitor_recovered_is_named(tmp_path):
         'ovs-vswitchd: running again after 1 crash(es), the last: '
         '2026-11-24T18:48:27Z|00089|util|EMER|conntrack.c:1063: assertion')
     assert 'ovn-controller' not in text
+
+
+def test_restarts_are_the_monitors_count_not_log_lines(tmp_path):
+    """The log gets each line twice (OVS's own log file and the captured
+    output); a kill without an assertion names the monitor's line."""
+    line = ('|00006|daemon_unix(monitor)|ERR|{n} crashes: pid {p} died, '
+            'killed (Aborted), restarting\n')
+    (tmp_path / 'ovs-vswitchd.log').write_text(''.join(
+        f'2026-11-24T21:21:3{n}Z' + line.format(n=n, p=n) for n in (1, 1, 2,
+                                                                   2)))
+    text = guests.processes_part(FakeLayer(tmp_path, {
+        'ovs-vswitchd': 'running'}))
+    assert text.splitlines()[1].startswith(
+        'ovs-vswitchd: running again after 2 crash(es), the last: '
+        '2026-11-24T21:21:32Z|00006|daemon_unix(monitor)|ERR|2 crashes')

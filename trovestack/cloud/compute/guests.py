@@ -50,6 +50,7 @@ LINE_WIDTH = 240
 # An oslo.log line at ERROR or CRITICAL (date time pid LEVEL name ...).
 TROUBLE = re.compile(r'^\S+ \S+ \d+ (ERROR|CRITICAL) ')
 # An error line of an OVS/OVN daemon (|EMER| or |ERR|) or of the others.
+RESTARTS = re.compile(r'\|(\d+) crashes: pid ')
 DAEMON_ERROR = re.compile(r'\|(EMER|ERR)\||\b(ERROR|CRITICAL|FATAL)\b')
 
 
@@ -109,10 +110,16 @@ def processes_part(layer):
             last = f'; last error: {_clip(errors[-1])}' if errors else ''
             lines.append(f'{entry.name}: {entry.condition}{last}')
             continue
-        fatal = [line for line in errors if '|EMER|' in line]
-        if fatal:
-            lines.append(f'{entry.name}: running again after {len(fatal)} '
-                         f'crash(es), the last: {_clip(fatal[-1])}')
+        # Its monitor counts the restarts ("N crashes: pid ... died"); an
+        # assertion logs EMER first.
+        restarts = [int(found.group(1)) for found in map(
+            RESTARTS.search, errors) if found]
+        fatal = [line for line in errors if '|EMER|' in line] or [
+            line for line in errors if RESTARTS.search(line)]
+        if restarts:
+            lines.append(f'{entry.name}: running again after '
+                         f'{max(restarts)} crash(es), the last: '
+                         f'{_clip(fatal[-1])}')
     if not lines:
         return '-- every process of the compute cloud runs, none crashed'
     return '\n'.join(['-- compute cloud processes that crashed or do not '
