@@ -148,14 +148,23 @@ class FakeLayer:
                 for name, condition in self._conditions.items()]
 
 
+def _processes(tmp_path, vswitchd_log, **conditions):
+    """processes_part with ovs-vswitchd's log and the processes'
+    conditions (names with _ for -)."""
+    (tmp_path / 'ovs-vswitchd.log').write_text(vswitchd_log)
+    return guests.processes_part(FakeLayer(tmp_path, {
+        name.replace('_', '-'): condition
+        for name, condition in conditions.items()}))
+
+
 def test_a_dead_datapath_comes_first_with_its_last_error(tmp_path):
-    (tmp_path / 'ovs-vswitchd.log').write_text(
+    text = _processes(
+        tmp_path,
         '2026-11-24T18:48:01Z|00088|connmgr|INFO|br-int: 2 flow_mods\n'
         '2026-11-24T18:48:27Z|00089|util|EMER|../lib/conntrack.c:1063: '
-        'assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed\n')
-    text = guests.processes_part(FakeLayer(tmp_path, {
-        'ovsdb-server': 'running', 'ovs-vswitchd': 'stopped',
-        'nova-compute': 'not answering'}))
+        'assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed\n',
+        ovsdb_server='running', ovs_vswitchd='stopped',
+        nova_compute='not answering')
     assert text.splitlines() == [
         '-- compute cloud processes that crashed or do not run',
         'ovs-vswitchd: stopped; last error: 2026-11-24T18:48:27Z|00089|util|'
@@ -170,12 +179,12 @@ def test_every_process_running_is_one_line(tmp_path):
 
 
 def test_a_crash_its_monitor_recovered_is_named(tmp_path):
-    (tmp_path / 'ovs-vswitchd.log').write_text(
+    text = _processes(
+        tmp_path,
         '2026-11-24T18:48:27Z|00089|util|EMER|conntrack.c:1063: assertion\n'
         '2026-11-24T18:48:27Z|00006|daemon_unix(monitor)|ERR|1 crashes: '
-        'pid 28512 died, killed (Aborted), restarting\n')
-    text = guests.processes_part(FakeLayer(tmp_path, {
-        'ovs-vswitchd': 'running', 'ovn-controller': 'running'}))
+        'pid 28512 died, killed (Aborted), restarting\n',
+        ovs_vswitchd='running', ovn_controller='running')
     assert text.splitlines()[1] == (
         'ovs-vswitchd: running again after 1 crash(es), the last: '
         '2026-11-24T18:48:27Z|00089|util|EMER|conntrack.c:1063: assertion')
@@ -187,11 +196,9 @@ def test_restarts_are_the_monitors_count_not_log_lines(tmp_path):
     output); a kill without an assertion names the monitor's line."""
     line = ('|00006|daemon_unix(monitor)|ERR|{n} crashes: pid {p} died, '
             'killed (Aborted), restarting\n')
-    (tmp_path / 'ovs-vswitchd.log').write_text(''.join(
-        f'2026-11-24T21:21:3{n}Z' + line.format(n=n, p=n) for n in (1, 1, 2,
-                                                                   2)))
-    text = guests.processes_part(FakeLayer(tmp_path, {
-        'ovs-vswitchd': 'running'}))
+    text = _processes(tmp_path, ''.join(
+        f'2026-11-24T21:21:3{n}Z' + line.format(n=n, p=n)
+        for n in (1, 1, 2, 2)), ovs_vswitchd='running')
     assert text.splitlines()[1].startswith(
         'ovs-vswitchd: running again after 2 crash(es), the last: '
         '2026-11-24T21:21:32Z|00006|daemon_unix(monitor)|ERR|2 crashes')
