@@ -19,10 +19,9 @@ from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import trove as compute_trove
+from trovestack.verify.guest import AGENT_UNIT
 
-AGENT_UNIT = 'guest-agent.service'
 # One SSH session runs them all; a section per command.
 GUEST_COMMANDS = (
     ('uptime', 'uptime'),
@@ -49,8 +48,9 @@ LOG_LINES = 15
 LINE_WIDTH = 240
 # An oslo.log line at ERROR or CRITICAL (date time pid LEVEL name ...).
 TROUBLE = re.compile(r'^\S+ \S+ \d+ (ERROR|CRITICAL) ')
-# An error line of an OVS/OVN daemon (|EMER| or |ERR|) or of the others.
+# The line a monitor (ovs-vswitchd --monitor) logs at each restart.
 RESTARTS = re.compile(r'\|(\d+) crashes: pid ')
+# An error line of an OVS/OVN daemon (|EMER| or |ERR|) or of the others.
 DAEMON_ERROR = re.compile(r'\|(EMER|ERR)\||\b(ERROR|CRITICAL|FATAL)\b')
 
 
@@ -65,18 +65,19 @@ class Where:
     broker_dir: pathlib.Path | None = None
 
     @classmethod
-    def of(cls, state_dir, logs=()):
-        """The cloud in ``state_dir``; ``logs`` are the Trove service logs
-        to search (default: the cloud's own trove-api, taskmanager and
-        conductor). [ComputeError] when it has no compute layer up."""
+    def of(cls, state_dir, layer, logs=()):
+        """The cloud in ``state_dir`` (its compute ``layer``); ``logs`` are
+        the Trove service logs to search (default: the cloud's own
+        trove-api, taskmanager and conductor). [ComputeError] when it has
+        no compute layer up."""
         namespace = compute_cloud.namespace_of(state_dir)
-        layout = controlplane.LocalCloud(state_dir).layout
-        paths = paths_mod.ComputePaths(layout.root)
+        layout = layer.layout
         if not logs:
             logs = tuple(layout.log_file(name)
                          for name in compute_trove.TROVE_SERVICES)
         return cls(namespace, compute_trove.key_file(layout),
-                   paths.instances_dir, tuple(pathlib.Path(p) for p in logs),
+                   layer.paths.instances_dir,
+                   tuple(pathlib.Path(p) for p in logs),
                    layout.service_dir('rabbitmq'))
 
 
@@ -84,12 +85,12 @@ def cloud_report(state_dir, logs=()):
     """:func:`report` on the compute cloud in ``state_dir`` as its admin;
     a one-line reason instead when that cloud can not be asked."""
     try:
-        where = Where.of(state_dir, logs)
         local_cloud = controlplane.LocalCloud(state_dir)
+        layer = compute_cloud.ComputeLayer(local_cloud.layout)
+        where = Where.of(state_dir, layer, logs)
         conn = bootstrap.admin_connection(local_cloud.state)
     except Exception as exc:  # noqa: BLE001 - evidence is best effort
         return f'no evidence from the cloud in {state_dir}: {exc}'
-    layer = compute_cloud.ComputeLayer(local_cloud.layout)
     return '\n'.join([processes_part(layer), report(conn, where)])
 
 
@@ -112,14 +113,13 @@ def processes_part(layer):
             continue
         # Its monitor counts the restarts ("N crashes: pid ... died"); an
         # assertion logs EMER first.
-        restarts = [int(found.group(1)) for found in map(
-            RESTARTS.search, errors) if found]
-        fatal = [line for line in errors if '|EMER|' in line] or [
-            line for line in errors if RESTARTS.search(line)]
+        restarts = [found for found in map(RESTARTS.search, errors) if found]
         if restarts:
-            lines.append(f'{entry.name}: running again after '
-                         f'{max(restarts)} crash(es), the last: '
-                         f'{_clip(fatal[-1])}')
+            fatal = [line for line in errors if '|EMER|' in line] or [
+                restarts[-1].string]
+            count = max(int(found.group(1)) for found in restarts)
+            lines.append(f'{entry.name}: running again after {count} '
+                         f'crash(es), the last: {_clip(fatal[-1])}')
     if not lines:
         return '-- every process of the compute cloud runs, none crashed'
     return '\n'.join(['-- compute cloud processes that crashed or do not '
@@ -188,13 +188,13 @@ def _script():
 def guest_shell(where, address, guest_user):
     """GUEST_COMMANDS' output from the guest at ``address`` (over SSH from
     the cloud's namespace), or why it could not be read."""
+    if not where.key.exists():
+        return f'-- guest {address}: no key {where.key}, no SSH'
     argv = ['ip', 'netns', 'exec', where.namespace, 'ssh', '-i',
             str(where.key), '-o', 'BatchMode=yes', '-o',
             'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
             '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20',
             f'{guest_user}@{address}', _script()]
-    if not where.key.exists():
-        return f'-- guest {address}: no key {where.key}, no SSH'
     try:
         result = subprocess.run(argv, capture_output=True, text=True,
                                 timeout=SSH_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -240,8 +240,7 @@ def _reading(name, messages, consumers):
 def _log_part(log):
     if not log.exists():
         return f'-- {log}: missing'
-    found = [line for line in log.read_text(errors='replace').splitlines()
-             if TROUBLE.match(line)]
+    found = _matching(log, TROUBLE)
     if not found:
         return f'-- {log}: no error'
     head = f'-- {log} (last {min(len(found), LOG_LINES)} of {len(found)} ' \
