@@ -3,13 +3,14 @@
 
 Runs ``trovestack cloud up`` from scratch (fresh state: databases,
 bootstrap, catalog) and again on existing state (restart only), a few times
-each in one run, and prints the medians, their ratio and the goals
-(cold <= 15 s, warm <= 4 s on 2 cores), beside the medians of the control
-plane before it had RabbitMQ, trove-taskmanager and trove-conductor (four
-API services on ``fake:/`` messaging, same machine kind).  Also times
-``cloud down``.
+each in one run, and prints the medians and the goals (cold <= 15 s, warm
+<= 5 s on 2 cores).  With ``--old-tree DIR`` another checkout (a git
+worktree of an earlier commit) takes turns with this one and the ratios
+are printed side by side; without it, beside the medians of the control
+plane before it had RabbitMQ, trove-taskmanager and trove-conductor.  Also
+times ``cloud down``.
 
-    .venv/bin/python benchmarks/bench_cloud.py [--runs 3]
+    .venv/bin/python benchmarks/bench_cloud.py [--runs 3] [--old-tree DIR]
 """
 
 import argparse
@@ -21,65 +22,80 @@ import tempfile
 import time
 
 BIN = pathlib.Path(sys.executable).parent
-GOALS = {'cold': 15.0, 'warm': 4.0}
+GOALS = {'cold': 15.0, 'warm': 5.0}
 # Medians of the four API services on fake:/ messaging (README, 870dc82).
 BEFORE = {'cold': 11.7, 'warm': 3.85}
 
 
-COMMAND = [str(BIN / 'trovestack')]
+def tree_command(tree):
+    """trovestack run from another checkout of this project (its package
+    first on the path, the same venv)."""
+    return ['env', f'PYTHONPATH={tree}', sys.executable, '-c',
+            'import sys; from trovestack.shell import main; sys.exit(main())']
 
 
-def _cloud(*args):
-    subprocess.run([*COMMAND, 'cloud', *map(str, args), '-f', 'value'],
+def _cloud(command, *args):
+    subprocess.run([*command, 'cloud', *map(str, args), '-f', 'value'],
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def _timed(*args):
+def _timed(command, *args):
     start = time.perf_counter()
-    _cloud(*args)
+    _cloud(command, *args)
     return time.perf_counter() - start
 
 
-def measure(runs):
-    cold, warm, down = [], [], []
+def measure(commands, runs):
+    """{label: {kind: [seconds]}}, the commands taking turns each run."""
+    results = {label: {'cold': [], 'warm': [], 'down': []}
+               for label in commands}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
-            state = pathlib.Path(tmp) / f'cloud{i}'
-            up = ('up', '--state-dir', state, '--base-port', 0,
-                  '--clouds-yaml', state / 'clouds.yaml')
-            try:
-                cold.append(_timed(*up))
-                down.append(_timed('down', '--state-dir', state))
-                warm.append(_timed(*up))
-            finally:
-                _cloud('down', '--state-dir', state)
-    return {'cold': cold, 'warm': warm, 'down': down}
+            for label, command in commands.items():
+                state = pathlib.Path(tmp) / f'{label}{i}'
+                up = ('up', '--state-dir', state, '--base-port', 0,
+                      '--clouds-yaml', state / 'clouds.yaml')
+                times = results[label]
+                try:
+                    times['cold'].append(_timed(command, *up))
+                    times['down'].append(_timed(command, 'down',
+                                                '--state-dir', state))
+                    times['warm'].append(_timed(command, *up))
+                finally:
+                    _cloud(command, 'down', '--state-dir', state)
+    return results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument(
-        '--command', default=None,
-        help='trovestack command to time (default: the venv\'s), e.g. a '
-             'wrapper running an older checkout, to compare on one machine')
+        '--old-tree', metavar='DIR', default=None,
+        help='another checkout of this project (e.g. a git worktree of the '
+             'previous commit), timed in turn with this one, on one machine')
     args = parser.parse_args()
-    if args.command:
-        COMMAND[:] = args.command.split()
-    results = measure(args.runs)
-    medians = {k: statistics.median(v) for k, v in results.items()}
-    print(f'{"":<6} {"median s":>9} {"before s":>9} {"now/before":>11} '
-          f'{"goal s":>7} {"goal/median":>12}  runs')
-    for kind, median in medians.items():
-        runs = ' '.join(f'{t:.1f}' for t in results[kind])
-        if kind in BEFORE:
-            print(f'{kind:<6} {median:9.2f} {BEFORE[kind]:9.2f} '
-                  f'{median / BEFORE[kind]:11.2f} {GOALS[kind]:7.1f} '
-                  f'{GOALS[kind] / median:12.2f}  {runs}')
-        else:
-            print(f'{kind:<6} {median:9.2f} {"":>9} {"":>11} {"":>7} '
-                  f'{"":>12}  {runs}')
-    print(f'warm restart is {medians["cold"] / medians["warm"]:.1f}x faster '
+    commands = {'now': [str(BIN / 'trovestack')]}
+    if args.old_tree:
+        commands['old'] = tree_command(args.old_tree)
+    results = measure(commands, args.runs)
+    medians = {label: {kind: statistics.median(times)
+                       for kind, times in kinds.items()}
+               for label, kinds in results.items()}
+    now = medians['now']
+    old = medians.get('old', BEFORE)
+    old_label = 'old s' if 'old' in medians else 'before s'
+    print(f'{"":<6} {"now s":>9} {old_label:>9} {"now/old":>8} '
+          f'{"goal s":>7} {"goal/now":>9}  runs now')
+    for kind, median in now.items():
+        runs = ' '.join(f'{t:.1f}' for t in results['now'][kind])
+        base, goal = old.get(kind), GOALS.get(kind)
+        cells = [f'{kind:<6}', f'{median:9.2f}',
+                 f'{base:9.2f}' if base else ' ' * 9,
+                 f'{median / base:8.2f}' if base else ' ' * 8,
+                 f'{goal:7.1f}' if goal else ' ' * 7,
+                 f'{goal / median:9.2f}' if goal else ' ' * 9]
+        print(' '.join(cells) + f'  {runs}')
+    print(f'warm restart is {now["cold"] / now["warm"]:.1f}x faster '
           f'than a cold start')
 
 

@@ -24,9 +24,8 @@ import time
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
-from trovestack.cloud import processes
+from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import test_image
 
 NETWORK = 'bench-mgmt'
@@ -39,16 +38,8 @@ def _timed(func, *args, **kwargs):
 
 
 def _control_plane_rss_kib(local):
-    total = 0
-    for name in local._names(local.state):
-        pid = processes.read_pid(local.layout.pid_file(name),
-                                 local.layout.root)
-        total += daemons.tree_rss_kib(pid) if pid else 0
-    broker = local.broker_dir
-    for pid_file in broker.glob('**/*.pid'):
-        pid = processes.read_pid(pid_file, broker)
-        total += daemons.tree_rss_kib(pid) if pid else 0
-    return total
+    names = [*local._names(local.state), rabbitmq.EPMD]
+    return sum(local.supervisor.rss_kib(name) for name in names)
 
 
 def _boot(conn, cstate, image_path):

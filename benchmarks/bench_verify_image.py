@@ -4,15 +4,14 @@ Measures, on this host:
   1. each datastore image build (build-datastore-image; --force: cold)
   2. the guest image build with those images embedded (--force: cold)
   3. verify-image boot -> ACTIVE per datastore, with every stage of the
-     timeline: embedded image, and the registry path with gzipped and
-     with uncompressed layers
+     timeline: embedded image, and the registry path (skopeo's push)
 and prints the figures side by side, one column per run (never asserted).
 Needs root and the packages of tools/install-test-deps; takes 30-90
 minutes under TCG.
 
 Usage: .venv/bin/python benchmarks/bench_verify_image.py
        [--datastore mariadb:11.8 --datastore postgresql:17] [--no-force]
-       [--image guest.qcow2] [--delivery registry --delivery registry-tar]
+       [--image guest.qcow2] [--delivery embedded --delivery registry]
 """
 
 import argparse
@@ -33,9 +32,7 @@ def _timed(label, func, *args, **kwargs):
     return elapsed, value
 
 
-DELIVERIES = {'embedded': {}, 'registry': {'use_registry': True},
-              'registry-tar': {'use_registry': True,
-                               'uncompressed_layers': True}}
+DELIVERIES = {'embedded': {}, 'registry': {'use_registry': True}}
 
 
 def _verify(image, datastore, version, delivery):

@@ -43,6 +43,9 @@ class LoadRequest:
     packages: list = dataclasses.field(default_factory=list)
     default: bool = False
     config_params: str = None
+    # parameters.TroveDatabase: load config_params with trove-manage there
+    # (every parameter); None: through the management API.
+    trove_database: object = None
     prune: bool = False
     build_hash: str = None
     retries: int = 3
@@ -77,9 +80,11 @@ def make_request(image_file, datastore, version, *, conf=None,
                  image_name=None, guest_os=None, guest_release=None,
                  disk_format=None, visibility=None, image_tags=None,
                  default=False, config_params=None, prune=None,
-                 build_hash=None):
+                 build_hash=None, trove_config=None, trove_manage=None):
     """A validated LoadRequest; options left None come from ``conf`` (the
-    [load_image] options, default: their defaults)."""
+    [load_image] options, default: their defaults).  ``trove_config``
+    (a trove.conf) and ``trove_manage``: load ``config_params`` with
+    trove-manage into that Trove's database (parameters.choose())."""
     from load_image import config
     from load_image import datastores
     from load_image import images
@@ -106,6 +111,12 @@ def make_request(image_file, datastore, version, *, conf=None,
     if config_params and not pathlib.Path(config_params).is_file():
         raise datastores.DatastoreError(
             f'configuration parameters file {config_params} does not exist')
+    trove_database = None
+    if config_params and trove_config:
+        from load_image import parameters
+
+        trove_database = parameters.trove_database(trove_config,
+                                                   trove_manage)
     guest_os = pick(guest_os, 'guest_os')
     guest_release = pick(guest_release, 'guest_release')
     return LoadRequest(
@@ -119,7 +130,7 @@ def make_request(image_file, datastore, version, *, conf=None,
         visibility=pick(visibility, 'visibility'),
         extra_tags=list(pick(image_tags, 'image_tags') or []),
         default=default, config_params=config_params,
-        prune=pick(prune, 'prune'),
+        trove_database=trove_database, prune=pick(prune, 'prune'),
         build_hash=build_hash or _read_build_hash(
             image_file + BUILD_HASH_SUFFIX),
         retries=conf.upload_retries, retry_delay=conf.retry_delay,
@@ -170,13 +181,13 @@ def load(conn, request, image_file, *, progress=None):
         packages=request.packages)
     parameters = None
     if request.config_params:
+        from load_image import parameters as parameters_mod
         from trovestack import connection
 
-        parameters = datastores.load_config_parameters(
-            lambda: connection.trove_client(conn), version.version_id,
-            request.config_params,
-            existing=datastores.version_parameters(trove,
-                                                   version.version_id))
+        parameters = parameters_mod.load(
+            lambda: connection.trove_client(conn), version,
+            request.config_params, database=request.trove_database,
+            mgmt=trove)
     if request.default:
         default = datastores.set_default_version(
             trove, request.datastore, request.version,

@@ -49,12 +49,36 @@ class VersionResult:
 
 @dataclasses.dataclass
 class ParametersResult:
-    """What load_config_parameters() did, by parameter name."""
+    """What loading a validation-rules.json did, by parameter name
+    (load_config_parameters() through the API, or load_image.parameters
+    through trove-manage)."""
 
     created: list = dataclasses.field(default_factory=list)
     updated: list = dataclasses.field(default_factory=list)
     unchanged: list = dataclasses.field(default_factory=list)
+    # Not loaded: the parameters the management API cannot take.
     skipped: list = dataclasses.field(default_factory=list)
+    via: str = 'api'  # or 'trove-manage'
+    total: int = 0  # the parameters in the file
+
+    @property
+    def loaded(self):
+        """How many of the file's parameters Trove has now."""
+        return len(self.created) + len(self.updated) + len(self.unchanged)
+
+    def counts(self):
+        """'created 1, updated 0, unchanged 2, skipped 0'."""
+        return (f'created {len(self.created)}, updated '
+                f'{len(self.updated)}, unchanged {len(self.unchanged)}, '
+                f'skipped {len(self.skipped)}')
+
+    def summary(self):
+        """One line: how many were loaded, which way, what was not."""
+        text = f'{self.loaded} of {self.total} via {self.via}'
+        if self.skipped:
+            text += (f'; not loaded (the API cannot take them): '
+                     f'{", ".join(self.skipped)}')
+        return text
 
 
 def validate_name(kind, value):
@@ -242,28 +266,23 @@ def load_config_parameters(trove, version_id, path, *, existing=None):
     parameters when the caller listed them already (records with name,
     restart_required, type, max_size, min_size).
     """
-    rules = _read_rules(path)
+    rules = read_rules(path)
     manager = None
     if existing is None:
         manager = _parameter_manager(trove)
         existing = _mgmt_call(manager.list_all_parameter_by_version,
                               version_id)
     existing = {p.name: p for p in existing}
-    result = ParametersResult()
+    result = ParametersResult(total=len(rules))
     failures = []
     for rule in rules:
-        name, data_type = rule['name'], rule['type']
+        name = rule['name']
         if not _api_can_store(rule):
             result.skipped.append(name)
             continue
-        fields = {
-            'restart_required': bool(rule.get('restart_required', False)),
-            'data_type': data_type,
-            'max_size': _size(rule.get('max')),
-            'min_size': _size(rule.get('min')),
-        }
-        if name in existing and not _parameter_differs(existing[name],
-                                                         fields):
+        fields = rule_fields(rule)
+        if name in existing and not parameter_differs(existing[name],
+                                                        fields):
             result.unchanged.append(name)
             continue
         manager = manager or _parameter_manager(trove)
@@ -280,8 +299,10 @@ def load_config_parameters(trove, version_id, path, *, existing=None):
     if result.skipped:
         LOG.warning('The Trove management API accepts only string '
                     'parameters and integer ones with both a min and a max; '
-                    '%d others were not loaded: %s',
-                    len(result.skipped), ', '.join(result.skipped))
+                    '%d of %d were not loaded (trove-manage with Trove\'s '
+                    'trove.conf loads them all: --trove-config): %s',
+                    len(result.skipped), len(rules),
+                    ', '.join(result.skipped))
     if failures:
         raise DatastoreError(
             f'failed to load {len(failures)} of {len(rules)} configuration '
@@ -302,7 +323,19 @@ def _api_can_store(rule):
     return rule['type'] in API_PARAMETER_TYPES
 
 
-def _read_rules(path):
+def rule_fields(rule):
+    """A rule's fields as Trove stores them (limits within LIMIT_MAX)."""
+    return {
+        'restart_required': bool(rule.get('restart_required', False)),
+        'data_type': rule['type'],
+        'max_size': _size(rule.get('max')),
+        'min_size': _size(rule.get('min')),
+    }
+
+
+def read_rules(path):
+    """The "configuration-parameters" entries of a validation-rules.json;
+    DatastoreError when it cannot be read or is not one."""
     try:
         with open(path) as stream:
             rules = json.load(stream)['configuration-parameters']
@@ -328,10 +361,13 @@ LIMIT_MAX = 2 ** 63 - 1
 
 
 def _size(value):
-    return None if value is None else min(int(value), LIMIT_MAX)
+    return None if value is None else \
+        max(min(int(value), LIMIT_MAX), -LIMIT_MAX)
 
 
-def _parameter_differs(current, fields):
+def parameter_differs(current, fields):
+    """True when a listed parameter differs from ``fields``
+    (rule_fields())."""
     # The API shows the data type as 'type' and leaves out limits of 0.
     def limit(value):
         return _size(value) or 0

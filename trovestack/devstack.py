@@ -61,6 +61,9 @@ class ExtraPlan:
     force_build: bool = False
     visibility: str = 'public'
     config_params_dir: str | None = None
+    # Load them with this trove-manage and config_files' trove.conf (every
+    # parameter); None: through the management API.
+    trove_manage: str | None = None
     image_source: str = 'upstream'
     registry: str | None = None
     registry_dir: str | None = None
@@ -201,7 +204,9 @@ def _register(conn, plan, image_path):
             guest_os=plan.guest_os, guest_release=plan.guest_release,
             visibility=plan.visibility,
             default=(name, version) in defaults,
-            config_params=_config_params(plan, name))
+            config_params=_config_params(plan, name),
+            trove_config=plan.config_files[trove_config.TROVE_CONF]
+            if plan.trove_manage else None, trove_manage=plan.trove_manage)
         first = image_file is None
         if first:
             image_file = load_image.read_image(request)
@@ -214,7 +219,17 @@ def _register(conn, plan, image_path):
         rows.append(results.Row(
             'datastore-version', f'{name}:{version}', loaded.version.action,
             'default' if (name, version) in defaults else ''))
+        if loaded.parameters is not None:
+            rows.append(_parameters_row(f'{name}:{version}',
+                                        loaded.parameters))
     return rows
+
+
+def _parameters_row(name, loaded):
+    """What loading a version's configuration parameters did."""
+    action = results.CREATED if loaded.created else \
+        results.UPDATED if loaded.updated else results.UNCHANGED
+    return results.Row('config-parameters', name, action, loaded.summary())
 
 
 def _config_params(plan, datastore):

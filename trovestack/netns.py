@@ -18,10 +18,12 @@ import pathlib
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from collections.abc import Sequence
 
+import psutil
+
+from trovestack.common import waiting
 from trovestack.common.errors import UserError
 
 NETNS_DIR = pathlib.Path('/run/netns')
@@ -39,7 +41,7 @@ class Namespace:
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         """The command line that runs ``argv`` inside the namespace."""
-        return ['ip', 'netns', 'exec', self.name, *map(str, argv)]
+        return inside(self.name, argv)
 
     def run(self, argv: Sequence[str], *, check: bool = True,
             **kwargs) -> subprocess.CompletedProcess:
@@ -55,6 +57,13 @@ class Namespace:
     def pids(self) -> list[int]:
         """Processes running inside the namespace."""
         return pids(self.name)
+
+
+def inside(name: str | None, argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` inside namespace ``name`` (as
+    it is when ``name`` is None: in the caller's namespace)."""
+    argv = [str(arg) for arg in argv]
+    return ['ip', 'netns', 'exec', name, *argv] if name else argv
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
@@ -97,16 +106,15 @@ def pids(name: str) -> list[int]:
 def _kill_all(name: str, timeout: float) -> None:
     """SIGTERM everything inside, then SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        running = pids(name)
-        for pid in running:
+        for pid in pids(name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while running and time.monotonic() < deadline:
-            time.sleep(0.1)
-            running = pids(name)
-        if not running:
+        try:
+            waiting.wait_for(f'processes in {name} gone',
+                             lambda: not pids(name), timeout, interval=0.1)
             return
+        except waiting.WaitTimeout:
+            continue
 
 
 def delete(name: str, *, timeout: float = 10.0) -> bool:
@@ -132,8 +140,30 @@ def add_tap(namespace_: Namespace, ifname: str, address: str) -> None:
 
 
 def owned_name(prefix: str) -> str:
-    """A namespace name that records this process, for stale cleanup."""
-    return '%s-%d' % (prefix, os.getpid())
+    """A namespace name that records this process (its pid and start
+    time), for stale cleanup."""
+    return '%s-%d-%d' % (prefix, os.getpid(), _started(os.getpid()))
+
+
+def _started(pid: int) -> int | None:
+    """The process's start time (whole seconds since the epoch), or None
+    when it is gone."""
+    try:
+        return int(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process an owned name records still runs: the same pid
+    started at the same time (a reused pid is somebody else)."""
+    parts = owner.split('-')
+    if not all(part.isdigit() for part in parts) or len(parts) > 2:
+        return True  # not a name we made: leave it
+    started = _started(int(parts[0]))
+    if started is None:
+        return False
+    return len(parts) == 1 or abs(started - int(parts[1])) <= 1
 
 
 def delete_stale(prefix: str) -> list[str]:
@@ -141,8 +171,7 @@ def delete_stale(prefix: str) -> list[str]:
     run that was SIGKILLed). Returns the names deleted."""
     deleted = []
     for path in NETNS_DIR.glob(prefix + '-*') if NETNS_DIR.is_dir() else ():
-        pid = path.name[len(prefix) + 1:]
-        if pid.isdigit() and not pathlib.Path('/proc', pid).exists():
+        if not _owner_alive(path.name[len(prefix) + 1:]):
             if delete(path.name):
                 deleted.append(path.name)
     return deleted

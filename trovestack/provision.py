@@ -77,11 +77,14 @@ def plan(request):
                 embed=tuple(f'{n}:{v}' for n, v in targets) if compute
                 else ()))
         # On the local cloud the version's configuration parameters come
-        # from the Trove it runs (configuration groups need them).
+        # from the Trove it runs (configuration groups need them), every
+        # one of them through trove-manage and the cloud's trove.conf.
         steps.append(_load_step(
             request.image or '<built image>', name, version,
             default=(name, version) in defaults,
             config_params=validation_rules(name)
+            if request.os_cloud is None else None,
+            trove_config=_local_trove_conf(request)
             if request.os_cloud is None else None))
     if compute:
         # Management network, security group, keypair, quotas and Trove's
@@ -236,28 +239,40 @@ def validation_rules(datastore):
     return str(path) if path.is_file() else None
 
 
+def _local_trove_conf(request):
+    """The local cloud's trove.conf (trove-manage reaches its database)."""
+    from trovestack.cloud import configs
+
+    return str(configs.config_file('trove', _local_cloud(request).layout))
+
+
 def _load_step(image_text, datastore, version, *, default,
-               config_params=None):
+               config_params=None, trove_config=None):
     import load_image
 
     def run(context):
         image = context.image or context.request.image
         request = load_image.make_request(
             image, datastore, version, image_name=_image_name(image),
-            default=default, config_params=config_params)
+            default=default, config_params=config_params,
+            trove_config=trove_config)
         result = load_image.load(context.conn, request,
                                  load_image.read_image(request))
         summary = (f'image {result.image.action} ({result.image.id}), '
                    f'version {result.version.action}')
         if result.version.default:
             summary += ', default'
+        if result.parameters is not None:
+            summary += f', parameters {result.parameters.summary()}'
         return Row('load-image', f'{datastore} {version}', summary)
 
     describe = (f'{image_text} --datastore {datastore} --version {version} '
                 f'--image-name {_image_name(image_text)}'
                 + (' --default' if default else '')
                 + (f' --config-params {config_params}' if config_params
-                   else ''))
+                   else '')
+                + (f' --trove-config {trove_config}'
+                   if config_params and trove_config else ''))
     return Step('load-image', describe, run)
 
 

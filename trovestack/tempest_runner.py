@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 
+from trovestack import netns as netns_mod
 from trovestack.common import files
 from trovestack.common.errors import UserError
 from trovestack.testenv import ini
@@ -149,19 +150,18 @@ def _init_workspace(workspace, tempest):
 def run_arguments(tempest, workspace, selection, *, netns=None):
     """The ``tempest run`` command line for ``selection`` (inside the
     network namespace ``netns``, when given)."""
-    argv = ['ip', 'netns', 'exec', netns] if netns else []
-    argv += [tempest, 'run', '--config-file',
+    argv = [tempest, 'run', '--config-file',
              str(workspace_config(workspace)), '--regex', selection.regex]
     if selection.exclude_regex:
         argv += ['--exclude-regex', selection.exclude_regex]
     if selection.list_tests:
         argv.append('--list-tests')
-        return argv
+        return netns_mod.inside(netns, argv)
     if selection.serial:
         argv.append('--serial')
     elif selection.concurrency:
         argv += ['--concurrency', str(selection.concurrency)]
-    return argv
+    return netns_mod.inside(netns, argv)
 
 
 def run(workspace, selection, *, tempest=None, stdout=None, netns=None):

@@ -14,7 +14,6 @@ import os
 import shutil
 
 from tests.devstack import harness as harness_mod
-from trovestack.cloud import processes
 from trovestack.cloud.compute import paths as compute_paths
 from trovestack.cloud.compute import trove as compute_trove
 
@@ -62,7 +61,7 @@ def plugin_trove(compute_cloud, root, image, datastore, version,
         shutil.copyfile(tempest_conf, plugin.tempest_conf)
         os.chmod(plugin.tempest_conf, 0o600)
     for name in compute_trove.TROVE_SERVICES:
-        processes.stop(cloud.layout.pid_file(name), cloud.layout.root)
+        cloud.supervisor.stop(name)
     try:
         plugin.stack()
         yield plugin

@@ -21,17 +21,19 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from tests import helpers
+from tests.integration import chaos_support
 from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
 from trovestack import connection
+from trovestack import instances
 from trovestack import provision
 from trovestack.cloud import bootstrap
-from trovestack.cloud import processes
 from trovestack.cloud.compute import test_image
 from trovestack.cloud.compute import trove as compute_trove
 from trovestack.testenv import ini
@@ -56,6 +58,27 @@ def test_every_process_runs(compute_cloud):
     inside = {h.name for h in health if h.where.startswith('netns')}
     assert {'ovs-vswitchd', 'ovn-controller', 'libvirtd',
             'nova-compute'} <= inside
+
+
+def test_nothing_listens_beyond_loopback_in_the_host_namespace(
+        compute_cloud):
+    """Every listening socket of the cloud's processes (and their children)
+    in the host's namespace is on loopback; only inside the cloud's
+    namespace do addresses other than loopback exist."""
+    supervisor = compute_cloud.cloud.supervisor
+    ours = set()
+    for status in supervisor.statuses().values():
+        if status.pid:
+            process = psutil.Process(status.pid)
+            ours |= {process.pid,
+                     *(child.pid for child in process.children(True))}
+    listening = [(conn.laddr.ip, conn.laddr.port, conn.pid)
+                 for conn in psutil.net_connections(kind='inet')
+                 if conn.status == psutil.CONN_LISTEN and conn.pid in ours]
+    assert listening
+    outside = [entry for entry in listening
+               if not ipaddress.ip_address(entry[0]).is_loopback]
+    assert not outside, outside
 
 
 def test_nova_keeps_no_sqlite_database(compute_cloud):
@@ -121,15 +144,18 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
     assert host_addresses() == before
 
     # ovs-vswitchd aborting (as 3.1.0 does now and then in its conntrack):
-    # its monitor starts it again and the guest answers again.
+    # its supervisor starts it again, counts the crash, and the guest
+    # answers again.
     crashed = _abort_ovs_vswitchd(layer)
     deadline = time.monotonic() + 120
     while address not in answer():
         assert time.monotonic() < deadline, 'no answer after the restart'
         time.sleep(2)
     assert _ovs_vswitchd_pid(layer) not in (None, crashed)
-    assert {h.name: h.condition for h in layer.status()}[
-        'ovs-vswitchd'] == 'running'
+    health = {h.name: h for h in layer.status()}['ovs-vswitchd']
+    assert health.condition == 'running'
+    assert health.crashes == 1
+    assert 'SIGABRT' in health.last_error
 
     ports = list(conn.network.ports(device_id=server.id))
     conn.compute.delete_server(server)
@@ -141,21 +167,17 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
 
 
 def _ovs_vswitchd_pid(layer):
-    """The running ovs-vswitchd's pid (its own pid file: under --monitor
-    the monitor is the process the layer started)."""
-    pid_file = layer.paths.run_dir / 'ovs-vswitchd.pid'
-    try:
-        return int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    """The running ovs-vswitchd's pid, as its supervisor knows it."""
+    return layer.supervisor.pid('ovs-vswitchd')
 
 
 def _abort_ovs_vswitchd(layer):
     """SIGABRT to ovs-vswitchd, as a failed assertion raises; its pid."""
     pid = _ovs_vswitchd_pid(layer)
-    assert pid and processes.is_alive(pid)
-    os.kill(pid, signal.SIGABRT)
-    processes.wait_gone(pid, 30)
+    assert pid
+    process = psutil.Process(pid)
+    process.send_signal(signal.SIGABRT)
+    process.wait(30)
     return pid
 
 
@@ -193,9 +215,8 @@ def _provision(compute_cloud, **request):
 
 
 def _trove_pids(compute_cloud):
-    layout = compute_cloud.cloud.layout
-    return [processes.read_pid(layout.pid_file(name), layout.root)
-            for name in compute_trove.TROVE_SERVICES]
+    supervisor = compute_cloud.cloud.supervisor
+    return [supervisor.pid(name) for name in compute_trove.TROVE_SERVICES]
 
 
 def test_provision_configures_trove_for_instances(compute_cloud,
@@ -374,3 +395,45 @@ def _restart_keeps(compute_cloud, trove, instance_id, trovestack):
     assert (back['ID'], back['Status'], back['Created']) == (
         instance_id, 'ACTIVE', False), progress
     assert 'kept' in {db.name for db in trove.databases.list(instance_id)}
+
+
+def test_every_process_killed_comes_back_and_the_instance_answers(
+        compute_cloud, provisioned):
+    """Chaos, one process at a time: each process of the cloud (control
+    plane, broker, OVS/OVN, libvirt, Ceph, MariaDB, placement, neutron,
+    cinder, nova) gets SIGKILL; its supervisor runs it again, its probe
+    answers, and a Trove call to an ACTIVE instance (its databases, through
+    the API, RabbitMQ and the guest agent) answers again.  A database made
+    before is still there after; every kill is counted as a crash."""
+    conn = compute_cloud.connection()
+    trove = connection.trove_client(conn)
+    cloud = compute_cloud.cloud
+    result = instances.ensure_instance(
+        conn, 'chaos', datastore=DATASTORE, version=VERSION, flavor=FLAVOR,
+        volume_size=VOLUME_SIZE)
+    try:
+        trove.databases.create(result.id, [{'name': 'before_chaos'}])
+
+        def databases():
+            return {db.name for db in trove.databases.list(result.id)}
+
+        deadline = time.monotonic() + 300
+        while 'before_chaos' not in databases():
+            assert time.monotonic() < deadline, 'database never listed'
+            time.sleep(5)
+        programs = chaos_support.programs(cloud, compute_cloud.layer)
+        recoveries = [chaos_support.kill_and_recover(cloud, program,
+                                                     databases)
+                      for program in programs]
+        table = '\n'.join(
+            f'{r.name}: restarted {r.restarted} in {r.restart_seconds:.1f}'
+            f' s, answered {r.answered} at {r.answer_seconds:.1f} s '
+            f'{r.error}' for r in recoveries)
+        assert all(r.restarted and r.answered for r in recoveries), table
+        assert 'before_chaos' in databases()
+        statuses = cloud.supervisor.statuses()
+        assert all(statuses[p.name].crashes >= 1 for p in programs), {
+            p.name: statuses[p.name] for p in programs}
+        assert not any(status.given_up for status in statuses.values())
+    finally:
+        instances.delete_instance(conn, 'chaos')

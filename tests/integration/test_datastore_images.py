@@ -126,19 +126,15 @@ def test_registry_inside_a_network_namespace(tmp_path):
 
 @pytest.mark.skipif(not shutil.which('docker-registry'),
                     reason='Debian package docker-registry not installed')
-def test_uncompressed_layers_pull_into_dockerd(tmp_path, docker_client):
-    """Layers pushed as plain tar (no gzip for an emulated guest to undo)
-    are what Docker 20.10 (the guest's, bookworm's docker.io) pulls."""
+def test_pushed_image_pulls_into_dockerd(tmp_path, docker_client):
+    """What skopeo pushes (gzipped layers) is what Docker 20.10 (the
+    guest's, bookworm's docker.io) pulls."""
     image_id = tiny_archive(tmp_path / 'tiny.tar')
     data_dir = tmp_path / 'registry'
     reg = registry.start(data_dir, port=free_port())
     try:
         registry.push(tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
-                      '1.0', compress=False)
-        _, manifest = get(f'{reg.url}/v2/trovestack/tiny/manifests/1.0',
-                          accept=V2S2)
-        assert {layer['mediaType'] for layer in manifest['layers']} == {
-            registry.LAYER_TAR}
+                      '1.0')
         # 127.0.0.0/8 is an insecure registry to dockerd by default.
         pulled = docker_client.images.pull(f'{reg.address}/trovestack/tiny',
                                            tag='1.0')

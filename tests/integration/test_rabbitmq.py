@@ -7,11 +7,13 @@ import socket
 
 import kombu
 import oslo_messaging as messaging
+import psutil
 import pytest
 from oslo_config import cfg
 
 from trovestack.cloud import processes
 from trovestack.cloud import rabbitmq
+from trovestack.cloud import supervision
 
 pytestmark = pytest.mark.skipif(
     not rabbitmq.SERVER.exists(),
@@ -19,8 +21,19 @@ pytestmark = pytest.mark.skipif(
 
 
 def broker_processes(data_dir):
-    """Pids of live processes that belong to the broker of data_dir."""
-    return rabbitmq._leftovers(rabbitmq._Paths(data_dir))
+    """Pids of live processes that belong to the broker of data_dir (its
+    own supervisor's: they carry its directory in their environment)."""
+    owner = str(pathlib.Path(data_dir).absolute())
+    found = []
+    for proc in psutil.process_iter(['pid']):
+        try:
+            environ = proc.environ()
+        except (psutil.Error, OSError):
+            continue
+        if environ.get(supervision.OWNER_VARIABLE) == owner and \
+                proc.status() != psutil.STATUS_ZOMBIE:
+            found.append(proc.pid)
+    return found
 
 
 @pytest.fixture(scope='module')

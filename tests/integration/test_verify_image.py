@@ -200,15 +200,3 @@ def test_unknown_datastore_is_one_line_error(tmp_path):
                          'oracle:19', check=False)
     assert result.returncode == 1
     assert "Unknown datastore 'oracle'" in result.stderr
-
-
-def test_uncompressed_layers_without_registry_is_one_line_error(tmp_path):
-    image = tmp_path / 'empty.qcow2'
-    image.write_bytes(b'')
-    result = helpers.run('trovestack', 'verify-image', image, '--datastore',
-                         'postgresql:17', '--uncompressed-layers',
-                         check=False)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        '--uncompressed-layers needs --registry (an embedded image is not '
-        'pulled)')

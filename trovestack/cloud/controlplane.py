@@ -8,9 +8,9 @@ afterwards only restarts; the broker starts beside the other services.
 """
 
 import concurrent.futures
+import functools
 import logging
 import shutil
-import threading
 import time
 
 from trovestack.cloud import LocalCloudError
@@ -20,6 +20,7 @@ from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
 from trovestack.cloud import rabbitmq
+from trovestack.cloud import supervision
 from trovestack.cloud.services import BROKER
 from trovestack.cloud.services import HTTP
 from trovestack.cloud.services import PORTED
@@ -32,16 +33,14 @@ REGISTRY = 'registry'
 BROKER_USER = BROKER_VHOST = 'trovestack'
 
 
-class _Aborted(Exception):
-    """Another service failed first; this one gave up waiting."""
-
-
 class LocalCloud:
     def __init__(self, state_dir=None):
         self.layout = layout_mod.Layout(
             state_dir or layout_mod.default_state_dir())
         self.broker_dir = self.layout.service_dir('rabbitmq')
         self.registry_dir = self.layout.service_dir(REGISTRY)
+        self.supervisor = supervision.Supervisor(self.layout.root,
+                                                 self.layout.root / 'logs')
 
     @property
     def state(self):
@@ -70,7 +69,7 @@ class LocalCloud:
             state.clouds_yaml = str(clouds_yaml_path)
         if registry is not None:
             if not registry and state.registry:
-                self._stop_registry()
+                self.supervisor.forget(REGISTRY)
             state.registry = registry
         state.add_ports(self._port_names(state))
         to_start = [name for name in self._names(state)
@@ -82,11 +81,23 @@ class LocalCloud:
         self.layout.save_state(state)
         broker = rabbitmq.configure(
             self.broker_dir, layout_mod.HOST, state.ports['rabbitmq'],
-            user=BROKER_USER, vhost=BROKER_VHOST)
+            user=BROKER_USER, vhost=BROKER_VHOST,
+            supervisor=self.layout.root)
         configs.write_configs(state, self.layout, broker.transport_url())
         if not state.bootstrapped:
             LOG.info('Creating the service databases in %s', self.layout.root)
-        self._start(state, to_start, timeout, broker)
+        programs = self.programs(state, broker)
+        try:
+            self.supervisor.declare(programs)
+            supervision.start_in_order(
+                [*programs, *self._set_up_steps(state)],
+                lambda program: self.supervisor.start(program, timeout))
+        except BaseException:
+            self._stop(to_start)
+            if not any(status.running for status in
+                       self.supervisor.statuses().values()):
+                self.supervisor.shutdown()
+            raise
         if not state.bootstrapped:
             LOG.info('Creating projects, users and the service catalog')
             began = time.monotonic()
@@ -97,6 +108,48 @@ class LocalCloud:
             self.layout.save_state(state)
         self._write_clouds_yaml(state)
         return self.status()
+
+    def programs(self, state, broker=None) -> list[supervision.Program]:
+        """Every process of the control plane, declared: RabbitMQ (its
+        epmd and server), the services, the registry when enabled.  A
+        first start's services need their set-up step (``<name>-setup``);
+        taskmanager and conductor need Trove's database and the broker."""
+        broker = broker or self.broker
+        result = rabbitmq.programs(self.broker_dir)
+        for name, service in SERVICES.items():
+            if service.kind == BROKER:
+                continue
+            needs = (f'{name}-setup',)
+            if service.kind == RPC:
+                needs = ('trove', 'trove-setup', rabbitmq.SERVER_PROGRAM)
+            result.append(supervision.Program(
+                name, service.command(state, self.layout),
+                ready=self._probe_of(service, state, broker),
+                env=service.env(self.layout), needs=needs,
+                log=str(self.layout.log_file(name))))
+        if state.registry:
+            from trovestack import registry
+
+            result.append(registry.program(
+                self.registry_dir, layout_mod.HOST, state.ports[REGISTRY],
+                supervisor_root=self.layout.root))
+        return result
+
+    def _probe_of(self, service, state, broker):
+        if service.kind == RPC:
+            return lambda: self._consuming(broker, service)
+        url = service.url(state)
+        return lambda: processes.http_answers(url)
+
+    def _set_up_steps(self, state):
+        """The first start's ``*-manage`` steps, one per HTTP service."""
+        if state.bootstrapped:
+            return []
+        return [supervision.Step(f'{name}-setup',
+                                 functools.partial(self._set_up_service,
+                                                   service, state))
+                for name, service in SERVICES.items()
+                if service.kind == HTTP]
 
     @staticmethod
     def _names(state):
@@ -130,96 +183,14 @@ class LocalCloud:
                 what=f'{service.name}-manage '
                      f'{", ".join(command[0] for command in commands)}')
 
-    def _start(self, state, names, timeout, broker):
-        """Set up (first time only), start and await services in parallel.
-
-        RabbitMQ starts beside the others; taskmanager and conductor start
-        once Trove's database exists and count as up when they consume
-        their RPC topics.  On any failure everything started here is
-        stopped again.
-        """
-        abort = threading.Event()
-        broker_up = threading.Event()
-        trove_db = threading.Event()
-        if 'rabbitmq' not in names:
-            broker_up.set()
-        if state.bootstrapped or 'trove' not in names:
-            trove_db.set()
-
-        def wait_for(event):
-            while not event.wait(0.2):
-                if abort.is_set():
-                    raise _Aborted()
-
-        def bring_up(name):
-            began = time.monotonic()
-            if name == REGISTRY:
-                self._start_registry(state, timeout)
-                return
-            service = SERVICES[name]
-            if service.kind == BROKER:
-                rabbitmq.start(self.broker_dir, broker.host, broker.port,
-                               user=broker.user, vhost=broker.vhost,
-                               timeout=timeout)
-                broker_up.set()
-                LOG.debug('rabbitmq: answering after %.1f s',
-                          time.monotonic() - began)
-                return
-            if service.kind == RPC:
-                wait_for(trove_db)
-            elif not state.bootstrapped:
-                self._set_up_service(service, state)
-            if name == 'trove':
-                trove_db.set()
-            set_up = time.monotonic()
-            pid = self._spawn(state, service)
-            if service.kind == RPC:
-                wait_for(broker_up)
-            self._await(state, service, pid, broker, timeout)
-            LOG.debug('%s: set up in %.1f s, answering %.1f s later', name,
-                      set_up - began, time.monotonic() - set_up)
-
-        def guarded(name):
-            try:
-                bring_up(name)
-            except BaseException:
-                abort.set()
-                raise
-
-        try:
-            self._run_parallel(guarded, names)
-        except BaseException:
-            self._stop(names)
-            raise
-
-    def _spawn(self, state, service):
-        """Start one service's process; its pid."""
-        return processes.start(service.command(state, self.layout),
-                               self.layout.pid_file(service.name),
-                               self.layout.log_file(service.name),
-                               service.env(self.layout))
-
-    def _await(self, state, service, pid, broker, timeout):
-        """Wait until the service answers (HTTP) or consumes its RPC
-        topic; LocalCloudError (with its log's tail) when it does not."""
-        log = self.layout.log_file(service.name)
-        if service.kind == RPC:
-            processes.wait_until(
-                service.name, pid, lambda: self._consuming(broker, service),
-                log, timeout, f'consume RPC topic {service.rpc_topic}')
-        else:
-            processes.wait_until_ready(service.name, pid, service.url(state),
-                                       log, timeout)
-
     def restart(self, names, timeout=120.0):
         """Restart running services (after their configuration changed),
         one after the other, each awaited as at start."""
-        state, broker = self.state, self.broker
+        by_name = {program.name: program
+                   for program in self.programs(self.state)}
         for name in names:
-            service = SERVICES[name]
-            processes.stop(self.layout.pid_file(name), self.layout.root)
-            self._await(state, service, self._spawn(state, service), broker,
-                        timeout)
+            self.supervisor.stop(name)
+            self.supervisor.start(by_name[name], timeout)
 
     @staticmethod
     def _consuming(broker, service):
@@ -229,29 +200,6 @@ class LocalCloud:
             return False
         return bool(counts[service.rpc_topic])
 
-    @staticmethod
-    def _run_parallel(func, items):
-        items = list(items)
-        with concurrent.futures.ThreadPoolExecutor(len(items) or 1) as pool:
-            futures = [pool.submit(func, item) for item in items]
-            errors = [f.exception() for f in futures if f.exception()]
-        errors.sort(key=lambda error: isinstance(error, _Aborted))
-        if errors:
-            if isinstance(errors[0], LocalCloudError):
-                raise errors[0]
-            raise LocalCloudError(str(errors[0])) from errors[0]
-
-    def _start_registry(self, state, timeout):
-        from trovestack import registry
-
-        registry.start(self.registry_dir, layout_mod.HOST,
-                       state.ports[REGISTRY], timeout=timeout)
-
-    def _stop_registry(self):
-        from trovestack import registry
-
-        return registry.stop(self.registry_dir)
-
     def _write_clouds_yaml(self, state):
         entries = clouds_yaml.entries(state)
         clouds_yaml.merge_into(self.layout.clouds_yaml, entries)
@@ -260,67 +208,59 @@ class LocalCloud:
 
     # ---------------------------------------------------------- down/status
     def _pid(self, name):
-        if name == 'rabbitmq':
-            return rabbitmq.server_pid(self.broker_dir)
-        if name == REGISTRY:
-            from trovestack import registry
-
-            running = registry.running(self.registry_dir)
-            return running.pid if running else None
-        return processes.read_pid(self.layout.pid_file(name),
-                                  self.layout.root)
+        return self.supervisor.pid(name)
 
     def _is_up(self, name):
         return self._pid(name) is not None
 
     def _stop(self, names):
         """Stop the named processes, in parallel: the services first, then
-        the broker and the registry; {name: whether it ran}."""
-        def stop_one(name):
-            if name == 'rabbitmq':
-                return rabbitmq.stop(self.broker_dir)
-            if name == REGISTRY:
-                return self._stop_registry()
-            return processes.stop(self.layout.pid_file(name),
-                                  self.layout.root)
-
+        the broker (and its epmd) and the registry; {name: whether it
+        ran}."""
         last = [name for name in names if name in ('rabbitmq', REGISTRY)]
         results = {}
         for group in ([name for name in names if name not in last], last):
             with concurrent.futures.ThreadPoolExecutor(
                     len(group) or 1) as pool:
-                results.update(zip(group, pool.map(stop_one, group),
-                                   strict=True))
+                results.update(zip(group, pool.map(self.supervisor.stop,
+                                                   group), strict=True))
+        if 'rabbitmq' in names:
+            self.supervisor.stop(rabbitmq.EPMD)
         return results
 
     def down(self):
-        """Stop every process this state directory started; (name, was_up)
-        for each service (and the registry when enabled)."""
+        """Stop every process this state directory started, then its
+        supervisor; (name, was_up) for each service (and the registry when
+        enabled)."""
         state = self.layout.load_state()
         names = list(SERVICES)
         if (state and state.registry) or self._is_up(REGISTRY):
             names.append(REGISTRY)
         results = self._stop(names)
+        self.supervisor.shutdown()
         return [(name, results[name]) for name in names]
 
     def status(self):
-        """One row per process: name, state, pid, url (no secrets)."""
+        """One row per process: name, state, pid, url, crashes and the
+        last error (no secrets)."""
         state = self.layout.load_state()
         names = self._names(state) if state else list(SERVICES)
-        pids = {name: self._pid(name) for name in names}
+        statuses = self.supervisor.statuses()
+        pids = {name: self._pid_of(statuses.get(name)) for name in names}
         consumers = self._rpc_consumers(pids)
         rows = []
         for name in names:
-            pid = pids[name]
+            status = statuses.get(name) or supervision.Status(
+                name, supervision.STOPPED, None)
             url, answers = self._probe(name, state, consumers)
-            if pid is None:
-                condition = 'stopped'
-            elif answers:
-                condition = 'running'
-            else:
-                condition = 'not answering'
-            rows.append((name, condition, pid or '', url))
+            rows.append((name, supervision.condition(status, answers),
+                         pids[name] or '', url, status.crashes,
+                         status.last_error))
         return rows
+
+    @staticmethod
+    def _pid_of(status):
+        return status.pid if status is not None and status.running else None
 
     def _rpc_consumers(self, pids):
         """{topic: consumers} from the broker, or None when it is down."""

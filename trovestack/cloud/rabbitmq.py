@@ -5,7 +5,8 @@ cookie, pid files and generated password all live there, and it runs its
 own epmd and distribution port, so several brokers coexist (concurrent test
 clouds, a broker inside a network namespace).  The broker has one user and
 one vhost of our choosing; RabbitMQ's default ``guest`` user is never
-created.  ``stop`` signals only the processes this data directory started.
+created.  Its epmd and server are programs of a supervisor: the cloud's
+(``configure(supervisor=...)``) or one of its own in the data directory.
 """
 
 import dataclasses
@@ -16,11 +17,10 @@ import os
 import pathlib
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 import urllib.parse
 
+from trovestack import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files
@@ -33,10 +33,6 @@ SERVER = pathlib.Path('/usr/lib/rabbitmq/bin/rabbitmq-server')
 CTL = SERVER.with_name('rabbitmqctl')
 STATE_FILE = 'broker.json'
 READY_LINE = 'Server startup complete'
-# Every process a broker starts carries this variable (value: its data
-# directory), so that stop() finds them all and nothing else.
-OWNER_VARIABLE = 'TROVESTACK_BROKER_DIR'
-EPMD_WAIT = 10.0
 
 
 class BrokerError(LocalCloudError):
@@ -75,6 +71,9 @@ class _Record:
     epmd_port: int
     dist_port: int
     netns: str | None = None
+    # The state directory of the supervisor the broker runs under (None:
+    # its own, in data_dir).
+    supervisor: str | None = None
 
     def broker(self, data_dir):
         return Broker(self.host, self.port, self.user, self.password,
@@ -92,8 +91,6 @@ class _Paths:
         self.log = self.logs / 'rabbit.log'
         self.output = self.logs / 'server.out'
         self.epmd_log = self.logs / 'epmd.log'
-        self.server_pid = self.root / 'rabbitmq.pid'
-        self.epmd_pid = self.root / 'epmd.pid'
 
 
 def _load(paths):
@@ -134,7 +131,9 @@ def _node_name(paths):
 def server_env(paths, record):
     """The environment rabbitmq-server (and its epmd) run with."""
     return {
-        OWNER_VARIABLE: str(paths.root),
+        # The start script execs the Erlang VM instead of waiting on it:
+        # the supervised process is the broker itself.
+        'RUNNING_UNDER_SYSTEMD': 'true',
         'HOME': str(paths.root),
         # Ignore /etc/rabbitmq: everything comes from the data directory.
         'RABBITMQ_CONF_ENV_FILE': str(paths.root / 'rabbitmq-env.conf'),
@@ -153,49 +152,65 @@ def server_env(paths, record):
     }
 
 
-def _in_netns(netns, argv):
-    return ['ip', 'netns', 'exec', netns, *argv] if netns else list(argv)
+EPMD, SERVER_PROGRAM = 'rabbitmq-epmd', 'rabbitmq'
 
 
-def _marker(paths):
-    """The environment entry that marks a process as this broker's."""
-    return f'{OWNER_VARIABLE}={paths.root}\0'
+def _supervisor(paths, record):
+    from trovestack.cloud import supervision
+
+    if record is not None and record.supervisor:
+        return supervision.Supervisor(record.supervisor)
+    return supervision.Supervisor(paths.root, paths.logs)
+
+
+def programs(data_dir, offset=0):
+    """The broker's processes, declared: its epmd, then the server, ready
+    once our user logs in (a broker inside a namespace: once its log says
+    so after ``offset``, the log's size before this start)."""
+    from trovestack.cloud import supervision
+
+    paths = _Paths(data_dir)
+    record = _load(paths)
+    env = server_env(paths, record)
+    broker = record.broker(paths.root)
+
+    def ready():
+        if record.netns:
+            return _ready_line_seen(paths.log, offset)
+        try:
+            queue_consumers(broker, [])
+        except BrokerError:
+            return False
+        return True
+    return [
+        supervision.Program(
+            EPMD, netns_mod.inside(record.netns, [
+                'epmd', '-port', str(record.epmd_port), '-address',
+                '127.0.0.1']),
+            ready=lambda: _epmd_answers(record), env=env,
+            log=str(paths.epmd_log)),
+        supervision.Program(
+            SERVER_PROGRAM, netns_mod.inside(record.netns, [str(SERVER)]),
+            ready=ready, env=env,
+            needs=(EPMD,), log=str(paths.output), stop_timeout=30.0),
+    ]
 
 
 def is_running(data_dir):
     """True when the broker of data_dir is running."""
-    paths = _Paths(data_dir)
-    return processes.read_pid(paths.server_pid, _marker(paths)) is not None
-
-
-def _leftovers(paths):
-    """Pids of processes started for this data directory that still run."""
-    needle = _marker(paths).encode()
-    found = []
-    for proc in pathlib.Path('/proc').iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            environ = (proc / 'environ').read_bytes()
-        except OSError:
-            continue
-        if needle in environ and processes.is_alive(int(proc.name)):
-            found.append(int(proc.name))
-    return found
+    return server_pid(data_dir) is not None
 
 
 def stop(data_dir):
-    """Stop the broker of data_dir and its epmd; True when it was running."""
+    """Stop the broker of data_dir and its epmd; True when it was running.
+    A broker with a supervisor of its own stops it too."""
     paths = _Paths(data_dir)
-    was_running = processes.stop(paths.server_pid, _marker(paths))
-    processes.stop(paths.epmd_pid, _marker(paths))
-    for pid in _leftovers(paths):
-        LOG.debug('killing leftover broker process %d', pid)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        processes.wait_gone(pid, 5.0)
+    record = _load(paths)
+    supervisor = _supervisor(paths, record)
+    was_running = supervisor.stop(SERVER_PROGRAM)
+    supervisor.stop(EPMD)
+    if record is None or not record.supervisor:
+        supervisor.shutdown()
     return was_running
 
 
@@ -206,7 +221,8 @@ def _free_port(avoid=()):
             return port
 
 
-def _new_record(paths, old, host, port, user, vhost, netns):
+def _new_record(paths, old, host, port, user, vhost, netns,
+                supervisor=None):
     """The settings of this start: old password and ports when possible."""
     if old is not None and paths.mnesia.exists() and \
             (old.user, old.vhost) != (user, vhost):
@@ -225,18 +241,14 @@ def _new_record(paths, old, host, port, user, vhost, netns):
                      _free_port(avoid=(port, *ports)))
     return _Record(host=host, port=port, user=user, password=password,
                    vhost=vhost, epmd_port=ports[0], dist_port=ports[1],
-                   netns=netns)
+                   netns=netns, supervisor=supervisor)
 
 
-def _wait_for_epmd(record, deadline):
-    argv = _in_netns(record.netns, ['epmd', '-port', str(record.epmd_port),
-                                    '-names'])
-    while time.monotonic() < deadline:
-        result = subprocess.run(argv, capture_output=True, check=False)
-        if result.returncode == 0:
-            return
-        time.sleep(0.05)
-    raise BrokerError(f'epmd did not answer on port {record.epmd_port}')
+def _epmd_answers(record):
+    argv = netns_mod.inside(record.netns, [
+        'epmd', '-port', str(record.epmd_port), '-names'])
+    return subprocess.run(argv, capture_output=True,
+                          check=False).returncode == 0
 
 
 def _ready_line_seen(log, offset):
@@ -248,25 +260,8 @@ def _ready_line_seen(log, offset):
         return False
 
 
-def _failure(paths, what):
-    tail = processes.log_tail(paths.output, 8) or processes.log_tail(
-        paths.log, 8)
-    return BrokerError(f'rabbitmq {what}; last lines of {paths.output}: '
-                       f'{tail}')
-
-
-def _wait_ready(paths, pid, offset, timeout, deadline):
-    while time.monotonic() < deadline:
-        if _ready_line_seen(paths.log, offset):
-            return
-        if not processes.is_alive(pid):
-            raise _failure(paths, 'exited during start-up')
-        time.sleep(0.1)
-    raise _failure(paths, f'did not start within {timeout:g} s')
-
-
 def configure(data_dir, host='127.0.0.1', port=5672, *, user='trove',
-              vhost='trove', netns=None):
+              vhost='trove', netns=None, supervisor=None):
     """The broker start() will run for data_dir, its settings saved there
     first (password generated now if new), so that services can be
     configured with its transport_url before it runs.  When the broker runs
@@ -280,58 +275,70 @@ def configure(data_dir, host='127.0.0.1', port=5672, *, user='trove',
         return old.broker(paths.root)
     for directory in (paths.root, paths.logs):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    record = _new_record(paths, old, host, port, user, vhost, netns)
+    record = _new_record(paths, old, host, port, user, vhost, netns,
+                         str(supervisor) if supervisor else None)
     if record != old:
         _save(paths, record)
+    files.write_atomic(paths.config, render_config(
+        host, port, user, record.password, vhost), mode=0o600)
+    files.write_atomic(paths.plugins, '[].\n')
     return record.broker(paths.root)
 
 
 def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
           vhost='trove', netns=None, timeout=60.0):
     """Start the broker of data_dir on host:port (inside network namespace
-    ``netns`` when given) and return it once it accepts connections.
+    ``netns`` when given), under a supervisor of its own in data_dir, and
+    return it once it accepts connections.
 
     Idempotent: when the broker of data_dir runs already, returns it as it
     is.  The password is generated on first use and kept in data_dir.
     """
+    from trovestack.cloud import supervision
+
     paths = _Paths(data_dir)
     if is_running(paths.root):
         return configure(paths.root, host, port, user=user, vhost=vhost,
                          netns=netns)
-    if not SERVER.exists():
-        raise BrokerError(f'{SERVER} not found: install the Debian package '
-                          f'rabbitmq-server (tools/install-test-deps)')
+    check_startable(host, port, netns)
     stop(paths.root)  # whatever a crashed start left behind
-    if not netns and not processes.port_is_free(port, host):
-        raise BrokerError(f'port {port} (rabbitmq) on {host} is in use')
     broker = configure(paths.root, host, port, user=user, vhost=vhost,
                        netns=netns)
-    record = _load(paths)
-    files.write_atomic(paths.config, render_config(
-        host, port, user, record.password, vhost), mode=0o600)
-    files.write_atomic(paths.plugins, '[].\n')
-
-    deadline = time.monotonic() + timeout
-    env = server_env(paths, record)
+    supervisor = supervision.Supervisor(paths.root, paths.logs)
+    LOG.info('Starting RabbitMQ on %s:%s (data in %s)', host, port,
+             paths.root)
     try:
         if netns:
-            subprocess.run(['ip', 'netns', 'exec', netns, 'ip', 'link', 'set',
-                            'lo', 'up'], check=True, capture_output=True)
-        processes.start(
-            _in_netns(netns, ['epmd', '-port', str(record.epmd_port),
-                              '-address', '127.0.0.1']),
-            paths.epmd_pid, paths.epmd_log, env)
-        _wait_for_epmd(record, deadline)
-        offset = paths.log.stat().st_size if paths.log.exists() else 0
-        pid = processes.start(_in_netns(netns, [str(SERVER)]),
-                              paths.server_pid, paths.output, env)
-        LOG.info('Starting RabbitMQ on %s:%s (data in %s)', host, port,
-                 paths.root)
-        _wait_ready(paths, pid, offset, timeout, deadline)
+            subprocess.run(netns_mod.inside(netns, ['ip', 'link', 'set', 'lo',
+                                                   'up']),
+                           check=True, capture_output=True)
+        nodes = programs(paths.root, log_size(paths.root))
+        supervisor.declare(nodes)
+        supervision.start_in_order(
+            nodes, lambda program: supervisor.start(program, timeout))
+    except supervision.SupervisionError as exc:
+        stop(paths.root)
+        raise BrokerError(str(exc)) from None
     except BaseException:
         stop(paths.root)
         raise
     return broker
+
+
+def check_startable(host, port, netns=None):
+    """BrokerError when rabbitmq-server is missing or its port taken."""
+    if not SERVER.exists():
+        raise BrokerError(f'{SERVER} not found: install the Debian package '
+                          f'rabbitmq-server (tools/install-test-deps)')
+    if not netns and not processes.port_is_free(port, host):
+        raise BrokerError(f'port {port} (rabbitmq) on {host} is in use')
+
+
+def log_size(data_dir):
+    """The size of the broker's log now (a start's ready line comes after
+    it)."""
+    log = _Paths(data_dir).log
+    return log.stat().st_size if log.exists() else 0
 
 
 def load(data_dir):
@@ -344,7 +351,10 @@ def load(data_dir):
 def server_pid(data_dir):
     """The pid of the running broker of data_dir, or None."""
     paths = _Paths(data_dir)
-    return processes.read_pid(paths.server_pid, _marker(paths))
+    record = _load(paths)
+    if record is None:
+        return None
+    return _supervisor(paths, record).pid(SERVER_PROGRAM)
 
 
 def queue_consumers(broker, queues, timeout=2.0):
@@ -386,7 +396,7 @@ def list_queues(data_dir, timeout=60.0):
     record = _load(paths)
     if record is None or not is_running(paths.root):
         raise BrokerError(f'no running broker in {paths.root}')
-    argv = _in_netns(record.netns, [
+    argv = netns_mod.inside(record.netns, [
         str(CTL), 'list_queues', '-p', record.vhost, '--no-table-headers',
         '-q', 'name', 'messages', 'consumers'])
     try:

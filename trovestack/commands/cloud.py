@@ -17,7 +17,8 @@ from trovestack.cloud import clouds_yaml
 from trovestack.cloud import layout
 
 LOG = logging.getLogger(__name__)
-STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL')
+STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL', 'Crashes',
+                  'Last error')
 
 
 def add_state_dir_argument(parser):

@@ -107,6 +107,12 @@ class DevstackExtra(lister.Lister):
             help="Trove's templates directory: load <datastore>/"
                  'validation-rules.json (default: do not load)')
         parser.add_argument(
+            '--trove-manage', metavar='<command>',
+            help='Load them with this trove-manage and --trove-conf into '
+                 "Trove's database, every parameter (default: through the "
+                 'management API, which takes only strings and bounded '
+                 'integers)')
+        parser.add_argument(
             '--image-source', choices=devstack.IMAGE_SOURCES,
             default='upstream',
             help='Where guests get datastore container images '
@@ -206,6 +212,7 @@ class DevstackExtra(lister.Lister):
             guest_user=a.guest_user, mirror=a.mirror,
             force_build=a.force_build,
             visibility=a.visibility, config_params_dir=a.config_params_dir,
+            trove_manage=a.trove_manage,
             image_source=a.image_source, registry=a.registry,
             registry_dir=a.registry_dir,
             image_overrides=dict(a.datastore_image),

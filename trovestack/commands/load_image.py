@@ -1,5 +1,6 @@
 """cliff commands: LoadImage (load-trove-image) and ActivateImage."""
 
+import dataclasses
 import logging
 import os
 import sys
@@ -41,7 +42,8 @@ class LoadImage(_CloudCommand):
     columns = ('image_id', 'image_name', 'image_action', 'bytes_uploaded',
                'datastore', 'datastore_id', 'version', 'version_id',
                'version_action', 'default', 'images_pruned',
-               'config_parameters')
+               'config_parameters', 'config_parameters_via',
+               'config_parameters_not_loaded')
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -93,6 +95,23 @@ class LoadImage(_CloudCommand):
         parser.add_argument(
             '--config-params', metavar='<validation-rules.json>',
             help='Load these configuration parameters into the version')
+        through = parser.add_mutually_exclusive_group()
+        through.add_argument(
+            '--trove-config', metavar='<trove.conf>',
+            help="Trove's server configuration: load every configuration "
+                 "parameter with trove-manage into the database it names "
+                 "(default: the local cloud's, when the cloud is "
+                 'trovestack\'s local cloud; else through the API, which '
+                 'takes only strings and bounded integers)')
+        through.add_argument(
+            '--parameters-through-api', dest='api_only',
+            action='store_true',
+            help='Load configuration parameters through the management API '
+                 'even on the local cloud')
+        parser.add_argument(
+            '--trove-manage', metavar='<command>',
+            help='trove-manage to run with --trove-config (default: the one '
+                 'beside this Python, else on PATH)')
         prune = parser.add_mutually_exclusive_group()
         prune.add_argument(
             '--prune', dest='prune', action='store_true', default=None,
@@ -120,6 +139,13 @@ class LoadImage(_CloudCommand):
         image_file = self._read_image(request)
         conn = connection.command_connection(
             parsed_args, admin_for=ADMIN_PURPOSE)
+        if request.config_params and request.trove_database is None and \
+                not parsed_args.api_only:
+            from load_image import parameters
+
+            request = dataclasses.replace(
+                request, trove_database=parameters.choose(
+                    conn, trove_manage=parsed_args.trove_manage))
         try:
             with _progress_bar('uploading', self._quiet(),
                                total=image_file.size) as progress:
@@ -146,17 +172,15 @@ class LoadImage(_CloudCommand):
 def load_result_row(result):
     """The LoadImage columns' values of a load_image.LoadResult."""
     image, version = result.image, result.version
-    parameters = ''
+    parameters, via, not_loaded = '', '', ''
     if result.parameters is not None:
-        loaded = result.parameters
-        parameters = (f'created {len(loaded.created)}, updated '
-                      f'{len(loaded.updated)}, unchanged '
-                      f'{len(loaded.unchanged)}, skipped '
-                      f'{len(loaded.skipped)}')
+        parameters = result.parameters.counts()
+        via = result.parameters.via
+        not_loaded = ','.join(result.parameters.skipped)
     return (image.id, image.name, image.action, image.bytes_uploaded,
             version.datastore, version.datastore_id, version.version,
             version.version_id, version.action, version.default,
-            ','.join(result.pruned), parameters)
+            ','.join(result.pruned), parameters, via, not_loaded)
 
 
 class ActivateImage(_CloudCommand):

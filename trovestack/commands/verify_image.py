@@ -47,11 +47,6 @@ class VerifyImage(lister.Lister):
                  'build-datastore-image is pushed to it) instead of the '
                  'copy embedded in the guest image (default: embedded)')
         parser.add_argument(
-            '--uncompressed-layers', action='store_true',
-            help='With --registry: push the layers as uncompressed tar '
-                 '(no gunzip in the guest) instead of gzipped, as any '
-                 'registry push does')
-        parser.add_argument(
             '--memory', metavar='<MiB>', type=cliapp.positive_int,
             default=1536, help='Guest memory (default: 1536)')
         parser.add_argument(
@@ -66,13 +61,9 @@ class VerifyImage(lister.Lister):
 
     def take_action(self, parsed_args):
         datastore, version = parsed_args.datastore
-        if parsed_args.uncompressed_layers and not parsed_args.registry:
-            raise UserError('--uncompressed-layers needs --registry (an '
-                            'embedded image is not pulled)')
         result = run.verify_image(
             parsed_args.image, datastore, version,
             timeout=parsed_args.timeout, use_registry=parsed_args.registry,
-            uncompressed_layers=parsed_args.uncompressed_layers,
             disable_agent=parsed_args.disable_guest_agent,
             memory_mb=parsed_args.memory, work_dir=parsed_args.work_dir,
             progress=self._progress)

@@ -67,10 +67,8 @@ WHY = {
     'database and user': 'the guest API did not create and list them',
 }
 # How the database image reaches the guest: baked into the guest image, or
-# pulled from a registry started for the run, its layers gzipped (as any
-# registry push does) or as they are in the archive (uncompressed tar: no
-# gunzip in the guest, 3x the bytes; measured no faster under TCG).
-DELIVERIES = ('embedded', 'registry', 'registry-tar')
+# pulled from a registry started for the run (skopeo pushes it there).
+DELIVERIES = ('embedded', 'registry')
 PROGRESS_EVERY = 30.0
 # Heartbeats carry a status's description (trove/instance/service_status.py:
 # FAILED is 'failed to spawn', CRASHED 'crashed') -> the status's name.
@@ -269,18 +267,15 @@ def _deliver(stack, namespace, work, datastore, version, delivery,
     reg = registry.start(work / 'registry', host=HOST_ADDRESS,
                          port=REGISTRY_PORT, netns=namespace.name)
     stack.callback(registry.stop, work / 'registry')
-    gzip = delivery != 'registry-tar'
     registry.push(built.path, reg.address, built.repository, built.tag,
-                  netns=namespace.name, compress=gzip)
-    progress('pushed %s:%s to the registry at %s (%s layers)' % (
-        built.repository, built.tag, reg.address,
-        'gzipped' if gzip else 'uncompressed'))
+                  netns=namespace.name)
+    progress('pushed %s:%s to the registry at %s' % (
+        built.repository, built.tag, reg.address))
     return '%s/%s' % (reg.address, built.repository), [reg.address]
 
 
 def verify_image(image, datastore: str, version: str, *,
                  timeout: float = 1800.0, use_registry: bool = False,
-                 uncompressed_layers: bool = False,
                  disable_agent: bool = False, memory_mb: int = 1536,
                  work_dir: pathlib.Path | None = None,
                  progress: Callable[[str], None] | None = None
@@ -305,9 +300,7 @@ def verify_image(image, datastore: str, version: str, *,
         prefix='trovestack-verify-'))
     work.mkdir(parents=True, exist_ok=True)
     timeline = _Timeline(progress)
-    delivery = 'embedded'
-    if use_registry:
-        delivery = 'registry-tar' if uncompressed_layers else 'registry'
+    delivery = 'registry' if use_registry else 'embedded'
     result = VerifyResult(image, datastore, version, delivery,
                           'kvm' if kvm else 'tcg', False, [], work_dir=work)
     try:

@@ -64,15 +64,32 @@ def test_state_picks_the_ceph_ports_and_two_provider_bridges():
     assert {'ceph-mon', 'ceph-osd', 'cinder'} <= set(old.ports)
 
 
-def test_ceph_runs_on_loopback_without_auth(tmp_path):
+def test_ceph_runs_on_loopback_with_cephx(tmp_path):
     paths = paths_mod.ComputePaths(tmp_path)
     cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
                                            'ceph-osd': 7000})
     text = ceph.write_config(cstate, paths).read_text()
     assert 'mon_host = v1:127.0.0.1:6789' in text
+    assert 'public_addr = 127.0.0.1\ncluster_addr = 127.0.0.1' in text
     assert 'ms_bind_port_min = 7000\nms_bind_port_max = 7007' in text
-    assert 'auth_client_required = none' in text
+    for who in ('cluster', 'service', 'client'):
+        assert f'auth_{who}_required = cephx' in text
+    assert f'keyring = {tmp_path}/compute/ceph/osd-$id/keyring' in text
     assert ceph.fsid(paths) == ceph.fsid(paths_mod.ComputePaths(tmp_path))
+    assert ceph.keyring(paths, 'client.cinder').name == \
+        'ceph.client.cinder.keyring'
+
+
+def test_a_cluster_made_before_cephx_keeps_auth_off(tmp_path):
+    paths = paths_mod.ComputePaths(tmp_path)
+    cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
+                                           'ceph-osd': 7000},
+                                    set_up=['cinder', 'ceph'])
+    assert not ceph.cephx(cstate)
+    text = ceph.write_config(cstate, paths).read_text()
+    assert 'auth_client_required = none' in text
+    cstate.set_up.append('cephx')
+    assert ceph.cephx(cstate)
 
 
 def test_cinder_volume_uses_the_rbd_pool(tmp_path):
@@ -86,6 +103,9 @@ def test_cinder_volume_uses_the_rbd_pool(tmp_path):
     assert conf.get(cinder.BACKEND, 'rbd_pool') == ceph.POOL
     assert conf.get(cinder.BACKEND, 'rbd_ceph_conf') == str(
         ceph.config_file(paths))
+    assert conf.get(cinder.BACKEND, 'rbd_user') == ceph.CLIENT
+    assert conf.get(cinder.BACKEND, 'rbd_secret_uuid') == \
+        ceph.secret_uuid(paths)
 
 
 def test_neutron_has_a_flat_network_per_bridge(tmp_path):

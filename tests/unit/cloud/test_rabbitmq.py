@@ -42,7 +42,7 @@ def test_environment_is_all_ours(tmp_path):
     record = rabbitmq._Record('127.0.0.1', 1, 'u', 'pw', 'v', 4369, 25672)
     env = rabbitmq.server_env(paths, record)
     assert env['HOME'] == str(tmp_path)
-    assert env[rabbitmq.OWNER_VARIABLE] == str(tmp_path)
+    assert env["RUNNING_UNDER_SYSTEMD"] == "true"
     assert env['ERL_EPMD_PORT'] == '4369'
     assert env['RABBITMQ_DIST_PORT'] == '25672'
     assert env['RABBITMQ_NODENAME'].endswith('@localhost')

@@ -7,23 +7,39 @@ kernel (so no LVM driver and no kernel attach), but qemu's own librbd
 client needs none of them: nova's libvirt driver hands the guest an
 ``rbd`` network disk.  So the layer runs one monitor, one manager (it
 feeds the pool statistics Cinder's scheduler needs) and one OSD whose
-BlueStore lives in a sparse file, all on host loopback, authentication
-off (nothing but this machine can reach loopback).
+BlueStore lives in a sparse file, every messenger on host loopback, with
+cephx: each daemon and client has its own key, in keyrings only their
+owner can read; Cinder and qemu use ``client.cinder`` (qemu gets its key
+from a libvirt secret, :func:`define_libvirt_secret`).  A cloud whose
+cluster was made before cephx (no ``cephx`` in its state's ``set_up``)
+keeps authentication off until ``cloud up --fresh``.
 
 qemu runs inside the cloud's namespace (libvirtd does): the forwarder
 mirrors the monitor's port and the OSD's small port range there.
 """
 
 import json
+import pathlib
 import subprocess
-import time
 import uuid
 
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import paths as paths_mod
+from trovestack.common import waiting
 
 MON, OSD, MGR = 'ceph-mon', 'ceph-osd', 'ceph-mgr'
 POOL = 'volumes'
+CLIENT = 'cinder'          # the user Cinder's RBD driver and qemu use
+CAPS = {
+    'osd.0': ['mon', 'allow profile osd', 'mgr', 'allow profile osd',
+              'osd', 'allow *'],
+    'mgr.x': ['mon', 'allow profile mgr', 'osd', 'allow *', 'mds',
+              'allow *'],
+    f'client.{CLIENT}': ['mon', 'profile rbd', 'osd',
+                         f'profile rbd pool={POOL}', 'mgr',
+                         f'profile rbd pool={POOL}'],
+}
 OSD_PORTS = paths_mod.PORT_RANGES['ceph-osd']
 BLOCK_SIZE = 20 * 1024 ** 3
 
@@ -41,6 +57,29 @@ def fsid(paths) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, str(paths.cloud_root)))
 
 
+def cephx(cstate) -> bool:
+    """Whether the cluster uses cephx: every cluster made since it came,
+    not one made before (its monitor knows no keys)."""
+    return 'ceph' not in cstate.set_up or 'cephx' in cstate.set_up
+
+
+def keyring(paths, entity) -> pathlib.Path:
+    """The keyring file of a client entity (client.admin, client.cinder)
+    or daemon (mon., osd.0, mgr.x)."""
+    top = directory(paths)
+    if entity == 'mon.':
+        return top / 'mon-a' / 'keyring'
+    if entity.startswith(('osd.', 'mgr.')):
+        kind, name = entity.split('.', 1)
+        return top / f'{kind}-{name}' / 'keyring'
+    return paths.config_dir('ceph') / f'ceph.{entity}.keyring'
+
+
+def secret_uuid(paths) -> str:
+    """The libvirt secret holding client.cinder's key (fixed per cloud)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f'{fsid(paths)}/{CLIENT}'))
+
+
 def mon_address(cstate) -> str:
     return f'127.0.0.1:{cstate.ports["ceph-mon"]}'
 
@@ -53,14 +92,18 @@ def osd_ports(cstate) -> list[int]:
 def write_config(cstate, paths):
     top = directory(paths)
     osd = osd_ports(cstate)
+    auth = 'cephx' if cephx(cstate) else 'none'
     text = '\n'.join([
         '[global]',
         f'fsid = {fsid(paths)}',
         f'mon_host = v1:{mon_address(cstate)}',
         'mon_initial_members = a',
+        # Every messenger on loopback: the OSD's cluster and heartbeat
+        # messengers bind to the cluster address, which is otherwise any.
         'public_addr = 127.0.0.1',
+        'cluster_addr = 127.0.0.1',
         'ms_bind_msgr2 = false',
-        *(f'auth_{who}_required = none'
+        *(f'auth_{who}_required = {auth}'
           for who in ('cluster', 'service', 'client')),
         'osd_pool_default_size = 1',
         'osd_pool_default_min_size = 1',
@@ -76,12 +119,21 @@ def write_config(cstate, paths):
         'log_to_file = false',
         'log_to_stderr = true',
         'err_to_stderr = true',
-        'keyring = /dev/null',
+        # Clients' keyrings (client.admin, client.cinder) here; the
+        # daemons' in their data directories.
+        f'keyring = {paths.config_dir("ceph")}/ceph.$name.keyring',
         f'mon_data = {top}/mon-$id',
         f'osd_data = {top}/osd-$id',
         f'mgr_data = {top}/mgr-$id',
         '',
+        '[mon]',
+        f'keyring = {top}/mon-$id/keyring',
+        '',
+        '[mgr]',
+        f'keyring = {top}/mgr-$id/keyring',
+        '',
         '[osd]',
+        f'keyring = {top}/osd-$id/keyring',
         # No monitor commands of the OSD's own while it starts (its crush
         # location and device class): a monitor that has just started
         # refused one with 'wrong fsid' and the OSD exited; initialise_osd
@@ -123,18 +175,25 @@ SETUP_RETRY_SECONDS = 60
 def _ceph_setup(paths, *args):
     """A set-up command of the cluster, tried again while the monitor
     refuses it; the last error when it never takes it."""
-    deadline = time.monotonic() + SETUP_RETRY_SECONDS
-    while True:
+    errors = []
+
+    def attempt():
         try:
             return _ceph(paths, *args)
-        except daemons.ComputeError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(2)
+        except daemons.ComputeError as exc:
+            errors.append(exc)
+            return None
+
+    try:
+        return waiting.wait_for(f'ceph {" ".join(args[:2])}', attempt,
+                                SETUP_RETRY_SECONDS, interval=2.0)
+    except waiting.WaitTimeout:
+        raise errors[-1] from None
 
 
 def initialise_monitor(cstate, paths):
-    """The monitor's store, made once."""
+    """The monitor's store, made once (with cephx: the monitor's and
+    client.admin's keys in it, client.admin's keyring for our commands)."""
     store = directory(paths) / 'mon-a'
     if (store / 'store.db').is_dir():
         return
@@ -143,8 +202,48 @@ def initialise_monitor(cstate, paths):
     daemons.run(['monmaptool', '--create', '--clobber', '--fsid',
                  fsid(paths), '--addv', 'a', f'[v1:{mon_address(cstate)}]',
                  monmap])
-    daemons.run(['ceph-mon', '--conf', config_file(paths), '--mkfs', '-i',
-                 'a', '--monmap', monmap])
+    mkfs = ['ceph-mon', '--conf', config_file(paths), '--mkfs', '-i', 'a',
+            '--monmap', monmap]
+    if cephx(cstate):
+        mkfs += ['--keyring', _monitor_keyring(paths)]
+    daemons.run(mkfs)
+
+
+def _monitor_keyring(paths):
+    """A keyring with new keys for mon. and client.admin (the latter also
+    written where our ``ceph`` commands read it); mode 0600."""
+    admin = keyring(paths, 'client.admin')
+    seed = directory(paths) / 'mkfs.keyring'
+    for path in (admin, seed):
+        path.unlink(missing_ok=True)
+    daemons.run(['ceph-authtool', '--create-keyring', admin, '--gen-key',
+                 '-n', 'client.admin', '--cap', 'mon', 'allow *', '--cap',
+                 'osd', 'allow *', '--cap', 'mgr', 'allow *', '--cap',
+                 'mds', 'allow *'])
+    daemons.run(['ceph-authtool', '--create-keyring', seed, '--gen-key',
+                 '-n', 'mon.', '--cap', 'mon', 'allow *'])
+    daemons.run(['ceph-authtool', seed, '--import-keyring', admin])
+    for path in (admin, seed):
+        path.chmod(0o600)
+    return seed
+
+
+def create_keys(cstate, paths):
+    """The daemons' and Cinder's keys (idempotent: get-or-create), each in
+    its keyring, mode 0600; nothing without cephx."""
+    if not cephx(cstate):
+        return
+    for entity, caps in CAPS.items():
+        path = keyring(paths, entity)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _ceph_setup(paths, 'auth', 'get-or-create', entity, *caps, '-o',
+                    str(path))
+        path.chmod(0o600)
+
+
+def client_key(paths) -> str:
+    """client.cinder's secret key (for libvirt's secret; never printed)."""
+    return _ceph(paths, 'auth', 'get-key', f'client.{CLIENT}').stdout.strip()
 
 
 def initialise_osd(paths):
@@ -156,8 +255,8 @@ def initialise_osd(paths):
     osd_id = _ceph_setup(paths, 'osd', 'create', osd_uuid).stdout.strip()
     if osd_id != '0':
         raise daemons.ComputeError(f'ceph gave the OSD id {osd_id}, not 0')
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (store / 'ready').exists():
-        store.mkdir(mode=0o700, parents=True, exist_ok=True)
         daemons.run(['ceph-osd', '--conf', config_file(paths), '-i', '0',
                      '--mkfs', '--osd-uuid', osd_uuid])
     _ceph_setup(paths, 'osd', 'crush', 'add', 'osd.0', '1.0',
@@ -193,14 +292,14 @@ def _mgr_available(paths) -> bool:
     return bool(stat) and bool(stat.get('available'))
 
 
-def daemons_in_order(paths) -> list[daemons.Daemon]:
+def daemons_in_order(paths) -> list[supervision.Program]:
     conf = str(config_file(paths))
     return [
-        daemons.Daemon(MON, ['ceph-mon', '-f', '--conf', conf, '-i', 'a'],
+        supervision.Program(MON, ['ceph-mon', '-f', '--conf', conf, '-i', 'a'],
                        None, lambda: daemons.unix_socket_answers(
                            paths.run_dir / 'mon.a.asok')),
-        daemons.Daemon(OSD, ['ceph-osd', '-f', '--conf', conf, '-i', '0'],
+        supervision.Program(OSD, ['ceph-osd', '-f', '--conf', conf, '-i', '0'],
                        None, lambda: _osd_up(paths)),
-        daemons.Daemon(MGR, ['ceph-mgr', '-f', '--conf', conf, '-i', 'x'],
+        supervision.Program(MGR, ['ceph-mgr', '-f', '--conf', conf, '-i', 'x'],
                        None, lambda: _mgr_available(paths)),
     ]

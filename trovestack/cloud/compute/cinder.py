@@ -19,6 +19,7 @@ modules on its PYTHONPATH.
 import pathlib
 import sys
 
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import daemons
@@ -48,6 +49,12 @@ def _paste_config():
 
 def write_config(state, cstate, paths, transport_url):
     config_file(paths).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # With cephx the driver connects as client.cinder (its keyring is
+    # found through ceph.conf) and tells nova which libvirt secret holds
+    # the key for qemu.
+    auth = {'rbd_user': ceph.CLIENT,
+            'rbd_secret_uuid': ceph.secret_uuid(paths)} if ceph.cephx(
+                cstate) else {}
     return common.write_config(config_file(paths), {
         'DEFAULT': {
             'debug': 'false', 'use_stderr': 'true',
@@ -67,6 +74,7 @@ def write_config(state, cstate, paths, transport_url):
             'rbd_ceph_conf': str(ceph.config_file(paths)),
             'rbd_flatten_volume_from_snapshot': 'false',
             'report_discard_supported': 'true',
+            **auth,
         },
         'database': {'connection': mariadb.url(paths, DATABASE)},
         'keystone_authtoken': common.authtoken(state, 'cinder'),
@@ -107,16 +115,17 @@ def bindings_dir(paths):
     return target
 
 
-def service_daemons(paths) -> list[daemons.Daemon]:
+def service_daemons(paths) -> list[supervision.Program]:
     """The scheduler and the volume service (after the API)."""
     env = {'HOME': str(home(paths))}
     volume_env = {**env, 'PYTHONPATH': str(bindings_dir(paths))}
     conf = ['--config-file', str(config_file(paths))]
     return [
-        daemons.Daemon(SCHEDULER, [common.tool('cinder-scheduler'), *conf],
-                       None, None, env),
-        daemons.Daemon(VOLUME, [common.tool('cinder-volume'), *conf],
-                       None, None, volume_env),
+        supervision.Program(SCHEDULER,
+                            [common.tool('cinder-scheduler'), *conf],
+                            None, None, env),
+        supervision.Program(VOLUME, [common.tool('cinder-volume'), *conf],
+                            None, None, volume_env),
     ]
 
 

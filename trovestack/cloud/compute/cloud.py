@@ -1,13 +1,14 @@
 """The compute layer of a local cloud: bring up, report, tear down."""
 
+import dataclasses
 import logging
 import shutil
-import time
 
 from trovestack import netns
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import processes
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import accounts
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import cinder
@@ -20,6 +21,7 @@ from trovestack.cloud.compute import neutron
 from trovestack.cloud.compute import nova
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
+from trovestack.common import waiting
 from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
@@ -33,21 +35,76 @@ REQUIRED_BINARIES = {
 }
 
 
+# What each process and set-up step needs ready before it starts: the
+# compute layer's start graph (doc/architecture.md draws it).  Steps are
+# the set-up actions of ComputeLayer._steps; a name not in the graph of a
+# run (a first-time step already done) counts as ready, so a node also
+# names what that step needed.
+NEEDS = {
+    'ovsdb-server': ('namespace', 'ovs-databases'),
+    'ovn-nb-db': ('namespace', 'ovs-databases'),
+    'ovn-sb-db': ('namespace', 'ovs-databases'),
+    'switch-settings': ('ovsdb-server',),
+    'ovs-vswitchd': ('switch-settings',),
+    'ovn-northd': ('ovn-nb-db', 'ovn-sb-db'),
+    'bridges': ('ovs-vswitchd',),
+    'ovn-controller': ('bridges', 'ovn-sb-db'),
+    'virtlogd': ('namespace',),
+    'libvirtd': ('virtlogd',),
+    'forwarder': ('namespace', 'bridges'),
+    ceph.MON: ('ceph-monitor-store',),
+    'ceph-osd-store': (ceph.MON,),
+    ceph.OSD: ('ceph-osd-store', ceph.MON),
+    'ceph-keys': (ceph.MON,),
+    ceph.MGR: (ceph.OSD, 'ceph-keys'),
+    'ceph-secret': ('libvirtd', 'ceph-keys'),
+    'ceph-pool': (ceph.OSD,),
+    mariadb.NAME: ('mariadb-data',),
+    'databases': (mariadb.NAME,),
+    'placement-setup': ('databases',),
+    'neutron-setup': ('databases',),
+    'cinder-setup': ('databases',),
+    'placement': ('placement-setup', 'databases'),
+    'neutron': ('neutron-setup', 'databases', 'ovn-northd'),
+    'cinder': ('cinder-setup', 'databases'),
+    'accounts': ('placement', 'neutron', 'cinder'),
+    'nova-setup': ('databases',),
+    'nova-api-settings': ('nova-setup', 'databases'),
+    'bootstrapped': ('accounts', 'nova-setup', 'ceph-pool', 'databases',
+                     'placement', 'neutron', 'cinder', ceph.MGR),
+    cinder.SCHEDULER: ('bootstrapped',),
+    cinder.VOLUME: ('bootstrapped', 'ceph-keys'),
+    'old-guests': ('libvirtd',),
+    'nova-conductor': ('nova-api-settings', 'bootstrapped'),
+    'nova-scheduler': ('nova-api-settings', 'bootstrapped'),
+    nova.COMPUTE: ('nova-api-settings', 'bootstrapped', 'libvirtd',
+                   'ovn-controller', 'forwarder', 'old-guests',
+                   'ceph-secret'),
+    'hypervisor': (nova.COMPUTE, 'nova-scheduler', 'nova-conductor'),
+    'volume-service': (cinder.VOLUME, cinder.SCHEDULER),
+}
+# Processes that start at once, at most (2 cores: each OpenStack service
+# spends seconds of CPU importing itself).
+PARALLEL_STARTS = 4
+
+
 class ComputeLayer:
-    """Placement, neutron/OVN, libvirt and nova of the cloud in layout."""
+    """Placement, neutron/OVN, Ceph, cinder, libvirt and nova of the cloud
+    in layout, under the cloud's supervisor."""
 
     def __init__(self, layout):
         self.layout = layout
         self.paths = paths_mod.ComputePaths(layout.root)
-        self.runner = daemons.Runner(self.paths.root, self.paths.log_dir,
-                                     self.paths.pid_dir)
+        self.supervisor = supervision.Supervisor(layout.root,
+                                                 self.paths.log_dir)
 
     @property
     def state(self):
         return self.paths.load_state()
 
     def daemons(self, cstate, control_ports=(), broker_port=None):
-        """Every process of the layer, in start order."""
+        """Every process of the layer, each with what it needs, in a
+        start order (stopped in the reverse one)."""
         paths = self.paths
         result = network.daemons_in_order(paths)
         result += libvirt.daemons_in_order(paths)
@@ -60,7 +117,11 @@ class ComputeLayer:
         result.append(cinder.daemon(cstate, paths))
         result += cinder.service_daemons(paths)
         result += nova.daemons_in_order(paths)
-        return result
+        result = [dataclasses.replace(program,
+                                      needs=NEEDS.get(program.name, ()))
+                  for program in result]
+        by_name = {program.name: program for program in result}
+        return [by_name[name] for name in supervision.order(result)]
 
     @staticmethod
     def _forward_rules(cstate, control_ports, broker_port):
@@ -88,115 +149,136 @@ class ComputeLayer:
         self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.paths.save_state(cstate)
         self._write_configs(state, cstate, transport_url)
-        libvirt.check_free(self.runner)
-        bootstrapped_before = cstate.bootstrapped
-        steps = {daemon.name: daemon for daemon in self.daemons(
-            cstate, control_ports, broker_port)}
+        libvirt.check_free(self.supervisor)
+        programs = self.daemons(cstate, control_ports, broker_port)
+        steps = self._steps(state, cstate, transport_url, timeout,
+                            restart_api)
         try:
-            namespace.ensure(self.paths)
-            network.create_databases(self.paths)
-            for name in ('ovsdb-server', 'ovn-nb-db', 'ovn-sb-db'):
-                self.runner.start(steps[name], timeout)
-            network.configure_switch(self.paths, cstate)
-            for name in ('ovs-vswitchd', 'ovn-northd'):
-                self.runner.start(steps[name], timeout)
-            network.add_bridges(self.paths, cstate)
-            for name in ('ovn-controller', 'virtlogd', 'libvirtd',
-                         'forwarder'):
-                self.runner.start(steps[name], timeout)
-            self._start_ceph(cstate, steps, timeout)
-            mariadb.initialise(self.paths)
-            self.runner.start(steps[mariadb.NAME], timeout)
-            mariadb.create_databases(self.paths, placement.DATABASE,
-                                     neutron.DATABASE, cinder.DATABASE,
-                                     *nova.DATABASES)
-            if not cstate.bootstrapped:
-                self._set_up(placement.setup_commands(self.paths),
-                             'placement')
-                self._set_up(neutron.setup_commands(self.paths), 'neutron')
-            if 'cinder' not in cstate.set_up:
-                self._set_up(cinder.setup_commands(self.paths), 'cinder')
-            for name in ('placement', 'neutron', 'cinder'):
-                self.runner.start(steps[name], timeout)
-            if not cstate.bootstrapped or 'cinder' not in cstate.set_up:
-                # Find-or-create: one pass over every service of the layer.
-                accounts.create(state, {
-                    'placement': placement.endpoint_url(cstate),
-                    'network': neutron.endpoint_url(cstate),
-                    'volumev3': cinder.endpoint_url(cstate)})
-            if not cstate.bootstrapped:
-                self._set_up(nova.setup_commands(
-                    self.paths, transport_url), 'nova')
-                cstate.bootstrapped = True
-            for name in ('cinder', 'ceph'):
-                if name not in cstate.set_up:
-                    cstate.set_up.append(name)
-            self.paths.save_state(cstate)
-            for name in (cinder.SCHEDULER, cinder.VOLUME):
-                self.runner.start(steps[name], timeout)
-            if self.configure_nova_api(state, transport_url) and restart_api:
-                restart_api()
-            if not bootstrapped_before:
-                # Guests a wiped cloud of this state directory left defined.
-                libvirt.forget_domains(f'{self.paths.namespace}-')
-            for name in ('nova-conductor', 'nova-scheduler', nova.COMPUTE):
-                self.runner.start(steps[name], timeout)
-            self._wait_for_hypervisor(state, timeout)
-            self._wait_for_volume_service(state, timeout)
+            self.supervisor.declare(programs)
+            supervision.start_in_order(
+                [*programs, *steps],
+                lambda program: self.supervisor.start(program, timeout),
+                parallel=PARALLEL_STARTS)
         except BaseException:
             self.down()
             raise
         return self.status(control_ports, broker_port)
 
-    def _start_ceph(self, cstate, steps, timeout):
-        """Monitor, OSD and manager, made on first use; the volume pool."""
+    def _steps(self, state, cstate, transport_url, timeout, restart_api):
+        """The set-up actions of this start (first-time ones only when
+        they have not been done)."""
         paths = self.paths
-        ceph.initialise_monitor(cstate, paths)
-        self.runner.start(steps[ceph.MON], timeout)
-        first = 'ceph' not in cstate.set_up
+        first = not cstate.bootstrapped
+        ceph_first = 'ceph' not in cstate.set_up
+        cinder_first = 'cinder' not in cstate.set_up
+
+        def step(name, run):
+            return supervision.Step(name, run, NEEDS.get(name, ()))
+
+        def set_up(service, commands):
+            return step(f'{service}-setup',
+                        lambda: self._set_up(commands(), service))
+
+        def mark_bootstrapped():
+            cstate.bootstrapped = True
+            names = ('cinder', 'ceph', *(('cephx',) if ceph.cephx(cstate)
+                                         else ()))
+            for name in names:
+                if name not in cstate.set_up:
+                    cstate.set_up.append(name)
+            self.paths.save_state(cstate)
+
+        def nova_api_settings():
+            if self.configure_nova_api(state, transport_url) and \
+                    restart_api:
+                restart_api()
+
+        steps = [
+            step('namespace', lambda: namespace.ensure(paths)),
+            step('ovs-databases', lambda: network.create_databases(paths)),
+            step('switch-settings',
+                 lambda: network.configure_switch(paths, cstate)),
+            step('bridges', lambda: network.add_bridges(paths, cstate)),
+            step('ceph-monitor-store',
+                 lambda: ceph.initialise_monitor(cstate, paths)),
+            step('ceph-keys', lambda: ceph.create_keys(cstate, paths)),
+            step('ceph-secret',
+                 lambda: libvirt.define_ceph_secret(cstate, paths)),
+            step('mariadb-data', lambda: mariadb.initialise(paths)),
+            step('databases', lambda: mariadb.create_databases(
+                paths, placement.DATABASE, neutron.DATABASE,
+                cinder.DATABASE, *nova.DATABASES)),
+            step('nova-api-settings', nova_api_settings),
+            step('bootstrapped', mark_bootstrapped),
+            step('hypervisor',
+                 lambda: self._wait_for_hypervisor(state, timeout)),
+            step('volume-service',
+                 lambda: self._wait_for_volume_service(state, timeout)),
+        ]
+        if ceph_first:
+            steps += [step('ceph-osd-store',
+                           lambda: ceph.initialise_osd(paths)),
+                      step('ceph-pool', lambda: ceph.create_pool(paths))]
         if first:
-            ceph.initialise_osd(paths)
-        self.runner.start(steps[ceph.OSD], timeout)
-        self.runner.start(steps[ceph.MGR], timeout)
-        if first:
-            ceph.create_pool(paths)
+            steps += [
+                set_up('placement',
+                       lambda: placement.setup_commands(paths)),
+                set_up('neutron', lambda: neutron.setup_commands(paths)),
+                set_up('nova', lambda: nova.setup_commands(
+                    paths, transport_url)),
+                # Guests a wiped cloud of this state directory left
+                # defined.
+                step('old-guests', lambda: libvirt.forget_domains(
+                    f'{paths.namespace}-'))]
+        if cinder_first:
+            steps.append(set_up('cinder',
+                                lambda: cinder.setup_commands(paths)))
+        if first or cinder_first:
+            # Find-or-create: one pass over every service of the layer.
+            steps.append(step('accounts', lambda: accounts.create(state, {
+                'placement': placement.endpoint_url(cstate),
+                'network': neutron.endpoint_url(cstate),
+                'volumev3': cinder.endpoint_url(cstate)})))
+        return steps
 
     def _wait_for_volume_service(self, state, timeout):
         """Wait until cinder-volume is up (it reports its pool to the
         scheduler once its driver is ready)."""
         conn = bootstrap.admin_connection(state)
-        deadline = time.monotonic() + max(timeout, 120.0)
         try:
-            while time.monotonic() < deadline:
-                if self.runner.pid(cinder.VOLUME) is None:
-                    raise self.runner.failure(cinder.VOLUME, 'exited')
-                if any(s.binary == cinder.VOLUME and s.state == 'up'
-                       for s in conn.block_storage.services()):
-                    return
-                time.sleep(2)
+            waiting.wait_for(
+                f'{cinder.VOLUME} reporting up',
+                lambda: any(s.binary == cinder.VOLUME and s.state == 'up'
+                            for s in conn.block_storage.services()),
+                max(timeout, 120.0), interval=2.0,
+                failed=lambda: self._exited(cinder.VOLUME))
+        except (waiting.WaitFailed, waiting.WaitTimeout) as exc:
+            raise self.supervisor.failure(cinder.VOLUME, str(exc)) from None
         finally:
             conn.close()
-        raise self.runner.failure(cinder.VOLUME, 'did not report up in time')
 
     def _wait_for_hypervisor(self, state, timeout):
         """Wait until the scheduler can place servers: the hypervisor is
         up in nova (its host mapped into the cell) and has inventory in
         placement."""
         conn = bootstrap.admin_connection(state)
-        deadline = time.monotonic() + max(timeout, 300.0)
+
+        def placeable():
+            up = [h for h in conn.compute.hypervisors(details=True)
+                  if h.state == 'up']
+            return up and list(conn.placement.resource_providers())
+
         try:
-            while time.monotonic() < deadline:
-                if self.runner.pid(nova.COMPUTE) is None:
-                    raise self.runner.failure(nova.COMPUTE, 'exited')
-                up = [h for h in conn.compute.hypervisors(details=True)
-                      if h.state == 'up']
-                if up and list(conn.placement.resource_providers()):
-                    return
-                time.sleep(3)
+            waiting.wait_for(
+                'a hypervisor registered', placeable, max(timeout, 300.0),
+                interval=3.0, failed=lambda: self._exited(nova.COMPUTE))
+        except (waiting.WaitFailed, waiting.WaitTimeout) as exc:
+            raise self.supervisor.failure(nova.COMPUTE, str(exc)) from None
         finally:
             conn.close()
-        raise self.runner.failure(nova.COMPUTE,
-                                  'registered no hypervisor in time')
+
+    def _exited(self, name):
+        return None if self.supervisor.pid(name) else 'exited'
 
     def _write_configs(self, state, cstate, transport_url):
         paths = self.paths
@@ -216,7 +298,6 @@ class ComputeLayer:
         log = self.paths.log_dir / f'{service}-setup.log'
         for argv in commands:
             processes.run_checked([str(arg) for arg in argv], log,
-                                  self.runner.env(),
                                   what=f'{service} set-up '
                                        f'({" ".join(map(str, argv[-3:]))})')
 
@@ -238,7 +319,7 @@ class ComputeLayer:
         if cstate is None:
             return []
         rows = []
-        if self.runner.pid('libvirtd'):
+        if self.supervisor.pid('libvirtd'):
             # The guests power off while their volumes (Ceph) and network
             # still run: a destroyed guest lost what its database had just
             # written.  nova-compute stops first, or it would take a guest
@@ -248,13 +329,13 @@ class ComputeLayer:
             # defines the domain again).  Their definitions go: they would
             # outlive the cloud and make any next nova-compute refuse to
             # start ("hypervisor has existing instances").
-            rows.append((nova.COMPUTE, self.runner.stop(nova.COMPUTE)))
+            rows.append((nova.COMPUTE, self.supervisor.stop(nova.COMPUTE)))
             prefix = f'{self.paths.namespace}-'
             rows += [(f'guest {name}', True)
                      for name in libvirt.shut_down_domains(prefix)]
             libvirt.forget_domains(prefix)
         stopped = {name for name, _ in rows}
-        rows += [(daemon.name, self.runner.stop(daemon.name))
+        rows += [(daemon.name, self.supervisor.stop(daemon.name))
                  for daemon in reversed(self.daemons(cstate))
                  if daemon.name not in stopped]
         if namespace.remove(self.paths):
@@ -265,7 +346,7 @@ class ComputeLayer:
         cstate = self.state
         if cstate is None:
             return []
-        return [self.runner.health(daemon) for daemon in
+        return [daemons.health(self.supervisor, daemon) for daemon in
                 self.daemons(cstate, control_ports, broker_port)]
 
     def memory_kib(self):
@@ -274,11 +355,12 @@ class ComputeLayer:
         cstate = self.state
         if cstate is None:
             return 0
-        return sum(self.runner.rss_kib(daemon.name)
+        return sum(self.supervisor.rss_kib(daemon.name)
                    for daemon in self.daemons(cstate))
 
     def wipe(self):
         """Stop the layer and remove its files."""
+        libvirt.forget_ceph_secret(self.paths)
         self.down()
         shutil.rmtree(self.paths.root, ignore_errors=True)
         shutil.rmtree(self.paths.instances_dir.parent, ignore_errors=True)
@@ -348,5 +430,7 @@ def is_enabled(local_cloud):
 
 
 def status_rows(health):
-    """(name, state, pid, where) rows, as ``cloud status`` shows them."""
-    return [(h.name, h.condition, h.pid or '', h.where) for h in health]
+    """(name, state, pid, where, crashes, last error) rows, as ``cloud
+    status`` shows them."""
+    return [(h.name, h.condition, h.pid or '', h.where, h.crashes,
+             h.last_error) for h in health]

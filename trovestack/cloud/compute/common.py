@@ -5,7 +5,7 @@ import sys
 
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
-from trovestack.cloud.compute import daemons
+from trovestack.cloud import supervision
 
 
 def tool(name) -> str:
@@ -42,11 +42,11 @@ def url(port, path='') -> str:
     return f'http://{layout_mod.HOST}:{port}{path}'
 
 
-def wsgi_daemon(name, target, port, paths, env) -> daemons.Daemon:
+def wsgi_daemon(name, target, port, paths, env) -> supervision.Program:
     """A WSGI application under gunicorn on host loopback."""
     from trovestack.cloud import processes
     bind = f'{layout_mod.HOST}:{port}'
-    return daemons.Daemon(
+    return supervision.Program(
         name, [sys.executable, '-m', 'trovestack.cloud.wsgi_server', target,
                bind, str(paths.root)],
         None, lambda: processes.http_answers(url(port)), env)

@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 
+from trovestack import netns
 from trovestack import trove_config
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
@@ -48,8 +49,6 @@ LOG_LINES = 15
 LINE_WIDTH = 240
 # An oslo.log line at ERROR or CRITICAL (date time pid LEVEL name ...).
 TROUBLE = re.compile(r'^\S+ \S+ \d+ (ERROR|CRITICAL) ')
-# The line a monitor (ovs-vswitchd --monitor) logs at each restart.
-RESTARTS = re.compile(r'\|(\d+) crashes: pid ')
 # An error line of an OVS/OVN daemon (|EMER| or |ERR|) or of the others.
 DAEMON_ERROR = re.compile(r'\|(EMER|ERR)\||\b(ERROR|CRITICAL|FATAL)\b')
 
@@ -97,7 +96,8 @@ def cloud_report(state_dir, logs=()):
 def processes_part(layer):
     """The compute layer's processes that do not run, each with the last
     error its log shows, and those that crashed and were started again by
-    their monitor (an ovs-vswitchd that died takes every guest's network
+    their supervisor, with the crash count and last error its crash
+    watcher kept (an ovs-vswitchd that died takes every guest's network
     with it, for as long as it is down)."""
     try:
         health = layer.status()
@@ -111,15 +111,11 @@ def processes_part(layer):
             last = f'; last error: {_clip(errors[-1])}' if errors else ''
             lines.append(f'{entry.name}: {entry.condition}{last}')
             continue
-        # Its monitor counts the restarts ("N crashes: pid ... died"); an
-        # assertion logs EMER first.
-        restarts = [found for found in map(RESTARTS.search, errors) if found]
-        if restarts:
-            fatal = [line for line in errors if '|EMER|' in line] or [
-                restarts[-1].string]
-            count = max(int(found.group(1)) for found in restarts)
-            lines.append(f'{entry.name}: running again after {count} '
-                         f'crash(es), the last: {_clip(fatal[-1])}')
+        crashes = getattr(entry, 'crashes', 0)
+        if crashes:
+            lines.append(f'{entry.name}: running again after {crashes} '
+                         f'crash(es), the last: '
+                         f'{_clip(entry.last_error)}')
     if not lines:
         return '-- every process of the compute cloud runs, none crashed'
     return '\n'.join(['-- compute cloud processes that crashed or do not '
@@ -190,11 +186,11 @@ def guest_shell(where, address, guest_user):
     the cloud's namespace), or why it could not be read."""
     if not where.key.exists():
         return f'-- guest {address}: no key {where.key}, no SSH'
-    argv = ['ip', 'netns', 'exec', where.namespace, 'ssh', '-i',
-            str(where.key), '-o', 'BatchMode=yes', '-o',
-            'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-            '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20',
-            f'{guest_user}@{address}', _script()]
+    argv = netns.inside(where.namespace, [
+        'ssh', '-i', str(where.key), '-o', 'BatchMode=yes', '-o',
+        'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+        '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20',
+        f'{guest_user}@{address}', _script()])
     try:
         result = subprocess.run(argv, capture_output=True, text=True,
                                 timeout=SSH_TIMEOUT, stdin=subprocess.DEVNULL)

@@ -5,17 +5,20 @@ compute cloud per machine can run; :func:`check_free` refuses to start
 when another libvirtd already runs.
 """
 
+import base64
 import logging
 import pathlib
-import time
 
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
+from trovestack.common import waiting
 
 LOG = logging.getLogger(__name__)
 
 LIBVIRT_SOCKET = pathlib.Path('/run/libvirt/libvirt-sock')
 VIRTLOGD_SOCKET = pathlib.Path('/run/libvirt/virtlogd-sock')
 URI = 'qemu:///system'
+SECRETS_DIR = pathlib.Path('/etc/libvirt/secrets')
 # How long guests get to shut down cleanly (their database container
 # stopped, file systems synced) before they are destroyed; measured: a
 # Trove guest under TCG powers off in ~25 s.  libvirt-guests waits 300 s.
@@ -31,7 +34,7 @@ def check_free(runner):
             'cloud needs libvirt for itself: stop it first')
 
 
-def daemons_in_order(paths) -> list[daemons.Daemon]:
+def daemons_in_order(paths) -> list[supervision.Program]:
     for binary, package in (('/usr/sbin/libvirtd', 'libvirt-daemon'),
                             ('/usr/bin/qemu-system-x86_64',
                              'qemu-system-x86')):
@@ -40,9 +43,9 @@ def daemons_in_order(paths) -> list[daemons.Daemon]:
                 f'{binary} not found: install the Debian package {package}')
     ns = paths.namespace
     return [
-        daemons.Daemon('virtlogd', ['/usr/sbin/virtlogd'], ns,
+        supervision.Program('virtlogd', ['/usr/sbin/virtlogd'], ns,
                        lambda: daemons.unix_socket_answers(VIRTLOGD_SOCKET)),
-        daemons.Daemon('libvirtd', ['/usr/sbin/libvirtd'], ns,
+        supervision.Program('libvirtd', ['/usr/sbin/libvirtd'], ns,
                        lambda: daemons.unix_socket_answers(LIBVIRT_SOCKET)),
     ]
 
@@ -64,14 +67,13 @@ def shut_down_domains(prefix, timeout=SHUTDOWN_TIMEOUT,
     names = _domains(prefix, running_only=True)
     for name in names:
         daemons.run(['virsh', '-c', URI, 'shutdown', name], check=False)
-    deadline = time.monotonic() + timeout
-    while _domains(prefix, running_only=True):
-        if time.monotonic() >= deadline:
-            LOG.warning('guests still running after %d s, destroyed: %s',
-                        timeout, ', '.join(_domains(prefix,
-                                                    running_only=True)))
-            break
-        time.sleep(poll_interval)
+    try:
+        waiting.wait_for('guests powered off',
+                         lambda: not _domains(prefix, running_only=True),
+                         timeout, interval=poll_interval)
+    except waiting.WaitTimeout:
+        LOG.warning('guests still running after %d s, destroyed: %s',
+                    timeout, ', '.join(_domains(prefix, running_only=True)))
     return names
 
 
@@ -81,3 +83,40 @@ def forget_domains(prefix):
     for name in _domains(prefix, running_only=False):
         daemons.run(['virsh', '-c', URI, 'destroy', name], check=False)
         daemons.run(['virsh', '-c', URI, 'undefine', name], check=False)
+
+
+def define_ceph_secret(cstate, paths):
+    """The libvirt secret qemu authenticates to Ceph with (client.cinder's
+    key; its uuid is what Cinder's RBD driver hands nova), set through
+    libvirt's API so the key is never on a command line.  Nothing when
+    the cluster has no cephx."""
+    from trovestack.cloud.compute import ceph
+
+    if not ceph.cephx(cstate):
+        return
+    import libvirt as api
+
+    uuid = ceph.secret_uuid(paths)
+    xml = (f"<secret ephemeral='no' private='yes'><uuid>{uuid}</uuid>"
+           f"<usage type='ceph'><name>{paths.namespace} client."
+           f"{ceph.CLIENT} secret</name></usage></secret>")
+    conn = api.open(URI)
+    try:
+        secret = conn.secretDefineXML(xml)
+        secret.setValue(base64.b64decode(ceph.client_key(paths)))
+    finally:
+        conn.close()
+
+
+def forget_ceph_secret(paths):
+    """Remove the cloud's Ceph secret from libvirt (kept in /etc/libvirt
+    beyond the cloud otherwise): through libvirtd when it runs, else its
+    files."""
+    from trovestack.cloud.compute import ceph
+
+    uuid = ceph.secret_uuid(paths)
+    if daemons.unix_socket_answers(LIBVIRT_SOCKET):
+        daemons.run(['virsh', '-c', URI, 'secret-undefine', uuid],
+                    check=False)
+    for stored in SECRETS_DIR.glob(f'{uuid}.*'):
+        stored.unlink(missing_ok=True)

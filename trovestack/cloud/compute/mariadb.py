@@ -10,6 +10,7 @@ through unix-socket authentication, so there is no password to keep.
 
 import pathlib
 
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 
 NAME = 'mariadb'
@@ -43,9 +44,9 @@ def initialise(paths):
                  '--auth-root-authentication-method=socket'])
 
 
-def daemon(paths) -> daemons.Daemon:
+def daemon(paths) -> supervision.Program:
     sock = socket_path(paths)
-    return daemons.Daemon(NAME, [
+    return supervision.Program(NAME, [
         SERVER, '--no-defaults', '--user=root',
         f'--datadir={data_dir(paths)}', f'--socket={sock}',
         f'--pid-file={paths.run_dir / NAME}.pid', '--skip-networking',

@@ -3,6 +3,7 @@
 import sys
 
 from trovestack import netns
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 
 SYSCTLS = (
@@ -33,11 +34,11 @@ def remove(paths):
     return removed
 
 
-def forwarder(paths, rules) -> daemons.Daemon:
+def forwarder(paths, rules) -> supervision.Program:
     """The forwarder daemon; rules: [(listen_host, port, target_port)]."""
     args = [f'{host}:{port}={target}' for host, port, target in rules]
     log = paths.log_dir / f'{FORWARDER}.log'
-    return daemons.Daemon(
+    return supervision.Program(
         FORWARDER,
         [sys.executable, '-m', 'trovestack.cloud.compute.forwarder',
          paths.namespace, *args],

@@ -11,6 +11,7 @@ address inside the namespace.
 
 import pathlib
 
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import paths as paths_mod
 
@@ -45,7 +46,7 @@ def _database(paths, name, schema):
     return paths.service_dir('ovs') / f'{schema.stem}.db'
 
 
-def daemons_in_order(paths) -> list[daemons.Daemon]:
+def daemons_in_order(paths) -> list[supervision.Program]:
     """The OVS/OVN processes, in the order they start."""
     ns, run, env = paths.namespace, paths.run_dir, _env(paths)
     result = []
@@ -57,25 +58,25 @@ def daemons_in_order(paths) -> list[daemons.Daemon]:
         if name == 'ovsdb-server':
             argv.insert(3, '--remote=db:Open_vSwitch,Open_vSwitch,'
                            'manager_options')
-        result.append(daemons.Daemon(
+        result.append(supervision.Program(
             name, argv, ns, _socket_check(sock), env))
-    # --monitor: a crash (SIGABRT on an assertion, SIGSEGV...) restarts
-    # the datapath, as ovs-ctl does, instead of cutting every guest off.
-    # Bookworm's 3.1.0 aborts now and then in its userspace conntrack
-    # under floating IP NAT (OVS bug, fixed in 3.1.3; doc/trovestack.md).
-    result.append(daemons.Daemon(
+    # Its supervisor restarts it after a crash (SIGABRT on an assertion,
+    # SIGSEGV...) instead of leaving every guest cut off: bookworm's 3.1.0
+    # aborts now and then in its userspace conntrack under floating IP NAT
+    # (OVS bug, fixed in 3.1.3; doc/trovestack.md).
+    result.append(supervision.Program(
         'ovs-vswitchd',
         ['ovs-vswitchd', connection(paths, 'db'),
-         f'--unixctl={run}/ovs-vswitchd.ctl', '--monitor',
+         f'--unixctl={run}/ovs-vswitchd.ctl',
          *_logging(paths, 'ovs-vswitchd')],
         ns, _socket_check(run / 'ovs-vswitchd.ctl'), env))
-    result.append(daemons.Daemon(
+    result.append(supervision.Program(
         'ovn-northd',
         ['ovn-northd', f'--ovnnb-db={connection(paths, "nb")}',
          f'--ovnsb-db={connection(paths, "sb")}',
          f'--unixctl={run}/ovn-northd.ctl', *_logging(paths, 'ovn-northd')],
         ns, _socket_check(run / 'ovn-northd.ctl'), env))
-    result.append(daemons.Daemon(
+    result.append(supervision.Program(
         'ovn-controller',
         ['ovn-controller', connection(paths, 'db'),
          *_logging(paths, 'ovn-controller')],

@@ -8,8 +8,8 @@ messaging, placement and neutron settings of its own (:func:`api_settings`).
 """
 
 from trovestack.cloud import configs
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import common
-from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import mariadb
 from trovestack.cloud.compute import network
 from trovestack.cloud.compute import paths as paths_mod
@@ -108,7 +108,7 @@ def setup_commands(paths, transport_url):
 
 def daemons_in_order(paths):
     def service(name, netns=None):
-        return daemons.Daemon(
+        return supervision.Program(
             name, [common.tool(name), '--config-file', config_file(paths)],
             netns)
     return [service('nova-conductor'), service('nova-scheduler'),

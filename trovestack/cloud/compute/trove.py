@@ -20,7 +20,6 @@ from trovestack import instance_prereqs
 from trovestack import instance_setup
 from trovestack import trove_config
 from trovestack.cloud import configs
-from trovestack.cloud import processes
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
@@ -147,9 +146,7 @@ def configure(conn, local_cloud, datastores, *, timeout=120.0):
 
 def _running_record(local_cloud, text):
     """trove.conf's text under the pids of Trove's services."""
-    layout = local_cloud.layout
-    pids = [processes.read_pid(layout.pid_file(name), layout.root)
-            for name in TROVE_SERVICES]
+    pids = [local_cloud.supervisor.pid(name) for name in TROVE_SERVICES]
     return f'# pids {pids}\n{text}'
 
 

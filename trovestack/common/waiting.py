@@ -1,0 +1,37 @@
+"""One bounded wait: poll a condition until it holds, a deadline passes or
+the thing waited for is known to have failed."""
+
+import time
+from collections.abc import Callable
+
+
+class WaitTimeout(Exception):
+    """The condition did not hold in time (``str()`` says what)."""
+
+
+class WaitFailed(Exception):
+    """``failed()`` reported that the condition can no longer hold."""
+
+
+def wait_for(what: str, ready: Callable[[], object], timeout: float, *,
+             interval: float = 0.2,
+             failed: Callable[[], str | None] | None = None):
+    """Call ``ready()`` every ``interval`` seconds until it returns a true
+    value, and return that value.
+
+    ``failed()``, when given, is asked before each try: a string it returns
+    ends the wait at once with :class:`WaitFailed` (a process that died,
+    say).  After ``timeout`` seconds :class:`WaitTimeout` names ``what``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if failed is not None:
+            reason = failed()
+            if reason:
+                raise WaitFailed(reason)
+        value = ready()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f'{what}: not within {timeout:g} s')
+        time.sleep(interval)
