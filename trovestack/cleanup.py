@@ -11,6 +11,10 @@ What counts as ours:
 * Nova flavors of the test flavor table (trovestack.testenv.flavors) whose
   id, name and spec match the table exactly; a flavor with a table id or
   name but another spec is someone else's and is kept.
+* On this host (:func:`clean_builds`, no cloud needed): the work
+  directories of image builds that were killed, with what is mounted or
+  attached below them, and diskimage-builder's /tmp/dib_build.*,
+  /tmp/dib_image.* whose creator is gone; a running build's are kept.
 
 The plan (:class:`Item` objects, which know how to delete themselves) is
 made before anything is deleted; deletion goes on past a failed item and
@@ -25,6 +29,8 @@ import load_image
 from load_image import datastores as ds_registry
 from trovestack import connection
 from trovestack.common import results
+from trovestack.datastore_images import builder as datastore_builder
+from trovestack.imagebuild import builder as image_builder
 from trovestack.testenv import flavors as flavors_mod
 
 LOG = logging.getLogger(__name__)
@@ -209,6 +215,24 @@ def clean(conn, *, flavor_set=flavors_mod.DEFAULT_FLAVOR_SET,
         rows=[results.Row(item.resource_type, _text(item.name), item.action,
                           item.detail, id=_text(item.id)) for item in items],
         failures=failures)
+
+
+BUILD_WORK_DIR = 'build work dir'
+
+
+def clean_builds(dry_run=False):
+    """Remove what killed guest and datastore image builds left on this
+    host: their work directories, what is mounted below them and the loop
+    devices backed by their files (see trovestack.common.workdirs).  The
+    default output directories are searched besides the registered work
+    directories.  Returns a CleanResult."""
+    swept = image_builder.sweep(
+        [image_builder.default_cache_dir() / 'images'], dry_run=dry_run)
+    swept += datastore_builder.sweep(
+        [datastore_builder.default_output_dir()], dry_run=dry_run)
+    rows = [results.Row(BUILD_WORK_DIR, s.path, s.action, s.detail,
+                        id=s.owner) for s in swept]
+    return CleanResult(rows=rows, failures=len(results.failed(rows)))
 
 
 def _text(value):

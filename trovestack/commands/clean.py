@@ -14,8 +14,10 @@ LOG = logging.getLogger(__name__)
 class CleanCloud(lister.Lister):
     _description = ('Delete the guest images, datastore versions and test '
                     'flavors trovestack created (found by tag, marker '
-                    'properties and exact flavor spec); everything else '
-                    'is kept')
+                    'properties and exact flavor spec), and what killed '
+                    'image builds left on this host (work directories with '
+                    'their mounts and loop devices); everything else is '
+                    'kept')
 
     headers = ('Resource Type', 'Name', 'ID', 'Action', 'Detail')
 
@@ -34,18 +36,27 @@ class CleanCloud(lister.Lister):
             '--datastore', metavar='<name>', action='append',
             help='Only images (and their versions) of this datastore, '
                  'repeatable (default: every datastore)')
+        parser.add_argument(
+            '--builds-only', action='store_true',
+            help='Only what killed image builds left on this host (work '
+                 'directories, mounts, loop devices); no cloud is used')
         connection.add_cloud_arguments(parser)
         return parser
 
     def take_action(self, parsed_args):
-        conn = connection.command_connection(
-            parsed_args, admin_for='clean (Trove management API, flavors)')
-        result = cleanup.clean(conn, flavor_set=parsed_args.flavor_set,
-                               datastores=parsed_args.datastore,
-                               dry_run=parsed_args.dry_run)
-        self.failures = result.failures
+        builds = cleanup.clean_builds(dry_run=parsed_args.dry_run)
+        rows, self.failures = builds.rows, builds.failures
+        if not parsed_args.builds_only:
+            conn = connection.command_connection(
+                parsed_args,
+                admin_for='clean (Trove management API, flavors)')
+            result = cleanup.clean(conn, flavor_set=parsed_args.flavor_set,
+                                   datastores=parsed_args.datastore,
+                                   dry_run=parsed_args.dry_run)
+            rows += result.rows
+            self.failures += result.failures
         return self.headers, [(row.kind, row.name, row.id, row.action,
-                               row.detail) for row in result.rows]
+                               row.detail) for row in rows]
 
     def run(self, parsed_args):
         self.failures = 0

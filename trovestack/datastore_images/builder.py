@@ -5,7 +5,10 @@ it as a docker-archive.  No Docker daemon is involved.
 The build is skipped when its inputs (suite, packages, mirrors, scripts,
 image config, archive format) are unchanged since the archive was
 written; ``force`` rebuilds.  The archive is replaced atomically: a
-killed build leaves the previous one intact.
+killed build leaves the previous one intact.  Its work directories are
+owned by the build (trovestack.common.workdirs): SIGINT/SIGTERM tear them
+down at once, a SIGKILLed build's go at the next build or
+``trovestack clean``.
 """
 
 import dataclasses
@@ -18,8 +21,10 @@ import shutil
 import subprocess
 import time
 
+from trovestack import netns
 from trovestack.common import errors
 from trovestack.common import files
+from trovestack.common import workdirs
 from trovestack.datastore_images import archive
 from trovestack.datastore_images import datastores
 from trovestack.imagebuild import hashing
@@ -32,6 +37,7 @@ DATA_DIR = pathlib.Path(__file__).parent / 'data'
 FORMAT_VERSION = 1
 STAMP_SUFFIX = '.inputs.json'
 MIN_FREE_BYTES = 2 << 30
+BASE_LAYERS = 'base-layers'
 DEBIAN_RELEASES = ('bullseye', 'bookworm', 'trixie', 'forky', 'sid')
 # Left out of the image: documentation only.
 PATH_EXCLUDES = ('/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*',
@@ -75,6 +81,10 @@ def default_output_dir():
 
 def archive_name(spec):
     return f'trovestack-{spec.datastore}-{spec.version}.tar'
+
+
+def base_layer_name(spec):
+    return f'{spec.datastore}-{spec.version}-rootfs.tar'
 
 
 def debian_mirrors(entries):
@@ -208,26 +218,29 @@ def up_to_date(image_path, inputs_hash):
     return stamp
 
 
-def _mounted_under(path):
-    prefix = str(path).rstrip('/') + '/'
-    with open('/proc/self/mounts') as mounts:
-        return any(line.split()[1].startswith(prefix) for line in mounts)
+def workdir_prefix(name):
+    """Work directories of the build of ``name``: .<name>.build-<pid>-*
+    beside it."""
+    return f'.{name}.build-'
 
 
-def _remove_stale_workdirs(output_dir, stem):
-    """Work dirs of builds whose process is gone (killed builds)."""
-    for workdir in output_dir.glob(f'.{stem}.build-*'):
-        try:
-            pid = int(workdir.name.rsplit('-', 1)[1])
-        except ValueError:
-            continue
-        if pid != os.getpid() and pathlib.Path(f'/proc/{pid}').exists():
-            continue
-        if _mounted_under(workdir):
-            LOG.warning('Leaving %s: something is still mounted under it',
-                        workdir)
-            continue
-        shutil.rmtree(workdir, ignore_errors=True)
+def _work_globs(output_dirs):
+    """(directory, work dir prefix) of every image and base layer."""
+    for directory in dict.fromkeys(pathlib.Path(d) for d in output_dirs):
+        for name in datastores.supported():
+            spec = datastores.find(*name.split(':'))
+            yield directory, workdir_prefix(archive_name(spec))
+            yield (directory / BASE_LAYERS,
+                   workdir_prefix(base_layer_name(spec)))
+
+
+def sweep(output_dirs=(), dry_run=False):
+    """Clean up after datastore image builds that were killed: the
+    registered work directories and those beside the archives and base
+    layers in ``output_dirs``, with what is mounted below them; a running
+    build's are never touched.  Returns [workdirs.Swept]."""
+    return workdirs.sweep(globs=list(_work_globs(output_dirs)),
+                          dry_run=dry_run)
 
 
 def _check_host(output_dir):
@@ -244,7 +257,7 @@ def _check_host(output_dir):
 def _run_mmdebstrap(argv, workdir, report):
     """Run mmdebstrap, reporting its step lines; BuildError with the tail
     of its output when it fails."""
-    env = dict(os.environ, TMPDIR=str(workdir))
+    env = dict(os.environ, TMPDIR=str(workdir), **workdirs.marker_env(workdir))
     tail = []
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -276,11 +289,9 @@ def _write_stamp(path, inputs_hash, inputs, **extra):
 
 
 def _workdir(directory, name):
-    """A fresh work dir beside name (stale ones of killed builds go)."""
-    _remove_stale_workdirs(directory, name)
-    workdir = directory / f'.{name}.build-{os.getpid()}'
-    workdir.mkdir()
-    return workdir
+    """A work dir beside name, owned by this build (torn down and removed
+    when the block is left)."""
+    return workdirs.owned(directory, workdir_prefix(name), 'datastore image')
 
 
 def build_base_layer(spec, sources, *, force=False, report=None):
@@ -288,24 +299,21 @@ def build_base_layer(spec, sources, *, force=False, report=None):
     report = report or (lambda message: None)
     inputs = base_inputs(spec, sources)
     inputs_hash = hashing.build_hash(inputs)
-    layers = default_output_dir() / 'base-layers'
+    layers = default_output_dir() / BASE_LAYERS
     layers.mkdir(parents=True, exist_ok=True)
-    path = layers / f'{spec.datastore}-{spec.version}-rootfs.tar'
+    path = layers / base_layer_name(spec)
     with files.output_lock(path):
         if _fresh(path, inputs_hash, force):
             report(f'base layer {path} is up to date')
             return path, inputs_hash
         _check_host(layers)
-        workdir = _workdir(layers, path.name)
-        try:
+        with _workdir(layers, path.name) as workdir:
             layer = workdir / 'rootfs.tar'
             report(f'building the root filesystem from Debian {spec.suite} '
                    f'({", ".join(spec.packages)})')
             _run_mmdebstrap(mmdebstrap_argv(spec, sources, layer), workdir,
                             report)
             os.replace(layer, path)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         _write_stamp(path, inputs_hash, inputs)
     return path, inputs_hash
 
@@ -317,8 +325,17 @@ def build(datastore, version, *, output_dir=None, force=False,
     Two layers: the Debian root filesystem (cached on its own, since it
     takes minutes) and our scripts.  ``progress(message)`` is called on
     each long step.  Returns a :class:`DatastoreImage`; ``built`` says
-    whether work was done.
+    whether work was done.  SIGTERM and SIGHUP unwind like Ctrl-C, so the
+    build's work directories are torn down.
     """
+    with netns.terminate_as_interrupt():
+        return _build(datastore, version, output_dir=output_dir, force=force,
+                      progress=progress, mirror=mirror,
+                      security_mirror=security_mirror)
+
+
+def _build(datastore, version, *, output_dir, force, progress, mirror,
+           security_mirror):
     spec = datastores.find(datastore, version)
     output_dir = pathlib.Path(output_dir or default_output_dir()).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +358,9 @@ def build(datastore, version, *, output_dir=None, force=False,
             size=stamp['size'], inputs_hash=stamp['inputs_hash'],
             seconds=time.monotonic() - started)
 
+    for swept in sweep([output_dir, default_output_dir()]):
+        report(f'cleaned up after a killed build: {swept.path} '
+               f'({swept.action}: {swept.detail or "no mounts"})')
     base_hash = hashing.build_hash(base_inputs(spec, sources))
     inputs = image_inputs(spec, base_hash)
     inputs_hash = hashing.build_hash(inputs)
@@ -354,8 +374,7 @@ def build(datastore, version, *, output_dir=None, force=False,
 
         _check_host(output_dir)
         base, _ = build_base_layer(spec, sources, force=force, report=report)
-        workdir = _workdir(output_dir, image_path.name)
-        try:
+        with _workdir(output_dir, image_path.name) as workdir:
             top = workdir / 'scripts.tar'
             archive.write_layer(top, script_files(spec), spec.runtime_dirs,
                                 datastores.SERVICE_UID)
@@ -365,8 +384,6 @@ def build(datastore, version, *, output_dir=None, force=False,
                 [base, top], image_path, spec.repository, spec.tag,
                 spec.image_config(),
                 created_by=f'trovestack build-datastore-image {spec.name}')
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         stamp = _write_stamp(image_path, inputs_hash, inputs,
                              sha256=files.file_sha256(image_path),
                              image_id=image_id,

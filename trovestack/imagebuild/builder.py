@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import pathlib
-import shutil
-import tempfile
 import time
 
+from trovestack import netns
 from trovestack.common import files
+from trovestack.common import workdirs
 from trovestack.imagebuild import dib
 from trovestack.imagebuild import embedded
 from trovestack.imagebuild import errors
@@ -31,8 +31,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
 SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
 SIDECAR_SUFFIX = '.build.json'
-# Work directories beside the output: .build-<pid>-<random>.
+# Work directories beside the output: .build-<pid>-<random>, owned by the
+# build (trovestack.common.workdirs); diskimage-builder's TMP_DIR (its
+# dib_build.*, dib_image.* with their mounts) is WORKDIR_TMP in it.
 WORKDIR_PREFIX = '.build-'
+WORKDIR_TMP = 'tmp'
 BUILD_HASH_SUFFIX = hashing.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
 BASE_IMAGES = ('cached', 'download', 'local')
@@ -278,13 +281,16 @@ def _log_path(plan):
     return log_dir / ('%s-%s.log' % (plan.output.name, stamp))
 
 
-def _dib_env(plan, wheelhouse, shims):
+def _dib_env(plan, wheelhouse, shims, workdir):
     request = plan.request
     # The guest installs from the wheelhouse only: host pip settings
     # (indexes, find-links, constraints) must not leak into the chroot.
     env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
     image_cache = plan.cache_dir / 'dib'
+    env.update(workdirs.marker_env(workdir))
     env.update({
+        # Everything DIB mounts and attaches lives below the work dir.
+        'TMP_DIR': str(workdir / WORKDIR_TMP),
         'ELEMENTS_PATH': os.pathsep.join(
             p for p in (str(ELEMENTS_DIR), os.environ.get('ELEMENTS_PATH'))
             if p),
@@ -393,24 +399,16 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
     return sha256
 
 
-def _remove_dead_workdirs(output_dir):
-    """Delete the work directories of builds that were killed: they are
-    named after the build's pid, and that process is gone."""
-    for workdir in pathlib.Path(output_dir).glob(WORKDIR_PREFIX + '*-*'):
-        pid = workdir.name[len(WORKDIR_PREFIX):].split('-', 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            LOG.info('Removing %s, left behind by a killed build', workdir)
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def sweep(output_dirs=(), dry_run=False):
+    """Clean up after guest image builds that were killed: their work
+    directories (in the registry, or ``.build-*`` in ``output_dirs``) and
+    diskimage-builder's own /tmp/dib_build.*, /tmp/dib_image.* whose
+    creator is gone, with what is mounted or attached below them; a
+    running build's are never touched.  Returns [workdirs.Swept]."""
+    foreign = dib.stray_dirs() if os.geteuid() == 0 else []
+    return workdirs.sweep(
+        globs=[(directory, WORKDIR_PREFIX) for directory in output_dirs],
+        foreign=foreign, dry_run=dry_run)
 
 
 def _log_progress(message):
@@ -423,7 +421,16 @@ def build_image(request, progress=None):
     Returns a BuildResult; raises errors.BuildError with a one-line reason.
     """
     progress = progress or _log_progress
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the work dir is torn down.
+    with netns.terminate_as_interrupt():
+        return _build_image(request, progress)
+
+
+def _build_image(request, progress):
     plan = plan_build(request)
+    for swept in sweep([plan.output.parent]):
+        progress('Cleaned up after a killed build: %s (%s: %s)'
+                 % (swept.path, swept.action, swept.detail or 'no mounts'))
     plan.mirror, plan.security_mirror = mirrors.resolve(
         plan.guest_os, request.mirror, request.security_mirror)
     # Archives first: their digests are part of the build hash.
@@ -436,7 +443,6 @@ def build_image(request, progress=None):
     # A concurrent build of the same output waits here, then finds it up
     # to date.
     with files.output_lock(plan.output):
-        _remove_dead_workdirs(plan.output.parent)
         if not request.force and is_up_to_date(plan.output, build_hash):
             sidecar = read_sidecar(plan.output)
             progress('%s is up to date (build hash %s), skipping'
@@ -468,17 +474,14 @@ def _run_dib(plan, inputs, build_hash, agent_identity, progress):
              % (time.monotonic() - started, wheelhouse))
     progress('Building %s with elements: %s (log: %s)'
              % (plan.output, ' '.join(plan.elements), log_path))
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
-    workdir = pathlib.Path(tempfile.mkdtemp(
-        prefix='%s%d-' % (WORKDIR_PREFIX, os.getpid()),
-        dir=plan.output.parent))
-    try:
+    with workdirs.owned(plan.output.parent, WORKDIR_PREFIX,
+                        'guest image') as workdir:
         target = workdir / plan.output.name[:-len(request.image_format) - 1]
-        dib.run(_dib_args(plan, target), _dib_env(plan, wheelhouse, shims),
-                log_path, progress)
+        (workdir / WORKDIR_TMP).mkdir()
+        dib.run(_dib_args(plan, target),
+                _dib_env(plan, wheelhouse, shims, workdir), log_path,
+                progress)
         sha256 = _publish(plan, workdir, inputs, build_hash, log_path)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return BuildResult(path=str(plan.output), sha256=sha256,
                        build_hash=build_hash, skipped=False,
                        log_path=str(log_path),

@@ -133,7 +133,7 @@ def test_ceph_setup_commands_wait_for_a_refusing_monitor(monkeypatch):
         return 'done'
 
     monkeypatch.setattr(ceph, '_ceph', fake_ceph)
-    monkeypatch.setattr(ceph.time, 'sleep', lambda seconds: None)
+    monkeypatch.setattr(ceph.waiting.time, 'sleep', lambda seconds: None)
     assert ceph._ceph_setup(None, 'osd', 'crush', 'add') == 'done'
     assert len(calls) == 3
 

@@ -35,7 +35,7 @@ class FakeVirsh:
 
 def _install(monkeypatch, virsh):
     monkeypatch.setattr(libvirt.daemons, 'run', virsh)
-    monkeypatch.setattr(libvirt.time, 'sleep', lambda seconds: None)
+    monkeypatch.setattr(libvirt.waiting.time, 'sleep', lambda seconds: None)
 
 
 def test_running_guests_of_the_cloud_are_shut_down(monkeypatch):
@@ -52,7 +52,7 @@ def test_a_guest_that_does_not_power_off_is_left_to_destroy(monkeypatch,
     virsh = FakeVirsh({'ns-1': True}, None)   # never powers off
     _install(monkeypatch, virsh)
     clock = iter(range(0, 10_000, 30))
-    monkeypatch.setattr(libvirt.time, 'monotonic', lambda: next(clock))
+    monkeypatch.setattr(libvirt.waiting.time, 'monotonic', lambda: next(clock))
     assert libvirt.shut_down_domains('ns-', timeout=120) == ['ns-1']
     assert 'destroyed: ns-1' in caplog.text
     libvirt.forget_domains('ns-')

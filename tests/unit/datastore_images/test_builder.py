@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from trovestack.common import errors
+from trovestack.common import workdirs
 from trovestack.datastore_images import archive
 from trovestack.datastore_images import builder
 from trovestack.datastore_images import datastores
@@ -26,6 +27,9 @@ FAKE_MMDEBSTRAP = textwrap.dedent('''\
     out = next(arg for arg in sys.argv[1:] if arg.endswith('.tar'))
     with open(os.environ['FAKE_MMDEBSTRAP_LOG'], 'a') as log:
         log.write(' '.join(sys.argv[1:]) + '\\n')
+    with open(os.environ['FAKE_MMDEBSTRAP_LOG'] + '.env', 'a') as log:
+        log.write(os.environ['TMPDIR'] + ' '
+                  + os.environ.get('TROVESTACK_BUILD_WORKDIR', '-') + '\\n')
     print('I: installing remaining packages inside the chroot...', flush=True)
     with tarfile.open(out, 'w') as tar:
         data = b'root filesystem\\n'
@@ -259,6 +263,36 @@ def test_stale_work_dir_of_a_killed_build_is_removed(tmp_path,
     (stale / 'rootfs.tar').write_bytes(b'half')
     builder.build('mariadb', '11.8', output_dir=out, mirror=MIRROR)
     assert not stale.exists()
+
+
+def test_live_build_s_work_dir_is_kept(tmp_path, fake_mmdebstrap):
+    """Only dead builds' work dirs go: one whose owner (pid and start
+    time) still runs is another build's, in progress."""
+    out = tmp_path / 'out'
+    me = workdirs.Owner.current()
+    live = out / f'.trovestack-mariadb-11.8.tar.build-{me.pid}-live'
+    live.mkdir(parents=True)
+    (live / workdirs.OWNER_FILE).write_text(json.dumps(
+        {'pid': me.pid, 'started': me.started}))
+    reused = out / f'.trovestack-mariadb-11.8.tar.build-{me.pid}-old'
+    reused.mkdir()
+    (reused / workdirs.OWNER_FILE).write_text(json.dumps(
+        {'pid': me.pid, 'started': me.started - 600}))
+    builder.build('mariadb', '11.8', output_dir=out, mirror=MIRROR)
+    assert live.is_dir()
+    assert not reused.exists()
+
+
+def test_mmdebstrap_works_in_the_owned_work_dir(tmp_path, fake_mmdebstrap):
+    builder.build('mariadb', '11.8', output_dir=tmp_path / 'out',
+                  mirror=MIRROR)
+    (line,) = pathlib.Path(f'{fake_mmdebstrap}.env').read_text().splitlines()
+    tmpdir, marker = line.split()
+    assert tmpdir == marker
+    workdir = pathlib.Path(tmpdir)
+    assert workdir.parent == tmp_path / 'cache' / builder.BASE_LAYERS
+    assert workdir.name.startswith('.mariadb-11.8-rootfs.tar.build-')
+    assert not workdir.exists()
 
 
 def test_missing_mmdebstrap_is_named(tmp_path, monkeypatch):

@@ -10,6 +10,17 @@ from trovestack.imagebuild import dib
 from trovestack.imagebuild import guest_agent
 
 
+@pytest.fixture(autouse=True)
+def private_sweep(monkeypatch, tmp_path):
+    """Sweeps see this test's work-dir registry and stray DIB dirs only,
+    never the host's."""
+    monkeypatch.setenv('TROVESTACK_WORKDIR_REGISTRY',
+                       str(tmp_path / 'workdir-registry'))
+    stray = tmp_path / 'stray-tmp'
+    stray.mkdir()
+    monkeypatch.setattr(dib, 'STRAY_DIR', str(stray))
+
+
 class FakeDib:
     """Stands in for dib.run: writes an image and its .sha256 like DIB."""
 

@@ -1,9 +1,13 @@
 import json
+import os
 import pathlib
 import shutil
+import subprocess
+import time
 
 import pytest
 
+from trovestack.common import workdirs
 from trovestack.imagebuild import builder
 from trovestack.imagebuild import errors
 
@@ -141,6 +145,62 @@ def test_dib_environment_and_arguments(fake_dib, request_factory):
     assert env['DIB_DEBUG_TRACE'] == '1'
     assert str(builder.ELEMENTS_DIR) in env['ELEMENTS_PATH']
     assert 'TROVE_GUEST_SSH_KEY' not in env
+
+
+def test_dib_works_below_the_build_s_own_work_dir(fake_dib,
+                                                 request_factory):
+    """DIB's TMP_DIR (its dib_build.*, dib_image.* and all it mounts) is
+    in the owned work dir beside the output, and its processes carry the
+    marker that finds them."""
+    request = request_factory()
+    builder.build_image(request)
+    _, env = fake_dib.calls[0]
+    workdir = pathlib.Path(env[workdirs.MARKER_ENV])
+    assert workdir.parent == pathlib.Path(request.cache_dir) / 'images'
+    assert workdir.name.startswith(builder.WORKDIR_PREFIX)
+    assert env['TMP_DIR'] == str(workdir / builder.WORKDIR_TMP)
+    assert 'TMPDIR' not in env or env['TMPDIR'] == os.environ.get('TMPDIR')
+    assert not workdir.exists()
+
+
+def _dead_build_dir(directory):
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    path = directory / f'{builder.WORKDIR_PREFIX}{proc.pid}-abcd'
+    (path / 'tmp' / 'dib_build.x').mkdir(parents=True)
+    (path / workdirs.OWNER_FILE).write_text(json.dumps(
+        {'pid': proc.pid, 'started': time.time() - 5}))
+    return path
+
+
+def test_next_build_cleans_up_after_a_killed_one_even_when_skipped(
+        fake_dib, request_factory):
+    first = builder.build_image(request_factory())
+    images = pathlib.Path(first.path).parent
+    dead = _dead_build_dir(images)
+    me = workdirs.Owner.current()
+    live = images / f'{builder.WORKDIR_PREFIX}{me.pid}-live'
+    live.mkdir()
+    (live / workdirs.OWNER_FILE).write_text(json.dumps(
+        {'pid': me.pid, 'started': me.started}))
+    progress = []
+    assert builder.build_image(request_factory(),
+                               progress=progress.append).skipped
+    assert not dead.exists()
+    assert live.is_dir()
+    assert any(str(dead) in line for line in progress)
+
+
+def test_sweep_takes_stray_dib_dirs_only_as_root(tmp_path, monkeypatch):
+    stray = pathlib.Path(builder.dib.STRAY_DIR) / 'dib_build.AAAA'
+    stray.mkdir()
+    monkeypatch.setattr(builder.os, 'geteuid', lambda: 1000)
+    assert builder.sweep() == []
+    monkeypatch.setattr(builder.os, 'geteuid', lambda: 0)
+    (row,) = builder.sweep(dry_run=True)
+    assert (row.path, row.action) == (str(stray), 'would-delete')
+    (row,) = builder.sweep()
+    assert row.action == 'deleted' and not stray.exists()
 
 
 def test_download_base_image_skips_the_debootstrap_cache(fake_dib,

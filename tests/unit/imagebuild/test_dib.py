@@ -1,3 +1,9 @@
+import os
+import signal
+import subprocess
+import time
+
+import psutil
 import pytest
 
 from trovestack.imagebuild import dib
@@ -51,3 +57,60 @@ def test_run_failure_names_phase_and_log(tmp_path, monkeypatch):
 ])
 def test_chroot_phases_are_recognised(line):
     assert dib.phase_of(line) == 'install.d'
+
+
+def test_interrupted_run_stops_the_whole_build(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM (an exception in the reading loop) kills DIB and
+    what it started, in its own session, before the work dir goes."""
+    pid_file = tmp_path / 'child.pid'
+    _fake_dib(tmp_path, monkeypatch,
+              f'sleep 300 & echo $! > {pid_file}\n'
+              'echo "Running hooks from /t/hooks/root.d"\n'
+              'wait\n')
+
+    def interrupt(message):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        dib.run([], {}, tmp_path / 'log', interrupt)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and (
+            psutil.Process(child).status() != psutil.STATUS_ZOMBIE):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert 'stopped during root.d' in (tmp_path / 'log').read_text()
+
+
+def _stray(tmp_path):
+    tmp = tmp_path / 'tmp'
+    for name in ('dib_build.AAA', 'dib_image.BBB', 'other.CCC'):
+        (tmp / name).mkdir(parents=True)
+    return tmp
+
+
+def test_stray_dirs_of_a_gone_dib(tmp_path):
+    tmp = _stray(tmp_path)
+    assert dib.stray_dirs(str(tmp)) == [str(tmp / 'dib_build.AAA'),
+                                        str(tmp / 'dib_image.BBB')]
+
+
+@pytest.mark.parametrize('own_tmp, expected', [(False, 0), (True, 2)])
+def test_no_stray_dirs_while_a_dib_works_there(tmp_path, own_tmp,
+                                               expected):
+    """A running disk-image-create may own any dib_* of its TMP_DIR: none
+    is taken then; one working elsewhere does not count."""
+    tmp = _stray(tmp_path)
+    script = tmp_path / 'bin' / 'disk-image-create'
+    script.parent.mkdir()
+    script.write_text('#!/bin/sh\nsleep 300\n')
+    script.chmod(0o755)
+    env = dict(os.environ,
+               TMP_DIR=str(tmp_path / 'elsewhere' if own_tmp else tmp))
+    proc = subprocess.Popen(['/bin/sh', str(script)], env=env,
+                            start_new_session=True)
+    try:
+        time.sleep(0.2)
+        assert len(dib.stray_dirs(str(tmp))) == expected
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
