@@ -7,7 +7,6 @@ a supervisor (the local cloud's, or one of its own in the data directory).
 """
 
 import dataclasses
-import json
 import logging
 import pathlib
 import shutil
@@ -112,8 +111,8 @@ def _supervisor(data_dir, supervisor_root=None):
 
 def _load_state(data_dir):
     try:
-        return json.loads((data_dir / STATE_FILE).read_text())
-    except (FileNotFoundError, ValueError):
+        return files.load_record(data_dir / STATE_FILE, dict)
+    except ValueError:
         return None
 
 
@@ -166,9 +165,9 @@ def program(data_dir, host='127.0.0.1', port=5000, *, netns=None,
     store.mkdir(parents=True, exist_ok=True)
     config = data_dir / CONFIG_FILE
     files.write_atomic(config, render_config(store, host, port))
-    files.write_atomic(data_dir / STATE_FILE, json.dumps(
-        {'host': host, 'port': port, 'netns': netns,
-         'supervisor': str(supervisor_root) if supervisor_root else None}))
+    files.save_record(data_dir / STATE_FILE, {
+        'host': host, 'port': port, 'netns': netns,
+        'supervisor': str(supervisor_root) if supervisor_root else None})
     registry = Registry(host=host, port=port, data_dir=data_dir,
                         netns=netns)
     return supervision.Program(

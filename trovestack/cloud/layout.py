@@ -1,7 +1,6 @@
 """Where the local control plane keeps its files, and which ports it uses."""
 
 import dataclasses
-import json
 import os
 import pathlib
 import secrets
@@ -47,10 +46,8 @@ class CloudState:
 
     @classmethod
     def new(cls, base_port, clouds_yaml, port_names):
-        if base_port:
-            ports = {name: base_port + i for i, name in enumerate(port_names)}
-        else:
-            ports = {name: processes.free_port(HOST) for name in port_names}
+        ports = processes.allocate_ports(port_names, base_port=base_port,
+                                         host=HOST)
         return cls(ports=ports, admin_password=secrets.token_urlsafe(18),
                    demo_password=secrets.token_urlsafe(18),
                    service_password=secrets.token_urlsafe(18),
@@ -60,14 +57,9 @@ class CloudState:
         """Give a port to each name that has none yet (an older cloud, or
         the registry turned on): base_port + its index when that is free,
         else any free port."""
-        for index, name in enumerate(port_names):
-            if name in self.ports:
-                continue
-            wanted = self.base_port + index if self.base_port else 0
-            if wanted in self.ports.values() or \
-                    (wanted and not processes.port_is_free(wanted, HOST)):
-                wanted = 0
-            self.ports[name] = wanted or processes.free_port(HOST)
+        self.ports.update(processes.allocate_ports(
+            port_names, base_port=self.base_port, existing=self.ports,
+            host=HOST))
 
 
 class Layout:
@@ -102,10 +94,7 @@ class Layout:
             (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def load_state(self):
-        if not self.state_file.exists():
-            return None
-        return CloudState(**json.loads(self.state_file.read_text()))
+        return files.load_record(self.state_file, CloudState)
 
     def save_state(self, state):
-        write_private(self.state_file, json.dumps(
-            dataclasses.asdict(state), indent=2, sort_keys=True))
+        files.save_record(self.state_file, state)

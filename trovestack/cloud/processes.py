@@ -37,6 +37,44 @@ def port_is_free(port, host=LOOPBACK):
         return True
 
 
+def allocate_ports(names, *, base_port=0, existing=None, counts=None,
+                   taken=(), usable=None, host=LOOPBACK):
+    """The cloud's one port policy: {name: port} for every name, keeping
+    ``existing`` ports that are still ``usable(port)`` (default: always);
+    a new one is ``base_port`` + the name's index in ``names`` when a base
+    is given and that port is free, else any free port on host.  A name
+    with ``counts[name]`` > 1 gets the first of that many consecutive free
+    ports.  No port is given twice, nor one in ``taken``."""
+    counts = counts or {}
+    usable = usable or (lambda port: True)
+    ports = {name: port for name, port in (existing or {}).items()
+             if port and usable(port)}
+    used = {*taken, *ports.values()}
+    for index, name in enumerate(names):
+        if name in ports:
+            continue
+        count = counts.get(name, 1)
+        wanted = base_port + index if base_port else 0
+        run = range(wanted, wanted + count)
+        if not wanted or used & set(run) or not all(
+                port_is_free(port, host) for port in run):
+            wanted = _free_run(count, used, host)
+        ports[name] = wanted
+        used.update(range(wanted, wanted + count))
+    return ports
+
+
+def _free_run(count, used, host):
+    """The first of ``count`` consecutive free ports, none in used."""
+    for _ in range(100):
+        first = free_port(host)
+        run = range(first, first + count)
+        if run[-1] <= 65535 and not used & set(run) and all(
+                port_is_free(port, host) for port in run):
+            return first
+    raise LookupError(f'no {count} consecutive free ports on {host}')
+
+
 def log_tail(path, lines=15):
     """The last lines of a log file, for error reports."""
     try:

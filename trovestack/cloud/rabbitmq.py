@@ -11,7 +11,6 @@ created.  Its epmd and server are programs of a supervisor: the cloud's
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -94,16 +93,11 @@ class _Paths:
 
 
 def _load(paths):
-    try:
-        return _Record(**json.loads(paths.state.read_text()))
-    except FileNotFoundError:
-        return None
+    return files.load_record(paths.state, _Record)
 
 
 def _save(paths, record):
-    files.write_atomic(paths.state,
-                       json.dumps(dataclasses.asdict(record), indent=2),
-                       mode=0o600)
+    files.save_record(paths.state, record)
 
 
 def render_config(host, port, user, password, vhost):
@@ -214,13 +208,6 @@ def stop(data_dir):
     return was_running
 
 
-def _free_port(avoid=()):
-    while True:
-        port = processes.free_port()
-        if port not in avoid:
-            return port
-
-
 def _new_record(paths, old, host, port, user, vhost, netns,
                 supervisor=None):
     """The settings of this start: old password and ports when possible."""
@@ -234,13 +221,14 @@ def _new_record(paths, old, host, port, user, vhost, netns,
         # A database whose password is lost: start over.
         shutil.rmtree(paths.mnesia)
     password = old.password if old else secrets.token_urlsafe(24)
-    ports = []
-    for wanted in ((old.epmd_port, old.dist_port) if old else (0, 0)):
-        usable = wanted and (netns or processes.port_is_free(wanted))
-        ports.append(wanted if usable else
-                     _free_port(avoid=(port, *ports)))
+    ports = processes.allocate_ports(
+        ['epmd', 'dist'], taken=[port],
+        existing={'epmd': old.epmd_port, 'dist': old.dist_port} if old
+        else None,
+        usable=lambda wanted: netns or processes.port_is_free(wanted))
     return _Record(host=host, port=port, user=user, password=password,
-                   vhost=vhost, epmd_port=ports[0], dist_port=ports[1],
+                   vhost=vhost, epmd_port=ports['epmd'],
+                   dist_port=ports['dist'],
                    netns=netns, supervisor=supervisor)
 
 

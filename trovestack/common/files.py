@@ -1,9 +1,11 @@
 """File digests, atomic writes and the XDG state/cache/config paths."""
 
 import contextlib
+import dataclasses
 import fcntl
 import fnmatch
 import hashlib
+import json
 import os
 import pathlib
 import tempfile
@@ -83,6 +85,25 @@ def write_atomic(path, data, mode=None):
     with atomic_output(path, mode) as tmp:
         tmp.write_bytes(payload)
     return pathlib.Path(path)
+
+
+def load_record(path, kind):
+    """The record saved at path (``kind(**fields)``: a dataclass, or dict),
+    or None when there is none: the one state-file model of the local
+    cloud, its compute layer, its broker and its registry."""
+    try:
+        return kind(**json.loads(pathlib.Path(path).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def save_record(path, record):
+    """Save a dataclass (or dict) record as JSON only its owner can read
+    (records hold passwords)."""
+    fields = record if isinstance(record, dict) else dataclasses.asdict(
+        record)
+    return write_atomic(path, json.dumps(fields, indent=2, sort_keys=True),
+                        mode=0o600)
 
 
 def lock_path(path):

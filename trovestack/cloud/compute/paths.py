@@ -3,11 +3,10 @@
 import dataclasses
 import hashlib
 import ipaddress
-import json
 import pathlib
 
-from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
+from trovestack.common import files
 
 STATE_FILE = 'compute.json'
 # Services of ours on host loopback; their ports are picked once.
@@ -43,13 +42,7 @@ class ComputeState:
 
     @classmethod
     def new(cls, base_port=0):
-        if base_port:
-            ports = {name: base_port + i for i, name in enumerate(PORT_NAMES)}
-            ports['ceph-osd'] = base_port + len(PORT_NAMES)
-        else:
-            ports = {name: processes.free_port() for name in PORT_NAMES}
-        _add_missing_ports(ports)
-        return cls(ports=ports)
+        return cls(ports=_ports(base_port=base_port))
 
     @property
     def gateway(self) -> str:
@@ -80,23 +73,15 @@ def _with_prefix(cidr) -> str:
     return f'{_gateway(cidr)}/{ipaddress.ip_network(cidr).prefixlen}'
 
 
+def _ports(existing=None, base_port=0):
+    """The layer's ports by the cloud's one policy (the OSD's a range)."""
+    return processes.allocate_ports(
+        [*PORT_NAMES, *PORT_RANGES], base_port=base_port, existing=existing,
+        counts=PORT_RANGES)
+
+
 def _add_missing_ports(ports):
-    for name in PORT_NAMES:
-        ports.setdefault(name, processes.free_port())
-    for name, count in PORT_RANGES.items():
-        if name not in ports:
-            ports[name] = _free_range(count)
-
-
-def _free_range(count):
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(100):
-        first = processes.free_port()
-        if first + count <= 65535 and all(
-                processes.port_is_free(port)
-                for port in range(first, first + count)):
-            return first
-    raise LookupError(f'no {count} consecutive free ports on loopback')
+    ports.update(_ports(existing=ports))
 
 
 class ComputePaths:
@@ -134,13 +119,11 @@ class ComputePaths:
         return self.root / STATE_FILE
 
     def load_state(self):
-        if not self.state_file.exists():
-            return None
-        state = ComputeState(**json.loads(self.state_file.read_text()))
-        # A state written before a service joined the layer.
-        _add_missing_ports(state.ports)
+        state = files.load_record(self.state_file, ComputeState)
+        if state is not None:
+            # A state written before a service joined the layer.
+            _add_missing_ports(state.ports)
         return state
 
     def save_state(self, state):
-        layout_mod.write_private(self.state_file, json.dumps(
-            dataclasses.asdict(state), indent=2, sort_keys=True))
+        files.save_record(self.state_file, state)
