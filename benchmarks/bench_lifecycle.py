@@ -5,8 +5,9 @@ Starts a fresh cloud with ``--compute`` semantics (control plane, then
 placement, neutron/OVN, libvirt and nova in the cloud's namespace), boots
 the tiny test guest (trovestack.cloud.compute.test_image) on a flat
 management network, times server create -> ACTIVE and -> DHCP address on
-the console, delete, and prints the resident memory of the whole cloud
-with that one guest running.  With ``--trove-image`` (a guest image with
+the console, delete, then the whole cloud's down and warm start, and
+prints the resident memory of the whole cloud with that one guest
+running.  With ``--trove-image`` (a guest image with
 mariadb:11.8 embedded) it then provisions Trove on the cloud and times a
 MariaDB instance through tests/integration/lifecycle_support.py: create ->
 ACTIVE, database/user, delete, and the memory with that guest.  Root only;
@@ -113,6 +114,8 @@ def main():
             memory = layer.memory_kib() + _control_plane_rss_kib(local)
             deleted, _ = _timed(_delete, conn, server)
             conn.network.delete_network(network)
+            down, _ = _timed(compute_cloud.down_with_control_plane, local)
+            warm, _ = _timed(compute_cloud.up_with_control_plane, local)
             if args.trove_image:
                 environ = dict(os.environ)
                 trove = _trove_instance(local, layer, args.trove_image)
@@ -122,6 +125,8 @@ def main():
             layer.wipe()
             local.wipe()
     print(f'compute cloud cold start (control plane + compute): {cold:.1f} s')
+    print(f'compute cloud down: {down:.1f} s; warm start after it: '
+          f'{warm:.1f} s')
     print(f'server create -> ACTIVE: {active:.1f} s; -> DHCP address on '
           f'its console: {dhcp:.1f} s (tiny busybox guest)')
     print(f'server delete: {deleted:.1f} s')

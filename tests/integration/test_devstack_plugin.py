@@ -128,7 +128,7 @@ class TestStack:
         calls = plugin.calls()
         trove_dir = plugin.settings['TROVE_DIR']
         assert f'setup_develop {trove_dir}' in calls
-        assert f'setup_develop {harness_mod.REPO}' in calls
+        assert f'setup_develop {harness_mod.REPO} image-builder' in calls
         assert 'pip_install python-troveclient' in calls
         assert any(c.startswith(f'git_clone https://opendev.org/openstack/'
                                 f'trove.git {trove_dir} master')

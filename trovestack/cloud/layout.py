@@ -47,7 +47,7 @@ class CloudState:
     @classmethod
     def new(cls, base_port, clouds_yaml, port_names):
         ports = processes.allocate_ports(port_names, base_port=base_port,
-                                         host=HOST)
+                                         host=HOST, fallback=False)
         return cls(ports=ports, admin_password=secrets.token_urlsafe(18),
                    demo_password=secrets.token_urlsafe(18),
                    service_password=secrets.token_urlsafe(18),

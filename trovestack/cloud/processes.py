@@ -38,12 +38,14 @@ def port_is_free(port, host=LOOPBACK):
 
 
 def allocate_ports(names, *, base_port=0, existing=None, counts=None,
-                   taken=(), usable=None, host=LOOPBACK):
+                   taken=(), usable=None, host=LOOPBACK, fallback=True):
     """The cloud's one port policy: {name: port} for every name, keeping
     ``existing`` ports that are still ``usable(port)`` (default: always);
     a new one is ``base_port`` + the name's index in ``names`` when a base
-    is given and that port is free, else any free port on host.  A name
-    with ``counts[name]`` > 1 gets the first of that many consecutive free
+    is given and that port is free, else any free port on host (with
+    ``fallback=False`` the base's port all the same: the user asked for
+    it, and starting there says it is taken).  A name with
+    ``counts[name]`` > 1 gets the first of that many consecutive free
     ports.  No port is given twice, nor one in ``taken``."""
     counts = counts or {}
     usable = usable or (lambda port: True)
@@ -56,8 +58,8 @@ def allocate_ports(names, *, base_port=0, existing=None, counts=None,
         count = counts.get(name, 1)
         wanted = base_port + index if base_port else 0
         run = range(wanted, wanted + count)
-        if not wanted or used & set(run) or not all(
-                port_is_free(port, host) for port in run):
+        if not wanted or (fallback and (used & set(run) or not all(
+                port_is_free(port, host) for port in run))):
             wanted = _free_run(count, used, host)
         ports[name] = wanted
         used.update(range(wanted, wanted + count))

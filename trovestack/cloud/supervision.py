@@ -82,7 +82,8 @@ class Program:
     ``ready`` is its readiness probe (None: running is ready); ``needs``
     names the programs (or :class:`Step` s) that must be ready before it
     starts; ``log`` is its log file's name under the supervisor's log
-    directory (default ``<name>.log``).
+    directory (default ``<name>.log``) or an absolute path; ``user`` runs
+    it as another user.
     """
 
     name: str
@@ -93,6 +94,7 @@ class Program:
     needs: tuple[str, ...] = ()
     log: str | None = None
     stop_timeout: float = STOP_TIMEOUT
+    user: str | None = None   # run as this user (supervisord must be root)
 
     def full_argv(self) -> list[str]:
         return netns_mod.inside(self.netns, self.argv)
@@ -333,6 +335,7 @@ class Supervisor:
             'command = ' + _quote(shlex.join(program.full_argv())),
             f'environment = {_environment(env)}',
             f'directory = {_quote(log.parent)}',
+            *([f'user = {program.user}'] if program.user else []),
             'autostart = false',
             'autorestart = true',
             f'startsecs = {STARTSECS}',

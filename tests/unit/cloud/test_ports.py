@@ -24,6 +24,16 @@ def test_a_taken_base_port_is_replaced_by_a_free_one():
     assert ports['a'] != busy
 
 
+def test_without_fallback_the_asked_base_is_kept():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen()
+        busy = sock.getsockname()[1]
+        ports = processes.allocate_ports(['a'], base_port=busy,
+                                         fallback=False)
+    assert ports['a'] == busy
+
+
 def test_existing_ports_are_kept_and_none_is_given_twice():
     ports = processes.allocate_ports(
         ['a', 'b', 'c'], existing={'a': 40001}, taken=[40002],

@@ -105,6 +105,9 @@ def test_the_configuration_quotes_what_supervisord_would_expand(tmp_path):
     assert 'PASSWORDLESS="a\\"b,c%%d"' in text
     assert f'{supervision.OWNER_VARIABLE}="{tmp_path}"' in text
     assert 'autostart = false' in text and 'stopasgroup = true' in text
+    assert 'user =' not in text
+    assert 'user = nobody' in supervisor._section(
+        supervision.Program('x', ['true'], user='nobody'))
 
 
 def test_a_deep_state_directory_gets_a_short_socket(tmp_path):
