@@ -64,6 +64,13 @@ def plan(request):
     if request.image is not None and \
             not pathlib.Path(request.image).is_file():
         raise UserError(f'image file {request.image} does not exist')
+    if names_local_cloud(request):
+        # ``eval "$(trovestack cloud env)"`` (or --os-cloud) selected the
+        # local cloud itself: provision it as such (its compute layer,
+        # its own trove.conf and tempest.conf), not as a foreign cloud.
+        LOG.info('provision: cloud %s is the local cloud in %s',
+                 request.os_cloud, _local_cloud(request).layout.root)
+        request.os_cloud = None
     targets = [(name, version or default_version(name))
                for name, version in request.datastores]
     defaults = default_versions(targets)
@@ -169,6 +176,26 @@ def _local_cloud(request):
     from trovestack.cloud import controlplane
 
     return controlplane.LocalCloud(request.state_dir)
+
+
+def names_local_cloud(request):
+    """True when ``request.os_cloud`` (a clouds.yaml entry) is the local
+    cloud of ``request.state_dir``: the same identity endpoint."""
+    if request.os_cloud is None:
+        return False
+    from openstack import config as sdk_config
+
+    from trovestack.cloud import configs
+
+    state = _local_cloud(request).state
+    if state is None:
+        return False
+    try:
+        named = sdk_config.OpenStackConfig().get_one(cloud=request.os_cloud)
+    except Exception:  # noqa: BLE001 - not a cloud we know: not ours
+        return False
+    auth_url = (named.config.get('auth') or {}).get('auth_url') or ''
+    return auth_url.rstrip('/') == configs.identity_url(state).rstrip('/')
 
 
 def _has_compute(request):

@@ -93,3 +93,22 @@ def test_one_image_build_serves_every_datastore(local_cloud, tmp_path):
                                     'load-image', 'flavors', 'test-config']
     assert rows[1][1].endswith('--default')
     assert rows[2][1].endswith('--default')
+
+
+def test_the_local_cloud_selected_by_name_is_provisioned_as_local(
+        local_cloud, guest_image):
+    """After ``eval "$(trovestack cloud env)"`` (OS_CLOUD names the local
+    cloud's own entry) provision takes the cloud for the local one: it
+    keeps it up, writes tempest.conf in its state directory, and a second
+    run changes nothing."""
+    env = {**local_cloud.env(), 'OS_CLOUD': local_cloud.admin_cloud}
+    args = ('trovestack', 'provision', 'mysql:8.4', '--image', guest_image,
+            '--state-dir', local_cloud.state_dir)
+    first = _by_step(run_json(*args, env=env))
+    assert first[0] == ('cloud up', str(local_cloud.state_dir), 'running')
+    again = _by_step(run_json(*args, env=env))
+    assert again[0][0] == 'cloud up'
+    assert 'version unchanged' in again[1][2]
+    assert all('created' not in result and 'updated' not in result
+               for _, _, result in again[1:]), again
+    assert (local_cloud.state_dir / 'tempest.conf').exists()

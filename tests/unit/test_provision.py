@@ -52,3 +52,42 @@ def test_first_version_of_each_datastore_is_its_default(tmp_path):
                                     ('postgresql', '17'), ('mysql', '8.0')))
     loads = [s.describe for s in steps if s.name == 'load-image']
     assert [d.endswith('--default') for d in loads] == [True, True, False]
+
+
+def _clouds_yaml(path, auth_url):
+    path.write_text(
+        'clouds:\n  mine:\n    auth:\n'
+        f'      auth_url: {auth_url}\n      username: admin\n'
+        '      password: x\n      project_name: admin\n'
+        '      user_domain_name: Default\n'
+        '      project_domain_name: Default\n')
+    return path
+
+
+def test_the_local_cloud_is_recognised_however_it_is_named(tmp_path,
+                                                          monkeypatch):
+    """``cloud env`` sets OS_CLOUD to the local cloud's entry: provision
+    takes it for the local cloud (same identity endpoint), and a cloud
+    elsewhere for what it is."""
+    from trovestack.cloud import configs
+    from trovestack.cloud import layout
+
+    state_dir = tmp_path / 'state'
+    cloud_layout = layout.Layout(state_dir)
+    state = layout.CloudState.new(25000, tmp_path / 'c.yaml', ['keystone'])
+    cloud_layout.root.mkdir()
+    cloud_layout.save_state(state)
+    clouds = tmp_path / 'clouds.yaml'
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+
+    def request(name):
+        return provision.ProvisionRequest(
+            datastores=[('mysql', None)], os_cloud=name,
+            state_dir=str(state_dir))
+
+    _clouds_yaml(clouds, configs.identity_url(state))
+    assert provision.names_local_cloud(request('mine'))
+    assert not provision.names_local_cloud(request('absent'))
+    assert not provision.names_local_cloud(request(None))
+    _clouds_yaml(clouds, 'http://127.0.0.1:1/v3')
+    assert not provision.names_local_cloud(request('mine'))
