@@ -53,8 +53,9 @@ NEEDS = {
     'libvirtd': ('virtlogd',),
     'forwarder': ('namespace', 'bridges'),
     ceph.MON: ('ceph-monitor-store',),
-    'ceph-osd-store': (ceph.MON,),
-    ceph.OSD: ('ceph-osd-store', ceph.MON),
+    # The OSD's store is made with its key (mkfs asks the monitor).
+    'ceph-osd-store': (ceph.MON, 'ceph-keys'),
+    ceph.OSD: ('ceph-osd-store', ceph.MON, 'ceph-keys'),
     'ceph-keys': (ceph.MON,),
     ceph.MGR: (ceph.OSD, 'ceph-keys'),
     'ceph-secret': ('libvirtd', 'ceph-keys'),
