@@ -106,7 +106,7 @@ PROGRAM = 'registry'
 def _supervisor(data_dir, supervisor_root=None):
     from trovestack.cloud import supervision
 
-    return supervision.Supervisor(supervisor_root or data_dir, data_dir)
+    return supervision.for_record(supervisor_root, data_dir, data_dir)
 
 
 def _load_state(data_dir):

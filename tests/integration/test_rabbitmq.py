@@ -7,7 +7,6 @@ import socket
 
 import kombu
 import oslo_messaging as messaging
-import psutil
 import pytest
 from oslo_config import cfg
 
@@ -22,18 +21,9 @@ pytestmark = pytest.mark.skipif(
 
 def broker_processes(data_dir):
     """Pids of live processes that belong to the broker of data_dir (its
-    own supervisor's: they carry its directory in their environment)."""
-    owner = str(pathlib.Path(data_dir).absolute())
-    found = []
-    for proc in psutil.process_iter(['pid']):
-        try:
-            environ = proc.environ()
-        except (psutil.Error, OSError):
-            continue
-        if environ.get(supervision.OWNER_VARIABLE) == owner and \
-                proc.status() != psutil.STATUS_ZOMBIE:
-            found.append(proc.pid)
-    return found
+    own supervisor's)."""
+    return [proc.pid for proc in supervision.owned_processes(
+        pathlib.Path(data_dir).absolute())]
 
 
 @pytest.fixture(scope='module')

@@ -15,15 +15,7 @@ from trovestack.common import waiting
 
 def _ours(root):
     """Live processes carrying root as their supervisor's directory."""
-    found = []
-    for proc in psutil.process_iter(['pid']):
-        try:
-            if proc.environ().get(supervision.OWNER_VARIABLE) == str(root) \
-                    and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
+    return [proc.pid for proc in supervision.owned_processes(root)]
 
 
 @pytest.fixture

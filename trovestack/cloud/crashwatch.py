@@ -65,20 +65,6 @@ def note_crash(record: dict, name: str, now: float, error: str,
     return entry['given_up'] and not fatal
 
 
-def _write(path, record):
-    temporary = pathlib.Path(f'{path}.tmp')
-    temporary.write_text(json.dumps(record, indent=2))
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
-
-
-def _read(path):
-    try:
-        return json.loads(pathlib.Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _give_up(rpc, name):
     for _ in range(20):
         try:
@@ -91,6 +77,9 @@ def _give_up(rpc, name):
 def main(argv=None):
     from supervisor import childutils
 
+    from trovestack.cloud import supervision
+    from trovestack.common import files
+
     record_path, log_dir = (argv or sys.argv[1:])[:2]
     rpc = childutils.getRPCInterface(os.environ)
     while True:
@@ -101,11 +90,12 @@ def main(argv=None):
         if name:
             # supervisord writes its own line after telling us.
             time.sleep(0.1)
-            record = _read(record_path)
+            record = supervision.read_record(record_path)
             stop = note_crash(record, name, time.time(),
                               last_error(log_dir, name),
                               fatal=event == 'PROCESS_STATE_FATAL')
-            _write(record_path, record)
+            files.write_atomic(record_path, json.dumps(record, indent=2),
+                               mode=0o600)
             print(f'{event} {name}: {record[name]}', file=sys.stderr,
                   flush=True)
             if stop:

@@ -152,9 +152,8 @@ EPMD, SERVER_PROGRAM = 'rabbitmq-epmd', 'rabbitmq'
 def _supervisor(paths, record):
     from trovestack.cloud import supervision
 
-    if record is not None and record.supervisor:
-        return supervision.Supervisor(record.supervisor)
-    return supervision.Supervisor(paths.root, paths.logs)
+    return supervision.for_record(record and record.supervisor, paths.root,
+                                  paths.logs)
 
 
 def programs(data_dir, offset=0):

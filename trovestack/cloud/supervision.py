@@ -284,17 +284,7 @@ class Supervisor:
 
     def _kill_orphans(self):
         """Stop processes a killed supervisord of ours left running."""
-        mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-        orphans = []
-        for proc in psutil.process_iter(['pid']):
-            if proc.pid in mine:
-                continue
-            try:
-                environ = proc.environ()
-            except (psutil.Error, OSError):
-                continue
-            if environ.get(OWNER_VARIABLE) == str(self.root):
-                orphans.append(proc)
+        orphans = owned_processes(self.root)
         if not orphans:
             return
         LOG.info('stopping %d processes a stopped supervisor left running',
@@ -464,14 +454,17 @@ class Supervisor:
 
     def await_ready(self, program: Program, timeout: float) -> int:
         """Wait until the program runs and its probe answers; its pid."""
+        latest = {}
+
         def died():
-            status = self.status(program.name)
+            # wait_for asks this first: ready() uses the same reading.
+            status = latest['status'] = self.status(program.name)
             if status.state in FAILED_STATES or status.state == STOPPED:
                 return 'exited during start-up'
             return None
 
         def ready():
-            status = self.status(program.name)
+            status = latest['status']
             if not status.running:
                 return None
             if program.ready is None:
@@ -517,6 +510,32 @@ class Supervisor:
         """Resident memory of the program and its descendants (KiB)."""
         pid = self.pid(name)
         return tree_rss_kib(pid) if pid else 0
+
+
+def owned_processes(root) -> list[psutil.Process]:
+    """Live processes of the supervisor of ``root`` (it and every program
+    carry the directory in their environment), this process and its
+    parents left out."""
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter(['pid']):
+        if proc.pid in mine:
+            continue
+        try:
+            if proc.environ().get(OWNER_VARIABLE) == str(root) and \
+                    proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def for_record(recorded, root, log_dir):
+    """The supervisor a program's record names (the local cloud's), or
+    the program's own one in ``root`` logging to ``log_dir``."""
+    if recorded:
+        return Supervisor(recorded)
+    return Supervisor(root, log_dir)
 
 
 def start_in_order(nodes: Sequence[Program | Step], start: Callable,

@@ -10,7 +10,7 @@ feeds the pool statistics Cinder's scheduler needs) and one OSD whose
 BlueStore lives in a sparse file, every messenger on host loopback, with
 cephx: each daemon and client has its own key, in keyrings only their
 owner can read; Cinder and qemu use ``client.cinder`` (qemu gets its key
-from a libvirt secret, :func:`define_libvirt_secret`).  A cloud whose
+from a libvirt secret, ``libvirt.define_ceph_secret``).  A cloud whose
 cluster was made before cephx (no ``cephx`` in its state's ``set_up``)
 keeps authentication off until ``cloud up --fresh``.
 
