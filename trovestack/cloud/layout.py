@@ -43,6 +43,9 @@ class CloudState:
     bootstrapped: bool = False
     base_port: int = 0
     registry: bool = False
+    # The Trove source tree the cloud runs (trovestack.cloud.trove_source);
+    # None: the trove release installed in the venv.
+    trove_source: str = None
 
     @classmethod
     def new(cls, base_port, clouds_yaml, port_names):
