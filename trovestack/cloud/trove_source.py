@@ -121,3 +121,21 @@ def of_cloud(state_dir=None) -> TroveSource:
     if state is None or not state.trove_source:
         return release()
     return of_tree(state.trove_source)
+
+
+def check_compiles(path, package=DIST) -> None:
+    """A one-line error naming the first module of the tree's ``package``
+    that does not compile (a syntax error would otherwise show only once
+    the code runs: in an image build's last minutes, or in a guest)."""
+    tree = check_tree(path)
+    for module in sorted((tree / package).rglob('*.py')):
+        try:
+            compile(module.read_bytes(), str(module), 'exec',
+                    dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            line = getattr(exc, 'lineno', None)
+            where = module.relative_to(tree)
+            raise LocalCloudError(
+                f'{where}' + (f' line {line}' if line else '')
+                + f' does not compile: {getattr(exc, "msg", exc)} '
+                f'(in the Trove tree {tree})') from None
