@@ -3,7 +3,7 @@
 
 Starts a fresh cloud with ``--compute`` semantics (control plane, then
 placement, neutron/OVN, libvirt and nova in the cloud's namespace), boots
-the tiny test guest (trovestack.cloud.compute.test_image) on a flat
+the tiny test guest (tests/tiny_guest.py) on a flat
 management network, times server create -> ACTIVE and -> DHCP address on
 the console, delete, then the whole cloud's down and warm start, and
 prints the resident memory of the whole cloud with that one guest
@@ -23,11 +23,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from tests import tiny_guest  # noqa: E402
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.cloud.compute import test_image
 
 NETWORK = 'bench-mgmt'
 
@@ -61,7 +63,6 @@ def _boot(conn, cstate, image_path):
 def _trove_instance(local, layer, trove_image):
     """Provision mariadb:11.8 and run one instance's lifecycle; (timeline,
     memory KiB with the guest ACTIVE)."""
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from tests.integration import lifecycle_support
     from trovestack import provision
 
@@ -89,7 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--trove-image')
     args = parser.parse_args()
-    image = test_image.build()
+    image = tiny_guest.build()
     trove = None
     with tempfile.TemporaryDirectory() as tmp:
         local = controlplane.LocalCloud(pathlib.Path(tmp) / 'state')
@@ -107,7 +108,7 @@ def main():
                 flavor_id=flavor.id, networks=[{'uuid': network.id}])
             server = conn.compute.wait_for_server(server, wait=900)
             active = time.perf_counter() - start
-            while (test_image.BANNER + ' 2: eth0') not in \
+            while (tiny_guest.BANNER + ' 2: eth0') not in \
                     conn.compute.get_server_console_output(server)['output']:
                 time.sleep(2)
             dhcp = time.perf_counter() - start

@@ -58,8 +58,8 @@ def host_addresses():
 
 
 def _compute_missing():
+    from tests import tiny_guest
     from trovestack.cloud.compute import cloud as compute_cloud
-    from trovestack.cloud.compute import test_image
 
     if os.geteuid() != 0:
         return 'the compute cloud needs root'
@@ -67,7 +67,7 @@ def _compute_missing():
         compute_cloud._check_binaries()
     except Exception as exc:  # noqa: BLE001 - the reason is the skip text
         return str(exc)
-    for tool in test_image.TOOLS:
+    for tool in tiny_guest.TOOLS:
         if shutil.which(tool) is None:
             return f'{tool} missing'
     return None

@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from tests import helpers
+from tests import tiny_guest
 from tests.integration import chaos_support
 from tests.integration import guest_images
 from tests.integration import lifecycle_support
@@ -34,7 +35,6 @@ from trovestack import connection
 from trovestack import instances
 from trovestack import provision
 from trovestack.cloud import bootstrap
-from trovestack.cloud.compute import test_image
 from trovestack.cloud.compute import trove as compute_trove
 from trovestack.testenv import ini
 
@@ -99,7 +99,7 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
     cstate = layer.state
     before = compute_cloud.host_addresses
     conn = bootstrap.admin_connection(compute_cloud.state)
-    image = test_image.build()
+    image = tiny_guest.build()
     glance_image = conn.image.create_image(
         'trovestack-test-guest', filename=str(image.path), disk_format='raw',
         container_format='bare', wait=True)
@@ -125,7 +125,7 @@ def test_server_gets_dhcp_address_and_answers_inside_namespace(
     assert ipaddress.ip_address(address) in ipaddress.ip_network(
         cstate.mgmt_cidr)
 
-    banner = f'{test_image.BANNER} '
+    banner = f'{tiny_guest.BANNER} '
     deadline = time.monotonic() + BOOT_TIMEOUT
     console = ''
     while banner + '2: eth0' not in console and time.monotonic() < deadline:
