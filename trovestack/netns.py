@@ -142,7 +142,7 @@ def add_tap(namespace_: Namespace, ifname: str, address: str) -> None:
 def owned_name(prefix: str) -> str:
     """A namespace name that records this process (its pid and start
     time), for stale cleanup."""
-    return '%s-%d-%d' % (prefix, os.getpid(), _started(os.getpid()))
+    return '%s-%d-%d' % (prefix, os.getpid(), _started(os.getpid()) or 0)
 
 
 def _started(pid: int) -> int | None:

@@ -49,8 +49,8 @@ class Selection:
     """Which tests, and how tempest runs them."""
 
     regex: str
-    exclude_regex: str = None
-    concurrency: int = None
+    exclude_regex: str | None = None
+    concurrency: int | None = None
     serial: bool = False
     list_tests: bool = False
 

@@ -141,7 +141,7 @@ def condition(status: Status, answers: bool) -> str:
     return 'running' if answers else 'not answering'
 
 
-def _quote(value: str) -> str:
+def _quote(value: str | pathlib.Path) -> str:
     """A value for supervisord's configuration (it expands %(...)s)."""
     return str(value).replace('%', '%%')
 
@@ -578,8 +578,9 @@ def start_in_order(nodes: Sequence[Program | Step], start: Callable,
 
     with concurrent.futures.ThreadPoolExecutor(max(len(nodes), 1)) as pool:
         futures = [pool.submit(bring_up, node) for node in nodes]
-        errors = [future.exception() for future in futures
-                  if future.exception() is not None]
+        errors = [error for error in (future.exception()
+                                      for future in futures)
+                  if error is not None]
     if errors:
         raise errors[0]
 

@@ -14,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class _RunTempest(command.Command):
     """Shared options; subclasses set the default test regex."""
 
-    default_regex = None
+    default_regex: str | None = None
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

@@ -29,18 +29,19 @@ LOG = logging.getLogger(__name__)
 class TestConfigRequest:
     """Where the test config goes and what it says."""
 
-    tempest_conf: str = None
-    trove_test_conf: str = None
-    datastores: list = None  # [(name, version or None)]; None: every one
+    tempest_conf: str | None = None
+    trove_test_conf: str | None = None
+    # [(name, version or None)]; None: every one
+    datastores: list | None = None
     flavor_id: str = tempest.DEFAULT_FLAVOR_ID
     resize_flavor_id: str = tempest.DEFAULT_RESIZE_FLAVOR_ID
-    shared_network: str = None
-    volume_type: str = None
+    shared_network: str | None = None
+    volume_type: str | None = None
     test_clouds: tuple = ()  # clouds.yaml names of further test users
     # Also [auth]/[identity]/[service_available] for this cloud, with its
     # (admin) account for tempest's dynamic credentials.
     with_credentials: bool = False
-    region_name: str = None
+    region_name: str | None = None
     api_timeout: float = connection.DEFAULT_API_TIMEOUT
 
     __test__ = False
@@ -59,7 +60,7 @@ class EnvironmentRequest:
     quota_overrides: dict = dataclasses.field(default_factory=dict)
     service_project: str = quotas.SERVICE_PROJECT
     test_project: str = quotas.TEST_PROJECT
-    public_key: str = None
+    public_key: str | None = None
     keypair_name: str = keypair.DEFAULT_KEYPAIR_NAME
     security_group: str = secgroup.DEFAULT_GROUP_NAME
 

@@ -21,7 +21,8 @@ from trovestack.common import files as common_files
 from trovestack.common.errors import UserError
 
 LABEL = 'config-2'
-ISO_TOOLS = (('genisoimage', []), ('xorriso', ['-as', 'mkisofs']))
+ISO_TOOLS: tuple[tuple[str, list[str]], ...] = (
+    ('genisoimage', []), ('xorriso', ['-as', 'mkisofs']))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,7 +47,7 @@ def initialise(paths):
 def daemon(paths) -> supervision.Program:
     sock = socket_path(paths)
     return supervision.Program(NAME, [
-        SERVER, '--no-defaults', '--user=root',
+        str(SERVER), '--no-defaults', '--user=root',
         f'--datadir={data_dir(paths)}', f'--socket={sock}',
         f'--pid-file={paths.run_dir / NAME}.pid', '--skip-networking',
         '--innodb-buffer-pool-size=32M', '--performance-schema=off',
