@@ -9,12 +9,18 @@ executes there with the test selection asked for.
 
 import dataclasses
 import importlib.util
+import io
+import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
+
+import subunit
+import testtools
 
 from trovestack import netns as netns_mod
 from trovestack.common import files
@@ -24,10 +30,30 @@ from trovestack.testenv import ini
 LOG = logging.getLogger(__name__)
 
 PLUGIN_MODULE = 'trove_tempest_plugin'
+SCENARIOS = r'^trove_tempest_plugin\.tests\.scenario\.'
 # What the base gate job runs: one instance per datastore, basic actions.
-GATE_REGEX = r'^trove_tempest_plugin\.tests\.scenario\.test_instance_basic'
+GATE_REGEX = SCENARIOS + 'test_instance_basic'
 # Every test of the plugin.
 INT_REGEX = r'^trove_tempest_plugin\.tests'
+# Named selections of the plugin's scenario modules (gate-tests
+# --profile): each module runs for every datastore tempest.conf enables.
+_MODULES = {
+    'basic': ('test_instance_basic',),
+    'backup': ('test_backup',),
+    'replication': ('test_replication',),
+    'actions': ('test_instance_actions',),
+    'update-access': ('test_instance_update_access',),
+}
+_MODULES['full'] = tuple(module for name in ('basic', 'backup',
+                                            'replication', 'actions',
+                                            'update-access')
+                         for module in _MODULES[name])
+PROFILES = {name: SCENARIOS + '(' + '|'.join(modules) + r')\b'
+            for name, modules in _MODULES.items()}
+RESULTS_FILE = 'results.json'
+# Datastores by the suffix of the plugin's test class names.
+_DATASTORE_SUFFIXES = (('MariaDB', 'mariadb'), ('PostgreSQL', 'postgresql'),
+                       ('MySQL', 'mysql'))
 WORKSPACE_FILE = 'workspace.yaml'
 STESTR_CONF = '.stestr.conf'
 # Settings a tempest.conf must have for the plugin's tests to run at all.
@@ -172,3 +198,80 @@ def run(workspace, selection, *, tempest=None, stdout=None, netns=None):
     LOG.info('Running %s', ' '.join(argv))
     return subprocess.run(argv, cwd=str(workspace), stdout=stdout,
                           stdin=subprocess.DEVNULL).returncode
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """One test of a run: its short name, datastore, outcome, duration."""
+
+    test: str
+    datastore: str
+    result: str
+    seconds: float | None
+
+    __test__ = False
+
+
+def _short_name(test_id):
+    """``test_instance_basic.TestInstanceBasicMariaDB.test_configuration``
+    from a tempest id (a class's setUpClass keeps its name)."""
+    name = re.sub(r'\[.*\]$', '', test_id)
+    match = re.match(r'^(setUpClass|tearDownClass) \((.*)\)$', name)
+    if match:
+        return _short_name(match.group(2)) + '.' + match.group(1)
+    prefix = 'trove_tempest_plugin.tests.scenario.'
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _datastore(test_id):
+    for part in re.split(r'[.() ]', test_id):
+        for suffix, datastore in _DATASTORE_SUFFIXES:
+            if part.startswith('Test') and part.endswith(suffix):
+                return datastore
+    return ''
+
+
+def parse_results(stream) -> list[TestResult]:
+    """The tests of a subunit v2 byte stream, in the order they ended."""
+    found = []
+
+    def ended(test):
+        if test['status'] in ('exists', 'inprogress', None):
+            return
+        start, stop = test['timestamps']
+        seconds = (round((stop - start).total_seconds(), 1)
+                   if start and stop else None)
+        found.append(TestResult(_short_name(test['id']),
+                                _datastore(test['id']), test['status'],
+                                seconds))
+
+    result = testtools.StreamToDict(ended)
+    result.startTestRun()
+    subunit.ByteStreamToStreamResult(stream, non_subunit_name='stdout').run(
+        result)
+    result.stopTestRun()
+    return found
+
+
+def last_results(workspace) -> list[TestResult]:
+    """The tests of the workspace's last tempest run ([] when it has
+    none)."""
+    stestr = pathlib.Path(sys.executable).parent / 'stestr'
+    argv = [str(stestr) if stestr.is_file() else 'stestr', 'last',
+            '--subunit']
+    try:
+        out = subprocess.run(argv, cwd=str(workspace), capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        LOG.warning('Cannot read the last run\'s results: %s', exc)
+        return []
+    if out.returncode != 0:
+        return []
+    return parse_results(io.BytesIO(out.stdout))
+
+
+def write_results(path, results) -> None:
+    """``results`` as a JSON list of {test, datastore, result, seconds}."""
+    files.write_atomic(path, json.dumps(
+        [dataclasses.asdict(result) for result in results], indent=2)
+        + '\n')

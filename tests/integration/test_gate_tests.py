@@ -3,6 +3,7 @@ control plane.  Its Nova is API only, so the plugin's scenario classes skip
 by config (their datastores are not enabled) while tempest's identity API
 tests run for real with dynamic credentials made through Keystone."""
 
+import json
 import re
 
 import pytest
@@ -80,6 +81,15 @@ def test_gate_tests_runs_tempest_for_real(tempest_conf, tmp_path):
     assert '- Failed: 0' in out
     assert 'SKIPPED: Datastore mysql is not enabled' in out
     assert (workspace / 'logs' / 'tempest.log').is_file()
+    # The result table: printed, and as JSON in the workspace.
+    table = json.loads((workspace / 'results.json').read_text())
+    assert table and all(set(row) == {'test', 'datastore', 'result',
+                                      'seconds'} for row in table)
+    assert {row['result'] for row in table} <= {'success', 'skip', 'fail'}
+    assert any(row['datastore'] == 'mysql' and row['result'] == 'skip'
+               for row in table), table
+    assert '(results in ' in out
+    assert table[0]['test'] in out
 
     # Re-running reuses the workspace.
     again = helpers.run('trovestack', 'gate-tests', '--tempest-conf',
@@ -87,6 +97,21 @@ def test_gate_tests_runs_tempest_for_real(tempest_conf, tmp_path):
                         '--regex', r'^tempest\.api\.identity\.v3'
                         r'\.test_api_discovery\..*test_list_api_versions')
     assert 'Passed: 1' in again.stdout
+
+
+def test_gate_tests_profile_selects_scenario_modules(tempest_conf,
+                                                     tmp_path):
+    result = helpers.run('trovestack', 'gate-tests', '--tempest-conf',
+                         tempest_conf, '--workspace-dir', tmp_path / 'ws',
+                         '--list-tests', '--profile', 'backup')
+    listed = [line for line in result.stdout.splitlines()
+              if line.startswith('trove_tempest_plugin')]
+    assert listed
+    assert all('.test_backup.' in line for line in listed), listed
+    assert {'MariaDB', 'PostgreSQL', 'MySQL'} <= {
+        suffix for line in listed
+        for suffix in ('MariaDB', 'PostgreSQL', 'MySQL')
+        if f'TestBackup{suffix}' in line}
 
 
 def test_gate_tests_dry_run_changes_nothing(tempest_conf, tmp_path):

@@ -1,6 +1,12 @@
 """Unit tests for trovestack.tempest_runner (no tempest run)."""
 
+import datetime
+import io
+import json
+import re
+
 import pytest
+import subunit
 
 from trovestack import tempest_runner
 
@@ -70,3 +76,60 @@ def test_run_arguments_inside_a_namespace():
     argv = tempest_runner.run_arguments(
         't', '/w', tempest_runner.Selection(regex='r'), netns='ns-1')
     assert argv[:5] == ['ip', 'netns', 'exec', 'ns-1', 't']
+
+
+def _subunit(events):
+    """A subunit v2 stream of (test id, status, seconds) events."""
+    stream = io.BytesIO()
+    out = subunit.StreamResultToBytes(stream)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    for test_id, status, seconds in events:
+        out.status(test_id=test_id, test_status='inprogress',
+                   timestamp=start)
+        out.status(test_id=test_id, test_status=status,
+                   timestamp=start + datetime.timedelta(seconds=seconds))
+    stream.seek(0)
+    return stream
+
+
+def test_results_name_the_test_its_datastore_and_outcome(tmp_path):
+    scenario = 'trove_tempest_plugin.tests.scenario.'
+    stream = _subunit([
+        (scenario + 'test_instance_basic.TestInstanceBasicMariaDB.'
+         'test_configuration[id-1]', 'success', 29.56),
+        ('setUpClass (' + scenario + 'test_backup.TestBackupPostgreSQL)',
+         'fail', 0.5),
+        ('setUpClass (' + scenario + 'test_instance_basic.'
+         'TestInstanceBasicMySQL)', 'skip', 0.0),
+        ('tempest.api.identity.v3.test_api_discovery.'
+         'TestApiDiscovery.test_list_api_versions[id-2]', 'success', 1.0),
+    ])
+    results = tempest_runner.parse_results(stream)
+    assert [(r.test, r.datastore, r.result, r.seconds) for r in results] == [
+        ('test_instance_basic.TestInstanceBasicMariaDB.test_configuration',
+         'mariadb', 'success', 29.6),
+        ('test_backup.TestBackupPostgreSQL.setUpClass', 'postgresql',
+         'fail', 0.5),
+        ('test_instance_basic.TestInstanceBasicMySQL.setUpClass', 'mysql',
+         'skip', 0.0),
+        ('tempest.api.identity.v3.test_api_discovery.TestApiDiscovery.'
+         'test_list_api_versions', '', 'success', 1.0),
+    ]
+    path = tmp_path / 'results.json'
+    tempest_runner.write_results(path, results)
+    assert json.loads(path.read_text())[1] == {
+        'test': 'test_backup.TestBackupPostgreSQL.setUpClass',
+        'datastore': 'postgresql', 'result': 'fail', 'seconds': 0.5}
+
+
+@pytest.mark.parametrize('profile, module, other', [
+    ('basic', 'test_instance_basic', 'test_backup'),
+    ('backup', 'test_backup', 'test_instance_basic'),
+    ('actions', 'test_instance_actions', 'test_instance_update_access'),
+    ('full', 'test_replication', 'test_cinder_backup'),
+])
+def test_profiles_select_scenario_modules(profile, module, other):
+    regex = tempest_runner.PROFILES[profile]
+    scenario = 'trove_tempest_plugin.tests.scenario.'
+    assert re.match(regex, f'{scenario}{module}.TestX.test_y')
+    assert not re.match(regex, f'{scenario}{other}.TestX.test_y')

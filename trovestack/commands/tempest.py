@@ -1,6 +1,7 @@
 """trovestack gate-tests / int-tests: trove-tempest-plugin through tempest."""
 
 import logging
+import os
 import shlex
 
 from cliff import command
@@ -28,9 +29,16 @@ class _RunTempest(command.Command):
             default=str(tempest_runner.default_workspace()),
             help='Tempest workspace, created with "tempest init" when '
                  'missing (default: %(default)s)')
-        parser.add_argument(
-            '--regex', metavar='<regex>', default=self.default_regex,
-            help='Tests to run (default: %(default)s)')
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument(
+            '--regex', metavar='<regex>',
+            help=f'Tests to run (default: {self.default_regex})')
+        which.add_argument(
+            '--profile', choices=sorted(tempest_runner.PROFILES),
+            help='Scenario modules to run, for every datastore the '
+                 'tempest.conf enables: basic (test_instance_basic), '
+                 'backup, replication, actions, update-access, or full '
+                 '(all five)')
         parser.add_argument(
             '--exclude-regex', metavar='<regex>',
             help='Tests to leave out (default: none)')
@@ -57,14 +65,22 @@ class _RunTempest(command.Command):
                  'failure shows, repeatable (default: the cloud\'s own '
                  'trove-api, trove-taskmanager and trove-conductor logs)')
         parser.add_argument(
+            '--results', metavar='<file>',
+            help='Where the run\'s result table goes as JSON (test, '
+                 'datastore, result, seconds) (default: '
+                 f'<workspace>/{tempest_runner.RESULTS_FILE})')
+        parser.add_argument(
             '--dry-run', action='store_true',
             help='Check the config and print the tempest command without '
                  'creating the workspace or running anything')
         return parser
 
     def take_action(self, parsed_args):
+        regex = parsed_args.regex or self.default_regex
+        if parsed_args.profile:
+            regex = tempest_runner.PROFILES[parsed_args.profile]
         selection = tempest_runner.Selection(
-            regex=parsed_args.regex,
+            regex=regex,
             exclude_regex=parsed_args.exclude_regex,
             concurrency=parsed_args.concurrency,
             serial=parsed_args.serial,
@@ -89,12 +105,31 @@ class _RunTempest(command.Command):
         self.app.stdout.flush()
         status = tempest_runner.run(parsed_args.workspace_dir, selection,
                                     tempest=tempest, netns=netns)
+        if not selection.list_tests:
+            self._report(parsed_args)
         if status != 0:
             LOG.error('tempest exited with status %d; logs are in %s/logs',
                       status, parsed_args.workspace_dir)
             if netns:
                 self._show_guests(parsed_args)
         return status
+
+    def _report(self, parsed_args):
+        """The run's result table: printed, and written as JSON."""
+        results = tempest_runner.last_results(parsed_args.workspace_dir)
+        path = parsed_args.results or os.path.join(
+            parsed_args.workspace_dir, tempest_runner.RESULTS_FILE)
+        tempest_runner.write_results(path, results)
+        if not results:
+            return
+        width = max(len(result.test) for result in results)
+        lines = [f'{"Test":<{width}}  {"Datastore":<10}  {"Result":<7}  '
+                 'Seconds']
+        lines += [f'{result.test:<{width}}  {result.datastore:<10}  '
+                  f'{result.result:<7}  '
+                  + ('' if result.seconds is None else f'{result.seconds}')
+                  for result in results]
+        self.app.stdout.write('\n'.join(lines) + f'\n(results in {path})\n')
 
     def _show_guests(self, parsed_args):
         """What the compute cloud's guests and Trove's logs show: where a
