@@ -12,6 +12,7 @@ import pathlib
 import openstack
 import pytest
 
+from tests import trove_tree
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
 from trovestack.datastore_images import builder as ds_builder
@@ -56,8 +57,12 @@ def isolated_user_config(tmp_path_factory):
     hash cache; the image builder keeps its real download caches."""
     home = tmp_path_factory.mktemp('xdg')
     names = ('XDG_CONFIG_HOME', 'XDG_STATE_HOME', 'XDG_CACHE_HOME',
-             'TROVE_IMAGE_BUILDER_CACHE', 'TROVESTACK_DATASTORE_IMAGE_CACHE')
+             'TROVE_IMAGE_BUILDER_CACHE', 'TROVESTACK_DATASTORE_IMAGE_CACHE',
+             trove_tree.SDIST_CACHE_ENV)
     saved = {k: os.environ.get(k) for k in names}
+    # The trove sdist tools/install-test-deps cached: test trees come from it.
+    os.environ.setdefault(trove_tree.SDIST_CACHE_ENV,
+                          str(trove_tree.sdist_dir()))
     os.environ.setdefault('TROVE_IMAGE_BUILDER_CACHE',
                           str(builder.default_cache_dir()))
     # Datastore images are build products keyed by their inputs' hash, like

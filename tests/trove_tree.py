@@ -22,6 +22,7 @@ AGENT_MODULE = pathlib.Path('trove', 'cmd', 'guest.py')
 API_MODULE = pathlib.Path('trove', 'versions.py')
 AGENT_LOG_LINE = 'trovestack agent marker: %s'
 API_FIELD = 'trovestack_marker'
+SDIST_CACHE_ENV = 'TROVESTACK_SDIST_CACHE'
 
 
 def release():
@@ -29,12 +30,21 @@ def release():
     return importlib.metadata.version('trove')
 
 
+def sdist_dir():
+    """Where tools/install-test-deps keeps sdists:
+    $TROVESTACK_SDIST_CACHE (the test session sets it to the user's cache
+    before it moves XDG_CACHE_HOME), else the XDG cache's."""
+    if os.environ.get(SDIST_CACHE_ENV):
+        return pathlib.Path(os.environ[SDIST_CACHE_ENV])
+    cache = pathlib.Path(os.environ.get('XDG_CACHE_HOME')
+                         or pathlib.Path.home() / '.cache')
+    return cache / 'trovestack' / 'sdists'
+
+
 def sdist(version=None):
     """The cached sdist of ``version`` (default: the venv's release)."""
     version = version or release()
-    cache = pathlib.Path(os.environ.get('XDG_CACHE_HOME')
-                         or pathlib.Path.home() / '.cache')
-    path = cache / 'trovestack' / 'sdists' / f'trove-{version}.tar.gz'
+    path = sdist_dir() / f'trove-{version}.tar.gz'
     if not path.is_file():
         raise AssertionError(f'{path} is missing: run tools/install-test-deps '
                              f'(it keeps the trove sdist there)')

@@ -27,6 +27,7 @@ from trovestack import trove_config
 from trovestack.common import errors
 from trovestack.common import results
 from trovestack.imagebuild import builder
+from trovestack.imagebuild import guest_agent
 from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ class ExtraPlan:
     # files are given to it (trove_config.GUEST_USER).
     guest_user: str = trove_config.GUEST_USER
     mirror: str | None = None
+    # The guest agent a build takes (builder.BuildRequest's agent_*):
+    # 'local' and a Trove tree (the plugin's default: $TROVE_DIR), 'pip'
+    # and a release (None: the builder's), 'git' and a repository URL in
+    # agent_path with a branch or tag in agent_ref.
+    agent_source: str = guest_agent.PIP
+    agent_path: str | None = None
+    agent_ref: str | None = None
     force_build: bool = False
     visibility: str = 'public'
     config_params_dir: str | None = None
@@ -92,6 +100,20 @@ class ExtraPlan:
             raise errors.UserError(
                 f'unknown datastore image source {self.image_source!r} '
                 f'(valid: {", ".join(IMAGE_SOURCES)})')
+        if not self.image:
+            self._check_agent()
+
+    def _check_agent(self):
+        if self.agent_source not in guest_agent.SOURCES:
+            raise errors.UserError(
+                f'unknown guest agent source {self.agent_source!r} '
+                f'(valid: {", ".join(guest_agent.SOURCES)})')
+        if self.agent_source == guest_agent.LOCAL and not self.agent_path:
+            raise errors.UserError('guest agent source local needs the path '
+                                   'of a Trove source tree')
+        if self.agent_source == guest_agent.GIT and not self.agent_path:
+            raise errors.UserError('guest agent source git needs the URL of '
+                                   'a repository')
 
     def docker_images(self):
         """{datastore: repository} Trove's guest agent runs."""
@@ -170,7 +192,8 @@ def _guest_image(plan, embedded):
         output=(str(pathlib.Path(plan.image_dir) / f'{plan.image_name()}'
                     '.qcow2') if plan.image_dir else None),
         mirror=plan.mirror, force=plan.force_build,
-        cache_dir=plan.cache_dir)
+        cache_dir=plan.cache_dir, agent_source=plan.agent_source,
+        agent_path=plan.agent_path, agent_ref=plan.agent_ref)
     if embedded:
         _embed(request, embedded)
     result = builder.build_image(request, progress=LOG.info)

@@ -2,17 +2,22 @@
 
 Every check gives one result row (kind ``check``) whose ``action`` is
 ``ok``, ``missing`` (something must be created or registered), ``failed``
-(it is there but wrong, or the check itself could not be done) or
-``skipped`` (not asked for).  :func:`run_checks` runs them all in order.
-Nothing here changes the cloud.
+(it is there but wrong, or the check itself could not be done),
+``warning`` (it works, but probably not as meant: a guest agent from
+another Trove than the control plane's), ``info`` (nothing to compare
+with) or ``skipped`` (not asked for).  :func:`run_checks` runs them all in
+order.  Nothing here changes the cloud.
 """
 
+import dataclasses
 import logging
 import os
 
 import load_image
 from load_image import datastores as ds_registry
 from trovestack import connection
+from trovestack.cloud import trove_source
+from trovestack.common import errors
 from trovestack.common import results
 from trovestack.testenv import flavors as flavors_mod
 from trovestack.testenv import ini
@@ -23,6 +28,8 @@ OK = results.OK
 MISSING = results.MISSING
 FAILED = results.FAILED
 SKIPPED = results.SKIPPED
+WARNING = results.WARNING
+INFO = 'info'
 PROBLEMS = (MISSING, FAILED)
 
 # (service type, what runs it): what Trove's tests need in the catalog.
@@ -43,6 +50,11 @@ def _check(label, result, detail=''):
 def problems(checks):
     """The checks that are missing or failed."""
     return [c for c in checks if c.action in PROBLEMS]
+
+
+def warnings(checks):
+    """The checks that passed with a warning."""
+    return [c for c in checks if c.action == WARNING]
 
 
 def check_services(conn):
@@ -87,12 +99,14 @@ def check_guest_images(conn):
                   '"trovestack load-image"')]
 
 
-def check_datastores(conn, versions, wanted=None):
+def check_datastores(conn, versions, wanted=None, control=None):
     """Checks for each wanted datastore (all registered ones by default).
 
     ``versions`` are the management API's datastore versions (every field,
     inactive ones too); ``wanted`` is [(name, version or None)] where None
-    means the datastore's default version.
+    means the datastore's default version.  With ``control`` (a
+    :class:`ControlPlane`), the guest agent of each version's image is
+    compared with the control plane's Trove.
     """
     by_datastore = {}
     for version in versions:
@@ -107,11 +121,11 @@ def check_datastores(conn, versions, wanted=None):
     for name, version in wanted:
         checks.extend(_check_datastore(conn, name, version,
                                        by_datastore.get(name, []),
-                                       sorted(by_datastore)))
+                                       sorted(by_datastore), control))
     return checks
 
 
-def _check_datastore(conn, name, version, versions, known):
+def _check_datastore(conn, name, version, versions, known, control=None):
     label = f'datastore {name}' + (f':{version}' if version else '')
     if not versions:
         return [_check(label, MISSING,
@@ -133,7 +147,10 @@ def _check_datastore(conn, name, version, versions, known):
                           f'datastore {name!r} has no version {version!r} '
                           f'(versions: {names})')]
     checks = [_version_state(label, name, target, default)]
-    checks.append(_version_image(conn, label, target))
+    image_check, image = _version_image(conn, label, target)
+    checks.append(image_check)
+    if control is not None and image is not None:
+        checks.append(check_agent(f'{label} guest agent', image, control))
     return checks
 
 
@@ -153,27 +170,28 @@ def _version_state(label, name, target, default):
 
 
 def _version_image(conn, label, version):
+    """(check row, the Glance image or None)."""
     check = f'{label} image'
     if version.image:
         image = conn.image.find_image(version.image)
         if image is None:
             return _check(check, MISSING,
                          f'version {version.name} points at image '
-                         f'{version.image}, which is not in Glance')
-        return _image_state(check, image)
+                         f'{version.image}, which is not in Glance'), None
+        return _image_state(check, image), image
     tags = [t for t in (version.image_tags or []) if t]
     if not tags:
         return _check(check, MISSING,
                      f'version {version.name} has neither an image nor '
-                     'image tags')
+                     'image tags'), None
     images = [i for i in conn.image.images(tag=tags[0])
               if set(tags) <= set(i.tags or [])]
     active = [i for i in images if i.status == 'active']
     if not active:
         return _check(check, MISSING,
                      f'no active image has the tags {", ".join(tags)} '
-                     f'that version {version.name} selects by')
-    return _image_state(check, active[0])
+                     f'that version {version.name} selects by'), None
+    return _image_state(check, active[0]), active[0]
 
 
 def _image_state(check, image):
@@ -187,6 +205,141 @@ def _image_state(check, image):
                      f'{GUEST_IMAGE_TAG}')
     return _check(check, OK, f'image {label} is active and tagged '
                  f'{GUEST_IMAGE_TAG}')
+
+
+# Glance properties of a built image: where its guest agent comes from
+# (TroveSource.identity()'s form; git:<url>@<commit> for a git build), its
+# version and, for a tree, the digest of the tree's content.
+AGENT_SOURCE = 'trove_agent_source'
+AGENT_VERSION = 'trove_agent_version'
+AGENT_DIGEST = 'trove_agent_digest'
+REBUILD = ('rebuild the image ("trovestack provision"; devstack: stack.sh) '
+           'or update running guests ("trovestack instance sync-agent")')
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlPlane:
+    """The Trove the control plane runs: ``source`` None when unknown,
+    ``where`` how it was found, or why it could not be."""
+
+    source: trove_source.TroveSource | None
+    where: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageAgent:
+    """What an image records of its guest agent (None: not recorded)."""
+
+    source: str | None = None
+    version: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def of(cls, image):
+        properties = dict(getattr(image, 'properties', None) or {})
+        return cls(*(properties.get(key) or getattr(image, key, None)
+                     for key in (AGENT_SOURCE, AGENT_VERSION, AGENT_DIGEST)))
+
+    def describe(self):
+        text = self.source or 'unknown'
+        return text + (f' (trove {self.version})' if self.version else '')
+
+
+def control_plane(conn, *, trove_dir=None, state_dir=None):
+    """The :class:`ControlPlane` of ``conn``'s cloud: the tree given
+    (``--trove-dir``: devstack's ``$TROVE_DIR``), else the local cloud's
+    Trove when ``conn`` is the local cloud of ``state_dir`` (its Keystone),
+    else unknown.  A ``trove_dir`` that is no Trove tree is a UserError."""
+    if trove_dir:
+        return ControlPlane(trove_source.of_tree(trove_dir),
+                            f'--trove-dir {trove_dir}')
+    from trovestack.cloud import configs
+    from trovestack.cloud import layout as layout_mod
+
+    layout = layout_mod.Layout(state_dir or layout_mod.default_state_dir())
+    try:
+        state = layout.load_state()
+    except (OSError, ValueError):
+        state = None
+    if state is not None and _auth_url(conn) == \
+            configs.identity_url(state).rstrip('/'):
+        where = f'the local cloud of {layout.root}'
+        try:
+            return ControlPlane(trove_source.of_cloud(layout.root), where)
+        except errors.UserError as exc:  # its tree is gone
+            return ControlPlane(None, f'{where}: {exc}')
+    return ControlPlane(None, 'not the local cloud of this machine; for '
+                              'devstack give --trove-dir $TROVE_DIR')
+
+
+def _auth_url(conn):
+    try:
+        auth = conn.config.config.get('auth') or {}
+        url = auth.get('auth_url') or conn.session.auth.auth_url
+    except AttributeError:
+        return None
+    return (url or '').rstrip('/') or None
+
+
+def tree_digest(path):
+    """The content digest of a Trove tree, as a local build records it."""
+    from trovestack.imagebuild import guest_agent
+
+    return guest_agent.source_identity(guest_agent.LOCAL, path=path) \
+        .split(':', 1)[1]
+
+
+def _hex(digest):
+    return (digest or '').rsplit(':', 1)[-1] or None
+
+
+def _same_code(agent, source):
+    """True when the agent's recorded source is the control plane's
+    code: the same identity, or a git build of the clean tree's commit."""
+    if agent.source == source.identity():
+        return True
+    if agent.source.startswith('git:') and source.commit and \
+            not source.dirty:
+        return agent.source.rsplit('@', 1)[-1] == source.commit
+    return False
+
+
+def check_agent(label, image, control):
+    """One check: does ``image``'s guest agent come from the Trove the
+    control plane runs?  ``warning`` when not (or when the tree changed
+    since the build), ``info`` when either side is unknown."""
+    agent = ImageAgent.of(image)
+    name = image.name or image.id
+    if not agent.source:
+        return _check(label, INFO,
+                      f'image {name} records no guest agent source '
+                      f'({AGENT_SOURCE}): unknown, loaded before images '
+                      'recorded it')
+    source = control.source
+    if source is None:
+        return _check(label, INFO,
+                      f'image {name}: guest agent {agent.describe()}; the '
+                      f"control plane's Trove is unknown ({control.where})")
+    if not _same_code(agent, source):
+        return _check(label, WARNING,
+                      f'image {name} has the guest agent '
+                      f'{agent.describe()}, the control plane runs '
+                      f'{source.identity()} ({source.describe()}): {REBUILD}')
+    if source.is_tree and agent.digest:
+        try:
+            current = tree_digest(source.path)
+        except errors.UserError as exc:  # the tree went away
+            return _check(label, INFO, f'image {name}: guest agent '
+                          f'{agent.describe()}; {exc}')
+        if _hex(agent.digest) != current:
+            return _check(label, WARNING,
+                          f'image {name} has the guest agent of '
+                          f'{source.path}, which changed since the image '
+                          f'was built (digest {_hex(agent.digest)[:12]}, '
+                          f'now {current[:12]}): {REBUILD}')
+    return _check(label, OK,
+                  f'image {name} has the guest agent {agent.describe()}, '
+                  "the control plane's")
 
 
 def check_flavors(conn, flavor_set, extra_ids=()):
@@ -286,16 +439,19 @@ def tempest_flavor_ids(path):
 
 
 def run_checks(conn, *, datastores=None, tempest_conf=None,
-               flavor_set='tempest'):
+               flavor_set='tempest', control=None):
     """Every check, in order, as result rows; an API failure in one check
-    becomes its failed row."""
+    becomes its failed row.  ``control``: the :class:`ControlPlane` whose
+    Trove each checked version's guest agent is compared with (None: no
+    comparison)."""
     checks = check_services(conn)
     present = {c.name.split()[-1] for c in checks if c.action == OK}
     if 'image' in present:
         checks.extend(_guarded('guest images', check_guest_images, conn))
     registered = None
     if {'database', 'image'} <= present:
-        registered, datastore_checks = _datastore_checks(conn, datastores)
+        registered, datastore_checks = _datastore_checks(conn, datastores,
+                                                         control)
         checks.extend(datastore_checks)
     else:
         checks.append(_check(
@@ -318,7 +474,7 @@ def run_checks(conn, *, datastores=None, tempest_conf=None,
     return checks
 
 
-def _datastore_checks(conn, wanted):
+def _datastore_checks(conn, wanted, control=None):
     """(registered datastore names, checks)."""
     try:
         if not connection.has_admin_role(conn):
@@ -332,7 +488,7 @@ def _datastore_checks(conn, wanted):
         return None, [_check('datastores', FAILED, _one_line(exc, 'Trove'))]
     names = {v.datastore_name for v in versions}
     return names, _guarded('datastores', check_datastores, conn, versions,
-                           wanted)
+                           wanted, control)
 
 
 def _guarded(label, function, *args):

@@ -233,6 +233,15 @@ class TestStack:
             assert '+ ' in result.stderr  # xtrace was on
             assert password not in result.stdout + result.stderr
 
+    def test_guest_agent_source_reaches_the_extra_phase(self, plugin):
+        """The default: the agent from $TROVE_DIR (a given image is not
+        built, but the orchestration is told all the same)."""
+        extra = next(line for line in plugin.first_run[3].stderr.splitlines()
+                     if '/trovestack devstack-extra ' in line) + ' '
+        trove_dir = plugin.settings['TROVE_DIR']
+        assert ' --guest-agent-source local ' in extra
+        assert f' --guest-agent-path {trove_dir} ' in extra
+
     def test_endpoint_in_catalog(self, plugin):
         conn = clients(plugin).conn
         service = next(s for s in conn.identity.services()

@@ -301,3 +301,46 @@ def test_embedding_asks_the_builder_by_name():
 
     with pytest.raises(errors.UserError, match='cannot embed'):
         devstack._embed(OldRequest(), images)
+
+
+def test_agent_source_checked_only_for_a_build():
+    with pytest.raises(errors.UserError, match='unknown guest agent source'):
+        plan(agent_source='wheel')
+    with pytest.raises(errors.UserError, match='local needs the path'):
+        plan(agent_source='local')
+    with pytest.raises(errors.UserError, match='git needs the URL'):
+        plan(agent_source='git', agent_ref='master')
+    # a given image is not built
+    assert plan(agent_source='local', image='/g.qcow2').agent_path is None
+
+
+@pytest.mark.parametrize('argv, wanted', [
+    ([], ('pip', None, None)),  # the builder's default, without the plugin
+    (['--guest-agent-source', 'local', '--guest-agent-path', '/src/trove'],
+     ('local', '/src/trove', None)),
+    (['--guest-agent-source', 'pip', '--guest-agent-ref', '25.0.1'],
+     ('pip', None, '25.0.1')),
+    (['--guest-agent-source', 'git', '--guest-agent-path',
+      'https://opendev.org/openstack/trove', '--guest-agent-ref', 'master'],
+     ('git', 'https://opendev.org/openstack/trove', 'master')),
+])
+def test_agent_options_reach_the_build_request(monkeypatch, tmp_path, argv,
+                                               wanted):
+    from trovestack.imagebuild import builder
+
+    requests = []
+    monkeypatch.setattr(
+        builder, 'build_image', lambda request, progress=None:
+        requests.append(request) or types.SimpleNamespace(
+            path=str(tmp_path / 'g.qcow2'), skipped=True))
+    extra = parse('mysql:8.4', *argv)
+    devstack._guest_image(dataclasses.replace(extra, image_dir=str(tmp_path)),
+                          ())
+    [request] = requests
+    assert (request.agent_source, request.agent_path,
+            request.agent_ref) == wanted
+
+
+def test_command_rejects_an_unknown_agent_source():
+    with pytest.raises(SystemExit):
+        parse('mysql:8.4', '--guest-agent-source', 'wheel')

@@ -15,6 +15,7 @@ from trovestack import devstack
 from trovestack import instance_prereqs
 from trovestack import trove_config
 from trovestack.common import errors
+from trovestack.imagebuild import guest_agent
 from trovestack.testenv import datastores
 from trovestack.testenv import keypair
 
@@ -96,6 +97,21 @@ class DevstackExtra(lister.Lister):
                  f'(default: {trove_config.GUEST_USER}; Trove\'s own '
                  'images: ubuntu)')
         parser.add_argument('--mirror', help='Distribution mirror')
+        parser.add_argument(
+            '--guest-agent-source', choices=guest_agent.SOURCES,
+            default=guest_agent.PIP,
+            help='Where a build takes the guest agent from: local (a Trove '
+                 'tree), pip (a release) or git (a repository); default: '
+                 'pip (the plugin passes TROVE_GUEST_AGENT_SOURCE, local '
+                 'and $TROVE_DIR by default)')
+        parser.add_argument(
+            '--guest-agent-path', metavar='<dir-or-url>',
+            help='local: the Trove source tree; git: the repository URL')
+        parser.add_argument(
+            '--guest-agent-ref', metavar='<ref>',
+            help='git: the branch or tag (default: master); pip: the '
+                 "release (default: the image builder's, "
+                 f'{guest_agent.DEFAULT_PIP_REF})')
         parser.add_argument('--force-build', action='store_true',
                             help='Rebuild even when unchanged')
         parser.add_argument(
@@ -210,6 +226,8 @@ class DevstackExtra(lister.Lister):
             image=a.image, image_dir=a.image_dir, cache_dir=a.cache_dir,
             guest_os=a.guest_os, guest_release=a.guest_release,
             guest_user=a.guest_user, mirror=a.mirror,
+            agent_source=a.guest_agent_source, agent_path=a.guest_agent_path,
+            agent_ref=a.guest_agent_ref,
             force_build=a.force_build,
             visibility=a.visibility, config_params_dir=a.config_params_dir,
             trove_manage=a.trove_manage,

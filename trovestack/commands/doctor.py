@@ -16,7 +16,8 @@ LOG = logging.getLogger(__name__)
 class CheckCloud(lister.Lister):
     _description = ('Check that a cloud is ready for Trove tests: services, '
                     'guest images, datastores, flavors and tempest config; '
-                    'exits non-zero naming what is missing')
+                    'exits non-zero naming what is missing; warns when an '
+                    "image's guest agent is not the control plane's Trove")
 
     headers = ('Check', 'Result', 'Detail')
 
@@ -37,16 +38,30 @@ class CheckCloud(lister.Lister):
             '--flavor-set', choices=flavors.FLAVOR_SETS, default='tempest',
             help='Test flavors that must exist: tempest, redstack or all '
                  '(default: tempest)')
+        parser.add_argument(
+            '--trove-dir', metavar='<dir>',
+            help="The Trove source tree the control plane runs (devstack: "
+                 '$TROVE_DIR), which the guest agent of each image is '
+                 "compared with (default: the local cloud's Trove when this "
+                 'is the local cloud, else unknown)')
+        parser.add_argument(
+            '--state-dir', metavar='<dir>',
+            help="The local cloud's state directory (default: "
+                 '$TROVESTACK_STATE_DIR or $XDG_STATE_HOME/trovestack/cloud)')
         connection.add_cloud_arguments(parser)
         return parser
 
     def take_action(self, parsed_args):
         conn = connection.command_connection(parsed_args)
+        control = doctor.control_plane(conn, trove_dir=parsed_args.trove_dir,
+                                       state_dir=parsed_args.state_dir)
         checks = doctor.run_checks(
             conn, datastores=parsed_args.datastore,
             tempest_conf=parsed_args.tempest_conf,
-            flavor_set=parsed_args.flavor_set)
+            flavor_set=parsed_args.flavor_set, control=control)
         self.problems = doctor.problems(checks)
+        for check in doctor.warnings(checks):
+            LOG.warning('%s: %s', check.name, check.detail)
         return self.headers, [(c.name, c.action, c.detail) for c in checks]
 
     def run(self, parsed_args):
