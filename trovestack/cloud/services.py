@@ -31,6 +31,9 @@ class Service:
     config_env: str = ''
     config_of: str = ''        # whose config file it reads (default: own)
     rpc_topic: str = ''        # for RPC services: the queue it consumes
+    # Runs Trove's code: from the cloud's Trove tree when it has one
+    # (trovestack.cloud.trove_env), else from the venv's release.
+    runs_trove: bool = False
 
     @property
     def has_port(self):
@@ -52,13 +55,18 @@ class Service:
             return {self.config_env: str(layout.config_dir(self.name))}
         return {}
 
-    def command(self, state, layout):
-        """The argv of the long-running server process."""
+    def command(self, state, layout, runtime=None):
+        """The argv of the long-running server process; ``runtime``
+        (trove_env.Runtime): where a service running Trove's code takes
+        its console script from (default: beside this Python)."""
         if self.wsgi_target:
             bind = f'{layout_mod.HOST}:{state.ports[self.name]}'
             return [sys.executable, '-m', 'trovestack.cloud.wsgi_server',
                     self.wsgi_target, bind, str(layout.root)]
-        return [_tool(self.console_script), '--config-file',
+        script = (runtime.script(self.console_script)
+                  if runtime is not None and self.runs_trove
+                  else _tool(self.console_script))
+        return [script, '--config-file',
                 str(configs.config_file(self.config_owner, layout))]
 
     def setup_commands(self, extra=()):
@@ -79,12 +87,15 @@ class Service:
             return [[['api_db', 'sync']], [['db', 'sync']]]
         return [[['db_sync']]]
 
-    def setup_argv(self, layout, commands):
-        """argv running the commands in one process (see manage.py)."""
+    def setup_argv(self, layout, commands, runtime=None):
+        """argv running the commands in one process (see manage.py), with
+        ``runtime``'s interpreter for a service running Trove's code."""
         words = []
         for command in commands:
             words += ['--', *command]
-        return [sys.executable, '-m', 'trovestack.cloud.manage', self.name,
+        python = (runtime.python if runtime is not None and self.runs_trove
+                  else sys.executable)
+        return [python, '-m', 'trovestack.cloud.manage', self.name,
                 str(configs.config_file(self.name, layout)), *words]
 
 
@@ -100,18 +111,20 @@ SERVICES = {
                     wsgi_target='nova.wsgi.osapi_compute:application',
                     config_env='OS_NOVA_CONFIG_DIR'),
     'trove': Service('trove', service_type='database',
-                     console_script='trove-api'),
+                     console_script='trove-api', runs_trove=True),
     'rabbitmq': Service('rabbitmq', kind=BROKER),
     'trove-taskmanager': Service('trove-taskmanager', kind=RPC,
                                  console_script='trove-taskmanager',
-                                 config_of='trove',
+                                 config_of='trove', runs_trove=True,
                                  rpc_topic=configs.TASKMANAGER_TOPIC),
     'trove-conductor': Service('trove-conductor', kind=RPC,
                                console_script='trove-conductor',
-                               config_of='trove',
+                               config_of='trove', runs_trove=True,
                                rpc_topic=configs.CONDUCTOR_TOPIC),
 }
 
+TROVE_SERVICES = tuple(name for name, service in SERVICES.items()
+                       if service.runs_trove)
 PORTED = [name for name, service in SERVICES.items() if service.has_port]
 CATALOG = {service.service_type: name for name, service in SERVICES.items()
            if service.service_type}

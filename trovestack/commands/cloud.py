@@ -1,4 +1,4 @@
-"""``trovestack cloud up|down|status|env``: the local control plane.
+"""``trovestack cloud up|down|status|env|restart``: the local control plane.
 
 The control plane's and compute layer's modules are imported by the
 commands that use them, not by the others that share the arguments
@@ -7,6 +7,7 @@ below (``provision``).
 
 import argparse
 import logging
+import os
 import shlex
 
 from cliff import command
@@ -17,8 +18,20 @@ from trovestack.cloud import clouds_yaml
 from trovestack.cloud import layout
 
 LOG = logging.getLogger(__name__)
+# 'Code': which Trove runs (Trove's services' rows: the release, or the
+# tree's path, commit and uncommitted changes).
 STATUS_COLUMNS = ('Service', 'State', 'PID', 'URL', 'Crashes',
-                  'Last error')
+                  'Last error', 'Code')
+TROVE_SOURCE_ENV = 'TROVESTACK_TROVE_SOURCE'
+
+
+def _with_code(cloud, rows):
+    """Status rows with the 'Code' column: what Trove's services run."""
+    from trovestack.cloud.services import TROVE_SERVICES
+
+    code = cloud.trove_runs().describe()
+    return [(*row, code if row[0] in TROVE_SERVICES else '')
+            for row in rows]
 
 
 def add_state_dir_argument(parser):
@@ -94,6 +107,16 @@ class CloudUp(lister.Lister):
                  'in a network namespace of the cloud\'s own, so servers and '
                  'Trove instances can boot; remembered for later runs '
                  '(root; default: off)')
+        parser.add_argument(
+            '--trove-source', metavar='<dir>|release',
+            default=os.environ.get(TROVE_SOURCE_ENV) or None,
+            help='Run Trove\'s services from this Trove source tree '
+                 '(installed editable in an environment of its own under '
+                 'the state directory, resolved against the project\'s '
+                 'constraints), or "release" for the trove release '
+                 'installed with trovestack; remembered for later runs '
+                 f'(default: ${TROVE_SOURCE_ENV}, else as the cloud had '
+                 'it, else the release)')
         return parser
 
     def take_action(self, parsed_args):
@@ -106,13 +129,16 @@ class CloudUp(lister.Lister):
                        fresh=parsed_args.fresh,
                        timeout=parsed_args.timeout,
                        registry=parsed_args.registry)
+        if parsed_args.trove_source:
+            up_args['trove_source'] = parsed_args.trove_source
         if parsed_args.fresh:
             compute_cloud.ComputeLayer(cloud.layout).wipe()
         if parsed_args.compute or compute_cloud.is_enabled(cloud):
             rows, health = compute_cloud.up_with_control_plane(cloud,
                                                                **up_args)
-            return STATUS_COLUMNS, [*rows, *compute_cloud.status_rows(health)]
-        return STATUS_COLUMNS, cloud.up(**up_args)
+            return STATUS_COLUMNS, _with_code(
+                cloud, [*rows, *compute_cloud.status_rows(health)])
+        return STATUS_COLUMNS, _with_code(cloud, cloud.up(**up_args))
 
 
 class CloudDown(lister.Lister):
@@ -148,8 +174,45 @@ class CloudStatus(lister.Lister):
 
         cloud = _existing_cloud(parsed_args)
         layer = compute_cloud.ComputeLayer(cloud.layout)
-        return STATUS_COLUMNS, [*cloud.status(),
-                                *compute_cloud.status_rows(layer.status())]
+        return STATUS_COLUMNS, _with_code(
+            cloud, [*cloud.status(),
+                    *compute_cloud.status_rows(layer.status())])
+
+
+class CloudRestart(lister.Lister):
+    _description = ('Restart processes of the local cloud, nothing else: '
+                    '"trove" (the default) restarts Trove\'s API, task '
+                    'manager and conductor with the code of the cloud\'s '
+                    'Trove as it is now (a tree\'s changed requirements '
+                    'installed, its db_sync run when its database code '
+                    'changed); "trove-api" the API alone; any other name '
+                    'that process')
+
+    def get_parser(self, prog_name):
+        from trovestack.cloud import controlplane
+
+        parser = add_state_dir_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            'services', metavar='<service>', nargs='*',
+            default=[controlplane.TROVE_GROUP],
+            help='trove, or a process as cloud status names it (default: '
+                 'trove)')
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=float,
+            default=controlplane.START_TIMEOUT,
+            help='Seconds each service may take to answer '
+                 f'(default: {controlplane.START_TIMEOUT:g})')
+        return parser
+
+    def take_action(self, parsed_args):
+        from trovestack.cloud.compute import cloud as compute_cloud
+
+        cloud = _existing_cloud(parsed_args)
+        rows = cloud.restart_services(parsed_args.services,
+                                      parsed_args.timeout)
+        layer = compute_cloud.ComputeLayer(cloud.layout)
+        return STATUS_COLUMNS, _with_code(
+            cloud, [*rows, *compute_cloud.status_rows(layer.status())])
 
 
 class CloudEnv(command.Command):
