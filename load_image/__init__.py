@@ -14,6 +14,7 @@ stays cheap.
 """
 
 import dataclasses
+import json
 import pathlib
 import warnings
 
@@ -48,6 +49,9 @@ class LoadRequest:
     trove_database: object = None
     prune: bool = False
     build_hash: str = None
+    # guest_agent.provenance of the image's build (its .build.json):
+    # {'source', 'version', 'digest' (local trees)...}; None: unknown
+    agent: dict = None
     retries: int = 3
     retry_delay: float = 2.0
     active_timeout: int = 600
@@ -80,15 +84,19 @@ def make_request(image_file, datastore, version, *, conf=None,
                  image_name=None, guest_os=None, guest_release=None,
                  disk_format=None, visibility=None, image_tags=None,
                  default=False, config_params=None, prune=None,
-                 build_hash=None, trove_config=None, trove_manage=None):
+                 build_hash=None, trove_config=None, trove_manage=None,
+                 agent=None):
     """A validated LoadRequest; options left None come from ``conf`` (the
     [load_image] options, default: their defaults).  ``trove_config``
     (a trove.conf) and ``trove_manage``: load ``config_params`` with
-    trove-manage into that Trove's database (parameters.choose())."""
+    trove-manage into that Trove's database (parameters.choose()).
+    ``agent``: the guest agent's provenance (default: from the image's
+    build record, ``IMAGE.build.json``)."""
     from load_image import config
     from load_image import datastores
     from load_image import images
     from trovestack.imagebuild.hashing import BUILD_HASH_SUFFIX
+    from trovestack.imagebuild.hashing import SIDECAR_SUFFIX
 
     if conf is None:
         conf = config.load()
@@ -133,6 +141,8 @@ def make_request(image_file, datastore, version, *, conf=None,
         trove_database=trove_database, prune=pick(prune, 'prune'),
         build_hash=build_hash or _read_build_hash(
             image_file + BUILD_HASH_SUFFIX),
+        agent=agent if agent is not None else _read_agent(
+            image_file + SIDECAR_SUFFIX),
         retries=conf.upload_retries, retry_delay=conf.retry_delay,
         active_timeout=conf.active_timeout)
 
@@ -142,6 +152,30 @@ def _read_build_hash(path):
         return pathlib.Path(path).read_text().strip() or None
     except OSError:
         return None
+
+
+def _read_agent(path):
+    """The guest agent's provenance in an image's build record."""
+    try:
+        agent = json.loads(pathlib.Path(path).read_text()).get('agent')
+    except (OSError, ValueError, AttributeError):
+        return None
+    return agent if isinstance(agent, dict) else None
+
+
+def agent_properties(agent):
+    """The Glance properties naming an image's guest agent: where it comes
+    from (``trove_agent_source``: ``release:26.0.0``,
+    ``tree:<path>@<commit>[+dirty]``, ``tree:<path>``,
+    ``git:<url>@<commit>``), its version and, for a local tree, the
+    digest of its content (``trove_agent_digest``)."""
+    properties = {}
+    for key, name in (('source', 'trove_agent_source'),
+                      ('version', 'trove_agent_version'),
+                      ('digest', 'trove_agent_digest')):
+        if (agent or {}).get(key):
+            properties[name] = str(agent[key])
+    return properties
 
 
 def read_image(request, progress=None):
@@ -169,6 +203,7 @@ def load(conn, request, image_file, *, progress=None):
     }
     if request.build_hash:
         properties['trove_build_hash'] = request.build_hash
+    properties.update(agent_properties(request.agent))
     image = images.ensure_image(
         conn, image_file, name=request.image_name, tags=request.tags,
         properties=properties, visibility=request.visibility,

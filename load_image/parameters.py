@@ -116,8 +116,8 @@ def choose(conn, *, trove_config=None, trove_manage=None, api_only=False,
 
     ``api_only``: the API.  A ``trove_config`` given: trove-manage with it
     (DatastoreError when it or trove-manage is missing).  Otherwise
-    trove-manage when ``conn`` is the local cloud's (its trove.conf), else
-    the API.
+    trove-manage when ``conn`` is the local cloud's (its trove.conf and the
+    trove-manage of the Trove it runs), else the API.
     """
     if api_only:
         return None
@@ -126,6 +126,13 @@ def choose(conn, *, trove_config=None, trove_manage=None, api_only=False,
     local = local_cloud_config(conn, state_dir)
     if local is None:
         return None
+    if trove_manage is None:
+        # The cloud's own: a Trove tree's (cloud up --trove-source) has
+        # that tree's models and migrations.
+        from trovestack.cloud import controlplane
+
+        trove_manage = controlplane.LocalCloud(state_dir).trove_tool(
+            TROVE_MANAGE)
     return trove_database(local, trove_manage)
 
 

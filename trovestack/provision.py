@@ -38,6 +38,12 @@ class ProvisionRequest:
     api_timeout: float = 10.0
     state_dir: str = None
     base_port: int = None
+    # The guest agent of a built image (trove-image-builder's
+    # --guest-agent-source/-ref/-path); None: the Trove tree the local
+    # cloud runs, else the release.
+    agent_source: str = None
+    agent_ref: str = None
+    agent_path: str = None
 
 
 @dataclasses.dataclass
@@ -75,6 +81,10 @@ def plan(request):
                for name, version in request.datastores]
     defaults = default_versions(targets)
     compute = _has_compute(request)
+    # The Trove the local cloud runs (a release or a source tree): its
+    # guest agent goes into the image, its validation rules to Trove.
+    trove = _cloud_trove(request)
+    tree = trove.path if trove is not None and trove.is_tree else None
     steps = []
     for index, (name, version) in enumerate(targets):
         # One guest image serves every datastore: built once.
@@ -82,14 +92,14 @@ def plan(request):
             steps.append(_build_step(
                 request, name, version,
                 embed=tuple(f'{n}:{v}' for n, v in targets) if compute
-                else ()))
+                else (), agent=guest_agent(request, tree)))
         # On the local cloud the version's configuration parameters come
         # from the Trove it runs (configuration groups need them), every
         # one of them through trove-manage and the cloud's trove.conf.
         steps.append(_load_step(
             request.image or '<built image>', name, version,
             default=(name, version) in defaults,
-            config_params=validation_rules(name)
+            config_params=validation_rules(name, tree=tree)
             if request.os_cloud is None else None,
             trove_config=_local_trove_conf(request)
             if request.os_cloud is None else None))
@@ -226,25 +236,59 @@ def _start_local_cloud(request):
     return Row('cloud up', str(cloud.layout.root), 'running')
 
 
-def _build_step(request, datastore, version, embed=()):
+def _cloud_trove(request):
+    """The Trove the local cloud runs (trove_source.TroveSource), or None
+    when provisioning another cloud."""
+    if request.os_cloud is not None:
+        return None
+    from trovestack.cloud import trove_source
+
+    return trove_source.of_cloud(_local_cloud(request).layout.root)
+
+
+def guest_agent(request, tree=None):
+    """(source, ref, path) of the guest agent to build the image with:
+    the request's, else the local cloud's Trove tree ``tree`` (the agent
+    and the control plane from one tree), else the image builder's
+    default (the release, from PyPI)."""
+    if request.agent_source:
+        return request.agent_source, request.agent_ref, request.agent_path
+    if tree:
+        return 'local', None, tree
+    return None
+
+
+def _build_step(request, datastore, version, embed=(), agent=None):
     from trovestack.imagebuild import builder
 
+    source = {}
+    if agent is not None:
+        source = dict(zip(('agent_source', 'agent_ref', 'agent_path'),
+                          agent, strict=True))
     build = builder.BuildRequest(datastore=datastore,
                                  datastore_version=version,
                                  output_dir=request.image_dir,
-                                 embed_datastore_images=embed)
+                                 embed_datastore_images=embed, **source)
 
     def run(context):
         result = builder.build_image(build)
         context.image = result.path
-        return Row('build-image', result.path,
-                   'unchanged, not rebuilt' if result.skipped else 'built')
+        action = {builder.SKIPPED: 'unchanged, not rebuilt',
+                  builder.AGENT_ONLY: 'built (only the guest agent changed)',
+                  }.get(result.build_path, 'built')
+        if result.agent_source:
+            action += f', guest agent {result.agent_source}'
+        return Row('build-image', result.path, action)
 
     describe = f'--datastore {datastore} --datastore-version {version}'
     for name in embed:
         describe += f' --embed-datastore-image {name}'
     if request.image_dir:
         describe += f' --output-dir {request.image_dir}'
+    for option, value in zip(('source', 'ref', 'path'), agent or (None,) * 3,
+                             strict=True):
+        if value:
+            describe += f' --guest-agent-{option} {value}'
     return Step('build-image', describe, run)
 
 
@@ -253,16 +297,20 @@ def _image_name(image):
     return pathlib.Path(image).name.split('.')[0]
 
 
-def validation_rules(datastore):
-    """Trove's validation-rules.json of ``datastore`` in the Trove package
-    installed here (the local cloud's), or None."""
-    import importlib.util
+def validation_rules(datastore, tree=None):
+    """Trove's validation-rules.json of ``datastore`` in the Trove that
+    runs: the source tree ``tree`` (a local cloud started with
+    ``--trove-source``), else the Trove package installed here; or None."""
+    if tree is not None:
+        package = pathlib.Path(tree, 'trove')
+    else:
+        import importlib.util
 
-    spec = importlib.util.find_spec('trove')
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = pathlib.Path(spec.submodule_search_locations[0], 'templates',
-                        datastore, 'validation-rules.json')
+        spec = importlib.util.find_spec('trove')
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        package = pathlib.Path(spec.submodule_search_locations[0])
+    path = package / 'templates' / datastore / 'validation-rules.json'
     return str(path) if path.is_file() else None
 
 

@@ -13,8 +13,10 @@ from trovestack.imagebuild import plugins
 
 LOG = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ('path', 'sha256', 'build_hash', 'skipped', 'log_path')
-RESULT_HEADERS = ('Image', 'SHA256', 'Build hash', 'Skipped', 'Log file')
+RESULT_COLUMNS = ('path', 'sha256', 'build_hash', 'skipped', 'log_path',
+                  'build_path', 'agent_source')
+RESULT_HEADERS = ('Image', 'SHA256', 'Build hash', 'Skipped', 'Log file',
+                  'Build path', 'Guest agent')
 
 
 def describe_plugins():
@@ -100,7 +102,9 @@ class BuildImage(show.ShowOne):
         parser.add_argument(
             '--guest-agent-source', choices=guest_agent.SOURCES,
             default=guest_agent.PIP,
-            help='Where the guest agent code comes from (default: pip)')
+            help='Where the guest agent code comes from (default: pip). '
+                 'An image built before that differs only in the agent is '
+                 'rebuilt from that image in seconds (the agent step)')
         parser.add_argument(
             '--guest-agent-ref', metavar='<ref>',
             help='pip: Trove version (default: %s); git: branch or tag '
@@ -132,7 +136,8 @@ class BuildImage(show.ShowOne):
                  '$TROVE_IMAGE_BUILDER_CACHE or ~/.cache/trove-image-builder)')
         parser.add_argument(
             '--force', action='store_true',
-            help='Build even when an identical image exists')
+            help='Build from scratch with diskimage-builder, even when an '
+                 'identical image exists or only the guest agent changed')
         parser.add_argument(
             '--debug-trace', action='store_true',
             help='Trace element scripts (DIB_DEBUG_TRACE=1, '

@@ -13,6 +13,7 @@ from trovestack import cliapp
 from trovestack import connection
 from trovestack import provision
 from trovestack.commands import cloud as cloud_commands
+from trovestack.imagebuild import guest_agent
 from trovestack.testenv import datastores
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +40,20 @@ class Provision(lister.Lister):
         parser.add_argument(
             '--image-dir', metavar='<dir>',
             help='Where built images go (default: the image builder\'s)')
+        parser.add_argument(
+            '--guest-agent-source', dest='agent_source',
+            choices=guest_agent.SOURCES,
+            help='Where the built image\'s guest agent comes from: pip '
+                 '(the release), git or local (a Trove source tree) '
+                 '(default: the Trove tree the local cloud runs, '
+                 '`cloud up --trove-source`, else pip)')
+        parser.add_argument(
+            '--guest-agent-ref', dest='agent_ref', metavar='<ref>',
+            help='pip: Trove version; git: branch or tag (as '
+                 'trove-image-builder)')
+        parser.add_argument(
+            '--guest-agent-path', dest='agent_path', metavar='<url-or-dir>',
+            help='git: repository URL; local: Trove source tree')
         parser.add_argument(
             '--tempest-conf', metavar='<path>',
             help='tempest.conf to write or merge into (default: '

@@ -7,15 +7,18 @@ it.  ``plan_build(request)`` validates a request without touching the host.
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import os
 import pathlib
+import subprocess
 import time
 
 from trovestack import netns
 from trovestack.common import files
 from trovestack.common import workdirs
+from trovestack.imagebuild import agent_layer
 from trovestack.imagebuild import dib
 from trovestack.imagebuild import embedded
 from trovestack.imagebuild import errors
@@ -30,7 +33,7 @@ LOG = logging.getLogger(__name__)
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
 SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
-SIDECAR_SUFFIX = '.build.json'
+SIDECAR_SUFFIX = hashing.SIDECAR_SUFFIX
 # Work directories beside the output: .build-<pid>-<random>, owned by the
 # build (trovestack.common.workdirs); diskimage-builder's TMP_DIR (its
 # dib_build.*, dib_image.* with their mounts) is WORKDIR_TMP in it.
@@ -40,6 +43,12 @@ BUILD_HASH_SUFFIX = hashing.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
 BASE_IMAGES = ('cached', 'download', 'local')
 MIN_FREE_BYTES = 4 * host.GIB
+# How an image came to be (BuildResult.build_path, the sidecar's
+# 'build_path'): diskimage-builder from scratch, the previous image with
+# another guest agent put in (agent_layer), or nothing to do.
+FULL, AGENT_ONLY, SKIPPED = 'full', 'agent-only', 'skipped'
+# The build hash input the base hash leaves out: the agent's identity.
+AGENT_INPUT = 'guest_agent'
 ARCHES = tuple(host.DIB_ARCHES.values())
 
 
@@ -89,6 +98,11 @@ class BuildResult:
     skipped: bool
     log_path: str
     sidecar_path: str
+    # FULL, AGENT_ONLY or SKIPPED
+    build_path: str = FULL
+    # where the image's guest agent comes from (the 'source' of
+    # guest_agent.provenance: release:26.0.0, tree:<path>@<commit>, ...)
+    agent_source: str = ''
 
 
 @dataclasses.dataclass
@@ -238,6 +252,15 @@ def hash_inputs(plan, agent_identity):
     return inputs
 
 
+def base_hash(inputs):
+    """The build hash of everything but the guest agent: two images with
+    the same base hash differ only in the agent's ``trove`` distribution,
+    so one is made from the other by the agent step."""
+    base = dict(inputs)
+    base.pop(AGENT_INPUT, None)
+    return hashing.build_hash(dict(base, layer='without the guest agent'))
+
+
 def _element_dirs(request):
     dirs = [ELEMENTS_DIR]
     for extra in os.environ.get('ELEMENTS_PATH', '').split(os.pathsep):
@@ -352,7 +375,42 @@ def _check_host(plan, shims):
     host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)
 
 
-def _publish(plan, workdir, inputs, build_hash, log_path):
+def _dib_digests(plan, workdir):
+    """The digests DIB's --checksum wrote beside its image."""
+    digests = {}
+    for suffix in ('.sha256', '.md5'):
+        built = workdir / (plan.output.name + suffix)
+        if built.exists():
+            # DIB writes the temporary path into the file; keep the name only.
+            digests[suffix] = built.read_text().split()[0]
+    if '.sha256' not in digests:
+        raise errors.BuildError('disk-image-create wrote no %s.sha256'
+                                % plan.output.name)
+    return digests
+
+
+def _file_digests(path):
+    """{'.sha256': ..., '.md5': ...} of a file, read once."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, 'rb') as image:
+        while chunk := image.read(4 * 1024 * 1024):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return {'.sha256': sha256.hexdigest(), '.md5': md5.hexdigest()}
+
+
+def _copy_image(source, dest):
+    """A copy of an image file, as sparse as the original (a raw image is
+    mostly holes), shared blocks where the file system can."""
+    result = subprocess.run(['cp', '--reflink=auto', '--sparse=always',
+                             str(source), str(dest)], capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise errors.BuildError('cannot copy %s: %s'
+                                % (source, result.stderr.strip()))
+
+
+def _publish(plan, image, digests, inputs, build_hash, log_path, extra):
     """Move the finished image into place, then its checksums, sidecar last.
 
     A build killed in between leaves the previous image with its own
@@ -361,16 +419,8 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
     """
     name = plan.output.name
     plan.output.parent.mkdir(parents=True, exist_ok=True)
-    digests = {}
-    for suffix in ('.sha256', '.md5'):
-        built = workdir / (name + suffix)
-        if built.exists():
-            # DIB writes the temporary path into the file; keep the name only.
-            digests[suffix] = built.read_text().split()[0]
-    sha256 = digests.get('.sha256')
-    if sha256 is None:
-        raise errors.BuildError('disk-image-create wrote no %s.sha256' % name)
-    os.replace(workdir / name, plan.output)
+    sha256 = digests['.sha256']
+    os.replace(image, plan.output)
     for suffix, digest in digests.items():
         files.write_atomic(pathlib.Path(str(plan.output) + suffix),
                            '%s  %s\n' % (digest, name))
@@ -392,6 +442,7 @@ def _publish(plan, workdir, inputs, build_hash, log_path):
         'built_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
         'log': str(log_path),
     }
+    sidecar.update(extra)
     files.write_atomic(pathlib.Path(str(plan.output) + BUILD_HASH_SUFFIX),
                        build_hash + '\n')
     files.write_atomic(sidecar_path(plan.output),
@@ -418,7 +469,10 @@ def _log_progress(message):
 def build_image(request, progress=None):
     """Build the image ``request`` describes, or skip when it is up to date.
 
-    Returns a BuildResult; raises errors.BuildError with a one-line reason.
+    An image whose previous build differs only in the guest agent (same
+    base hash) is made from that image by the agent step (agent_layer)
+    instead of diskimage-builder.  Returns a BuildResult; raises
+    errors.BuildError with a one-line reason.
     """
     progress = progress or _log_progress
     # SIGTERM and SIGHUP unwind like Ctrl-C: the work dir is torn down.
@@ -428,6 +482,10 @@ def build_image(request, progress=None):
 
 def _build_image(request, progress):
     plan = plan_build(request)
+    if request.agent_source == guest_agent.LOCAL:
+        # Before anything is made: a broken tree is one line, not a DIB
+        # failure minutes later or an agent that dies in the guest.
+        guest_agent.check_tree(request.agent_path)
     for swept in sweep([plan.output.parent]):
         progress('Cleaned up after a killed build: %s (%s: %s)'
                  % (swept.path, swept.action, swept.detail or 'no mounts'))
@@ -440,49 +498,153 @@ def _build_image(request, progress):
         request.agent_source, request.agent_ref, request.agent_path)
     inputs = hash_inputs(plan, agent_identity)
     build_hash = hashing.build_hash(inputs)
+    build = _Build(plan, inputs, build_hash, agent_identity, progress)
     # A concurrent build of the same output waits here, then finds it up
     # to date.
     with files.output_lock(plan.output):
         if not request.force and is_up_to_date(plan.output, build_hash):
-            sidecar = read_sidecar(plan.output)
-            progress('%s is up to date (build hash %s), skipping'
-                     % (plan.output, build_hash[:12]))
-            return BuildResult(path=str(plan.output), sha256=sidecar['sha256'],
-                               build_hash=build_hash, skipped=True,
-                               log_path=sidecar.get('log', ''),
-                               sidecar_path=str(sidecar_path(plan.output)))
-        return _run_dib(plan, inputs, build_hash, agent_identity, progress)
+            return build.skip()
+        previous = None if request.force else _agent_only_source(
+            plan.output, build.base_hash)
+        if previous is not None:
+            return build.agent_only(previous)
+        return build.full()
 
 
-def _run_dib(plan, inputs, build_hash, agent_identity, progress):
-    """The build itself: wheelhouse, disk-image-create, publish."""
-    request = plan.request
-    shims = not host.has_device_mapper()
-    _check_host(plan, shims)
-    if shims:
-        progress('No device-mapper on this host: using the loop-partition '
-                 'shims in %s' % SHIMS_DIR)
-    log_path = _log_path(plan)
-    started = time.monotonic()
-    with open(log_path, 'w') as log:
-        progress('Preparing the guest agent wheelhouse (%s)' % agent_identity)
-        wheelhouse = guest_agent.prepare(
+def _agent_only_source(image, base):
+    """The sidecar of the image at ``image`` when it is complete and
+    untouched and has the base hash ``base`` (it differs from the wanted
+    image in the guest agent only), else None."""
+    sidecar = read_sidecar(image)
+    if (not sidecar or sidecar.get('base_hash') != base
+            or not is_up_to_date(image, sidecar.get('build_hash'))):
+        return None
+    return sidecar
+
+
+class _Build:
+    """One build of a planned request: skipped, full or agent-only."""
+
+    def __init__(self, plan, inputs, build_hash, agent_identity, progress):
+        self.plan = plan
+        self.request = plan.request
+        self.inputs = inputs
+        self.build_hash = build_hash
+        self.base_hash = base_hash(inputs)
+        self.agent_identity = agent_identity
+        self.progress = progress
+
+    def _provenance(self, wheelhouse=None):
+        request = self.request
+        return guest_agent.provenance(
             request.agent_source, request.agent_ref, request.agent_path,
-            plan.cache_dir, plan.guest_os.python_version(plan.release), log,
-            machine=host.machine_of(plan.arch))
-    progress('[%6.1fs] wheelhouse ready: %s'
-             % (time.monotonic() - started, wheelhouse))
-    progress('Building %s with elements: %s (log: %s)'
-             % (plan.output, ' '.join(plan.elements), log_path))
-    with workdirs.owned(plan.output.parent, WORKDIR_PREFIX,
-                        'guest image') as workdir:
-        target = workdir / plan.output.name[:-len(request.image_format) - 1]
-        (workdir / WORKDIR_TMP).mkdir()
-        dib.run(_dib_args(plan, target),
-                _dib_env(plan, wheelhouse, shims, workdir), log_path,
-                progress)
-        sha256 = _publish(plan, workdir, inputs, build_hash, log_path)
-    return BuildResult(path=str(plan.output), sha256=sha256,
-                       build_hash=build_hash, skipped=False,
-                       log_path=str(log_path),
-                       sidecar_path=str(sidecar_path(plan.output)))
+            self.agent_identity, wheelhouse)
+
+    def _result(self, sha256, log_path, build_path, agent):
+        return BuildResult(path=str(self.plan.output), sha256=sha256,
+                           build_hash=self.build_hash,
+                           skipped=build_path == SKIPPED,
+                           log_path=str(log_path),
+                           sidecar_path=str(sidecar_path(self.plan.output)),
+                           build_path=build_path,
+                           agent_source=(agent or {}).get('source', ''))
+
+    def skip(self):
+        plan = self.plan
+        sidecar = read_sidecar(plan.output)
+        self.progress('%s is up to date (build hash %s), skipping'
+                      % (plan.output, self.build_hash[:12]))
+        agent = sidecar.get('agent')
+        if self.request.agent_source == guest_agent.LOCAL:
+            # Same content, maybe another tree or commit: say which.
+            agent = self._provenance()
+            if agent != sidecar.get('agent'):
+                sidecar['agent'] = agent
+                files.write_atomic(
+                    sidecar_path(plan.output),
+                    json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
+        return self._result(sidecar['sha256'], sidecar.get('log', ''),
+                            SKIPPED, agent)
+
+    def _extra(self, build_path, agent, **more):
+        return dict(more, build_path=build_path, base_hash=self.base_hash,
+                    agent=agent)
+
+    def full(self):
+        """The build from scratch: wheelhouse, disk-image-create,
+        publish."""
+        plan, request, progress = self.plan, self.request, self.progress
+        shims = not host.has_device_mapper()
+        _check_host(plan, shims)
+        if shims:
+            progress('No device-mapper on this host: using the '
+                     'loop-partition shims in %s' % SHIMS_DIR)
+        log_path = _log_path(plan)
+        started = time.monotonic()
+        with open(log_path, 'w') as log:
+            progress('Preparing the guest agent wheelhouse (%s)'
+                     % self.agent_identity)
+            wheelhouse = guest_agent.prepare(
+                request.agent_source, request.agent_ref, request.agent_path,
+                plan.cache_dir, plan.guest_os.python_version(plan.release),
+                log, machine=host.machine_of(plan.arch))
+        progress('[%6.1fs] wheelhouse ready: %s'
+                 % (time.monotonic() - started, wheelhouse))
+        agent = self._provenance(wheelhouse)
+        progress('Building %s with elements: %s (log: %s)'
+                 % (plan.output, ' '.join(plan.elements), log_path))
+        with workdirs.owned(plan.output.parent, WORKDIR_PREFIX,
+                            'guest image') as workdir:
+            target = workdir / plan.output.name[
+                :-len(request.image_format) - 1]
+            (workdir / WORKDIR_TMP).mkdir()
+            dib.run(_dib_args(plan, target),
+                    _dib_env(plan, wheelhouse, shims, workdir), log_path,
+                    progress)
+            sha256 = _publish(plan, workdir / plan.output.name,
+                              _dib_digests(plan, workdir), self.inputs,
+                              self.build_hash, log_path,
+                              self._extra(FULL, agent))
+        return self._result(sha256, log_path, FULL, agent)
+
+    def agent_only(self, previous):
+        """The previous image with this request's guest agent put in."""
+        plan, request, progress = self.plan, self.request, self.progress
+        host.check_root()
+        host.check_tools(device_mapper=False,
+                         extra=agent_layer.tools(request.image_format))
+        host.check_free_space([plan.output.parent, plan.cache_dir],
+                              plan.output.stat().st_size + host.GIB)
+        log_path = _log_path(plan)
+        started = time.monotonic()
+
+        def step(message):
+            progress('[%6.1fs] %s' % (time.monotonic() - started, message))
+
+        was = (previous.get('agent') or {}).get('source') or previous[
+            'inputs'].get(AGENT_INPUT)
+        progress('Agent-only rebuild of %s: only the guest agent changed '
+                 '(it was %s; log: %s)' % (plan.output, was, log_path))
+        with open(log_path, 'w') as log:
+            wheels = guest_agent.prepare_agent(
+                request.agent_source, request.agent_ref, request.agent_path,
+                plan.cache_dir, plan.guest_os.python_version(plan.release),
+                log, machine=host.machine_of(plan.arch))
+            wheel = guest_agent.agent_wheel(wheels)
+            step('agent wheel ready: %s' % wheel.name)
+            agent = self._provenance(wheels)
+            with workdirs.owned(plan.output.parent, WORKDIR_PREFIX,
+                                'guest image') as workdir:
+                image = workdir / plan.output.name
+                _copy_image(plan.output, image)
+                step('copied the previous image')
+                agent_layer.replace_agent(image, request.image_format,
+                                          wheel, workdir, log)
+                step('guest agent replaced')
+                digests = _file_digests(image)
+                sha256 = _publish(
+                    plan, image, digests, self.inputs, self.build_hash,
+                    log_path, self._extra(AGENT_ONLY, agent,
+                                          previous_sha256=previous['sha256']))
+        step('done')
+        return self._result(sha256, log_path, AGENT_ONLY, agent)

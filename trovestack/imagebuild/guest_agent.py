@@ -6,6 +6,7 @@ wheel of the Trove distribution itself, from PyPI, a git repository or a
 local source tree.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -119,31 +120,135 @@ def _agent_wheel(source, ref, path, wheel_dir, log, python_version, machine):
     return 'trove\n'
 
 
+def prepare_agent(source, ref, path, cache_dir, python_version, log,
+                  machine=None):
+    """A directory with the agent's own wheel (the trove distribution)
+    and ``agent.txt``, built once per agent identity: all an agent-only
+    rebuild needs (the libraries are in the image already)."""
+    identity = source_identity(source, ref, path)
+    target = pathlib.Path(cache_dir, 'agent-wheels',
+                          wheelhouse_key(identity, python_version, machine))
+
+    def make(partial):
+        agent = _agent_wheel(source, ref, path, partial, log, python_version,
+                             machine)
+        (partial / 'agent.txt').write_text(agent)
+    return _made_once(target, make)
+
+
+def agent_wheel(wheelhouse):
+    """The trove wheel in a wheelhouse (prepare or prepare_agent)."""
+    found = sorted(pathlib.Path(wheelhouse).glob('trove-*.whl'))
+    if len(found) != 1:
+        raise errors.BuildError('expected one trove wheel in %s, found %d'
+                                % (wheelhouse, len(found)))
+    return found[0]
+
+
+def wheel_version(wheel):
+    """The version in a wheel's file name (trove-26.0.0-py3-none-any)."""
+    return pathlib.Path(wheel).name.split('-')[1]
+
+
+def check_tree(path):
+    """A one-line error when the local tree's agent does not compile (a
+    syntax error would otherwise show in the image build's last minutes,
+    or only in a booted guest)."""
+    from trovestack.cloud import trove_source
+
+    try:
+        trove_source.check_compiles(path)
+    except trove_source.LocalCloudError as exc:
+        raise errors.BuildError('guest agent source: %s' % exc) from None
+
+
+def provenance(source, ref, path, identity, wheelhouse=None):
+    """Where the image's guest agent comes from, for the sidecar and
+    Glance: ``source`` in TroveSource.identity() form (``release:26.0.0``,
+    ``tree:<path>@<commit>[+dirty]``, ``tree:<path>``) or
+    ``git:<url>@<commit>``, ``version`` and, for a local tree, its
+    ``digest`` (the content the build hash covers), ``path``, ``commit``
+    and ``dirty``."""
+    from trovestack.cloud import trove_source
+
+    version = None
+    if wheelhouse is not None:
+        with contextlib.suppress(errors.BuildError):
+            version = wheel_version(agent_wheel(wheelhouse))
+    if source == PIP:
+        version = ref or DEFAULT_PIP_REF
+        return {'source': 'release:%s' % version, 'version': version}
+    if source == GIT:
+        return {'source': identity, 'version': version or ref
+                or DEFAULT_GIT_REF}
+    try:
+        tree = trove_source.of_tree(path)
+    except trove_source.LocalCloudError as exc:
+        raise errors.BuildError('guest agent source: %s' % exc) from None
+    return {'source': tree.identity(), 'version': version or tree.version,
+            'digest': identity.split(':', 1)[1], 'path': tree.path,
+            'commit': tree.commit or '', 'dirty': tree.dirty}
+
+
+def _made_once(target, make):
+    """``target``, made by ``make(partial_dir)`` unless it exists (a
+    directory with ``agent.txt`` or ``requirements.txt``), then renamed
+    into place: never half a wheelhouse."""
+    if (target / 'agent.txt').is_file() or (
+            target / 'requirements.txt').is_file():
+        LOG.debug('Reusing %s', target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-',
+                                            dir=target.parent))
+    try:
+        make(partial)
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
+
+
+def prepare_requirements(cache_dir, python_version, log, machine=None):
+    """The wheels of the agent's libraries (the requirement list), for
+    the guest's Python and machine; shared by every agent source."""
+    target = pathlib.Path(cache_dir, 'requirement-wheels', wheelhouse_key(
+        'requirements', python_version, machine))
+    pip_target = _target_args(python_version, machine)
+
+    def make(partial):
+        _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
+              str(REQUIREMENTS)] if not pip_target else
+             ['download', '--dest', str(partial), '--requirement',
+              str(REQUIREMENTS)] + pip_target, log)
+        shutil.copy(REQUIREMENTS, partial / 'requirements.txt')
+    return _made_once(target, make)
+
+
+def _link_all(source, dest):
+    for item in pathlib.Path(source).iterdir():
+        try:
+            os.link(item, dest / item.name)
+        except OSError:
+            shutil.copy(item, dest / item.name)
+
+
 def prepare(source, ref, path, cache_dir, python_version, log,
             machine=None):
     """The wheelhouse directory for this agent source, built once, for the
-    guest's Python and machine (default: the host's)."""
+    guest's Python and machine (default: the host's): the library wheels
+    (prepare_requirements) and the agent's own (prepare_agent)."""
     identity = source_identity(source, ref, path)
     target = pathlib.Path(cache_dir, 'wheelhouse',
                           wheelhouse_key(identity, python_version, machine))
     if (target / 'agent.txt').is_file():
         LOG.debug('Reusing guest agent wheelhouse %s', target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = pathlib.Path(tempfile.mkdtemp(prefix='.partial-',
-                                            dir=target.parent))
-    pip_target = _target_args(python_version, machine)
-    try:
-        _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
-              str(REQUIREMENTS)] if not pip_target else
-             ['download', '--dest', str(partial), '--requirement',
-              str(REQUIREMENTS)] + pip_target, log)
-        shutil.copy(REQUIREMENTS, partial / 'requirements.txt')
-        agent = _agent_wheel(source, ref, path, partial, log, python_version,
-                             machine)
-        (partial / 'agent.txt').write_text(agent)
-        partial.rename(target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return target
+
+    def make(partial):
+        _link_all(prepare_requirements(cache_dir, python_version, log,
+                                       machine), partial)
+        _link_all(prepare_agent(source, ref, path, cache_dir,
+                                python_version, log, machine), partial)
+    return _made_once(target, make)

@@ -63,12 +63,15 @@ def test_bad_options_are_rejected_by_the_parser(command, arglist):
 def test_result_columns(command, monkeypatch):
     result = builder.BuildResult(path='/i.qcow2', sha256='ab',
                                  build_hash='cd', skipped=True,
-                                 log_path='/l', sidecar_path='/s')
+                                 log_path='/l', sidecar_path='/s',
+                                 build_path=builder.SKIPPED,
+                                 agent_source='release:26.0.0')
     monkeypatch.setattr(builder, 'build_image',
                         lambda request, progress: result)
     headers, values = command.take_action(_parse(command, []))
     assert headers == commands.RESULT_HEADERS
-    assert values == ('/i.qcow2', 'ab', 'cd', True, '/l')
+    assert values == ('/i.qcow2', 'ab', 'cd', True, '/l', 'skipped',
+                      'release:26.0.0')
 
 
 def test_build_errors_are_user_errors(command, monkeypatch):

@@ -5,9 +5,11 @@ import pathlib
 
 import pytest
 
+from trovestack.imagebuild import agent_layer
 from trovestack.imagebuild import builder
 from trovestack.imagebuild import dib
 from trovestack.imagebuild import guest_agent
+from trovestack.imagebuild import host
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +41,23 @@ class FakeDib:
         return 0.0
 
 
+class FakeAgentStep:
+    """Stands in for agent_layer.replace_agent: appends the wheel's name
+    to the image (or fails, with ``fail`` set)."""
+
+    def __init__(self):
+        self.calls = []
+        self.fail = None
+
+    def __call__(self, image, image_format, wheel, workdir, log):
+        self.calls.append((pathlib.Path(image), image_format,
+                           pathlib.Path(wheel), pathlib.Path(workdir)))
+        if self.fail:
+            raise self.fail
+        with open(image, 'ab') as out:
+            out.write(b' + ' + pathlib.Path(wheel).read_bytes())
+
+
 @pytest.fixture
 def fake_dib(monkeypatch, tmp_path):
     fake = FakeDib()
@@ -46,6 +65,27 @@ def fake_dib(monkeypatch, tmp_path):
     monkeypatch.setattr(builder, '_check_host', lambda plan, shims: None)
     monkeypatch.setattr(guest_agent, 'prepare',
                         lambda *a, **k: tmp_path / 'wheelhouse')
+    return fake
+
+
+@pytest.fixture
+def fake_agent_step(monkeypatch, tmp_path, fake_dib):
+    """The agent-only path without root: the agent wheel is a file whose
+    content is the agent identity, the agent step appends it."""
+    fake = FakeAgentStep()
+    monkeypatch.setattr(agent_layer, 'replace_agent', fake)
+    for name in ('check_root', 'check_tools', 'check_free_space'):
+        monkeypatch.setattr(host, name, lambda *a, **k: None)
+
+    def prepare_agent(source, ref, path, cache_dir, *args, **kwargs):
+        wheels = tmp_path / 'agent-wheels' / hashlib.sha256(
+            guest_agent.source_identity(source, ref, path).encode(),
+        ).hexdigest()[:8]
+        wheels.mkdir(parents=True, exist_ok=True)
+        (wheels / 'trove-26.0.0-py3-none-any.whl').write_text(
+            guest_agent.source_identity(source, ref, path))
+        return wheels
+    monkeypatch.setattr(guest_agent, 'prepare_agent', prepare_agent)
     return fake
 
 
