@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
@@ -33,8 +34,10 @@ from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
 from trovestack import connection
 from trovestack import instances
+from trovestack import netns
 from trovestack import provision
 from trovestack.cloud import bootstrap
+from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import trove as compute_trove
 from trovestack.testenv import ini
 
@@ -79,6 +82,42 @@ def test_nothing_listens_beyond_loopback_in_the_host_namespace(
     outside = [entry for entry in listening
                if not ipaddress.ip_address(entry[0]).is_loopback]
     assert not outside, outside
+
+
+def test_object_storage_keeps_each_projects_objects(compute_cloud):
+    """The catalog's object-store (Ceph's RADOS gateway, Keystone tokens)
+    holds a project's objects apart from another's, on loopback; guests
+    reach the same service on the management network's gateway."""
+    demo = compute_cloud.connection(compute_cloud.demo_cloud)
+    admin = compute_cloud.connection()
+    endpoint = demo.object_store.get_endpoint()
+    assert endpoint.startswith('http://127.0.0.1:')
+    assert endpoint.endswith(f'/AUTH_{demo.current_project_id}')
+    demo.object_store.create_container(name='trovestack-test')
+    demo.object_store.upload_object(container='trovestack-test',
+                                    name='probe', data=b'kept')
+    assert demo.object_store.download_object(
+        'probe', container='trovestack-test') == b'kept'
+    assert 'trovestack-test' not in {
+        container.name for container in admin.object_store.containers()}
+
+    # As a guest would: through the forwarder on the gateway, in the
+    # namespace (the token goes on stdin, never in an argv).
+    cstate = compute_cloud.layer.state
+    guest_url = object_store.guest_url(cstate) + demo.current_project_id
+    fetch = ('import sys, urllib.request as r; '
+             'sys.stdout.write(r.urlopen(r.Request(sys.argv[1], headers={'
+             '"X-Auth-Token": sys.stdin.read()}), timeout=20).read()'
+             '.decode())')
+    result = subprocess.run(
+        netns.inside(compute_cloud.namespace, [
+            sys.executable, '-c', fetch,
+            f'{guest_url}/trovestack-test/probe']),
+        input=demo.auth_token, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == 'kept'
+    demo.object_store.delete_object('probe', container='trovestack-test')
+    demo.object_store.delete_container('trovestack-test')
 
 
 def test_nova_keeps_no_sqlite_database(compute_cloud):

@@ -8,6 +8,7 @@ from trovestack.cloud.compute import cinder
 from trovestack.cloud.compute import mariadb
 from trovestack.cloud.compute import neutron
 from trovestack.cloud.compute import nova
+from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
 from trovestack.testenv import ini
@@ -61,7 +62,7 @@ def test_state_picks_the_ceph_ports_and_two_provider_bridges():
     # A state saved before Ceph joined the layer gets its ports on load.
     old = paths_mod.ComputeState(ports={'placement': 1})
     paths_mod._add_missing_ports(old.ports)
-    assert {'ceph-mon', 'ceph-osd', 'cinder'} <= set(old.ports)
+    assert {'ceph-mon', 'ceph-osd', 'cinder', 'radosgw'} <= set(old.ports)
 
 
 def test_ceph_runs_on_loopback_with_cephx(tmp_path):
@@ -90,6 +91,45 @@ def test_a_cluster_made_before_cephx_keeps_auth_off(tmp_path):
     assert 'auth_client_required = none' in text
     cstate.set_up.append('cephx')
     assert ceph.cephx(cstate)
+
+
+def test_object_storage_is_a_swift_api_on_loopback_with_keystone(tmp_path):
+    paths = paths_mod.ComputePaths(tmp_path)
+    cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
+                                           'ceph-osd': 7000,
+                                           'radosgw': 7480})
+    state = _state()
+    state.service_password = 'not-in-ceph.conf'
+    text = ceph.write_config(cstate, paths, object_store.config_lines(
+        state, cstate, paths)).read_text()
+    section = text.split(f'[{ceph.RGW}]')[1]
+    assert 'rgw_frontends = beast endpoint=127.0.0.1:7480' in section
+    assert 'rgw_keystone_url = http://127.0.0.1:5000\n' in section
+    assert 'rgw_enable_apis = swift, swift_auth, admin' in section
+    # The password is in a file of its own, readable by its owner only.
+    assert state.service_password not in text
+    object_store.write_password(state, paths)
+    secret = object_store.password_file(paths)
+    assert secret.read_text() == state.service_password
+    assert secret.stat().st_mode & 0o077 == 0
+    assert object_store.endpoint_url(cstate) == (
+        'http://127.0.0.1:7480/swift/v1/AUTH_$(project_id)s')
+    assert object_store.guest_url(cstate) == (
+        f'http://{cstate.gateway}:7480/swift/v1/AUTH_')
+
+
+def test_guests_reach_the_broker_and_object_storage_on_the_gateway():
+    from trovestack.cloud.compute import cloud
+
+    cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
+                                           'ceph-osd': 7000,
+                                           'radosgw': 7480})
+    rules = cloud.ComputeLayer._forward_rules(cstate, (5000,), 5672)
+    assert (cstate.gateway, 5672, 5672) in rules
+    assert (cstate.gateway, 7480, 7480) in rules
+    assert ('127.0.0.1', 5000, 5000) in rules
+    assert {address for address, _, _ in rules} == {'127.0.0.1',
+                                                    cstate.gateway}
 
 
 def test_cinder_volume_uses_the_rbd_pool(tmp_path):

@@ -1,12 +1,12 @@
-"""Keystone users, services and endpoints of placement, neutron and
-cinder."""
+"""Keystone users, services and endpoints of placement, neutron, cinder
+and object storage."""
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import configs
 
 INTERFACES = ('public', 'internal', 'admin')
 SERVICES = {'placement': 'placement', 'network': 'neutron',
-            'volumev3': 'cinder'}
+            'volumev3': 'cinder', 'object-store': 'swift'}
 
 
 def create(state, urls):

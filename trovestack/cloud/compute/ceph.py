@@ -31,6 +31,7 @@ from trovestack.common import waiting
 MON, OSD, MGR = 'ceph-mon', 'ceph-osd', 'ceph-mgr'
 POOL = 'volumes'
 CLIENT = 'cinder'          # the user Cinder's RBD driver and qemu use
+RGW = 'client.rgw.trovestack'  # the RADOS gateway (object_store)
 CAPS = {
     'osd.0': ['mon', 'allow profile osd', 'mgr', 'allow profile osd',
               'osd', 'allow *'],
@@ -39,6 +40,7 @@ CAPS = {
     f'client.{CLIENT}': ['mon', 'profile rbd', 'osd',
                          f'profile rbd pool={POOL}', 'mgr',
                          f'profile rbd pool={POOL}'],
+    RGW: ['mon', 'allow rw', 'osd', 'allow rwx', 'mgr', 'allow rw'],
 }
 OSD_PORTS = paths_mod.PORT_RANGES['ceph-osd']
 BLOCK_SIZE = 20 * 1024 ** 3
@@ -89,7 +91,8 @@ def osd_ports(cstate) -> list[int]:
     return list(range(base, base + OSD_PORTS))
 
 
-def write_config(cstate, paths):
+def write_config(cstate, paths, sections=()):
+    """ceph.conf; ``sections``: further lines (a client's section)."""
     top = directory(paths)
     osd = osd_ports(cstate)
     auth = 'cephx' if cephx(cstate) else 'none'
@@ -110,6 +113,10 @@ def write_config(cstate, paths):
         'mon_allow_pool_size_one = true',
         'mon_warn_on_pool_no_redundancy = false',
         'osd_crush_chooseleaf_type = 0',
+        # One OSD holds every pool (the RADOS gateway makes six): few
+        # placement groups each, under mon_max_pg_per_osd.
+        'osd_pool_default_pg_num = 8',
+        'osd_pool_default_pgp_num = 8',
         # The monitor stops below mon_data_avail_crit percent free: a
         # shared build host's disk is often fuller than a Ceph node's.
         'mon_data_avail_warn = 2',
@@ -150,6 +157,7 @@ def write_config(cstate, paths):
         f'ms_bind_port_min = {osd[0]}',
         f'ms_bind_port_max = {osd[-1]}',
         '',
+        *sections,
     ])
     path = config_file(paths)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

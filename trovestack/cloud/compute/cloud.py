@@ -19,6 +19,7 @@ from trovestack.cloud.compute import namespace
 from trovestack.cloud.compute import network
 from trovestack.cloud.compute import neutron
 from trovestack.cloud.compute import nova
+from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
 from trovestack.common import waiting
@@ -31,7 +32,7 @@ REQUIRED_BINARIES = {
     'libvirtd': 'libvirt-daemon', 'qemu-system-x86_64': 'qemu-system-x86',
     'genisoimage': 'genisoimage', 'mariadbd': 'mariadb-server',
     'ceph-mon': 'ceph-mon', 'ceph-osd': 'ceph-osd', 'ceph-mgr': 'ceph-mgr',
-    'ceph': 'ceph-common',
+    'ceph': 'ceph-common', 'radosgw': 'radosgw',
 }
 
 
@@ -60,6 +61,8 @@ NEEDS = {
     ceph.MGR: (ceph.OSD, 'ceph-keys'),
     'ceph-secret': ('libvirtd', 'ceph-keys'),
     'ceph-pool': (ceph.OSD,),
+    # It makes its pools itself at its first start.
+    object_store.NAME: (ceph.OSD, 'ceph-keys'),
     mariadb.NAME: ('mariadb-data',),
     'databases': (mariadb.NAME,),
     'placement-setup': ('databases',),
@@ -112,6 +115,7 @@ class ComputeLayer:
         result.append(namespace.forwarder(
             paths, self._forward_rules(cstate, control_ports, broker_port)))
         result += ceph.daemons_in_order(paths)
+        result.append(object_store.program(cstate, paths))
         result.append(mariadb.daemon(paths))
         result.append(placement.daemon(cstate, paths))
         result.append(neutron.daemon(cstate, paths))
@@ -128,13 +132,15 @@ class ComputeLayer:
     def _forward_rules(cstate, control_ports, broker_port):
         """Every loopback port mirrored into the namespace (qemu, there,
         reaches Ceph's monitor and OSD); the broker also on the management
-        network's gateway (for guests)."""
+        network's gateway (for guests), and so is object storage (Trove's
+        backups go there from the guest)."""
         ports = sorted({*control_ports, *cstate.ports.values(),
                         *ceph.osd_ports(cstate),
                         *([broker_port] if broker_port else [])})
         rules = [('127.0.0.1', port, port) for port in ports]
-        if broker_port:
-            rules.append((cstate.gateway, broker_port, broker_port))
+        for port in (broker_port, cstate.ports[object_store.PORT]):
+            if port:
+                rules.append((cstate.gateway, port, port))
         return rules
 
     # ----------------------------------------------------------------- up
@@ -172,6 +178,7 @@ class ComputeLayer:
         first = not cstate.bootstrapped
         ceph_first = 'ceph' not in cstate.set_up
         cinder_first = 'cinder' not in cstate.set_up
+        objects_first = object_store.SERVICE_TYPE not in cstate.set_up
 
         def step(name, run):
             return supervision.Step(name, run, NEEDS.get(name, ()))
@@ -182,8 +189,8 @@ class ComputeLayer:
 
         def mark_bootstrapped():
             cstate.bootstrapped = True
-            names = ('cinder', 'ceph', *(('cephx',) if ceph.cephx(cstate)
-                                         else ()))
+            names = ('cinder', 'ceph', object_store.SERVICE_TYPE,
+                     *(('cephx',) if ceph.cephx(cstate) else ()))
             for name in names:
                 if name not in cstate.set_up:
                     cstate.set_up.append(name)
@@ -234,12 +241,14 @@ class ComputeLayer:
         if cinder_first:
             steps.append(set_up('cinder',
                                 lambda: cinder.setup_commands(paths)))
-        if first or cinder_first:
+        if first or cinder_first or objects_first:
             # Find-or-create: one pass over every service of the layer.
             steps.append(step('accounts', lambda: accounts.create(state, {
                 'placement': placement.endpoint_url(cstate),
                 'network': neutron.endpoint_url(cstate),
-                'volumev3': cinder.endpoint_url(cstate)})))
+                'volumev3': cinder.endpoint_url(cstate),
+                object_store.SERVICE_TYPE: object_store.endpoint_url(
+                    cstate)})))
         return steps
 
     def _wait_for_volume_service(self, state, timeout):
@@ -287,7 +296,9 @@ class ComputeLayer:
             paths.config_dir(name).mkdir(mode=0o700, parents=True,
                                          exist_ok=True)
             (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
-        ceph.write_config(cstate, paths)
+        ceph.write_config(cstate, paths,
+                          object_store.config_lines(state, cstate, paths))
+        object_store.write_password(state, paths)
         paths.instances_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         placement.write_config(state, cstate, paths)
         neutron.write_config(state, cstate, paths, transport_url)

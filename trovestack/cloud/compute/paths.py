@@ -10,7 +10,7 @@ from trovestack.common import files
 
 STATE_FILE = 'compute.json'
 # Services of ours on host loopback; their ports are picked once.
-PORT_NAMES = ('placement', 'neutron', 'cinder', 'ceph-mon')
+PORT_NAMES = ('placement', 'neutron', 'cinder', 'ceph-mon', 'radosgw')
 # Services that bind a range of ports: {name: how many}, first port kept
 # (Ceph's OSD: public, cluster and two heartbeat messengers, with room).
 PORT_RANGES = {'ceph-osd': 8}

@@ -6,7 +6,8 @@ RabbitMQ there (the forwarder mirrors the broker onto the gateway).  The
 prerequisites and Trove's settings come from the code the devstack plugin
 uses (:mod:`trovestack.instance_prereqs`, :mod:`trovestack.instance_setup`).
 The datastore images are the ones embedded in the guest image
-(``trovestack/<datastore>:<version>``): no registry.  Each instance's data
+(``trovestack/<datastore>:<version>``): no registry.  Backups go to the
+layer's object storage (:mod:`..compute.object_store`).  Each instance's data
 lives on a Cinder volume (Ceph RBD, see :mod:`..compute.ceph`), as on a
 production cloud and as trove-tempest-plugin's scenarios ask.  Trove's
 API, task manager and conductor restart only when the configuration they
@@ -21,6 +22,7 @@ from trovestack import instance_setup
 from trovestack import trove_config
 from trovestack.cloud import configs
 from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
 
@@ -38,6 +40,7 @@ TROVE_SERVICES = ('trove', 'trove-taskmanager', 'trove-conductor')
 # start by this module: ``cloud up`` rewrites trove.conf without restarting
 # them, so the file itself does not tell what they run with.
 RUNNING_COPY = '.trove.conf.running'
+SWIFT_CLIENT = 'trovestack.cloud.compute.trove_swift.swift_client'
 
 
 def config_files(layout):
@@ -137,9 +140,14 @@ def configure(conn, local_cloud, datastores, *, timeout=120.0):
         settings, files, default_datastore=datastores[0][0],
         extra={trove_config.TROVE_CONF: {'DEFAULT': {
                    'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
+                   # Guests' URL of object storage; Trove's own calls use
+                   # the catalog's (see trove_swift).
+                   'swift_url': object_store.guest_url(layer.state),
+                   'remote_swift_client': SWIFT_CLIENT,
                }},
                trove_config.GUESTAGENT_CONF: {'DEFAULT': {
-                   'control_exchange': configs.CONTROL_EXCHANGE}}})
+                   'control_exchange': configs.CONTROL_EXCHANGE,
+                   'swift_url': object_store.guest_url(layer.state)}}})
     rows.append(_restart_if_changed(local_cloud, files, timeout))
     return rows
 
