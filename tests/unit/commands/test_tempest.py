@@ -19,6 +19,9 @@ def tempest(tmp_path):
                            return_value='tempest'), \
             mock.patch.object(tempest_runner, 'check_plugin'), \
             mock.patch.object(tempest_runner, 'prepare_workspace'), \
+            mock.patch.object(tempest_runner, 'last_results',
+                              return_value=[]), \
+            mock.patch.object(tempest_runner, 'write_results'), \
             mock.patch.object(compute_cloud, 'namespace_of',
                               return_value='trovestack-ns'), \
             mock.patch.object(guests, 'cloud_report',
