@@ -40,22 +40,6 @@ NAME = 'trove-guest-test-agent-tree.qcow2'
 AGENT_MODULE = ('opt/guest-agent-venv/lib/python3.11/site-packages/'
                 + str(trove_tree.AGENT_MODULE))
 SESSION = uuid.uuid4().hex[:8]
-# The user's cache, where tools/install-test-deps keeps the trove sdist
-# (read before the session's isolated XDG directories are set).
-_CACHE_HOME = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser(
-    '~/.cache')
-
-
-def _make_tree(dest, **markers):
-    saved = os.environ.get('XDG_CACHE_HOME')
-    os.environ['XDG_CACHE_HOME'] = _CACHE_HOME
-    try:
-        return trove_tree.make_tree(dest, **markers)
-    finally:
-        if saved is None:
-            os.environ.pop('XDG_CACHE_HOME', None)
-        else:
-            os.environ['XDG_CACHE_HOME'] = saved
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +55,7 @@ def build_host():
 
 @pytest.fixture(scope='module')
 def tree(tmp_path_factory):
-    return _make_tree(tmp_path_factory.mktemp('tree'),
+    return trove_tree.make_tree(tmp_path_factory.mktemp('tree'),
                       agent_marker=f'one-{SESSION}')
 
 
@@ -159,7 +143,7 @@ def test_the_image_stays_a_valid_qcow2(second, image):
 
 def test_a_broken_tree_is_one_line_and_nothing_is_made(build_host,
                                                        tmp_path):
-    broken = _make_tree(tmp_path / 'tree', break_agent=True)
+    broken = trove_tree.make_tree(tmp_path / 'tree', break_agent=True)
     out = tmp_path / 'out'
     result = helpers.run('trove-image-builder', '-q', '--guest-agent-source',
                          'local', '--guest-agent-path', broken, '--output',

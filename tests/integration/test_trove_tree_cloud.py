@@ -24,10 +24,6 @@ from tests.helpers import run
 from tests.helpers import run_json
 from trovestack.cloud import layout
 
-# Where tools/install-test-deps keeps the trove sdist: the user's cache,
-# read now, before the session fixture points XDG_CACHE_HOME elsewhere.
-_CACHE_HOME = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser(
-    '~/.cache')
 TROVE = ('trove', 'trove-taskmanager', 'trove-conductor')
 MISSING = 'trovestack-no-such-lib>=1'
 # A requirement the venv does not meet (small, pure Python): pip adds it to
@@ -35,24 +31,11 @@ MISSING = 'trovestack-no-such-lib>=1'
 EXTRA = 'aenum'
 
 
-def _make_tree(dest, **markers):
-    saved = os.environ.get('XDG_CACHE_HOME')
-    os.environ['XDG_CACHE_HOME'] = _CACHE_HOME
-    try:
-        return trove_tree.make_tree(dest, **markers)
-    except AssertionError as exc:
-        pytest.skip(str(exc))
-    finally:
-        if saved is None:
-            os.environ.pop('XDG_CACHE_HOME', None)
-        else:
-            os.environ['XDG_CACHE_HOME'] = saved
-
-
 @pytest.fixture(scope='module')
 def cloud(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp('tree-cloud')
-    tree = _make_tree(tmp_path_factory.mktemp('tree'), api_marker='A')
+    tree = trove_tree.make_tree(tmp_path_factory.mktemp('tree'),
+                                api_marker='A')
     with open(tree / 'requirements.txt', 'a') as requirements:
         requirements.write(f'{EXTRA}\n')
     up = ('trovestack', 'cloud', 'up', '--state-dir', state_dir,
@@ -175,7 +158,7 @@ def test_a_git_tree_shows_its_commit_and_uncommitted_changes(cloud):
 
 
 def test_an_unmeetable_requirement_keeps_the_previous_trove(cloud):
-    bad = _make_tree(cloud.work / 'bad', api_marker='D')
+    bad = trove_tree.make_tree(cloud.work / 'bad', api_marker='D')
     with open(bad / 'requirements.txt', 'a') as requirements:
         requirements.write(f'{MISSING}\n')
     before = _pids(_status(cloud))
