@@ -436,6 +436,87 @@ def _restart_keeps(compute_cloud, trove, instance_id, trovestack):
     assert 'kept' in {db.name for db in trove.databases.list(instance_id)}
 
 
+CHAOS = 'chaos'
+SYNC_MARKER = 'synced-into-a-running-instance'
+
+
+@pytest.fixture(scope='module')
+def chaos_instance(compute_cloud, provisioned):
+    """The MariaDB instance of the chaos test, made by the first test that
+    asks for it: the agent sync test just before the chaos test, which then
+    finds it ACTIVE (CI's further instance serves both).  Deleted at the
+    module's end when the chaos test has not deleted it."""
+    conn = compute_cloud.connection()
+    yield instances.ensure_instance(
+        conn, CHAOS, datastore=DATASTORE, version=VERSION, flavor=FLAVOR,
+        volume_size=VOLUME_SIZE)
+    instances.delete_instance(conn, CHAOS)
+
+
+def _sync_agent(compute_cloud, *args):
+    return helpers.run('trovestack', 'instance', 'sync-agent', CHAOS,
+                       '--state-dir', compute_cloud.state_dir, *args,
+                       env=compute_cloud.env(), check=False, timeout=900)
+
+
+def _on_guest(compute_cloud, script):
+    """``script``'s output on the chaos instance's guest (over SSH)."""
+    from trovestack import agent_sync
+
+    _, _, guest, _ = agent_sync.open_guest(
+        CHAOS, state_dir=compute_cloud.state_dir)
+    with guest:
+        return guest.run(script)
+
+
+def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
+        compute_cloud, chaos_instance, tmp_path):
+    """``trovestack instance sync-agent``: a tree's agent (the pinned trove
+    with a marker) runs in the instance and answers Trove's database list;
+    a tree with a syntax error in the agent is a named failure that leaves
+    the guest's agent as it was (package, pid), and answering."""
+    from tests import trove_tree
+    from trovestack import agent_sync
+
+    tree = trove_tree.make_tree(tmp_path / 'tree', agent_marker=SYNC_MARKER)
+    # Without --heartbeat (30-60 s more): CI's time is short, and the chaos
+    # test after this one has the agent heartbeat and answer again and
+    # again; bench_dev_loop.py measures the first heartbeat.
+    result = _sync_agent(compute_cloud, '--source', tree, '-f', 'json')
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    print(f'sync-agent split: {shown["Seconds"]}; timeline '
+          f'{shown["Timeline"]}')
+    assert shown['ID'] == chaos_instance.id
+    assert shown['Answered by'] == 'database list'
+    # The issue's 60 s from command to answer is not asserted: the agent's
+    # own start-up under TCG is 40-90 s as the host is busy
+    # (doc/trovestack.md); the split is printed for the record.
+    assert set(shown['Seconds']) == {'check', 'locate', 'pack', 'copy',
+                                     'restart', 'start-up'}, shown
+    _, _, guest, _ = agent_sync.open_guest(
+        CHAOS, state_dir=compute_cloud.state_dir)
+    with guest:
+        assert agent_sync.agent_logged(
+            guest, trove_tree.AGENT_LOG_LINE % SYNC_MARKER) >= 1
+    trove = connection.trove_client(compute_cloud.connection())
+    trove.databases.list(chaos_instance.id)
+
+    state = ('md5sum {package}/cmd/guest.py; ls -a {site}; '
+             'systemctl show -p MainPID --value guest-agent.service').format(
+                 package=shown['Package'],
+                 site=shown['Package'].rsplit('/', 1)[0])
+    before = _on_guest(compute_cloud, state)
+    broken = trove_tree.make_tree(tmp_path / 'broken', agent_marker='never',
+                                  break_agent=True)
+    failed = _sync_agent(compute_cloud, '--source', broken)
+    assert failed.returncode == 1, failed.stderr
+    assert 'nothing copied: trove/cmd/guest.py line' in failed.stderr
+    assert 'does not compile' in failed.stderr
+    assert _on_guest(compute_cloud, state) == before
+    trove.databases.list(chaos_instance.id)
+
+
 def test_every_process_killed_comes_back_and_the_instance_answers(
         compute_cloud, provisioned):
     """Chaos, one process at a time: each process of the cloud (control

@@ -1,7 +1,8 @@
-"""``trovestack instance up|down``: one Trove instance by name.
+"""``trovestack instance up|down|sync-agent``: one Trove instance by name.
 
-The work is trovestack.instances' (ensure_instance, delete_instance);
-these commands parse, call and format.  Progress goes to stderr; a
+The work is trovestack.instances' (ensure_instance, delete_instance) and
+trovestack.agent_sync's (sync_agent); these commands parse, call and
+format.  Progress goes to stderr; a
 failure is its one line, then the diagnostics that explain it.
 """
 
@@ -10,6 +11,7 @@ import sys
 from cliff import columns
 from cliff import show
 
+from trovestack import agent_sync
 from trovestack import cliapp
 from trovestack import connection
 from trovestack import instances
@@ -150,3 +152,68 @@ class InstanceDown(_InstanceCommand):
             conn, parsed_args.name, timeout=parsed_args.timeout,
             progress=self._progress)
         return DOWN_HEADERS, (row.name, row.id, row.action, row.detail)
+
+
+SYNC_COLUMNS = ('name', 'id', 'address', 'source', 'package_dir',
+                'previous', 'files', 'bytes', 'answered_by', 'seconds',
+                'timeline')
+SYNC_HEADERS = ('Name', 'ID', 'Address', 'Source', 'Package', 'Previous',
+                'Files', 'Bytes', 'Answered by', 'Seconds', 'Timeline')
+SYNC_FORMATTERS = {'seconds': _Timeline, 'timeline': _Timeline}
+
+
+class InstanceSyncAgent(_InstanceCommand):
+    timeout = agent_sync.DEFAULT_TIMEOUT
+    timeout_help = ('Give up waiting for the restarted agent to answer '
+                    'after this long, with its journal')
+    _description = (
+        'Copy a Trove tree\'s guest agent into a running instance of the '
+        'local compute cloud (over SSH on the management network, with the '
+        'cloud\'s key) and restart it; done when the new agent answers '
+        'Trove\'s database list on the instance.  The tree is checked '
+        'first (a module that does not compile: nothing is copied); the '
+        'package is swapped in at once, the replaced one kept for '
+        '--restore; an agent that does not come back is reported with its '
+        'journal')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--source', metavar='<dir>', default=None,
+            help='Trove source tree whose agent to sync (default: the tree '
+                 'the cloud runs, "cloud up --trove-source")')
+        parser.add_argument(
+            '--heartbeat', action='store_true',
+            help='Also wait for the new agent\'s first heartbeat as '
+                 'trove-conductor records it (report_interval, 30 s, after '
+                 'its start)')
+        parser.add_argument(
+            '--restore', action='store_true',
+            help='Put back the agent the last sync replaced (the two swap '
+                 'places) and restart it')
+        parser.add_argument(
+            '--state-dir', metavar='<dir>', default=None,
+            help='The compute cloud\'s state directory (default: '
+                 '$TROVESTACK_STATE_DIR, else '
+                 '$XDG_STATE_HOME/trovestack/cloud)')
+        return parser
+
+    def take_action(self, parsed_args):
+        conn = (connection.connect_from_args(parsed_args)
+                if parsed_args.os_cloud else None)
+        if parsed_args.restore:
+            seconds = agent_sync.restore_agent(
+                parsed_args.name, state_dir=parsed_args.state_dir,
+                conn=conn, timeout=parsed_args.timeout,
+                progress=self._progress)
+            return ('Name', 'Action', 'Seconds'), (
+                parsed_args.name, 'restored', _Timeline(seconds))
+        result = agent_sync.sync_agent(
+            parsed_args.name, state_dir=parsed_args.state_dir,
+            source=parsed_args.source, conn=conn,
+            timeout=parsed_args.timeout, heartbeat=parsed_args.heartbeat,
+            progress=self._progress)
+        return SYNC_HEADERS, tuple(
+            SYNC_FORMATTERS[column](getattr(result, column))
+            if column in SYNC_FORMATTERS else getattr(result, column)
+            for column in SYNC_COLUMNS)

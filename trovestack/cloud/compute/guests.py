@@ -181,16 +181,25 @@ def _script():
     return '\n'.join(lines)
 
 
+def ssh_argv(where, address, guest_user, command, options=()):
+    """The command line that runs ``command`` (one shell command string)
+    on the guest at ``address`` as ``guest_user``, over SSH from the
+    cloud's namespace with its management key; ``options``: more ``-o``
+    settings (``('ControlPath=...',)``)."""
+    extra = [arg for option in options for arg in ('-o', option)]
+    return netns.inside(where.namespace, [
+        'ssh', '-i', str(where.key), '-o', 'BatchMode=yes', '-o',
+        'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+        '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20', *extra,
+        f'{guest_user}@{address}', command])
+
+
 def guest_shell(where, address, guest_user):
     """GUEST_COMMANDS' output from the guest at ``address`` (over SSH from
     the cloud's namespace), or why it could not be read."""
     if not where.key.exists():
         return f'-- guest {address}: no key {where.key}, no SSH'
-    argv = netns.inside(where.namespace, [
-        'ssh', '-i', str(where.key), '-o', 'BatchMode=yes', '-o',
-        'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-        '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20',
-        f'{guest_user}@{address}', _script()])
+    argv = ssh_argv(where, address, guest_user, _script())
     try:
         result = subprocess.run(argv, capture_output=True, text=True,
                                 timeout=SSH_TIMEOUT, stdin=subprocess.DEVNULL)
