@@ -40,18 +40,18 @@ class LoadRequest:
     disk_format: str = 'auto'
     visibility: str = 'private'
     extra_tags: list = dataclasses.field(default_factory=list)
-    version_number: str = None
+    version_number: str | None = None
     packages: list = dataclasses.field(default_factory=list)
     default: bool = False
-    config_params: str = None
+    config_params: str | None = None
     # parameters.TroveDatabase: load config_params with trove-manage there
     # (every parameter); None: through the management API.
-    trove_database: object = None
+    trove_database: object | None = None
     prune: bool = False
-    build_hash: str = None
+    build_hash: str | None = None
     # guest_agent.provenance of the image's build (its .build.json):
     # {'source', 'version', 'digest' (local trees)...}; None: unknown
-    agent: dict = None
+    agent: dict | None = None
     retries: int = 3
     retry_delay: float = 2.0
     active_timeout: int = 600
@@ -68,7 +68,7 @@ class LoadResult:
     image: object  # images.ImageResult
     version: object  # datastores.VersionResult
     pruned: list
-    parameters: object = None  # datastores.ParametersResult, if loaded
+    parameters: object | None = None  # datastores.ParametersResult, if loaded
 
 
 def check_names(datastore, version):

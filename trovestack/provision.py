@@ -29,21 +29,21 @@ class ProvisionRequest:
     """What to provision; without ``os_cloud``, the local cloud."""
 
     datastores: list  # [(name, version or None)]
-    image: str = None  # a guest image file; None: build one
-    image_dir: str = None
-    tempest_conf: str = None
-    trove_test_conf: str = None
-    os_cloud: str = None
-    region_name: str = None
+    image: str | None = None  # a guest image file; None: build one
+    image_dir: str | None = None
+    tempest_conf: str | None = None
+    trove_test_conf: str | None = None
+    os_cloud: str | None = None
+    region_name: str | None = None
     api_timeout: float = 10.0
-    state_dir: str = None
-    base_port: int = None
+    state_dir: str | None = None
+    base_port: int | None = None
     # The guest agent of a built image (trove-image-builder's
     # --guest-agent-source/-ref/-path); None: the Trove tree the local
     # cloud runs, else the release.
-    agent_source: str = None
-    agent_ref: str = None
-    agent_path: str = None
+    agent_source: str | None = None
+    agent_ref: str | None = None
+    agent_path: str | None = None
 
 
 @dataclasses.dataclass
@@ -51,8 +51,8 @@ class Context:
     """What the steps share: the request, the connection, the image."""
 
     request: ProvisionRequest
-    conn: object = None
-    image: str = None
+    conn: object | None = None
+    image: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

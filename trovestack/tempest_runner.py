@@ -37,7 +37,7 @@ GATE_REGEX = SCENARIOS + 'test_instance_basic'
 INT_REGEX = r'^trove_tempest_plugin\.tests'
 # Named selections of the plugin's scenario modules (gate-tests
 # --profile): each module runs for every datastore tempest.conf enables.
-_MODULES = {
+_MODULES: dict[str, tuple[str, ...]] = {
     'basic': ('test_instance_basic',),
     'backup': ('test_backup',),
     'replication': ('test_replication',),

@@ -69,7 +69,8 @@ class TroveRuns:
     def describe(self) -> str:
         if self.missing:
             return f'trove from {self.missing} (missing)'
-        text = self.source.describe()
+        text = (self.source.describe() if self.source is not None
+                else 'trove (unknown)')
         if self.changed:
             text += ('; changed since Trove started (trovestack cloud '
                      'restart trove)')
@@ -196,7 +197,7 @@ class LocalCloud:
         for name, service in SERVICES.items():
             if service.kind == BROKER:
                 continue
-            needs = (f'{name}-setup',)
+            needs: tuple[str, ...] = (f'{name}-setup',)
             if service.kind == RPC:
                 needs = ('trove', 'trove-setup', rabbitmq.SERVER_PROGRAM)
             env = service.env(self.layout)

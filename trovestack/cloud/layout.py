@@ -45,15 +45,15 @@ class CloudState:
     registry: bool = False
     # The Trove source tree the cloud runs (trovestack.cloud.trove_source);
     # None: the trove release installed in the venv.
-    trove_source: str = None
+    trove_source: str | None = None
     # The key of the tree's environment under <state>/trove-env
     # (trovestack.cloud.trove_env); None with the release.
-    trove_env: str = None
+    trove_env: str | None = None
     # What Trove's services run since their last start by trovestack:
     # 'release:<version>' or '<env key>:<digest of the tree's code>'.
-    trove_started: str = None
+    trove_started: str | None = None
     # The digest of Trove's database code whose db_sync ran last.
-    trove_migrations: str = None
+    trove_migrations: str | None = None
 
     @classmethod
     def new(cls, base_port, clouds_yaml, port_names):

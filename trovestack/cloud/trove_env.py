@@ -44,7 +44,7 @@ from trovestack.common import files
 try:
     import tomllib
 except ImportError:   # Python 3.10: pip builds the tree in isolation
-    tomllib = None
+    tomllib = None  # type: ignore[assignment]
 
 LOG = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def remove_stale(layout, keep) -> list[str]:
     """Remove the cloud's environments other than ``keep`` (keys); the
     keys removed."""
     keep = set(keep)
-    removed = []
+    removed: list[str] = []
     parent = envs_dir(layout)
     if not parent.is_dir():
         return removed

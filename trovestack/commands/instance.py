@@ -55,7 +55,7 @@ class _InstanceCommand(show.ShowOne):
     """The instance's name, a timeout and the cloud; progress lines to
     stderr (not with -q)."""
 
-    timeout = None
+    timeout: int | None = None
     timeout_help = ''
 
     def get_parser(self, prog_name):

@@ -65,27 +65,27 @@ class BuildRequest:
     """What to build. ``None`` fields take the plugin defaults."""
 
     datastore: str = 'mysql'
-    datastore_version: str = None
+    datastore_version: str | None = None
     guest_os: str = 'debian'
-    guest_release: str = None
-    output: str = None
-    output_dir: str = None
+    guest_release: str | None = None
+    output: str | None = None
+    output_dir: str | None = None
     image_format: str = 'qcow2'
-    size: int = None
+    size: int | None = None
     extra_elements: tuple = ()
-    ssh_key: str = None
+    ssh_key: str | None = None
     guest_user: str = 'trove'
     agent_source: str = guest_agent.PIP
-    agent_ref: str = None
-    agent_path: str = None
+    agent_ref: str | None = None
+    agent_path: str | None = None
     base_image: str = 'cached'
-    base_image_path: str = None
-    mirror: str = None
-    security_mirror: str = None
+    base_image_path: str | None = None
+    mirror: str | None = None
+    security_mirror: str | None = None
     force: bool = False
-    cache_dir: str = None
+    cache_dir: str | None = None
     debug_trace: bool = False
-    arch: str = None
+    arch: str | None = None
     # ('mariadb:11.8', ...): datastore images baked into the guest image
     embed_datastore_images: tuple = ()
 
@@ -117,9 +117,9 @@ class Plan:
     output: pathlib.Path
     cache_dir: pathlib.Path
     elements: list
-    arch: str = None
-    mirror: str = None
-    security_mirror: str = None
+    arch: str | None = None
+    mirror: str | None = None
+    security_mirror: str | None = None
     embedded: list = dataclasses.field(default_factory=list)
 
 
