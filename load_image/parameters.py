@@ -4,8 +4,9 @@ validation-rules.json, by the widest way in this host has.
 * **trove-manage** (``db_load_datastore_config_parameters``) where Trove's
   database can be reached from here: a trove.conf naming it and a
   trove-manage to run with it.  It takes every parameter.  The local cloud
-  (its state directory's trove.conf, the trove-manage beside this Python:
-  :func:`local_cloud_config` finds it from the cloud's Trove endpoint) and
+  (its state directory's trove.conf and the trove-manage of the Trove it
+  runs: :func:`local_cloud_config` knows the cloud by its identity
+  endpoint) and
   devstack (``$TROVE_CONF``, devstack's trove-manage, given by its plugin)
   are such places.
 * **The management API** anywhere else.  It takes only strings and
@@ -30,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 
 from load_image import datastores
 
@@ -87,27 +87,16 @@ def trove_database(config_file, command=None):
 
 
 def local_cloud_config(conn, state_dir=None):
-    """The local cloud's trove.conf when ``conn`` talks to that cloud's
-    Trove (the catalog's database endpoint is its address), else None."""
+    """The local cloud's trove.conf when ``conn`` is that cloud (its
+    identity endpoint, see configs.local_cloud_at), else None."""
+    from trovestack import connection
     from trovestack.cloud import configs
-    from trovestack.cloud import layout as layout_mod
 
-    layout = layout_mod.Layout(state_dir or layout_mod.default_state_dir())
-    try:
-        state = layout.load_state()
-    except (OSError, ValueError, TypeError):
+    layout = configs.local_cloud_at(connection.auth_url(conn), state_dir)
+    if layout is None:
         return None
     path = configs.config_file('trove', layout)
-    if state is None or 'trove' not in state.ports or not path.is_file():
-        return None
-    try:
-        endpoint = urllib.parse.urlsplit(conn.endpoint_for('database') or '')
-        where = (endpoint.hostname, endpoint.port)
-    except Exception:  # noqa: BLE001 - no catalog entry: not that cloud
-        return None
-    if where != (layout_mod.HOST, state.ports['trove']):
-        return None
-    return str(path)
+    return str(path) if path.is_file() else None
 
 
 def choose(conn, *, trove_config=None, trove_manage=None, api_only=False,

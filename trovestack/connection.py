@@ -265,6 +265,16 @@ def _explain(exc, where):
     return None
 
 
+def auth_url(conn):
+    """The identity endpoint ``conn`` authenticates against, or None."""
+    try:
+        auth = conn.config.config.get('auth') or {}
+        url = auth.get('auth_url') or conn.session.auth.auth_url
+    except AttributeError:
+        return None
+    return (url or '').rstrip('/') or None
+
+
 def require_admin(conn, purpose):
     """Raise CloudError unless the connection's token has the admin role."""
     if not has_admin_role(conn):

@@ -254,15 +254,9 @@ def control_plane(conn, *, trove_dir=None, state_dir=None):
         return ControlPlane(trove_source.of_tree(trove_dir),
                             f'--trove-dir {trove_dir}')
     from trovestack.cloud import configs
-    from trovestack.cloud import layout as layout_mod
 
-    layout = layout_mod.Layout(state_dir or layout_mod.default_state_dir())
-    try:
-        state = layout.load_state()
-    except (OSError, ValueError):
-        state = None
-    if state is not None and _auth_url(conn) == \
-            configs.identity_url(state).rstrip('/'):
+    layout = configs.local_cloud_at(connection.auth_url(conn), state_dir)
+    if layout is not None:
         where = f'the local cloud of {layout.root}'
         try:
             return ControlPlane(trove_source.of_cloud(layout.root), where)
@@ -270,15 +264,6 @@ def control_plane(conn, *, trove_dir=None, state_dir=None):
             return ControlPlane(None, f'{where}: {exc}')
     return ControlPlane(None, 'not the local cloud of this machine; for '
                               'devstack give --trove-dir $TROVE_DIR')
-
-
-def _auth_url(conn):
-    try:
-        auth = conn.config.config.get('auth') or {}
-        url = auth.get('auth_url') or conn.session.auth.auth_url
-    except AttributeError:
-        return None
-    return (url or '').rstrip('/') or None
 
 
 def tree_digest(path):

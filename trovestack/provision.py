@@ -197,15 +197,12 @@ def names_local_cloud(request):
 
     from trovestack.cloud import configs
 
-    state = _local_cloud(request).state
-    if state is None:
-        return False
     try:
         named = sdk_config.OpenStackConfig().get_one(cloud=request.os_cloud)
     except Exception:  # noqa: BLE001 - not a cloud we know: not ours
         return False
-    auth_url = (named.config.get('auth') or {}).get('auth_url') or ''
-    return auth_url.rstrip('/') == configs.identity_url(state).rstrip('/')
+    auth_url = (named.config.get('auth') or {}).get('auth_url')
+    return configs.local_cloud_at(auth_url, request.state_dir) is not None
 
 
 def _has_compute(request):

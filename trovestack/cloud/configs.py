@@ -26,6 +26,25 @@ def identity_url(state):
     return f'http://{layout_mod.HOST}:{state.ports["keystone"]}/v3'
 
 
+def local_cloud_at(auth_url, state_dir=None):
+    """The Layout of the local cloud of ``state_dir`` (default: the default
+    state directory) when ``auth_url`` is its identity endpoint, else
+    None: how every tool tells the local cloud from another, however the
+    cloud was named (--os-cloud, OS_CLOUD, ``cloud env``)."""
+    if not auth_url:
+        return None
+    layout = layout_mod.Layout(state_dir or layout_mod.default_state_dir())
+    try:
+        state = layout.load_state()
+    except (OSError, ValueError, TypeError):
+        return None
+    if state is None or 'keystone' not in state.ports:
+        return None
+    if auth_url.rstrip('/') != identity_url(state).rstrip('/'):
+        return None
+    return layout
+
+
 def endpoint_urls(state):
     """Catalog URL of each service, by service type."""
     host = layout_mod.HOST

@@ -130,34 +130,35 @@ def test_default_trove_manage_is_beside_this_python(tmp_path, monkeypatch):
     assert parameters.default_trove_manage() == str(manage)
 
 
-def _local_cloud(tmp_path, trove_port=8779):
+def _local_cloud(tmp_path, keystone_port=25000):
     """A local cloud's state directory: cloud.json and trove.conf."""
     from trovestack.cloud import configs
 
     layout = layout_mod.Layout(tmp_path / 'cloud')
     layout.root.mkdir()
     layout.save_state(layout_mod.CloudState(
-        ports={'trove': trove_port}, admin_password='x', demo_password='x',
-        service_password='x', clouds_yaml=str(tmp_path / 'clouds.yaml')))
+        ports={'keystone': keystone_port, 'trove': keystone_port + 8},
+        admin_password='x', demo_password='x', service_password='x',
+        clouds_yaml=str(tmp_path / 'clouds.yaml')))
     conf = configs.config_file('trove', layout)
     conf.parent.mkdir(parents=True)
     conf.write_text('[database]\n')
     return layout.root, conf
 
 
-def _conn(endpoint):
-    def endpoint_for(service_type):
-        assert service_type == 'database'
-        if endpoint is None:
-            raise LookupError('no database service in the catalog')
-        return endpoint
-    return types.SimpleNamespace(endpoint_for=endpoint_for)
+def _conn(auth_url):
+    """A connection authenticating at ``auth_url`` (None: no auth URL)."""
+    auth = {'auth_url': auth_url} if auth_url else {}
+    return types.SimpleNamespace(
+        config=types.SimpleNamespace(config={'auth': auth}),
+        session=types.SimpleNamespace(auth=types.SimpleNamespace(
+            auth_url=None)))
 
 
-def test_the_local_cloud_is_recognised_by_its_trove_endpoint(
+def test_the_local_cloud_is_recognised_by_its_identity_endpoint(
         tmp_path, trove_manage):
-    state_dir, conf = _local_cloud(tmp_path, 25008)
-    conn = _conn('http://127.0.0.1:25008/v1.0/$(tenant_id)s')
+    state_dir, conf = _local_cloud(tmp_path, 25000)
+    conn = _conn('http://127.0.0.1:25000/v3/')
     assert parameters.local_cloud_config(conn, state_dir) == str(conf)
     chosen = parameters.choose(conn, state_dir=state_dir,
                                trove_manage=trove_manage.command)
@@ -165,18 +166,18 @@ def test_the_local_cloud_is_recognised_by_its_trove_endpoint(
                                          config_file=str(conf))
 
 
-@pytest.mark.parametrize('endpoint', [
-    'http://127.0.0.1:9999/v1.0/x',  # another Trove on this host
-    'https://trove.example.com:25008/v1.0/x',  # another cloud
-    None,  # no Trove in the catalog
+@pytest.mark.parametrize('auth_url', [
+    'http://127.0.0.1:9999/v3',  # another Keystone on this host
+    'https://keystone.example.com:25000/v3',  # another cloud
+    None,  # no auth URL known
 ])
-def test_any_other_cloud_goes_through_the_api(tmp_path, endpoint):
-    state_dir, _ = _local_cloud(tmp_path, 25008)
-    assert parameters.choose(_conn(endpoint), state_dir=state_dir) is None
+def test_any_other_cloud_goes_through_the_api(tmp_path, auth_url):
+    state_dir, _ = _local_cloud(tmp_path, 25000)
+    assert parameters.choose(_conn(auth_url), state_dir=state_dir) is None
 
 
 def test_no_local_cloud_goes_through_the_api(tmp_path):
-    conn = _conn('http://127.0.0.1:25008/v1.0/x')
+    conn = _conn('http://127.0.0.1:25000/v3')
     assert parameters.choose(conn, state_dir=tmp_path / 'none') is None
 
 
