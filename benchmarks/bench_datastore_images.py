@@ -8,8 +8,12 @@ and prints the times, archive sizes and ratios. Needs root and
 mmdebstrap (tools/install-test-deps); a cold build takes 1.5-6 minutes per
 image depending on the host's load.
 
+With --backup, the backup images instead (build-datastore-image --backup):
+the cold build includes downloading the wheels, and step 3 changes
+Trove's backup/ code (a copy of the release's, as a Trove tree).
+
 Usage: .venv/bin/python benchmarks/bench_datastore_images.py
-       [--image mariadb:11.8 ...] [--cache-dir DIR] [--keep]
+       [--image mariadb:11.8 ...] [--backup] [--cache-dir DIR] [--keep]
 """
 
 import argparse
@@ -20,15 +24,16 @@ import sys
 import tempfile
 import time
 
+from trovestack.cloud import trove_source
+from trovestack.datastore_images import backup
 from trovestack.datastore_images import builder
 from trovestack.datastore_images import datastores
 
 
-def _timed(label, name, **kwargs):
+def _timed(label, name, build=builder.build, **kwargs):
     datastore, version = name.split(':')
     start = time.monotonic()
-    image = builder.build(datastore, version, progress=lambda m: None,
-                          **kwargs)
+    image = build(datastore, version, progress=lambda m: None, **kwargs)
     elapsed = time.monotonic() - start
     print(f'{name:15} {label:24} {elapsed:8.2f} s  '
           f'{"built" if image.built else "skipped"}', flush=True)
@@ -45,11 +50,32 @@ def _changed_scripts(workdir):
     return scripts
 
 
+def _backup_row(name, cache):
+    """Cold build, re-run and a backup/ code change of a backup image, its
+    code from a copy of the release's backup/ tree."""
+    tree = cache / 'trove'
+    if not tree.exists():
+        release = trove_source.release()
+        shutil.copytree(backup.backup_tree(release), tree / 'backup')
+    source = trove_source.TroveSource(version='bench', path=str(tree))
+    build = backup.build_backup
+    cold, first = _timed('cold build', name, build, source=source)
+    rerun, second = _timed('no-change re-run', name, build, source=source)
+    assert not second.built and second.sha256 == first.sha256
+    with open(tree / 'backup' / 'main.py', 'a') as main_py:
+        main_py.write(f'# benchmark {time.time()}\n')
+    code, third = _timed('backup/ code changed', name, build, source=source)
+    assert third.built and third.sha256 != first.sha256
+    return name, cold, rerun, code, first.size
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--image', action='append',
                         choices=datastores.supported(),
                         help='image to build (repeatable; default: all)')
+    parser.add_argument('--backup', action='store_true',
+                        help='the backup images of those datastores')
     parser.add_argument('--cache-dir', help='default: a fresh temporary dir')
     parser.add_argument('--keep', action='store_true',
                         help='keep the temporary cache and archives')
@@ -62,6 +88,9 @@ def main(argv=None):
     rows = []
     try:
         for name in names:
+            if args.backup:
+                rows.append(_backup_row(name, cache))
+                continue
             cold, first = _timed('cold build', name)
             rerun, second = _timed('no-change re-run', name)
             assert not second.built and second.sha256 == first.sha256

@@ -14,8 +14,9 @@ process that reads it:
   ``/etc/docker/daemon.json``), ``[<datastore>] volume_support``, the
   volume type and the timeouts the control plane waits with;
 - ``trove-guestagent.conf`` (injected into every guest by the task manager
-  at create time): ``[<datastore>] docker_image``, the guest's messaging
-  URL and the timeouts the guest agent waits with.
+  at create time): ``[<datastore>] docker_image`` and
+  ``backup_docker_image``, the guest's messaging URL and the timeouts the
+  guest agent waits with.
 
 Values are strings, as an INI file holds them; devstack-owned values
 (passwords, endpoints, database URL) are not this module's business.
@@ -44,6 +45,16 @@ DATASTORES = tuple(UPSTREAM_IMAGES)
 # build-datastore-image): embedded in the guest image under this name, or
 # pushed to a registry under <registry>/<this name>; tag = version.
 LOCAL_REPOSITORY = 'trovestack/{datastore}'
+# The images backups and restores run in ([<datastore>]
+# backup_docker_image; the agent appends ':<datastore version>'): Trove's
+# devstack plugin's defaults, and this project's (trovestack
+# build-datastore-image --backup), named alike.
+UPSTREAM_BACKUP_IMAGES = types.MappingProxyType({
+    'mysql': 'quay.io/openstack.trove/db-backup-mysql',
+    'mariadb': 'quay.io/openstack.trove/db-backup-mariadb',
+    'postgresql': 'quay.io/openstack.trove/db-backup-postgresql',
+})
+LOCAL_BACKUP_REPOSITORY = 'trovestack/db-backup-{datastore}'
 # The login user of the guest images this project builds
 # (trove-image-builder --guest-user).  Trove's own default owner of the
 # files it injects, "ubuntu", is the user of the images Trove's tooling
@@ -117,14 +128,17 @@ class InstanceSettings:
 
     ``docker_images`` maps a datastore to its image repository without the
     tag (the guest agent appends ``:<datastore version>``); build it with
-    :func:`docker_images`.  ``guest_transport_url`` is the messaging URL as
-    the guest reaches it (None: leave it to the caller's devstack/cloud
-    configuration).
+    :func:`docker_images`; ``backup_docker_images`` likewise, the images
+    of backups and restores (:func:`backup_docker_images`).
+    ``guest_transport_url`` is the messaging URL as the guest reaches it
+    (None: leave it to the caller's devstack/cloud configuration).
     """
 
     management_networks: tuple = ()
     management_security_groups: tuple = ()
     docker_images: types.MappingProxyType = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
+    backup_docker_images: types.MappingProxyType = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}))
     insecure_registries: tuple = ()
     network_isolation: bool = False
@@ -145,8 +159,9 @@ class InstanceSettings:
                            tuple(self.management_security_groups))
         object.__setattr__(self, 'insecure_registries',
                            tuple(self.insecure_registries))
-        object.__setattr__(self, 'docker_images',
-                           types.MappingProxyType(dict(self.docker_images)))
+        for name in ('docker_images', 'backup_docker_images'):
+            object.__setattr__(self, name, types.MappingProxyType(
+                dict(getattr(self, name))))
         if len(self.management_networks) > 1:
             # trove/common/cfg.py: "Currently only one management network
             # is allowed."
@@ -154,7 +169,8 @@ class InstanceSettings:
                              f'{len(self.management_networks)}')
         if self.guest_user is not None:
             guest_user(self.guest_user)
-        unknown = sorted(set(self.docker_images) - set(DATASTORES))
+        unknown = sorted((set(self.docker_images)
+                          | set(self.backup_docker_images)) - set(DATASTORES))
         if unknown:
             raise ValueError(f'no container datastore {", ".join(unknown)}'
                              f' (known: {", ".join(DATASTORES)})')
@@ -169,6 +185,35 @@ def docker_images(datastores, *, source='upstream', registry=None,
     ``registry`` (this project's images pushed to ``registry``, an
     ``host:port`` address).  ``overrides`` ({datastore: repository}) win.
     """
+    return _repositories(datastores, UPSTREAM_IMAGES, LOCAL_REPOSITORY,
+                         source=source, registry=registry,
+                         overrides=overrides)
+
+
+def backup_docker_images(datastores, *, source='upstream', registry=None,
+                         overrides=None):
+    """{datastore: backup image repository} for the datastores named:
+    ``[<datastore>] backup_docker_image`` of trove-guestagent.conf.
+
+    ``source``: ``upstream`` (Trove's db-backup images on quay.io) or
+    ``registry`` (this project's, pushed to ``registry``).  Not
+    ``embedded``: Trove 26's agent asks the registry about the image
+    before every backup and restore (``get_backup_image``: Docker's
+    ``/distribution/<image>/json``, which never looks at local images), so
+    a backup image must be in a registry the guest reaches.
+    """
+    if source == 'embedded':
+        raise ValueError(
+            'backup images cannot be embedded only: Trove\'s guest agent '
+            'looks each one up in its registry before it runs it; use '
+            'source "registry"')
+    return _repositories(datastores, UPSTREAM_BACKUP_IMAGES,
+                         LOCAL_BACKUP_REPOSITORY, source=source,
+                         registry=registry, overrides=overrides)
+
+
+def _repositories(datastores, upstream, local_name, *, source, registry,
+                  overrides):
     if source not in ('upstream', 'embedded', 'registry'):
         raise ValueError(f'unknown image source {source!r} '
                          '(upstream, embedded, registry)')
@@ -179,8 +224,8 @@ def docker_images(datastores, *, source='upstream', registry=None,
         if datastore not in DATASTORES:
             raise ValueError(f'no container image for datastore '
                              f'{datastore!r} (known: {", ".join(DATASTORES)})')
-        local = LOCAL_REPOSITORY.format(datastore=datastore)
-        images[datastore] = {'upstream': UPSTREAM_IMAGES[datastore],
+        local = local_name.format(datastore=datastore)
+        images[datastore] = {'upstream': upstream[datastore],
                              'embedded': local,
                              'registry': f'{registry}/{local}'}[source]
     images.update(overrides or {})
@@ -251,6 +296,8 @@ def instance_config(settings):
     for datastore, image in settings.docker_images.items():
         server[datastore] = {'volume_support': _flag(settings.volume_support)}
         guest[datastore] = {'docker_image': image}
+    for datastore, image in settings.backup_docker_images.items():
+        guest.setdefault(datastore, {})['backup_docker_image'] = image
     return {TROVE_CONF: server, GUESTAGENT_CONF: guest}
 
 

@@ -4,8 +4,12 @@ Debian packages (no Docker daemon).
 ``build('mariadb', '11.8')`` returns a :class:`DatastoreImage`: a
 docker-archive named ``trovestack/mariadb:11.8`` (tag == Trove's datastore
 version), its sha256, and whether it was (re)built.
+``build_backup('mariadb', '11.8')`` builds the image Trove runs its
+backups and restores in, ``trovestack/db-backup-mariadb:11.8``
+(:mod:`trovestack.datastore_images.backup`).
 """
 
+from trovestack.datastore_images.backup import build_backup  # noqa: F401
 from trovestack.datastore_images.builder import BuildError  # noqa: F401
 from trovestack.datastore_images.builder import DatastoreImage  # noqa: F401
 from trovestack.datastore_images.builder import build  # noqa: F401

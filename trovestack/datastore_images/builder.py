@@ -32,12 +32,16 @@ from trovestack.imagebuild import mirrors
 
 LOG = logging.getLogger(__name__)
 
-DATA_DIR = pathlib.Path(__file__).parent / 'data'
+DATA_DIR = datastores.DATA_DIR
 # Bump when the way an image is put together changes.
 FORMAT_VERSION = 1
 STAMP_SUFFIX = '.inputs.json'
 MIN_FREE_BYTES = 2 << 30
 BASE_LAYERS = 'base-layers'
+# Beside them: the backup images' wheelhouses and the backup/ trees taken
+# from Trove releases (both cached, made in owned work dirs).
+WHEELHOUSES = 'backup-wheels'
+BACKUP_TREES = 'backup-trees'
 DEBIAN_RELEASES = ('bullseye', 'bookworm', 'trixie', 'forky', 'sid')
 # Left out of the image: documentation only.
 PATH_EXCLUDES = ('/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*',
@@ -80,11 +84,11 @@ def default_output_dir():
 
 
 def archive_name(spec):
-    return f'trovestack-{spec.datastore}-{spec.version}.tar'
+    return f'trovestack-{spec.image_name}-{spec.version}.tar'
 
 
 def base_layer_name(spec):
-    return f'{spec.datastore}-{spec.version}-rootfs.tar'
+    return f'{spec.image_name}-{spec.version}-rootfs.tar'
 
 
 def debian_mirrors(entries):
@@ -129,20 +133,19 @@ def _hook(script, *args):
             f'"$1" {quoted}')
 
 
-def mmdebstrap_argv(spec, sources, layer_path):
+def mmdebstrap_argv(spec, sources, layer_path, hooks=None):
     """The mmdebstrap command that writes spec's base layer: the root
-    filesystem from Debian packages, customised by customize.sh (and the
-    spec's own hook)."""
+    filesystem from Debian packages, customised by ``hooks`` ((script in
+    DATA_DIR, arguments); default: the datastore image's customize.sh and
+    its own hook)."""
     argv = ['mmdebstrap', '--variant=essential', '--format=tar',
             '--aptopt=APT::Install-Recommends "false"',
             f'--include={",".join(spec.all_packages)}']
     argv += [f'--dpkgopt=path-exclude={path}'
              for path in PATH_EXCLUDES + spec.excludes]
-    argv.append(_hook('customize.sh', spec.datastore, datastores.SERVICE_UID,
-                      datastores.LOCALE))
-    if spec.base_hook:
-        argv.append(_hook(spec.base_hook, spec.version,
-                          datastores.SERVICE_UID))
+    for script, args in (spec.customize_hooks() if hooks is None
+                         else hooks):
+        argv.append(_hook(script, *args))
     return argv + [spec.suite, str(layer_path)] + sources
 
 
@@ -155,25 +158,24 @@ def base_inputs(spec, sources):
         'packages': ' '.join(spec.all_packages),
         'sources': '\n'.join(sources),
         'path_excludes': ' '.join(PATH_EXCLUDES),
-        'uid': str(datastores.SERVICE_UID),
-        'locale': datastores.LOCALE,
-        'customize': files.file_sha256(DATA_DIR / 'customize.sh'),
+        **spec.hook_inputs(),
     }
     # Only the images that have them: the others' hashes stay as they were.
     if spec.excludes:
         inputs['excludes'] = ' '.join(spec.excludes)
-    if spec.base_hook:
-        inputs['base_hook'] = files.file_sha256(DATA_DIR / spec.base_hook)
     return inputs
 
 
-def image_inputs(spec, base_hash):
-    """What decides the image: its base layer, our scripts (the top
-    layer), the image config and the archive format."""
+def image_inputs(spec, base_hash, top=None):
+    """What decides the image: its base layer, its top layer (``top``;
+    default: a datastore image's scripts), the image config and the
+    archive format."""
+    if top is None:
+        top = {'scripts': files.tree_digest([DATA_DIR / spec.datastore]),
+               'runtime_dirs': repr(spec.runtime_dirs)}
     return {
         'base_layer': base_hash,
-        'scripts': files.tree_digest([DATA_DIR / spec.datastore]),
-        'runtime_dirs': repr(spec.runtime_dirs),
+        **top,
         'image_config': json.dumps(spec.image_config().as_docker_config(),
                                    sort_keys=True),
         'archive_writer': files.file_sha256(archive.__file__),
@@ -225,13 +227,16 @@ def workdir_prefix(name):
 
 
 def _work_globs(output_dirs):
-    """(directory, work dir prefix) of every image and base layer."""
+    """(directory, work dir prefix) of every image and base layer, and of
+    the backup images' wheelhouses and Trove trees."""
+    specs = [*datastores.SPECS.values(), *datastores.BACKUP_SPECS.values()]
     for directory in dict.fromkeys(pathlib.Path(d) for d in output_dirs):
-        for name in datastores.supported():
-            spec = datastores.find(*name.split(':'))
+        for spec in specs:
             yield directory, workdir_prefix(archive_name(spec))
             yield (directory / BASE_LAYERS,
                    workdir_prefix(base_layer_name(spec)))
+        for subdir in (WHEELHOUSES, BACKUP_TREES):
+            yield directory / subdir, workdir_prefix(subdir)
 
 
 def sweep(output_dirs=(), dry_run=False):
@@ -294,8 +299,11 @@ def _workdir(directory, name):
     return workdirs.owned(directory, workdir_prefix(name), 'datastore image')
 
 
-def build_base_layer(spec, sources, *, force=False, report=None):
-    """The cached base layer tar of spec: (path, inputs hash)."""
+def build_base_layer(spec, sources, *, force=False, report=None,
+                     hooks=None):
+    """The cached base layer tar of spec: (path, inputs hash).
+    ``hooks()``, called only when the layer is (re)built, gives
+    mmdebstrap's customize hooks (default: the spec's own)."""
     report = report or (lambda message: None)
     inputs = base_inputs(spec, sources)
     inputs_hash = hashing.build_hash(inputs)
@@ -311,8 +319,10 @@ def build_base_layer(spec, sources, *, force=False, report=None):
             layer = workdir / 'rootfs.tar'
             report(f'building the root filesystem from Debian {spec.suite} '
                    f'({", ".join(spec.packages)})')
-            _run_mmdebstrap(mmdebstrap_argv(spec, sources, layer), workdir,
-                            report)
+            _run_mmdebstrap(
+                mmdebstrap_argv(spec, sources, layer,
+                                hooks() if hooks else None),
+                workdir, report)
             os.replace(layer, path)
         _write_stamp(path, inputs_hash, inputs)
     return path, inputs_hash
@@ -328,15 +338,26 @@ def build(datastore, version, *, output_dir=None, force=False,
     whether work was done.  SIGTERM and SIGHUP unwind like Ctrl-C, so the
     build's work directories are torn down.
     """
-    with netns.terminate_as_interrupt():
-        return _build(datastore, version, output_dir=output_dir, force=force,
-                      progress=progress, mirror=mirror,
-                      security_mirror=security_mirror)
-
-
-def _build(datastore, version, *, output_dir, force, progress, mirror,
-           security_mirror):
     spec = datastores.find(datastore, version)
+
+    def top_layer(path):
+        return archive.write_layer(path, script_files(spec),
+                                   spec.runtime_dirs, datastores.SERVICE_UID)
+
+    with netns.terminate_as_interrupt():
+        return build_layers(
+            spec, top_layer, lambda base_hash: image_inputs(spec, base_hash),
+            output_dir=output_dir, force=force, progress=progress,
+            mirror=mirror, security_mirror=security_mirror)
+
+
+def build_layers(spec, top_layer, inputs_of, *, output_dir=None, force=False,
+                 progress=None, mirror=None, security_mirror=None,
+                 hooks=None):
+    """The docker-archive of ``spec`` (a datastore or backup image spec):
+    its cached base layer, then ``top_layer(path)`` (writes the small top
+    layer tar), skipped when ``inputs_of(base layer hash)`` is what the
+    archive was built from.  ``hooks``: see :func:`build_base_layer`."""
     output_dir = pathlib.Path(output_dir or default_output_dir()).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
     image_path = output_dir / archive_name(spec)
@@ -361,8 +382,7 @@ def _build(datastore, version, *, output_dir, force, progress, mirror,
     for swept in sweep([output_dir, default_output_dir()]):
         report(f'cleaned up after a killed build: {swept.path} '
                f'({swept.action}: {swept.detail or "no mounts"})')
-    base_hash = hashing.build_hash(base_inputs(spec, sources))
-    inputs = image_inputs(spec, base_hash)
+    inputs = inputs_of(hashing.build_hash(base_inputs(spec, sources)))
     inputs_hash = hashing.build_hash(inputs)
     # One build per archive at a time: a concurrent build of the same
     # image waits, then finds it up to date.
@@ -373,11 +393,10 @@ def _build(datastore, version, *, output_dir, force, progress, mirror,
             return result(stamp, built=False)
 
         _check_host(output_dir)
-        base, _ = build_base_layer(spec, sources, force=force, report=report)
+        base, _ = build_base_layer(spec, sources, force=force, report=report,
+                                   hooks=hooks)
         with _workdir(output_dir, image_path.name) as workdir:
-            top = workdir / 'scripts.tar'
-            archive.write_layer(top, script_files(spec), spec.runtime_dirs,
-                                datastores.SERVICE_UID)
+            top = top_layer(workdir / 'top.tar')
             report(f'writing the docker-archive {image_path} '
                    f'({base.stat().st_size >> 20} MiB base layer)')
             image_id = archive.write_docker_archive(

@@ -1,10 +1,16 @@
 """Which datastore images can be built, from which Debian suite, and how
-each one is configured for Trove's guest agent."""
+each one is configured for Trove's guest agent; and the backup images its
+backups and restores run in."""
 
 import dataclasses
+import hashlib
+import pathlib
 
 from trovestack.common import errors
+from trovestack.common import files
 from trovestack.datastore_images import archive
+
+DATA_DIR = pathlib.Path(__file__).parent / 'data'
 
 REPOSITORY_PREFIX = 'trovestack'
 # Trove runs the database container as database_service_uid:gid (1001).
@@ -16,8 +22,24 @@ SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 COMMON_PACKAGES = ('locales', 'libnss-wrapper', 'ca-certificates')
 
 
+class _Named:
+    """The names of an image of ``image_name`` and ``version``."""
+
+    @property
+    def name(self):
+        return f'{self.image_name}:{self.version}'
+
+    @property
+    def repository(self):
+        return f'{REPOSITORY_PREFIX}/{self.image_name}'
+
+    @property
+    def tag(self):
+        return self.version
+
+
 @dataclasses.dataclass(frozen=True)
-class DatastoreSpec:
+class DatastoreSpec(_Named):
     """One buildable image: datastore name, version and its ingredients."""
 
     datastore: str          # Trove's datastore name: mariadb, postgresql
@@ -40,20 +62,29 @@ class DatastoreSpec:
     base_hook: str = ''
 
     @property
-    def name(self):
-        return f'{self.datastore}:{self.version}'
-
-    @property
-    def repository(self):
-        return f'{REPOSITORY_PREFIX}/{self.datastore}'
-
-    @property
-    def tag(self):
-        return self.version
+    def image_name(self):
+        """The repository without its prefix: names the archive."""
+        return self.datastore
 
     @property
     def all_packages(self):
         return tuple(sorted(set(self.packages) | set(COMMON_PACKAGES)))
+
+    def customize_hooks(self):
+        """(script in DATA_DIR, arguments) of mmdebstrap's customize
+        hooks: customize.sh, then the image's own."""
+        hooks = [('customize.sh', (self.datastore, SERVICE_UID, LOCALE))]
+        if self.base_hook:
+            hooks.append((self.base_hook, (self.version, SERVICE_UID)))
+        return hooks
+
+    def hook_inputs(self):
+        """What of the hooks decides the base layer."""
+        inputs = {'uid': str(SERVICE_UID), 'locale': LOCALE,
+                  'customize': files.file_sha256(DATA_DIR / 'customize.sh')}
+        if self.base_hook:
+            inputs['base_hook'] = files.file_sha256(DATA_DIR / self.base_hook)
+        return inputs
 
     def image_config(self):
         path = SYSTEM_PATH
@@ -133,3 +164,136 @@ def find(datastore, version):
     raise errors.UserError(
         f'Unknown datastore {datastore!r}: datastore images exist for '
         f'{", ".join(names)} ({", ".join(supported())})')
+
+
+# --- backup images -------------------------------------------------------
+# Trove's guest agent runs every backup and restore in a second container,
+# CONF.<manager>.backup_docker_image + ':' + <datastore version>, which
+# runs ``python3 main.py ...`` (the backup/ directory of Trove's tree) with
+# the datastore's own backup tools.  Ours: that code, its requirements in a
+# venv, and the tools from the same Debian suite as the database image (so
+# mariadb-backup is the server's version).  Named as upstream's
+# (quay.io/openstack.trove/db-backup-<datastore>), under our prefix.
+BACKUP_PREFIX = 'db-backup-'
+BACKUP_CODE_DIR = '/opt/trove/backup'   # main.py puts /opt/trove on sys.path
+BACKUP_VENV = '/opt/trove-backup-venv'
+# Debian's Python and glibc minor version per suite: the wheels' target.
+SUITE_PYTHON = {'bookworm': ('3.11', 36), 'trixie': ('3.13', 41)}
+# Beside the tools: Python (venv: the wheels install offline in the image),
+# the C++ runtime greenlet's module needs (oslo.service -> eventlet; the
+# MariaDB tools bring it, PostgreSQL's do not), the init upstream uses,
+# TLS roots for Swift, /etc/services, and openssl for backups encrypted
+# before Victoria (main.py's decrypt path).
+BACKUP_COMMON_PACKAGES = ('python3', 'python3-venv', 'libstdc++6',
+                          'dumb-init', 'ca-certificates', 'netbase',
+                          'openssl')
+BACKUP_HOOK = 'backup-base.sh'
+
+
+@dataclasses.dataclass(frozen=True)
+class BackupSpec(_Named):
+    """One buildable backup image: the datastore image it serves and the
+    tools Trove's backup driver for it runs."""
+
+    datastore: str          # Trove's datastore (and config section)
+    version: str            # Trove's datastore version == the image tag
+    suite: str
+    packages: tuple
+    strategy: str           # Trove's backup_strategy: main.py --driver
+    extra_path: str = ''
+    # Message catalogues (~30 MiB): the agent parses the tools' English.
+    excludes: tuple = ('/usr/share/locale/*',)
+    # The venv's: backup/requirements.txt of the Trove built from and the
+    # constraints it is installed with (set per build: with_venv()).
+    requirements: str = ''
+    constraints: str = ''
+
+    @property
+    def image_name(self):
+        return f'{BACKUP_PREFIX}{self.datastore}'
+
+    @property
+    def python_version(self):
+        return SUITE_PYTHON[self.suite][0]
+
+    @property
+    def glibc_minor(self):
+        return SUITE_PYTHON[self.suite][1]
+
+    @property
+    def all_packages(self):
+        return tuple(sorted(set(self.packages)
+                            | set(BACKUP_COMMON_PACKAGES)))
+
+    def customize_hooks(self, wheelhouse):
+        """The one customize hook: the venv, installed offline from the
+        host-made ``wheelhouse``."""
+        return [(BACKUP_HOOK, (wheelhouse, BACKUP_VENV))]
+
+    def with_venv(self, requirements, constraints):
+        """This spec for a venv of ``requirements`` (text) installed with
+        ``constraints`` (text)."""
+        return dataclasses.replace(self, requirements=requirements,
+                                   constraints=constraints)
+
+    def hook_inputs(self):
+        return {'backup_hook': files.file_sha256(DATA_DIR / BACKUP_HOOK),
+                'python': self.python_version,
+                'requirements': _text_sha256(self.requirements),
+                'constraints': _text_sha256(self.constraints)}
+
+    def image_config(self):
+        path = f'{BACKUP_VENV}/bin:{SYSTEM_PATH}'
+        if self.extra_path:
+            path = f'{BACKUP_VENV}/bin:{self.extra_path}:{SYSTEM_PATH}'
+        return archive.ImageConfig(
+            # Trove passes the command only ("python3 main.py ..."), run
+            # from the working directory, as root (no user given).
+            entrypoint=['/usr/bin/dumb-init', '--single-child', '--'],
+            cmd=['python3', 'main.py', '--help'],
+            env={'PATH': path, 'LANG': 'C.UTF-8'},
+            working_dir=BACKUP_CODE_DIR,
+            labels={'org.opencontainers.image.title': self.repository,
+                    'org.opencontainers.image.version': self.version,
+                    'io.trovestack.debian-suite': self.suite,
+                    'io.trovestack.backup-strategy': self.strategy})
+
+
+def _text_sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _mariadb_backup(version, suite):
+    # mariadb-backup (and mbstream); its client-core dependency brings
+    # /etc/mysql/my.cnf, which restores' --prepare reads (Trove mounts no
+    # /etc/mysql into the restore container).
+    return BackupSpec(datastore='mariadb', version=version, suite=suite,
+                      packages=('mariadb-backup',), strategy='mariabackup')
+
+
+def _postgresql_backup(version, suite):
+    # pg_basebackup; the server's bin directory first on PATH, before
+    # Debian's perl wrappers in /usr/bin.
+    return BackupSpec(datastore='postgresql', version=version, suite=suite,
+                      packages=(f'postgresql-client-{version}',),
+                      strategy='pg_basebackup',
+                      extra_path=f'/usr/lib/postgresql/{version}/bin')
+
+
+# One backup image per datastore image, from its suite.
+_BACKUP_OF = {'mariadb': _mariadb_backup, 'postgresql': _postgresql_backup}
+BACKUP_SPECS = {backup.name: backup for backup in (
+    _BACKUP_OF[spec.datastore](spec.version, spec.suite)
+    for spec in SPECS.values())}
+
+
+def backup_supported():
+    """'<datastore>:<version>' of every buildable backup image, sorted."""
+    return sorted(f'{s.datastore}:{s.version}' for s in BACKUP_SPECS.values())
+
+
+def find_backup(datastore, version):
+    """The backup image spec of datastore:version (the datastore image's
+    name); UserError naming the valid ones."""
+    find(datastore, version)
+    return BACKUP_SPECS[f'{BACKUP_PREFIX}{datastore}:{version}']
