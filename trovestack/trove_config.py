@@ -41,6 +41,16 @@ UPSTREAM_IMAGES = types.MappingProxyType({
     'postgresql': 'quay.io/openstack.trove/postgres',
 })
 DATASTORES = tuple(UPSTREAM_IMAGES)
+# [<datastore>] ignore_users: Trove 26's own (its admin and the database's
+# superuser) and the accounts a datastore image makes for itself (MariaDB's
+# images, this project's and the official ones, check their health as
+# 'healthcheck'@localhost, 127.0.0.1 and ::1).  Trove leaves them out of
+# `database user list` and refuses them to users.
+IGNORED_USERS = types.MappingProxyType({
+    'mysql': ('os_admin', 'root'),
+    'mariadb': ('os_admin', 'root', 'healthcheck'),
+    'postgresql': ('os_admin', 'postgres'),
+})
 # Repository of this project's offline datastore images (trovestack
 # build-datastore-image): embedded in the guest image under this name, or
 # pushed to a registry under <registry>/<this name>; tag = version.
@@ -294,8 +304,10 @@ def instance_config(settings):
     if settings.guest_transport_url:
         guest['DEFAULT']['transport_url'] = settings.guest_transport_url
     for datastore, image in settings.docker_images.items():
-        server[datastore] = {'volume_support': _flag(settings.volume_support)}
-        guest[datastore] = {'docker_image': image}
+        ignored = ','.join(IGNORED_USERS[datastore])
+        server[datastore] = {'volume_support': _flag(settings.volume_support),
+                             'ignore_users': ignored}
+        guest[datastore] = {'docker_image': image, 'ignore_users': ignored}
     for datastore, image in settings.backup_docker_images.items():
         guest.setdefault(datastore, {})['backup_docker_image'] = image
     return {TROVE_CONF: server, GUESTAGENT_CONF: guest}

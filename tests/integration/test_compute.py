@@ -501,6 +501,10 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
             guest, trove_tree.AGENT_LOG_LINE % SYNC_MARKER) >= 1
     trove = connection.trove_client(compute_cloud.connection())
     trove.databases.list(chaos_instance.id)
+    # Only the user's accounts: the image's health-check account is not
+    # one (ignore_users).
+    assert 'healthcheck' not in {
+        user.name for user in trove.users.list(chaos_instance.id)}
 
     state = ('md5sum {package}/cmd/guest.py; ls -a {site}; '
              'systemctl show -p MainPID --value guest-agent.service').format(

@@ -220,3 +220,22 @@ def test_limits_are_trove_26_options_with_its_defaults():
 def test_bad_limits_rejected(limits, message):
     with pytest.raises(ValueError, match=message):
         trove_config.limits_config(limits)
+
+
+def test_images_own_accounts_are_not_the_users():
+    """The health-check account of MariaDB's images stays out of `database
+    user list` (Trove's own ignored accounts kept), in both files."""
+    settings = trove_config.InstanceSettings(
+        docker_images=trove_config.docker_images(['mariadb', 'postgresql']))
+    config = trove_config.instance_config(settings)
+    for name in (trove_config.TROVE_CONF, trove_config.GUESTAGENT_CONF):
+        assert config[name]['mariadb']['ignore_users'] == \
+            'os_admin,root,healthcheck'
+        assert config[name]['postgresql']['ignore_users'] == \
+            'os_admin,postgres'
+
+
+@pytest.mark.parametrize('datastore', trove_config.DATASTORES)
+def test_ignored_users_keep_troves_own(datastore):
+    troves = list(trove_cfg.CONF.get(datastore).ignore_users)
+    assert list(trove_config.IGNORED_USERS[datastore][:len(troves)]) == troves

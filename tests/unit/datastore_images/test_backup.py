@@ -274,6 +274,7 @@ def test_instance_config_sets_backup_docker_image():
     guest = config[trove_config.GUESTAGENT_CONF]
     assert guest['mariadb'] == {
         'docker_image': 'quay.io/openstack.trove/mariadb',
+        'ignore_users': 'os_admin,root,healthcheck',
         'backup_docker_image': 'r:1/trovestack/db-backup-mariadb'}
     assert guest['postgresql'] == {
         'backup_docker_image': 'r:1/trovestack/db-backup-postgresql'}
