@@ -160,6 +160,16 @@ class CloudDown(lister.Lister):
         return ('Service', 'Result'), rows
 
 
+def _status_table(cloud, rows):
+    """(columns, rows): the control plane's ``rows`` (status or restart),
+    the compute layer's processes, and which Trove runs."""
+    from trovestack.cloud.compute import cloud as compute_cloud
+
+    layer = compute_cloud.ComputeLayer(cloud.layout)
+    return STATUS_COLUMNS, _with_code(
+        cloud, [*rows, *compute_cloud.status_rows(layer.status())])
+
+
 class CloudStatus(lister.Lister):
     _description = ('Show whether each process of the local cloud is running '
                     'and answering (HTTP services their URL, RabbitMQ a '
@@ -170,13 +180,8 @@ class CloudStatus(lister.Lister):
         return add_state_dir_argument(super().get_parser(prog_name))
 
     def take_action(self, parsed_args):
-        from trovestack.cloud.compute import cloud as compute_cloud
-
         cloud = _existing_cloud(parsed_args)
-        layer = compute_cloud.ComputeLayer(cloud.layout)
-        return STATUS_COLUMNS, _with_code(
-            cloud, [*cloud.status(),
-                    *compute_cloud.status_rows(layer.status())])
+        return _status_table(cloud, cloud.status())
 
 
 class CloudRestart(lister.Lister):
@@ -205,14 +210,9 @@ class CloudRestart(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        from trovestack.cloud.compute import cloud as compute_cloud
-
         cloud = _existing_cloud(parsed_args)
-        rows = cloud.restart_services(parsed_args.services,
-                                      parsed_args.timeout)
-        layer = compute_cloud.ComputeLayer(cloud.layout)
-        return STATUS_COLUMNS, _with_code(
-            cloud, [*rows, *compute_cloud.status_rows(layer.status())])
+        return _status_table(cloud, cloud.restart_services(
+            parsed_args.services, parsed_args.timeout))
 
 
 class CloudEnv(command.Command):
