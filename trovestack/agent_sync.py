@@ -59,6 +59,7 @@ import time
 
 from trovestack import trove_config
 from trovestack.cloud import trove_source
+from trovestack.common import waiting
 from trovestack.common.errors import UserError
 from trovestack.verify.guest import AGENT_UNIT
 
@@ -78,7 +79,6 @@ ANSWER_HTTP_TIMEOUT = 150
 TAIL_LINES = 40
 
 _now = time.monotonic
-_sleep = time.sleep
 
 
 def _utcnow():
@@ -606,7 +606,7 @@ def sync(tree, target, guest, trove, *, source='', timeout=DEFAULT_TIMEOUT,
     clock.step('start-up', 'answered', 'Trove\'s database list')
     if heartbeats:
         _wait_heartbeat(guest, install, heartbeats, target, restarted_utc,
-                        _now() + timeout)
+                        timeout)
         clock.step('heartbeat', 'heartbeat', 'trove-conductor recorded it')
     return SyncResult(
         name=target.name, id=target.instance_id, address=target.address,
@@ -652,19 +652,21 @@ def _wait_answer(guest, install, trove, target, pid, timeout):
         answer.stop.set()
 
 
-def _wait_heartbeat(guest, install, heartbeats, target, after, deadline):
-    while True:
+def _wait_heartbeat(guest, install, heartbeats, target, after, timeout):
+    def recorded():
         try:
             last = heartbeats(target.instance_id)
         except sqlite3.Error:
-            last = None
-        if last is not None and last > after:
-            return last
-        if _now() > deadline:
-            _fail(guest, install, target,
-                  'the agent answered but trove-conductor recorded no '
-                  'heartbeat from it')
-        _sleep(HEARTBEAT_POLL)
+            return None
+        return last if last is not None and last > after else None
+
+    try:
+        return waiting.wait_for('a heartbeat', recorded, timeout,
+                                interval=HEARTBEAT_POLL)
+    except waiting.WaitTimeout:
+        _fail(guest, install, target,
+              'the agent answered but trove-conductor recorded no '
+              'heartbeat from it')
 
 
 def restore(guest, target, *, timeout=DEFAULT_TIMEOUT, trove=None,
@@ -718,10 +720,7 @@ def find_target(conn, admin, name):
     from trovestack import instances
     from trovestack.cloud.compute import guests
 
-    trove = connection.trove_client(conn)
-    found = instances.find_instance(trove, name)
-    if found is not None:
-        trove = _patient_client(conn)
+    found = instances.find_instance(connection.trove_client(conn), name)
     if found is None:
         raise SyncError(f'instance {name}: there is no Trove instance of '
                         'that name')
@@ -743,7 +742,7 @@ def find_target(conn, admin, name):
         raise SyncError(f'instance {name}: its server {server.id} has no '
                         'address on the management network')
     return Target(name=name, instance_id=found.id, server_id=server.id,
-                  address=address), trove
+                  address=address), _patient_client(conn)
 
 
 def _patient_client(conn):

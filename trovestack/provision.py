@@ -240,7 +240,7 @@ def _cloud_trove(request):
         return None
     from trovestack.cloud import trove_source
 
-    return trove_source.of_cloud(_local_cloud(request).layout.root)
+    return trove_source.of_cloud(request.state_dir)
 
 
 def guest_agent(request, tree=None):

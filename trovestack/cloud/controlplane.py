@@ -288,7 +288,7 @@ class LocalCloud:
         elif trove_source in (None, RELEASE):
             tree = None
         else:
-            tree = str(trove_source_mod.check_tree(trove_source))
+            tree = trove_source
         if tree is None:
             return TrovePlan(None, None, trove_source_mod.release().identity(),
                              trove_env.migrations_digest(None))

@@ -242,9 +242,6 @@ def prepare(source, ref, path, cache_dir, python_version, log,
     identity = source_identity(source, ref, path)
     target = pathlib.Path(cache_dir, 'wheelhouse',
                           wheelhouse_key(identity, python_version, machine))
-    if (target / 'agent.txt').is_file():
-        LOG.debug('Reusing guest agent wheelhouse %s', target)
-        return target
 
     def make(partial):
         _link_all(prepare_requirements(cache_dir, python_version, log,
