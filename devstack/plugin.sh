@@ -18,6 +18,10 @@ if is_service_enabled trove; then
         install_trove
         install_trove_client
         install_trovestack
+        if is_service_enabled horizon; then
+            echo_summary "Installing Trove's dashboard panels"
+            install_trove_dashboard
+        fi
 
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         # Keystone is running; the other services are configured, not
@@ -60,5 +64,8 @@ if is_service_enabled trove; then
         # files on this host only.
         echo_summary "Removing Trove's state and configuration files"
         cleanup_trove
+        if is_service_enabled horizon; then
+            cleanup_trove_dashboard
+        fi
     fi
 fi

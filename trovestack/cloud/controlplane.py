@@ -1,6 +1,6 @@
 """The local control plane: RabbitMQ, Keystone, Glance, Nova API, Trove API,
 trove-taskmanager and trove-conductor (and, when asked, a container
-registry).
+registry and the dashboard).
 
 All run on loopback from one state directory, on SQLite; Trove's and Nova's
 services talk over the cloud's own RabbitMQ.  ``up`` bootstraps once and
@@ -18,6 +18,7 @@ from trovestack.cloud import LocalCloudError
 from trovestack.cloud import bootstrap
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import configs
+from trovestack.cloud import dashboard as dashboard_mod
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
 from trovestack.cloud import rabbitmq
@@ -34,6 +35,7 @@ from trovestack.cloud.services import TROVE_SERVICES
 LOG = logging.getLogger(__name__)
 START_TIMEOUT = 120.0
 REGISTRY = 'registry'
+DASHBOARD = dashboard_mod.NAME
 BROKER_USER = BROKER_VHOST = 'trovestack'
 # ``up(trove_source=...)``: keep what the cloud runs; back to the release.
 KEEP = object()
@@ -98,10 +100,11 @@ class LocalCloud:
     # ----------------------------------------------------------------- up
     def up(self, base_port=layout_mod.DEFAULT_BASE_PORT, clouds_yaml_path=None,
            fresh=False, timeout=START_TIMEOUT, registry=None,
-           trove_source=KEEP):
+           trove_source=KEEP, dashboard=None):
         """Start every service, bootstrapping first if needed.
 
-        ``registry``: True/False turns the container registry on/off for
+        ``registry``, ``dashboard``: True/False turns the container
+        registry, the dashboard (Horizon with trove-dashboard) on/off for
         this and later runs; None keeps what the cloud had.
         ``trove_source``: a Trove source tree to run Trove's services from
         (installed editable in an environment of its own, see
@@ -131,10 +134,11 @@ class LocalCloud:
         migrate = state.bootstrapped and self._migrations_changed(before,
                                                                   plan)
         state.trove_source, state.trove_env = plan.tree, plan.env_key
-        if registry is not None:
-            if not registry and state.registry:
-                self.supervisor.forget(REGISTRY)
-            state.registry = registry
+        for name, wanted in ((REGISTRY, registry), (DASHBOARD, dashboard)):
+            if wanted is not None:
+                if not wanted and getattr(state, name):
+                    self.supervisor.forget(name)
+                setattr(state, name, wanted)
         state.add_ports(self._port_names(state))
         to_start = [name for name in self._names(state)
                     if not self._is_up(name)]
@@ -154,7 +158,7 @@ class LocalCloud:
         if not state.bootstrapped:
             LOG.info('Creating the service databases in %s', self.layout.root)
         programs = self.programs(state, broker)
-        steps = self._set_up_steps(state)
+        steps = [*self._set_up_steps(state), *self._dashboard_steps(state)]
         if migrate:
             steps.append(self._migrate_step(state))
         if restart_trove:
@@ -214,7 +218,21 @@ class LocalCloud:
             result.append(registry.program(
                 self.registry_dir, layout_mod.HOST, state.ports[REGISTRY],
                 supervisor_root=self.layout.root))
+        if state.dashboard:
+            result.append(dashboard_mod.program(state, self.layout))
         return result
+
+    def _dashboard_steps(self, state):
+        """The dashboard's settings written; its static files collected
+        when they are missing or stale (the running dashboard stopped
+        for that, to start again after)."""
+        if not state.dashboard:
+            return []
+        dashboard_mod.write_settings(state, self.layout)
+        if not dashboard_mod.needs_setup(self.layout):
+            return []
+        self.supervisor.stop(DASHBOARD)
+        return [dashboard_mod.setup_step(self.layout)]
 
     def _probe_of(self, service, state, broker):
         if service.kind == RPC:
@@ -233,14 +251,18 @@ class LocalCloud:
                 if service.kind == HTTP]
 
     @staticmethod
-    def _names(state):
-        """Every process of this cloud: the services, then the registry
-        when it is enabled."""
-        return [*SERVICES, *([REGISTRY] if state.registry else [])]
+    def _optional(state):
+        """The registry and the dashboard, each when it is enabled."""
+        return [name for name in (REGISTRY, DASHBOARD)
+                if getattr(state, name)]
 
-    @staticmethod
-    def _port_names(state):
-        return [*PORTED, *([REGISTRY] if state.registry else [])]
+    def _names(self, state):
+        """Every process of this cloud: the services, then the registry
+        and the dashboard when they are enabled."""
+        return [*SERVICES, *self._optional(state)]
+
+    def _port_names(self, state):
+        return [*PORTED, *self._optional(state)]
 
     def _check_ports(self, state, names):
         for name in names:
@@ -494,8 +516,9 @@ class LocalCloud:
         enabled)."""
         state = self.layout.load_state()
         names = list(SERVICES)
-        if (state and state.registry) or self._is_up(REGISTRY):
-            names.append(REGISTRY)
+        for name in (REGISTRY, DASHBOARD):
+            if (state and getattr(state, name)) or self._is_up(name):
+                names.append(name)
         results = self._stop(names)
         self.supervisor.shutdown()
         return [(name, results[name]) for name in names]
@@ -540,6 +563,9 @@ class LocalCloud:
         if name == REGISTRY:
             url = f'http://{layout_mod.HOST}:{state.ports[REGISTRY]}/v2/'
             return url, processes.http_answers(url)
+        if name == DASHBOARD:
+            url = dashboard_mod.url(state)
+            return url, processes.http_answers(url)
         service = SERVICES[name]
         if service.kind == BROKER:
             broker = self.broker
@@ -560,6 +586,12 @@ class LocalCloud:
             clouds_yaml.remove_from(state.clouds_yaml,
                                     list(clouds_yaml.entries(state)))
         shutil.rmtree(self.layout.root, ignore_errors=True)
+
+    def dashboard_url(self):
+        """The dashboard's URL when the cloud runs one, else None."""
+        state = self.state
+        return dashboard_mod.url(state) if state and state.dashboard \
+            else None
 
     def env(self, cloud=clouds_yaml.ADMIN_CLOUD):
         """OS_* variables that select this cloud (no secrets in them)."""

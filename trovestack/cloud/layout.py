@@ -43,6 +43,8 @@ class CloudState:
     bootstrapped: bool = False
     base_port: int = 0
     registry: bool = False
+    # Horizon with trove-dashboard (trovestack.cloud.dashboard).
+    dashboard: bool = False
     # The Trove source tree the cloud runs (trovestack.cloud.trove_source);
     # None: the trove release installed in the venv.
     trove_source: str | None = None

@@ -55,9 +55,10 @@ def add_base_port_argument(parser):
         '--base-port', metavar='<port>', type=_port,
         default=layout.DEFAULT_BASE_PORT,
         help='First of five consecutive loopback ports of the local cloud '
-             '(keystone, glance, nova, trove, rabbitmq; the registry takes '
-             'the sixth); 0 picks free ports. Used when the cloud is first '
-             f'created (default: {layout.DEFAULT_BASE_PORT})')
+             '(keystone, glance, nova, trove, rabbitmq; the registry and '
+             'the dashboard take the next free ones); 0 picks free ports. '
+             'Used when the cloud is first created (default: '
+             f'{layout.DEFAULT_BASE_PORT})')
     return parser
 
 
@@ -101,6 +102,13 @@ class CloudUp(lister.Lister):
                  'for datastore images; remembered for later runs '
                  '(default: as the cloud had it, else off)')
         parser.add_argument(
+            '--dashboard', action=argparse.BooleanOptionalAction,
+            default=None,
+            help='Also run the dashboard (Horizon with trove-dashboard) on '
+                 'loopback, where the cloud\'s admin and demo users log in; '
+                 'remembered for later runs (default: as the cloud had it, '
+                 'else off)')
+        parser.add_argument(
             '--compute', action='store_true',
             help='Also run placement, neutron (ML2/OVN), nova conductor/'
                  'scheduler/compute (libvirt, qemu TCG) and Open vSwitch/OVN '
@@ -128,7 +136,8 @@ class CloudUp(lister.Lister):
                        clouds_yaml_path=parsed_args.clouds_yaml,
                        fresh=parsed_args.fresh,
                        timeout=parsed_args.timeout,
-                       registry=parsed_args.registry)
+                       registry=parsed_args.registry,
+                       dashboard=parsed_args.dashboard)
         if parsed_args.trove_source:
             up_args['trove_source'] = parsed_args.trove_source
         if parsed_args.fresh:
@@ -217,7 +226,8 @@ class CloudRestart(lister.Lister):
 
 class CloudEnv(command.Command):
     _description = ('Print shell export lines that point OpenStack clients at '
-                    'the local cloud (eval "$(trovestack cloud env)")')
+                    'the local cloud (eval "$(trovestack cloud env)"), and '
+                    'the dashboard\'s URL as a comment when it runs')
 
     def get_parser(self, prog_name):
         parser = add_state_dir_argument(super().get_parser(prog_name))
@@ -233,3 +243,8 @@ class CloudEnv(command.Command):
         cloud = _existing_cloud(parsed_args)
         for key, value in sorted(cloud.env(parsed_args.cloud).items()):
             self.app.stdout.write(f'export {key}={shlex.quote(value)}\n')
+        url = cloud.dashboard_url()
+        if url:
+            self.app.stdout.write(
+                f'# dashboard: {url} (admin or demo, their passwords in '
+                f'{cloud.layout.clouds_yaml})\n')

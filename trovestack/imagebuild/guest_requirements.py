@@ -26,6 +26,10 @@ GUEST_MODULES = (
 )
 LAZY_DISTRIBUTIONS = ('kombu', 'amqp')
 NOT_PINNED = ('trove', 'setuptools', 'pip')
+# Loaded only because the venv has them for other reasons: requests loads
+# urllib3's SOCKS support when PySocks is installed (selenium, for the
+# dashboard's browser tests, requires it); the agent uses no SOCKS proxy.
+OPTIONAL_ONLY = ('pysocks',)
 
 HEADER = """\
 # Libraries the Trove guest agent (trove %(version)s) imports, with their
@@ -45,7 +49,8 @@ def loaded_distributions(modules=GUEST_MODULES):
     found = set(LAZY_DISTRIBUTIONS)
     for module in set(sys.modules) - before:
         found.update(by_package.get(module.split('.')[0], ()))
-    return found
+    return {name for name in found
+            if canonicalize_name(name) not in OPTIONAL_ONLY}
 
 
 def closure(roots):
