@@ -58,3 +58,44 @@ def test_a_guest_that_does_not_power_off_is_left_to_destroy(monkeypatch,
     libvirt.forget_domains('ns-')
     assert ('destroy', 'ns-1') in virsh.calls
     assert virsh.domains == {}
+
+
+def _paths(tmp_path):
+    return types.SimpleNamespace(root=tmp_path / 'compute')
+
+
+def test_libvirtd_runs_with_kvm_masked_and_the_clouds_qemu_conf(
+        tmp_path, monkeypatch):
+    """Where the host has /dev/kvm, libvirtd's own mount namespace binds a
+    mode-0 file over it and the cloud's qemu.conf over the system one."""
+    kvm = tmp_path / 'kvm'
+    kvm.touch()
+    qemu_conf = tmp_path / 'qemu.conf'
+    qemu_conf.touch()
+    monkeypatch.setattr(libvirt, 'QEMU_CONF', qemu_conf)
+    argv = libvirt.libvirtd_argv(_paths(tmp_path), kvm_device=kvm)
+    assert argv[:5] == ['unshare', '--mount', '--propagation', 'private',
+                        '--']
+    script, name, *binds, last = argv[7:]
+    assert argv[5:7] == ['sh', '-c'] and name == 'libvirtd'
+    assert last == libvirt.LIBVIRTD
+    mask = tmp_path / 'compute' / 'no-kvm'
+    conf = tmp_path / 'compute' / 'qemu.conf'
+    assert binds == [str(conf), str(qemu_conf), str(mask), str(kvm)]
+    assert mask.stat().st_mode & 0o777 == 0
+    assert 'namespaces = [ ]' in conf.read_text()
+    assert 'mount --bind "$1" "$2"' in script and 'exec "$1"' in script
+    again = libvirt.libvirtd_argv(_paths(tmp_path), kvm_device=kvm)
+    assert again == argv
+
+
+def test_libvirtd_without_kvm_keeps_the_clouds_qemu_conf_only(
+        tmp_path, monkeypatch):
+    qemu_conf = tmp_path / 'qemu.conf'
+    qemu_conf.touch()
+    monkeypatch.setattr(libvirt, 'QEMU_CONF', qemu_conf)
+    argv = libvirt.libvirtd_argv(_paths(tmp_path),
+                                 kvm_device=tmp_path / 'no-such-kvm')
+    assert argv[-3:] == [str(tmp_path / 'compute' / 'qemu.conf'),
+                         str(qemu_conf), libvirt.LIBVIRTD]
+    assert not (tmp_path / 'compute' / 'no-kvm').exists()
