@@ -102,7 +102,7 @@ class Tracker:
     """
 
     def __init__(self, conn, name, *, label=None, evidence=None,
-                 progress=None):
+                 progress=None, interval=INTERVAL):
         self.conn = conn
         self.trove = connection.trove_client(conn)
         self.name = name
@@ -110,7 +110,9 @@ class Tracker:
         self.evidence = evidence or Evidence()
         self.progress = progress or _quiet
         self.timeline = {}
+        self.interval = interval
         self.started = _now()
+        self.started_at = time.time()   # the same moment, epoch seconds
         self.stage = 'start'
         self.instance_id = None
         self.server_id = None
@@ -260,7 +262,7 @@ class Tracker:
                 self.fail(f'instance went to {status}')
             return None
 
-        return self.wait(active, timeout, ACTIVE)
+        return self.wait(active, timeout, ACTIVE, interval=self.interval)
 
 
 def _tail(text, size=CONSOLE_TAIL):
@@ -403,7 +405,8 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
 
 def ensure_instance(conn, name, *, datastore=None, version=None,
                     flavor=None, nics=None, volume_size=None,
-                    timeout=DEFAULT_TIMEOUT, progress=None, evidence=None):
+                    timeout=DEFAULT_TIMEOUT, progress=None, evidence=None,
+                    tracker=None):
     """The ACTIVE instance ``name``: found, waited for, or created.
 
     An ACTIVE instance of that name is returned at once (``created`` is
@@ -411,9 +414,12 @@ def ensure_instance(conn, name, *, datastore=None, version=None,
     leave (ERROR...) raises InstanceError naming its fault and how to
     remove it, as does one of another datastore than asked; none: it is
     created with :func:`create_instance`'s defaults and waited for.
-    ``progress``: called with one line per stage and heartbeat.
+    ``progress``: called with one line per stage and heartbeat;
+    ``tracker``: the :class:`Tracker` to follow it with (default: a new one
+    with ``evidence`` and ``progress``).
     """
-    tracker = Tracker(conn, name, evidence=evidence, progress=progress)
+    tracker = tracker or Tracker(conn, name, evidence=evidence,
+                                 progress=progress)
     found = find_instance(tracker.trove, name)
     if found is None:
         create_instance(tracker, datastore=datastore, version=version,

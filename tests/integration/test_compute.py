@@ -469,14 +469,56 @@ SYNC_MARKER = 'synced-into-a-running-instance'
 @pytest.fixture(scope='module')
 def chaos_instance(compute_cloud, provisioned):
     """The MariaDB instance of the chaos test, made by the first test that
-    asks for it: the agent sync test just before the chaos test, which then
-    finds it ACTIVE (CI's further instance serves both).  Deleted at the
-    module's end when the chaos test has not deleted it."""
+    asks for it (the breakdown test, then the agent sync test just before
+    the chaos test, which then finds it ACTIVE: CI's further instance
+    serves them all), through ``trovestack instance up --breakdown``.
+    Deleted at the module's end when the chaos test has not deleted it."""
     conn = compute_cloud.connection()
-    yield instances.ensure_instance(
-        conn, CHAOS, datastore=DATASTORE, version=VERSION, flavor=FLAVOR,
-        volume_size=VOLUME_SIZE)
+    made = helpers.run(
+        'trovestack', 'instance', 'up', CHAOS, '--datastore',
+        f'{DATASTORE}:{VERSION}', '--flavor', FLAVOR, '--size',
+        VOLUME_SIZE, '--breakdown', '--state-dir', compute_cloud.state_dir,
+        '-f', 'json', env=compute_cloud.env(), timeout=2400)
+    shown = json.loads(made.stdout)
+    yield types.SimpleNamespace(
+        id=shown['ID'], breakdown=shown['Breakdown'], progress=made.stderr)
     instances.delete_instance(conn, CHAOS)
+
+
+# Stages of a boot in the order they must happen (guest and host clocks
+# compared: a few seconds of slack).
+BOOT_ORDER = ('trove: create called', 'console log opened (qemu started)',
+              'kernel started', 'systemd started',
+              'guest agent unit started', 'prepare started',
+              'database container started', 'database healthy',
+              'prepare finished', 'trove: status ACTIVE')
+CLOCK_SLACK = 5
+
+
+def test_instance_up_breakdown_says_where_the_time_went(compute_cloud,
+                                                        chaos_instance):
+    """``instance up --breakdown``: one timeline from Trove's create call
+    to ACTIVE, from Trove, nova, the console watched while it booted and
+    the guest's own journal over SSH; ``instance breakdown`` reads it again
+    later (without the console and the statuses)."""
+    breakdown = chaos_instance.breakdown
+    at = {event['stage']: event['at'] for event in breakdown['events']}
+    missing = [stage for stage in BOOT_ORDER if stage not in at]
+    assert not missing, (missing, breakdown)
+    times = [at[stage] for stage in BOOT_ORDER]
+    assert all(later >= earlier - CLOCK_SLACK for earlier, later
+               in itertools.pairwise(times)), breakdown
+    assert any(stage.startswith('nova: ') for stage in at), breakdown
+    assert 'kernel loading' in at, breakdown
+    assert any('sudo calls' in note for note in breakdown['notes'])
+    assert 'reading where the time went' in chaos_instance.progress
+    again = helpers.run_json(
+        'trovestack', 'instance', 'breakdown', CHAOS, '--state-dir',
+        compute_cloud.state_dir, env=compute_cloud.env())
+    later = {event['stage'] for event in again['Breakdown']['events']}
+    assert {'kernel started', 'prepare finished',
+            'database healthy'} <= later, again
+    assert 'console log opened (qemu started)' not in later
 
 
 def _sync_agent(compute_cloud, *args):

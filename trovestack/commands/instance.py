@@ -1,6 +1,8 @@
-"""``trovestack instance up|down|sync-agent``: one Trove instance by name.
+"""``trovestack instance up|down|breakdown|sync-agent``: one Trove
+instance by name.
 
-The work is trovestack.instances' (ensure_instance, delete_instance) and
+The work is trovestack.instances' (ensure_instance, delete_instance),
+trovestack.boot_timeline's (where the time went) and
 trovestack.agent_sync's (sync_agent); these commands parse, call and
 format.  Progress goes to stderr; a
 failure is its one line, then the diagnostics that explain it.
@@ -12,9 +14,11 @@ from cliff import columns
 from cliff import show
 
 from trovestack import agent_sync
+from trovestack import boot_timeline
 from trovestack import cliapp
 from trovestack import connection
 from trovestack import instances
+from trovestack.cloud import layout
 from trovestack.testenv import datastores
 
 DEFAULT_NAME = 'demo'
@@ -37,7 +41,34 @@ class _Timeline(columns.FormattableColumn):
                          for stage, seconds in self._value.items())
 
 
-FORMATTERS = {'addresses': _Addresses, 'timeline': _Timeline}
+class _Breakdown(columns.FormattableColumn):
+    """A :class:`boot_timeline.Breakdown`: its text in a table, its events
+    and notes as data."""
+
+    def human_readable(self):
+        return self._value.text()
+
+    def machine_readable(self):
+        return self._value.as_dict()
+
+
+FORMATTERS = {'addresses': _Addresses, 'timeline': _Timeline,
+              'breakdown': _Breakdown}
+# Seconds between looks at an instance whose breakdown is wanted (its
+# ACTIVE is then seen within them).
+BREAKDOWN_INTERVAL = 2
+
+
+def _add_state_dir(parser, what):
+    parser.add_argument(
+        '--state-dir', metavar='<dir>', default=None,
+        help=f'The compute cloud\'s state directory, {what} (default: '
+             '$TROVESTACK_STATE_DIR, else $XDG_STATE_HOME/trovestack/cloud)')
+
+
+def _compute_access(state_dir):
+    return boot_timeline.ComputeAccess.of(
+        state_dir or layout.default_state_dir())
 
 
 def _size(value):
@@ -119,23 +150,78 @@ class InstanceUp(_InstanceCommand):
             help='nova-compute\'s instances_path on this machine, whose '
                  '<server>/console.log a failure shows (default: the '
                  'console through the API only)')
+        parser.add_argument(
+            '--breakdown', action='store_true',
+            help='Once it is ACTIVE, show where the time went, from Trove\'s '
+                 'create call on: Trove\'s statuses, nova\'s build, and on '
+                 'the local compute cloud its serial console (watched as '
+                 'it boots) and the guest\'s own timeline (kernel, systemd, '
+                 'cloud-init, guest agent, database container), read over '
+                 'SSH; "instance breakdown" shows it later')
+        _add_state_dir(parser, 'whose console and guest --breakdown reads')
         return parser
 
     def take_action(self, parsed_args):
         datastore, version = parsed_args.datastore or (None, None)
         conn = connection.connect_from_args(parsed_args)
-        result = instances.ensure_instance(
-            conn, parsed_args.name, datastore=datastore, version=version,
-            flavor=parsed_args.flavor, nics=parsed_args.nics,
-            volume_size=parsed_args.size or None,
-            timeout=parsed_args.timeout, progress=self._progress,
+        tracker = instances.Tracker(
+            conn, parsed_args.name, progress=self._progress,
             evidence=instances.Evidence(
                 logs=tuple(parsed_args.logs),
-                instances_dir=parsed_args.instances_dir))
-        return UP_HEADERS, tuple(
-            FORMATTERS[column](getattr(result, column))
-            if column in FORMATTERS else getattr(result, column)
-            for column in UP_COLUMNS)
+                instances_dir=parsed_args.instances_dir),
+            interval=(BREAKDOWN_INTERVAL if parsed_args.breakdown
+                      else instances.INTERVAL))
+        access = console = None
+        if parsed_args.breakdown:
+            access = _compute_access(parsed_args.state_dir)
+            if access is not None:
+                console = boot_timeline.ConsoleWatch(
+                    lambda: access.console_path(tracker.server_id))
+                console.start()
+        try:
+            result = instances.ensure_instance(
+                conn, parsed_args.name, datastore=datastore,
+                version=version, flavor=parsed_args.flavor,
+                nics=parsed_args.nics, volume_size=parsed_args.size or None,
+                timeout=parsed_args.timeout, tracker=tracker)
+        finally:
+            if console is not None:
+                console.stop()
+        values = {column: getattr(result, column) for column in UP_COLUMNS}
+        headers = UP_HEADERS
+        if parsed_args.breakdown:
+            self._progress(f'instance {parsed_args.name}: reading where the '
+                           'time went')
+            values['breakdown'] = boot_timeline.collect(
+                conn, result.id, started=tracker.started_at,
+                tracker=tracker, console=console, access=access)
+            headers += ('Breakdown',)
+        return headers, tuple(
+            FORMATTERS[column](value) if column in FORMATTERS else value
+            for column, value in values.items())
+
+
+class InstanceBreakdown(_InstanceCommand):
+    _description = (
+        'Show where an instance\'s time went from its creation (Trove\'s '
+        'created time) to now: nova\'s build and, on the local compute '
+        'cloud, the taskmanager\'s log and the guest\'s own timeline '
+        '(kernel, systemd, cloud-init, guest agent, database container) '
+        'read over SSH.  "instance up --breakdown" also watches the '
+        'console and Trove\'s statuses as it boots')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        _add_state_dir(parser, 'whose guest is read')
+        return parser
+
+    def take_action(self, parsed_args):
+        conn = connection.connect_from_args(parsed_args)
+        breakdown = boot_timeline.breakdown_of(
+            conn, parsed_args.name,
+            access=_compute_access(parsed_args.state_dir))
+        return ('Name', 'ID', 'Breakdown'), (
+            parsed_args.name, breakdown.instance_id, _Breakdown(breakdown))
 
 
 class InstanceDown(_InstanceCommand):
@@ -191,11 +277,7 @@ class InstanceSyncAgent(_InstanceCommand):
             '--restore', action='store_true',
             help='Put back the agent the last sync replaced (the two swap '
                  'places) and restart it')
-        parser.add_argument(
-            '--state-dir', metavar='<dir>', default=None,
-            help='The compute cloud\'s state directory (default: '
-                 '$TROVESTACK_STATE_DIR, else '
-                 '$XDG_STATE_HOME/trovestack/cloud)')
+        _add_state_dir(parser, 'whose guest is synced')
         return parser
 
     def take_action(self, parsed_args):

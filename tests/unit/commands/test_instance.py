@@ -5,6 +5,7 @@ from unittest import mock
 
 import pytest
 
+from trovestack import boot_timeline
 from trovestack import cliapp
 from trovestack import instances
 from trovestack.commands import instance as commands
@@ -54,7 +55,32 @@ def test_up_options_reach_the_library(conn):
     assert (kwargs['flavor'], kwargs['nics'], kwargs['timeout']) == (
         'd2', ['net1', 'net2'], 60)
     assert kwargs['volume_size'] is None  # --size 0: no volume
-    assert kwargs['evidence'].logs == ('/l',)
+    tracker = kwargs['tracker']
+    assert tracker.evidence.logs == ('/l',)
+    assert tracker.interval == instances.INTERVAL
+
+
+def test_up_breakdown_follows_closely_and_shows_the_timeline(conn, capsys):
+    breakdown = boot_timeline.Breakdown('id-1', 1000.0)
+    breakdown.add('trove: create called', 'trove', 1000.0)
+    breakdown.add('kernel started', 'guest', 1030.5)
+    breakdown.notes.append('guest: 50 sudo calls since boot')
+    with mock.patch.object(instances, 'ensure_instance',
+                           return_value=RESULT) as ensure, \
+            mock.patch.object(boot_timeline.ComputeAccess, 'of',
+                              return_value=None), \
+            mock.patch.object(boot_timeline, 'collect',
+                              return_value=breakdown) as collect:
+        assert _app(commands.InstanceUp, 'up').run(
+            ['--breakdown', '-f', 'json']) == 0
+    assert ensure.call_args.kwargs['tracker'].interval == \
+        commands.BREAKDOWN_INTERVAL
+    assert collect.call_args.kwargs['access'] is None
+    shown = json.loads(capsys.readouterr().out)
+    assert shown['Breakdown']['events'][1] == {
+        'at': 30.5, 'delta': 30.5, 'stage': 'kernel started',
+        'source': 'guest', 'detail': ''}
+    assert shown['Breakdown']['notes'] == ['guest: 50 sudo calls since boot']
 
 
 def test_up_json_output(conn, capsys):
