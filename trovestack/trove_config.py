@@ -133,6 +133,36 @@ _SERVER_TIMEOUTS = tuple(f.name for f in dataclasses.fields(Timeouts)
 
 
 @dataclasses.dataclass(frozen=True)
+class Polling:
+    """How often Trove looks while an instance comes up.
+
+    Trove's defaults look every 3-5 s and want five healthy looks in a
+    row: on an instance of a few minutes that adds ~20 s after the
+    database is up (measured with ``benchmarks/bench_instance_boot.py``):
+    the agent's ``state_healthy_counts`` looks ``state_change_poll_time``
+    apart once Docker's health check passed, then the taskmanager's next
+    look (``usage_sleep_time``) before the instance is ACTIVE.
+    """
+
+    usage_sleep_time: int = 1         # taskmanager (trove.conf)
+    state_change_poll_time: int = 1   # guest agent
+    state_healthy_counts: int = 2     # guest agent
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value <= 0:
+                raise ValueError(f'{field.name} must be a positive whole '
+                                 f'number, not {value!r}')
+
+
+TROVE_DEFAULT_POLLING = Polling(usage_sleep_time=5, state_change_poll_time=3,
+                                state_healthy_counts=5)
+_SERVER_POLLING = ('usage_sleep_time',)
+
+
+@dataclasses.dataclass(frozen=True)
 class InstanceSettings:
     """What Trove needs to know to create instances on a cloud.
 
@@ -155,6 +185,7 @@ class InstanceSettings:
     volume_support: bool = True
     volume_type: str | None = None
     timeouts: Timeouts = TCG_TIMEOUTS
+    polling: Polling = Polling()
     guest_transport_url: str | None = None
     keypair: str | None = None
     config_drive: bool = True
@@ -301,6 +332,10 @@ def instance_config(settings):
         settings.network_isolation)
     for name in _GUEST_TIMEOUTS:
         guest['DEFAULT'][name] = str(getattr(settings.timeouts, name))
+    for field in dataclasses.fields(Polling):
+        side = server if field.name in _SERVER_POLLING else guest
+        side['DEFAULT'][field.name] = str(getattr(settings.polling,
+                                                  field.name))
     if settings.guest_transport_url:
         guest['DEFAULT']['transport_url'] = settings.guest_transport_url
     for datastore, image in settings.docker_images.items():

@@ -134,7 +134,9 @@ def test_services_enabled(root):
             / 'guest-agent.service').read_text()
     assert 'User=%s' % GUEST_USER in unit
     assert '--config-dir=/etc/trove/conf.d' in unit
-    assert 'docker.service' in unit
+    # Beside dockerd, not after it (its first call waits on the socket).
+    assert 'docker.socket' in unit
+    assert 'docker.service' not in unit
 
 
 def test_user_sudoers_config_paths_and_datasources(root):

@@ -108,6 +108,32 @@ def test_trove_default_timeouts_match_installed_trove():
         assert conf[field] == value, field
 
 
+def test_trove_default_polling_matches_installed_trove():
+    conf = trove_cfg.CONF
+    for field, value in vars(trove_config.TROVE_DEFAULT_POLLING).items():
+        assert conf[field] == value, field
+
+
+def test_polling_goes_to_the_side_that_polls():
+    config = trove_config.instance_config(trove_config.InstanceSettings(
+        polling=trove_config.Polling(usage_sleep_time=2,
+                                     state_change_poll_time=3,
+                                     state_healthy_counts=4)))
+    server = config['trove.conf']['DEFAULT']
+    guest = config['trove-guestagent.conf']['DEFAULT']
+    assert server['usage_sleep_time'] == '2'
+    assert guest['state_change_poll_time'] == '3'
+    assert guest['state_healthy_counts'] == '4'
+    assert 'usage_sleep_time' not in guest
+    assert 'state_healthy_counts' not in server
+
+
+@pytest.mark.parametrize('value', [0, -1, 'one', False])
+def test_bad_polling_rejected(value):
+    with pytest.raises(ValueError, match='state_healthy_counts'):
+        trove_config.Polling(state_healthy_counts=value)
+
+
 @pytest.mark.parametrize('value', [0, -5, 'ten', True])
 def test_bad_timeout_rejected(value):
     with pytest.raises(ValueError, match='usage_timeout'):

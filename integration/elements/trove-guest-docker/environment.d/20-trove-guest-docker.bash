@@ -1,3 +1,6 @@
 #!/bin/bash
-# In container mode the guest agent talks to dockerd as soon as it starts.
-export TROVE_GUEST_AGENT_AFTER=${TROVE_GUEST_AGENT_AFTER:-docker.service}
+# The guest agent starts beside dockerd, not after it: it spends its first
+# ~30 s (under TCG) importing and mounting the volume before it first asks
+# dockerd anything, and docker.socket (listening from sockets.target on)
+# holds that request until dockerd is up.
+export TROVE_GUEST_AGENT_AFTER=${TROVE_GUEST_AGENT_AFTER:-docker.socket}
