@@ -86,6 +86,16 @@ def guest_user(name):
     return name
 
 
+def _check_positive(settings, unit):
+    """ValueError unless every field of ``settings`` is a positive int."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if not isinstance(value, int) or isinstance(value, bool) \
+                or value <= 0:
+            raise ValueError(f'{field.name} must be a positive {unit}, '
+                             f'not {value!r}')
+
+
 @dataclasses.dataclass(frozen=True)
 class Timeouts:
     """Seconds Trove waits; the defaults suit guests under qemu TCG.
@@ -108,12 +118,7 @@ class Timeouts:
     volume_time_out: int = 300
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value <= 0:
-                raise ValueError(f'{field.name} must be a positive number '
-                                 f'of seconds, not {value!r}')
+        _check_positive(self, 'number of seconds')
 
 
 # Trove 26's own defaults, for a cloud with KVM.
@@ -149,12 +154,7 @@ class Polling:
     state_healthy_counts: int = 2     # guest agent
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value <= 0:
-                raise ValueError(f'{field.name} must be a positive whole '
-                                 f'number, not {value!r}')
+        _check_positive(self, 'whole number')
 
 
 TROVE_DEFAULT_POLLING = Polling(usage_sleep_time=5, state_change_poll_time=3,

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from tests.conftest import LocalCloudFixture
+from tests.integration import dashboard_support
 from trovestack import connection
 from trovestack import netns
 from trovestack.cloud import controlplane
@@ -99,3 +100,18 @@ def compute_cloud(tmp_path_factory, isolated_user_config):
             layer.wipe()
             local.wipe()
             assert not netns.exists(layer.paths.namespace)
+
+
+@pytest.fixture(scope='module')
+def shots(tmp_path_factory):
+    """Where a dashboard test keeps its browser's screenshots."""
+    return dashboard_support.screenshots_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def browser(dashboard_rows, shots, request):
+    """A headless Chromium on the dashboard of the module's
+    ``dashboard_rows`` (its cloud's status rows)."""
+    with dashboard_support.browsing(dashboard_rows, shots,
+                                    request.node.name) as session:
+        yield session

@@ -28,18 +28,6 @@ def dashboard_rows(local_cloud):
         yield rows
 
 
-@pytest.fixture(scope='module')
-def shots(tmp_path_factory):
-    return dashboard_support.screenshots_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def browser(dashboard_rows, shots, request):
-    with dashboard_support.browsing(dashboard_rows, shots,
-                                    request.node.name) as session:
-        yield session
-
-
 def test_status_shows_the_dashboard_on_loopback(local_cloud, dashboard_rows):
     state_dir = local_cloud.state_dir
     assert {row['Service']: row['State'] for row in dashboard_rows}[

@@ -56,18 +56,6 @@ def ui_instance(compute_cloud, tmp_path_factory):
     instances.delete_instance(conn, INSTANCE)
 
 
-@pytest.fixture(scope='module')
-def shots(tmp_path_factory):
-    return dashboard_support.screenshots_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def browser(dashboard_rows, shots, request):
-    with dashboard_support.browsing(dashboard_rows, shots,
-                                    request.node.name) as session:
-        yield session
-
-
 def test_instance_shows_its_status_and_takes_a_database_from_the_ui(
         compute_cloud, ui_instance, browser):
     admin = compute_cloud.connection()
