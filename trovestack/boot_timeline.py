@@ -18,7 +18,9 @@ tell:
   the database container (created, started, healthy).
 
 The guest's clock is compared with the host's over the same SSH
-connection and its times corrected by the difference.  A part that can
+connection and its times corrected by the difference; the console's
+kernel and systemd times win over the journal's (under emulation the
+guest's clock drifts in early boot).  A part that can
 not be read leaves a note and the rest goes on: a slow instance always
 gets the timeline there is.
 """
@@ -39,7 +41,6 @@ from trovestack.cloud.compute import guests
 from trovestack.common.errors import UserError
 from trovestack.verify.guest import AGENT_UNIT
 
-SOURCES = ('trove', 'nova', 'console', 'guest')
 # (stage, text) of the serial console, in the order a boot prints them.
 CONSOLE_MARKS = (
     ('boot loader', 'Booting `'),
@@ -129,21 +130,22 @@ class Breakdown:
     events: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
 
-    def add(self, stage, source, epoch, detail=''):
+    def add(self, stage: str, source: str, epoch: float | None,
+            detail: str = '') -> None:
         """Record ``stage`` at ``epoch`` (host clock) unless recorded."""
         if epoch is None or self.at(stage) is not None:
             return
         self.events.append(Event(round(epoch - self.started, 1), stage,
                                  source, detail))
 
-    def at(self, stage):
+    def at(self, stage: str) -> float | None:
         """Seconds since the create call at which ``stage`` was seen."""
         for event in self.events:
             if event.stage == stage:
                 return event.at
         return None
 
-    def rows(self):
+    def rows(self) -> list[dict]:
         """The events in time order, each with the seconds since the one
         before it."""
         rows, previous = [], 0.0
@@ -155,12 +157,12 @@ class Breakdown:
             previous = event.at
         return rows
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return {'instance_id': self.instance_id,
                 'started': self.started, 'events': self.rows(),
                 'notes': list(self.notes)}
 
-    def text(self):
+    def text(self) -> str:
         """The timeline as lines of text, the notes after it."""
         lines = [f'{row["at"]:8.1f} s {row["delta"]:+7.1f}  '
                  f'{row["source"]:<7} {row["stage"]}'
@@ -231,7 +233,7 @@ class ConsoleWatch(threading.Thread):
 
 # -- Trove and nova ---------------------------------------------------------
 
-def record_tracker(breakdown, tracker):
+def record_tracker(breakdown: Breakdown, tracker) -> None:
     """The statuses the tracker saw (its timeline is relative to its own
     start, the create call)."""
     for stage, seconds in tracker.timeline.items():
@@ -239,7 +241,7 @@ def record_tracker(breakdown, tracker):
                       breakdown.started + seconds)
 
 
-def record_taskmanager_log(breakdown, log):
+def record_taskmanager_log(breakdown: Breakdown, log) -> None:
     """The taskmanager's lines about this instance (oslo.log's local time
     stamps, as the control plane writes them)."""
     path = pathlib.Path(log)
@@ -262,7 +264,7 @@ def _log_epoch(line):
     return when.timestamp()
 
 
-def record_nova(breakdown, conn, server_id):
+def record_nova(breakdown: Breakdown, conn, server_id: str) -> None:
     """The server's create action: each event's start and finish."""
     try:
         actions = [action for action in conn.compute.server_actions(
@@ -285,7 +287,7 @@ def record_nova(breakdown, conn, server_id):
 
 # -- the guest --------------------------------------------------------------
 
-def record_guest(breakdown, run):
+def record_guest(breakdown: Breakdown, run) -> None:
     """The guest's own account.  ``run(script)`` runs a shell script on
     the guest and returns its output (over a connection that is open
     already: its clock is compared with the host's around one call)."""
@@ -443,8 +445,9 @@ class _GuestRun:
         self.guest.__exit__(*exc)
 
 
-def collect(conn, instance_id, *, started, server_id=None, tracker=None,
-            console=None, access=None):
+def collect(conn, instance_id: str, *, started: float,
+            server_id: str | None = None, tracker=None, console=None,
+            access: ComputeAccess | None = None) -> Breakdown:
     """The :class:`Breakdown` of one instance: ``started`` is the create
     call's epoch time; ``tracker`` (its statuses), ``console`` (a
     :class:`ConsoleWatch` that ran) and ``access`` (the local compute
@@ -480,7 +483,7 @@ def collect(conn, instance_id, *, started, server_id=None, tracker=None,
     return breakdown
 
 
-def breakdown_of(conn, name, *, access=None):
+def breakdown_of(conn, name: str, *, access=None) -> Breakdown:
     """The :class:`Breakdown` of the instance ``name`` as it can be read
     after the fact: from Trove's created time (whole seconds), without the
     console or the statuses it showed.  [UserError] when there is none."""
