@@ -478,7 +478,8 @@ def chaos_instance(compute_cloud, provisioned):
         'trovestack', 'instance', 'up', CHAOS, '--datastore',
         f'{DATASTORE}:{VERSION}', '--flavor', FLAVOR, '--size',
         VOLUME_SIZE, '--breakdown', '--state-dir', compute_cloud.state_dir,
-        '-f', 'json', env=compute_cloud.env(), timeout=2400)
+        '--os-cloud', compute_cloud.admin_cloud, '-f', 'json',
+        env=compute_cloud.env(), timeout=2400)
     shown = json.loads(made.stdout)
     yield types.SimpleNamespace(
         id=shown['ID'], breakdown=shown['Breakdown'], progress=made.stderr)
@@ -514,7 +515,8 @@ def test_instance_up_breakdown_says_where_the_time_went(compute_cloud,
     assert 'reading where the time went' in chaos_instance.progress
     again = helpers.run_json(
         'trovestack', 'instance', 'breakdown', CHAOS, '--state-dir',
-        compute_cloud.state_dir, env=compute_cloud.env())
+        compute_cloud.state_dir, '--os-cloud', compute_cloud.admin_cloud,
+        env=compute_cloud.env())
     later = {event['stage'] for event in again['Breakdown']['events']}
     assert {'kernel started', 'prepare finished',
             'database healthy'} <= later, again
