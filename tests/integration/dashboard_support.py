@@ -77,6 +77,22 @@ class Browser:
 
         return WebDriverWait(self.driver, timeout).until(condition)
 
+    def click(self, element):
+        """Click ``element`` once nothing covers it: Horizon's sidebar and
+        modals animate, and a click during that lands on whatever is
+        on top ("element click intercepted"), so it is tried again until
+        it goes through."""
+        from selenium.common import exceptions
+
+        def clicked(driver):
+            try:
+                element.click()
+            except exceptions.ElementClickInterceptedException:
+                return False
+            return True
+
+        self.wait(clicked)
+
     def find(self, css):
         from selenium.webdriver.common.by import By
 
@@ -94,7 +110,7 @@ class Browser:
         self.element('#id_username').send_keys(user)
         self.element('#id_password').send_keys(password)
         self.shot(f'login-{user}')
-        self.element('#loginBtn').click()
+        self.click(self.element('#loginBtn'))
         self.wait(lambda driver: '/auth/login' not in driver.current_url
                   or self.find('.alert-danger'))
         self.shot(f'logged-in-{user}')
@@ -104,8 +120,8 @@ class Browser:
         menu; waits until the header names it."""
         toggle, = [link for link in self.find('a.dropdown-toggle')
                    if link.find_elements('css selector', '.context-project')]
-        toggle.click()
-        self.element(f'a[href^="/auth/switch/{project_id}/"]').click()
+        self.click(toggle)
+        self.click(self.element(f'a[href^="/auth/switch/{project_id}/"]'))
         self.wait(lambda driver: [e.text for e in self.find(
             '.context-project')] == [name])
         self.shot(f'project-{name}')
@@ -124,11 +140,11 @@ class Browser:
                    if link.text.strip() == group]
         target = header.get_attribute('data-target')
         if 'collapsed' in (header.get_attribute('class') or ''):
-            header.click()
+            self.click(header)
         link = self.wait(lambda driver: next(
             (e for e in self.find(f'{target} a.openstack-panel')
              if e.is_displayed() and e.text.strip() == panel), False))
-        link.click()
+        self.click(link)
         self.wait(lambda driver: driver.title.startswith(f'{panel}{TITLE}'))
         self.shot(f'{group}-{panel}'.lower().replace(' ', '-'))
 
@@ -137,7 +153,7 @@ class Browser:
         (tabs load their tables when first opened)."""
         tab, = [link for link in self.find('ul.nav-tabs a[data-toggle]')
                 if link.text.strip() == name]
-        tab.click()
+        self.click(tab)
         target = tab.get_attribute('data-target')
         self.element(f'{target}.active table')
         self.shot(f'tab-{name}'.lower().replace(' ', '-'))

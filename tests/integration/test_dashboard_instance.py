@@ -68,8 +68,8 @@ def test_instance_shows_its_status_and_takes_a_database_from_the_ui(
     assert INSTANCE in rows, rows
     assert 'Active' in rows[INSTANCE], rows[INSTANCE]
 
-    browser.element(f'table#databases a[href*="/{ui_instance.id}/"]') \
-        .click()
+    browser.click(browser.element(
+        f'table#databases a[href*="/{ui_instance.id}/"]'))
     browser.wait(lambda driver: browser.page_title() == INSTANCE)
     browser.shot('instance')
     assert browser.detail('ID') == ui_instance.id
@@ -78,10 +78,10 @@ def test_instance_shows_its_status_and_takes_a_database_from_the_ui(
     assert not browser.server_error(), browser.text()
 
     browser.open_tab('Databases')
-    browser.element('#databases__action_create_database').click()
+    browser.click(browser.element('#databases__action_create_database'))
     browser.element('#create_database_form #id_name').send_keys(DATABASE)
     browser.shot('create-database')
-    browser.element('#create_database_form [type=submit]').click()
+    browser.click(browser.element('#create_database_form [type=submit]'))
     success = browser.element('.alert-success')
     assert DATABASE in success.text, success.text
     browser.shot('database-created')

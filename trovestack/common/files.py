@@ -125,11 +125,17 @@ def key_lock_path(name, key):
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_file):
+def exclusive_lock(lock_file, on_wait=None):
     """Hold an exclusive flock on ``lock_file`` (made when missing) while
-    the block runs; another holder, in any process, waits for it."""
+    the block runs; another holder, in any process, waits for it (calling
+    ``on_wait()`` first when it has to)."""
     with open(lock_file, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -304,6 +304,17 @@ def _log_path(plan):
     return log_dir / ('%s-%s.log' % (plan.output.name, stamp))
 
 
+def _one_dib_at_a_time(plan, progress):
+    """Hold the builder cache's disk-image-create lock: builds of other
+    outputs share DIB's image cache (its apt archives, whose lock apt does
+    not wait for: a second build at once failed in root.d with "Could not
+    get lock /var/cache/apt/archives/lock"), so they take turns."""
+    lock = files.key_lock_path('disk-image-create', str(plan.cache_dir))
+    return files.exclusive_lock(lock, on_wait=lambda: progress(
+        'Waiting for another disk-image-create using %s to finish'
+        % plan.cache_dir))
+
+
 def _dib_env(plan, wheelhouse, shims, workdir):
     request = plan.request
     # The guest installs from the wheelhouse only: host pip settings
@@ -594,7 +605,8 @@ class _Build:
         progress('Building %s with elements: %s (log: %s)'
                  % (plan.output, ' '.join(plan.elements), log_path))
         with workdirs.owned(plan.output.parent, WORKDIR_PREFIX,
-                            'guest image') as workdir:
+                            'guest image') as workdir, \
+                _one_dib_at_a_time(plan, progress):
             target = workdir / plan.output.name[
                 :-len(request.image_format) - 1]
             (workdir / WORKDIR_TMP).mkdir()
