@@ -74,6 +74,8 @@ def test_libvirtd_runs_with_kvm_masked_and_the_clouds_qemu_conf(
     qemu_conf.touch()
     monkeypatch.setattr(libvirt, 'QEMU_CONF', qemu_conf)
     argv = libvirt.libvirtd_argv(_paths(tmp_path), kvm_device=kvm)
+    assert not (tmp_path / 'compute').exists()   # a declaration only
+    libvirt.write_config(_paths(tmp_path), kvm_device=kvm)
     assert argv[:5] == ['unshare', '--mount', '--propagation', 'private',
                         '--']
     script, name, *binds, last = argv[7:]
@@ -85,8 +87,10 @@ def test_libvirtd_runs_with_kvm_masked_and_the_clouds_qemu_conf(
     assert mask.stat().st_mode & 0o777 == 0
     assert 'namespaces = [ ]' in conf.read_text()
     assert 'mount --bind "$1" "$2"' in script and 'exec "$1"' in script
+    libvirt.write_config(_paths(tmp_path), kvm_device=kvm)
     again = libvirt.libvirtd_argv(_paths(tmp_path), kvm_device=kvm)
     assert again == argv
+    assert mask.stat().st_mode & 0o777 == 0
 
 
 def test_libvirtd_without_kvm_keeps_the_clouds_qemu_conf_only(
@@ -94,8 +98,11 @@ def test_libvirtd_without_kvm_keeps_the_clouds_qemu_conf_only(
     qemu_conf = tmp_path / 'qemu.conf'
     qemu_conf.touch()
     monkeypatch.setattr(libvirt, 'QEMU_CONF', qemu_conf)
+    libvirt.write_config(_paths(tmp_path),
+                         kvm_device=tmp_path / 'no-such-kvm')
     argv = libvirt.libvirtd_argv(_paths(tmp_path),
                                  kvm_device=tmp_path / 'no-such-kvm')
+    assert (tmp_path / 'compute' / 'qemu.conf').exists()
     assert argv[-3:] == [str(tmp_path / 'compute' / 'qemu.conf'),
                          str(qemu_conf), libvirt.LIBVIRTD]
     assert not (tmp_path / 'compute' / 'no-kvm').exists()

@@ -305,6 +305,7 @@ class ComputeLayer:
         neutron.copy_paste_config(paths)
         nova.write_config(state, cstate, paths, transport_url)
         cinder.write_config(state, cstate, paths, transport_url)
+        libvirt.write_config(paths)
 
     def _set_up(self, commands, service):
         log = self.paths.log_dir / f'{service}-setup.log'

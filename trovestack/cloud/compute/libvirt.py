@@ -66,10 +66,24 @@ def daemons_in_order(paths) -> list[supervision.Program]:
     ]
 
 
+def write_config(paths, kvm_device=KVM_DEVICE):
+    """The files libvirtd's command line binds (:func:`libvirtd_argv`):
+    the cloud's qemu.conf and, where the host has ``/dev/kvm``, the mask
+    put over it."""
+    if not QEMU_CONF.exists():
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    _conf(paths).write_text(_QEMU_CONF)
+    if kvm_device.exists():
+        mask = _mask(paths)
+        mask.touch(mode=0o000, exist_ok=True)
+        mask.chmod(0o000)
+
+
 def libvirtd_argv(paths, kvm_device=KVM_DEVICE) -> list[str]:
     """libvirtd's command line: in a mount namespace of its own, with the
     cloud's qemu.conf and, where the host has ``/dev/kvm``, that device
-    masked.
+    masked (the files :func:`write_config` writes).
 
     The cloud's guests run under TCG (nova's ``virt_type = qemu``), and
     libvirt must agree that KVM is not there: it probes qemu's
@@ -85,17 +99,19 @@ def libvirtd_argv(paths, kvm_device=KVM_DEVICE) -> list[str]:
     libvirt keeps its cache."""
     if not QEMU_CONF.exists():
         return [LIBVIRTD]
-    paths.root.mkdir(parents=True, exist_ok=True)
-    conf = paths.root / 'qemu.conf'
-    conf.write_text(_QEMU_CONF)
-    binds = [str(conf), str(QEMU_CONF)]
+    binds = [str(_conf(paths)), str(QEMU_CONF)]
     if kvm_device.exists():
-        mask = paths.root / 'no-kvm'
-        mask.touch(mode=0o000, exist_ok=True)
-        mask.chmod(0o000)
-        binds += [str(mask), str(kvm_device)]
+        binds += [str(_mask(paths)), str(kvm_device)]
     return ['unshare', '--mount', '--propagation', 'private', '--',
             'sh', '-c', _BOUND, 'libvirtd', *binds, LIBVIRTD]
+
+
+def _conf(paths):
+    return paths.root / 'qemu.conf'
+
+
+def _mask(paths):
+    return paths.root / 'no-kvm'
 
 
 def _domains(prefix, *, running_only):
