@@ -74,21 +74,11 @@ def boot_once(conn, access, datastore, version, name):
     :class:`boot_timeline.Breakdown`; deleted again."""
     tracker = instances.Tracker(conn, name, progress=_progress,
                                 interval=INTERVAL)
-    console = boot_timeline.ConsoleWatch(
-        lambda: access.console_path(tracker.server_id))
-    console.start()
-    try:
-        result = instances.ensure_instance(
-            conn, name, datastore=datastore, version=version, flavor='d3',
-            volume_size=1, tracker=tracker)
-    finally:
-        console.stop()
-    try:
-        return boot_timeline.collect(
-            conn, result.id, started=tracker.started_at, tracker=tracker,
-            console=console, access=access)
-    finally:
-        instances.delete_instance(conn, name, progress=_progress)
+    _, breakdown = boot_timeline.ensure_with_breakdown(
+        conn, name, tracker=tracker, access=access, datastore=datastore,
+        version=version, flavor='d3', volume_size=1)
+    instances.delete_instance(conn, name, progress=_progress)
+    return breakdown
 
 
 def warm_image_cache(conn, access, versions):

@@ -427,22 +427,6 @@ class ComputeAccess:
             return None
         return self.where.instances_dir / server_id / 'console.log'
 
-    def guest_runner(self, address):
-        """A context manager giving ``run(script)`` on the guest."""
-        return _GuestRun(agent_sync.Guest(self.where, address))
-
-
-class _GuestRun:
-    def __init__(self, guest):
-        self.guest = guest
-
-    def __enter__(self):
-        self.guest.__enter__()
-        return lambda script: self.guest.run(
-            script, timeout=SSH_TIMEOUT, what='timeline from the guest')
-
-    def __exit__(self, *exc):
-        self.guest.__exit__(*exc)
 
 
 def collect(conn, instance_id: str, *, started: float,
@@ -478,9 +462,30 @@ def collect(conn, instance_id: str, *, started: float,
     if address is None:
         breakdown.notes.append('guest: no management address, no SSH')
         return breakdown
-    with access.guest_runner(address) as run:
-        record_guest(breakdown, run)
+    with agent_sync.Guest(access.where, address) as guest:
+        record_guest(breakdown, lambda script: guest.run(
+            script, timeout=SSH_TIMEOUT, what='timeline from the guest'))
     return breakdown
+
+
+def ensure_with_breakdown(conn, name, *, tracker, access=None, **create):
+    """:func:`instances.ensure_instance` (``create``: its options) followed
+    by ``tracker``, with the serial console watched while it waits when
+    ``access`` (the local compute cloud) is given; then the instance's
+    :class:`Breakdown`.  Returns (the InstanceResult, the Breakdown)."""
+    console = None
+    if access is not None:
+        console = ConsoleWatch(lambda: access.console_path(tracker.server_id))
+        console.start()
+    try:
+        result = instances.ensure_instance(conn, name, tracker=tracker,
+                                           **create)
+    finally:
+        if console is not None:
+            console.stop()
+    tracker.say('reading where the time went')
+    return result, collect(conn, result.id, started=tracker.started_at,
+                           tracker=tracker, console=console, access=access)
 
 
 def breakdown_of(conn, name: str, *, access=None) -> Breakdown:

@@ -171,31 +171,23 @@ class InstanceUp(_InstanceCommand):
                 instances_dir=parsed_args.instances_dir),
             interval=(BREAKDOWN_INTERVAL if parsed_args.breakdown
                       else instances.INTERVAL))
-        access = console = None
-        if parsed_args.breakdown:
-            access = _compute_access(parsed_args.state_dir)
-            if access is not None:
-                console = boot_timeline.ConsoleWatch(
-                    lambda: access.console_path(tracker.server_id))
-                console.start()
-        try:
-            result = instances.ensure_instance(
-                conn, parsed_args.name, datastore=datastore,
-                version=version, flavor=parsed_args.flavor,
-                nics=parsed_args.nics, volume_size=parsed_args.size or None,
-                timeout=parsed_args.timeout, tracker=tracker)
-        finally:
-            if console is not None:
-                console.stop()
-        values = {column: getattr(result, column) for column in UP_COLUMNS}
+        create = dict(datastore=datastore, version=version,
+                      flavor=parsed_args.flavor, nics=parsed_args.nics,
+                      volume_size=parsed_args.size or None,
+                      timeout=parsed_args.timeout)
         headers = UP_HEADERS
+        breakdown = None
         if parsed_args.breakdown:
-            self._progress(f'instance {parsed_args.name}: reading where the '
-                           'time went')
-            values['breakdown'] = boot_timeline.collect(
-                conn, result.id, started=tracker.started_at,
-                tracker=tracker, console=console, access=access)
+            result, breakdown = boot_timeline.ensure_with_breakdown(
+                conn, parsed_args.name, tracker=tracker,
+                access=_compute_access(parsed_args.state_dir), **create)
             headers += ('Breakdown',)
+        else:
+            result = instances.ensure_instance(conn, parsed_args.name,
+                                               tracker=tracker, **create)
+        values = {column: getattr(result, column) for column in UP_COLUMNS}
+        if breakdown is not None:
+            values['breakdown'] = breakdown
         return headers, tuple(
             FORMATTERS[column](value) if column in FORMATTERS else value
             for column, value in values.items())
