@@ -45,7 +45,7 @@ function start_temporary_server {
     local attempt=0
     while (( attempt++ < 120 )); do
         if mariadb-admin --no-defaults --protocol=socket --socket="$socket" \
-                -uroot "${root_password_option[@]}" ping >/dev/null 2>&1; then
+                -uroot ping >/dev/null 2>&1; then
             return 0
         fi
         kill -0 "$temp_pid" 2>/dev/null || die "the server exited during setup"
@@ -54,17 +54,17 @@ function start_temporary_server {
     die "the server did not answer on $socket within 60 s"
 }
 
+# SIGTERM is the server's own clean shutdown and needs no account: after
+# FLUSH PRIVILEGES (which mariadb-upgrade may also run) a server started
+# with --skip-grant-tables checks passwords again.
 function stop_temporary_server {
-    local socket=$1
-    mariadb-admin --no-defaults --protocol=socket --socket="$socket" \
-        -uroot "${root_password_option[@]}" shutdown
-    wait "$temp_pid" || true
+    kill -TERM "$temp_pid"
+    wait "$temp_pid" || die "the temporary server did not stop cleanly"
 }
 
 function run_sql {
     local socket=$1
-    mariadb --no-defaults --protocol=socket --socket="$socket" -uroot \
-        "${root_password_option[@]}" --batch
+    mariadb --no-defaults --protocol=socket --socket="$socket" -uroot --batch
 }
 
 function healthcheck_sql {
@@ -139,12 +139,10 @@ function initialise {
         --skip-name-resolve >/dev/null
     local setup_socket
     setup_socket=$(mktemp -d)/setup.sock
-    root_password_option=()
     start_temporary_server "$setup_socket" "$@"
     setup_sql "$root_password" "$healthcheck_password" \
         | run_sql "$setup_socket"
-    root_password_option=("--password=$root_password")
-    stop_temporary_server "$setup_socket"
+    stop_temporary_server
     write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
     log "initialised $datadir"
 }
@@ -174,7 +172,6 @@ function upgrade {
     setup_socket=$(mktemp -d)/setup.sock
     # Trove may restore a data directory with other passwords: the
     # temporary server runs without grant checks, on a private socket.
-    root_password_option=()
     start_temporary_server "$setup_socket" "$@" --skip-grant-tables
     mariadb-upgrade --no-defaults --protocol=socket --socket="$setup_socket" \
         -uroot --silent >/dev/null || log "mariadb-upgrade failed"
@@ -187,7 +184,7 @@ function upgrade {
         } | run_sql "$setup_socket"
         write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
     fi
-    stop_temporary_server "$setup_socket"
+    stop_temporary_server
 }
 
 if [[ $# -eq 0 || "$1" == -* ]]; then
