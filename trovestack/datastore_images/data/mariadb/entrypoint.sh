@@ -37,6 +37,10 @@ function sql_quote {
     printf "'%s'" "${text//\'/\\\'}"
 }
 
+function random_password {
+    head -c 24 /dev/urandom | base64 | tr -d '/+='
+}
+
 function start_temporary_server {
     local socket=$1
     shift
@@ -54,9 +58,7 @@ function start_temporary_server {
     die "the server did not answer on $socket within 60 s"
 }
 
-# SIGTERM is the server's own clean shutdown and needs no account: after
-# FLUSH PRIVILEGES (which mariadb-upgrade may also run) a server started
-# with --skip-grant-tables checks passwords again.
+# SIGTERM is the server's own clean shutdown and needs no account.
 function stop_temporary_server {
     kill -TERM "$temp_pid"
     wait "$temp_pid" || die "the temporary server did not stop cleanly"
@@ -118,7 +120,7 @@ function initialise {
     [[ -n "$root_password" ]] || die "the data directory $datadir is empty:" \
         "set MYSQL_ROOT_PASSWORD to initialise it"
     local healthcheck_password
-    healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    healthcheck_password=$(random_password)
     if [[ -d "$template/mysql" ]]; then
         log "initialising $datadir from the image's template data directory"
         cp -R "$template/." "$datadir/"
@@ -164,27 +166,56 @@ function needs_upgrade {
         ! -s "$datadir/.my-healthcheck.cnf" ]]
 }
 
+# The account mariadb-upgrade connects as while it runs (dropped after).
+upgrade_user=trovestack_upgrade
+
 function upgrade {
     local datadir=$1 socket=$2
     shift 2
     log "upgrading $datadir"
-    local setup_socket
-    setup_socket=$(mktemp -d)/setup.sock
-    # Trove may restore a data directory with other passwords: the
-    # temporary server runs without grant checks, on a private socket.
-    start_temporary_server "$setup_socket" "$@" --skip-grant-tables
-    mariadb-upgrade --no-defaults --protocol=socket --socket="$setup_socket" \
-        -uroot --silent >/dev/null || log "mariadb-upgrade failed"
+    # Trove may restore a data directory with passwords of its own, and a
+    # server started with --skip-grant-tables checks them again once
+    # anything runs FLUSH PRIVILEGES (mariadb-upgrade does): the server
+    # itself runs an init file that makes a temporary administrator for
+    # mariadb-upgrade (and the healthcheck account when its file is
+    # missing); the passwords stay in files of a private directory.
+    local setup_dir healthcheck_password=''
+    setup_dir=$(mktemp -d)
+    local setup_socket=$setup_dir/setup.sock admin_password
+    admin_password=$(random_password)
     if [[ ! -s "$datadir/.my-healthcheck.cnf" ]]; then
-        local healthcheck_password
-        healthcheck_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+        healthcheck_password=$(random_password)
+    fi
+    (
+        umask 077
         {
-            echo "FLUSH PRIVILEGES;"
-            healthcheck_sql "$healthcheck_password"
-        } | run_sql "$setup_socket"
+            echo "SET SESSION sql_log_bin = 0;"
+            echo "CREATE OR REPLACE USER '$upgrade_user'@'localhost'" \
+                "IDENTIFIED BY $(sql_quote "$admin_password");"
+            echo "GRANT ALL ON *.* TO '$upgrade_user'@'localhost'" \
+                "WITH GRANT OPTION;"
+            if [[ -n "$healthcheck_password" ]]; then
+                healthcheck_sql "$healthcheck_password"
+            fi
+        } > "$setup_dir/init.sql"
+        printf '[client]\nuser=%s\npassword=%s\n' "$upgrade_user" \
+            "$admin_password" > "$setup_dir/admin.cnf"
+    )
+    start_temporary_server "$setup_socket" "$@" \
+        --init-file="$setup_dir/init.sql"
+    rm -f "$setup_dir/init.sql"
+    local admin=(--defaults-file="$setup_dir/admin.cnf" --protocol=socket
+                 --socket="$setup_socket")
+    mariadb-upgrade "${admin[@]}" --silent >/dev/null \
+        || log "mariadb-upgrade failed"
+    echo "SET SESSION sql_log_bin = 0; DROP USER '$upgrade_user'@'localhost';" \
+        | mariadb "${admin[@]}" --batch \
+        || log "could not drop the temporary account $upgrade_user"
+    stop_temporary_server
+    rm -rf "$setup_dir"
+    if [[ -n "$healthcheck_password" ]]; then
         write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
     fi
-    stop_temporary_server
 }
 
 if [[ $# -eq 0 || "$1" == -* ]]; then
