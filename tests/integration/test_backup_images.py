@@ -497,7 +497,23 @@ def test_mariadb_backup_and_restore_by_trove(docker_client, host_dirs,
         # password the backup had.
         for record in data_dir.glob('*_upgrade_info'):
             record.unlink()
-        docker_util.start_container(docker_client, image.reference)
+        # As Trove's MariaDB manager goes on (reset_password_for_restore):
+        # the server started with --skip-grant-tables, root's password
+        # set through it, that container removed; then the normal start.
+        root_password = 'Reset-' + os.urandom(6).hex()
+        docker_util.remove_container(docker_client)
+        images.start_mariadb(
+            docker_client, image, host_dirs,
+            command='--defaults-file=/etc/mysql/my.cnf --skip-grant-tables '
+                    '--datadir=/var/lib/mysql/data')
+        assert_healthy(docker_client)
+        docker_util.run_command(docker_client, [
+            'mariadb', '--defaults-file=/etc/mysql/my.cnf', '-u', 'root',
+            '-e', "FLUSH PRIVILEGES; ALTER USER 'root'@'localhost' "
+                  f"IDENTIFIED BY '{root_password}';"])
+        docker_util.remove_container(docker_client)
+        url, _, _ = images.start_mariadb(docker_client, image, host_dirs,
+                                         password=root_password)
         assert_healthy(docker_client)
         assert sql(url, 'SELECT COUNT(*), MAX(name) FROM shop.items') == [
             (200, 'item-99')]

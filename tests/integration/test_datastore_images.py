@@ -83,10 +83,22 @@ def test_registry_push_then_read_manifest(tmp_path):
         assert manifest['mediaType'] == V2S2
         assert manifest['config']['digest'] == image_id
         assert headers['Docker-Content-Digest'] == pushed.digest
+        # Pushed again only when the registry lacks that image id.
+        assert archive.image_id(tmp_path / 'tiny.tar') == image_id
+        assert registry.config_digest(reg.address, 'trovestack/tiny',
+                                      '1.0') == image_id
+        assert registry.push_unless_there(
+            tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
+            '1.0') is None
+        assert registry.config_digest(reg.address, 'trovestack/tiny',
+                                      '2.0') is None
+        assert registry.push_unless_there(
+            tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
+            '2.0').reference.endswith('/trovestack/tiny:2.0')
         _, catalog = get(f'{reg.url}/v2/_catalog')
         assert 'trovestack/tiny' in catalog['repositories']
         _, tags = get(f'{reg.url}/v2/trovestack/tiny/tags/list')
-        assert tags['tags'] == ['1.0']
+        assert sorted(tags['tags']) == ['1.0', '2.0']
     finally:
         assert registry.stop(data_dir)
     assert not registry.is_running(data_dir)
@@ -94,7 +106,7 @@ def test_registry_push_then_read_manifest(tmp_path):
     reg = registry.start(data_dir, port=free_port())
     try:
         _, tags = get(f'{reg.url}/v2/trovestack/tiny/tags/list')
-        assert tags['tags'] == ['1.0']
+        assert sorted(tags['tags']) == ['1.0', '2.0']
     finally:
         registry.stop(data_dir)
 
@@ -296,8 +308,11 @@ def host_dirs():
 MARIADB_TEMPLATE = '/usr/share/trovestack/mariadb-template'
 
 
-def start_mariadb(client, image, host, extra_volumes=None):
-    """MariaDBApp.start_db + the manager's do_prepare, paths rebased."""
+def start_mariadb(client, image, host, extra_volumes=None, command=None,
+                  password=None):
+    """MariaDBApp.start_db + the manager's do_prepare, paths rebased
+    (``command``: the server's options instead of the manager's;
+    ``password``: root's, when it has one already)."""
     from trove.common import constants
     from trove.guestagent.datastore.mariadb import manager
     from trove.guestagent.datastore.mariadb import service
@@ -315,11 +330,12 @@ def start_mariadb(client, image, host, extra_volumes=None):
     config.reset_configuration(render_trove_config('mariadb', image.version))
     config.apply_system_override({'mysqld': {'datadir': data_dir}})
     assert common.MYSQL_CONFIG == '/etc/mysql/my.cnf'
-    password = 'Root-pass-' + os.urandom(6).hex()
+    password = password or 'Root-pass-' + os.urandom(6).hex()
     environment = {'MYSQL_ROOT_PASSWORD': password,
                    'MYSQL_INITDB_SKIP_TZINFO': 1,
                    **service.MariaDBApp._extra_envs}
-    command = manager.Manager.get_start_db_params(None, data_dir)
+    command = command or manager.Manager.get_start_db_params(None,
+                                                             data_dir)
     docker_util.start_container(
         client, f'{image.repository}:{image.version}',
         volumes={

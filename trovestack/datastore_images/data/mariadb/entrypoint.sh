@@ -189,6 +189,10 @@ function upgrade {
     (
         umask 077
         {
+            # Grant tables loaded even under --skip-grant-tables (Trove's
+            # MariaDB manager starts the restored server so to reset
+            # root's password): account statements are refused otherwise.
+            echo "FLUSH PRIVILEGES;"
             echo "SET SESSION sql_log_bin = 0;"
             echo "CREATE OR REPLACE USER '$upgrade_user'@'localhost'" \
                 "IDENTIFIED BY $(sql_quote "$admin_password");"
@@ -211,11 +215,14 @@ function upgrade {
     echo "SET SESSION sql_log_bin = 0; DROP USER '$upgrade_user'@'localhost';" \
         | mariadb "${admin[@]}" --batch \
         || log "could not drop the temporary account $upgrade_user"
-    stop_temporary_server
-    rm -rf "$setup_dir"
     if [[ -n "$healthcheck_password" ]]; then
         write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
+        mariadb --defaults-file="$datadir/.my-healthcheck.cnf" \
+            --socket="$setup_socket" --batch -e 'SELECT 1' >/dev/null \
+            || die "the healthcheck account does not log in after the upgrade"
     fi
+    stop_temporary_server
+    rm -rf "$setup_dir"
 }
 
 if [[ $# -eq 0 || "$1" == -* ]]; then
