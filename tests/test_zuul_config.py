@@ -178,3 +178,20 @@ def test_image_build_jobs_name_buildable_versions():
         if job_vars.get('trovestack_image_embed'):
             assert f'{datastore}:{version}' in offline.supported(), \
                 f'{name}: no offline image of {datastore} {version}'
+
+
+FULL_JOBS = [name for name in JOBS
+             if name.startswith('trovestack-tempest-full')]
+
+
+@pytest.mark.parametrize('name', FULL_JOBS)
+def test_full_jobs_run_gate_tests_full_profile_with_object_storage(name):
+    """The zuul jobs of the full profile select what "gate-tests --profile
+    full" selects, and have Swift for the backups."""
+    from trovestack import tempest_runner
+
+    job_vars = _job_vars(name)
+    assert job_vars['tempest_test_regex'] == tempest_runner.PROFILES['full']
+    assert job_vars['devstack_services']['s-proxy'] is True
+    assert job_vars['devstack_localrc'][
+        'TROVE_DATASTORE_IMAGE_SOURCE'] == 'registry'

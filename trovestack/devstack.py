@@ -125,6 +125,27 @@ class ExtraPlan:
         except ValueError as exc:
             raise errors.UserError(str(exc)) from None
 
+    def backup_docker_images(self):
+        """{datastore: backup image repository}: this project's, in the
+        registry, when the datastore images come from there; else none
+        set (Trove's own default: its images on quay.io)."""
+        if self.image_source != 'registry':
+            return {}
+        return trove_config.backup_docker_images(
+            [name for name, _ in self.datastores], source='registry',
+            registry=self.registry)
+
+    def backup_source(self):
+        """The Trove whose backup/ code goes into backup images: the tree
+        the guest agent comes from (the plugin's $TROVE_DIR) when it has
+        that code, else the release installed beside trovestack."""
+        from trovestack.cloud import trove_source
+
+        if self.agent_source == guest_agent.LOCAL and self.agent_path and \
+                pathlib.Path(self.agent_path, 'backup', 'main.py').is_file():
+            return trove_source.of_tree(self.agent_path)
+        return trove_source.release()
+
     def offline_datastores(self):
         """The (datastore, version) images this project builds itself: for
         a registry, or to embed in a guest image it builds (a given image
@@ -173,6 +194,10 @@ def _datastore_images(plan):
             rows.append(results.Row('registry-image', registry.image_reference(
                 plan.registry, image.repository, image.tag), results.OK,
                 'pushed'))
+        # Backups and restores run in images of this project too, from
+        # the same registry, with the backup/ code of the Trove tested.
+        rows += datastore_images.backup.build_and_push(
+            offline, plan.registry, source=plan.backup_source())
     return rows, built
 
 
@@ -290,6 +315,7 @@ def instance_settings(plan, prepared, guest_transport_url=None):
         insecure.insert(0, plan.registry)
     settings = instance_setup.instance_settings(
         prepared, docker_images=plan.docker_images(),
+        backup_docker_images=plan.backup_docker_images(),
         insecure_registries=insecure,
         network_isolation=plan.network_isolation,
         volume_support=plan.volume_support, volume_type=plan.volume_type,

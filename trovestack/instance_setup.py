@@ -15,7 +15,7 @@ from trovestack import trove_config
 def instance_settings(prepared, *, docker_images, insecure_registries=(),
                       network_isolation=False, volume_support=True,
                       volume_type=None, timeouts=trove_config.TCG_TIMEOUTS,
-                      guest_transport_url=None):
+                      guest_transport_url=None, backup_docker_images=None):
     """:class:`trove_config.InstanceSettings` from ``prepared``
     (:class:`instance_prereqs.Prepared`) and the caller's choices."""
     return trove_config.InstanceSettings(
@@ -24,6 +24,7 @@ def instance_settings(prepared, *, docker_images, insecure_registries=(),
         management_security_groups=[prepared.security_group_id]
         if prepared.security_group_id else [],
         docker_images=docker_images,
+        backup_docker_images=backup_docker_images or {},
         insecure_registries=insecure_registries,
         network_isolation=network_isolation,
         volume_support=volume_support, volume_type=volume_type,

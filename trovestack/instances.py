@@ -368,8 +368,22 @@ def _nics(conn, networks):
     return nics
 
 
+def _backup_id(trove, backup):
+    """The id of the COMPLETED Trove backup named or numbered ``backup``."""
+    found = [item for item in trove.backups.list()
+             if backup in (item.id, item.name)]
+    if len(found) != 1:
+        raise InstanceError(
+            f'{len(found)} Trove backups are named {backup!r}'
+            + ('' if found else ' (openstack database backup list)'))
+    if found[0].status != 'COMPLETED':
+        raise InstanceError(f'backup {backup} is {found[0].status}, not '
+                            'COMPLETED: nothing to restore yet')
+    return found[0].id
+
+
 def create_instance(tracker, *, datastore=None, version=None, flavor=None,
-                    nics=None, volume_size=None):
+                    nics=None, volume_size=None, backup=None):
     """Create the tracker's instance (no wait) and follow it.
 
     ``datastore``/``version``: None for the defaults (the cloud's default
@@ -377,9 +391,12 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
     (default DEFAULT_FLAVOR); ``nics``: networks besides Trove's
     management network (None: SHARED_NETWORK if present, ``()``: none);
     ``volume_size``: GB of the data volume (None or 0: no volume, for a
-    Trove whose volume support is off).
+    Trove whose volume support is off); ``backup``: the name or id of a
+    Trove backup to restore into it.
     """
     datastore, version = _datastore(tracker.trove, datastore, version)
+    if backup:
+        backup = _backup_id(tracker.trove, backup)
     flavor = flavor or DEFAULT_FLAVOR
     flavor_id = _flavor_id(tracker.conn, flavor)
     nics = _nics(tracker.conn, nics)
@@ -387,12 +404,14 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
         f'creating: {datastore or "Trove default datastore"}'
         f'{":" + version if version else ""}, flavor {flavor}, '
         + (f'{volume_size} GB volume, ' if volume_size else 'no volume, ')
-        + f'{len(nics)} network(s) besides the management network')
+        + f'{len(nics)} network(s) besides the management network'
+        + (f', restoring backup {backup}' if backup else ''))
     try:
         instance = tracker.trove.instances.create(
             tracker.name, flavor_id, datastore=datastore,
             datastore_version=version, nics=nics,
-            volume={'size': volume_size} if volume_size else None)
+            volume={'size': volume_size} if volume_size else None,
+            **({'restorePoint': {'backupRef': backup}} if backup else {}))
     except Exception as exc:
         if not _is_api_error(exc):
             raise
@@ -404,7 +423,7 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
 
 
 def ensure_instance(conn, name, *, datastore=None, version=None,
-                    flavor=None, nics=None, volume_size=None,
+                    flavor=None, nics=None, volume_size=None, backup=None,
                     timeout=DEFAULT_TIMEOUT, progress=None, evidence=None,
                     tracker=None):
     """The ACTIVE instance ``name``: found, waited for, or created.
@@ -413,7 +432,8 @@ def ensure_instance(conn, name, *, datastore=None, version=None,
     False); one still building is waited for; one in a status it will not
     leave (ERROR...) raises InstanceError naming its fault and how to
     remove it, as does one of another datastore than asked; none: it is
-    created with :func:`create_instance`'s defaults and waited for.
+    created with :func:`create_instance`'s defaults (restoring ``backup``
+    when given) and waited for.
     ``progress``: called with one line per stage and heartbeat;
     ``tracker``: the :class:`Tracker` to follow it with (default: a new one
     with ``evidence`` and ``progress``).
@@ -423,7 +443,8 @@ def ensure_instance(conn, name, *, datastore=None, version=None,
     found = find_instance(tracker.trove, name)
     if found is None:
         create_instance(tracker, datastore=datastore, version=version,
-                        flavor=flavor, nics=nics, volume_size=volume_size)
+                        flavor=flavor, nics=nics, volume_size=volume_size,
+                        backup=backup)
     else:
         tracker.follow(found)
         tracker.mark('found')

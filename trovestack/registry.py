@@ -7,6 +7,7 @@ a supervisor (the local cloud's, or one of its own in the data directory).
 """
 
 import dataclasses
+import json
 import logging
 import pathlib
 import shutil
@@ -258,3 +259,40 @@ def push(archive_path, registry_address, repository, tag, *, netns=None):
         scratch.cleanup()
     return PushedImage(reference=reference, digest=digest)
 
+
+
+MANIFEST_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
+
+
+def config_digest(registry_address, repository, tag, timeout=10.0):
+    """The config digest (the image id) of repository:tag in the registry
+    at registry_address (plain HTTP), or None when it holds no such
+    image."""
+    request = urllib.request.Request(
+        f'http://{registry_address}/v2/{repository}/manifests/{tag}',
+        headers={'Accept': MANIFEST_V2S2})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            manifest = json.load(answer)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise RegistryError(f'the registry at {registry_address} answered '
+                            f'{exc.code} for {repository}:{tag}') from None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f'the registry at {registry_address} could not '
+                            f'be asked for {repository}:{tag}: {exc}') \
+            from None
+    return (manifest.get('config') or {}).get('digest')
+
+
+def push_unless_there(archive_path, registry_address, repository, tag):
+    """:func:`push` unless the registry holds repository:tag with the
+    archive's image id already (skopeo would compress every layer again
+    to find that out); the pushed image, or None when it was there."""
+    from trovestack.datastore_images import archive
+
+    wanted = archive.image_id(archive_path)
+    if config_digest(registry_address, repository, tag) == wanted:
+        return None
+    return push(archive_path, registry_address, repository, tag)

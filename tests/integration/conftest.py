@@ -90,8 +90,11 @@ def compute_cloud(tmp_path_factory, isolated_user_config):
     with files.exclusive_lock(COMPUTE_LOCK):  # waits for another session
         before = host_addresses()
         try:
+            # With the registry its guests pull backup images from, as
+            # "cloud up --compute" runs it.
             rows, health = compute_mod.up_with_control_plane(
-                local, base_port=0, clouds_yaml_path=root / 'clouds.yaml')
+                local, base_port=0, clouds_yaml_path=root / 'clouds.yaml',
+                registry=True)
             yield ComputeCloudFixture(local, layer, rows, health, before,
                                       root / 'logs')
         finally:

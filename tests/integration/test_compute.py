@@ -3,11 +3,17 @@ its address from OVN's DHCP and answers TCP inside the cloud's namespace;
 ``provision`` configures Trove for instances; trove-tempest-plugin's basic
 MariaDB scenario passes through ``trovestack gate-tests`` (its instance
 on a Ceph RBD volume, tempest inside the namespace) with Trove run by the
-devstack plugin's stack phases; opt-in (one instance per CI run): the
+devstack plugin's stack phases; on one further MariaDB instance: where
+its boot's time went, a tree's agent synced into it, its database reached
+with ``instance connect`` over the fixed address and a floating IP, a
+Trove backup (the backup image from the cloud's registry, into its object
+storage), every process killed in turn, then the backup restored into a
+new instance; opt-in (TROVESTACK_EXTRA_INSTANCES=1): the
 scenario on provision's configuration, a second MariaDB instance and a
 PostgreSQL 17 one through the lifecycle of
-tests/integration/lifecycle_support.py, and ``trovestack instance up`` /
-``down`` as quickstart --compute runs them.
+tests/integration/lifecycle_support.py, ``trovestack instance up`` /
+``down`` as quickstart --compute runs them, and ``instance connect`` on
+PostgreSQL.
 
 Root only, minutes; one guest at a time (an idle TCG guest costs half a
 core).  Everything runs in a cloud of its own, wiped at the end.
@@ -591,6 +597,158 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
     trove.databases.list(chaos_instance.id)
 
 
+def _connect(compute_cloud, name, *args, env=None):
+    """``trovestack instance connect name *args`` (check=False)."""
+    return helpers.run(
+        'trovestack', 'instance', 'connect', name, '--state-dir',
+        compute_cloud.state_dir, '--os-cloud', compute_cloud.admin_cloud,
+        *args, env={**compute_cloud.env(), **(env or {})}, check=False,
+        timeout=300)
+
+
+def _user_with_database(trove, instance_id, user, password, database):
+    """A database and a user of it made through Trove; waits until the
+    agent has made them (Trove casts the call to the guest)."""
+    trove.databases.create(instance_id, [{'name': database}])
+    trove.users.create(instance_id, [{'name': user, 'password': password,
+                                      'databases': [{'name': database}]}])
+    deadline = time.monotonic() + 300
+    while user not in {each.name for each in trove.users.list(instance_id)}:
+        assert time.monotonic() < deadline, f'user {user} never listed'
+        time.sleep(3)
+
+
+def _made_public(compute_cloud, trove, instance_id):
+    """The instance made public for the namespace's range (update access:
+    Trove gives its port a floating IP; the CIDR is needed: Trove 26
+    clears the instance's security group rules when an update names
+    none); its floating IP once Trove shows it."""
+    trove.instances.update(
+        instance_id, is_public=True,
+        allowed_cidrs=[compute_cloud.layer.state.data_cidr])
+    deadline = time.monotonic() + 300
+    while True:
+        shown = trove.instances.get(instance_id)
+        public = [entry['address'] for entry in shown.addresses
+                  if entry.get('type') == 'public']
+        if public and shown.status == instances.ACTIVE:
+            return public[0]
+        assert time.monotonic() < deadline, shown.addresses
+        time.sleep(3)
+
+
+def _connect_and_query(compute_cloud, name, password_file, queries,
+                       *args):
+    """The rows ``queries`` print through ``instance connect`` (mariadb's
+    -e, or psql's -c for each statement of a PostgreSQL instance)."""
+    if name == CHAOS:
+        client_args = ['--batch', '--skip-column-names', '-e', queries]
+    else:
+        client_args = ['--no-psqlrc', '--tuples-only', '--no-align']
+        for query in queries.split('; '):
+            client_args += ['-c', query]
+    result = _connect(compute_cloud, name, '--password-file',
+                      password_file, *args, '--', *client_args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_connect_reaches_the_database_on_fixed_and_floating_addresses(
+        compute_cloud, chaos_instance, tmp_path):
+    """``trovestack instance connect``: the mariadb client inside the
+    namespace, as the instance's only user on its only database, over the
+    fixed address on private (the namespace's route through router1, no
+    SNAT: a handshake used to time out) and over the floating IP update
+    access gives it; a wrong password is the client's own refusal, and no
+    password is printed."""
+    trove = connection.trove_client(compute_cloud.connection())
+    password = 'Alice-' + os.urandom(6).hex()
+    _user_with_database(trove, chaos_instance.id, 'alice', password, 'shop')
+    password_file = tmp_path / 'password'
+    password_file.write_text(password + '\n')
+    password_file.chmod(0o600)
+
+    fixed = _connect_and_query(
+        compute_cloud, CHAOS, password_file,
+        'CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)); '
+        "INSERT INTO items VALUES (1, 'over-fixed'); "
+        'SELECT name FROM items', '--address', 'fixed')
+    assert fixed.stdout.split() == ['over-fixed']
+    assert 'Connecting: mariadb to alice@10.224.' in fixed.stderr
+    assert 'database shop' in fixed.stderr
+
+    _over_floating_then_a_wrong_password(
+        compute_cloud, trove, CHAOS, chaos_instance.id, password_file,
+        fixed, refused='Access denied')
+
+
+def _over_floating_then_a_wrong_password(compute_cloud, trove, name,
+                                         instance_id, password_file, fixed,
+                                         refused):
+    password = password_file.read_text().strip()
+    floating_ip = _made_public(compute_cloud, trove, instance_id)
+    floating = _connect_and_query(
+        compute_cloud, name, password_file,
+        "INSERT INTO items VALUES (2, 'over-floating'); "
+        'SELECT name FROM items ORDER BY id')
+    assert floating.stdout.split() == ['over-fixed', 'over-floating']
+    assert f'alice@{floating_ip} (floating address' in floating.stderr
+
+    query = ['-e'] if name == CHAOS else ['-c']
+    wrong = _connect(compute_cloud, name, '--', *query, 'SELECT 1',
+                     env={'TROVESTACK_DB_PASSWORD': 'not-' + password})
+    assert wrong.returncode != 0
+    assert refused in wrong.stderr, wrong.stderr
+    for output in (fixed, floating, wrong):
+        assert password not in output.stdout + output.stderr
+
+
+BACKUP_STATES_DONE = ('COMPLETED', 'FAILED', 'ERROR', 'DELETE_FAILED')
+
+
+@pytest.fixture(scope='module')
+def chaos_backup(compute_cloud, chaos_instance):
+    """A Trove backup of the chaos instance with the database
+    ``before_backup`` in it, made by Trove's guest agent in the backup
+    image it pulled from the cloud's registry, into the cloud's object
+    storage; (backup, seconds)."""
+    trove = connection.trove_client(compute_cloud.connection())
+    trove.databases.create(chaos_instance.id, [{'name': 'before_backup'}])
+    deadline = time.monotonic() + 300
+    while 'before_backup' not in {
+            db.name for db in trove.databases.list(chaos_instance.id)}:
+        assert time.monotonic() < deadline, 'before_backup never listed'
+        time.sleep(3)
+    started = time.monotonic()
+    backup = trove.backups.create('chaos-full', chaos_instance.id)
+    deadline = started + 1800
+    while backup.status not in BACKUP_STATES_DONE:
+        assert time.monotonic() < deadline, vars(backup)
+        time.sleep(5)
+        backup = trove.backups.get(backup.id)
+    return backup, time.monotonic() - started
+
+
+def test_backup_goes_to_object_storage_in_the_registrys_image(
+        compute_cloud, chaos_instance, chaos_backup):
+    """Provision built the MariaDB backup image from the Trove the cloud
+    runs and pushed it to the cloud's registry, which guests reach on the
+    management network's gateway; Trove's backup of a running instance
+    then completes into the object storage (radosgw) of the instance's
+    project."""
+    backup, seconds = chaos_backup
+    print(f'backup of chaos: {backup.status} in {seconds:.0f} s')
+    assert backup.status == 'COMPLETED', vars(backup)
+    conn = compute_cloud.connection()
+    container, name = backup.locationRef.split('/')[-2:]
+    objects = [obj.name for obj in conn.object_store.objects(container)]
+    assert name in objects and backup.id in name, (objects, vars(backup))
+    files = compute_trove.config_files(compute_cloud.cloud.layout)
+    guest = ini.IniFile.load(files['trove-guestagent.conf'])
+    image = guest.get(DATASTORE, 'backup_docker_image')
+    assert image.startswith(f'{compute_cloud.layer.state.gateway}:'), image
+
+
 def test_every_process_killed_comes_back_and_the_instance_answers(
         compute_cloud, provisioned):
     """Chaos, one process at a time: each process of the cloud (control
@@ -631,3 +789,57 @@ def test_every_process_killed_comes_back_and_the_instance_answers(
         assert not any(status.given_up for status in statuses.values())
     finally:
         instances.delete_instance(conn, 'chaos')
+
+
+def test_restore_brings_the_backup_into_a_new_instance(compute_cloud,
+                                                      chaos_backup):
+    """A new instance from the chaos instance's backup (after the chaos
+    test deleted that one: one guest at a time): ACTIVE, with the database
+    the backup had."""
+    backup, _ = chaos_backup
+    assert backup.status == 'COMPLETED', vars(backup)
+    conn = compute_cloud.connection()
+    trove = connection.trove_client(conn)
+    instances.delete_instance(conn, CHAOS)
+    try:
+        restored = instances.ensure_instance(
+            conn, 'restored', datastore=DATASTORE, version=VERSION,
+            flavor=FLAVOR, volume_size=VOLUME_SIZE, backup=backup.id)
+        assert restored.status == instances.ACTIVE
+        assert 'before_backup' in {
+            db.name for db in trove.databases.list(restored.id)}
+    finally:
+        instances.delete_instance(conn, 'restored')
+
+
+@pytest.mark.extra_instance
+def test_connect_reaches_a_postgresql_instance(compute_cloud, provisioned,
+                                               tmp_path):
+    """``instance connect`` on PostgreSQL 17: psql inside the namespace,
+    over the fixed address and the floating IP."""
+    _provision(compute_cloud,
+               datastores=[(DATASTORE, VERSION), ('postgresql', '17')],
+               tempest_conf=str(tmp_path / 'tempest.conf'))
+    conn = compute_cloud.connection()
+    trove = connection.trove_client(conn)
+    name = 'pg-connect'
+    made = instances.ensure_instance(
+        conn, name, datastore='postgresql', version='17', flavor=FLAVOR,
+        volume_size=VOLUME_SIZE)
+    try:
+        password = 'Alice-' + os.urandom(6).hex()
+        _user_with_database(trove, made.id, 'alice', password, 'shop')
+        password_file = tmp_path / 'password'
+        password_file.write_text(password + '\n')
+        fixed = _connect_and_query(
+            compute_cloud, name, password_file,
+            'CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)); '
+            "INSERT INTO items VALUES (1, 'over-fixed'); "
+            'SELECT name FROM items', '--address', 'fixed')
+        assert fixed.stdout.split()[-1] == 'over-fixed', fixed.stdout
+        assert 'Connecting: psql to alice@10.224.' in fixed.stderr
+        _over_floating_then_a_wrong_password(
+            compute_cloud, trove, name, made.id, password_file, fixed,
+            refused='password authentication failed')
+    finally:
+        instances.delete_instance(conn, name)

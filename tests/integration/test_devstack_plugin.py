@@ -403,6 +403,13 @@ def test_sample_runs_every_phase_and_converges(compute_cloud, tmp_path,
             registry=f'127.0.0.1:{registry_port}')
         for name, repository in expected.items():
             assert guest[name]['docker_image'] == repository
+        if source == 'registry':
+            # Backups from the same registry, built from the same Trove.
+            backups = trove_config.backup_docker_images(
+                list(expected), source='registry',
+                registry=f'127.0.0.1:{registry_port}')
+            for name, repository in backups.items():
+                assert guest[name]['backup_docker_image'] == repository
         server = configparser.ConfigParser(interpolation=None)
         server.read(plugin.conf_dir / 'trove.conf')
         assert server['DEFAULT']['injected_config_owner'] == (

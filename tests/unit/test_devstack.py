@@ -344,3 +344,27 @@ def test_agent_options_reach_the_build_request(monkeypatch, tmp_path, argv,
 def test_command_rejects_an_unknown_agent_source():
     with pytest.raises(SystemExit):
         parse('mysql:8.4', '--guest-agent-source', 'wheel')
+
+
+def test_backup_images_come_from_the_registry_with_the_datastore_images(
+        tmp_path):
+    datastores = (('mariadb', '11.8'), ('postgresql', '17'))
+    registry = plan(datastores=datastores, image_source='registry',
+                    registry='10.0.0.1:4000')
+    assert registry.backup_docker_images() == {
+        'mariadb': '10.0.0.1:4000/trovestack/db-backup-mariadb',
+        'postgresql': '10.0.0.1:4000/trovestack/db-backup-postgresql'}
+    # Elsewhere Trove keeps its own default (its images on quay.io).
+    assert plan(datastores=datastores,
+                image_source='embedded').backup_docker_images() == {}
+    # The backup/ code: the agent's tree when it has it, else the release.
+    tree = tmp_path / 'trove'
+    (tree / 'backup').mkdir(parents=True)
+    without = plan(agent_source='local', agent_path=str(tree))
+    assert without.backup_source().is_tree is False
+    (tree / 'backup' / 'main.py').write_text('')
+    (tree / 'trove').mkdir()
+    (tree / 'trove' / '__init__.py').write_text('')
+    (tree / 'setup.cfg').write_text('[metadata]\nname = trove\n')
+    assert plan(agent_source='local',
+                agent_path=str(tree)).backup_source().path == str(tree)

@@ -424,3 +424,20 @@ def test_down_refused_points_at_force_delete(conn, trove, clock):
     assert 'stopped at delete: Trove refused the delete' in message
     assert 'force-delete id-1' in message
     assert 'trovestack instance down' not in message
+
+
+def test_restore_names_a_completed_backup():
+    from unittest import mock
+
+    trove = mock.Mock()
+    backups = [types.SimpleNamespace(id='b-1', name='full',
+                                     status='COMPLETED'),
+               types.SimpleNamespace(id='b-2', name='new', status='NEW')]
+    trove.backups.list.return_value = backups
+    assert instances._backup_id(trove, 'full') == 'b-1'
+    assert instances._backup_id(trove, 'b-1') == 'b-1'
+    with pytest.raises(instances.InstanceError, match='is NEW, not'):
+        instances._backup_id(trove, 'new')
+    with pytest.raises(instances.InstanceError,
+                       match="0 Trove backups are named 'gone'"):
+        instances._backup_id(trove, 'gone')

@@ -99,8 +99,10 @@ class CloudUp(lister.Lister):
             '--registry', action=argparse.BooleanOptionalAction,
             default=None,
             help='Also run a container registry (Debian docker-registry) '
-                 'for datastore images; remembered for later runs '
-                 '(default: as the cloud had it, else off)')
+                 'for datastore images, and on a compute cloud for the '
+                 'backup images its guests pull; remembered for later runs '
+                 '(default: as the cloud had it, else on with a first '
+                 '--compute, else off)')
         parser.add_argument(
             '--dashboard', action=argparse.BooleanOptionalAction,
             default=None,
@@ -142,6 +144,10 @@ class CloudUp(lister.Lister):
             up_args['trove_source'] = parsed_args.trove_source
         if parsed_args.fresh:
             compute_cloud.ComputeLayer(cloud.layout).wipe()
+        if parsed_args.compute and parsed_args.registry is None and (
+                parsed_args.fresh or not compute_cloud.is_enabled(cloud)):
+            # Guests pull Trove's backup images from it.
+            up_args['registry'] = True
         if parsed_args.compute or compute_cloud.is_enabled(cloud):
             rows, health = compute_cloud.up_with_control_plane(cloud,
                                                                **up_args)

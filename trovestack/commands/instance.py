@@ -1,24 +1,29 @@
-"""``trovestack instance up|down|breakdown|sync-agent``: one Trove
+"""``trovestack instance up|down|breakdown|sync-agent|connect``: one Trove
 instance by name.
 
 The work is trovestack.instances' (ensure_instance, delete_instance),
-trovestack.boot_timeline's (where the time went) and
-trovestack.agent_sync's (sync_agent); these commands parse, call and
-format.  Progress goes to stderr; a
+trovestack.boot_timeline's (where the time went),
+trovestack.agent_sync's (sync_agent) and trovestack.database_client's
+(the datastore's client against the instance); these commands parse,
+call and format.  Progress goes to stderr; a
 failure is its one line, then the diagnostics that explain it.
 """
 
+import os
 import sys
 
 from cliff import columns
+from cliff import command
 from cliff import show
 
 from trovestack import agent_sync
 from trovestack import boot_timeline
 from trovestack import cliapp
 from trovestack import connection
+from trovestack import database_client
 from trovestack import instances
 from trovestack.cloud import layout
+from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.testenv import datastores
 
 DEFAULT_NAME = 'demo'
@@ -66,6 +71,12 @@ def _add_state_dir(parser, what):
              '$TROVESTACK_STATE_DIR, else $XDG_STATE_HOME/trovestack/cloud)')
 
 
+def _add_name(parser):
+    parser.add_argument(
+        'name', metavar='<name>', nargs='?', default=DEFAULT_NAME,
+        help=f'Instance name (default: {DEFAULT_NAME})')
+
+
 def _compute_access(state_dir):
     return boot_timeline.ComputeAccess.of(
         state_dir or layout.default_state_dir())
@@ -91,9 +102,7 @@ class _InstanceCommand(show.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument(
-            'name', metavar='<name>', nargs='?', default=DEFAULT_NAME,
-            help=f'Instance name (default: {DEFAULT_NAME})')
+        _add_name(parser)
         parser.add_argument(
             '--timeout', metavar='<seconds>', type=cliapp.positive_int,
             default=self.timeout,
@@ -141,6 +150,10 @@ class InstanceUp(_InstanceCommand):
                  'management network, repeatable (default: '
                  f'"{instances.SHARED_NETWORK}" when the cloud has it)')
         parser.add_argument(
+            '--backup', metavar='<backup>',
+            help='Restore this Trove backup (name or id) into the new '
+                 'instance (default: an empty one)')
+        parser.add_argument(
             '--service-log', metavar='<file>', action='append',
             dest='logs', default=[],
             help='Service log whose tail a failure shows (e.g. '
@@ -174,7 +187,7 @@ class InstanceUp(_InstanceCommand):
         create = dict(datastore=datastore, version=version,
                       flavor=parsed_args.flavor, nics=parsed_args.nics,
                       volume_size=parsed_args.size or None,
-                      timeout=parsed_args.timeout)
+                      backup=parsed_args.backup, timeout=parsed_args.timeout)
         headers = UP_HEADERS
         breakdown = None
         if parsed_args.breakdown:
@@ -291,3 +304,80 @@ class InstanceSyncAgent(_InstanceCommand):
             SYNC_FORMATTERS[column](getattr(result, column))
             if column in SYNC_FORMATTERS else getattr(result, column)
             for column in SYNC_COLUMNS)
+
+
+def _with_pass_through(parser, dest):
+    """``parser``, made to give everything after the first "--" to
+    ``dest`` as it is (argparse alone drops "--" between options and
+    positionals it has already consumed)."""
+    parse = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        rest = []
+        if '--' in args:
+            at = args.index('--')
+            args, rest = args[:at], args[at + 1:]
+        parsed, unknown = parse(args, namespace)
+        setattr(parsed, dest, [*getattr(parsed, dest, []), *rest])
+        return parsed, unknown
+
+    parser.parse_known_args = parse_known_args
+    return parser
+
+
+class InstanceConnect(command.Command):
+    _description = (
+        'Open the datastore\'s own client (mariadb, psql) against an '
+        'instance of the local compute cloud, inside the cloud\'s network '
+        'namespace, as a person on a devstack host would: on its floating '
+        'IP when it has one, else on its fixed address on the users\' '
+        'network.  The password comes from --password-file, from $'
+        + database_client.PASSWORD_ENV + ' or from the client\'s prompt; it '
+        'is never printed.  Arguments after "--" go to the client '
+        '(mariadb -e \'SELECT 1\', psql -c \'SELECT 1\'); the exit code is '
+        'the client\'s')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        _add_name(parser)
+        parser.add_argument(
+            '--user', metavar='<user>',
+            help='Database user (default: the instance\'s only user, as '
+                 '"openstack database user list" shows them)')
+        parser.add_argument(
+            '--database', metavar='<database>',
+            help='Database to open (default: the user\'s only database; '
+                 'PostgreSQL: else "postgres")')
+        parser.add_argument(
+            '--address', choices=database_client.ADDRESS_KINDS,
+            default=None,
+            help='Which address to connect to (default: floating when the '
+                 'instance has one, else fixed)')
+        parser.add_argument(
+            '--password-file', metavar='<file>',
+            help='File whose first line is the password')
+        _add_state_dir(parser, 'whose namespace reaches the instance')
+        connection.add_cloud_arguments(parser)
+        parser.add_argument(
+            'client_args', metavar='-- <client arguments>', nargs='*',
+            help='Passed to the client as they are')
+        return _with_pass_through(parser, 'client_args')
+
+    def take_action(self, parsed_args):
+        namespace = compute_cloud.namespace_of(
+            parsed_args.state_dir or layout.default_state_dir())
+        conn = connection.connect_from_args(parsed_args)
+        opened = database_client.session(
+            connection.trove_client(conn), namespace, parsed_args.name,
+            user=parsed_args.user, database=parsed_args.database,
+            address_kind=parsed_args.address,
+            password_file=parsed_args.password_file,
+            extra=parsed_args.client_args,
+            interactive=sys.stdin.isatty())
+        if self.app.options.verbose_level >= 1:
+            print(f'Connecting: {opened.describe()}', file=sys.stderr,
+                  flush=True)
+        sys.stdout.flush()
+        os.execvpe(opened.argv[0], opened.argv,
+                   {**os.environ, **opened.env})

@@ -165,3 +165,10 @@ def read_config(archive):
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile('manifest.json'))
         return json.load(tar.extractfile(manifest[0]['Config']))
+
+
+def image_id(archive):
+    """The image id of a single-image docker-archive: its config's
+    digest (what a registry's manifest names as its config)."""
+    name = read_manifest(archive)[0]['Config']
+    return 'sha256:' + pathlib.PurePosixPath(name).name.removesuffix('.json')

@@ -291,3 +291,27 @@ def build_backup(datastore, version, *, source=None, output_dir=None,
             security_mirror=security_mirror, hooks=hooks)
     return BackupImage(**dataclasses.asdict(image), strategy=spec.strategy,
                        trove=source.describe(), backup_tree=tree)
+
+
+def build_and_push(datastores, push_to, pull_from=None, *, source=None,
+                   progress=None):
+    """Each of ``datastores``' [(name, version)] backup image built (or
+    found up to date) with ``source``'s backup/ code and pushed to the
+    registry at ``push_to`` unless it holds that image already; [Row],
+    each naming the image as guests pull it (from ``pull_from``, default
+    ``push_to``).  Trove's agent looks a backup image up in its registry
+    before every backup and restore: an embedded copy is not enough."""
+    from trovestack import registry
+    from trovestack.common import results
+
+    rows = []
+    for name, version in dict.fromkeys(datastores):
+        image = build_backup(name, version, source=source, progress=progress)
+        pushed = registry.push_unless_there(image.path, push_to,
+                                            image.repository, image.tag)
+        rows.append(results.Row(
+            'backup-image', registry.image_reference(
+                pull_from or push_to, image.repository, image.tag),
+            results.CREATED if pushed else results.UNCHANGED,
+            f'{image.strategy}, backup/ of {image.trove}'))
+    return rows

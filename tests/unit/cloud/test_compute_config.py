@@ -118,15 +118,17 @@ def test_object_storage_is_a_swift_api_on_loopback_with_keystone(tmp_path):
         f'http://{cstate.gateway}:7480/swift/v1/AUTH_')
 
 
-def test_guests_reach_the_broker_and_object_storage_on_the_gateway():
+def test_guests_reach_the_broker_registry_and_object_storage_on_the_gateway():
     from trovestack.cloud.compute import cloud
 
     cstate = paths_mod.ComputeState(ports={'ceph-mon': 6789,
                                            'ceph-osd': 7000,
                                            'radosgw': 7480})
-    rules = cloud.ComputeLayer._forward_rules(cstate, (5000,), 5672)
+    rules = cloud.ComputeLayer._forward_rules(cstate, (5000,), (5672, 5001))
     assert (cstate.gateway, 5672, 5672) in rules
+    assert (cstate.gateway, 5001, 5001) in rules
     assert (cstate.gateway, 7480, 7480) in rules
+    assert (cstate.gateway, 5000, 5000) not in rules
     assert ('127.0.0.1', 5000, 5000) in rules
     assert {address for address, _, _ in rules} == {'127.0.0.1',
                                                     cstate.gateway}
@@ -181,3 +183,41 @@ def test_ceph_setup_commands_wait_for_a_refusing_monitor(monkeypatch):
     answers[:] = [daemons.ComputeError('refused')] * 5
     with pytest.raises(daemons.ComputeError, match='refused'):
         ceph._ceph_setup(None, 'osd', 'pool', 'create')
+
+
+def test_users_router_has_a_fixed_address_and_no_snat():
+    """The namespace routes the private network through router1's fixed
+    address; an older router (SNAT, another address) is converged."""
+    import types
+    from unittest import mock
+
+    from trovestack.cloud.compute import trove as compute_trove
+
+    cstate = paths_mod.ComputeState(ports={})
+    assert cstate.router_address == '10.223.0.2'
+    public = types.SimpleNamespace(id='pub')
+    subnet = types.SimpleNamespace(id='pub-sub')
+    gateway = compute_trove._router_gateway(public, subnet,
+                                            cstate.router_address)
+    assert gateway == {'network_id': 'pub', 'enable_snat': False,
+                       'external_fixed_ips': [{'subnet_id': 'pub-sub',
+                                               'ip_address': '10.223.0.2'}]}
+    private = types.SimpleNamespace(id='priv-sub', cidr='10.224.0.0/24')
+    interface = types.SimpleNamespace(fixed_ips=[{'subnet_id': 'priv-sub'}])
+    conn = mock.Mock()
+    conn.network.find_router.return_value = types.SimpleNamespace(
+        id='r1', external_gateway_info={
+            'network_id': 'pub', 'enable_snat': True,
+            'external_fixed_ips': [{'subnet_id': 'pub-sub',
+                                    'ip_address': '10.223.0.37'}]})
+    conn.network.ports.return_value = [interface]
+    row = compute_trove._router(conn, gateway, private)
+    assert (row.action, row.detail) == (
+        'updated', 'r1 gateway 10.223.0.2 without SNAT')
+    router = conn.network.find_router.return_value
+    assert conn.network.update_router.call_args_list == [
+        mock.call(router, external_gateway_info={}),
+        mock.call(router, external_gateway_info=gateway)]
+    conn.network.find_router.return_value.external_gateway_info = gateway
+    assert compute_trove._router(conn, gateway, private).action == \
+        'unchanged'

@@ -153,3 +153,33 @@ def test_down(conn, capsys):
     assert delete.call_args.kwargs['timeout'] == 30
     assert json.loads(capsys.readouterr().out) == {
         'Name': 'demo', 'ID': 'i', 'Action': 'deleted', 'Detail': 'gone'}
+
+
+def test_connect_execs_the_client_with_its_pass_through_arguments(
+        conn, capsys, monkeypatch):
+    """Options before "--", the client's own after it; the client replaces
+    the process with the password only in its environment."""
+    from trovestack import database_client
+
+    opened = database_client.Session(
+        instance='db1', datastore='mariadb', program='mariadb',
+        address='10.224.0.5', kind='fixed', user='alice', database='shop',
+        argv=['ip', 'netns', 'exec', 'ns', 'mariadb', '-e', 'SELECT 1'],
+        env={'MYSQL_PWD': 'pw'})
+    monkeypatch.setattr(commands.compute_cloud, 'namespace_of',
+                        lambda state_dir: 'ns')
+    with mock.patch.object(database_client, 'session',
+                           return_value=opened) as session, \
+            mock.patch.object(commands.os, 'execvpe') as execvpe:
+        _app(commands.InstanceConnect, 'connect').run(
+            ['db1', '--user', 'alice', '--address', 'fixed', '--',
+             '-e', 'SELECT 1'])
+    args, kwargs = session.call_args
+    assert args[1:] == ('ns', 'db1')
+    assert (kwargs['user'], kwargs['address_kind'], kwargs['extra']) == (
+        'alice', 'fixed', ['-e', 'SELECT 1'])
+    program, argv, env = execvpe.call_args.args
+    assert (program, argv, env['MYSQL_PWD']) == ('ip', opened.argv, 'pw')
+    err = capsys.readouterr().err
+    assert 'Connecting: mariadb to alice@10.224.0.5' in err
+    assert 'pw' not in err.replace('alice@', '')

@@ -106,14 +106,14 @@ class ComputeLayer:
     def state(self):
         return self.paths.load_state()
 
-    def daemons(self, cstate, control_ports=(), broker_port=None):
+    def daemons(self, cstate, control_ports=(), guest_ports=()):
         """Every process of the layer, each with what it needs, in a
         start order (stopped in the reverse one)."""
         paths = self.paths
         result = network.daemons_in_order(paths)
         result += libvirt.daemons_in_order(paths)
         result.append(namespace.forwarder(
-            paths, self._forward_rules(cstate, control_ports, broker_port)))
+            paths, self._forward_rules(cstate, control_ports, guest_ports)))
         result += ceph.daemons_in_order(paths)
         result.append(object_store.program(cstate, paths))
         result.append(mariadb.daemon(paths))
@@ -129,22 +129,21 @@ class ComputeLayer:
         return [by_name[name] for name in supervision.order(result)]
 
     @staticmethod
-    def _forward_rules(cstate, control_ports, broker_port):
+    def _forward_rules(cstate, control_ports, guest_ports):
         """Every loopback port mirrored into the namespace (qemu, there,
-        reaches Ceph's monitor and OSD); the broker also on the management
-        network's gateway (for guests), and so is object storage (Trove's
-        backups go there from the guest)."""
+        reaches Ceph's monitor and OSD); the control plane's ``guest_ports``
+        (the broker's, the registry's) also on the management network's
+        gateway, for guests, and so is object storage (Trove's backups go
+        there from the guest)."""
         ports = sorted({*control_ports, *cstate.ports.values(),
-                        *ceph.osd_ports(cstate),
-                        *([broker_port] if broker_port else [])})
+                        *ceph.osd_ports(cstate), *guest_ports})
         rules = [('127.0.0.1', port, port) for port in ports]
-        for port in (broker_port, cstate.ports[object_store.PORT]):
-            if port:
-                rules.append((cstate.gateway, port, port))
+        for port in (*guest_ports, cstate.ports[object_store.PORT]):
+            rules.append((cstate.gateway, port, port))
         return rules
 
     # ----------------------------------------------------------------- up
-    def up(self, state, transport_url, *, control_ports, broker_port,
+    def up(self, state, transport_url, *, control_ports, guest_ports,
            timeout=120.0, restart_api=None):
         """Start the layer (bootstrapping on first use); [Health].
 
@@ -157,7 +156,7 @@ class ComputeLayer:
         self.paths.save_state(cstate)
         self._write_configs(state, cstate, transport_url)
         libvirt.check_free(self.supervisor)
-        programs = self.daemons(cstate, control_ports, broker_port)
+        programs = self.daemons(cstate, control_ports, guest_ports)
         steps = self._steps(state, cstate, transport_url, timeout,
                             restart_api)
         try:
@@ -169,7 +168,7 @@ class ComputeLayer:
         except BaseException:
             self.down()
             raise
-        return self.status(control_ports, broker_port)
+        return self.status(control_ports, guest_ports)
 
     def _steps(self, state, cstate, transport_url, timeout, restart_api):
         """The set-up actions of this start (first-time ones only when
@@ -355,12 +354,12 @@ class ComputeLayer:
             rows.append((f'namespace {self.paths.namespace}', True))
         return rows
 
-    def status(self, control_ports=(), broker_port=None):
+    def status(self, control_ports=(), guest_ports=()):
         cstate = self.state
         if cstate is None:
             return []
         return [daemons.health(self.supervisor, daemon) for daemon in
-                self.daemons(cstate, control_ports, broker_port)]
+                self.daemons(cstate, control_ports, guest_ports)]
 
     def memory_kib(self):
         """Resident memory of every process of the layer (guests included,
@@ -410,10 +409,21 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
     layer = ComputeLayer(local_cloud.layout)
     health = layer.up(
         state, broker.transport_url(),
-        control_ports=list(state.ports.values()), broker_port=broker.port,
+        control_ports=list(state.ports.values()),
+        guest_ports=guest_ports(local_cloud),
         timeout=timeout,
         restart_api=lambda: local_cloud.restart(['nova'], timeout))
     return rows, health
+
+
+def guest_ports(local_cloud):
+    """The control plane's ports guests reach on the management network's
+    gateway: the broker's, and the registry's when it runs (backup images
+    are pulled from it)."""
+    state = local_cloud.state
+    return [local_cloud.broker.port,
+            *([state.ports[controlplane.REGISTRY]] if state.registry
+              else [])]
 
 
 def down_with_control_plane(local_cloud):

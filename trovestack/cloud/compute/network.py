@@ -135,7 +135,8 @@ def configure_switch(paths, cstate):
 
 def add_bridges(paths, cstate):
     """The provider bridges (netdev), each with the namespace's gateway
-    address, up, in the namespace."""
+    address, up, in the namespace; and the namespace's route to the users'
+    private network through their router, as devstack gives its host."""
     ns = paths.namespace
     for _, bridge, address in cstate.bridges():
         vsctl(paths, '--may-exist', 'add-br', bridge, '--', 'set', 'bridge',
@@ -146,3 +147,5 @@ def add_bridges(paths, cstate):
             daemons.run(['ip', 'addr', 'add', address, 'dev', bridge],
                         netns=ns)
         daemons.run(['ip', 'link', 'set', bridge, 'up'], netns=ns)
+    daemons.run(['ip', 'route', 'replace', cstate.private_cidr, 'via',
+                 cstate.router_address], netns=ns)

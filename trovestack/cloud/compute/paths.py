@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import ipaddress
+import itertools
 import pathlib
 
 from trovestack.cloud import processes
@@ -58,6 +59,13 @@ class ComputeState:
     def private_gateway(self) -> str:
         """The private network's gateway: the router's interface."""
         return _gateway(self.private_cidr)
+
+    @property
+    def router_address(self) -> str:
+        """The users' router's address on the external network (fixed, so
+        the namespace's route to the private network needs no lookup)."""
+        return str(list(itertools.islice(
+            ipaddress.ip_network(self.data_cidr).hosts(), 2))[1])
 
     def bridges(self) -> list[tuple[str, str, str]]:
         """[(physical network, bridge, the namespace's address/prefix)]."""
