@@ -201,6 +201,12 @@ class InstanceUp(_InstanceCommand):
         values = {column: getattr(result, column) for column in UP_COLUMNS}
         if breakdown is not None:
             values['breakdown'] = breakdown
+        name = parsed_args.name
+        self._progress(
+            f'{name}: its database, once it has a user ("openstack database '
+            f'user create {name} <user> <password> --databases <db>"): '
+            f'"trovestack instance connect {name}" (the local compute '
+            'cloud; elsewhere its address with the datastore\'s client)')
         return headers, tuple(
             FORMATTERS[column](value) if column in FORMATTERS else value
             for column, value in values.items())
