@@ -209,11 +209,12 @@ function upgrade {
         --init-file="$setup_dir/init.sql"
     rm -f "$setup_dir/init.sql"
     local admin=(--defaults-file="$setup_dir/admin.cnf" --protocol=socket
-                 --socket="$setup_socket")
+        --socket="$setup_socket")
     mariadb-upgrade "${admin[@]}" --silent >/dev/null \
         || log "mariadb-upgrade failed"
-    echo "SET SESSION sql_log_bin = 0; DROP USER '$upgrade_user'@'localhost';" \
-        | mariadb "${admin[@]}" --batch \
+    local drop="SET SESSION sql_log_bin = 0;"
+    drop+=" DROP USER '$upgrade_user'@'localhost';"
+    echo "$drop" | mariadb "${admin[@]}" --batch \
         || log "could not drop the temporary account $upgrade_user"
     if [[ -n "$healthcheck_password" ]]; then
         write_healthcheck_file "$datadir" "$socket" "$healthcheck_password"
