@@ -613,7 +613,9 @@ def _user_with_database(trove, instance_id, user, password, database):
     trove.users.create(instance_id, [{'name': user, 'password': password,
                                       'databases': [{'name': database}]}])
     deadline = time.monotonic() + 300
-    while user not in {each.name for each in trove.users.list(instance_id)}:
+    while not any(each.name == user and database in {
+            db['name'] for db in each.databases}
+            for each in trove.users.list(instance_id)):
         assert time.monotonic() < deadline, f'user {user} never listed'
         time.sleep(3)
 
@@ -647,8 +649,17 @@ def _connect_and_query(compute_cloud, name, password_file, queries,
         client_args = ['--no-psqlrc', '--tuples-only', '--no-align']
         for query in queries.split('; '):
             client_args += ['-c', query]
-    result = _connect(compute_cloud, name, '--password-file',
-                      password_file, *args, '--', *client_args)
+    deadline = time.monotonic() + 120
+    while True:
+        result = _connect(compute_cloud, name, '--password-file',
+                          password_file, *args, '--', *client_args)
+        # Trove's agent grants PostgreSQL's schema after the database
+        # Trove lists (one statement at a time, after the create call
+        # returned): the user may be a few seconds early.
+        if 'permission denied for schema' not in result.stderr or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(5)
     assert result.returncode == 0, result.stderr
     return result
 
