@@ -10,6 +10,7 @@ import time
 import psutil
 
 from trovestack.cloud import supervision
+from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.common import waiting
 
 RECOVERY_TIMEOUT = 300.0
@@ -31,8 +32,8 @@ def programs(cloud, layer):
     """Every supervised program of the compute cloud, in start order."""
     state, cstate = cloud.state, layer.state
     control = cloud.programs(state)
-    broker = cloud.broker
-    compute = layer.daemons(cstate, list(state.ports.values()), broker.port)
+    compute = layer.daemons(cstate, list(state.ports.values()),
+                            guest_ports=compute_cloud.guest_ports(cloud))
     return [*control, *compute]
 
 

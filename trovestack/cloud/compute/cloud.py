@@ -106,7 +106,7 @@ class ComputeLayer:
     def state(self):
         return self.paths.load_state()
 
-    def daemons(self, cstate, control_ports=(), guest_ports=()):
+    def daemons(self, cstate, control_ports=(), *, guest_ports=()):
         """Every process of the layer, each with what it needs, in a
         start order (stopped in the reverse one)."""
         paths = self.paths
@@ -156,7 +156,8 @@ class ComputeLayer:
         self.paths.save_state(cstate)
         self._write_configs(state, cstate, transport_url)
         libvirt.check_free(self.supervisor)
-        programs = self.daemons(cstate, control_ports, guest_ports)
+        programs = self.daemons(cstate, control_ports,
+                                guest_ports=guest_ports)
         steps = self._steps(state, cstate, transport_url, timeout,
                             restart_api)
         try:
@@ -168,7 +169,7 @@ class ComputeLayer:
         except BaseException:
             self.down()
             raise
-        return self.status(control_ports, guest_ports)
+        return self.status(control_ports, guest_ports=guest_ports)
 
     def _steps(self, state, cstate, transport_url, timeout, restart_api):
         """The set-up actions of this start (first-time ones only when
@@ -354,12 +355,13 @@ class ComputeLayer:
             rows.append((f'namespace {self.paths.namespace}', True))
         return rows
 
-    def status(self, control_ports=(), guest_ports=()):
+    def status(self, control_ports=(), *, guest_ports=()):
         cstate = self.state
         if cstate is None:
             return []
         return [daemons.health(self.supervisor, daemon) for daemon in
-                self.daemons(cstate, control_ports, guest_ports)]
+                self.daemons(cstate, control_ports,
+                             guest_ports=guest_ports)]
 
     def memory_kib(self):
         """Resident memory of every process of the layer (guests included,
