@@ -50,10 +50,12 @@ _MODULES['full'] = tuple(module for name in ('basic', 'backup',
                          for module in _MODULES[name])
 PROFILES = {name: SCENARIOS + '(' + '|'.join(modules) + r')\b'
             for name, modules in _MODULES.items()}
+
 RESULTS_FILE = 'results.json'
 # Datastores by the suffix of the plugin's test class names.
 _DATASTORE_SUFFIXES = (('MariaDB', 'mariadb'), ('PostgreSQL', 'postgresql'),
                        ('MySQL', 'mysql'))
+DATASTORES = tuple(datastore for _, datastore in _DATASTORE_SUFFIXES)
 WORKSPACE_FILE = 'workspace.yaml'
 STESTR_CONF = '.stestr.conf'
 # Settings a tempest.conf must have for the plugin's tests to run at all.
@@ -64,6 +66,19 @@ REQUIRED_SETTINGS = (
      'run "trovestack test-config --tempest-conf PATH"'),
     ('identity', 'uri_v3', 'set the Keystone v3 URL tempest should use'),
 )
+
+
+def profile_regex(profile: str, datastores=()) -> str:
+    """The regex of a profile, narrowed to the test classes of the given
+    datastores (the plugin names each class after its datastore:
+    ``TestBackupMariaDB``) when any are given."""
+    regex = PROFILES[profile]
+    if not datastores:
+        return regex
+    suffixes = [suffix for suffix, datastore in _DATASTORE_SUFFIXES
+                if datastore in datastores]
+    return (regex[:-len(r'\b')] + r'\.Test\w*(' + '|'.join(suffixes)
+            + r')\b')
 
 
 class TempestError(UserError):

@@ -8,6 +8,7 @@ import re
 import pytest
 import subunit
 
+from trovestack import shell
 from trovestack import tempest_runner
 
 GOOD = ('[identity]\nuri_v3 = http://127.0.0.1:5000/v3\n'
@@ -133,3 +134,25 @@ def test_profiles_select_scenario_modules(profile, module, other):
     scenario = 'trove_tempest_plugin.tests.scenario.'
     assert re.match(regex, f'{scenario}{module}.TestX.test_y')
     assert not re.match(regex, f'{scenario}{other}.TestX.test_y')
+
+
+def test_a_profile_narrowed_to_datastores_keeps_only_their_classes():
+    regex = tempest_runner.profile_regex('full', ['mariadb', 'postgresql'])
+    scenario = 'trove_tempest_plugin.tests.scenario.'
+    for kept in ('test_backup.TestBackupMariaDB.test_backup_full[id-1]',
+                 'test_replication.TestReplicationPostgreSQL.test_x'):
+        assert re.match(regex, scenario + kept)
+    for left in ('test_backup.TestBackupMySQL.test_backup_full',
+                 'test_cinder_backup.TestCinderBackupMariaDB.test_x'):
+        assert not re.match(regex, scenario + left)
+    assert tempest_runner.profile_regex('basic') == \
+        tempest_runner.PROFILES['basic']
+
+
+def test_datastore_without_a_profile_is_refused(tmp_path, capsys):
+    conf = tmp_path / 'tempest.conf'
+    conf.write_text('')
+    status = shell.main(['gate-tests', '--tempest-conf', str(conf),
+                         '--datastore', 'mariadb', '--dry-run'])
+    assert status != 0
+    assert '--datastore narrows a --profile' in capsys.readouterr().err

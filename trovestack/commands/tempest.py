@@ -40,6 +40,12 @@ class _RunTempest(command.Command):
                  'backup, replication, actions, update-access, or full '
                  '(all five)')
         parser.add_argument(
+            '--datastore', metavar='<datastore>', action='append',
+            choices=tempest_runner.DATASTORES, default=[],
+            help='With --profile: only the scenario classes of this '
+                 'datastore (repeatable; default: every datastore the '
+                 'tempest.conf enables)')
+        parser.add_argument(
             '--exclude-regex', metavar='<regex>',
             help='Tests to leave out (default: none)')
         how = parser.add_mutually_exclusive_group()
@@ -78,7 +84,11 @@ class _RunTempest(command.Command):
     def take_action(self, parsed_args):
         regex = parsed_args.regex or self.default_regex
         if parsed_args.profile:
-            regex = tempest_runner.PROFILES[parsed_args.profile]
+            regex = tempest_runner.profile_regex(parsed_args.profile,
+                                                 parsed_args.datastore)
+        elif parsed_args.datastore:
+            raise tempest_runner.TempestError(
+                '--datastore narrows a --profile; give one')
         selection = tempest_runner.Selection(
             regex=regex,
             exclude_regex=parsed_args.exclude_regex,

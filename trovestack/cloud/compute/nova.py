@@ -40,7 +40,10 @@ def _databases(paths):
 def api_settings(state, paths, transport_url) -> dict:
     """Sections nova-api needs to create servers on this cloud."""
     return {
-        'DEFAULT': {'transport_url': transport_url},
+        'DEFAULT': {'transport_url': transport_url,
+                    # One compute host: a resize (Trove's flavor resize)
+                    # lands where the server is.
+                    'allow_resize_to_same_host': 'true'},
         **_databases(paths),
         'placement': common.service_auth(state, 'nova'),
         'neutron': common.service_auth(state, 'nova'),
@@ -72,6 +75,7 @@ def write_config(state, cstate, paths, transport_url):
             # cloud down stops the guests; the next up starts those that
             # ran (a hard reboot: nova writes their domains again).
             'resume_guests_state_on_host_boot': 'true',
+            'allow_resize_to_same_host': 'true',
         },
         **{key: value for key, value in api_settings(
             state, paths, transport_url).items() if key != 'DEFAULT'},
