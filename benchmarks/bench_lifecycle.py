@@ -10,22 +10,28 @@ prints the resident memory of the whole cloud with that one guest
 running.  With ``--trove-image`` (a guest image with
 mariadb:11.8 embedded) it then provisions Trove on the cloud and times a
 MariaDB instance through tests/integration/lifecycle_support.py: create ->
-ACTIVE, database/user, delete, and the memory with that guest.  Root only;
-wipes its cloud at the end.
+ACTIVE, database/user, delete, and the memory with that guest; then two
+instances at once (as trove-tempest-plugin's backup and replication
+scenarios run them: primary and restore, primary and replica), and the
+memory with both ACTIVE.  Root only; wipes its cloud at the end.
 
     .venv/bin/python benchmarks/bench_lifecycle.py [--trove-image IMAGE]
 """
 
 import argparse
+import concurrent.futures
 import os
 import pathlib
 import sys
 import tempfile
 import time
 
+import psutil
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests import tiny_guest  # noqa: E402
+from trovestack import instances
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
@@ -83,7 +89,30 @@ def _trove_instance(local, layer, trove_image):
     timeline = lifecycle_support.run_lifecycle(
         where, datastore='mariadb', version='11.8',
         flavor='d3', volume_size=1, progress=progress)
-    return timeline, (memory or [0])[0]
+    return timeline, (memory or [0])[0], _two_guests(local, layer)
+
+
+def _two_guests(local, layer):
+    """Two MariaDB instances created at once; (seconds until both are
+    ACTIVE, the cloud's memory KiB and the host's available memory KiB
+    with both running)."""
+    names = ('bench-first', 'bench-second')
+
+    def one(name):
+        return instances.ensure_instance(
+            bootstrap.admin_connection(local.state), name,
+            datastore='mariadb', version='11.8', flavor='d3', volume_size=1)
+    start = time.perf_counter()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(one, names))
+        both = time.perf_counter() - start
+        return (both, layer.memory_kib() + _control_plane_rss_kib(local),
+                psutil.virtual_memory().available // 1024)
+    finally:
+        conn = bootstrap.admin_connection(local.state)
+        for name in names:
+            instances.delete_instance(conn, name)
 
 
 def main():
@@ -134,11 +163,15 @@ def main():
     print(f'resident memory of the whole cloud with one guest: '
           f'{memory / 1024:.0f} MiB')
     if trove:
-        timeline, trove_memory = trove
+        timeline, trove_memory, (both, two_memory, available) = trove
         for stage, seconds in timeline.items():
             print(f'trove instance (mariadb 11.8): {stage}: {seconds:.1f} s')
         print(f'resident memory of the whole cloud with one ACTIVE Trove '
               f'guest: {trove_memory / 1024:.0f} MiB')
+        print(f'two trove instances created at once: both ACTIVE after '
+              f'{both:.1f} s; resident memory of the whole cloud with both: '
+              f'{two_memory / 1024:.0f} MiB, host memory still available: '
+              f'{available / 1024:.0f} MiB')
 
 
 def _delete(conn, server):

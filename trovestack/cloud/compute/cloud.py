@@ -364,13 +364,17 @@ class ComputeLayer:
                              guest_ports=guest_ports)]
 
     def memory_kib(self):
-        """Resident memory of every process of the layer (guests included,
-        they are libvirtd's children)."""
+        """Resident memory of every process of the layer, its guests'
+        qemu included."""
         cstate = self.state
         if cstate is None:
             return 0
         return sum(self.supervisor.rss_kib(daemon.name)
-                   for daemon in self.daemons(cstate))
+                   for daemon in self.daemons(cstate)) + self.guests()[1]
+
+    def guests(self) -> tuple[int, int]:
+        """(running guests of this cloud, their resident memory KiB)."""
+        return libvirt.guest_rss_kib(f'{self.paths.namespace}-')
 
     def wipe(self):
         """Stop the layer and remove its files."""

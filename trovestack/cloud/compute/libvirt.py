@@ -9,6 +9,8 @@ import base64
 import logging
 import pathlib
 
+import psutil
+
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 from trovestack.common import waiting
@@ -139,6 +141,23 @@ def shut_down_domains(prefix, timeout=SHUTDOWN_TIMEOUT,
         LOG.warning('guests still running after %d s, destroyed: %s',
                     timeout, ', '.join(_domains(prefix, running_only=True)))
     return names
+
+
+def guest_rss_kib(prefix) -> tuple[int, int]:
+    """(how many guests whose names start with prefix run, their qemu
+    processes' resident memory in KiB): qemu runs detached from libvirtd
+    (its parent is init), so no daemon's process tree holds it."""
+    count = total = 0
+    for proc in psutil.process_iter(['name', 'cmdline', 'memory_info']):
+        info = proc.info
+        if not (info['name'] or '').startswith('qemu-system') or \
+                not info['memory_info']:
+            continue
+        if any(arg.startswith(f'guest={prefix}')
+               for arg in info['cmdline'] or ()):
+            count += 1
+            total += info['memory_info'].rss // 1024
+    return count, total
 
 
 def forget_domains(prefix):
