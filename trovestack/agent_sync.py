@@ -531,7 +531,7 @@ def cloud_heartbeats(layout):
     """:func:`sqlite_heartbeats` on the local cloud's Trove database, or
     None when its Trove keeps it elsewhere (MySQL: devstack's)."""
     from trovestack.cloud.compute import trove as compute_trove
-    from trovestack.testenv import ini
+    from trovestack.common import ini
 
     path = compute_trove.config_files(layout)[trove_config.TROVE_CONF]
     try:

@@ -25,10 +25,10 @@ from trovestack import provision
 from trovestack import testenv
 from trovestack import trove_config
 from trovestack.common import errors
+from trovestack.common import ini
 from trovestack.common import results
 from trovestack.imagebuild import builder
 from trovestack.imagebuild import guest_agent
-from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 

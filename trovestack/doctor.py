@@ -18,9 +18,9 @@ from load_image import datastores as ds_registry
 from trovestack import connection
 from trovestack.cloud import trove_source
 from trovestack.common import errors
+from trovestack.common import ini
 from trovestack.common import results
 from trovestack.testenv import flavors as flavors_mod
-from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import testtools
 
 from trovestack import netns as netns_mod
 from trovestack.common import files
+from trovestack.common import ini
 from trovestack.common.errors import UserError
-from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 

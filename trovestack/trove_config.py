@@ -26,8 +26,8 @@ import dataclasses
 import re
 import types
 
+from trovestack.common import ini
 from trovestack.common import results
-from trovestack.testenv import ini
 
 TROVE_CONF = 'trove.conf'
 GUESTAGENT_CONF = 'trove-guestagent.conf'

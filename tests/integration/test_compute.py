@@ -48,7 +48,7 @@ from trovestack import provision
 from trovestack.cloud import bootstrap
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import trove as compute_trove
-from trovestack.testenv import ini
+from trovestack.common import ini
 
 pytestmark = pytest.mark.compute
 NETWORK = 'trovestack-test-mgmt'

@@ -3,7 +3,7 @@
 from trovestack import instance_prereqs
 from trovestack import instance_setup
 from trovestack import trove_config
-from trovestack.testenv import ini
+from trovestack.common import ini
 
 
 def _files(tmp_path):

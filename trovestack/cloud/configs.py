@@ -11,7 +11,7 @@ import shutil
 import sys
 
 from trovestack.cloud import layout as layout_mod
-from trovestack.testenv import ini as ini_mod
+from trovestack.common import ini as ini_mod
 
 SERVICE_PROJECT = 'service'
 REGION = 'RegionOne'
@@ -55,16 +55,6 @@ def endpoint_urls(state):
         'compute': f'http://{host}:{ports["nova"]}/v2.1',
         'database': f'http://{host}:{ports["trove"]}/v1.0/$(tenant_id)s',
     }
-
-
-def ini(sections):
-    """INI text of {section: {option: value}}."""
-    lines = []
-    for section, options in sections.items():
-        lines.append(f'[{section}]')
-        lines.extend(f'{key} = {value}' for key, value in options.items())
-        lines.append('')
-    return '\n'.join(lines)
 
 
 def _sqlite(path):

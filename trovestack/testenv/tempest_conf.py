@@ -13,8 +13,8 @@ from openstack import exceptions as sdk_exc
 
 from trovestack import testenv
 from trovestack.common import files
+from trovestack.common import ini
 from trovestack.common.results import Row
-from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 

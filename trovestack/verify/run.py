@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 from trovestack import netns
 from trovestack import trove_config
+from trovestack.common import ini
 from trovestack.common.errors import UserError
 from trovestack.verify import configdrive
 from trovestack.verify import guest as guest_vm
@@ -169,12 +170,7 @@ def _guest_config(datastore, docker_image, transport_url, registries):
     sections = trove_config.instance_config(settings)[
         trove_config.GUESTAGENT_CONF]
     sections['DEFAULT'].update({'control_exchange': 'trove', 'debug': 'True'})
-    lines = []
-    for section, options in sections.items():
-        lines.append('[%s]' % section)
-        lines += ['%s = %s' % item for item in options.items()]
-        lines.append('')
-    return '\n'.join(lines)
+    return ini.render(sections)
 
 
 class _Control:

@@ -11,7 +11,7 @@ from trovestack.cloud.compute import nova
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
-from trovestack.testenv import ini
+from trovestack.common import ini
 
 
 def _state():
@@ -100,7 +100,7 @@ def test_object_storage_is_a_swift_api_on_loopback_with_keystone(tmp_path):
                                            'radosgw': 7480})
     state = _state()
     state.service_password = 'not-in-ceph.conf'
-    text = ceph.write_config(cstate, paths, object_store.config_lines(
+    text = ceph.write_config(cstate, paths, object_store.config_section(
         state, cstate, paths)).read_text()
     section = text.split(f'[{ceph.RGW}]')[1]
     assert 'rgw_frontends = beast endpoint=127.0.0.1:7480' in section

@@ -3,7 +3,7 @@
 from oslo_config import cfg
 from trove_tempest_plugin import config as plugin_config
 
-from trovestack.testenv import ini
+from trovestack.common import ini
 
 
 def load(path):

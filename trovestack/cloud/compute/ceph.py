@@ -26,6 +26,7 @@ import uuid
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import paths as paths_mod
+from trovestack.common import ini
 from trovestack.common import waiting
 
 MON, OSD, MGR = 'ceph-mon', 'ceph-osd', 'ceph-mgr'
@@ -91,74 +92,71 @@ def osd_ports(cstate) -> list[int]:
     return list(range(base, base + OSD_PORTS))
 
 
-def write_config(cstate, paths, sections=()):
-    """ceph.conf; ``sections``: further lines (a client's section)."""
+def write_config(cstate, paths, sections=None):
+    """ceph.conf; ``sections``: further ones (a client's)."""
     top = directory(paths)
     osd = osd_ports(cstate)
     auth = 'cephx' if cephx(cstate) else 'none'
-    text = '\n'.join([
-        '[global]',
-        f'fsid = {fsid(paths)}',
-        f'mon_host = v1:{mon_address(cstate)}',
-        'mon_initial_members = a',
-        # Every messenger on loopback: the OSD's cluster and heartbeat
-        # messengers bind to the cluster address, which is otherwise any.
-        'public_addr = 127.0.0.1',
-        'cluster_addr = 127.0.0.1',
-        'ms_bind_msgr2 = false',
-        *(f'auth_{who}_required = {auth}'
-          for who in ('cluster', 'service', 'client')),
-        'osd_pool_default_size = 1',
-        'osd_pool_default_min_size = 1',
-        'mon_allow_pool_size_one = true',
-        'mon_warn_on_pool_no_redundancy = false',
-        'osd_crush_chooseleaf_type = 0',
-        # One OSD holds every pool (the RADOS gateway makes six): few
-        # placement groups each, under mon_max_pg_per_osd.
-        'osd_pool_default_pg_num = 8',
-        'osd_pool_default_pgp_num = 8',
-        # The monitor stops below mon_data_avail_crit percent free: a
-        # shared build host's disk is often fuller than a Ceph node's.
-        'mon_data_avail_warn = 2',
-        'mon_data_avail_crit = 1',
-        f'run_dir = {paths.run_dir}',
-        f'admin_socket = {paths.run_dir}/$name.asok',
-        'log_to_file = false',
-        'log_to_stderr = true',
-        'err_to_stderr = true',
-        # Clients' keyrings (client.admin, client.cinder) here; the
-        # daemons' in their data directories.
-        f'keyring = {paths.config_dir("ceph")}/ceph.$name.keyring',
-        f'mon_data = {top}/mon-$id',
-        f'osd_data = {top}/osd-$id',
-        f'mgr_data = {top}/mgr-$id',
-        '',
-        '[mon]',
-        f'keyring = {top}/mon-$id/keyring',
-        '',
-        '[mgr]',
-        f'keyring = {top}/mgr-$id/keyring',
-        '',
-        '[osd]',
-        f'keyring = {top}/osd-$id/keyring',
-        # No monitor commands of the OSD's own while it starts (its crush
-        # location and device class): a monitor that has just started
-        # refused one with 'wrong fsid' and the OSD exited; initialise_osd
-        # puts it in the crush map, retried.
-        'osd_crush_update_on_start = false',
-        'osd_class_update_on_start = false',
-        'osd_objectstore = bluestore',
-        f'bluestore_block_path = {top}/osd-$id/block.file',
-        'bluestore_block_create = true',
-        f'bluestore_block_size = {BLOCK_SIZE}',
-        'bluestore_cache_autotune = false',
-        'bluestore_cache_size = 134217728',
-        'osd_memory_target = 939524096',
-        f'ms_bind_port_min = {osd[0]}',
-        f'ms_bind_port_max = {osd[-1]}',
-        '',
-        *sections,
-    ])
+    text = ini.render({
+        'global': {
+            'fsid': fsid(paths),
+            'mon_host': f'v1:{mon_address(cstate)}',
+            'mon_initial_members': 'a',
+            # Every messenger on loopback: the OSD's cluster and heartbeat
+            # messengers bind to the cluster address, which is otherwise
+            # any.
+            'public_addr': '127.0.0.1',
+            'cluster_addr': '127.0.0.1',
+            'ms_bind_msgr2': 'false',
+            **{f'auth_{who}_required': auth
+               for who in ('cluster', 'service', 'client')},
+            'osd_pool_default_size': '1',
+            'osd_pool_default_min_size': '1',
+            'mon_allow_pool_size_one': 'true',
+            'mon_warn_on_pool_no_redundancy': 'false',
+            'osd_crush_chooseleaf_type': '0',
+            # One OSD holds every pool (the RADOS gateway makes six): few
+            # placement groups each, under mon_max_pg_per_osd.
+            'osd_pool_default_pg_num': '8',
+            'osd_pool_default_pgp_num': '8',
+            # The monitor stops below mon_data_avail_crit percent free: a
+            # shared build host's disk is often fuller than a Ceph node's.
+            'mon_data_avail_warn': '2',
+            'mon_data_avail_crit': '1',
+            'run_dir': str(paths.run_dir),
+            'admin_socket': f'{paths.run_dir}/$name.asok',
+            'log_to_file': 'false',
+            'log_to_stderr': 'true',
+            'err_to_stderr': 'true',
+            # Clients' keyrings (client.admin, client.cinder) here; the
+            # daemons' in their data directories.
+            'keyring': f'{paths.config_dir("ceph")}/ceph.$name.keyring',
+            'mon_data': f'{top}/mon-$id',
+            'osd_data': f'{top}/osd-$id',
+            'mgr_data': f'{top}/mgr-$id',
+        },
+        'mon': {'keyring': f'{top}/mon-$id/keyring'},
+        'mgr': {'keyring': f'{top}/mgr-$id/keyring'},
+        'osd': {
+            'keyring': f'{top}/osd-$id/keyring',
+            # No monitor commands of the OSD's own while it starts (its
+            # crush location and device class): a monitor that has just
+            # started refused one with 'wrong fsid' and the OSD exited;
+            # initialise_osd puts it in the crush map, retried.
+            'osd_crush_update_on_start': 'false',
+            'osd_class_update_on_start': 'false',
+            'osd_objectstore': 'bluestore',
+            'bluestore_block_path': f'{top}/osd-$id/block.file',
+            'bluestore_block_create': 'true',
+            'bluestore_block_size': str(BLOCK_SIZE),
+            'bluestore_cache_autotune': 'false',
+            'bluestore_cache_size': '134217728',
+            'osd_memory_target': '939524096',
+            'ms_bind_port_min': str(osd[0]),
+            'ms_bind_port_max': str(osd[-1]),
+        },
+        **(sections or {}),
+    })
     path = config_file(paths)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # ceph-mgr does not make its data directory itself.

@@ -22,8 +22,8 @@ from trovestack.cloud.compute import nova
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
+from trovestack.common import ini
 from trovestack.common import waiting
-from trovestack.testenv import ini
 
 LOG = logging.getLogger(__name__)
 REQUIRED_BINARIES = {
@@ -297,7 +297,7 @@ class ComputeLayer:
                                          exist_ok=True)
             (paths.service_dir(name) / 'locks').mkdir(exist_ok=True)
         ceph.write_config(cstate, paths,
-                          object_store.config_lines(state, cstate, paths))
+                          object_store.config_section(state, cstate, paths))
         object_store.write_password(state, paths)
         paths.instances_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         placement.write_config(state, cstate, paths)

@@ -6,6 +6,7 @@ import sys
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import supervision
+from trovestack.common import ini
 
 
 def tool(name) -> str:
@@ -14,7 +15,7 @@ def tool(name) -> str:
 
 
 def write_config(path, sections):
-    layout_mod.write_private(path, configs.ini(sections))
+    layout_mod.write_private(path, ini.render(sections))
     return path
 
 

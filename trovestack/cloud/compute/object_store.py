@@ -46,29 +46,27 @@ def guest_url(cstate) -> str:
     return f'http://{cstate.gateway}:{cstate.ports[PORT]}{ACCOUNT_PATH}'
 
 
-def config_lines(state, cstate, paths) -> list[str]:
+def config_section(state, cstate, paths) -> dict:
     """Its section of ceph.conf (``state``: the control plane's)."""
     # Keystone's root: the gateway adds the API version itself.
     keystone = configs.identity_url(state).removesuffix('/v3')
-    return [
-        f'[{ENTITY}]',
-        f'rgw_frontends = beast endpoint=127.0.0.1:{cstate.ports[PORT]}',
-        f'rgw_data = {data_dir(paths)}',
-        'rgw_enable_apis = swift, swift_auth, admin',
-        'rgw_swift_account_in_url = true',
-        f'rgw_keystone_url = {keystone}',
-        'rgw_keystone_api_version = 3',
-        f'rgw_keystone_admin_user = {USER}',
-        f'rgw_keystone_admin_password_path = {password_file(paths)}',
-        'rgw_keystone_admin_project = service',
-        'rgw_keystone_admin_domain = Default',
-        'rgw_keystone_accepted_roles = member, admin',
-        'rgw_keystone_implicit_tenants = true',
-        'rgw_keystone_verify_ssl = false',
-        f'rgw_thread_pool_size = {THREADS}',
-        'rgw_enable_usage_log = false',
-        '',
-    ]
+    return {ENTITY: {
+        'rgw_frontends': f'beast endpoint=127.0.0.1:{cstate.ports[PORT]}',
+        'rgw_data': str(data_dir(paths)),
+        'rgw_enable_apis': 'swift, swift_auth, admin',
+        'rgw_swift_account_in_url': 'true',
+        'rgw_keystone_url': keystone,
+        'rgw_keystone_api_version': '3',
+        'rgw_keystone_admin_user': USER,
+        'rgw_keystone_admin_password_path': str(password_file(paths)),
+        'rgw_keystone_admin_project': 'service',
+        'rgw_keystone_admin_domain': 'Default',
+        'rgw_keystone_accepted_roles': 'member, admin',
+        'rgw_keystone_implicit_tenants': 'true',
+        'rgw_keystone_verify_ssl': 'false',
+        'rgw_thread_pool_size': str(THREADS),
+        'rgw_enable_usage_log': 'false',
+    }}
 
 
 def write_password(state, paths):

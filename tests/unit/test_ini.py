@@ -1,7 +1,7 @@
 import os
 import stat
 
-from trovestack.testenv import ini
+from trovestack.common import ini
 
 SAMPLE = """# tempest settings, hand edited
 [DEFAULT]
@@ -97,3 +97,11 @@ def test_save_is_atomic_and_keeps_mode(tmp_path):
 
 def test_load_missing_file_is_empty(tmp_path):
     assert ini.IniFile.load(tmp_path / 'none.conf').text() == ''
+
+
+def test_render_writes_sections_in_order():
+    text = ini.render({'DEFAULT': {'debug': 'false', 'host': 'h'},
+                       'database': {'connection': 'sqlite://'}})
+    assert text == ('[DEFAULT]\ndebug = false\nhost = h\n\n'
+                    '[database]\nconnection = sqlite://\n')
+    assert ini.IniFile(text).get('database', 'connection') == 'sqlite://'

@@ -1,4 +1,5 @@
-"""A line-preserving editor for oslo.config style INI files.
+"""oslo.config style INI files: a line-preserving editor, and the text of
+a whole new file (:func:`render`).
 
 Only the lines of options that are set change; comments, blank lines, other
 sections and other options stay byte-for-byte. Semantics follow devstack's
@@ -130,3 +131,13 @@ class IniFile:
         if self.lines and self.lines[-1].strip():
             self.lines.append('\n')
         self.lines.extend([f'[{section}]\n', line])
+
+
+def render(sections) -> str:
+    """The INI text of ``{section: {option: value}}``, in that order."""
+    lines = []
+    for section, options in sections.items():
+        lines.append(f'[{section}]')
+        lines.extend(f'{key} = {value}' for key, value in options.items())
+        lines.append('')
+    return '\n'.join(lines)
