@@ -847,6 +847,9 @@ def test_connect_reaches_a_postgresql_instance(compute_cloud, provisioned,
     try:
         password = 'Alice-' + os.urandom(6).hex()
         _user_with_database(trove, made.id, 'alice', password, 'shop')
+        # Only the user's accounts: Trove's admin and the image's
+        # health-check account are not listed (ignore_users).
+        assert {user.name for user in trove.users.list(made.id)} == {'alice'}
         password_file = tmp_path / 'password'
         password_file.write_text(password + '\n')
         fixed = _connect_and_query(

@@ -55,6 +55,8 @@ def derive_settings(conn, choices, *, flavor_id=DEFAULT_FLAVOR_ID,
             raise testenv.TestEnvError(
                 f'{option} {value!r} is not a flavor in Nova; '
                 f'run "trovestack flavors" or give an existing id')
+    resize_flavor_id = fitting_resize_flavor(conn, flavor_id,
+                                             resize_flavor_id)
     database = {
         'enabled_datastores': ','.join(c.name for c in choices),
         'default_datastore_versions': ','.join(
@@ -110,6 +112,58 @@ def cloud_settings(conn):
                   str(testenv.has_service(conn, service_type)))
                  for name, service_type in SERVICES]
     return settings
+
+
+def _most_vcpus(conn):
+    """The most vCPUs one server can get on the cloud (Placement's VCPU
+    max_unit: a compute host's CPU count), or None when Placement can not
+    be asked (no such service, not an administrator)."""
+    if not testenv.has_service(conn, 'placement'):
+        return None
+    try:
+        units = [inventory.max_unit
+                 for provider in conn.placement.resource_providers()
+                 for inventory in
+                 conn.placement.resource_provider_inventories(provider)
+                 if inventory.resource_class == 'VCPU']
+    except sdk_exc.SDKException:
+        LOG.debug('Cannot read the VCPU inventories', exc_info=True)
+        return None
+    return max(units) if units else None
+
+
+def fitting_resize_flavor(conn, flavor_id, resize_flavor_id):
+    """``resize_flavor_id``, unless it has more vCPUs than any compute host
+    can give one server (trove-tempest-plugin's d4 has 4: Nova finds no
+    host for it on a 2-CPU machine and the resize scenario waits in
+    RESIZE); then the smallest flavor with more memory than
+    ``flavor_id``, at least its disk, and vCPUs that fit, when there is
+    one (a warning says which)."""
+    most = _most_vcpus(conn)
+    if most is None:
+        return resize_flavor_id
+    flavors = {flavor.id: flavor
+               for flavor in conn.compute.flavors(details=True)}
+    wanted, base = flavors.get(resize_flavor_id), flavors.get(flavor_id)
+    if wanted is None or base is None or wanted.vcpus <= most:
+        return resize_flavor_id
+    fitting = [flavor for flavor in flavors.values()
+               if flavor.vcpus <= most and flavor.ram > base.ram
+               and flavor.disk >= base.disk]
+    if not fitting:
+        LOG.warning('resize_flavor_id %s has %d vCPUs, more than a compute '
+                    'host has (%d), and no flavor fits instead: the resize '
+                    'scenario will not find a host', resize_flavor_id,
+                    wanted.vcpus, most)
+        return resize_flavor_id
+    chosen = min(fitting, key=lambda flavor: (
+        flavor.ram, flavor.disk, flavor.ephemeral or 0, flavor.vcpus,
+        flavor.id))
+    LOG.warning('resize_flavor_id %s has %d vCPUs, more than a compute host '
+                'has (%d): %s (%s, %d MB, %d vCPUs) instead',
+                resize_flavor_id, wanted.vcpus, most, chosen.id, chosen.name,
+                chosen.ram, chosen.vcpus)
+    return chosen.id
 
 
 def _shared_network(conn, name):

@@ -1,3 +1,5 @@
+import types
+
 import pytest
 
 from tests.unit.testenv import fakes
@@ -26,6 +28,37 @@ def test_derived_settings_without_network_or_volume():
         ('database', 'remove_swift_account', 'False'),
         ('service_available', 'trove', 'True'),
     ]
+
+
+def _placement_cloud(host_vcpus):
+    conn = fakes.connection(services=('compute', 'placement'))
+    conn.placement.resource_providers.return_value = ['host']
+    conn.placement.resource_provider_inventories.return_value = [
+        types.SimpleNamespace(resource_class='VCPU', max_unit=host_vcpus),
+        types.SimpleNamespace(resource_class='MEMORY_MB', max_unit=24000)]
+    conn.compute.flavors.return_value = [
+        fakes.flavor('ds2G', 'd3', 2048, 10, 2),
+        fakes.flavor('ds4G', 'd4', 4096, 20, 4),
+        fakes.flavor('test.large-8.resize', '25r', 2064, 8, 2),
+        fakes.flavor('test.eph.large-13.resize', '26re', 2064, 13, 2, 1),
+        fakes.flavor('test.large-13.resize', '26r', 2064, 13, 2),
+        fakes.flavor('test.large-18.resize', '27r', 2064, 18, 2)]
+    return conn
+
+
+def test_a_resize_flavor_no_host_can_take_is_replaced(caplog):
+    """d4's 4 vCPUs on 2-CPU hosts: the smallest flavor with more memory,
+    the disk of d3 at least, no ephemeral disk, and 2 vCPUs."""
+    settings = dict(((s, o), v) for s, o, v in _settings(
+        _placement_cloud(2), flavor_ids=FLAVORS | {'26r'}))
+    assert settings['database', 'resize_flavor_id'] == '26r'
+    assert 'resize_flavor_id d4 has 4 vCPUs, more than a compute host ' \
+        'has (2): 26r' in caplog.text
+    assert tempest_conf.fitting_resize_flavor(
+        _placement_cloud(8), 'd3', 'd4') == 'd4'
+    # Without Placement in the catalog (or its answer) nothing is changed.
+    assert tempest_conf.fitting_resize_flavor(
+        fakes.connection(), 'd3', 'd4') == 'd4'
 
 
 def test_unknown_flavor_is_an_error():
