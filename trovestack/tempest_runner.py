@@ -50,7 +50,6 @@ _MODULES['full'] = tuple(module for name in ('basic', 'backup',
                          for module in _MODULES[name])
 PROFILES = {name: SCENARIOS + '(' + '|'.join(modules) + r')\b'
             for name, modules in _MODULES.items()}
-
 RESULTS_FILE = 'results.json'
 # Datastores by the suffix of the plugin's test class names.
 _DATASTORE_SUFFIXES = (('MariaDB', 'mariadb'), ('PostgreSQL', 'postgresql'),
@@ -72,13 +71,12 @@ def profile_regex(profile: str, datastores=()) -> str:
     """The regex of a profile, narrowed to the test classes of the given
     datastores (the plugin names each class after its datastore:
     ``TestBackupMariaDB``) when any are given."""
-    regex = PROFILES[profile]
     if not datastores:
-        return regex
+        return PROFILES[profile]
     suffixes = [suffix for suffix, datastore in _DATASTORE_SUFFIXES
                 if datastore in datastores]
-    return (regex[:-len(r'\b')] + r'\.Test\w*(' + '|'.join(suffixes)
-            + r')\b')
+    return (SCENARIOS + '(' + '|'.join(_MODULES[profile]) + r')\.Test\w*('
+            + '|'.join(suffixes) + r')\b')
 
 
 class TempestError(UserError):

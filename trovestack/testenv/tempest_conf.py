@@ -15,6 +15,7 @@ from trovestack import testenv
 from trovestack.common import files
 from trovestack.common import ini
 from trovestack.common.results import Row
+from trovestack.testenv import flavors as flavors_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def fitting_resize_flavor(conn, flavor_id, resize_flavor_id):
     if most is None:
         return resize_flavor_id
     flavors = {flavor.id: flavor
-               for flavor in conn.compute.flavors(details=True)}
+               for flavor in flavors_mod.existing(conn, details=True)}
     wanted, base = flavors.get(resize_flavor_id), flavors.get(flavor_id)
     if wanted is None or base is None or wanted.vcpus <= most:
         return resize_flavor_id

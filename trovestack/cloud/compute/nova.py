@@ -57,6 +57,7 @@ def api_settings(state, paths, transport_url) -> dict:
 
 def write_config(state, cstate, paths, transport_url):
     data = paths.service_dir('nova')
+    api = api_settings(state, paths, transport_url)
     helper = (f'{common.tool("privsep-helper")} --config-file '
               f'{config_file(paths)}')
     sections = {
@@ -75,10 +76,9 @@ def write_config(state, cstate, paths, transport_url):
             # cloud down stops the guests; the next up starts those that
             # ran (a hard reboot: nova writes their domains again).
             'resume_guests_state_on_host_boot': 'true',
-            'allow_resize_to_same_host': 'true',
+            **api['DEFAULT'],
         },
-        **{key: value for key, value in api_settings(
-            state, paths, transport_url).items() if key != 'DEFAULT'},
+        **{key: value for key, value in api.items() if key != 'DEFAULT'},
         'keystone_authtoken': common.authtoken(state, 'nova'),
         'libvirt': {'virt_type': 'qemu', 'cpu_mode': 'none',
                     'tb_cache_size': str(TB_CACHE_MIB)},
