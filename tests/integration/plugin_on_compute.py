@@ -18,13 +18,14 @@ from trovestack.cloud.compute import paths as compute_paths
 from trovestack.cloud.compute import trove as compute_trove
 
 
-def settings(compute_cloud, image, datastore, version):
+def settings(compute_cloud, image, datastores):
     """The plugin's local.conf values for an embedded-image stack on the
     compute cloud, Trove instances on Ceph volumes.  The plugin's Trove
-    keeps its own database: it registers the datastore itself."""
+    keeps its own database: it registers the datastores (``name:version``
+    each) itself."""
     cloud, cstate = compute_cloud.cloud, compute_cloud.cstate
     return dict(
-        TROVE_DATASTORES=f'{datastore}:{version}',
+        TROVE_DATASTORES=','.join(datastores),
         TROVE_GUEST_IMAGE=str(image), TROVE_GUEST_OS='debian',
         TROVE_GUEST_RELEASE='bookworm',
         # The version's configuration parameters from Trove's templates:
@@ -45,8 +46,7 @@ def settings(compute_cloud, image, datastore, version):
 
 
 @contextlib.contextmanager
-def plugin_trove(compute_cloud, root, image, datastore, version,
-                 tempest_conf=None):
+def plugin_trove(compute_cloud, root, image, datastores, tempest_conf=None):
     """The harness after its stack phases, Trove run by it meanwhile.
 
     ``tempest_conf``: a tempest.conf to start from (the plugin's
@@ -56,7 +56,7 @@ def plugin_trove(compute_cloud, root, image, datastore, version,
     cloud = compute_cloud.cloud
     plugin = harness_mod.PluginHarness(
         compute_cloud, root,
-        **settings(compute_cloud, image, datastore, version))
+        **settings(compute_cloud, image, datastores))
     if tempest_conf is not None:
         shutil.copyfile(tempest_conf, plugin.tempest_conf)
         os.chmod(plugin.tempest_conf, 0o600)

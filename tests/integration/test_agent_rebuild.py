@@ -15,7 +15,6 @@ Needs root and the packages from tools/install-image-build-deps.
 import json
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import time
@@ -26,6 +25,7 @@ import pytest
 from tests import helpers
 from tests import load_image_support as support
 from tests import trove_tree
+from tests.integration import guest_images
 from tests.integration.test_image_build import _mounted
 from tests.integration.test_killed_builds import Build
 from tests.integration.test_killed_builds import clean_builds
@@ -171,11 +171,9 @@ def test_load_shows_the_agent_in_glance_properties(second, image, tree,
 
 
 def _copy_image(image, dest):
-    """The image with its records (mtimes kept: still up to date)."""
+    """The image with its records in ``dest`` (still up to date)."""
     dest.mkdir(parents=True)
-    for suffix in ('', '.sha256', '.md5', '.build-hash', '.build.json'):
-        shutil.copy2(f'{image}{suffix}', dest / f'{image.name}{suffix}')
-    return dest / image.name
+    return guest_images.copy_image(image, dest / image.name)
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])

@@ -1,10 +1,12 @@
 """The compute cloud: a nova server boots on the management network, gets
 its address from OVN's DHCP and answers TCP inside the cloud's namespace;
 ``provision`` configures Trove for instances; trove-tempest-plugin's basic
-MariaDB scenario passes through ``trovestack gate-tests`` (its instance
-on a Ceph RBD volume, tempest inside the namespace) with Trove run by the
-devstack plugin's stack phases; on one further MariaDB instance: where
-its boot's time went, a tree's agent synced into it, its database reached
+scenario passes for MariaDB and PostgreSQL through ``trovestack
+gate-tests`` (their instances on Ceph RBD volumes, tempest inside the
+namespace) with Trove run by the devstack plugin's stack phases; every
+instance boots an image whose guest agent comes from a Trove tree; on one
+further MariaDB instance: where its boot's time went, the tree's agent
+marker in its log, another tree's agent synced into it, its database reached
 with ``instance connect`` over the fixed address and a floating IP, a
 Trove backup (the backup image from the cloud's registry, into its object
 storage), every process killed in turn, then the backup restored into a
@@ -36,6 +38,7 @@ import pytest
 
 from tests import helpers
 from tests import tiny_guest
+from tests import trove_tree
 from tests.integration import chaos_support
 from tests.integration import guest_images
 from tests.integration import lifecycle_support
@@ -58,8 +61,9 @@ DATASTORE, VERSION = 'mariadb', '11.8'
 # image is 3.2 GB), no ephemeral disk (the data is on a 1 GB volume).
 FLAVOR = 'd3'
 VOLUME_SIZE = 1
-GATE_REGEX = (r'^trove_tempest_plugin\.tests\.scenario\.test_instance_basic'
-              r'\.TestInstanceBasicMariaDB')
+# The datastores of CI's gate scenario (trove-tempest-plugin's basic
+# profile): the guest image holds both datastore images.
+GATE_DATASTORES = (f'{DATASTORE}:{VERSION}', 'postgresql:17')
 
 
 def test_every_process_runs(compute_cloud):
@@ -252,18 +256,22 @@ def _abort_ovs_vswitchd(layer):
     return pid
 
 
-def _guest_image():
-    """The container-mode guest image with mariadb:11.8 embedded (the one
-    verify-image's tests boot too; built when missing or out of date)."""
-    return guest_images.embedded_mariadb_image()
+@pytest.fixture(scope='module')
+def guest_image(tmp_path_factory):
+    """(path, agent marker) of the image every instance here boots: the
+    container-mode guest image verify-image's tests boot (MariaDB 11.8
+    and PostgreSQL 17 embedded), with the guest agent of a Trove tree (the
+    pinned trove's sdist with a marker), made by the image builder's
+    agent-only path as a Trove developer's change would be."""
+    return guest_images.compute_image(tmp_path_factory)
 
 
 @pytest.fixture(scope='module')
-def provisioned(compute_cloud, tmp_path_factory):
+def provisioned(compute_cloud, guest_image, tmp_path_factory):
     """``trovestack provision mariadb:11.8`` on the compute cloud, twice:
     the second run changes nothing and restarts nothing.  (first rows,
     second rows, restarted?, the tempest.conf it wrote)."""
-    image = _guest_image()
+    image = guest_image[0]
     tempest_conf = tmp_path_factory.mktemp('provision') / 'tempest.conf'
     request = dict(datastores=[(DATASTORE, VERSION)], image=str(image),
                    tempest_conf=str(tempest_conf))
@@ -330,35 +338,41 @@ def test_provision_configures_trove_for_instances(compute_cloud,
     'devstack-plugin',
     pytest.param('provision', marks=pytest.mark.extra_instance)])
 def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
-                                             tmp_path, trove_by):
-    """``trovestack gate-tests``: the basic MariaDB scenario (instance with
-    a volume on the shared network, databases, users, access from tempest
-    inside the namespace, configuration, delete) passes; nothing of it is
-    left.  CI's one instance runs on the devstack plugin's configuration
-    (the gate job on one machine: Trove's services run from what the
-    plugin's stack phases wrote, its test-config phase completes
-    provision's tempest.conf); the same on provision's own configuration is
-    an extra instance."""
+                                             guest_image, tmp_path,
+                                             trove_by):
+    """``trovestack gate-tests --profile basic``: trove-tempest-plugin's
+    basic scenario (instance with a volume on the shared network,
+    databases, users, access from tempest inside the namespace,
+    configuration, delete) passes for MariaDB 11.8 and PostgreSQL 17, one
+    instance at a time; nothing of it is left.  CI runs it on the devstack
+    plugin's configuration (the gate job on one machine: Trove's services
+    run from what the plugin's stack phases wrote, its test-config phase
+    completes provision's tempest.conf); the same on provision's own
+    configuration (MariaDB only: provision registered that) is an extra
+    instance."""
     tempest_conf = provisioned[3]
+    datastores = [DATASTORE]
     conn = compute_cloud.connection()
     ports_before = {port.id for port in conn.network.ports()}
     logs = []
     with contextlib.ExitStack() as stack:
         if trove_by == 'devstack-plugin':
             plugin = stack.enter_context(plugin_on_compute.plugin_trove(
-                compute_cloud, tmp_path / 'devstack', _guest_image(),
-                DATASTORE, VERSION, tempest_conf=tempest_conf))
+                compute_cloud, tmp_path / 'devstack', guest_image[0],
+                GATE_DATASTORES, tempest_conf=tempest_conf))
             tempest_conf = plugin.tempest_conf
             tempest = ini.IniFile.load(tempest_conf)
             assert tempest.get('database', 'default_datastore_versions') \
-                == f'{DATASTORE}:{VERSION}'
+                == ','.join(GATE_DATASTORES)
+            datastores = [entry.split(':')[0] for entry in GATE_DATASTORES]
             for path in plugin_on_compute.service_logs(plugin):
                 logs += ['--service-log', path]
         result = helpers.run(
             'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
             '--workspace-dir', tmp_path / 'tempest', '--state-dir',
-            compute_cloud.state_dir, '--regex', GATE_REGEX, '--serial',
-            *logs, check=False, timeout=3600)
+            compute_cloud.state_dir, '--profile', 'basic', *itertools.chain(
+                *(('--datastore', name) for name in datastores)),
+            '--serial', *logs, check=False, timeout=3600)
     log = tmp_path / 'tempest' / 'logs' / 'tempest.log'
     # The evidence (stderr: the guests, Trove's errors) first: a long
     # message may be cut.
@@ -366,6 +380,10 @@ def test_gate_tests_pass_on_the_compute_cloud(compute_cloud, provisioned,
         f'{result.stderr[-12000:]}\n{result.stdout[-4000:]}\n'
         f'tempest.log: {log}')
     assert 'test_database_access' in result.stdout
+    # The run's table: every datastore's tests ran and passed.
+    table = json.loads((tmp_path / 'tempest' / 'results.json').read_text())
+    assert {row['datastore'] for row in table} == set(datastores), table
+    assert {row['result'] for row in table} == {'success'}, table
     assert not list(conn.compute.servers(all_projects=True))
     assert not list(conn.block_storage.volumes(all_projects=True))
     assert {port.id for port in conn.network.ports()} <= ports_before
@@ -529,6 +547,31 @@ def test_instance_up_breakdown_says_where_the_time_went(compute_cloud,
     assert 'console log opened (qemu started)' not in later
 
 
+def test_instance_runs_the_agent_of_the_tree_its_image_came_from(
+        compute_cloud, chaos_instance, guest_image):
+    """A Trove developer's change, through an image: the version's Glance
+    image records the tree's agent (source, release), and the agent the
+    instance booted with logs the tree's marker."""
+    from trovestack import agent_sync
+
+    image, marker = guest_image
+    if marker is None:
+        pytest.skip('TROVESTACK_COMPUTE_GUEST_IMAGE: an image of no tree')
+    conn = compute_cloud.connection()
+    trove = connection.trove_client(conn)
+    version = trove.datastore_versions.get(DATASTORE, VERSION)
+    properties = conn.image.get_image(version.image).properties
+    assert properties['trove_agent_source'].startswith('tree:'), properties
+    assert properties['trove_agent_version'] == trove_tree.release()
+    assert properties['trove_build_hash'] == pathlib.Path(
+        f'{image}.build-hash').read_text().strip()
+    _, _, guest, _ = agent_sync.open_guest(
+        CHAOS, state_dir=compute_cloud.state_dir)
+    with guest:
+        assert agent_sync.agent_logged(
+            guest, trove_tree.AGENT_LOG_LINE % marker) >= 1
+
+
 def _sync_agent(compute_cloud, *args):
     return helpers.run('trovestack', 'instance', 'sync-agent', CHAOS,
                        '--state-dir', compute_cloud.state_dir, *args,
@@ -551,7 +594,6 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
     with a marker) runs in the instance and answers Trove's database list;
     a tree with a syntax error in the agent is a named failure that leaves
     the guest's agent as it was (package, pid), and answering."""
-    from tests import trove_tree
     from trovestack import agent_sync
 
     tree = trove_tree.make_tree(tmp_path / 'tree', agent_marker=SYNC_MARKER)

@@ -46,7 +46,7 @@ def ui_instance(compute_cloud, tmp_path_factory):
     module's end."""
     work = tmp_path_factory.mktemp('dashboard-provision')
     run('trovestack', 'provision', f'{DATASTORE}:{VERSION}', '--image',
-        guest_images.embedded_mariadb_image(), '--state-dir',
+        guest_images.compute_image(tmp_path_factory)[0], '--state-dir',
         compute_cloud.state_dir, '--tempest-conf', work / 'tempest.conf',
         env=compute_cloud.env(), timeout=1800)
     conn = compute_cloud.connection()

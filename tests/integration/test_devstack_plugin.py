@@ -484,21 +484,23 @@ def test_stack_converges_instance_prerequisites_on_neutron(
 @pytest.mark.compute
 @pytest.mark.guest_boot
 @pytest.mark.extra_instance
-def test_instance_reaches_active_with_plugin_configuration(compute_cloud,
-                                                           tmp_path):
+def test_instance_reaches_active_with_plugin_configuration(
+        compute_cloud, tmp_path, tmp_path_factory):
     """Issue 15's proof through the lifecycle (CI's one instance is the
     gate scenario on the plugin's configuration, in test_compute): with
     Trove run by the plugin's stack phases, an instance goes through its
     lifecycle: ACTIVE, database and user, an answer on its address,
     deleted with its ports."""
+    from tests.integration import guest_images
     from tests.integration import lifecycle_support
     from tests.integration import plugin_on_compute
     from tests.integration import test_compute as compute_tests
 
     cstate = compute_cloud.cstate
+    image, _ = guest_images.compute_image(tmp_path_factory)
     with plugin_on_compute.plugin_trove(
-            compute_cloud, tmp_path, compute_tests._guest_image(),
-            compute_tests.DATASTORE, compute_tests.VERSION) as plugin:
+            compute_cloud, tmp_path, image,
+            [f'{compute_tests.DATASTORE}:{compute_tests.VERSION}']) as plugin:
         guest = configparser.ConfigParser(interpolation=None)
         guest.read(plugin.conf_dir / 'trove-guestagent.conf')
         assert f'@{cstate.gateway}:' in guest['DEFAULT']['transport_url']

@@ -3,10 +3,11 @@ README's quickstart loading a built image.
 
 Needs root and the packages from tools/install-image-build-deps.  The
 inspected image is the one the guest-booting tests share
-(tests/integration/guest_images.py: MariaDB 11.8 embedded, kept in the
-builder's cache and rebuilt when its inputs change); verify-image and the
-compute cloud boot it to ACTIVE.  The debug-key test always writes a fresh
-image, so every run does at least one real DIB build.
+(tests/integration/guest_images.py: MariaDB 11.8 and PostgreSQL 17
+embedded, kept in the builder's cache and rebuilt when its inputs change);
+verify-image and the compute cloud boot it to ACTIVE.  The debug-key test
+always writes a fresh image, so every run does at least one real DIB
+build.
 """
 
 import contextlib
@@ -72,9 +73,7 @@ def test_unchanged_rebuild_is_skipped(built):
     mtime = image.stat().st_mtime_ns
     logs = set(pathlib.Path(first['Log file']).parent.iterdir())
     second = helpers.run_json('trovestack', 'build-image',
-                              '--datastore', 'mariadb',
-                              '--embed-datastore-image',
-                              guest_images.EMBEDDED, '--output', image)
+                              *guest_images.build_args(), '--output', image)
     assert second['Skipped'] is True
     assert second['Build hash'] == first['Build hash']
     assert image.stat().st_mtime_ns == mtime

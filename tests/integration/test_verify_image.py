@@ -90,28 +90,22 @@ def test_embedded_mariadb_reaches_active(embedded_image, tmp_path):
     assert 'trove-embedded-images: loading' not in console
 
 
-def test_postgresql_through_the_registry(embedded_image):
-    stages = _stages(_verify(embedded_image, 'postgresql:17', '--registry'))
-    for name in REQUIRED:
-        assert stages[name]['Seconds'] is not None, (name, stages)
-    # Pulled from the run's registry, after prepare.
-    pulled = stages['image pulled']
-    assert 'trovestack/postgresql' in pulled['Detail'], stages
-    assert (stages['agent first heartbeat']['Seconds'] <= pulled['Seconds']
-            <= stages['ACTIVE']['Seconds']), stages
-
-
 @pytest.mark.extra_instance
-@pytest.mark.parametrize('datastore', ['mariadb:10.11', 'postgresql:15'])
-def test_bookworm_datastore_images_through_the_registry(embedded_image,
-                                                        datastore):
-    """The other offline datastore images (Debian bookworm's packages):
-    pulled from the run's registry by the same guest image, to ACTIVE."""
+@pytest.mark.parametrize('datastore', ['postgresql:17', 'mariadb:10.11',
+                                       'postgresql:15'])
+def test_datastore_images_through_the_registry(embedded_image, datastore):
+    """Datastore images pulled from the run's registry by the same guest
+    image, after prepare, to ACTIVE.  Opt-in: CI's PostgreSQL 17 instance
+    is the compute cloud's (trove-tempest-plugin's basic scenario), and
+    its backups come from the compute cloud's registry."""
     stages = _stages(_verify(embedded_image, datastore, '--registry'))
     for name in REQUIRED:
         assert stages[name]['Seconds'] is not None, (name, stages)
     name = datastore.split(':')[0]
-    assert 'trovestack/%s' % name in stages['image pulled']['Detail'], stages
+    pulled = stages['image pulled']
+    assert 'trovestack/%s' % name in pulled['Detail'], stages
+    assert (stages['agent first heartbeat']['Seconds'] <= pulled['Seconds']
+            <= stages['ACTIVE']['Seconds']), stages
 
 
 def test_disabled_agent_names_the_missing_heartbeat(embedded_image,
