@@ -31,7 +31,7 @@ def tree_command(tree):
     """trovestack run from another checkout of this project (its package
     first on the path, the same venv)."""
     return ['env', f'PYTHONPATH={tree}', sys.executable, '-c',
-            'import sys; from trovestack.shell import main; sys.exit(main())']
+            'import sys; from trovestack.commands.shell import main; sys.exit(main())']
 
 
 def _cloud(command, *args):

@@ -25,9 +25,9 @@ import tempfile
 import time
 
 from trovestack.cloud import trove_source
-from trovestack.datastore_images import backup
-from trovestack.datastore_images import builder
-from trovestack.datastore_images import datastores
+from trovestack.images.datastore import backup
+from trovestack.images.datastore import builder
+from trovestack.images.datastore import datastores
 
 
 def _timed(label, name, build=builder.build, **kwargs):

@@ -37,8 +37,8 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests import trove_tree  # noqa: E402
-from trovestack import agent_sync  # noqa: E402
-from trovestack import instances  # noqa: E402
+from trovestack.trove import agent_sync  # noqa: E402
+from trovestack.trove import instances  # noqa: E402
 
 STEPS = ('check', 'locate', 'pack', 'copy', 'restart', 'start-up',
          'heartbeat')

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests import trove_tree  # noqa: E402
-from trovestack.imagebuild import builder  # noqa: E402
+from trovestack.images.guest import builder  # noqa: E402
 
 
 def _timed(label, request):

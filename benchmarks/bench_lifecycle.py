@@ -31,7 +31,7 @@ import psutil
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests import tiny_guest  # noqa: E402
-from trovestack import instances
+from trovestack.trove import instances
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
@@ -70,7 +70,7 @@ def _trove_instance(local, layer, trove_image):
     """Provision mariadb:11.8 and run one instance's lifecycle; (timeline,
     memory KiB with the guest ACTIVE)."""
     from tests.integration import lifecycle_support
-    from trovestack import provision
+    from trovestack.orchestration import provision
 
     provision.provision(provision.ProvisionRequest(
         datastores=[('mariadb', '11.8')], image=trove_image,

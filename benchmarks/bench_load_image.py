@@ -195,7 +195,7 @@ def _wall_and_cpu(argv, env):
 
 def _baseline(script, tree):
     """argv running an older tree's console script: its own entry-point
-    function, found by name in that tree (trovestack.shell, or the
+    function, found by name in that tree (trovestack.commands.shell, or the
     load_image.shell of older trees)."""
     functions = {'load-trove-image': ('load_image_main', 'load_main'),
                  'activate-trove-image': ('activate_image_main',
@@ -204,7 +204,7 @@ def _baseline(script, tree):
     new, old = functions[script]
     code = (f'import sys; sys.path.insert(0, {str(tree)!r}); '
             f'sys.argv[0] = {script!r}\n'
-            f'try: from trovestack.shell import {new} as main\n'
+            f'try: from trovestack.commands.shell import {new} as main\n'
             f'except ImportError: from load_image.shell import {old} as main'
             f'\nsys.exit(main())')
     return [sys.executable, '-c', code]
@@ -333,7 +333,7 @@ def provision(conn, trove, image_file, datastore):
 
 def measure(image, env, trove_conf, runs):
     from load_image import images
-    from trovestack import connection
+    from trovestack.common import connection
 
     conn = connection.connect(ADMIN)
     trove = connection.trove_client(conn)

@@ -145,7 +145,7 @@ def main():
                         help='Use this running local cloud (default: start '
                              'one in a temporary directory)')
     args = parser.parse_args()
-    from trovestack import connection
+    from trovestack.common import connection
 
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp, \

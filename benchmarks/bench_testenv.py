@@ -64,14 +64,14 @@ def _cloud(args):
 
 def _connect(env, cloud):
     os.environ['OS_CLIENT_CONFIG_FILE'] = env.get('OS_CLIENT_CONFIG_FILE', '')
-    from trovestack import connection
+    from trovestack.common import connection
 
     return connection.connect(cloud=cloud)
 
 
 def _ensure_datastore(conn, workdir):
     """A datastore version for test config to find (registered untimed)."""
-    from trovestack import connection
+    from trovestack.common import connection
 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

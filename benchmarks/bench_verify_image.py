@@ -19,9 +19,9 @@ import pathlib
 import tempfile
 import time
 
-from trovestack import datastore_images
-from trovestack.imagebuild import builder
-from trovestack.verify import run
+from trovestack.images import datastore as datastore_images
+from trovestack.images.guest import builder
+from trovestack.images.verify import run
 
 
 def _timed(label, func, *args, **kwargs):

@@ -95,8 +95,8 @@ def make_request(image_file, datastore, version, *, conf=None,
     from load_image import config
     from load_image import datastores
     from load_image import images
-    from trovestack.imagebuild.hashing import BUILD_HASH_SUFFIX
-    from trovestack.imagebuild.hashing import SIDECAR_SUFFIX
+    from trovestack.images.guest.hashing import BUILD_HASH_SUFFIX
+    from trovestack.images.guest.hashing import SIDECAR_SUFFIX
 
     if conf is None:
         conf = config.load()
@@ -217,7 +217,7 @@ def load(conn, request, image_file, *, progress=None):
     parameters = None
     if request.config_params:
         from load_image import parameters as parameters_mod
-        from trovestack import connection
+        from trovestack.common import connection
 
         parameters = parameters_mod.load(
             lambda: connection.trove_client(conn), version,

@@ -27,7 +27,7 @@ from requests import exceptions as req_exc
 
 from load_image import hashcache
 from load_image import uploader as uploaders
-from trovestack import connection
+from trovestack.common import connection
 from trovestack.common import files
 from trovestack.common.errors import UserError
 

@@ -14,7 +14,7 @@ through troveclient (only when something changes).
 
 import types
 
-from trovestack import connection
+from trovestack.common import connection
 
 VERSIONS = '/mgmt/datastore-versions'
 

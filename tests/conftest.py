@@ -15,8 +15,8 @@ import pytest
 from tests import trove_tree
 from trovestack.cloud import clouds_yaml
 from trovestack.cloud import controlplane
-from trovestack.datastore_images import builder as ds_builder
-from trovestack.imagebuild import builder
+from trovestack.images.datastore import builder as ds_builder
+from trovestack.images.guest import builder
 
 
 class LocalCloudFixture:

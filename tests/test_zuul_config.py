@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from trovestack.imagebuild import plugins
+from trovestack.images.guest import plugins
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ZUUL_DIR = ROOT / 'zuul.d'
@@ -165,7 +165,7 @@ def test_multinode_job_uses_a_multinode_nodeset():
 
 
 def test_image_build_jobs_name_buildable_versions():
-    from trovestack.datastore_images import datastores as offline
+    from trovestack.images.datastore import datastores as offline
 
     known = plugins.datastores()
     for name in JOBS:
@@ -188,7 +188,7 @@ FULL_JOBS = [name for name in JOBS
 def test_full_jobs_run_gate_tests_full_profile_with_object_storage(name):
     """The zuul jobs of the full profile select what "gate-tests --profile
     full" selects, and have Swift for the backups."""
-    from trovestack import tempest_runner
+    from trovestack.testenv import tempest_runner
 
     job_vars = _job_vars(name)
     assert job_vars['tempest_test_regex'] == tempest_runner.PROFILES['full']

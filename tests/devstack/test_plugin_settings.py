@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from tests.devstack import harness
-from trovestack import instance_prereqs
+from trovestack.trove import instance_prereqs
 
 SAMPLES = sorted((harness.REPO / 'samples' / 'localrc').glob('*.conf'))
 BASH_FILES = [
@@ -239,7 +239,7 @@ def test_settings_source_on_real_devstack(tmp_path):
 
 
 def test_offline_list_matches_datastore_images():
-    from trovestack.datastore_images import datastores as offline
+    from trovestack.images.datastore import datastores as offline
 
     lib = (harness.REPO / 'devstack' / 'lib' / 'trove').read_text()
     ours = set(' '.join(re.findall(r'_TROVE_OFFLINE_IMAGES\+?="([^"]*)"',

@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import LocalCloudFixture
 from tests.integration import dashboard_support
-from trovestack import connection
-from trovestack import netns
+from trovestack.common import connection
+from trovestack.common import netns
 from trovestack.cloud import controlplane
 from trovestack.common import files
 

@@ -21,7 +21,7 @@ import shutil
 
 from tests import helpers
 from tests import trove_tree
-from trovestack.imagebuild import builder
+from trovestack.images.guest import builder
 
 # The datastore verify-image boots; the image holds EMBEDDED_IMAGES.
 EMBEDDED = 'mariadb:11.8'

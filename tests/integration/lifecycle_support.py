@@ -9,7 +9,7 @@ server and every port it had are gone.  Used by the compute cloud's test
 and by the devstack plugin's proof on the same cloud.
 
 Creating, waiting for ACTIVE, explaining a failure and deleting are
-:mod:`trovestack.instances`' (``trovestack instance up/down`` run the
+:mod:`trovestack.trove.instances`' (``trovestack instance up/down`` run the
 same code); on failure :class:`LifecycleError` says where it stopped,
 with the instance's fault, the tail of the guest's console log and of the
 task manager's log.
@@ -19,7 +19,7 @@ import dataclasses
 import secrets
 import subprocess
 
-from trovestack import instances
+from trovestack.trove import instances
 
 PORTS = {'mysql': 3306, 'mariadb': 3306, 'postgresql': 5432}
 

@@ -15,7 +15,7 @@ import shutil
 
 from tests.devstack import harness as harness_mod
 from trovestack.cloud.compute import paths as compute_paths
-from trovestack.cloud.compute import trove as compute_trove
+from trovestack.trove import compute_trove
 
 
 def settings(compute_cloud, image, datastores):

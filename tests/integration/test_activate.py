@@ -3,7 +3,7 @@
 import pytest
 
 from tests import load_image_support as support
-from trovestack import connection
+from trovestack.common import connection
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from tests.integration.test_killed_builds import Build
 from tests.integration.test_killed_builds import clean_builds
 from tests.integration.test_killed_builds import leftovers
 from tests.integration.test_killed_builds import nothing_left
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import host
+from trovestack.images.guest import builder
+from trovestack.images.guest import host
 
 pytestmark = pytest.mark.image_build
 

@@ -40,11 +40,11 @@ import uuid
 import pytest
 
 from tests.integration import test_datastore_images as images
-from trovestack import registry
-from trovestack import trove_config
+from trovestack.cloud import registry
+from trovestack.trove import trove_config
 from trovestack.common import mounts
-from trovestack.datastore_images import backup
-from trovestack.datastore_images import datastores
+from trovestack.images.datastore import backup
+from trovestack.images.datastore import datastores
 
 pytestmark = pytest.mark.datastore_image
 

@@ -44,13 +44,13 @@ from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
-from trovestack import connection
-from trovestack import instances
-from trovestack import netns
-from trovestack import provision
+from trovestack.common import connection
+from trovestack.trove import instances
+from trovestack.common import netns
+from trovestack.orchestration import provision
 from trovestack.cloud import bootstrap
 from trovestack.cloud.compute import object_store
-from trovestack.cloud.compute import trove as compute_trove
+from trovestack.trove import compute_trove
 from trovestack.common import ini
 
 pytestmark = pytest.mark.compute
@@ -552,7 +552,7 @@ def test_instance_runs_the_agent_of_the_tree_its_image_came_from(
     """A Trove developer's change, through an image: the version's Glance
     image records the tree's agent (source, release), and the agent the
     instance booted with logs the tree's marker."""
-    from trovestack import agent_sync
+    from trovestack.trove import agent_sync
 
     image, marker = guest_image
     if marker is None:
@@ -580,7 +580,7 @@ def _sync_agent(compute_cloud, *args):
 
 def _on_guest(compute_cloud, script):
     """``script``'s output on the chaos instance's guest (over SSH)."""
-    from trovestack import agent_sync
+    from trovestack.trove import agent_sync
 
     _, _, guest, _ = agent_sync.open_guest(
         CHAOS, state_dir=compute_cloud.state_dir)
@@ -594,7 +594,7 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
     with a marker) runs in the instance and answers Trove's database list;
     a tree with a syntax error in the agent is a named failure that leaves
     the guest's agent as it was (package, pid), and answering."""
-    from trovestack import agent_sync
+    from trovestack.trove import agent_sync
 
     tree = trove_tree.make_tree(tmp_path / 'tree', agent_marker=SYNC_MARKER)
     # Without --heartbeat (30-60 s more): CI's time is short, and the chaos

@@ -17,7 +17,7 @@ import pytest
 from load_image import datastores as ds_mod
 from load_image import parameters
 from tests import load_image_support as support
-from trovestack import provision
+from trovestack.orchestration import provision
 
 # (manager, version): what the compute cloud's basic scenarios run.
 VERSIONS = (('postgresql', '17'), ('mariadb', '11.8'))

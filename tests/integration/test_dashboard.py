@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import run
 from tests.helpers import run_json
 from tests.integration import dashboard_support
-from trovestack import connection
+from trovestack.common import connection
 from trovestack.cloud import dashboard
 
 

@@ -16,8 +16,8 @@ import pytest
 from tests.helpers import run
 from tests.integration import dashboard_support
 from tests.integration import guest_images
-from trovestack import connection
-from trovestack import instances
+from trovestack.common import connection
+from trovestack.trove import instances
 from trovestack.common import waiting
 
 pytestmark = [pytest.mark.compute, pytest.mark.extra_instance]

@@ -25,10 +25,10 @@ import urllib.request
 
 import pytest
 
-from trovestack import registry
-from trovestack.datastore_images import archive
-from trovestack.datastore_images import builder
-from trovestack.datastore_images import datastores
+from trovestack.cloud import registry
+from trovestack.images.datastore import archive
+from trovestack.images.datastore import builder
+from trovestack.images.datastore import datastores
 
 V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
 READ_URL = ('import sys, urllib.request\n'
@@ -116,7 +116,7 @@ def test_registry_push_then_read_manifest(tmp_path):
 def test_registry_inside_a_network_namespace(tmp_path):
     """Where guests reach it: bound in a namespace of our own, pushed to
     from inside it; the host's own port 5000 is not involved."""
-    from trovestack import netns
+    from trovestack.common import netns
 
     tiny_archive(tmp_path / 'tiny.tar')
     data_dir = tmp_path / 'registry'

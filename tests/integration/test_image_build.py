@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from tests import helpers
 from tests.integration import guest_images
-from trovestack.imagebuild import host
+from trovestack.images.guest import host
 
 pytestmark = pytest.mark.image_build
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests import helpers
-from trovestack import kickstart
+from trovestack.orchestration import kickstart
 
 FAKE_STACK_SH = """#!/bin/bash
 set -eu

@@ -28,7 +28,7 @@ import pytest
 
 from tests import helpers
 from trovestack.common import workdirs
-from trovestack.imagebuild import host
+from trovestack.images.guest import host
 
 pytestmark = pytest.mark.image_build
 

@@ -17,8 +17,8 @@ import pytest
 
 from tests import load_image_support as support
 from tests.faultproxy import FaultProxy
-from trovestack import connection
-from trovestack import tokencache
+from trovestack.common import connection
+from trovestack.common import tokencache
 
 
 @pytest.fixture
@@ -306,7 +306,7 @@ def test_revoked_token_during_upload_reauthenticates(
 
 def test_cached_token_keystone_revoked_is_replaced(
         local_cloud, admin, image, datastore, monkeypatch):
-    """The token cache (trovestack.tokencache) hands the run a token that
+    """The token cache (trovestack.common.tokencache) hands the run a token that
     Keystone has revoked since: the services refuse it, the run gets a new
     token, succeeds, and the cache holds the new token."""
     monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(local_cloud.clouds_yaml))

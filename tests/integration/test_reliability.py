@@ -185,7 +185,7 @@ def test_twenty_provision_runs(local_cloud, admin, trove, tmp_path):
 _BUILD_SCRIPT = '''
 import hashlib, os, pathlib, signal, sys
 from trovestack.common import files
-from trovestack.imagebuild import builder, dib, guest_agent
+from trovestack.images.guest import builder, dib, guest_agent
 
 output, cache, kill_at = sys.argv[1:4]
 
@@ -238,7 +238,7 @@ def _build(tmp_path, output, kill_at):
 ])
 def test_killed_image_build_keeps_the_previous_image(tmp_path, kill_at,
                                                       skipped):
-    from trovestack.imagebuild import builder
+    from trovestack.images.guest import builder
 
     output = tmp_path / 'out' / 'trove-guest.qcow2'
     assert _build(tmp_path, output, 'none').returncode == 0

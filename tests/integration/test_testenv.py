@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import run
 from tests.unit.testenv import plugin_opts
-from trovestack import connection
-from trovestack import instance_prereqs
+from trovestack.common import connection
+from trovestack.trove import instance_prereqs
 from trovestack.testenv import flavors
 
 DATASTORE = 'testenv-mysql'

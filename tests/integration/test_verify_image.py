@@ -21,9 +21,9 @@ import pytest
 
 from tests import helpers
 from tests.integration import guest_images
-from trovestack import netns
-from trovestack.imagebuild import host
-from trovestack.verify import run
+from trovestack.common import netns
+from trovestack.images.guest import host
+from trovestack.images.verify import run
 
 pytestmark = pytest.mark.guest_boot
 

@@ -1,4 +1,4 @@
-"""trovestack.agent_sync and ``trovestack instance sync-agent``.
+"""trovestack.trove.agent_sync and ``trovestack instance sync-agent``.
 
 The guest is this machine: its scripts run under bash with ``sudo``,
 ``systemctl`` and ``journalctl`` stubbed, the agent's "virtualenv" a
@@ -21,8 +21,8 @@ from unittest import mock
 
 import pytest
 
-from trovestack import agent_sync
-from trovestack import cliapp
+from trovestack.trove import agent_sync
+from trovestack.commands import cliapp
 from trovestack.cloud import trove_source
 from trovestack.commands import instance as commands
 
@@ -473,8 +473,8 @@ def _found(status='ACTIVE', server_id='srv-1'):
 
 @pytest.fixture
 def target_clients(monkeypatch):
-    from trovestack import connection
-    from trovestack import instances
+    from trovestack.common import connection
+    from trovestack.trove import instances
 
     find = mock.Mock(return_value=_found())
     monkeypatch.setattr(connection, 'trove_client', lambda conn: 'lister')

@@ -1,10 +1,10 @@
-"""trovestack.boot_timeline: reading each side's account of a boot."""
+"""trovestack.trove.boot_timeline: reading each side's account of a boot."""
 
 import datetime
 import time
 import types
 
-from trovestack import boot_timeline
+from trovestack.trove import boot_timeline
 
 START = 1_800_000_000.0
 INSTANCE = 'f00d0000-0000-4000-8000-000000000001'

@@ -1,8 +1,8 @@
-"""Unit tests for trovestack.cleanup (stubbed cloud)."""
+"""Unit tests for trovestack.orchestration.cleanup (stubbed cloud)."""
 
 import types
 
-from trovestack import cleanup
+from trovestack.orchestration import cleanup
 
 MARKED = {'trove_datastore': 'mysql', 'trove_datastore_version': '8.4'}
 

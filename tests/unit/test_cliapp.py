@@ -4,7 +4,7 @@ from unittest import mock
 
 from cliff import command
 
-from trovestack import cliapp
+from trovestack.commands import cliapp
 from trovestack.common.errors import UserError
 
 

@@ -10,9 +10,9 @@ from unittest import mock
 import load_image
 from load_image import datastores
 from load_image import parameters
-from trovestack import devstack
-from trovestack import provision
-from trovestack import trove_config
+from trovestack.orchestration import devstack
+from trovestack.orchestration import provision
+from trovestack.trove import trove_config
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 from trovestack.commands import devstack as devstack_command

@@ -1,4 +1,4 @@
-"""Unit tests of trovestack.connection: one-line errors, bounded auth."""
+"""Unit tests of trovestack.common.connection: one-line errors, bounded auth."""
 
 import socket
 
@@ -7,7 +7,7 @@ import yaml
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 
-from trovestack import connection
+from trovestack.common import connection
 
 
 def _wrapped(cause):
@@ -78,7 +78,7 @@ def test_config_loader_leaves_the_sdk_services_out():
 
     code = '''
 import sys
-from trovestack import connection
+from trovestack.common import connection
 connection._config_loader()
 assert 'openstack.connection' not in sys.modules
 assert 'osprofiler.web' not in sys.modules
@@ -162,7 +162,7 @@ def test_connect_reuses_tokens_unless_turned_off(monkeypatch, switch,
                                                  argument, attached):
     from unittest import mock
 
-    from trovestack import tokencache
+    from trovestack.common import tokencache
 
     config = mock.Mock()
     loader = mock.Mock()

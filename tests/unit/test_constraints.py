@@ -13,8 +13,8 @@ import sys
 import pytest
 from packaging.requirements import Requirement
 
-from trovestack.imagebuild import dib
-from trovestack.imagebuild import errors
+from trovestack.images.guest import dib
+from trovestack.images.guest import errors
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 REQUIREMENT_FILES = ('requirements.txt', 'cloud-requirements.txt',

@@ -1,4 +1,4 @@
-"""trovestack.database_client: which address, user, database and password
+"""trovestack.trove.database_client: which address, user, database and password
 source a connection takes, and the command line it builds."""
 
 import types
@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from trovestack import database_client as client
+from trovestack.trove import database_client as client
 from trovestack.common.errors import UserError
 
 NS = 'trovestack-test'

@@ -1,4 +1,4 @@
-"""trovestack.devstack (the plugin's extra phase) and its command's
+"""trovestack.orchestration.devstack (the plugin's extra phase) and its command's
 parsing; the whole chain runs against the local cloud in
 tests/integration/test_devstack_plugin.py."""
 
@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from trovestack import devstack
-from trovestack import instance_prereqs
-from trovestack import trove_config
+from trovestack.orchestration import devstack
+from trovestack.trove import instance_prereqs
+from trovestack.trove import trove_config
 from trovestack.commands import devstack as devstack_command
 from trovestack.common import errors
 from trovestack.common import results
@@ -101,7 +101,7 @@ def test_guest_user_owns_injected_config_and_names_the_build():
 
 
 def test_build_makes_the_guest_user(monkeypatch, tmp_path):
-    from trovestack.imagebuild import builder
+    from trovestack.images.guest import builder
 
     requests = []
 
@@ -326,7 +326,7 @@ def test_agent_source_checked_only_for_a_build():
 ])
 def test_agent_options_reach_the_build_request(monkeypatch, tmp_path, argv,
                                                wanted):
-    from trovestack.imagebuild import builder
+    from trovestack.images.guest import builder
 
     requests = []
     monkeypatch.setattr(

@@ -1,8 +1,8 @@
-"""Unit tests for trovestack.doctor (stubbed cloud)."""
+"""Unit tests for trovestack.orchestration.doctor (stubbed cloud)."""
 
 import types
 
-from trovestack import doctor
+from trovestack.orchestration import doctor
 from trovestack.cloud import trove_source
 from trovestack.common.results import Row
 

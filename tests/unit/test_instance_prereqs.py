@@ -1,4 +1,4 @@
-"""trovestack.instance_prereqs against an in-memory stand-in for Neutron,
+"""trovestack.trove.instance_prereqs against an in-memory stand-in for Neutron,
 Nova and Keystone (the real-Neutron run is in the compute cloud's tests)."""
 
 import itertools
@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from trovestack import instance_prereqs
+from trovestack.trove import instance_prereqs
 from trovestack import testenv
 from trovestack.common import errors
 from trovestack.common import results

@@ -1,8 +1,8 @@
 """instance_setup: one path from converged prerequisites to Trove's files."""
 
-from trovestack import instance_prereqs
-from trovestack import instance_setup
-from trovestack import trove_config
+from trovestack.trove import instance_prereqs
+from trovestack.trove import instance_setup
+from trovestack.trove import trove_config
 from trovestack.common import ini
 
 

@@ -1,11 +1,11 @@
-"""trovestack.instances: one Trove instance by name, with stand-in clients."""
+"""trovestack.trove.instances: one Trove instance by name, with stand-in clients."""
 
 import types
 
 import pytest
 
 from tests.unit.testenv import fakes
-from trovestack import instances
+from trovestack.trove import instances
 from trovestack.common import results
 
 

@@ -1,8 +1,8 @@
-"""Unit tests for trovestack.kickstart."""
+"""Unit tests for trovestack.orchestration.kickstart."""
 
 import pytest
 
-from trovestack import kickstart
+from trovestack.orchestration import kickstart
 
 
 def test_localrc_fragment_gets_a_header_and_the_plugin():

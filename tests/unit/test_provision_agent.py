@@ -7,7 +7,7 @@ import pathlib
 import types
 
 import load_image
-from trovestack import provision
+from trovestack.orchestration import provision
 from trovestack.cloud import trove_source
 
 
@@ -66,7 +66,7 @@ def test_an_explicit_agent_source_wins(tmp_path, monkeypatch):
 
 def test_build_step_passes_the_agent_and_says_the_path(tmp_path,
                                                        monkeypatch):
-    from trovestack.imagebuild import builder
+    from trovestack.images.guest import builder
 
     seen = []
 

@@ -1,4 +1,4 @@
-"""Unit tests for trovestack.tempest_runner (no tempest run)."""
+"""Unit tests for trovestack.testenv.tempest_runner (no tempest run)."""
 
 import datetime
 import io
@@ -8,8 +8,8 @@ import re
 import pytest
 import subunit
 
-from trovestack import shell
-from trovestack import tempest_runner
+from trovestack.commands import shell
+from trovestack.testenv import tempest_runner
 
 GOOD = ('[identity]\nuri_v3 = http://127.0.0.1:5000/v3\n'
         '[service_available]\ntrove = True\n'

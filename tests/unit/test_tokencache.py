@@ -1,4 +1,4 @@
-"""Unit tests of trovestack.tokencache: reuse, privacy, expiry, opt-out."""
+"""Unit tests of trovestack.common.tokencache: reuse, privacy, expiry, opt-out."""
 
 import datetime
 import json
@@ -9,7 +9,7 @@ from keystoneauth1 import access
 from keystoneauth1 import fixture
 from keystoneauth1.identity import generic
 
-from trovestack import tokencache
+from trovestack.common import tokencache
 
 PASSWORD = 'correct-horse-battery'
 

@@ -1,11 +1,11 @@
-"""trovestack.trove_config: typed settings -> Trove's INI options."""
+"""trovestack.trove.trove_config: typed settings -> Trove's INI options."""
 
 import pytest
 from oslo_config import cfg as oslo_cfg
 from oslo_messaging import opts as messaging_opts
 from trove.common import cfg as trove_cfg
 
-from trovestack import trove_config
+from trovestack.trove import trove_config
 from trovestack.common import results
 
 NET = '6c1f7a3e-0000-4000-8000-000000000001'
@@ -201,7 +201,7 @@ def test_apply_sets_only_its_options_and_converges(tmp_path):
 
 
 def test_local_repository_is_the_datastore_images_name():
-    from trovestack.datastore_images import datastores as offline
+    from trovestack.images.datastore import datastores as offline
 
     for name in offline.supported():
         datastore, version = name.split(':')

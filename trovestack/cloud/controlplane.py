@@ -213,7 +213,7 @@ class LocalCloud:
                 env=env, needs=needs,
                 log=str(self.layout.log_file(name))))
         if state.registry:
-            from trovestack import registry
+            from trovestack.cloud import registry
 
             result.append(registry.program(
                 self.registry_dir, layout_mod.HOST, state.ports[REGISTRY],

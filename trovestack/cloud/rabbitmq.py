@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import urllib.parse
 
-from trovestack import netns as netns_mod
+from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files

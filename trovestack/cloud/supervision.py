@@ -44,7 +44,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from trovestack import netns as netns_mod
+from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files

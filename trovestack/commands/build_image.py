@@ -5,11 +5,11 @@ import sys
 
 from cliff import show
 
-from trovestack import cliapp
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import guest_agent
-from trovestack.imagebuild import host
-from trovestack.imagebuild import plugins
+from trovestack.commands import cliapp
+from trovestack.images.guest import builder
+from trovestack.images.guest import guest_agent
+from trovestack.images.guest import host
+from trovestack.images.guest import plugins
 
 LOG = logging.getLogger(__name__)
 

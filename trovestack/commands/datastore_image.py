@@ -5,11 +5,11 @@ import sys
 
 from cliff import show
 
-from trovestack import cliapp
-from trovestack import datastore_images
-from trovestack import registry
+from trovestack.commands import cliapp
+from trovestack.images import datastore as datastore_images
+from trovestack.cloud import registry
 from trovestack.common import errors
-from trovestack.datastore_images import backup
+from trovestack.images.datastore import backup
 from trovestack.testenv import datastores as testenv_datastores
 
 LOG = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """``trovestack devstack-extra``: the devstack plugin's extra phase.
 
 Parses the plugin's settings (passed as options by devstack/lib/trove),
-calls :func:`trovestack.devstack.extra` and lists what it did.
+calls :func:`trovestack.orchestration.devstack.extra` and lists what it did.
 """
 
 import logging
@@ -9,13 +9,13 @@ import socket
 
 from cliff import lister
 
-from trovestack import cliapp
-from trovestack import connection
-from trovestack import devstack
-from trovestack import instance_prereqs
-from trovestack import trove_config
+from trovestack.commands import cliapp
+from trovestack.common import connection
+from trovestack.orchestration import devstack
+from trovestack.trove import instance_prereqs
+from trovestack.trove import trove_config
 from trovestack.common import errors
-from trovestack.imagebuild import guest_agent
+from trovestack.images.guest import guest_agent
 from trovestack.testenv import datastores
 from trovestack.testenv import keypair
 

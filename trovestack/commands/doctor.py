@@ -4,9 +4,9 @@ import logging
 
 from cliff import lister
 
-from trovestack import cliapp
-from trovestack import connection
-from trovestack import doctor
+from trovestack.commands import cliapp
+from trovestack.common import connection
+from trovestack.orchestration import doctor
 from trovestack.testenv import datastores as testenv_datastores
 from trovestack.testenv import flavors
 

@@ -1,9 +1,9 @@
 """``trovestack instance up|down|breakdown|sync-agent|connect``: one Trove
 instance by name.
 
-The work is trovestack.instances' (ensure_instance, delete_instance),
-trovestack.boot_timeline's (where the time went),
-trovestack.agent_sync's (sync_agent) and trovestack.database_client's
+The work is trovestack.trove.instances' (ensure_instance, delete_instance),
+trovestack.trove.boot_timeline's (where the time went),
+trovestack.trove.agent_sync's (sync_agent) and trovestack.trove.database_client's
 (the datastore's client against the instance); these commands parse,
 call and format.  Progress goes to stderr; a
 failure is its one line, then the diagnostics that explain it.
@@ -16,12 +16,12 @@ from cliff import columns
 from cliff import command
 from cliff import show
 
-from trovestack import agent_sync
-from trovestack import boot_timeline
-from trovestack import cliapp
-from trovestack import connection
-from trovestack import database_client
-from trovestack import instances
+from trovestack.trove import agent_sync
+from trovestack.trove import boot_timeline
+from trovestack.commands import cliapp
+from trovestack.common import connection
+from trovestack.trove import database_client
+from trovestack.trove import instances
 from trovestack.cloud import layout
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.testenv import datastores

@@ -5,7 +5,7 @@ import sys
 
 from cliff import lister
 
-from trovestack import kickstart
+from trovestack.orchestration import kickstart
 
 LOG = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from cliff import show
 
 import load_image
 from load_image import config
-from trovestack import cliapp
-from trovestack import connection
+from trovestack.commands import cliapp
+from trovestack.common import connection
 from trovestack.common.errors import UserError
-from trovestack.imagebuild.hashing import BUILD_HASH_SUFFIX
+from trovestack.images.guest.hashing import BUILD_HASH_SUFFIX
 
 LOG = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``trovestack provision``: the whole chain, in one process.
 
-The work is trovestack.provision.provision(); this command parses and
+The work is trovestack.orchestration.provision.provision(); this command parses and
 formats.  Without ``--os-cloud`` (and without ``$OS_CLOUD``) it provisions
 the local control plane, starting it first.
 """
@@ -9,11 +9,11 @@ import logging
 
 from cliff import lister
 
-from trovestack import cliapp
-from trovestack import connection
-from trovestack import provision
+from trovestack.commands import cliapp
+from trovestack.common import connection
+from trovestack.orchestration import provision
 from trovestack.commands import cloud as cloud_commands
-from trovestack.imagebuild import guest_agent
+from trovestack.images.guest import guest_agent
 from trovestack.testenv import datastores
 
 LOG = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import shlex
 
 from cliff import command
 
-from trovestack import cliapp
-from trovestack import tempest_runner
+from trovestack.commands import cliapp
+from trovestack.testenv import tempest_runner
 
 LOG = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class _RunTempest(command.Command):
     def _show_guests(self, parsed_args):
         """What the compute cloud's guests and Trove's logs show: where a
         failed scenario stopped."""
-        from trovestack.cloud.compute import guests
+        from trovestack.trove import guests
 
         self.app.stderr.write('Evidence from the compute cloud:\n')
         self.app.stderr.write(guests.cloud_report(

@@ -5,15 +5,15 @@ import logging
 
 from cliff import lister
 
-from trovestack import cliapp
-from trovestack import connection
+from trovestack.commands import cliapp
+from trovestack.common import connection
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors
 from trovestack.testenv import keypair
 from trovestack.testenv import quotas
 from trovestack.testenv import secgroup
 from trovestack.testenv import tempest_conf
-from trovestack.testenv import testconfig
+from trovestack.orchestration import testconfig
 
 LOG = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ import sys
 
 from cliff import lister
 
-from trovestack import cliapp
+from trovestack.commands import cliapp
 from trovestack.common.errors import UserError
 from trovestack.testenv import datastores as testenv_datastores
-from trovestack.verify import run
+from trovestack.images.verify import run
 
 
 def _datastore_with_version(value):

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import types
 
-from trovestack import connection
+from trovestack.common import connection
 from trovestack import testenv
 from trovestack.common.results import Row
 

@@ -191,7 +191,7 @@ def test_users_router_has_a_fixed_address_and_no_snat():
     import types
     from unittest import mock
 
-    from trovestack.cloud.compute import trove as compute_trove
+    from trovestack.trove import compute_trove
 
     cstate = paths_mod.ComputeState(ports={})
     assert cstate.router_address == '10.223.0.2'

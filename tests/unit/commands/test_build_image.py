@@ -1,11 +1,11 @@
 import pytest
 
-from trovestack import cliapp
-from trovestack import shell
+from trovestack.commands import cliapp
+from trovestack.commands import shell
 from trovestack.commands import build_image as commands
 from trovestack.common.errors import UserError
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import errors
+from trovestack.images.guest import builder
+from trovestack.images.guest import errors
 
 
 class FakeApp:

@@ -5,9 +5,9 @@ from unittest import mock
 
 import pytest
 
-from trovestack import boot_timeline
-from trovestack import cliapp
-from trovestack import instances
+from trovestack.trove import boot_timeline
+from trovestack.commands import cliapp
+from trovestack.trove import instances
 from trovestack.commands import instance as commands
 from trovestack.common import results
 
@@ -159,7 +159,7 @@ def test_connect_execs_the_client_with_its_pass_through_arguments(
         conn, capsys, monkeypatch):
     """Options before "--", the client's own after it; the client replaces
     the process with the password only in its environment."""
-    from trovestack import database_client
+    from trovestack.trove import database_client
 
     opened = database_client.Session(
         instance='db1', datastore='mariadb', program='mariadb',

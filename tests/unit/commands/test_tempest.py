@@ -6,10 +6,10 @@ from unittest import mock
 
 import pytest
 
-from trovestack import cliapp
-from trovestack import tempest_runner
+from trovestack.commands import cliapp
+from trovestack.testenv import tempest_runner
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.cloud.compute import guests
+from trovestack.trove import guests
 from trovestack.commands import tempest as commands
 
 

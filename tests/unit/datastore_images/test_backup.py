@@ -10,14 +10,14 @@ import zipfile
 import pytest
 
 from tests.unit.datastore_images import test_builder
-from trovestack import trove_config
+from trovestack.trove import trove_config
 from trovestack.cloud import trove_source
 from trovestack.commands import datastore_image
 from trovestack.common import errors
-from trovestack.datastore_images import archive
-from trovestack.datastore_images import backup
-from trovestack.datastore_images import builder
-from trovestack.datastore_images import datastores
+from trovestack.images.datastore import archive
+from trovestack.images.datastore import backup
+from trovestack.images.datastore import builder
+from trovestack.images.datastore import datastores
 
 fake_mmdebstrap = test_builder.fake_mmdebstrap
 MIRROR = test_builder.MIRROR

@@ -1,4 +1,4 @@
-"""trovestack.datastore_images: catalog, inputs, skip/force/atomicity (with a
+"""trovestack.images.datastore: catalog, inputs, skip/force/atomicity (with a
 stand-in mmdebstrap), and the docker-archive writer."""
 
 import json
@@ -12,9 +12,9 @@ import pytest
 
 from trovestack.common import errors
 from trovestack.common import workdirs
-from trovestack.datastore_images import archive
-from trovestack.datastore_images import builder
-from trovestack.datastore_images import datastores
+from trovestack.images.datastore import archive
+from trovestack.images.datastore import builder
+from trovestack.images.datastore import datastores
 
 MIRROR = 'http://mirror.invalid/debian'
 

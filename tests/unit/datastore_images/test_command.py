@@ -5,9 +5,9 @@ import types
 
 import pytest
 
-from trovestack import registry
+from trovestack.cloud import registry
 from trovestack.commands import datastore_image
-from trovestack.datastore_images import builder
+from trovestack.images.datastore import builder
 
 
 def command():

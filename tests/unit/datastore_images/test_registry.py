@@ -1,4 +1,4 @@
-"""trovestack.registry without the real docker-registry: a stand-in on
+"""trovestack.cloud.registry without the real docker-registry: a stand-in on
 PATH that answers /v2/ on the configured address."""
 
 import os
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from trovestack import registry
+from trovestack.cloud import registry
 
 FAKE_REGISTRY = textwrap.dedent('''\
     #!{python}

@@ -5,11 +5,11 @@ import pathlib
 
 import pytest
 
-from trovestack.imagebuild import agent_layer
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import dib
-from trovestack.imagebuild import guest_agent
-from trovestack.imagebuild import host
+from trovestack.images.guest import agent_layer
+from trovestack.images.guest import builder
+from trovestack.images.guest import dib
+from trovestack.images.guest import guest_agent
+from trovestack.images.guest import host
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ import pathlib
 
 import pytest
 
-from trovestack.imagebuild import agent_layer
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import errors
-from trovestack.imagebuild import guest_agent
+from trovestack.images.guest import agent_layer
+from trovestack.images.guest import builder
+from trovestack.images.guest import errors
+from trovestack.images.guest import guest_agent
 
 
 def _tree(root, marker='one'):

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from trovestack.common import workdirs
-from trovestack.imagebuild import builder
-from trovestack.imagebuild import errors
+from trovestack.images.guest import builder
+from trovestack.images.guest import errors
 
 
 @pytest.mark.parametrize('kwargs, message', [

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from trovestack import cleanup
-from trovestack import connection
+from trovestack.orchestration import cleanup
+from trovestack.common import connection
 from trovestack.commands import clean
 from trovestack.common import workdirs
-from trovestack.datastore_images import builder as datastore_builder
-from trovestack.imagebuild import builder as image_builder
+from trovestack.images.datastore import builder as datastore_builder
+from trovestack.images.guest import builder as image_builder
 
 
 class FakeApp:

@@ -6,8 +6,8 @@ import time
 import psutil
 import pytest
 
-from trovestack.imagebuild import dib
-from trovestack.imagebuild import errors
+from trovestack.images.guest import dib
+from trovestack.images.guest import errors
 
 
 @pytest.mark.parametrize('line, phase', [

@@ -2,8 +2,8 @@ import pathlib
 
 import pytest
 
-from trovestack.imagebuild import errors
-from trovestack.imagebuild import guest_agent
+from trovestack.images.guest import errors
+from trovestack.images.guest import guest_agent
 
 
 def test_pip_identity_names_the_version():

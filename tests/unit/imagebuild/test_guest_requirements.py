@@ -1,16 +1,16 @@
 import subprocess
 import sys
 
-from trovestack.imagebuild import guest_agent
+from trovestack.images.guest import guest_agent
 
 
 def test_requirement_file_matches_the_generator():
     generated = subprocess.run(
-        [sys.executable, '-m', 'trovestack.imagebuild.guest_requirements'],
+        [sys.executable, '-m', 'trovestack.images.guest.guest_requirements'],
         check=True, capture_output=True, text=True).stdout
     assert generated == guest_agent.REQUIREMENTS.read_text(), (
         'regenerate data/guest-agent-requirements.txt with '
-        'python -m trovestack.imagebuild.guest_requirements')
+        'python -m trovestack.images.guest.guest_requirements')
 
 
 def test_api_side_requirements_stay_out_of_the_guest():

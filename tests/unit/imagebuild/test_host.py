@@ -1,7 +1,7 @@
 import pytest
 
-from trovestack.imagebuild import errors
-from trovestack.imagebuild import host
+from trovestack.images.guest import errors
+from trovestack.images.guest import host
 
 
 def test_device_mapper_detected_from_proc_devices(tmp_path):

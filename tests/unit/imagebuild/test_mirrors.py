@@ -1,8 +1,8 @@
 import pytest
 
-from trovestack.imagebuild import errors
-from trovestack.imagebuild import guest_os
-from trovestack.imagebuild import mirrors
+from trovestack.images.guest import errors
+from trovestack.images.guest import guest_os
+from trovestack.images.guest import mirrors
 
 DEB822 = """Types: deb
 # http://snapshot.debian.org/archive/debian/20250520T000000Z

@@ -1,5 +1,5 @@
 from trovestack.commands import build_image as commands
-from trovestack.imagebuild import plugins
+from trovestack.images.guest import plugins
 
 
 def test_entry_points_list_the_shipped_plugins():

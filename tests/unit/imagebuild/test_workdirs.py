@@ -184,7 +184,7 @@ def test_without_root_a_mounted_directory_is_kept(tmp_path, monkeypatch):
 
 SIGNALLED = textwrap.dedent('''\
     import os, subprocess, sys, time
-    from trovestack import netns
+    from trovestack.common import netns
     from trovestack.common import workdirs
     with netns.terminate_as_interrupt():
         with workdirs.owned(sys.argv[1], '.build-', 'test') as path:

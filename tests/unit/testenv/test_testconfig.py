@@ -4,8 +4,8 @@ from unittest import mock
 
 from load_image import trove_api
 from tests.unit.testenv import fakes
-from trovestack import connection
-from trovestack.testenv import testconfig
+from trovestack.common import connection
+from trovestack.orchestration import testconfig
 
 
 def test_trovestack_connection_reads_trove_without_troveclient():

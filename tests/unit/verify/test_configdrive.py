@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from trovestack.verify import configdrive
+from trovestack.images.verify import configdrive
 
 NETWORK = configdrive.GuestNetwork('fa:16:3e:00:99:0a', '10.99.0.10/24',
                                    '10.99.0.1')

@@ -5,8 +5,8 @@ import pathlib
 
 import yaml
 
-from trovestack.verify import guest
-from trovestack.verify import run
+from trovestack.images.verify import guest
+from trovestack.images.verify import run
 
 CONSOLE = """\
 [    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)

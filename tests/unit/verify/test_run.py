@@ -5,7 +5,7 @@ import json
 import pytest
 
 from trovestack.common.errors import UserError
-from trovestack.verify import run
+from trovestack.images.verify import run
 
 
 @pytest.fixture

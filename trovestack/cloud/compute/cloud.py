@@ -4,7 +4,7 @@ import dataclasses
 import logging
 import shutil
 
-from trovestack import netns
+from trovestack.common import netns
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import processes

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 
-from trovestack import netns as netns_mod
+from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import supervision
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from trovestack import netns
+from trovestack.common import netns
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
 

@@ -1,0 +1,2 @@
+"""Chains of library calls: provision, the devstack extra phase,
+kick-start, doctor and cleanup."""

@@ -1,0 +1,254 @@
+"""Trove configured for instances on the compute-enabled local cloud.
+
+The management network is the layer's flat provider network (``mgmt``,
+the namespace's br-mgmt) with the gateway the namespace holds; guests reach
+RabbitMQ there (the forwarder mirrors the broker onto the gateway).  The
+prerequisites and Trove's settings come from the code the devstack plugin
+uses (:mod:`trovestack.trove.instance_prereqs`, :mod:`trovestack.trove.instance_setup`).
+The datastore images are the ones embedded in the guest image
+(``trovestack/<datastore>:<version>``): no registry.  Backups go to the
+layer's object storage (:mod:`..compute.object_store`).  Each instance's data
+lives on a Cinder volume (Ceph RBD, see :mod:`..compute.ceph`), as on a
+production cloud and as trove-tempest-plugin's scenarios ask.  Trove's
+API, task manager and conductor restart only when the configuration they
+run with changed.
+"""
+
+import shutil
+import subprocess
+
+from trovestack.trove import instance_prereqs
+from trovestack.trove import instance_setup
+from trovestack.cloud import registry
+from trovestack.trove import trove_config
+from trovestack.cloud import configs
+from trovestack.cloud import controlplane
+from trovestack.cloud import layout as layout_mod
+from trovestack.cloud import trove_source
+from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.cloud.compute import object_store
+from trovestack.cloud.compute import paths as paths_mod
+from trovestack.common import results
+from trovestack.images.datastore import backup
+
+NETWORK = 'trove-mgmt'
+# The networks users give their instances, as devstack names them:
+# "private" (shared, trove-tempest-plugin's shared_network) behind the
+# router "router1" to the external network "public" (flat on the layer's
+# data network; the namespace holds its upstream gateway).  The namespace
+# reaches an instance on private through the router (its route, added with
+# the bridges) or on the floating IP Trove gives a public instance, as a
+# devstack host reaches its instances.
+PUBLIC_NETWORK, USER_NETWORK, ROUTER = 'public', 'private', 'router1'
+KEYPAIR = 'trove-mgmt'
+TROVE_SERVICES = ('trove', 'trove-taskmanager', 'trove-conductor')
+# A copy of trove.conf as Trove's running services read it at their last
+# start by this module: ``cloud up`` rewrites trove.conf without restarting
+# them, so the file itself does not tell what they run with.
+RUNNING_COPY = '.trove.conf.running'
+SWIFT_CLIENT = 'trovestack.cloud.compute.trove_swift.swift_client'
+
+
+def config_files(layout):
+    """{file name: path} of Trove's two configuration files."""
+    trove_dir = layout.config_dir('trove')
+    return {trove_config.TROVE_CONF: configs.config_file('trove', layout),
+            trove_config.GUESTAGENT_CONF:
+                trove_dir / trove_config.GUESTAGENT_CONF}
+
+
+def key_file(layout):
+    """The private half of the cloud's management key pair (keypair
+    KEYPAIR, which Trove gives its guests)."""
+    return layout.root / 'compute' / 'trove-mgmt-key'
+
+
+def _public_key(layout):
+    """The public half of the cloud's management key pair (made once), or
+    '' without ssh-keygen."""
+    key = key_file(layout)
+    if not key.exists():
+        if shutil.which('ssh-keygen') is None:
+            return ''
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
+                        '-C', 'trovestack trove-mgmt', '-f', str(key)],
+                       check=True, capture_output=True)
+    return key.with_suffix('.pub').read_text().strip()
+
+
+def wanted(layer, layout):
+    cstate = layer.state
+    return instance_prereqs.Wanted(
+        network_name=NETWORK, cidr=cstate.mgmt_cidr,
+        physical_network=paths_mod.PHYSICAL_NETWORK, gateway=cstate.gateway,
+        shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
+
+
+def ensure_user_networks(conn, layer):
+    """``public`` (external), ``private`` (shared) and the router between
+    them, found or made (in the project of ``conn``, like the router);
+    [Row]."""
+    cstate = layer.state
+    project_id = conn.current_project_id
+    public_rows, public, public_subnet = instance_prereqs.ensure_network(
+        conn, instance_prereqs.Wanted(
+            network_name=PUBLIC_NETWORK, cidr=cstate.data_cidr,
+            physical_network=paths_mod.DATA_NETWORK,
+            gateway=cstate.data_gateway, external=True, dhcp=False),
+        project_id)
+    # Replies to the namespace go back through the router (which undoes
+    # the floating IP's NAT) even when the guest's default route is the
+    # management network's.
+    private_rows, _, subnet = instance_prereqs.ensure_network(
+        conn, instance_prereqs.Wanted(
+            network_name=USER_NETWORK, cidr=cstate.private_cidr,
+            gateway=cstate.private_gateway, shared=True,
+            host_routes=((cstate.data_cidr, cstate.private_gateway),)),
+        project_id)
+    gateway = _router_gateway(public, public_subnet, cstate.router_address)
+    return [*public_rows, *private_rows, _router(conn, gateway, subnet)]
+
+
+def _router_gateway(public, public_subnet, address):
+    """The router's external gateway: a fixed address (the namespace
+    routes the private network through it) and no SNAT.  The namespace is
+    the only "outside" here, and it reaches the private network directly:
+    with SNAT, OVN rewrote the source of a guest's replies on
+    connections the namespace opened to a fixed address (the SYN-ACK
+    went out as it came, the data after it from the router's address),
+    the namespace reset them and clients timed out in their handshake."""
+    return {'network_id': public.id, 'enable_snat': False,
+            'external_fixed_ips': [{'subnet_id': public_subnet.id,
+                                    'ip_address': address}]}
+
+
+def _router(conn, gateway, subnet):
+    router = conn.network.find_router(ROUTER)
+    if router is None:
+        router = conn.network.create_router(
+            name=ROUTER, external_gateway_info=gateway)
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        return results.Row('router', ROUTER, results.CREATED, router.id)
+    changed = []
+    if not _gateway_matches(router.external_gateway_info, gateway):
+        # Cleared first: neutron's OVN driver records a new address of a
+        # gateway port in neutron only (the router's OVN port kept the old
+        # one, and nothing answered ARP for the new), not for a new port.
+        conn.network.update_router(router, external_gateway_info={})
+        conn.network.update_router(router, external_gateway_info=gateway)
+        changed.append('gateway {} without SNAT'.format(
+            gateway['external_fixed_ips'][0]['ip_address']))
+    interfaces = conn.network.ports(device_id=router.id,
+                                    device_owner='network:router_interface')
+    if not any(ip.get('subnet_id') == subnet.id
+               for port in interfaces for ip in port.fixed_ips):
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+        changed.append(f'interface on {subnet.cidr}')
+    if changed:
+        return results.Row('router', ROUTER, results.UPDATED,
+                           f'{router.id} ' + ', '.join(changed))
+    return results.Row('router', ROUTER, results.UNCHANGED, router.id)
+
+
+def _gateway_matches(found, wanted):
+    """Whether a router's external_gateway_info is ``wanted``'s network,
+    SNAT setting and address."""
+    found = found or {}
+    addresses = {ip.get('ip_address')
+                 for ip in found.get('external_fixed_ips') or ()}
+    return (found.get('network_id') == wanted['network_id']
+            and bool(found.get('enable_snat')) == wanted['enable_snat']
+            and addresses == {wanted['external_fixed_ips'][0]['ip_address']})
+
+
+def configure(conn, local_cloud, datastores, *, timeout=120.0):
+    """Converge the instance prerequisites (and the users' network) and
+    Trove's configuration for ``datastores`` [(name, version)]; restart
+    Trove's services when their configuration changed.  [Row]."""
+    layout = local_cloud.layout
+    layer = compute_cloud.ComputeLayer(layout)
+    prepared = instance_prereqs.converge(conn, wanted(layer, layout))
+    rows = list(prepared.rows) + ensure_user_networks(conn, layer)
+    files = config_files(layout)
+    files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
+    backup_rows, backups, registries = backup_images(local_cloud, layer,
+                                                     datastores)
+    rows += backup_rows
+    settings = instance_setup.instance_settings(
+        prepared,
+        docker_images=trove_config.docker_images(
+            [name for name, _ in datastores], source='embedded'),
+        backup_docker_images=backups, insecure_registries=registries,
+        volume_support=True,
+        guest_transport_url=instance_prereqs.guest_transport_url(
+            local_cloud.broker.transport_url(), layer.state.gateway))
+    rows += instance_setup.apply(
+        settings, files, default_datastore=datastores[0][0],
+        extra={trove_config.TROVE_CONF: {'DEFAULT': {
+                   'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
+                   # Guests' URL of object storage; Trove's own calls use
+                   # the catalog's (see trove_swift).
+                   'swift_url': object_store.guest_url(layer.state),
+                   'remote_swift_client': SWIFT_CLIENT,
+               }},
+               trove_config.GUESTAGENT_CONF: {'DEFAULT': {
+                   'control_exchange': configs.CONTROL_EXCHANGE,
+                   'swift_url': object_store.guest_url(layer.state)}}})
+    rows.append(_restart_if_changed(local_cloud, files, timeout))
+    return rows
+
+
+def guest_registry(local_cloud, layer):
+    """(address this host pushes to, address guests pull from) of the
+    cloud's registry (the forwarder mirrors it onto the management
+    network's gateway), or None when the cloud runs none."""
+    state = local_cloud.state
+    if not state.registry:
+        return None
+    port = state.ports[controlplane.REGISTRY]
+    return (registry.join_host_port(layout_mod.HOST, port),
+            registry.join_host_port(layer.state.gateway, port))
+
+
+def backup_images(local_cloud, layer, datastores):
+    """Each datastore's backup image built (or found up to date, with the
+    backup/ code of the Trove the cloud runs) and pushed to the cloud's
+    registry, where guests pull it: Trove's agent looks a backup image up
+    in its registry before every backup and restore, so an embedded copy
+    is not enough.  ([Row], {datastore: repository as guests reach it},
+    [the registry guests reach, for Docker's insecure-registries])."""
+    addresses = guest_registry(local_cloud, layer)
+    names = [name for name, _ in datastores]
+    if addresses is None:
+        return [results.Row('backup-images', ' '.join(names),
+                            results.SKIPPED,
+                            'the cloud runs no registry: trovestack cloud '
+                            'up --compute --registry')], {}, []
+    push_to, guests_pull_from = addresses
+    rows = backup.build_and_push(
+        datastores, push_to, guests_pull_from,
+        source=trove_source.of_cloud(str(local_cloud.layout.root)))
+    return rows, trove_config.backup_docker_images(
+        names, source='registry', registry=guests_pull_from), \
+        [guests_pull_from]
+
+
+def _running_record(local_cloud, text):
+    """trove.conf's text under the pids of Trove's services."""
+    pids = [local_cloud.supervisor.pid(name) for name in TROVE_SERVICES]
+    return f'# pids {pids}\n{text}'
+
+
+def _restart_if_changed(local_cloud, files, timeout):
+    current = files[trove_config.TROVE_CONF]
+    running = current.with_name(RUNNING_COPY)
+    text = current.read_text()
+    if running.exists() and \
+            running.read_text() == _running_record(local_cloud, text):
+        return results.Row('restart', ' '.join(TROVE_SERVICES),
+                           results.UNCHANGED, 'configuration unchanged')
+    local_cloud.restart(TROVE_SERVICES, timeout)
+    running.touch(mode=0o600)
+    running.write_text(_running_record(local_cloud, text))
+    return results.Row('restart', ' '.join(TROVE_SERVICES), results.OK,
+                       'configuration changed')
