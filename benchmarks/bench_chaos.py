@@ -21,11 +21,11 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests.integration import chaos_support  # noqa: E402
-from trovestack.common import connection  # noqa: E402
-from trovestack.trove import instances  # noqa: E402
 from trovestack.cloud import bootstrap  # noqa: E402
 from trovestack.cloud import controlplane  # noqa: E402
 from trovestack.cloud.compute import cloud as compute_cloud  # noqa: E402
+from trovestack.common import connection  # noqa: E402
+from trovestack.trove import instances  # noqa: E402
 
 
 def main():

@@ -30,13 +30,13 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from trovestack.trove import boot_timeline  # noqa: E402
-from trovestack.common import connection  # noqa: E402
-from trovestack.trove import instances  # noqa: E402
 from trovestack.cloud import bootstrap  # noqa: E402
 from trovestack.cloud import controlplane  # noqa: E402
 from trovestack.cloud import layout  # noqa: E402
+from trovestack.common import connection  # noqa: E402
 from trovestack.testenv import datastores  # noqa: E402
+from trovestack.trove import boot_timeline  # noqa: E402
+from trovestack.trove import instances  # noqa: E402
 
 NAME = 'bench-boot'
 AGGREGATE = 'bench-instance-boot'

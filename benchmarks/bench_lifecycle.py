@@ -31,11 +31,11 @@ import psutil
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from tests import tiny_guest  # noqa: E402
-from trovestack.trove import instances
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.trove import instances
 
 NETWORK = 'bench-mgmt'
 

@@ -89,8 +89,8 @@ def trove_database(config_file, command=None):
 def local_cloud_config(conn, state_dir=None):
     """The local cloud's trove.conf when ``conn`` is that cloud (its
     identity endpoint, see configs.local_cloud_at), else None."""
-    from trovestack.common import connection
     from trovestack.cloud import configs
+    from trovestack.common import connection
 
     layout = configs.local_cloud_at(connection.auth_url(conn), state_dir)
     if layout is None:

@@ -16,9 +16,9 @@ from tests.devstack import harness
 from tests.devstack.test_plugin_settings import calls
 from tests.devstack.test_plugin_settings import error_lines
 from tests.devstack.test_plugin_settings import run_plugin
-from trovestack.orchestration import devstack
 from trovestack.commands import devstack as devstack_command
 from trovestack.images.guest import builder
+from trovestack.orchestration import devstack
 
 
 @pytest.fixture(scope='module')

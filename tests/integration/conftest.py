@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import LocalCloudFixture
 from tests.integration import dashboard_support
-from trovestack.common import connection
-from trovestack.common import netns
 from trovestack.cloud import controlplane
+from trovestack.common import connection
 from trovestack.common import files
+from trovestack.common import netns
 
 # One compute cloud per machine (libvirtd, OVS and the guests' CPU): test
 # sessions wait for each other on this lock.

@@ -41,10 +41,10 @@ import pytest
 
 from tests.integration import test_datastore_images as images
 from trovestack.cloud import registry
-from trovestack.trove import trove_config
 from trovestack.common import mounts
 from trovestack.images.datastore import backup
 from trovestack.images.datastore import datastores
+from trovestack.trove import trove_config
 
 pytestmark = pytest.mark.datastore_image
 

@@ -44,14 +44,14 @@ from tests.integration import guest_images
 from tests.integration import lifecycle_support
 from tests.integration import plugin_on_compute
 from tests.integration.conftest import host_addresses
-from trovestack.common import connection
-from trovestack.trove import instances
-from trovestack.common import netns
-from trovestack.orchestration import provision
 from trovestack.cloud import bootstrap
 from trovestack.cloud.compute import object_store
-from trovestack.trove import compute_trove
+from trovestack.common import connection
 from trovestack.common import ini
+from trovestack.common import netns
+from trovestack.orchestration import provision
+from trovestack.trove import compute_trove
+from trovestack.trove import instances
 
 pytestmark = pytest.mark.compute
 NETWORK = 'trovestack-test-mgmt'

@@ -15,8 +15,8 @@ import pytest
 from tests.helpers import run
 from tests.helpers import run_json
 from tests.integration import dashboard_support
-from trovestack.common import connection
 from trovestack.cloud import dashboard
+from trovestack.common import connection
 
 
 @pytest.fixture(scope='module')

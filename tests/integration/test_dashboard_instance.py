@@ -17,8 +17,8 @@ from tests.helpers import run
 from tests.integration import dashboard_support
 from tests.integration import guest_images
 from trovestack.common import connection
-from trovestack.trove import instances
 from trovestack.common import waiting
+from trovestack.trove import instances
 
 pytestmark = [pytest.mark.compute, pytest.mark.extra_instance]
 DATASTORE, VERSION = 'mariadb', '11.8'

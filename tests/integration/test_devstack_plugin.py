@@ -21,9 +21,9 @@ from troveclient import exceptions as trove_exceptions
 from tests.devstack import harness as harness_mod
 from tests.load_image_support import make_qcow2_image
 from trovestack.common import connection
+from trovestack.testenv import quotas as testenv_quotas
 from trovestack.trove import instance_prereqs
 from trovestack.trove import trove_config
-from trovestack.testenv import quotas as testenv_quotas
 
 # Two versions of mysql: the first listed becomes its default.
 DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'))

@@ -15,8 +15,8 @@ import pytest
 from tests.helpers import run
 from tests.unit.testenv import plugin_opts
 from trovestack.common import connection
-from trovestack.trove import instance_prereqs
 from trovestack.testenv import flavors
+from trovestack.trove import instance_prereqs
 
 DATASTORE = 'testenv-mysql'
 VERSION = '8.4'

@@ -21,10 +21,10 @@ from unittest import mock
 
 import pytest
 
-from trovestack.trove import agent_sync
-from trovestack.commands import cliapp
 from trovestack.cloud import trove_source
+from trovestack.commands import cliapp
 from trovestack.commands import instance as commands
+from trovestack.trove import agent_sync
 
 UNIT = 'guest-agent.service'
 TARGET = agent_sync.Target(name='demo', instance_id='inst-1',

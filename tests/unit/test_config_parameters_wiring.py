@@ -10,13 +10,13 @@ from unittest import mock
 import load_image
 from load_image import datastores
 from load_image import parameters
-from trovestack.orchestration import devstack
-from trovestack.orchestration import provision
-from trovestack.trove import trove_config
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
 from trovestack.commands import devstack as devstack_command
 from trovestack.commands import load_image as load_command
+from trovestack.orchestration import devstack
+from trovestack.orchestration import provision
+from trovestack.trove import trove_config
 
 
 def _parameters(**fields):

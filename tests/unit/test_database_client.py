@@ -6,8 +6,8 @@ from unittest import mock
 
 import pytest
 
-from trovestack.trove import database_client as client
 from trovestack.common.errors import UserError
+from trovestack.trove import database_client as client
 
 NS = 'trovestack-test'
 

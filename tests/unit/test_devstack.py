@@ -7,12 +7,12 @@ import types
 
 import pytest
 
-from trovestack.orchestration import devstack
-from trovestack.trove import instance_prereqs
-from trovestack.trove import trove_config
 from trovestack.commands import devstack as devstack_command
 from trovestack.common import errors
 from trovestack.common import results
+from trovestack.orchestration import devstack
+from trovestack.trove import instance_prereqs
+from trovestack.trove import trove_config
 
 DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'),
               ('postgresql', '18'))

@@ -2,9 +2,9 @@
 
 import types
 
-from trovestack.orchestration import doctor
 from trovestack.cloud import trove_source
 from trovestack.common.results import Row
+from trovestack.orchestration import doctor
 
 
 def _version(name, *, default=False, active=True, image='img-1',

@@ -6,10 +6,10 @@ import types
 
 import pytest
 
-from trovestack.trove import instance_prereqs
 from trovestack import testenv
 from trovestack.common import errors
 from trovestack.common import results
+from trovestack.trove import instance_prereqs
 
 KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWVrZXk trove@host'
 OTHER_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG90aGVya2V5 x@y'

@@ -1,9 +1,9 @@
 """instance_setup: one path from converged prerequisites to Trove's files."""
 
+from trovestack.common import ini
 from trovestack.trove import instance_prereqs
 from trovestack.trove import instance_setup
 from trovestack.trove import trove_config
-from trovestack.common import ini
 
 
 def _files(tmp_path):

@@ -5,8 +5,8 @@ import types
 import pytest
 
 from tests.unit.testenv import fakes
-from trovestack.trove import instances
 from trovestack.common import results
+from trovestack.trove import instances
 
 
 class NotFound(Exception):

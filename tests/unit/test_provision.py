@@ -2,8 +2,8 @@
 
 import pytest
 
-from trovestack.orchestration import provision
 from trovestack.common.errors import UserError
+from trovestack.orchestration import provision
 
 
 def _request(tmp_path, *datastores, **kwargs):

@@ -7,8 +7,8 @@ import pathlib
 import types
 
 import load_image
-from trovestack.orchestration import provision
 from trovestack.cloud import trove_source
+from trovestack.orchestration import provision
 
 
 def _tree(root):

@@ -5,8 +5,8 @@ from oslo_config import cfg as oslo_cfg
 from oslo_messaging import opts as messaging_opts
 from trove.common import cfg as trove_cfg
 
-from trovestack.trove import trove_config
 from trovestack.common import results
+from trovestack.trove import trove_config
 
 NET = '6c1f7a3e-0000-4000-8000-000000000001'
 SG = '6c1f7a3e-0000-4000-8000-000000000002'

@@ -19,10 +19,10 @@ import shutil
 import subprocess
 import urllib.parse
 
-from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files
+from trovestack.common import netns as netns_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from trovestack.common import netns as netns_mod
 from trovestack.common import errors
 from trovestack.common import files
+from trovestack.common import netns as netns_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -44,10 +44,10 @@ from collections.abc import Sequence
 
 import psutil
 
-from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
 from trovestack.common import files
+from trovestack.common import netns as netns_mod
 from trovestack.common import waiting
 
 LOG = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ import logging
 
 from cliff import lister
 
-from trovestack.orchestration import cleanup
 from trovestack.common import connection
+from trovestack.orchestration import cleanup
 from trovestack.testenv import flavors
 
 LOG = logging.getLogger(__name__)

@@ -5,10 +5,10 @@ import sys
 
 from cliff import show
 
-from trovestack.commands import cliapp
-from trovestack.images import datastore as datastore_images
 from trovestack.cloud import registry
+from trovestack.commands import cliapp
 from trovestack.common import errors
+from trovestack.images import datastore as datastore_images
 from trovestack.images.datastore import backup
 from trovestack.testenv import datastores as testenv_datastores
 

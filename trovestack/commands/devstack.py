@@ -11,13 +11,13 @@ from cliff import lister
 
 from trovestack.commands import cliapp
 from trovestack.common import connection
-from trovestack.orchestration import devstack
-from trovestack.trove import instance_prereqs
-from trovestack.trove import trove_config
 from trovestack.common import errors
 from trovestack.images.guest import guest_agent
+from trovestack.orchestration import devstack
 from trovestack.testenv import datastores
 from trovestack.testenv import keypair
+from trovestack.trove import instance_prereqs
+from trovestack.trove import trove_config
 
 LOG = logging.getLogger(__name__)
 

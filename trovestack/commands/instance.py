@@ -16,15 +16,15 @@ from cliff import columns
 from cliff import command
 from cliff import show
 
-from trovestack.trove import agent_sync
-from trovestack.trove import boot_timeline
-from trovestack.commands import cliapp
-from trovestack.common import connection
-from trovestack.trove import database_client
-from trovestack.trove import instances
 from trovestack.cloud import layout
 from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.commands import cliapp
+from trovestack.common import connection
 from trovestack.testenv import datastores
+from trovestack.trove import agent_sync
+from trovestack.trove import boot_timeline
+from trovestack.trove import database_client
+from trovestack.trove import instances
 
 DEFAULT_NAME = 'demo'
 DEFAULT_SIZE = 1

@@ -10,10 +10,10 @@ import logging
 from cliff import lister
 
 from trovestack.commands import cliapp
-from trovestack.common import connection
-from trovestack.orchestration import provision
 from trovestack.commands import cloud as cloud_commands
+from trovestack.common import connection
 from trovestack.images.guest import guest_agent
+from trovestack.orchestration import provision
 from trovestack.testenv import datastores
 
 LOG = logging.getLogger(__name__)

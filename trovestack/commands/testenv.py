@@ -7,13 +7,13 @@ from cliff import lister
 
 from trovestack.commands import cliapp
 from trovestack.common import connection
+from trovestack.orchestration import testconfig
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors
 from trovestack.testenv import keypair
 from trovestack.testenv import quotas
 from trovestack.testenv import secgroup
 from trovestack.testenv import tempest_conf
-from trovestack.orchestration import testconfig
 
 LOG = logging.getLogger(__name__)
 

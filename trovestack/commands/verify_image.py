@@ -6,8 +6,8 @@ from cliff import lister
 
 from trovestack.commands import cliapp
 from trovestack.common.errors import UserError
-from trovestack.testenv import datastores as testenv_datastores
 from trovestack.images.verify import run
+from trovestack.testenv import datastores as testenv_datastores
 
 
 def _datastore_with_version(value):

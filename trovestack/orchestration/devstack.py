@@ -19,16 +19,16 @@ import logging
 import pathlib
 
 import load_image
-from trovestack.trove import instance_prereqs
-from trovestack.trove import instance_setup
-from trovestack.orchestration import provision
 from trovestack import testenv
-from trovestack.trove import trove_config
 from trovestack.common import errors
 from trovestack.common import ini
 from trovestack.common import results
 from trovestack.images.guest import builder
 from trovestack.images.guest import guest_agent
+from trovestack.orchestration import provision
+from trovestack.trove import instance_prereqs
+from trovestack.trove import instance_setup
+from trovestack.trove import trove_config
 
 LOG = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ def _datastore_images(plan):
     offline = plan.offline_datastores()
     if not offline:
         return [], []
-    from trovestack.images import datastore as datastore_images
     from trovestack.cloud import registry
+    from trovestack.images import datastore as datastore_images
 
     rows, built = [], []
     for name, version in offline:

@@ -15,8 +15,8 @@ import os
 
 import load_image
 from load_image import datastores as ds_registry
-from trovestack.common import connection
 from trovestack.cloud import trove_source
+from trovestack.common import connection
 from trovestack.common import errors
 from trovestack.common import ini
 from trovestack.common import results

@@ -10,9 +10,8 @@ that can refuse before they change anything, and return
 import dataclasses
 import logging
 
-from trovestack.common import connection
-from trovestack.trove import instance_prereqs
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common.results import Row
 from trovestack.testenv import datastores
 from trovestack.testenv import flavors
@@ -21,6 +20,7 @@ from trovestack.testenv import quotas
 from trovestack.testenv import secgroup
 from trovestack.testenv import tempest_conf as tempest
 from trovestack.testenv import trove_test_conf
+from trovestack.trove import instance_prereqs
 
 LOG = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import dataclasses
 import logging
 import types
 
-from trovestack.common import connection
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ import sys
 import subunit
 import testtools
 
-from trovestack.common import netns as netns_mod
 from trovestack.common import files
 from trovestack.common import ini
+from trovestack.common import netns as netns_mod
 from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import logging
 import re
 import urllib.parse
 
-from trovestack.common import connection
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common import files
 from trovestack.common.results import Row
 

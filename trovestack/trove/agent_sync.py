@@ -58,11 +58,11 @@ import tempfile
 import threading
 import time
 
-from trovestack.trove import trove_config
 from trovestack.cloud import trove_source
 from trovestack.common import waiting
 from trovestack.common.errors import UserError
 from trovestack.images.verify.guest import AGENT_UNIT
+from trovestack.trove import trove_config
 
 PACKAGE = trove_source.DIST
 PREVIOUS = '.trove.previous'
@@ -535,8 +535,8 @@ def sqlite_heartbeats(database):
 def cloud_heartbeats(layout):
     """:func:`sqlite_heartbeats` on the local cloud's Trove database, or
     None when its Trove keeps it elsewhere (MySQL: devstack's)."""
-    from trovestack.trove import compute_trove
     from trovestack.common import ini
+    from trovestack.trove import compute_trove
 
     path = compute_trove.config_files(layout)[trove_config.TROVE_CONF]
     try:
@@ -722,8 +722,8 @@ def find_target(conn, admin, name):
     ``conn``; nova, which only an admin asks for any server, through
     ``admin``)."""
     from trovestack.common import connection
-    from trovestack.trove import instances
     from trovestack.trove import guests
+    from trovestack.trove import instances
 
     found = instances.find_instance(connection.trove_client(conn), name)
     if found is None:

@@ -17,19 +17,19 @@ run with changed.
 import shutil
 import subprocess
 
-from trovestack.trove import instance_prereqs
-from trovestack.trove import instance_setup
-from trovestack.cloud import registry
-from trovestack.trove import trove_config
 from trovestack.cloud import configs
 from trovestack.cloud import controlplane
 from trovestack.cloud import layout as layout_mod
+from trovestack.cloud import registry
 from trovestack.cloud import trove_source
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
 from trovestack.images.datastore import backup
+from trovestack.trove import instance_prereqs
+from trovestack.trove import instance_setup
+from trovestack.trove import trove_config
 
 NETWORK = 'trove-mgmt'
 # The networks users give their instances, as devstack names them:

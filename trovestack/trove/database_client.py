@@ -15,9 +15,9 @@ import os
 import pathlib
 import shutil
 
-from trovestack.trove import instances
 from trovestack.common import netns
 from trovestack.common.errors import UserError
+from trovestack.trove import instances
 
 # Where a password can come from besides --password-file and a prompt.
 PASSWORD_ENV = 'TROVESTACK_DB_PASSWORD'

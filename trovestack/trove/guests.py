@@ -14,14 +14,14 @@ import re
 import shlex
 import subprocess
 
-from trovestack.common import netns
-from trovestack.trove import trove_config
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.trove import compute_trove
+from trovestack.common import netns
 from trovestack.images.verify.guest import AGENT_UNIT
+from trovestack.trove import compute_trove
+from trovestack.trove import trove_config
 
 # One SSH session runs them all; a section per command.
 GUEST_COMMANDS = (

@@ -22,8 +22,8 @@ import dataclasses
 import pathlib
 import time
 
-from trovestack.common import connection
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common import results
 from trovestack.common.errors import UserError
 from trovestack.testenv import datastores

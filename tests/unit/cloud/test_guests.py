@@ -4,8 +4,8 @@ files stood in for; the compute tests read a real guest)."""
 import subprocess
 import types
 
-from trovestack.trove import guests
 from trovestack.trove import compute_trove
+from trovestack.trove import guests
 
 
 def _server(status='ACTIVE', addresses=None, fault=None):

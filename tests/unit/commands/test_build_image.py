@@ -1,8 +1,8 @@
 import pytest
 
+from trovestack.commands import build_image as commands
 from trovestack.commands import cliapp
 from trovestack.commands import shell
-from trovestack.commands import build_image as commands
 from trovestack.common.errors import UserError
 from trovestack.images.guest import builder
 from trovestack.images.guest import errors

@@ -5,11 +5,11 @@ from unittest import mock
 
 import pytest
 
-from trovestack.trove import boot_timeline
 from trovestack.commands import cliapp
-from trovestack.trove import instances
 from trovestack.commands import instance as commands
 from trovestack.common import results
+from trovestack.trove import boot_timeline
+from trovestack.trove import instances
 
 RESULT = instances.InstanceResult(
     name='demo', id='id-1', status='ACTIVE', datastore='mariadb',

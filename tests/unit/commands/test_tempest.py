@@ -6,11 +6,11 @@ from unittest import mock
 
 import pytest
 
-from trovestack.commands import cliapp
-from trovestack.testenv import tempest_runner
 from trovestack.cloud.compute import cloud as compute_cloud
-from trovestack.trove import guests
+from trovestack.commands import cliapp
 from trovestack.commands import tempest as commands
+from trovestack.testenv import tempest_runner
+from trovestack.trove import guests
 
 
 @pytest.fixture

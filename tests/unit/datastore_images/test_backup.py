@@ -10,7 +10,6 @@ import zipfile
 import pytest
 
 from tests.unit.datastore_images import test_builder
-from trovestack.trove import trove_config
 from trovestack.cloud import trove_source
 from trovestack.commands import datastore_image
 from trovestack.common import errors
@@ -18,6 +17,7 @@ from trovestack.images.datastore import archive
 from trovestack.images.datastore import backup
 from trovestack.images.datastore import builder
 from trovestack.images.datastore import datastores
+from trovestack.trove import trove_config
 
 fake_mmdebstrap = test_builder.fake_mmdebstrap
 MIRROR = test_builder.MIRROR

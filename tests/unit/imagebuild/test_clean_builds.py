@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from trovestack.orchestration import cleanup
-from trovestack.common import connection
 from trovestack.commands import clean
+from trovestack.common import connection
 from trovestack.common import workdirs
 from trovestack.images.datastore import builder as datastore_builder
 from trovestack.images.guest import builder as image_builder
+from trovestack.orchestration import cleanup
 
 
 class FakeApp:

@@ -5,8 +5,8 @@ import pytest
 from openstack import exceptions as sdk_exc
 
 from tests.unit.testenv import fakes
-from trovestack.common import connection
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common import results
 from trovestack.testenv import flavors
 

@@ -4,9 +4,9 @@ instance_prereqs' rules (the group the devstack plugin converges)."""
 import types
 
 from tests.unit.testenv import fakes
-from trovestack.trove import instance_prereqs
-from trovestack.testenv import secgroup
 from trovestack.orchestration import testconfig
+from trovestack.testenv import secgroup
+from trovestack.trove import instance_prereqs
 
 
 def _rule(protocol, port):

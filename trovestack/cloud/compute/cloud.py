@@ -4,7 +4,6 @@ import dataclasses
 import logging
 import shutil
 
-from trovestack.common import netns
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import processes
@@ -23,6 +22,7 @@ from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
 from trovestack.common import ini
+from trovestack.common import netns
 from trovestack.common import waiting
 
 LOG = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ import os
 import socket
 import subprocess
 
-from trovestack.common import netns as netns_mod
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import supervision
+from trovestack.common import netns as netns_mod
 
 
 class ComputeError(LocalCloudError):

@@ -2,9 +2,9 @@
 
 import sys
 
-from trovestack.common import netns
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
+from trovestack.common import netns
 
 SYSCTLS = (
     # Without these the namespace's kernel answers ARP for the gateway with

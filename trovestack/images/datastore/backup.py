@@ -26,8 +26,8 @@ import zipfile
 from packaging import requirements as pep508
 from packaging import utils as packaging_utils
 
-from trovestack.common import netns
 from trovestack.common import files
+from trovestack.common import netns
 from trovestack.images.datastore import archive
 from trovestack.images.datastore import builder
 from trovestack.images.datastore import datastores

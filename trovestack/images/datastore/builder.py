@@ -21,9 +21,9 @@ import shutil
 import subprocess
 import time
 
-from trovestack.common import netns
 from trovestack.common import errors
 from trovestack.common import files
+from trovestack.common import netns
 from trovestack.common import workdirs
 from trovestack.images.datastore import archive
 from trovestack.images.datastore import datastores

@@ -15,8 +15,8 @@ import pathlib
 import subprocess
 import time
 
-from trovestack.common import netns
 from trovestack.common import files
+from trovestack.common import netns
 from trovestack.common import workdirs
 from trovestack.images.guest import agent_layer
 from trovestack.images.guest import dib

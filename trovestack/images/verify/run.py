@@ -32,12 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from trovestack.common import netns
-from trovestack.trove import trove_config
 from trovestack.common import ini
+from trovestack.common import netns
 from trovestack.common.errors import UserError
 from trovestack.images.verify import configdrive
 from trovestack.images.verify import guest as guest_vm
+from trovestack.trove import trove_config
 
 LOG = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ def _deliver(stack, namespace, work, datastore, version, delivery,
     repository = trove_config.LOCAL_REPOSITORY.format(datastore=datastore)
     if delivery == 'embedded':
         return repository, []
-    from trovestack.images import datastore as datastore_images
     from trovestack.cloud import registry
+    from trovestack.images import datastore as datastore_images
 
     built = datastore_images.build(datastore, version, progress=progress)
     reg = registry.start(work / 'registry', host=HOST_ADDRESS,
