@@ -29,9 +29,13 @@ BEFORE = {'cold': 11.7, 'warm': 3.85}
 
 def tree_command(tree):
     """trovestack run from another checkout of this project (its package
-    first on the path, the same venv)."""
-    return ['env', f'PYTHONPATH={tree}', sys.executable, '-c',
-            'import sys; from trovestack.commands.shell import main; sys.exit(main())']
+    first on the path, the same venv): its console script's function,
+    trovestack.commands.shell.main (trovestack.commands.shell.main in older trees)."""
+    code = ('import sys\n'
+            'try: from trovestack.commands.shell import main\n'
+            'except ImportError: from trovestack.commands.shell import main\n'
+            'sys.exit(main())')
+    return ['env', f'PYTHONPATH={tree}', sys.executable, '-c', code]
 
 
 def _cloud(command, *args):

@@ -195,8 +195,8 @@ def _wall_and_cpu(argv, env):
 
 def _baseline(script, tree):
     """argv running an older tree's console script: its own entry-point
-    function, found by name in that tree (trovestack.commands.shell, or the
-    load_image.shell of older trees)."""
+    function, found by name in that tree (trovestack.commands.shell, or
+    the trovestack.commands.shell or load_image.shell of older trees)."""
     functions = {'load-trove-image': ('load_image_main', 'load_main'),
                  'activate-trove-image': ('activate_image_main',
                                           'activate_main'),
@@ -205,8 +205,11 @@ def _baseline(script, tree):
     code = (f'import sys; sys.path.insert(0, {str(tree)!r}); '
             f'sys.argv[0] = {script!r}\n'
             f'try: from trovestack.commands.shell import {new} as main\n'
-            f'except ImportError: from load_image.shell import {old} as main'
-            f'\nsys.exit(main())')
+            f'except ImportError:\n'
+            f'    try: from trovestack.commands.shell import {new} as main\n'
+            f'    except ImportError: '
+            f'from load_image.shell import {old} as main\n'
+            f'sys.exit(main())')
     return [sys.executable, '-c', code]
 
 

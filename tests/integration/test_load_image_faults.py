@@ -306,9 +306,9 @@ def test_revoked_token_during_upload_reauthenticates(
 
 def test_cached_token_keystone_revoked_is_replaced(
         local_cloud, admin, image, datastore, monkeypatch):
-    """The token cache (trovestack.common.tokencache) hands the run a token that
-    Keystone has revoked since: the services refuse it, the run gets a new
-    token, succeeds, and the cache holds the new token."""
+    """The token cache (trovestack.common.tokencache) hands the run a
+    token that Keystone has revoked since: the services refuse it, the run
+    gets a new token, succeeds, and the cache holds the new token."""
     monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(local_cloud.clouds_yaml))
     earlier = connection.connect(local_cloud.admin_cloud, token_cache=True)
     earlier.session.invalidate()

@@ -1,4 +1,4 @@
-"""Unit tests of trovestack.common.connection: one-line errors, bounded auth."""
+"""trovestack.common.connection: one-line errors, bounded auth."""
 
 import socket
 

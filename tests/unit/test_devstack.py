@@ -1,5 +1,5 @@
-"""trovestack.orchestration.devstack (the plugin's extra phase) and its command's
-parsing; the whole chain runs against the local cloud in
+"""trovestack.orchestration.devstack (the plugin's extra phase) and its
+command's parsing; the whole chain runs against the local cloud in
 tests/integration/test_devstack_plugin.py."""
 
 import dataclasses

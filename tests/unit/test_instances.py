@@ -1,4 +1,5 @@
-"""trovestack.trove.instances: one Trove instance by name, with stand-in clients."""
+"""trovestack.trove.instances: one Trove instance by name, with stand-in
+clients."""
 
 import types
 

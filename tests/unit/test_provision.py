@@ -47,7 +47,8 @@ def test_bad_requests_fail_before_any_step(tmp_path, datastores, kwargs,
 
 
 def test_first_version_of_each_datastore_is_its_default(tmp_path):
-    """The same rule as the devstack plugin's (trovestack.orchestration.devstack)."""
+    """The same rule as the devstack plugin's
+    (trovestack.orchestration.devstack)."""
     steps = provision.plan(_request(tmp_path, ('mysql', '8.4'),
                                     ('postgresql', '17'), ('mysql', '8.0')))
     loads = [s.describe for s in steps if s.name == 'load-image']

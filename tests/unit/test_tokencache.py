@@ -1,4 +1,4 @@
-"""Unit tests of trovestack.common.tokencache: reuse, privacy, expiry, opt-out."""
+"""trovestack.common.tokencache: reuse, privacy, expiry, opt-out."""
 
 import datetime
 import json

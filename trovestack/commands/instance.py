@@ -1,11 +1,11 @@
 """``trovestack instance up|down|breakdown|sync-agent|connect``: one Trove
 instance by name.
 
-The work is trovestack.trove.instances' (ensure_instance, delete_instance),
-trovestack.trove.boot_timeline's (where the time went),
-trovestack.trove.agent_sync's (sync_agent) and trovestack.trove.database_client's
-(the datastore's client against the instance); these commands parse,
-call and format.  Progress goes to stderr; a
+The work is trovestack.trove.instances' (ensure_instance,
+delete_instance), trovestack.trove.boot_timeline's (where the time went),
+trovestack.trove.agent_sync's (sync_agent) and
+trovestack.trove.database_client's (the datastore's client against the
+instance); these commands parse, call and format.  Progress goes to stderr; a
 failure is its one line, then the diagnostics that explain it.
 """
 

@@ -1,8 +1,8 @@
 """``trovestack provision``: the whole chain, in one process.
 
-The work is trovestack.orchestration.provision.provision(); this command parses and
-formats.  Without ``--os-cloud`` (and without ``$OS_CLOUD``) it provisions
-the local control plane, starting it first.
+The work is trovestack.orchestration.provision.provision(); this command
+parses and formats.  Without ``--os-cloud`` (and without ``$OS_CLOUD``) it
+provisions the local control plane, starting it first.
 """
 
 import logging

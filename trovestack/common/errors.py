@@ -3,7 +3,8 @@
 Library code raises :class:`UserError` (or a subclass) with a one-line
 message that says what is wrong and, where it helps, how to fix it.  The
 cliff application turns it into that line on stderr and exit status 1, in
-one place (trovestack.commands.cliapp.App); nothing else catches it to re-raise.
+one place (trovestack.commands.cliapp.App); nothing else catches it to
+re-raise.
 """
 
 

@@ -4,10 +4,10 @@
 devstack made: datastore container images (when they come from this
 project) -> one guest image build -> one Glance image -> every datastore
 version registered with it -> defaults -> Trove's instance prerequisites
-(:mod:`trovestack.trove.instance_prereqs`) -> Trove's configuration for instances
-(:mod:`trovestack.trove.trove_config`).  Every step converges, so a second run
-changes nothing.  ``devstack/lib/trove`` calls it through ``trovestack
-devstack-extra``; bash keeps only devstack's glue.
+(:mod:`trovestack.trove.instance_prereqs`) -> Trove's configuration for
+instances (:mod:`trovestack.trove.trove_config`).  Every step converges, so
+a second run changes nothing.  ``devstack/lib/trove`` calls it through
+``trovestack devstack-extra``; bash keeps only devstack's glue.
 
 Defaults, one rule for every path (:func:`default_versions`): the first
 version listed for each datastore becomes that datastore's default, and the

@@ -2,8 +2,9 @@
 the missing ones to a group (rules that are not ours are left alone).
 
 The management group Trove puts on guests' ports, with its rules, is
-:func:`trovestack.trove.instance_prereqs.ensure_security_group`'s; ``test-init``
-converges the same group through it (:mod:`trovestack.orchestration.testconfig`).
+:func:`trovestack.trove.instance_prereqs.ensure_security_group`'s;
+``test-init`` converges the same group through it
+(:mod:`trovestack.orchestration.testconfig`).
 """
 
 import dataclasses

@@ -4,7 +4,8 @@ The management network is the layer's flat provider network (``mgmt``,
 the namespace's br-mgmt) with the gateway the namespace holds; guests reach
 RabbitMQ there (the forwarder mirrors the broker onto the gateway).  The
 prerequisites and Trove's settings come from the code the devstack plugin
-uses (:mod:`trovestack.trove.instance_prereqs`, :mod:`trovestack.trove.instance_setup`).
+uses (:mod:`trovestack.trove.instance_prereqs`,
+:mod:`trovestack.trove.instance_setup`).
 The datastore images are the ones embedded in the guest image
 (``trovestack/<datastore>:<version>``): no registry.  Backups go to the
 layer's object storage (:mod:`..compute.object_store`).  Each instance's data

@@ -1,6 +1,6 @@
 """Trove's configuration for instances on a prepared cloud: the one path the
-devstack plugin's extra phase (:mod:`trovestack.orchestration.devstack`) and ``trovestack
-provision`` on the compute-enabled local cloud
+devstack plugin's extra phase (:mod:`trovestack.orchestration.devstack`)
+and ``trovestack provision`` on the compute-enabled local cloud
 (:mod:`trovestack.trove.compute_trove`) share.
 
 :func:`instance_settings` turns what :func:`instance_prereqs.converge`

@@ -1,8 +1,9 @@
 """Build a Trove guest image: validate, hash, skip or run diskimage-builder.
 
 ``build_image(request) -> BuildResult`` is the library entry point: the
-``build-image`` command (trove-image-builder) and trovestack.orchestration.provision call
-it.  ``plan_build(request)`` validates a request without touching the host.
+``build-image`` command (trove-image-builder) and
+trovestack.orchestration.provision call it.  ``plan_build(request)``
+validates a request without touching the host.
 """
 
 import dataclasses
