@@ -26,14 +26,18 @@ GOALS = {'cold': 15.0, 'warm': 5.0}
 # Medians of the four API services on fake:/ messaging (README, 870dc82).
 BEFORE = {'cold': 11.7, 'warm': 3.85}
 
+# Older trees' module of the console scripts (trovestack.commands.shell now).
+OLD_SHELL = 'trovestack.shell'  # old layout
+
 
 def tree_command(tree):
     """trovestack run from another checkout of this project (its package
     first on the path, the same venv): its console script's function,
-    trovestack.commands.shell.main (trovestack.commands.shell.main in older trees)."""
+    trovestack.commands.shell.main, or in older trees the main of the
+    shell module at the package's top."""
     code = ('import sys\n'
             'try: from trovestack.commands.shell import main\n'
-            'except ImportError: from trovestack.commands.shell import main\n'
+            f'except ImportError: from {OLD_SHELL} import main\n'
             'sys.exit(main())')
     return ['env', f'PYTHONPATH={tree}', sys.executable, '-c', code]
 

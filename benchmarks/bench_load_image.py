@@ -192,11 +192,14 @@ def _wall_and_cpu(argv, env):
     return wall, (after.ru_utime - before.ru_utime
                   + after.ru_stime - before.ru_stime)
 
+# Older trees' module of the console scripts (trovestack.commands.shell now).
+OLD_SHELL = 'trovestack.shell'  # old layout
+
 
 def _baseline(script, tree):
     """argv running an older tree's console script: its own entry-point
     function, found by name in that tree (trovestack.commands.shell, or
-    the trovestack.commands.shell or load_image.shell of older trees)."""
+    older trees' shell module at the package's top or load_image.shell)."""
     functions = {'load-trove-image': ('load_image_main', 'load_main'),
                  'activate-trove-image': ('activate_image_main',
                                           'activate_main'),
@@ -206,7 +209,7 @@ def _baseline(script, tree):
             f'sys.argv[0] = {script!r}\n'
             f'try: from trovestack.commands.shell import {new} as main\n'
             f'except ImportError:\n'
-            f'    try: from trovestack.commands.shell import {new} as main\n'
+            f'    try: from {OLD_SHELL} import {new} as main\n'
             f'    except ImportError: '
             f'from load_image.shell import {old} as main\n'
             f'sys.exit(main())')
