@@ -61,8 +61,8 @@ import time
 from trovestack.cloud import trove_source
 from trovestack.common import waiting
 from trovestack.common.errors import UserError
-from trovestack.images.verify.guest import AGENT_UNIT
 from trovestack.trove import trove_config
+from trovestack.trove.trove_config import AGENT_UNIT
 
 PACKAGE = trove_source.DIST
 PREVIOUS = '.trove.previous'

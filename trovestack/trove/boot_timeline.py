@@ -36,10 +36,10 @@ from trovestack.cloud import controlplane
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.common import connection
 from trovestack.common.errors import UserError
-from trovestack.images.verify.guest import AGENT_UNIT
 from trovestack.trove import agent_sync
 from trovestack.trove import guests
 from trovestack.trove import instances
+from trovestack.trove.trove_config import AGENT_UNIT
 
 # (stage, text) of the serial console, in the order a boot prints them.
 CONSOLE_MARKS = (

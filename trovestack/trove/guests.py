@@ -19,9 +19,9 @@ from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.common import netns
-from trovestack.images.verify.guest import AGENT_UNIT
 from trovestack.trove import compute_trove
 from trovestack.trove import trove_config
+from trovestack.trove.trove_config import AGENT_UNIT
 
 # One SSH session runs them all; a section per command.
 GUEST_COMMANDS = (

@@ -32,6 +32,10 @@ from trovestack.common import results
 TROVE_CONF = 'trove.conf'
 GUESTAGENT_CONF = 'trove-guestagent.conf'
 FILES = (TROVE_CONF, GUESTAGENT_CONF)
+# The guest agent's systemd unit in this project's guest images (the
+# trove-guest-agent element's TROVE_GUEST_AGENT_SERVICE): its journal is
+# the agent's log.
+AGENT_UNIT = 'guest-agent.service'
 
 # Datastores whose guest agent manager (= Trove's config section) runs the
 # database in a container in Trove 26, and the upstream image of each.

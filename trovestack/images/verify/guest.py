@@ -15,9 +15,9 @@ import re
 import subprocess
 
 from trovestack.common.errors import UserError
+from trovestack.trove.trove_config import AGENT_UNIT
 
 MARKER = 'TROVESTACK-VERIFY'
-AGENT_UNIT = 'guest-agent.service'
 # qemu's translation block cache for TCG (MiB): the default makes qemu's
 # RSS 1.5-2 GB, 128 MiB keeps it under 1 GB at a small speed cost.
 TB_CACHE_MIB = 128
