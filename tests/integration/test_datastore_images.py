@@ -27,6 +27,7 @@ import pytest
 
 from trovestack.cloud import registry
 from trovestack.images.datastore import archive
+from trovestack.images.datastore import backup
 from trovestack.images.datastore import builder
 from trovestack.images.datastore import datastores
 
@@ -87,12 +88,12 @@ def test_registry_push_then_read_manifest(tmp_path):
         assert archive.image_id(tmp_path / 'tiny.tar') == image_id
         assert registry.config_digest(reg.address, 'trovestack/tiny',
                                       '1.0') == image_id
-        assert registry.push_unless_there(
+        assert backup.push_unless_there(
             tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
             '1.0') is None
         assert registry.config_digest(reg.address, 'trovestack/tiny',
                                       '2.0') is None
-        assert registry.push_unless_there(
+        assert backup.push_unless_there(
             tmp_path / 'tiny.tar', reg.address, 'trovestack/tiny',
             '2.0').reference.endswith('/trovestack/tiny:2.0')
         _, catalog = get(f'{reg.url}/v2/_catalog')

@@ -284,15 +284,3 @@ def config_digest(registry_address, repository, tag, timeout=10.0):
                             f'be asked for {repository}:{tag}: {exc}') \
             from None
     return (manifest.get('config') or {}).get('digest')
-
-
-def push_unless_there(archive_path, registry_address, repository, tag):
-    """:func:`push` unless the registry holds repository:tag with the
-    archive's image id already (skopeo would compress every layer again
-    to find that out); the pushed image, or None when it was there."""
-    from trovestack.images.datastore import archive
-
-    wanted = archive.image_id(archive_path)
-    if config_digest(registry_address, repository, tag) == wanted:
-        return None
-    return push(archive_path, registry_address, repository, tag)

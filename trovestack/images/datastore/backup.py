@@ -293,6 +293,18 @@ def build_backup(datastore, version, *, source=None, output_dir=None,
                        trove=source.describe(), backup_tree=tree)
 
 
+def push_unless_there(archive_path, registry_address, repository, tag):
+    """registry.push unless the registry holds repository:tag with the
+    archive's image id already (skopeo would compress every layer again
+    to find that out); the pushed image, or None when it was there."""
+    from trovestack.cloud import registry
+
+    wanted = archive.image_id(archive_path)
+    if registry.config_digest(registry_address, repository, tag) == wanted:
+        return None
+    return registry.push(archive_path, registry_address, repository, tag)
+
+
 def build_and_push(datastores, push_to, pull_from=None, *, source=None,
                    progress=None):
     """Each of ``datastores``' [(name, version)] backup image built (or
@@ -307,8 +319,8 @@ def build_and_push(datastores, push_to, pull_from=None, *, source=None,
     rows = []
     for name, version in dict.fromkeys(datastores):
         image = build_backup(name, version, source=source, progress=progress)
-        pushed = registry.push_unless_there(image.path, push_to,
-                                            image.repository, image.tag)
+        pushed = push_unless_there(image.path, push_to, image.repository,
+                                   image.tag)
         rows.append(results.Row(
             'backup-image', registry.image_reference(
                 pull_from or push_to, image.repository, image.tag),
