@@ -24,6 +24,11 @@ warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
 
 # Every guest image gets this Glance tag (and the datastore's name).
 GUEST_IMAGE_TAG = 'trove'
+# What a guest image build (trovestack build-image) leaves next to
+# IMAGE and this package reads: the build hash, stored in Glance, and the
+# build record (the guest agent's provenance).
+BUILD_HASH_SUFFIX = '.build-hash'
+SIDECAR_SUFFIX = '.build.json'
 
 
 @dataclasses.dataclass
@@ -95,8 +100,6 @@ def make_request(image_file, datastore, version, *, conf=None,
     from load_image import config
     from load_image import datastores
     from load_image import images
-    from trovestack.images.guest.hashing import BUILD_HASH_SUFFIX
-    from trovestack.images.guest.hashing import SIDECAR_SUFFIX
 
     if conf is None:
         conf = config.load()

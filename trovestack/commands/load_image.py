@@ -8,11 +8,11 @@ import sys
 from cliff import show
 
 import load_image
+from load_image import BUILD_HASH_SUFFIX
 from load_image import config
 from trovestack.commands import cliapp
 from trovestack.common import connection
 from trovestack.common.errors import UserError
-from trovestack.images.guest.hashing import BUILD_HASH_SUFFIX
 
 LOG = logging.getLogger(__name__)
 

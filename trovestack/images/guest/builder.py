@@ -16,6 +16,7 @@ import pathlib
 import subprocess
 import time
 
+import load_image
 from trovestack.common import files
 from trovestack.common import netns
 from trovestack.common import workdirs
@@ -34,13 +35,15 @@ LOG = logging.getLogger(__name__)
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
 SHIMS_DIR = REPO_ROOT / 'tools' / 'dib-shims'
-SIDECAR_SUFFIX = hashing.SIDECAR_SUFFIX
+# The build record and the build hash next to the image, named as
+# load-trove-image reads them.
+SIDECAR_SUFFIX = load_image.SIDECAR_SUFFIX
 # Work directories beside the output: .build-<pid>-<random>, owned by the
 # build (trovestack.common.workdirs); diskimage-builder's TMP_DIR (its
 # dib_build.*, dib_image.* with their mounts) is WORKDIR_TMP in it.
 WORKDIR_PREFIX = '.build-'
 WORKDIR_TMP = 'tmp'
-BUILD_HASH_SUFFIX = hashing.BUILD_HASH_SUFFIX
+BUILD_HASH_SUFFIX = load_image.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
 BASE_IMAGES = ('cached', 'download', 'local')
 MIN_FREE_BYTES = 4 * host.GIB

@@ -5,11 +5,6 @@ import json
 
 from trovestack.common import files
 
-# The build hash, next to the image, that load-trove-image stores in Glance.
-BUILD_HASH_SUFFIX = '.build-hash'
-# The build record next to the image (builder.sidecar_path).
-SIDECAR_SUFFIX = '.build.json'
-
 file_digest = files.file_sha256
 elements_digest = files.tree_digest
 
