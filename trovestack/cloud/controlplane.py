@@ -22,6 +22,7 @@ from trovestack.cloud import dashboard as dashboard_mod
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
 from trovestack.cloud import rabbitmq
+from trovestack.cloud import registry
 from trovestack.cloud import supervision
 from trovestack.cloud import trove_env
 from trovestack.cloud import trove_source as trove_source_mod
@@ -213,8 +214,6 @@ class LocalCloud:
                 env=env, needs=needs,
                 log=str(self.layout.log_file(name))))
         if state.registry:
-            from trovestack.cloud import registry
-
             result.append(registry.program(
                 self.registry_dir, layout_mod.HOST, state.ports[REGISTRY],
                 supervisor_root=self.layout.root))

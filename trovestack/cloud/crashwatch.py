@@ -20,6 +20,9 @@ import re
 import sys
 import time
 
+from trovestack.cloud import supervision
+from trovestack.common import files
+
 GIVE_UP_AFTER = 5
 WINDOW = 600.0
 ERROR_LINE = re.compile(r'ERROR|CRITICAL|EMER|Traceback|[Ee]rror:|'
@@ -76,9 +79,6 @@ def _give_up(rpc, name):
 
 def main(argv=None):
     from supervisor import childutils
-
-    from trovestack.cloud import supervision
-    from trovestack.common import files
 
     record_path, log_dir = (argv or sys.argv[1:])[:2]
     rpc = childutils.getRPCInterface(os.environ)

@@ -21,6 +21,7 @@ import urllib.parse
 
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
+from trovestack.cloud import supervision
 from trovestack.common import files
 from trovestack.common import netns as netns_mod
 
@@ -150,8 +151,6 @@ EPMD, SERVER_PROGRAM = 'rabbitmq-epmd', 'rabbitmq'
 
 
 def _supervisor(paths, record):
-    from trovestack.cloud import supervision
-
     return supervision.for_record(record and record.supervisor, paths.root,
                                   paths.logs)
 
@@ -160,8 +159,6 @@ def programs(data_dir, offset=0):
     """The broker's processes, declared: its epmd, then the server, ready
     once our user logs in (a broker inside a namespace: once its log says
     so after ``offset``, the log's size before this start)."""
-    from trovestack.cloud import supervision
-
     paths = _Paths(data_dir)
     record = _load(paths)
     env = server_env(paths, record)
@@ -281,8 +278,6 @@ def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
     Idempotent: when the broker of data_dir runs already, returns it as it
     is.  The password is generated on first use and kept in data_dir.
     """
-    from trovestack.cloud import supervision
-
     paths = _Paths(data_dir)
     if is_running(paths.root):
         return configure(paths.root, host, port, user=user, vhost=vhost,

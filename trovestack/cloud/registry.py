@@ -17,6 +17,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from trovestack.cloud import supervision
 from trovestack.common import errors
 from trovestack.common import files
 from trovestack.common import netns as netns_mod
@@ -105,8 +106,6 @@ PROGRAM = 'registry'
 
 
 def _supervisor(data_dir, supervisor_root=None):
-    from trovestack.cloud import supervision
-
     return supervision.for_record(supervisor_root, data_dir, data_dir)
 
 
@@ -158,8 +157,6 @@ def program(data_dir, host='127.0.0.1', port=5000, *, netns=None,
     """The registry of data_dir declared as a supervised program (its
     config and state written): for a supervisor of the caller's
     (``supervisor_root``, the cloud's) or its own (None)."""
-    from trovestack.cloud import supervision
-
     data_dir = pathlib.Path(data_dir).absolute()
     binary = _require(REGISTRY_BINARY, 'docker-registry')
     store = data_dir / STORE_DIR
@@ -185,8 +182,6 @@ def start(data_dir, host='127.0.0.1', port=5000, *, netns=None,
     Idempotent: when the registry of data_dir already runs, returns it
     as it is (its own address).
     """
-    from trovestack.cloud import supervision
-
     data_dir = pathlib.Path(data_dir).absolute()
     current = running(data_dir)
     if current is not None:

@@ -21,6 +21,7 @@ import sys
 import threading
 import urllib.parse
 
+from trovestack.common import tokencache
 from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -172,8 +173,6 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
     valid (:mod:`trovestack.common.tokencache`; ``token_cache=False``, or
     ``$TROVESTACK_TOKEN_CACHE=0`` when it is None, turns that off).
     """
-    from trovestack.common import tokencache
-
     if token_cache is None:
         token_cache = tokencache.enabled()
     outcome = {}

@@ -58,9 +58,17 @@ import tempfile
 import threading
 import time
 
+from trovestack.cloud import bootstrap
+from trovestack.cloud import controlplane
 from trovestack.cloud import trove_source
+from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.common import connection
+from trovestack.common import ini
 from trovestack.common import waiting
 from trovestack.common.errors import UserError
+from trovestack.trove import compute_trove
+from trovestack.trove import guests
+from trovestack.trove import instances
 from trovestack.trove import trove_config
 from trovestack.trove.trove_config import AGENT_UNIT
 
@@ -258,8 +266,6 @@ class Guest:
         self._master = False
 
     def _argv(self, script, *, master=False, stop=False):
-        from trovestack.trove import guests
-
         options = ()
         if self._control:
             path = os.path.join(self._control, 'control')
@@ -535,9 +541,6 @@ def sqlite_heartbeats(database):
 def cloud_heartbeats(layout):
     """:func:`sqlite_heartbeats` on the local cloud's Trove database, or
     None when its Trove keeps it elsewhere (MySQL: devstack's)."""
-    from trovestack.common import ini
-    from trovestack.trove import compute_trove
-
     path = compute_trove.config_files(layout)[trove_config.TROVE_CONF]
     try:
         url = ini.IniFile.load(path).get('database', 'connection') or ''
@@ -721,10 +724,6 @@ def find_target(conn, admin, name):
     """The :class:`Target` of the instance ``name`` (Trove through
     ``conn``; nova, which only an admin asks for any server, through
     ``admin``)."""
-    from trovestack.common import connection
-    from trovestack.trove import guests
-    from trovestack.trove import instances
-
     found = instances.find_instance(connection.trove_client(conn), name)
     if found is None:
         raise SyncError(f'instance {name}: there is no Trove instance of '
@@ -773,11 +772,6 @@ class _Cloud:
     where its guests are, its Trove database's heartbeats."""
 
     def __init__(self, state_dir):
-        from trovestack.cloud import bootstrap
-        from trovestack.cloud import controlplane
-        from trovestack.cloud.compute import cloud as compute_cloud
-        from trovestack.trove import guests
-
         local = controlplane.LocalCloud(state_dir)
         if local.state is None:
             raise SyncError(f'no local cloud in {local.layout.root} '

@@ -5,6 +5,7 @@ import sys
 
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
+from trovestack.cloud import processes
 from trovestack.cloud import supervision
 from trovestack.common import ini
 
@@ -45,7 +46,6 @@ def url(port, path='') -> str:
 
 def wsgi_daemon(name, target, port, paths, env) -> supervision.Program:
     """A WSGI application under gunicorn on host loopback."""
-    from trovestack.cloud import processes
     bind = f'{layout_mod.HOST}:{port}'
     return supervision.Program(
         name, [sys.executable, '-m', 'trovestack.cloud.wsgi_server', target,

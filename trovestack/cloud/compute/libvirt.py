@@ -12,6 +12,7 @@ import pathlib
 import psutil
 
 from trovestack.cloud import supervision
+from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import daemons
 from trovestack.common import waiting
 
@@ -173,8 +174,6 @@ def define_ceph_secret(cstate, paths):
     key; its uuid is what Cinder's RBD driver hands nova), set through
     libvirt's API so the key is never on a command line.  Nothing when
     the cluster has no cephx."""
-    from trovestack.cloud.compute import ceph
-
     if not ceph.cephx(cstate):
         return
     import libvirt as api
@@ -195,8 +194,6 @@ def forget_ceph_secret(paths):
     """Remove the cloud's Ceph secret from libvirt (kept in /etc/libvirt
     beyond the cloud otherwise): through libvirtd when it runs, else its
     files."""
-    from trovestack.cloud.compute import ceph
-
     uuid = ceph.secret_uuid(paths)
     if daemons.unix_socket_answers(LIBVIRT_SOCKET):
         daemons.run(['virsh', '-c', URI, 'secret-undefine', uuid],

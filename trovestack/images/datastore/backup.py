@@ -28,6 +28,7 @@ from packaging import utils as packaging_utils
 
 from trovestack.common import files
 from trovestack.common import netns
+from trovestack.common import results
 from trovestack.images.datastore import archive
 from trovestack.images.datastore import builder
 from trovestack.images.datastore import datastores
@@ -314,7 +315,6 @@ def build_and_push(datastores, push_to, pull_from=None, *, source=None,
     ``push_to``).  Trove's agent looks a backup image up in its registry
     before every backup and restore: an embedded copy is not enough."""
     from trovestack.cloud import registry
-    from trovestack.common import results
 
     rows = []
     for name, version in dict.fromkeys(datastores):

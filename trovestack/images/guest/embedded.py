@@ -10,6 +10,7 @@ a changed archive rebuilds the guest image.
 import dataclasses
 import pathlib
 
+from trovestack.images import datastore as datastore_images
 from trovestack.images.guest import errors
 
 ELEMENT = 'trove-guest-embedded-images'
@@ -39,8 +40,6 @@ def parse(names) -> list[tuple[str, str]]:
 
 def resolve(names, progress=None) -> list[EmbeddedImage]:
     """Build (or find up to date) each archive; in the order given."""
-    from trovestack.images import datastore as datastore_images
-
     images = []
     for datastore, version in parse(names):
         built = datastore_images.build(datastore, version, progress=progress)

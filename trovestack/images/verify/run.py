@@ -35,6 +35,8 @@ from collections.abc import Callable
 from trovestack.common import ini
 from trovestack.common import netns
 from trovestack.common.errors import UserError
+from trovestack.images import datastore as datastore_images
+from trovestack.images.datastore import datastores
 from trovestack.images.verify import configdrive
 from trovestack.images.verify import guest as guest_vm
 from trovestack.trove import trove_config
@@ -231,8 +233,6 @@ def check_datastore_image(image, datastore, version, use_registry):
     """UserError, before anything starts, when the guest would have no
     image of datastore:version: not embedded in ``image``, or (registry)
     none that build-datastore-image can make."""
-    from trovestack.images.datastore import datastores
-
     name = '%s:%s' % (datastore, version)
     if not use_registry and name in embedded_images(image):
         return
@@ -257,7 +257,6 @@ def _deliver(stack, namespace, work, datastore, version, delivery,
     if delivery == 'embedded':
         return repository, []
     from trovestack.cloud import registry
-    from trovestack.images import datastore as datastore_images
 
     built = datastore_images.build(datastore, version, progress=progress)
     reg = registry.start(work / 'registry', host=HOST_ADDRESS,
