@@ -1,5 +1,8 @@
-"""Plumbing shared by every tool here: errors, result rows, files and paths.
+"""Plumbing shared by every layer: errors, result rows, files and paths,
+INI files, bounded waits, mounts and work directories, network namespaces,
+cloud connections and cached Keystone tokens.
 
-Nothing in this package knows about a command line; the cliff layer
-(trovestack.commands.cliapp, trovestack.commands) turns its types into output.
+It imports nothing of trovestack above it, and nothing in it knows about a
+command line; the cliff layer (trovestack.commands) turns its types into
+output.
 """

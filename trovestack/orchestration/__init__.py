@@ -1,2 +1,2 @@
-"""Chains of library calls: provision, the devstack extra phase,
-kick-start, doctor and cleanup."""
+"""Chains of library calls: provision, the devstack extra phase, the test
+environment as steps (testconfig), kick-start, doctor and cleanup."""

@@ -1,7 +1,9 @@
-"""The Trove test environment: flavors, quotas, keys and test configuration.
+"""The Trove test environment's parts: flavors, quotas, keys, security-group
+rules, tempest.conf and Trove's test configuration, tempest runs.
 
-Each module owns one concern and converges on re-run: it looks at what the
-cloud already has, reports what it would change, and changes only that.
+Each module owns one concern; those that change the cloud converge on
+re-run: they look at what the cloud already has, report what they would
+change, and change only that.
 """
 
 import os

@@ -1,2 +1,3 @@
 """The Trove-facing library: instances, their prerequisites and
-configuration, the guest agent of a running instance."""
+configuration, Trove on the compute cloud, the guest agent of a running
+instance."""

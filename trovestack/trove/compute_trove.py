@@ -8,9 +8,10 @@ uses (:mod:`trovestack.trove.instance_prereqs`,
 :mod:`trovestack.trove.instance_setup`).
 The datastore images are the ones embedded in the guest image
 (``trovestack/<datastore>:<version>``): no registry.  Backups go to the
-layer's object storage (:mod:`..compute.object_store`).  Each instance's data
-lives on a Cinder volume (Ceph RBD, see :mod:`..compute.ceph`), as on a
-production cloud and as trove-tempest-plugin's scenarios ask.  Trove's
+layer's object storage (:mod:`trovestack.cloud.compute.object_store`).
+Each instance's data lives on a Cinder volume (Ceph RBD, see
+:mod:`trovestack.cloud.compute.ceph`), as on a production cloud and as
+trove-tempest-plugin's scenarios ask.  Trove's
 API, task manager and conductor restart only when the configuration they
 run with changed.
 """
