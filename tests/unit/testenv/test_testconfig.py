@@ -1,4 +1,4 @@
-"""Unit tests of testenv.testconfig: what it reads the cloud with."""
+"""Unit tests of orchestration.testconfig: what it reads the cloud with."""
 
 from unittest import mock
 
