@@ -17,6 +17,7 @@ import logging
 import pathlib
 
 from trovestack.common.errors import UserError
+from trovestack.common.results import SKIPPED
 from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
@@ -359,10 +360,39 @@ def _instance_setup_step(targets):
     def run(context):
         from trovestack.trove import compute_trove
 
-        rows = compute_trove.configure(
-            context.conn, _local_cloud(context.request), targets)
+        local_cloud = _local_cloud(context.request)
+        rows, backups = _backup_images(local_cloud, targets)
+        rows += compute_trove.configure(context.conn, local_cloud, targets,
+                                        backups=backups)
         return _summary('instance-setup', [row.action for row in rows])
     return run
+
+
+def _backup_images(local_cloud, datastores):
+    """Each datastore's backup image built (or found up to date, with the
+    backup/ code of the Trove the cloud runs) and pushed to the local
+    cloud's registry, where guests pull it: Trove's agent looks a backup
+    image up in its registry before every backup and restore, so an
+    embedded copy is not enough.  ([Row], compute_trove.BackupImages)."""
+    from trovestack.cloud import trove_source
+    from trovestack.images.datastore import backup
+    from trovestack.trove import compute_trove
+    from trovestack.trove import trove_config
+
+    names = [name for name, _ in datastores]
+    addresses = compute_trove.guest_registry(local_cloud)
+    if addresses is None:
+        return [Row('backup-images', ' '.join(names), SKIPPED,
+                    'the cloud runs no registry: trovestack cloud up '
+                    '--compute --registry')], compute_trove.BackupImages()
+    push_to, guests_pull_from = addresses
+    rows = backup.build_and_push(
+        datastores, push_to, guests_pull_from,
+        source=trove_source.of_cloud(str(local_cloud.layout.root)))
+    return rows, compute_trove.BackupImages(
+        trove_config.backup_docker_images(
+            names, source='registry', registry=guests_pull_from),
+        [guests_pull_from])
 
 
 def _test_config_step(tempest_conf, trove_conf, targets, *,

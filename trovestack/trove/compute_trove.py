@@ -16,6 +16,7 @@ API, task manager and conductor restart only when the configuration they
 run with changed.
 """
 
+import dataclasses
 import shutil
 import subprocess
 
@@ -23,12 +24,10 @@ from trovestack.cloud import configs
 from trovestack.cloud import controlplane
 from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import registry
-from trovestack.cloud import trove_source
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import results
-from trovestack.images.datastore import backup
 from trovestack.trove import instance_prereqs
 from trovestack.trove import instance_setup
 from trovestack.trove import trove_config
@@ -163,24 +162,33 @@ def _gateway_matches(found, wanted):
             and addresses == {wanted['external_fixed_ips'][0]['ip_address']})
 
 
-def configure(conn, local_cloud, datastores, *, timeout=120.0):
+@dataclasses.dataclass(frozen=True)
+class BackupImages:
+    """Where guests pull each datastore's backup image from."""
+
+    repositories: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The registries guests reach, for Docker's insecure-registries.
+    registries: list[str] = dataclasses.field(default_factory=list)
+
+
+def configure(conn, local_cloud, datastores, *,
+              backups: BackupImages = BackupImages(), timeout=120.0):
     """Converge the instance prerequisites (and the users' network) and
-    Trove's configuration for ``datastores`` [(name, version)]; restart
-    Trove's services when their configuration changed.  [Row]."""
+    Trove's configuration for ``datastores`` [(name, version)], their
+    backup images at ``backups``; restart Trove's services when their
+    configuration changed.  [Row]."""
     layout = local_cloud.layout
     layer = compute_cloud.ComputeLayer(layout)
     prepared = instance_prereqs.converge(conn, wanted(layer, layout))
     rows = list(prepared.rows) + ensure_user_networks(conn, layer)
     files = config_files(layout)
     files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
-    backup_rows, backups, registries = backup_images(local_cloud, layer,
-                                                     datastores)
-    rows += backup_rows
     settings = instance_setup.instance_settings(
         prepared,
         docker_images=trove_config.docker_images(
             [name for name, _ in datastores], source='embedded'),
-        backup_docker_images=backups, insecure_registries=registries,
+        backup_docker_images=backups.repositories,
+        insecure_registries=backups.registries,
         volume_support=True,
         guest_transport_url=instance_prereqs.guest_transport_url(
             local_cloud.broker.transport_url(), layer.state.gateway))
@@ -200,39 +208,17 @@ def configure(conn, local_cloud, datastores, *, timeout=120.0):
     return rows
 
 
-def guest_registry(local_cloud, layer):
+def guest_registry(local_cloud):
     """(address this host pushes to, address guests pull from) of the
     cloud's registry (the forwarder mirrors it onto the management
     network's gateway), or None when the cloud runs none."""
     state = local_cloud.state
     if not state.registry:
         return None
+    gateway = compute_cloud.ComputeLayer(local_cloud.layout).state.gateway
     port = state.ports[controlplane.REGISTRY]
     return (registry.join_host_port(layout_mod.HOST, port),
-            registry.join_host_port(layer.state.gateway, port))
-
-
-def backup_images(local_cloud, layer, datastores):
-    """Each datastore's backup image built (or found up to date, with the
-    backup/ code of the Trove the cloud runs) and pushed to the cloud's
-    registry, where guests pull it: Trove's agent looks a backup image up
-    in its registry before every backup and restore, so an embedded copy
-    is not enough.  ([Row], {datastore: repository as guests reach it},
-    [the registry guests reach, for Docker's insecure-registries])."""
-    addresses = guest_registry(local_cloud, layer)
-    names = [name for name, _ in datastores]
-    if addresses is None:
-        return [results.Row('backup-images', ' '.join(names),
-                            results.SKIPPED,
-                            'the cloud runs no registry: trovestack cloud '
-                            'up --compute --registry')], {}, []
-    push_to, guests_pull_from = addresses
-    rows = backup.build_and_push(
-        datastores, push_to, guests_pull_from,
-        source=trove_source.of_cloud(str(local_cloud.layout.root)))
-    return rows, trove_config.backup_docker_images(
-        names, source='registry', registry=guests_pull_from), \
-        [guests_pull_from]
+            registry.join_host_port(gateway, port))
 
 
 def _running_record(local_cloud, text):
