@@ -115,8 +115,8 @@ def test_an_agent_that_never_starts_fails_early(monkeypatch):
     monkeypatch.setattr(run.time, 'monotonic', lambda: clock[0])
     timeline.mark('cloud-init')
     clock[0] += run.AGENT_START_GRACE - 1
-    assert not run._agent_never_started(timeline)
+    assert not run._agent_never_started(timeline, run.AGENT_START_GRACE)
     clock[0] += 2
-    assert run._agent_never_started(timeline)
+    assert run._agent_never_started(timeline, run.AGENT_START_GRACE)
     timeline.mark('agent started')
-    assert not run._agent_never_started(timeline)
+    assert not run._agent_never_started(timeline, run.AGENT_START_GRACE)

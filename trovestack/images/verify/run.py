@@ -273,11 +273,14 @@ def verify_image(image, datastore: str, version: str, *,
                  timeout: float = 1800.0, use_registry: bool = False,
                  disable_agent: bool = False, memory_mb: int = 1536,
                  work_dir: pathlib.Path | None = None,
-                 progress: Callable[[str], None] | None = None
+                 progress: Callable[[str], None] | None = None,
+                 agent_start_grace: float = AGENT_START_GRACE
                  ) -> VerifyResult:
     """Boot ``image`` and take it through prepare to ACTIVE; see the
     module docstring. Never raises for a guest that fails: the result says
-    which stage never happened. Raises UserError for bad input or host."""
+    which stage never happened (a guest agent without a log line
+    ``agent_start_grace`` seconds after cloud-init is one). Raises
+    UserError for bad input or host."""
     progress = progress or (lambda message: None)
     image = pathlib.Path(image).absolute()
     if not image.is_file():
@@ -303,7 +306,7 @@ def verify_image(image, datastore: str, version: str, *,
                 contextlib.ExitStack() as stack:
             _run(ns, stack, work, image, datastore, version, delivery,
                  disable_agent, memory_mb, kvm, deadline, timeline, result,
-                 progress)
+                 progress, agent_start_grace)
     finally:
         result.stages = timeline.stages()
         if own_work and result.ok:
@@ -314,7 +317,7 @@ def verify_image(image, datastore: str, version: str, *,
 
 def _run(ns, stack, work, image, datastore, version, delivery,
          disable_agent, memory_mb, kvm, deadline, timeline, result,
-         progress):
+         progress, agent_start_grace):
     from trovestack.cloud import rabbitmq
 
     netns.add_tap(ns, TAP, '%s/24' % HOST_ADDRESS)
@@ -364,7 +367,7 @@ def _run(ns, stack, work, image, datastore, version, delivery,
         result.accelerator, memory_mb, deadline - time.monotonic()))
     control.go()
     _watch(control, qemu, spec_vm.console, deadline, timeline, result,
-           progress)
+           progress, agent_start_grace)
     console = _read(spec_vm.console)
     result.console_tail = guest_vm.tail(
         [line for line in console.splitlines() if line.strip()], TAIL_LINES)
@@ -391,7 +394,8 @@ def _password():
     return secrets.token_urlsafe(12)
 
 
-def _watch(control, qemu, console, deadline, timeline, result, progress):
+def _watch(control, qemu, console, deadline, timeline, result, progress,
+           agent_start_grace):
     next_report = time.monotonic() + PROGRESS_EVERY
     while True:
         for stage, line in guest_vm.console_stages(_read(console)).items():
@@ -410,10 +414,10 @@ def _watch(control, qemu, console, deadline, timeline, result, progress):
                 control.proc.returncode)
         elif now >= deadline:
             failure = 'timed out'
-        elif _agent_never_started(timeline):
+        elif _agent_never_started(timeline, agent_start_grace):
             failure = ('no guest agent log line %d s after cloud-init '
                        'finished (its unit runs right after cloud-init)'
-                       % AGENT_START_GRACE)
+                       % agent_start_grace)
         if failure:
             result.failed_stage = timeline.next_missing()
             result.reason = '%s: %s' % (
@@ -426,10 +430,10 @@ def _watch(control, qemu, console, deadline, timeline, result, progress):
                 deadline - now))
 
 
-def _agent_never_started(timeline):
+def _agent_never_started(timeline, grace):
     done = timeline.seen.get('cloud-init')
     return (done is not None and 'agent started' not in timeline.seen
-            and timeline.elapsed() - done.seconds > AGENT_START_GRACE)
+            and timeline.elapsed() - done.seconds > grace)
 
 
 def _handle(event, timeline, result):
