@@ -24,6 +24,7 @@ import time
 from trovestack.common import errors
 from trovestack.common import files
 from trovestack.common import netns
+from trovestack.common import stamps
 from trovestack.common import workdirs
 from trovestack.images.datastore import archive
 from trovestack.images.datastore import datastores
@@ -194,30 +195,18 @@ def script_files(spec):
 
 
 def stamp_path(image_path):
-    return pathlib.Path(f'{image_path}{STAMP_SUFFIX}')
+    return stamps.path(image_path, STAMP_SUFFIX)
 
 
 def read_stamp(image_path):
-    try:
-        return json.loads(stamp_path(image_path).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    return stamps.read(image_path, STAMP_SUFFIX)
 
 
 def up_to_date(image_path, inputs_hash):
     """The stamp when image_path exists, is the file the stamp describes
     and was built from inputs_hash; else None."""
-    stamp = read_stamp(image_path)
-    if not stamp or stamp.get('inputs_hash') != inputs_hash:
-        return None
-    try:
-        st = os.stat(image_path)
-    except FileNotFoundError:
-        return None
-    if (st.st_size, st.st_mtime_ns) != (stamp.get('size'),
-                                        stamp.get('mtime_ns')):
-        return None
-    return stamp
+    return stamps.fresh(image_path, STAMP_SUFFIX, 'inputs_hash',
+                        inputs_hash)
 
 
 def workdir_prefix(name):
@@ -285,12 +274,8 @@ def _fresh(path, inputs_hash, force):
 
 
 def _write_stamp(path, inputs_hash, inputs, **extra):
-    st = path.stat()
-    stamp = {'inputs_hash': inputs_hash, 'size': st.st_size,
-             'mtime_ns': st.st_mtime_ns, 'inputs': inputs, **extra}
-    files.write_atomic(stamp_path(path), json.dumps(stamp, indent=1,
-                                                    sort_keys=True))
-    return stamp
+    return stamps.write(path, STAMP_SUFFIX, {
+        'inputs_hash': inputs_hash, 'inputs': inputs, **extra})
 
 
 def _workdir(directory, name):

@@ -9,7 +9,6 @@ validates a request without touching the host.
 import dataclasses
 import datetime
 import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -19,6 +18,7 @@ import time
 import load_image
 from trovestack.common import files
 from trovestack.common import netns
+from trovestack.common import stamps
 from trovestack.common import workdirs
 from trovestack.images.guest import agent_layer
 from trovestack.images.guest import dib
@@ -274,31 +274,20 @@ def _element_dirs(request):
 
 
 def sidecar_path(image_path):
-    return pathlib.Path(str(image_path) + SIDECAR_SUFFIX)
+    return stamps.path(image_path, SIDECAR_SUFFIX)
 
 
 def read_sidecar(image_path):
-    try:
-        return json.loads(sidecar_path(image_path).read_text())
-    except (OSError, ValueError):
-        return None
+    return stamps.read(image_path, SIDECAR_SUFFIX)
 
 
 def is_up_to_date(image_path, build_hash):
-    """True when the image and its sidecar match ``build_hash`` untouched."""
-    image = pathlib.Path(image_path)
-    sidecar = read_sidecar(image)
-    if not sidecar or sidecar.get('build_hash') != build_hash:
-        return False
-    try:
-        stat = image.stat()
-    except OSError:
-        return False
-    checksum = pathlib.Path(str(image) + '.sha256')
-    stamp = pathlib.Path(str(image) + BUILD_HASH_SUFFIX)
-    return (checksum.is_file() and stamp.is_file()
-            and stat.st_size == sidecar.get('size')
-            and stat.st_mtime_ns == sidecar.get('mtime_ns'))
+    """True when the image and its sidecar match ``build_hash`` untouched
+    (and its checksum and build-hash files are there)."""
+    return (stamps.fresh(image_path, SIDECAR_SUFFIX, 'build_hash',
+                         build_hash) is not None
+            and pathlib.Path(f'{image_path}.sha256').is_file()
+            and pathlib.Path(f'{image_path}{BUILD_HASH_SUFFIX}').is_file())
 
 
 def _log_path(plan):
@@ -439,12 +428,9 @@ def _publish(plan, image, digests, inputs, build_hash, log_path, extra):
     for suffix, digest in digests.items():
         files.write_atomic(pathlib.Path(str(plan.output) + suffix),
                            '%s  %s\n' % (digest, name))
-    stat = plan.output.stat()
     sidecar = {
         'build_hash': build_hash,
         'sha256': sha256,
-        'size': stat.st_size,
-        'mtime_ns': stat.st_mtime_ns,
         'datastore': plan.datastore.name,
         'datastore_version': plan.version,
         'guest_os': plan.guest_os.name,
@@ -460,8 +446,7 @@ def _publish(plan, image, digests, inputs, build_hash, log_path, extra):
     sidecar.update(extra)
     files.write_atomic(pathlib.Path(str(plan.output) + BUILD_HASH_SUFFIX),
                        build_hash + '\n')
-    files.write_atomic(sidecar_path(plan.output),
-                       json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
+    stamps.write(plan.output, SIDECAR_SUFFIX, sidecar)
     return sha256
 
 
@@ -575,9 +560,7 @@ class _Build:
             agent = self._provenance()
             if agent != sidecar.get('agent'):
                 sidecar['agent'] = agent
-                files.write_atomic(
-                    sidecar_path(plan.output),
-                    json.dumps(sidecar, indent=2, sort_keys=True) + '\n')
+                stamps.write(plan.output, SIDECAR_SUFFIX, sidecar)
         return self._result(sidecar['sha256'], sidecar.get('log', ''),
                             SKIPPED, agent)
 
