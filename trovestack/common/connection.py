@@ -12,6 +12,7 @@ when first used.  A run that changes nothing makes a few plain REST calls
 were the largest part of its start-up (benchmarks/bench_load_image.py).
 """
 
+import argparse
 import importlib
 import importlib.util
 import logging
@@ -19,10 +20,19 @@ import os
 import re
 import sys
 import threading
+import types
 import urllib.parse
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
 
 from trovestack.common import tokencache
 from trovestack.common.errors import UserError
+
+if TYPE_CHECKING:
+    from keystoneauth1 import adapter
+    from troveclient.v1 import client as trove_v1
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +45,8 @@ class CloudError(UserError):
     """A cloud that can not be reached or used, as one line."""
 
 
-def add_cloud_arguments(parser):
+def add_cloud_arguments(
+         parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add the options that pick and reach a cloud to an argparse parser."""
     group = parser.add_argument_group('cloud')
     group.add_argument(
@@ -63,17 +74,17 @@ class Connection:
     on the same session and token, made when first asked for.
     """
 
-    def __init__(self, config):
+    def __init__(self, config: Any) -> None:
         self.config = config
         self.session = config.get_session()
-        self._sdk = None
-        self._rest_apis = {}
+        self._sdk: Any = None
+        self._rest_apis: dict[str, adapter.Adapter] = {}
 
-    def authorize(self):
+    def authorize(self) -> str:
         """Authenticate now (keystoneauth's errors as they are)."""
         return self.session.get_token()
 
-    def rest_api(self, service_type):
+    def rest_api(self, service_type: str) -> 'adapter.Adapter':
         """A keystoneauth adapter of the service for plain REST calls: the
         cloud config's endpoint (or override), API version, timeout and
         retries, as openstacksdk's proxies have them.
@@ -98,7 +109,8 @@ class Connection:
         return self._rest_apis[service_type]
 
     # openstacksdk Connection's own, without making one.
-    def endpoint_for(self, service_type, interface=None, region_name=None):
+    def endpoint_for(self, service_type: str, interface: str | None = None,
+                     region_name: str | None = None) -> str | None:
         """The service's endpoint override, else its catalog URL."""
         return self.config.get_endpoint(service_type) or \
             self.config.get_endpoint_from_catalog(
@@ -106,15 +118,15 @@ class Connection:
                 region_name=region_name)
 
     @property
-    def current_user_id(self):
+    def current_user_id(self) -> str:
         return self.session.auth.get_access(self.session).user_id
 
     @property
-    def current_project_id(self):
+    def current_project_id(self) -> str:
         return self.session.get_project_id()
 
     @property
-    def sdk(self):
+    def sdk(self) -> Any:
         """openstacksdk's Connection on this session."""
         if self._sdk is None:
             from openstack import connection
@@ -122,12 +134,12 @@ class Connection:
             self._sdk = connection.Connection(config=self.config)
         return self._sdk
 
-    def close(self):
+    def close(self) -> None:
         """Close openstacksdk's Connection, if one was made."""
         if self._sdk is not None:
             self._sdk.close()
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith('_'):
             raise AttributeError(name)
         return getattr(self.sdk, name)
@@ -136,7 +148,7 @@ class Connection:
 _VERSION_SEGMENT = re.compile(r'v\d+(\.\d+)?')
 
 
-def names_version(url):
+def names_version(url: str | None) -> bool:
     """True when a path segment of the URL is an API version (v2, v1.0)."""
     if not url:
         return False
@@ -144,9 +156,13 @@ def names_version(url):
     return any(_VERSION_SEGMENT.fullmatch(part) for part in path.split('/'))
 
 
-def _plain_adapter(session, *, statsd_prefix=None, statsd_client=None,
-                   prometheus_counter=None, prometheus_histogram=None,
-                   influxdb_config=None, influxdb_client=None, **settings):
+def _plain_adapter(session: Any, *, statsd_prefix: object = None,
+                   statsd_client: object = None,
+                   prometheus_counter: object = None,
+                   prometheus_histogram: object = None,
+                   influxdb_config: object = None,
+                   influxdb_client: object = None,
+                   **settings: Any) -> 'adapter.Adapter':
     """keystoneauth's Adapter from CloudRegion.get_session_client()'s
     arguments, less the SDK's metrics hooks (they need an SDK Connection);
     like the SDK's proxies, it returns answers of any status."""
@@ -155,7 +171,7 @@ def _plain_adapter(session, *, statsd_prefix=None, statsd_client=None,
     return adapter.Adapter(session, raise_exc=False, **settings)
 
 
-def rest_api(conn, service_type):
+def rest_api(conn: Any, service_type: str) -> Any:
     """conn.rest_api(service_type); for an openstacksdk Connection, its
     proxy of the service (a keystoneauth adapter too)."""
     if isinstance(conn, Connection):
@@ -163,8 +179,9 @@ def rest_api(conn, service_type):
     return getattr(conn, service_type)
 
 
-def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
-            token_cache=None):
+def connect(cloud: str | None = None, region_name: str | None = None,
+            api_timeout: float = DEFAULT_API_TIMEOUT,
+            token_cache: bool | None = None) -> Connection:
     """Return an authenticated :class:`Connection`, or raise CloudError.
 
     Authentication as a whole (version discovery, then the token request)
@@ -175,9 +192,9 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
     """
     if token_cache is None:
         token_cache = tokencache.enabled()
-    outcome = {}
+    outcome: dict[str, Any] = {}
 
-    def authenticate():
+    def authenticate() -> None:
         try:
             loader = _config_loader()
             config = loader.OpenStackConfig(
@@ -206,14 +223,14 @@ def connect(cloud=None, region_name=None, api_timeout=DEFAULT_API_TIMEOUT,
     return outcome['conn']
 
 
-def connect_from_args(parsed_args):
+def connect_from_args(parsed_args: argparse.Namespace) -> Connection:
     """connect() with the options add_cloud_arguments() registered."""
     return connect(cloud=parsed_args.os_cloud,
                    region_name=parsed_args.os_region_name,
                    api_timeout=parsed_args.api_timeout)
 
 
-def describe_error(exc, cloud=None):
+def describe_error(exc: BaseException, cloud: str | None = None) -> str:
     """One line saying what went wrong while reaching a cloud.
 
     openstacksdk wraps keystoneauth errors, so the whole chain of causes is
@@ -229,7 +246,7 @@ def describe_error(exc, cloud=None):
     return f'{where}: {type(exc).__name__}: {first_line}'.rstrip(': ')
 
 
-def _causes(exc):
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -237,7 +254,7 @@ def _causes(exc):
         exc = exc.__cause__ or exc.__context__
 
 
-def _explain(exc, where):
+def _explain(exc: BaseException, where: str) -> str | None:
     from keystoneauth1 import exceptions as ks_exc
     from openstack import exceptions as sdk_exc
 
@@ -264,7 +281,7 @@ def _explain(exc, where):
     return None
 
 
-def auth_url(conn):
+def auth_url(conn: Connection) -> str | None:
     """The identity endpoint ``conn`` authenticates against, or None."""
     try:
         auth = conn.config.config.get('auth') or {}
@@ -274,14 +291,15 @@ def auth_url(conn):
     return (url or '').rstrip('/') or None
 
 
-def require_admin(conn, purpose):
+def require_admin(conn: Connection, purpose: str) -> None:
     """Raise CloudError unless the connection's token has the admin role."""
     if not has_admin_role(conn):
         raise CloudError(f'{purpose} needs the admin role, which the '
                          'credentials of this cloud do not have')
 
 
-def command_connection(parsed_args, *, admin_for=None):
+def command_connection(parsed_args: argparse.Namespace, *,
+                       admin_for: str | None = None) -> Connection:
     """connect_from_args(); with admin_for, the admin role is required."""
     conn = connect_from_args(parsed_args)
     if admin_for:
@@ -289,7 +307,7 @@ def command_connection(parsed_args, *, admin_for=None):
     return conn
 
 
-def has_admin_role(conn):
+def has_admin_role(conn: Connection) -> bool:
     """True when the token of this connection carries the admin role."""
     access = conn.session.auth.get_access(conn.session)
     return 'admin' in access.role_names
@@ -307,7 +325,7 @@ _UNUSED_OPTIONAL = ('eventlet', 'osprofiler.web', 'netaddr',
                     'prometheus_client')
 
 
-def _config_loader():
+def _config_loader() -> types.ModuleType:
     """openstack.config.loader, without openstacksdk's services.
 
     Importing any part of openstacksdk runs its package's ``__init__``,
@@ -321,25 +339,27 @@ def _config_loader():
         _import_without(_UNUSED_OPTIONAL, 'keystoneauth1.session')
     if 'openstack' not in sys.modules:
         spec = importlib.util.find_spec('openstack')
-        package = importlib.util.module_from_spec(spec)
+        # openstacksdk is a requirement: its spec is there.
+        package = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
 
-        def attribute(name):
+        def attribute(name: str) -> object:
             # A submodule is imported on its own; anything else is the
             # package's own: run its __init__ (once).
             if importlib.util.find_spec(f'openstack.{name}') is not None:
                 return importlib.import_module(f'openstack.{name}')
             del package.__getattr__
-            spec.loader.exec_module(package)
+            spec.loader.exec_module(package)  # type: ignore[union-attr]
             return getattr(package, name)
 
-        package.__getattr__ = attribute
+        # a module's __getattr__ (PEP 562)
+        package.__getattr__ = attribute  # type: ignore[method-assign]
         sys.modules['openstack'] = package
     if 'openstack.config.loader' not in sys.modules:
         _import_without(_UNUSED_OPTIONAL, 'openstack.config.loader')
     return importlib.import_module('openstack.config.loader')
 
 
-def trove_client(conn):
+def trove_client(conn: Connection) -> 'trove_v1.Client':
     """A python-troveclient v1 client sharing the connection's session."""
     if 'troveclient.client' not in sys.modules:
         _import_without(_UNUSED_OPTIONAL, 'troveclient.client')
@@ -352,11 +372,12 @@ def trove_client(conn):
         service_type='database')
 
 
-def _import_without(optional, module):
+def _import_without(optional: Iterable[str], module: str) -> None:
     """Import ``module`` as if the ``optional`` modules were not installed
     (they are importable again afterwards)."""
     saved = {name: sys.modules.get(name) for name in optional}
-    sys.modules.update(dict.fromkeys(optional))  # None: ImportError
+    # None: ImportError
+    sys.modules.update(dict.fromkeys(optional))  # type: ignore[arg-type]
     try:
         importlib.import_module(module)
     finally:

@@ -13,7 +13,7 @@ class UserError(Exception):
 
     exit_code = 1
 
-    def __str__(self):
+    def __str__(self) -> str:
         text = super().__str__()
         # One line, whatever the cause's own message looked like.
         return ' '.join(text.split())

@@ -9,11 +9,20 @@ import json
 import os
 import pathlib
 import tempfile
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
+from typing import TypeVar
 
 CHUNK = 1 << 20
 
+_R = TypeVar('_R')
 
-def file_digests(path, algorithms=('sha256',), progress=None):
+
+def file_digests(
+         path: pathlib.Path | str, algorithms: Iterable[str] = ('sha256',),
+        progress: Callable[[int], None] | None = None) -> dict[str, str]:
     """{algorithm: hex digest} of the file, read once in 1 MiB chunks.
 
     ``progress(nbytes)`` is called after each chunk when given.
@@ -28,12 +37,14 @@ def file_digests(path, algorithms=('sha256',), progress=None):
     return {name: digest.hexdigest() for name, digest in digests.items()}
 
 
-def file_sha256(path):
+def file_sha256(path: pathlib.Path | str) -> str:
     """Hex sha256 of a file."""
     return file_digests(path)['sha256']
 
 
-def tree_digest(roots, skip_dirs=('__pycache__',), skip_suffixes=('.pyc',)):
+def tree_digest(roots: Iterable[pathlib.Path | str],
+                skip_dirs: Iterable[str] = ('__pycache__',),
+                skip_suffixes: Iterable[str] = ('.pyc',)) -> str:
     """sha256 over every file of the trees: relative path, executable bit
     and content, in a stable order.  ``skip_dirs`` are names or glob
     patterns (``*.egg-info``)."""
@@ -56,7 +67,8 @@ def tree_digest(roots, skip_dirs=('__pycache__',), skip_suffixes=('.pyc',)):
 
 
 @contextlib.contextmanager
-def atomic_output(path, mode=None):
+def atomic_output(path: pathlib.Path | str,
+                  mode: int | None = None) -> Iterator[pathlib.Path]:
     """Yield a temporary path beside ``path`` to write to; on success it is
     fsynced and renamed over ``path`` (readers see old or new, never half),
     on any error or interruption it is removed."""
@@ -79,7 +91,8 @@ def atomic_output(path, mode=None):
         raise
 
 
-def write_atomic(path, data, mode=None):
+def write_atomic(path: pathlib.Path | str, data: str | bytes,
+                 mode: int | None = None) -> pathlib.Path:
     """Write text or bytes to path atomically (see atomic_output)."""
     payload = data.encode() if isinstance(data, str) else data
     with atomic_output(path, mode) as tmp:
@@ -87,7 +100,8 @@ def write_atomic(path, data, mode=None):
     return pathlib.Path(path)
 
 
-def load_record(path, kind):
+def load_record(path: pathlib.Path | str,
+                kind: Callable[..., _R]) -> _R | None:
     """The record saved at path (``kind(**fields)``: a dataclass, or dict),
     or None when there is none: the one state-file model of the local
     cloud, its compute layer, its broker and its registry."""
@@ -97,7 +111,7 @@ def load_record(path, kind):
         return None
 
 
-def save_record(path, record):
+def save_record(path: pathlib.Path | str, record: Any) -> pathlib.Path:
     """Save a dataclass (or dict) record as JSON only its owner can read
     (records hold passwords)."""
     fields = record if isinstance(record, dict) else dataclasses.asdict(
@@ -106,7 +120,7 @@ def save_record(path, record):
                         mode=0o600)
 
 
-def lock_path(path):
+def lock_path(path: pathlib.Path | str) -> pathlib.Path:
     """Where ``output_lock`` locks ``path``: a per-user directory in the
     temporary directory (shared by every session of the user, whatever its
     XDG settings), the file named after the absolute path."""
@@ -114,7 +128,7 @@ def lock_path(path):
     return key_lock_path(path.name, str(path))
 
 
-def key_lock_path(name, key):
+def key_lock_path(name: str, key: str) -> pathlib.Path:
     """A lock file in the same per-user directory for anything ``key``
     names (e.g. a cloud resource); ``name`` makes it readable."""
     tag = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -125,7 +139,9 @@ def key_lock_path(name, key):
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_file, on_wait=None):
+def exclusive_lock(
+         lock_file: pathlib.Path | str,
+        on_wait: Callable[[], object] | None = None) -> Iterator[None]:
     """Hold an exclusive flock on ``lock_file`` (made when missing) while
     the block runs; another holder, in any process, waits for it (calling
     ``on_wait()`` first when it has to)."""
@@ -143,7 +159,7 @@ def exclusive_lock(lock_file, on_wait=None):
 
 
 @contextlib.contextmanager
-def output_lock(path):
+def output_lock(path: pathlib.Path | str) -> Iterator[None]:
     """Hold an exclusive lock on ``path``'s build while the block runs.
 
     A second build of the same output (another process) waits here, then
@@ -154,21 +170,21 @@ def output_lock(path):
         yield
 
 
-def _xdg(variable, default):
+def _xdg(variable: str, default: str) -> pathlib.Path:
     return pathlib.Path(os.environ.get(variable)
                         or os.path.expanduser(default))
 
 
-def cache_dir(*parts):
+def cache_dir(*parts: str) -> pathlib.Path:
     """$XDG_CACHE_HOME (default ~/.cache) joined with parts."""
     return _xdg('XDG_CACHE_HOME', '~/.cache').joinpath(*parts)
 
 
-def state_dir(*parts):
+def state_dir(*parts: str) -> pathlib.Path:
     """$XDG_STATE_HOME (default ~/.local/state) joined with parts."""
     return _xdg('XDG_STATE_HOME', '~/.local/state').joinpath(*parts)
 
 
-def config_dir(*parts):
+def config_dir(*parts: str) -> pathlib.Path:
     """$XDG_CONFIG_HOME (default ~/.config) joined with parts."""
     return _xdg('XDG_CONFIG_HOME', '~/.config').joinpath(*parts)

@@ -10,7 +10,10 @@ section; a new section goes at the end of the file.
 """
 
 import os
+import pathlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from trovestack.common import files
 
@@ -22,11 +25,11 @@ _OPTION = re.compile(
 class IniFile:
     """The lines of one INI file, editable in place."""
 
-    def __init__(self, text=''):
+    def __init__(self, text: str = '') -> None:
         self.lines = text.splitlines(keepends=True)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: pathlib.Path | str) -> 'IniFile':
         """Read ``path``; a missing file gives an empty document."""
         try:
             with open(path, encoding='utf-8') as stream:
@@ -34,10 +37,10 @@ class IniFile:
         except FileNotFoundError:
             return cls()
 
-    def text(self):
+    def text(self) -> str:
         return ''.join(self.lines)
 
-    def save(self, path):
+    def save(self, path: pathlib.Path | str) -> None:
         """Write atomically next to ``path``, keeping its permissions."""
         try:
             mode = os.stat(path).st_mode & 0o777
@@ -45,14 +48,14 @@ class IniFile:
             mode = 0o644
         files.write_atomic(path, self.text(), mode=mode)
 
-    def _entries(self):
+    def _entries(self) -> list[tuple[str, str | None, int, int]]:
         """(section, key or None, first line, end line) per option/header.
 
         For an option the range covers its continuation lines; for a
         section header key is None and the range is the header line.
         """
         section = None
-        entries = []
+        entries: list[tuple[str, str | None, int, int]] = []
         index = 0
         while index < len(self.lines):
             line = self.lines[index]
@@ -71,27 +74,29 @@ class IniFile:
             index += 1
         return entries
 
-    def _continues(self, index):
+    def _continues(self, index: int) -> bool:
         line = self.lines[index]
         return line[:1] in (' ', '\t') and line.strip() != ''
 
-    def sections(self):
+    def sections(self) -> list[str]:
         return list(dict.fromkeys(e[0] for e in self._entries()))
 
-    def options(self, section):
+    def options(self, section: str) -> list[str]:
         return list(dict.fromkeys(
             key for name, key, _, _ in self._entries()
             if name == section and key is not None))
 
-    def get(self, section, key):
+    def get(self, section: str, key: str) -> str | None:
         """The value oslo.config would read (the last one), or None."""
         value = None
         for name, entry_key, start, _ in self._entries():
             if name == section and entry_key == key:
-                value = _OPTION.match(self.lines[start]).group('value')
+                # _entries() found an option on that line
+                value = _OPTION.match(  # type: ignore[union-attr]
+                    self.lines[start]).group('value')
         return value
 
-    def set(self, section, key, value):
+    def set(self, section: str, key: str, value: str) -> str | None:
         """Set ``key`` in ``section``; returns the previous value or None."""
         old = self.get(section, key)
         new_line = f'{key} = {value}\n'
@@ -108,7 +113,7 @@ class IniFile:
             self._append_section(section, new_line)
         return None
 
-    def update(self, sections):
+    def update(self, sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """Set each option of {section: {option: value}} whose value
         differs; the ``section.option`` names that changed."""
         changed = []
@@ -120,12 +125,12 @@ class IniFile:
                     changed.append(f'{section}.{option}')
         return changed
 
-    def _insert(self, index, line):
+    def _insert(self, index: int, line: str) -> None:
         if index > 0 and not self.lines[index - 1].endswith('\n'):
             self.lines[index - 1] += '\n'
         self.lines.insert(index, line)
 
-    def _append_section(self, section, line):
+    def _append_section(self, section: str, line: str) -> None:
         if self.lines and not self.lines[-1].endswith('\n'):
             self.lines[-1] += '\n'
         if self.lines and self.lines[-1].strip():
@@ -133,7 +138,7 @@ class IniFile:
         self.lines.extend([f'[{section}]\n', line])
 
 
-def render(sections) -> str:
+def render(sections: Mapping[str, Mapping[str, Any]]) -> str:
     """The INI text of ``{section: {option: value}}``, in that order."""
     lines = []
     for section, options in sections.items():

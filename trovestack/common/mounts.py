@@ -66,7 +66,7 @@ class LoopDevice:
     holders: tuple = ()       # device-mapper names (kpartx maps)
 
     @property
-    def device(self):
+    def device(self) -> str:
         return f'/dev/{self.name}'
 
 
@@ -78,7 +78,7 @@ class Teardown:
     detached: list = dataclasses.field(default_factory=list)
     remaining: list = dataclasses.field(default_factory=list)
 
-    def summary(self):
+    def summary(self) -> str:
         parts = []
         if self.unmounted:
             parts.append(f'{len(self.unmounted)} mount(s) taken down')
@@ -90,18 +90,18 @@ class Teardown:
         return '; '.join(parts)
 
 
-def _unescape(field):
+def _unescape(field: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
-def _strip_deleted(path):
+def _strip_deleted(path: str) -> str:
     for suffix in _DELETED:
         if path.endswith(suffix):
             return path[:-len(suffix)]
     return path
 
 
-def parse_mountinfo(text):
+def parse_mountinfo(text: str) -> list[Mount]:
     """[Mount] of a mountinfo table, in its order (parents first)."""
     found = []
     for line in text.splitlines():
@@ -118,37 +118,38 @@ def parse_mountinfo(text):
     return found
 
 
-def mounts(mountinfo=MOUNTINFO):
+def mounts(mountinfo: str = MOUNTINFO) -> list[Mount]:
     with open(mountinfo) as table:
         return parse_mountinfo(table.read())
 
 
-def canonical(path):
+def canonical(path: pathlib.Path | str) -> str:
     """The absolute path with symlinks resolved, as the kernel shows it."""
     return os.path.realpath(os.path.abspath(path))
 
 
-def is_under(path, root):
+def is_under(path: str, root: str) -> bool:
     """``path`` is ``root`` or below it (both canonical strings)."""
     if root == '/':
         return True
     return path == root or path.startswith(root + '/')
 
 
-def mounts_under(root, mountinfo=MOUNTINFO):
+def mounts_under(root: pathlib.Path | str,
+                 mountinfo: str = MOUNTINFO) -> list[Mount]:
     """The mounts at or below ``root``, in mount table order."""
     root = canonical(root)
     return [m for m in mounts(mountinfo) if is_under(m.path, root)]
 
 
-def _read(path):
+def _read(path: pathlib.Path | str) -> str:
     try:
         return pathlib.Path(path).read_text().strip()
     except OSError:
         return ''
 
 
-def loop_devices(sys_block=SYS_BLOCK):
+def loop_devices(sys_block: str = SYS_BLOCK) -> list[LoopDevice]:
     """Every attached loop device ([LoopDevice])."""
     found = []
     for block in sorted(pathlib.Path(sys_block).glob('loop*')):
@@ -165,7 +166,8 @@ def loop_devices(sys_block=SYS_BLOCK):
     return found
 
 
-def loops_under(root, sys_block=SYS_BLOCK):
+def loops_under(root: pathlib.Path | str,
+                sys_block: str = SYS_BLOCK) -> list[LoopDevice]:
     """Loop devices whose backing file lies below ``root``."""
     root = canonical(root)
     return [loop for loop in loop_devices(sys_block)
@@ -175,7 +177,7 @@ def loops_under(root, sys_block=SYS_BLOCK):
 _libc = None
 
 
-def _umount2(path, flags):
+def _umount2(path: str, flags: int) -> int:
     """umount2(2) (never follows a symlink at the end of ``path``);
     0 or the errno."""
     global _libc
@@ -186,7 +188,7 @@ def _umount2(path, flags):
     return ctypes.get_errno()
 
 
-def unmount(path, lazy=False):
+def unmount(path: str, lazy: bool = False) -> bool:
     """Unmount the top mount at ``path``; True when it went."""
     error = _umount2(path, MNT_DETACH if lazy else 0)
     if error:
@@ -195,25 +197,25 @@ def unmount(path, lazy=False):
     return error == 0
 
 
-def _deepest_first(found):
+def _deepest_first(found: list[Mount]) -> list[Mount]:
     order = {m.mount_id: i for i, m in enumerate(found)}
     return sorted(found, key=lambda m: (m.path.count('/'), order[m.mount_id]),
                   reverse=True)
 
 
-def _unmount_all(found, lazy, done):
+def _unmount_all(found: list[Mount], lazy: bool, done: list[str]) -> None:
     """One pass over ``found``, deepest first."""
     for mount in _deepest_first(found):
         if unmount(mount.path, lazy=lazy):
             done.append(mount.path)
 
 
-def _run(argv):
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, check=False)
 
 
-def detach(loop, dev_mapper=DEV_MAPPER):
+def detach(loop: LoopDevice, dev_mapper: str = DEV_MAPPER) -> bool:
     """Drop a loop device's device-mapper maps (kpartx), its partition
     links (the dib shims' /dev/mapper/loopNpM symlinks), then the device."""
     for holder in loop.holders:
@@ -233,14 +235,15 @@ def detach(loop, dev_mapper=DEV_MAPPER):
     return True
 
 
-def _refuse_top(root):
+def _refuse_top(root: str) -> None:
     if root.count('/') < 2:
         raise ValueError(f'refusing to tear down {root!r}: not a work '
                          'directory')
 
 
-def teardown(root, *, mountinfo=MOUNTINFO, sys_block=SYS_BLOCK,
-             busy_wait=BUSY_WAIT):
+def teardown(root: pathlib.Path | str, *, mountinfo: str = MOUNTINFO,
+             sys_block: str = SYS_BLOCK,
+             busy_wait: float = BUSY_WAIT) -> Teardown:
     """Unmount everything at or below ``root`` and detach the loop devices
     backed by files below it.  Returns a :class:`Teardown`.
 
@@ -278,7 +281,8 @@ def teardown(root, *, mountinfo=MOUNTINFO, sys_block=SYS_BLOCK,
     return result
 
 
-def remove_tree(root, *, mountinfo=MOUNTINFO):
+def remove_tree(root: pathlib.Path | str, *,
+                mountinfo: str = MOUNTINFO) -> None:
     """Delete ``root`` and everything in it, refusing (StillMounted) while
     anything is mounted at or below it: the files of a mounted file system
     (a bind of the host's /dev) are never reached."""

@@ -18,8 +18,11 @@ import pathlib
 import signal
 import subprocess
 import threading
+import types
 from collections.abc import Iterator
 from collections.abc import Sequence
+from typing import Any
+from typing import NoReturn
 
 import psutil
 
@@ -44,13 +47,14 @@ class Namespace:
         return inside(self.name, argv)
 
     def run(self, argv: Sequence[str], *, check: bool = True,
-            **kwargs) -> subprocess.CompletedProcess:
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the namespace and wait (text output)."""
         kwargs.setdefault('capture_output', True)
         kwargs.setdefault('text', True)
         return subprocess.run(self.argv(argv), check=check, **kwargs)
 
-    def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
+    def popen(self, argv: Sequence[str],
+              **kwargs: Any) -> subprocess.Popen[str]:
         """Start ``argv`` inside the namespace; the caller waits."""
         return subprocess.Popen(self.argv(argv), **kwargs)
 
@@ -185,7 +189,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def _raise(signum, frame):
+    def _raise(signum: int, frame: types.FrameType | None) -> NoReturn:
         raise Terminated('terminated by signal %d' % signum)
 
     saved = {sig: signal.signal(sig, _raise)

@@ -6,6 +6,8 @@ chaining code (provision, the devstack orchestration) reads their fields.
 """
 
 import dataclasses
+from collections.abc import Iterable
+from typing import Any
 
 # Actions shared by every step, so that a reader learns one vocabulary.
 CREATED = 'created'
@@ -35,14 +37,14 @@ class Row:
 
     __test__ = False  # not a pytest class, whatever module imports it
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 _IRREGULAR = {'written': 'would-write', 'ran': 'would-run'}
 
 
-def planned(action):
+def planned(action: str) -> str:
     """The dry-run spelling of an action: 'created' -> 'would-create'
     (the one spelling every step uses); unchanged and skipped stay."""
     if action in (UNCHANGED, SKIPPED):
@@ -52,6 +54,6 @@ def planned(action):
     return 'would-' + action[:-1] if action.endswith('ed') else action
 
 
-def failed(rows):
+def failed(rows: Iterable[Row]) -> list[Row]:
     """The rows whose action is FAILED."""
     return [row for row in rows if row.action == FAILED]

@@ -14,16 +14,17 @@ killed in between never leaves a record that lies.
 import json
 import os
 import pathlib
+from typing import Any
 
 from trovestack.common import files
 
 
-def path(artifact, suffix: str) -> pathlib.Path:
+def path(artifact: pathlib.Path | str, suffix: str) -> pathlib.Path:
     """Where ``artifact``'s record with ``suffix`` is."""
     return pathlib.Path(f'{artifact}{suffix}')
 
 
-def read(artifact, suffix: str) -> dict | None:
+def read(artifact: pathlib.Path | str, suffix: str) -> dict[str, Any] | None:
     """The record beside ``artifact``, or None (none, or unreadable)."""
     try:
         return json.loads(path(artifact, suffix).read_text())
@@ -31,7 +32,8 @@ def read(artifact, suffix: str) -> dict | None:
         return None
 
 
-def describes(record: dict | None, artifact) -> bool:
+def describes(record: dict[str, Any] | None,
+              artifact: pathlib.Path | str) -> bool:
     """True when ``artifact`` exists with the record's size and mtime."""
     if not record:
         return False
@@ -43,7 +45,8 @@ def describes(record: dict | None, artifact) -> bool:
                                             record.get('mtime_ns'))
 
 
-def fresh(artifact, suffix: str, key: str, value) -> dict | None:
+def fresh(artifact: pathlib.Path | str, suffix: str, key: str,
+          value: object) -> dict[str, Any] | None:
     """The record when it has ``key`` = ``value`` and still describes
     ``artifact``; else None."""
     record = read(artifact, suffix)
@@ -52,7 +55,8 @@ def fresh(artifact, suffix: str, key: str, value) -> dict | None:
     return record if describes(record, artifact) else None
 
 
-def write(artifact, suffix: str, record: dict) -> dict:
+def write(artifact: pathlib.Path | str, suffix: str,
+          record: dict[str, Any]) -> dict[str, Any]:
     """Write ``record`` with ``artifact``'s size and mtime beside it
     (atomically); the record written."""
     st = os.stat(artifact)

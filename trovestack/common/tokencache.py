@@ -33,9 +33,11 @@ import hmac
 import json
 import logging
 import os
+import pathlib
 import stat
 import tempfile
 import time
+from typing import Any
 
 from trovestack.common import files
 
@@ -53,16 +55,16 @@ _SUFFIX = '.json'
 _OFF = ('0', 'no', 'false', 'off')
 
 
-def enabled():
+def enabled() -> bool:
     """False when $TROVESTACK_TOKEN_CACHE turns the cache off."""
     return os.environ.get(SWITCH, '').strip().lower() not in _OFF
 
 
-def default_directory():
+def default_directory() -> pathlib.Path:
     return files.cache_dir('trovestack', 'tokens')
 
 
-def attach(auth, directory=None):
+def attach(auth: Any, directory: pathlib.Path | None = None) -> bool:
     """Give ``auth`` (a keystoneauth identity plugin) its cached token, if
     one is still valid, and store every new token it gets; True when a
     cached token was installed.  Plugins that can not name their auth
@@ -79,7 +81,7 @@ def attach(auth, directory=None):
     stored = auth.auth_ref
     get_access = auth.get_access
 
-    def get_access_and_store(session, **kwargs):
+    def get_access_and_store(session: Any, **kwargs: Any) -> Any:
         nonlocal stored
         access = get_access(session, **kwargs)
         if auth.auth_ref is not stored:
@@ -91,7 +93,7 @@ def attach(auth, directory=None):
     return installed
 
 
-def _install(auth, state):
+def _install(auth: Any, state: str | None) -> bool:
     if not state:
         return False
     try:
@@ -111,12 +113,12 @@ def _install(auth, state):
 class _Entry:
     """One cache file: the auth state of one set of auth parameters."""
 
-    def __init__(self, directory, name):
+    def __init__(self, directory: pathlib.Path, name: str) -> None:
         self.directory = directory
         self.path = directory / name
 
     @classmethod
-    def of(cls, auth, directory):
+    def of(cls, auth: Any, directory: pathlib.Path) -> '_Entry | None':
         """The entry of the plugin's parameters; None if the directory is
         not private to this user."""
         elements = auth.get_cache_id_elements()
@@ -132,14 +134,14 @@ class _Entry:
                           hashlib.sha256).hexdigest()
         return cls(directory, digest + _SUFFIX)
 
-    def read(self):
+    def read(self) -> str | None:
         """The stored auth state, or None."""
         try:
             return _read_private(self.path).decode()
         except (OSError, UnicodeDecodeError):
             return None
 
-    def write(self, state):
+    def write(self, state: str) -> None:
         if not state:
             return
         try:
@@ -150,7 +152,7 @@ class _Entry:
         _remove_stale(self.directory, keep=self.path)
 
 
-def _private_directory(directory):
+def _private_directory(directory: pathlib.Path) -> bool:
     """Make the directory (0700) if needed; True if it is a directory of
     this user's that nobody else can read or write."""
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +169,7 @@ def _private_directory(directory):
     return True
 
 
-def _read_private(path):
+def _read_private(path: pathlib.Path) -> bytes:
     """The bytes of a regular file of this user's with no group or other
     permissions (no symbolic link followed); OSError otherwise."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -179,7 +181,7 @@ def _read_private(path):
         return stream.read()
 
 
-def _secret(directory):
+def _secret(directory: pathlib.Path) -> bytes:
     """The directory's HMAC key, made on first use (atomically: concurrent
     first runs agree on one key)."""
     path = directory / _KEY_FILE
@@ -204,7 +206,7 @@ def _secret(directory):
     return secret
 
 
-def _remove_stale(directory, keep):
+def _remove_stale(directory: pathlib.Path, keep: pathlib.Path) -> None:
     """Remove entries (and temporary files of killed runs) untouched for
     MAX_AGE; the key stays."""
     cutoff = time.time() - MAX_AGE

@@ -3,6 +3,9 @@ the thing waited for is known to have failed."""
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar('_T')
 
 
 class WaitTimeout(Exception):
@@ -13,9 +16,9 @@ class WaitFailed(Exception):
     """``failed()`` reported that the condition can no longer hold."""
 
 
-def wait_for(what: str, ready: Callable[[], object], timeout: float, *,
+def wait_for(what: str, ready: Callable[[], _T], timeout: float, *,
              interval: float = 0.2,
-             failed: Callable[[], str | None] | None = None):
+             failed: Callable[[], str | None] | None = None) -> _T:
     """Call ``ready()`` every ``interval`` seconds until it returns a true
     value, and return that value.
 

@@ -29,6 +29,8 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterable
+from collections.abc import Iterator
 
 import psutil
 
@@ -57,7 +59,7 @@ KEPT = results.KEPT
 FAILED = results.FAILED
 
 
-def registry_dir():
+def registry_dir() -> pathlib.Path:
     """Where every owned work directory of this user is listed:
     $TROVESTACK_WORKDIR_REGISTRY, else trovestack-workdirs-<uid> in the
     temporary directory (next to the build locks)."""
@@ -76,11 +78,11 @@ class Owner:
     started: float | None = None   # psutil create_time; None: unknown
 
     @classmethod
-    def current(cls):
+    def current(cls) -> 'Owner':
         process = psutil.Process()
         return cls(process.pid, process.create_time())
 
-    def alive(self, not_after=None):
+    def alive(self, not_after: float | None = None) -> bool:
         """The owner still runs.  Without a recorded start time, a process
         with this pid counts only if it started before ``not_after`` (the
         directory's time): one started later cannot have made it."""
@@ -99,11 +101,11 @@ class Owner:
             return created <= not_after + START_TOLERANCE
         return True
 
-    def describe(self):
+    def describe(self) -> str:
         return f'pid {self.pid}'
 
 
-def _ours(path, private=False):
+def _ours(path: pathlib.Path | str, private: bool = False) -> bool:
     """``path`` is a directory of this user's own, not a symlink (and, if
     ``private``, not writable by others): nothing anyone else made is
     trusted, let alone torn down."""
@@ -116,7 +118,7 @@ def _ours(path, private=False):
     return not (private and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _registry():
+def _registry() -> pathlib.Path | None:
     """The registry directory when it is usable (made here if missing),
     else None (someone else's, or open to others: ignored)."""
     directory = registry_dir()
@@ -129,16 +131,17 @@ def _registry():
     return None
 
 
-def _write_json(path, data):
+def _write_json(path: pathlib.Path, data: object) -> None:
     files.write_atomic(path, json.dumps(data, sort_keys=True) + '\n')
 
 
-def _entry_path(path, registry=None):
+def _entry_path(path: pathlib.Path | str,
+                registry: pathlib.Path | None = None) -> pathlib.Path:
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:20]
     return (registry or registry_dir()) / f'{digest}.json'
 
 
-def read_owner(path):
+def read_owner(path: pathlib.Path | str) -> 'Owner | None':
     """The Owner recorded in ``path`` (None when there is no record)."""
     try:
         data = json.loads((pathlib.Path(path) / OWNER_FILE).read_text())
@@ -147,7 +150,7 @@ def read_owner(path):
         return None
 
 
-def create(parent, prefix, kind):
+def create(parent: pathlib.Path | str, prefix: str, kind: str) -> pathlib.Path:
     """A new work directory under ``parent`` owned by this process."""
     owner = Owner.current()
     parent = pathlib.Path(parent)
@@ -163,19 +166,19 @@ def create(parent, prefix, kind):
     return path
 
 
-def marker_env(path):
+def marker_env(path: pathlib.Path | str) -> dict[str, str]:
     """What to add to the environment of the processes a build runs."""
     return {MARKER_ENV: str(path)}
 
 
-def _ancestors():
+def _ancestors() -> set[int]:
     mine = {os.getpid()}
     with contextlib.suppress(psutil.Error):
         mine.update(p.pid for p in psutil.Process().parents())
     return mine
 
 
-def processes_of(path):
+def processes_of(path: pathlib.Path | str) -> list[psutil.Process]:
     """Processes working for the build of ``path``: the marker (or DIB's
     or mmdebstrap's directory variables) in their environment names a
     place below it, or their root (chroot) is below it.  Never this
@@ -199,7 +202,7 @@ def processes_of(path):
     return found
 
 
-def stop_processes(path, wait=KILL_WAIT):
+def stop_processes(path: pathlib.Path | str, wait: float = KILL_WAIT) -> int:
     """SIGKILL the build's processes (until no new ones appear); the
     number stopped."""
     stopped = set()
@@ -228,7 +231,7 @@ class Swept:
     detail: str = ''
 
 
-def release(path, owner=''):
+def release(path: pathlib.Path | str, owner: str = '') -> 'Swept':
     """Stop the build's processes, undo its mounts and loop devices, and
     remove ``path`` and its registry entry.  Returns a Swept row (action
     FAILED, with the reason, when something stayed mounted)."""
@@ -251,7 +254,7 @@ def release(path, owner=''):
 
 
 @contextlib.contextmanager
-def _signals_held():
+def _signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP wait while the block runs (a second
     Ctrl-C does not cut a teardown short); they arrive after it."""
     held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -266,7 +269,8 @@ def _signals_held():
 
 
 @contextlib.contextmanager
-def owned(parent, prefix, kind):
+def owned(parent: pathlib.Path | str, prefix: str,
+          kind: str) -> Iterator[pathlib.Path]:
     """A work directory for the block (see the module's docstring); torn
     down and removed when the block is left, however it is left."""
     path = create(parent, prefix, kind)
@@ -281,25 +285,27 @@ def owned(parent, prefix, kind):
                         path, swept.detail)
 
 
-def _dir_time(path):
+def _dir_time(path: pathlib.Path | str) -> float | None:
     try:
         return os.stat(path).st_mtime
     except OSError:
         return None
 
 
-def _owner_from_name(path, prefix):
+def _owner_from_name(path: pathlib.Path, prefix: str) -> 'Owner | None':
     """The pid a work directory's name starts with (<prefix><pid>...)."""
     rest = path.name[len(prefix):] if path.name.startswith(prefix) else ''
     digits = rest.split('-', 1)[0]
     return Owner(int(digits)) if digits.isdigit() else None
 
 
-def _candidates(globs):
+def _candidates(
+        globs: Iterable[tuple[pathlib.Path | str, str]],
+) -> list[tuple[pathlib.Path, Owner | None]]:
     """(path, Owner or None) of every registry entry and every directory
     matching (parent, prefix) in ``globs``; only this user's own
     directories (never through a symlink)."""
-    seen = {}
+    seen: dict[str, tuple[pathlib.Path, Owner | None]] = {}
     registry = _registry()
     for entry in sorted(registry.glob('*.json')) if registry else ():
         try:
@@ -328,12 +334,14 @@ def _candidates(globs):
     return list(seen.values())
 
 
-def _would(path):
+def _would(path: pathlib.Path) -> str:
     found = [len(mounts.mounts_under(path)), len(mounts.loops_under(path))]
     return f'{found[0]} mount(s), {found[1]} loop device(s) below it'
 
 
-def sweep(globs=(), foreign=(), dry_run=False):
+def sweep(globs: Iterable[tuple[pathlib.Path | str, str]] = (),
+          foreign: Iterable[pathlib.Path | str] = (),
+          dry_run: bool = False) -> list[Swept]:
     """Clean up after builds that are gone; returns [Swept].
 
     Looks at every registry entry, every directory ``<parent>/<prefix>*``
@@ -355,15 +363,15 @@ def sweep(globs=(), foreign=(), dry_run=False):
                          else 'unknown owner (gone)'))
         todo += [(pathlib.Path(mounts.canonical(p)), 'creator gone')
                  for p in foreign if _ours(p)]
-        for path, owner in todo:
+        for path, gone in todo:
             if dry_run:
-                rows.append(Swept(str(path), owner, WOULD_DELETE,
+                rows.append(Swept(str(path), gone, WOULD_DELETE,
                                   _would(path)))
             elif os.geteuid() != 0 and mounts.mounts_under(path):
-                rows.append(Swept(str(path), owner, KEPT,
+                rows.append(Swept(str(path), gone, KEPT,
                                   f'{_would(path)}: needs root'))
             else:
                 LOG.debug('Cleaning up %s, left by a build that was killed '
-                         '(%s)', path, owner)
-                rows.append(release(path, owner))
+                         '(%s)', path, gone)
+                rows.append(release(path, gone))
     return rows
