@@ -7,7 +7,9 @@ change, and change only that.
 """
 
 import os
+import pathlib
 
+from trovestack.common import connection
 from trovestack.common import results
 from trovestack.common.errors import UserError
 
@@ -26,7 +28,7 @@ class TestEnvError(UserError):
     __test__ = False  # not a pytest test class despite the name
 
 
-def check_directory(path):
+def check_directory(path: pathlib.Path | str) -> None:
     """Raise TestEnvError unless the directory that would hold path exists."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -34,7 +36,7 @@ def check_directory(path):
             f'cannot write {path}: directory {directory} does not exist')
 
 
-def has_service(conn, service_type):
+def has_service(conn: connection.Connection, service_type: str) -> bool:
     """True when the catalog has an endpoint for ``service_type``.
 
     Unlike Connection.has_service() it does not log a warning per miss.

@@ -2,6 +2,8 @@
 
 import dataclasses
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from load_image import datastores as ds_registry
 from trovestack import testenv
@@ -20,7 +22,7 @@ class DatastoreChoice:
     image_id: str = ''
 
 
-def parse_datastore_arg(value):
+def parse_datastore_arg(value: str) -> tuple[str, str | None]:
     """'NAME' or 'NAME:VERSION' -> (name, version or None)."""
     name, _, version = value.partition(':')
     if not name.strip():
@@ -28,12 +30,14 @@ def parse_datastore_arg(value):
     return name.strip(), version.strip() or None
 
 
-def _text(value):
+def _text(value: object) -> str:
     # troveclient sometimes hands ids over as bytes.
     return value.decode() if isinstance(value, bytes) else str(value or '')
 
 
-def registered(trove, names=None):
+def registered(
+        trove: Any, names: Iterable[str] | None = None,
+) -> dict[str, tuple[Any, list[Any]]]:
     """{name: (datastore, [versions])} of every datastore in Trove; the
     versions are looked up only for ``names`` (default: all)."""
     found = {}
@@ -45,7 +49,9 @@ def registered(trove, names=None):
     return found
 
 
-def choose(trove, wanted=None):
+def choose(
+        trove: Any, wanted: Iterable[tuple[str, str | None]] | None = None,
+) -> list[DatastoreChoice]:
     """DatastoreChoices for ``wanted`` [(name, version or None)].
 
     Without ``wanted`` every registered datastore with a default (or only)
@@ -58,11 +64,12 @@ def choose(trove, wanted=None):
             'no datastore is registered in Trove; register one first '
             '(trove-manage datastore_version_update or the mgmt API)')
     if wanted:
-        return [_choose_one(available, name, version, strict=True)
-                for name, version in wanted]
-    choices = [_choose_one(available, name, None, strict=False)
-               for name in sorted(available)]
-    choices = [choice for choice in choices if choice is not None]
+        # strict: a choice or TestEnvError, never None
+        return [_choose_one(  # type: ignore[misc]
+            available, name, version, strict=True) for name, version in wanted]
+    found = [_choose_one(available, name, None, strict=False)
+             for name in sorted(available)]
+    choices = [choice for choice in found if choice is not None]
     if not choices:
         raise testenv.TestEnvError(
             'no registered datastore has a default version; '
@@ -70,7 +77,9 @@ def choose(trove, wanted=None):
     return choices
 
 
-def _choose_one(available, name, version, *, strict):
+def _choose_one(available: dict[str, tuple[Any, list[Any]]], name: str,
+                version: str | None, *,
+                strict: bool) -> DatastoreChoice | None:
     if name not in available:
         raise testenv.TestEnvError(
             f'datastore {name!r} is not registered in Trove '

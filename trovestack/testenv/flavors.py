@@ -20,6 +20,9 @@ before anything is created, and nothing changes unless ``replace`` is given
 import dataclasses
 import logging
 import types
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
 
 from trovestack import testenv
 from trovestack.common import connection
@@ -72,7 +75,7 @@ class FlavorSpec:
     ephemeral: int = 0
     extra_specs: tuple = ()
 
-    def differences(self, flavor):
+    def differences(self, flavor: Any) -> list[str]:
         """'field ours!=theirs' strings for every way ``flavor`` differs."""
         found = []
         for field in ('id', 'name', 'ram', 'disk', 'vcpus', 'ephemeral'):
@@ -93,7 +96,7 @@ class FlavorResult:
     spec: FlavorSpec
     action: str
 
-    def to_row(self):
+    def to_row(self) -> Row:
         spec = self.spec
         return Row(
             'flavor', spec.name, self.action,
@@ -101,7 +104,8 @@ class FlavorResult:
             f'vcpus={spec.vcpus} ephemeral={spec.ephemeral}')
 
 
-def _expand_redstack(name, flavor_id, ram, disk, vcpus, resizable):
+def _expand_redstack(name: str, flavor_id: str, ram: int, disk: int,
+                     vcpus: int, resizable: bool) -> Iterator[FlavorSpec]:
     for prefix, suffix, ephemeral in (('test', '', 0), ('test.eph', 'e', 1)):
         base = FlavorSpec(f'{prefix}.{name}-{disk}', flavor_id + suffix,
                           ram, disk, vcpus, ephemeral)
@@ -113,7 +117,7 @@ def _expand_redstack(name, flavor_id, ram, disk, vcpus, resizable):
                 vcpus=vcpus + RESIZE_EXTRA_VCPUS)
 
 
-def flavor_specs(flavor_set=DEFAULT_FLAVOR_SET):
+def flavor_specs(flavor_set: str = DEFAULT_FLAVOR_SET) -> list[FlavorSpec]:
     """The FlavorSpecs of one of FLAVOR_SETS, in table order."""
     if flavor_set not in FLAVOR_SETS:
         raise testenv.TestEnvError(
@@ -139,20 +143,20 @@ class Inventory:
     by_id: dict
     by_name: dict
 
-    def matching(self, spec):
+    def matching(self, spec: FlavorSpec) -> list[Any]:
         """The existing flavors with the spec's id, then its name."""
         found = [self.by_id.get(spec.id), self.by_name.get(spec.name)]
         return list({f.id: f for f in found if f is not None}.values())
 
 
-def inventory(conn):
+def inventory(conn: connection.Connection) -> 'Inventory':
     """The cloud's flavors with their specs, looked up once."""
     found = existing(conn, details=True)
     return Inventory(by_id={flavor.id: flavor for flavor in found},
                      by_name={flavor.name: flavor for flavor in found})
 
 
-def existing(conn, *, details):
+def existing(conn: connection.Connection, *, details: bool) -> list[Any]:
     """Every flavor (public and private): with ``details``, each with the
     attributes compared here (extra specs included), else id and name.
 
@@ -177,7 +181,7 @@ def existing(conn, *, details):
 _LIST_MICROVERSION = '2.61'
 
 
-def listed(conn, *, details):
+def listed(conn: connection.Connection, *, details: bool) -> list[Any] | None:
     """Every flavor (public and private) in one plain REST list per page
     over ``conn``'s session, as records with the attributes compared here
     (id, name, ram, disk, vcpus, ephemeral, extra_specs); None when that
@@ -187,9 +191,10 @@ def listed(conn, *, details):
     if not isinstance(conn, connection.Connection):
         return None
     compute = conn.rest_api('compute')
-    url = '/flavors/detail' if details else '/flavors'
-    params = {'is_public': 'None'}  # all flavors, as openstacksdk asks
-    found = []
+    url: str | None = '/flavors/detail' if details else '/flavors'
+    # all flavors, as openstacksdk asks
+    params: dict[str, str] | None = {'is_public': 'None'}
+    found: list[Any] = []
     while url:
         response = compute.get(url, params=params,
                                microversion=_LIST_MICROVERSION,
@@ -206,7 +211,7 @@ def listed(conn, *, details):
     return found
 
 
-def _flavor_record(item):
+def _flavor_record(item: dict[str, Any]) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         id=item['id'], name=item['name'], ram=item.get('ram'),
         disk=item.get('disk'), vcpus=item.get('vcpus'),
@@ -214,13 +219,16 @@ def _flavor_record(item):
         extra_specs=item.get('extra_specs') or {})
 
 
-def plan_flavors(conn, specs, *, replace=False):
+def plan_flavors(
+        conn: connection.Connection, specs: Iterable[FlavorSpec], *,
+        replace: bool = False) -> list[tuple[FlavorSpec, str, list[Any]]]:
     """[(spec, action, [flavors to delete first])] without changing anything.
 
     Raises TestEnvError naming every conflict when ``replace`` is false.
     """
     existing = inventory(conn)
-    plan, conflicts = [], []
+    plan: list[tuple[FlavorSpec, str, list[Any]]] = []
+    conflicts: list[str] = []
     for spec in specs:
         clashing = existing.matching(spec)
         if not clashing:
@@ -242,7 +250,9 @@ def plan_flavors(conn, specs, *, replace=False):
     return plan
 
 
-def ensure_flavors(conn, specs, *, replace=False, dry_run=False):
+def ensure_flavors(conn: connection.Connection, specs: Iterable[FlavorSpec], *,
+                   replace: bool = False,
+                   dry_run: bool = False) -> list[FlavorResult]:
     """Create missing flavors; returns a FlavorResult per spec."""
     plan = plan_flavors(conn, specs, replace=replace)
     results = []
@@ -260,7 +270,7 @@ def ensure_flavors(conn, specs, *, replace=False, dry_run=False):
     return results
 
 
-def _create_flavor(conn, spec):
+def _create_flavor(conn: connection.Connection, spec: FlavorSpec) -> None:
     LOG.info('Creating flavor %s (id %s)', spec.name, spec.id)
     flavor = conn.compute.create_flavor(
         name=spec.name, id=spec.id, ram=spec.ram, disk=spec.disk,

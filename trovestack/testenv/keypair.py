@@ -6,8 +6,10 @@ leaves it alone, a different key is an error unless ``replace`` is given
 """
 
 import logging
+import pathlib
 
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
@@ -16,7 +18,7 @@ DEFAULT_KEYPAIR_NAME = 'trove-mgmt'
 _KEY_TYPES = ('ssh-', 'ecdsa-', 'sk-ssh-', 'sk-ecdsa-')
 
 
-def read_public_key(path):
+def read_public_key(path: pathlib.Path | str) -> str:
     """The 'type base64' part of an OpenSSH public key file."""
     try:
         with open(path, encoding='utf-8') as stream:
@@ -35,13 +37,14 @@ def read_public_key(path):
     return key
 
 
-def canonical(public_key):
+def canonical(public_key: str) -> str:
     """Key type and data, without the comment."""
     return ' '.join(public_key.split()[:2])
 
 
-def ensure_keypair(conn, name, public_key_path, *, replace=False,
-                   dry_run=False):
+def ensure_keypair(conn: connection.Connection, name: str,
+                   public_key_path: str, *,
+                   replace: bool = False, dry_run: bool = False) -> Row:
     """Find or create keypair ``name``; returns a Row."""
     public_key = read_public_key(public_key_path)
     existing = conn.compute.find_keypair(name, ignore_missing=True)

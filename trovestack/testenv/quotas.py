@@ -9,8 +9,12 @@ nova-api has no cells), is skipped with the reason.
 
 import dataclasses
 import logging
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
 
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common.results import Row
 
 LOG = logging.getLogger(__name__)
@@ -46,7 +50,9 @@ class QuotaWant:
     project: str  # 'service' or 'test'
 
 
-def wanted(overrides=None):
+def wanted(
+        overrides: Mapping[tuple[str, str], int] | None = None,
+) -> list[QuotaWant]:
     """QUOTA_TABLE as QuotaWants, with {(service, resource): minimum}."""
     overrides = dict(overrides or {})
     known = {(row[0], row[1]) for row in QUOTA_TABLE}
@@ -60,7 +66,7 @@ def wanted(overrides=None):
             for service, resource, minimum, project in QUOTA_TABLE]
 
 
-def parse_quota_arg(value):
+def parse_quota_arg(value: str) -> tuple[tuple[str, str], int]:
     """'SERVICE.RESOURCE=N' -> ((service, resource), N)."""
     key, sep, number = value.partition('=')
     service, dot, resource = key.partition('.')
@@ -75,7 +81,7 @@ def parse_quota_arg(value):
     return (service, resource), minimum
 
 
-def is_enough(current, minimum):
+def is_enough(current: int, minimum: int) -> bool:
     if current == UNLIMITED:
         return True
     if minimum == UNLIMITED:
@@ -86,11 +92,11 @@ def is_enough(current, minimum):
 class _QuotaApi:
     """Read and raise the quotas of one service for one project."""
 
-    def __init__(self, conn, trove):
+    def __init__(self, conn: connection.Connection, trove: Any) -> None:
         self.conn = conn
         self.trove = trove
 
-    def get(self, service, project_id):
+    def get(self, service: str, project_id: str) -> dict[str, int]:
         if service == 'database':
             return {q.resource: int(q.limit)
                     for q in self.trove.quota.show(project_id)}
@@ -103,7 +109,8 @@ class _QuotaApi:
         return {key: value for key, value in quota.to_dict().items()
                 if isinstance(value, int)}
 
-    def set(self, service, project_id, limits):
+    def set(self, service: str, project_id: str,
+            limits: dict[str, int]) -> None:
         if service == 'database':
             self.trove.quota.update(project_id, limits)
         elif service == 'compute':
@@ -114,7 +121,7 @@ class _QuotaApi:
             self.conn.network.update_quota(project_id, **limits)
 
 
-def _status(exc):
+def _status(exc: BaseException) -> int | None:
     # openstacksdk: status_code, keystoneauth: http_status, troveclient: code
     for attribute in ('status_code', 'http_status', 'code'):
         status = getattr(exc, attribute, None)
@@ -123,13 +130,13 @@ def _status(exc):
     return None
 
 
-def _is_broken(exc):
+def _is_broken(exc: BaseException) -> bool:
     """An API that is missing or failing on the server, not our fault."""
     status = _status(exc)
     return isinstance(status, int) and (status == 404 or status >= 500)
 
 
-def project_id(conn, name):
+def project_id(conn: connection.Connection, name: str) -> str:
     """The id of project ``name``; TestEnvError when there is none."""
     project = conn.identity.find_project(name, ignore_missing=True)
     if project is None:
@@ -137,8 +144,11 @@ def project_id(conn, name):
     return project.id
 
 
-def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
-                  test_project=TEST_PROJECT, dry_run=False):
+def ensure_quotas(conn: connection.Connection, trove: Any,
+                  wants: Iterable[QuotaWant], *,
+                  service_project: str = SERVICE_PROJECT,
+                  test_project: str = TEST_PROJECT,
+                  dry_run: bool = False) -> list[Row]:
     """Raise quotas below their minimum; [Row] per quota or skip.
 
     Both projects are looked up before any quota changes.
@@ -175,7 +185,8 @@ def ensure_quotas(conn, trove, wants, *, service_project=SERVICE_PROJECT,
     return changes
 
 
-def _ensure_service(api, service, project, group, *, dry_run):
+def _ensure_service(api: _QuotaApi, service: str, project: tuple[str, str],
+                    group: Iterable[QuotaWant], *, dry_run: bool) -> list[Row]:
     project_name, project_id = project
     current = api.get(service, project_id)
     raise_to = {w.resource: w.minimum for w in group

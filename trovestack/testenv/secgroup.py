@@ -8,8 +8,11 @@ The management group Trove puts on guests' ports, with its rules, is
 """
 
 import dataclasses
+from collections.abc import Iterable
+from typing import Any
 
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common.results import Row
 
 DEFAULT_GROUP_NAME = 'trove-mgmt'
@@ -23,7 +26,7 @@ class Rule:
     port: int | None
     purpose: str
 
-    def matches(self, rule):
+    def matches(self, rule: Any) -> bool:
         return (rule.direction == 'ingress'
                 and (rule.ether_type or 'IPv4') == 'IPv4'
                 and rule.protocol == self.protocol
@@ -32,13 +35,15 @@ class Rule:
                 and rule.remote_ip_prefix in (None, '0.0.0.0/0')
                 and rule.remote_group_id is None)
 
-    def label(self):
+    def label(self) -> str:
         return self.protocol if self.port is None else \
             f'{self.protocol}/{self.port}'
 
 
-def add_missing_rules(conn, group, name, rules, existing, *, dry_run=False,
-                      project_id=None):
+def add_missing_rules(conn: connection.Connection, group: Any, name: str,
+                      rules: Iterable[Rule], existing: Iterable[Any], *,
+                      dry_run: bool = False,
+                      project_id: str | None = None) -> list[Row]:
     """Create the ingress rules of ``rules`` that ``existing`` lacks in
     security group ``group`` (called ``name``); a Row per rule."""
     rows = []

@@ -8,13 +8,18 @@ edited line by line (see ini.py): everything else in it is kept as it was.
 
 import logging
 import os
+import pathlib
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 from openstack import exceptions as sdk_exc
 
 from trovestack import testenv
+from trovestack.common import connection
 from trovestack.common import files
 from trovestack.common import ini
 from trovestack.common.results import Row
+from trovestack.testenv import datastores
 from trovestack.testenv import flavors as flavors_mod
 
 LOG = logging.getLogger(__name__)
@@ -40,9 +45,13 @@ SECRET = '<hidden>'
 DEFAULT_RESIZE_FLAVOR_ID = 'd4'
 
 
-def derive_settings(conn, choices, *, flavor_id=DEFAULT_FLAVOR_ID,
-                    resize_flavor_id=DEFAULT_RESIZE_FLAVOR_ID,
-                    flavor_ids=(), shared_network=None, volume_type=None):
+def derive_settings(
+        conn: connection.Connection,
+        choices: Sequence[datastores.DatastoreChoice], *,
+        flavor_id: str = DEFAULT_FLAVOR_ID,
+        resize_flavor_id: str = DEFAULT_RESIZE_FLAVOR_ID,
+        flavor_ids: Iterable[str] = (), shared_network: str | None = None,
+        volume_type: str | None = None) -> list[tuple[str, str, str]]:
     """[(section, option, value)] for tempest.conf.
 
     ``choices`` are datastores.DatastoreChoice; ``flavor_ids`` are the ids
@@ -80,7 +89,7 @@ def derive_settings(conn, choices, *, flavor_id=DEFAULT_FLAVOR_ID,
     return settings
 
 
-def cloud_settings(conn):
+def cloud_settings(conn: connection.Connection) -> list[tuple[str, str, str]]:
     """[(section, option, value)] so that tempest reaches the cloud of
     ``conn`` and makes its test users (dynamic credentials) with that
     account, which must be an admin: [auth], [identity] and every
@@ -115,7 +124,7 @@ def cloud_settings(conn):
     return settings
 
 
-def _most_vcpus(conn):
+def _most_vcpus(conn: connection.Connection) -> int | None:
     """The most vCPUs one server can get on the cloud (Placement's VCPU
     max_unit: a compute host's CPU count), or None when Placement can not
     be asked (no such service, not an administrator)."""
@@ -133,7 +142,8 @@ def _most_vcpus(conn):
     return max(units) if units else None
 
 
-def fitting_resize_flavor(conn, flavor_id, resize_flavor_id):
+def fitting_resize_flavor(conn: connection.Connection, flavor_id: str,
+                          resize_flavor_id: str) -> str:
     """``resize_flavor_id``, unless it has more vCPUs than any compute host
     can give one server (trove-tempest-plugin's d4 has 4: Nova finds no
     host for it on a 2-CPU machine and the resize scenario waits in
@@ -167,7 +177,8 @@ def fitting_resize_flavor(conn, flavor_id, resize_flavor_id):
     return chosen.id
 
 
-def _shared_network(conn, name):
+def _shared_network(conn: connection.Connection,
+                    name: str | None) -> str | None:
     if not testenv.has_service(conn, 'network'):
         if name:
             LOG.warning('No network service in the catalog; shared_network '
@@ -181,7 +192,7 @@ def _shared_network(conn, name):
     return 'private' if conn.network.find_network('private') else None
 
 
-def _volume_type(conn, name):
+def _volume_type(conn: connection.Connection, name: str | None) -> str | None:
     if not testenv.has_service(conn, 'block-storage'):
         return name
     if name:
@@ -195,7 +206,8 @@ def _volume_type(conn, name):
         return None
 
 
-def merge(path, settings, *, dry_run=False):
+def merge(path: pathlib.Path | str, settings: Iterable[tuple[str, str, str]],
+          *, dry_run: bool = False) -> list[Row]:
     """Write ``settings`` into the INI file at ``path``; [Row] per option
     (a password's value shown as ``<hidden>``).
 
@@ -225,11 +237,11 @@ def merge(path, settings, *, dry_run=False):
     return changes
 
 
-def _is_secret(option):
+def _is_secret(option: str) -> bool:
     return 'password' in option
 
 
-def _make_private(path):
+def _make_private(path: pathlib.Path | str) -> None:
     """Mode 0600 before a password goes in (saving keeps the mode)."""
     if os.path.exists(path):
         os.chmod(path, 0o600)

@@ -18,6 +18,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
+from typing import IO
+from typing import TYPE_CHECKING
+from typing import Any
 
 import subunit
 import testtools
@@ -26,6 +30,9 @@ from trovestack.common import files
 from trovestack.common import ini
 from trovestack.common import netns as netns_mod
 from trovestack.common.errors import UserError
+
+if TYPE_CHECKING:
+    from testtools.testresult.real import TestDict
 
 LOG = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ REQUIRED_SETTINGS = (
 )
 
 
-def profile_regex(profile: str, datastores=()) -> str:
+def profile_regex(profile: str, datastores: Iterable[str] = ()) -> str:
     """The regex of a profile, narrowed to the test classes of the given
     datastores (the plugin names each class after its datastore:
     ``TestBackupMariaDB``) when any are given."""
@@ -94,12 +101,12 @@ class Selection:
     list_tests: bool = False
 
 
-def default_workspace():
+def default_workspace() -> pathlib.Path:
     """~/.cache/trovestack/tempest (XDG_CACHE_HOME is honoured)."""
     return files.cache_dir('trovestack', 'tempest')
 
 
-def find_tempest():
+def find_tempest() -> str:
     """Path of the tempest command next to this Python, or on PATH."""
     beside = pathlib.Path(sys.executable).parent / 'tempest'
     if beside.is_file() and os.access(beside, os.X_OK):
@@ -112,14 +119,14 @@ def find_tempest():
     return found
 
 
-def check_plugin():
+def check_plugin() -> None:
     """Raise TempestError unless trove-tempest-plugin is importable."""
     if importlib.util.find_spec(PLUGIN_MODULE) is None:
         raise TempestError('trove-tempest-plugin is not installed; pip '
                            'install trove-tempest-plugin')
 
 
-def check_config(path):
+def check_config(path: pathlib.Path | str) -> ini.IniFile:
     """Validate the tempest.conf at ``path``; returns its IniFile."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -133,17 +140,20 @@ def check_config(path):
     if missing:
         raise TempestError(f'tempest config {path} lacks '
                            + '; '.join(missing))
-    if document.get('service_available', 'trove').lower() != 'true':
+    trove = document.get('service_available', 'trove')
+    if trove is None or trove.lower() != 'true':
         raise TempestError(f'tempest config {path} says [service_available] '
                            'trove is not True: no Trove test would run')
     return document
 
 
-def workspace_config(workspace):
+def workspace_config(workspace: pathlib.Path | str) -> pathlib.Path:
     return pathlib.Path(workspace) / 'etc' / 'tempest.conf'
 
 
-def prepare_workspace(workspace, tempest_conf, *, tempest=None):
+def prepare_workspace(workspace: pathlib.Path | str,
+                      tempest_conf: pathlib.Path | str, *,
+                      tempest: str | None = None) -> pathlib.Path:
     """Create the workspace if needed and put ``tempest_conf`` in it.
 
     Returns the path of the workspace's tempest.conf (mode 0600: it may
@@ -172,7 +182,7 @@ def prepare_workspace(workspace, tempest_conf, *, tempest=None):
     return target
 
 
-def _init_workspace(workspace, tempest):
+def _init_workspace(workspace: pathlib.Path, tempest: str) -> None:
     LOG.info('Creating tempest workspace %s', workspace)
     workspace.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
@@ -186,7 +196,9 @@ def _init_workspace(workspace, tempest):
                            + ' '.join(errors).strip())
 
 
-def run_arguments(tempest, workspace, selection, *, netns=None):
+def run_arguments(tempest: str, workspace: pathlib.Path | str,
+                  selection: 'Selection', *,
+                  netns: str | None = None) -> list[str]:
     """The ``tempest run`` command line for ``selection`` (inside the
     network namespace ``netns``, when given)."""
     argv = [tempest, 'run', '--config-file',
@@ -203,7 +215,9 @@ def run_arguments(tempest, workspace, selection, *, netns=None):
     return netns_mod.inside(netns, argv)
 
 
-def run(workspace, selection, *, tempest=None, stdout=None, netns=None):
+def run(workspace: pathlib.Path | str, selection: 'Selection', *,
+        tempest: str | None = None, stdout: int | IO[Any] | None = None,
+        netns: str | None = None) -> int:
     """Run tempest in ``workspace`` (inside the network namespace
     ``netns``, when given); returns its exit code."""
     argv = run_arguments(tempest or find_tempest(), workspace, selection,
@@ -225,7 +239,7 @@ class TestResult:
     __test__ = False
 
 
-def _short_name(test_id):
+def _short_name(test_id: str) -> str:
     """``test_instance_basic.TestInstanceBasicMariaDB.test_configuration``
     from a tempest id (a class's setUpClass keeps its name)."""
     name = re.sub(r'\[.*\]$', '', test_id)
@@ -236,7 +250,7 @@ def _short_name(test_id):
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-def _datastore(test_id):
+def _datastore(test_id: str) -> str:
     for part in re.split(r'[.() ]', test_id):
         for suffix, datastore in _DATASTORE_SUFFIXES:
             if part.startswith('Test') and part.endswith(suffix):
@@ -244,11 +258,11 @@ def _datastore(test_id):
     return ''
 
 
-def parse_results(stream) -> list[TestResult]:
+def parse_results(stream: IO[bytes]) -> list[TestResult]:
     """The tests of a subunit v2 byte stream, in the order they ended."""
     found = []
 
-    def ended(test):
+    def ended(test: 'TestDict') -> None:
         if test['status'] in ('exists', 'inprogress', None):
             return
         start, stop = test['timestamps']
@@ -266,7 +280,7 @@ def parse_results(stream) -> list[TestResult]:
     return found
 
 
-def last_results(workspace) -> list[TestResult]:
+def last_results(workspace: pathlib.Path | str) -> list[TestResult]:
     """The tests of the workspace's last tempest run ([] when it has
     none)."""
     stestr = pathlib.Path(sys.executable).parent / 'stestr'
@@ -283,7 +297,8 @@ def last_results(workspace) -> list[TestResult]:
     return parse_results(io.BytesIO(out.stdout))
 
 
-def write_results(path, results) -> None:
+def write_results(path: pathlib.Path | str,
+                  results: Iterable[TestResult]) -> None:
     """``results`` as a JSON list of {test, datastore, result, seconds}."""
     files.write_atomic(path, json.dumps(
         [dataclasses.asdict(result) for result in results], indent=2)

@@ -13,11 +13,14 @@ import json
 import logging
 import re
 import urllib.parse
+from collections.abc import Iterable
+from typing import Any
 
 from trovestack import testenv
 from trovestack.common import connection
 from trovestack.common import files
 from trovestack.common.results import Row
+from trovestack.testenv import datastores
 
 LOG = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ FLAVOR_ROLES = (
 )
 
 
-def user_entry(conn):
+def user_entry(conn: connection.Connection) -> dict[str, Any]:
     """A ``users`` item for the user a connection authenticated as."""
     config_auth = conn.config.get_auth_args()
     entry = {
@@ -57,7 +60,7 @@ _SERVICE_TYPES = {'trove': 'database', 'nova': 'compute',
                   'glance': 'image', 'swift': 'object-store'}
 
 
-def _api_urls(conn):
+def _api_urls(conn: connection.Connection) -> tuple[str, str]:
     """(dbaas_url, version_url) from the database endpoint in the catalog.
 
     The catalog URL ends in ``/v1.0/<project id>``; the test config wants
@@ -72,7 +75,7 @@ def _api_urls(conn):
     version = next((i for i, s in enumerate(segments)
                     if re.fullmatch(r'v\d+(\.\d+)?', s)), len(segments))
 
-    def url(path_segments):
+    def url(path_segments: Iterable[str]) -> str:
         return urllib.parse.urlunsplit(
             (parts.scheme, parts.netloc, '/'.join(['', *path_segments]),
              '', ''))
@@ -80,7 +83,9 @@ def _api_urls(conn):
     return url(segments[:version + 1]), url(segments[:version])
 
 
-def build(conn, choice, *, user_conns=(), flavor_names=()):
+def build(conn: connection.Connection, choice: datastores.DatastoreChoice, *,
+          user_conns: Iterable[connection.Connection] = (),
+          flavor_names: Iterable[str] = ()) -> dict[str, Any]:
     """The test configuration as a dict.
 
     ``choice`` is the datastores.DatastoreChoice under test; ``user_conns``
@@ -115,7 +120,8 @@ def build(conn, choice, *, user_conns=(), flavor_names=()):
     return values
 
 
-def write(path, values, *, dry_run=False):
+def write(path: str, values: dict[str, Any], *,
+          dry_run: bool = False) -> Row:
     """Write ``values`` as JSON to ``path`` (0600); returns one Row."""
     testenv.check_directory(path)
     text = json.dumps(values, indent=4, sort_keys=True) + '\n'
