@@ -13,6 +13,10 @@ import io
 import json
 import pathlib
 import tarfile
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 from trovestack.common import files
 
@@ -32,7 +36,7 @@ class ImageConfig:
     labels: dict = dataclasses.field(default_factory=dict)
     architecture: str = 'amd64'
 
-    def as_docker_config(self):
+    def as_docker_config(self) -> dict[str, Any]:
         config = {
             'Entrypoint': list(self.entrypoint),
             'Cmd': list(self.cmd),
@@ -48,7 +52,8 @@ class ImageConfig:
         return config
 
 
-def image_config_json(config, diff_ids, created, created_by):
+def image_config_json(config: ImageConfig, diff_ids: Sequence[str],
+                      created: str, created_by: str) -> bytes:
     """The image config document (JSON bytes) of the layers diff_ids."""
     document = {
         'architecture': config.architecture,
@@ -63,7 +68,8 @@ def image_config_json(config, diff_ids, created, created_by):
                       ).encode()
 
 
-def _add_bytes(tar, name, data, mtime):
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes,
+               mtime: int) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = mtime
@@ -71,7 +77,7 @@ def _add_bytes(tar, name, data, mtime):
     tar.addfile(info, io.BytesIO(data))
 
 
-def _add_dir(tar, name, mtime):
+def _add_dir(tar: tarfile.TarFile, name: str, mtime: int) -> None:
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
     info.mode = 0o755
@@ -79,7 +85,10 @@ def _add_dir(tar, name, mtime):
     tar.addfile(info)
 
 
-def write_layer(path, files_map, directories, uid, mtime=0):
+def write_layer(path: pathlib.Path | str,
+                files_map: Mapping[str, tuple[pathlib.Path | str, int]],
+                directories: Iterable[tuple[str, int]], uid: int,
+                mtime: int = 0) -> pathlib.Path | str:
     """Write a small layer tar: files {image path: (source, mode)} owned
     by root, and directories ((path, mode), ...) owned by uid:uid."""
     with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as tar:
@@ -100,8 +109,11 @@ def write_layer(path, files_map, directories, uid, mtime=0):
     return path
 
 
-def write_docker_archive(layer_tars, output, repository, tag, config, *,
-                         created=None, created_by='trovestack'):
+def write_docker_archive(layer_tars: Sequence[pathlib.Path | str],
+                         output: pathlib.Path | str, repository: str, tag: str,
+                         config: ImageConfig, *,
+                         created: datetime.datetime | None = None,
+                         created_by: str = 'trovestack') -> str:
     """Write a docker-archive at output whose layers are the uncompressed
     tars ``layer_tars`` (bottom first), tagged repository:tag.
 
@@ -154,20 +166,24 @@ def write_docker_archive(layer_tars, output, repository, tag, config, *,
     return f'sha256:{config_sha}'
 
 
-def read_manifest(archive):
+def read_manifest(archive: pathlib.Path | str) -> list[dict[str, Any]]:
     """The manifest.json entries of a docker-archive."""
     with tarfile.open(archive) as tar:
-        return json.load(tar.extractfile('manifest.json'))
+        # a docker-archive's members are files: extractfile() gives them
+        return json.load(
+            tar.extractfile('manifest.json'))  # type: ignore[arg-type]
 
 
-def read_config(archive):
+def read_config(archive: pathlib.Path | str) -> dict[str, Any]:
     """The image config document of a single-image docker-archive."""
     with tarfile.open(archive) as tar:
-        manifest = json.load(tar.extractfile('manifest.json'))
-        return json.load(tar.extractfile(manifest[0]['Config']))
+        manifest = json.load(
+            tar.extractfile('manifest.json'))  # type: ignore[arg-type]
+        return json.load(
+            tar.extractfile(manifest[0]['Config']))  # type: ignore[arg-type]
 
 
-def image_id(archive):
+def image_id(archive: pathlib.Path | str) -> str:
     """The image id of a single-image docker-archive: its config's
     digest (what a registry's manifest names as its config)."""
     name = read_manifest(archive)[0]['Config']

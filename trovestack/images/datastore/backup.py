@@ -22,6 +22,10 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from packaging import requirements as pep508
 from packaging import utils as packaging_utils
@@ -32,6 +36,10 @@ from trovestack.common import results
 from trovestack.images.datastore import archive
 from trovestack.images.datastore import builder
 from trovestack.images.datastore import datastores
+
+if TYPE_CHECKING:
+    from trovestack.cloud import registry
+    from trovestack.cloud import trove_source
 
 # Not part of the image: Trove's unit tests of the backup code.
 SKIPPED_DIRS = ('__pycache__', 'tests')
@@ -67,7 +75,7 @@ def _owned(directory, name):
                                   'backup image')
 
 
-def release_sdist(version, report):
+def release_sdist(version: str, report: Callable[[str], None]) -> pathlib.Path:
     """The cached sdist of trove ``version`` (tools/install-test-deps keeps
     it in $TROVESTACK_SDIST_CACHE or the XDG cache's trovestack/sdists),
     downloaded from PyPI when missing."""
@@ -100,12 +108,14 @@ def _extract_backup(sdist, dest):
     return dest / 'backup'
 
 
-def backup_tree(source, report=None):
+def backup_tree(source: 'trove_source.TroveSource',
+                report: Callable[[str], None] | None = None) -> pathlib.Path:
     """The backup/ directory of ``source`` (a trove_source.TroveSource):
     the tree's own, or the release sdist's, unpacked once into the cache."""
     report = report or (lambda message: None)
     if source.is_tree:
-        tree = pathlib.Path(source.path) / 'backup'
+        # a tree's source has its path
+        tree = pathlib.Path(source.path) / 'backup'  # type: ignore[arg-type]
         if not (tree / 'main.py').is_file():
             raise builder.BuildError(f'{source.path} has no backup/main.py: '
                                      f'not a Trove tree with backup code')
@@ -133,7 +143,7 @@ def _move_into_place(made, target, marker):
             raise
 
 
-def code_files(tree):
+def code_files(tree: pathlib.Path) -> dict[str, tuple[pathlib.Path, int]]:
     """{path in the image: (source, mode)} of the top layer: the backup/
     tree at BACKUP_CODE_DIR, without Trove's tests and bytecode."""
     found = {}
@@ -147,7 +157,7 @@ def code_files(tree):
     return found
 
 
-def code_dirs(code):
+def code_dirs(code: Mapping[str, object]) -> tuple[tuple[str, int], ...]:
     """((directory, mode), ...) above the files of ``code``, root's."""
     dirs = {str(parent) for name in code
             for parent in pathlib.PurePosixPath(name).parents
@@ -155,13 +165,13 @@ def code_dirs(code):
     return tuple((name, 0o755) for name in sorted(dirs))
 
 
-def platforms(spec):
+def platforms(spec: datastores.BackupSpec) -> list[str]:
     """pip --platform tags of the wheels the image's glibc runs."""
     return [f'manylinux_2_{minor}_{MACHINE}'
             for minor in range(OLDEST_GLIBC_MINOR, spec.glibc_minor + 1)]
 
 
-def marker_environment(spec):
+def marker_environment(spec: datastores.BackupSpec) -> dict[str, str]:
     """PEP 508 marker values of the image's Python (CPython on Linux)."""
     version = f'{spec.python_version}.0'
     return {'python_version': spec.python_version,
@@ -182,7 +192,8 @@ def _wheel_requirements(wheel):
             for line in metadata.get_all('Requires-Dist') or ()]
 
 
-def missing_requirements(wheels, spec):
+def missing_requirements(wheels: pathlib.Path,
+                         spec: datastores.BackupSpec) -> list[str]:
     """Requirements of the wheels in ``wheels`` that the image's Python
     needs and none of them provides.  pip download judges markers by the
     interpreter it runs in, not by --python-version: Python 3.13 needs
@@ -204,7 +215,8 @@ def missing_requirements(wheels, spec):
     return sorted(missing)
 
 
-def wheelhouse(spec, report):
+def wheelhouse(spec: datastores.BackupSpec,
+               report: Callable[[str], None]) -> pathlib.Path:
     """A directory of the wheels of spec's requirements for its Python,
     with requirements.txt and constraints.txt: downloaded once per
     (requirements, constraints, Python, platforms), then cached."""
@@ -240,14 +252,18 @@ def wheelhouse(spec, report):
     return target
 
 
-def top_inputs(tree):
+def top_inputs(tree: pathlib.Path) -> dict[str, str]:
     return {'backup_code': files.tree_digest([tree],
                                              skip_dirs=SKIPPED_DIRS)}
 
 
-def build_backup(datastore, version, *, source=None, output_dir=None,
-                 force=False, progress=None, mirror=None,
-                 security_mirror=None):
+def build_backup(datastore: str, version: str, *,
+                 source: 'trove_source.TroveSource | None' = None,
+                 output_dir: pathlib.Path | str | None = None,
+                 force: bool = False,
+                 progress: Callable[[str], None] | None = None,
+                 mirror: str | None = None,
+                 security_mirror: str | None = None) -> 'BackupImage':
     """Build (or find up to date) the backup image of datastore:version
     (the datastore image's name), named
     ``trovestack/db-backup-<datastore>:<version>``.
@@ -265,7 +281,7 @@ def build_backup(datastore, version, *, source=None, output_dir=None,
     source = source or trove_source.release()
     spec = datastores.find_backup(datastore, version)
 
-    def report(message):
+    def report(message: str) -> None:
         if progress is None:
             builder.LOG.info('%s: %s', spec.name, message)
         else:
@@ -294,7 +310,9 @@ def build_backup(datastore, version, *, source=None, output_dir=None,
                        trove=source.describe(), backup_tree=tree)
 
 
-def push_unless_there(archive_path, registry_address, repository, tag):
+def push_unless_there(archive_path: pathlib.Path | str, registry_address: str,
+                      repository: str,
+                      tag: str) -> 'registry.PushedImage | None':
     """registry.push unless the registry holds repository:tag with the
     archive's image id already (skopeo would compress every layer again
     to find that out); the pushed image, or None when it was there."""
@@ -306,8 +324,11 @@ def push_unless_there(archive_path, registry_address, repository, tag):
     return registry.push(archive_path, registry_address, repository, tag)
 
 
-def build_and_push(datastores, push_to, pull_from=None, *, source=None,
-                   progress=None):
+def build_and_push(
+        datastores: Iterable[tuple[str, str]], push_to: str,
+        pull_from: str | None = None, *,
+        source: 'trove_source.TroveSource | None' = None,
+        progress: Callable[[str], None] | None = None) -> list[results.Row]:
     """Each of ``datastores``' [(name, version)] backup image built (or
     found up to date) with ``source``'s backup/ code and pushed to the
     registry at ``push_to`` unless it holds that image already; [Row],

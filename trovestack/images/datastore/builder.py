@@ -20,6 +20,10 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 from trovestack.common import errors
 from trovestack.common import files
@@ -70,12 +74,12 @@ class DatastoreImage:
     seconds: float = 0.0
 
     @property
-    def reference(self):
+    def reference(self) -> str:
         """repository:tag, the name `docker load` gives the image."""
         return f'{self.repository}:{self.tag}'
 
 
-def default_output_dir():
+def default_output_dir() -> pathlib.Path:
     """$TROVESTACK_DATASTORE_IMAGE_CACHE, else the XDG cache's
     trovestack/datastore-images."""
     override = os.environ.get('TROVESTACK_DATASTORE_IMAGE_CACHE')
@@ -84,15 +88,17 @@ def default_output_dir():
     return files.cache_dir('trovestack', 'datastore-images')
 
 
-def archive_name(spec):
+def archive_name(spec: datastores.ImageSpec) -> str:
     return f'trovestack-{spec.image_name}-{spec.version}.tar'
 
 
-def base_layer_name(spec):
+def base_layer_name(spec: datastores.ImageSpec) -> str:
     return f'{spec.image_name}-{spec.version}-rootfs.tar'
 
 
-def debian_mirrors(entries):
+def debian_mirrors(
+        entries: Iterable[tuple[str, Sequence[str]]],
+) -> tuple[str | None, str | None]:
     """(archive, security) Debian mirror URIs among apt's (uri, suites)."""
     archive_uri = security_uri = None
     for uri, suites in entries:
@@ -106,7 +112,9 @@ def debian_mirrors(entries):
     return archive_uri, security_uri
 
 
-def resolve_mirrors(mirror=None, security_mirror=None):
+def resolve_mirrors(
+        mirror: str | None = None,
+        security_mirror: str | None = None) -> tuple[str | None, str | None]:
     """Explicit mirrors win; otherwise the ones the host's apt uses."""
     if mirror:
         return mirror.rstrip('/'), security_mirror
@@ -117,7 +125,8 @@ def resolve_mirrors(mirror=None, security_mirror=None):
     return found, security_mirror or found_security
 
 
-def apt_sources(spec, mirror, security_mirror):
+def apt_sources(spec: datastores.ImageSpec, mirror: str | None,
+                security_mirror: str | None) -> list[str]:
     """The sources.list lines mmdebstrap uses for spec's suite."""
     lines = [f'deb {mirror} {spec.suite} main',
              f'deb {mirror} {spec.suite}-updates main']
@@ -126,7 +135,7 @@ def apt_sources(spec, mirror, security_mirror):
     return lines
 
 
-def _hook(script, *args):
+def _hook(script: str, *args: object) -> str:
     """A --customize-hook running bash DATA_DIR/script on the root
     filesystem ("$1") with args."""
     quoted = ' '.join(shlex.quote(str(arg)) for arg in args)
@@ -134,7 +143,10 @@ def _hook(script, *args):
             f'"$1" {quoted}')
 
 
-def mmdebstrap_argv(spec, sources, layer_path, hooks=None):
+def mmdebstrap_argv(
+        spec: datastores.ImageSpec, sources: list[str],
+        layer_path: pathlib.Path | str,
+        hooks: Iterable[datastores.Hook] | None = None) -> list[str]:
     """The mmdebstrap command that writes spec's base layer: the root
     filesystem from Debian packages, customised by ``hooks`` ((script in
     DATA_DIR, arguments); default: the datastore image's customize.sh and
@@ -144,13 +156,16 @@ def mmdebstrap_argv(spec, sources, layer_path, hooks=None):
             f'--include={",".join(spec.all_packages)}']
     argv += [f'--dpkgopt=path-exclude={path}'
              for path in PATH_EXCLUDES + spec.excludes]
-    for script, args in (spec.customize_hooks() if hooks is None
-                         else hooks):
+    # without ``hooks``: a datastore image's spec (a backup image's
+    # hooks need its wheelhouse)
+    for script, args in (spec.customize_hooks()  # type: ignore[call-arg]
+                         if hooks is None else hooks):
         argv.append(_hook(script, *args))
     return argv + [spec.suite, str(layer_path)] + sources
 
 
-def base_inputs(spec, sources):
+def base_inputs(spec: datastores.ImageSpec,
+                sources: Sequence[str]) -> dict[str, str]:
     """What decides the base layer (the slow part: Debian packages)."""
     inputs = {
         'format': str(FORMAT_VERSION),
@@ -167,13 +182,16 @@ def base_inputs(spec, sources):
     return inputs
 
 
-def image_inputs(spec, base_hash, top=None):
+def image_inputs(spec: datastores.ImageSpec, base_hash: str,
+                 top: dict[str, str] | None = None) -> dict[str, str]:
     """What decides the image: its base layer, its top layer (``top``;
     default: a datastore image's scripts), the image config and the
     archive format."""
     if top is None:
+        # without ``top``: a datastore image's spec
         top = {'scripts': files.tree_digest([DATA_DIR / spec.datastore]),
-               'runtime_dirs': repr(spec.runtime_dirs)}
+               'runtime_dirs': repr(
+                   spec.runtime_dirs)}  # type: ignore[union-attr]
     return {
         'base_layer': base_hash,
         **top,
@@ -183,7 +201,8 @@ def image_inputs(spec, base_hash, top=None):
     }
 
 
-def script_files(spec):
+def script_files(
+        spec: datastores.DatastoreSpec) -> dict[str, tuple[pathlib.Path, int]]:
     """{path in the image: (source file, mode)} of the top layer."""
     scripts = DATA_DIR / spec.datastore
     found = {'/usr/local/bin/entrypoint.sh': (scripts / 'entrypoint.sh',
@@ -194,22 +213,23 @@ def script_files(spec):
     return found
 
 
-def stamp_path(image_path):
+def stamp_path(image_path: pathlib.Path | str) -> pathlib.Path:
     return stamps.path(image_path, STAMP_SUFFIX)
 
 
-def read_stamp(image_path):
+def read_stamp(image_path: pathlib.Path | str) -> dict[str, Any] | None:
     return stamps.read(image_path, STAMP_SUFFIX)
 
 
-def up_to_date(image_path, inputs_hash):
+def up_to_date(image_path: pathlib.Path | str,
+               inputs_hash: str) -> dict[str, Any] | None:
     """The stamp when image_path exists, is the file the stamp describes
     and was built from inputs_hash; else None."""
     return stamps.fresh(image_path, STAMP_SUFFIX, 'inputs_hash',
                         inputs_hash)
 
 
-def workdir_prefix(name):
+def workdir_prefix(name: str) -> str:
     """Work directories of the build of ``name``: .<name>.build-<pid>-*
     beside it."""
     return f'.{name}.build-'
@@ -228,7 +248,8 @@ def _work_globs(output_dirs):
             yield directory / subdir, workdir_prefix(subdir)
 
 
-def sweep(output_dirs=(), dry_run=False):
+def sweep(output_dirs: Iterable[pathlib.Path | str] = (),
+          dry_run: bool = False) -> list[workdirs.Swept]:
     """Clean up after datastore image builds that were killed: the
     registered work directories and those beside the archives and base
     layers in ``output_dirs``, with what is mounted below them; a running
@@ -284,8 +305,11 @@ def _workdir(directory, name):
     return workdirs.owned(directory, workdir_prefix(name), 'datastore image')
 
 
-def build_base_layer(spec, sources, *, force=False, report=None,
-                     hooks=None):
+def build_base_layer(
+        spec: datastores.ImageSpec, sources: list[str], *,
+        force: bool = False, report: Callable[[str], None] | None = None,
+        hooks: Callable[[], Iterable[datastores.Hook]] | None = None,
+) -> tuple[pathlib.Path, str]:
     """The cached base layer tar of spec: (path, inputs hash).
     ``hooks()``, called only when the layer is (re)built, gives
     mmdebstrap's customize hooks (default: the spec's own)."""
@@ -313,8 +337,11 @@ def build_base_layer(spec, sources, *, force=False, report=None,
     return path, inputs_hash
 
 
-def build(datastore, version, *, output_dir=None, force=False,
-          progress=None, mirror=None, security_mirror=None):
+def build(datastore: str, version: str, *,
+          output_dir: pathlib.Path | str | None = None, force: bool = False,
+          progress: Callable[[str], None] | None = None,
+          mirror: str | None = None,
+          security_mirror: str | None = None) -> 'DatastoreImage':
     """Build (or find up to date) the image of datastore:version.
 
     Two layers: the Debian root filesystem (cached on its own, since it
@@ -336,9 +363,15 @@ def build(datastore, version, *, output_dir=None, force=False,
             mirror=mirror, security_mirror=security_mirror)
 
 
-def build_layers(spec, top_layer, inputs_of, *, output_dir=None, force=False,
-                 progress=None, mirror=None, security_mirror=None,
-                 hooks=None):
+def build_layers(
+        spec: datastores.ImageSpec,
+        top_layer: Callable[[pathlib.Path], pathlib.Path | str],
+        inputs_of: Callable[[str], dict[str, str]], *,
+        output_dir: pathlib.Path | str | None = None, force: bool = False,
+        progress: Callable[[str], None] | None = None,
+        mirror: str | None = None, security_mirror: str | None = None,
+        hooks: Callable[[], Iterable[datastores.Hook]] | None = None,
+) -> 'DatastoreImage':
     """The docker-archive of ``spec`` (a datastore or backup image spec):
     its cached base layer, then ``top_layer(path)`` (writes the small top
     layer tar), skipped when ``inputs_of(base layer hash)`` is what the
@@ -350,7 +383,7 @@ def build_layers(spec, top_layer, inputs_of, *, output_dir=None, force=False,
     sources = apt_sources(spec, mirror, security_mirror)
     started = time.monotonic()
 
-    def report(message):
+    def report(message: str) -> None:
         if progress is None:
             LOG.info('%s: %s', spec.name, message)
         else:

@@ -5,6 +5,7 @@ backups and restores run in."""
 import dataclasses
 import hashlib
 import pathlib
+from typing import TYPE_CHECKING
 
 from trovestack.common import errors
 from trovestack.common import files
@@ -21,20 +22,29 @@ SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # nss_wrapper for a uid other than SERVICE_UID.
 COMMON_PACKAGES = ('locales', 'libnss-wrapper', 'ca-certificates')
 
+# One mmdebstrap customize hook: (script in DATA_DIR, its arguments).
+Hook = tuple[str, tuple[object, ...]]
+
 
 class _Named:
     """The names of an image of ``image_name`` and ``version``."""
 
+    if TYPE_CHECKING:
+        version: str
+
+        @property
+        def image_name(self) -> str: ...
+
     @property
-    def name(self):
+    def name(self) -> str:
         return f'{self.image_name}:{self.version}'
 
     @property
-    def repository(self):
+    def repository(self) -> str:
         return f'{REPOSITORY_PREFIX}/{self.image_name}'
 
     @property
-    def tag(self):
+    def tag(self) -> str:
         return self.version
 
 
@@ -62,23 +72,24 @@ class DatastoreSpec(_Named):
     base_hook: str = ''
 
     @property
-    def image_name(self):
+    def image_name(self) -> str:
         """The repository without its prefix: names the archive."""
         return self.datastore
 
     @property
-    def all_packages(self):
+    def all_packages(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.packages) | set(COMMON_PACKAGES)))
 
-    def customize_hooks(self):
+    def customize_hooks(self) -> 'list[Hook]':
         """(script in DATA_DIR, arguments) of mmdebstrap's customize
         hooks: customize.sh, then the image's own."""
-        hooks = [('customize.sh', (self.datastore, SERVICE_UID, LOCALE))]
+        hooks: list[Hook] = [
+            ('customize.sh', (self.datastore, SERVICE_UID, LOCALE))]
         if self.base_hook:
             hooks.append((self.base_hook, (self.version, SERVICE_UID)))
         return hooks
 
-    def hook_inputs(self):
+    def hook_inputs(self) -> dict[str, str]:
         """What of the hooks decides the base layer."""
         inputs = {'uid': str(SERVICE_UID), 'locale': LOCALE,
                   'customize': files.file_sha256(DATA_DIR / 'customize.sh')}
@@ -86,7 +97,7 @@ class DatastoreSpec(_Named):
             inputs['base_hook'] = files.file_sha256(DATA_DIR / self.base_hook)
         return inputs
 
-    def image_config(self):
+    def image_config(self) -> archive.ImageConfig:
         path = SYSTEM_PATH
         if self.extra_path:
             path = f'{self.extra_path}:{path}'
@@ -141,12 +152,12 @@ SPECS = {spec.name: spec for spec in (
 )}
 
 
-def supported():
+def supported() -> list[str]:
     """The buildable '<datastore>:<version>' names, sorted."""
     return sorted(SPECS)
 
 
-def find(datastore, version):
+def find(datastore: str, version: str) -> DatastoreSpec:
     """The spec of datastore:version; UserError naming the valid ones."""
     spec = SPECS.get(f'{datastore}:{version}')
     if spec is not None:
@@ -209,40 +220,40 @@ class BackupSpec(_Named):
     constraints: str = ''
 
     @property
-    def image_name(self):
+    def image_name(self) -> str:
         return f'{BACKUP_PREFIX}{self.datastore}'
 
     @property
-    def python_version(self):
+    def python_version(self) -> str:
         return SUITE_PYTHON[self.suite][0]
 
     @property
-    def glibc_minor(self):
+    def glibc_minor(self) -> int:
         return SUITE_PYTHON[self.suite][1]
 
     @property
-    def all_packages(self):
+    def all_packages(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.packages)
                             | set(BACKUP_COMMON_PACKAGES)))
 
-    def customize_hooks(self, wheelhouse):
+    def customize_hooks(self, wheelhouse: pathlib.Path | str) -> 'list[Hook]':
         """The one customize hook: the venv, installed offline from the
         host-made ``wheelhouse``."""
         return [(BACKUP_HOOK, (wheelhouse, BACKUP_VENV))]
 
-    def with_venv(self, requirements, constraints):
+    def with_venv(self, requirements: str, constraints: str) -> 'BackupSpec':
         """This spec for a venv of ``requirements`` (text) installed with
         ``constraints`` (text)."""
         return dataclasses.replace(self, requirements=requirements,
                                    constraints=constraints)
 
-    def hook_inputs(self):
+    def hook_inputs(self) -> dict[str, str]:
         return {'backup_hook': files.file_sha256(DATA_DIR / BACKUP_HOOK),
                 'python': self.python_version,
                 'requirements': _text_sha256(self.requirements),
                 'constraints': _text_sha256(self.constraints)}
 
-    def image_config(self):
+    def image_config(self) -> archive.ImageConfig:
         path = f'{BACKUP_VENV}/bin:{SYSTEM_PATH}'
         if self.extra_path:
             path = f'{BACKUP_VENV}/bin:{self.extra_path}:{SYSTEM_PATH}'
@@ -257,6 +268,10 @@ class BackupSpec(_Named):
                     'org.opencontainers.image.version': self.version,
                     'io.trovestack.debian-suite': self.suite,
                     'io.trovestack.backup-strategy': self.strategy})
+
+
+# What the datastore image builder builds: a datastore or a backup image.
+ImageSpec = DatastoreSpec | BackupSpec
 
 
 def _text_sha256(text):
@@ -287,12 +302,12 @@ BACKUP_SPECS = {backup.name: backup for backup in (
     for spec in SPECS.values())}
 
 
-def backup_supported():
+def backup_supported() -> list[str]:
     """'<datastore>:<version>' of every buildable backup image, sorted."""
     return sorted(f'{s.datastore}:{s.version}' for s in BACKUP_SPECS.values())
 
 
-def find_backup(datastore, version):
+def find_backup(datastore: str, version: str) -> BackupSpec:
     """The backup image spec of datastore:version (the datastore image's
     name); UserError naming the valid ones."""
     find(datastore, version)

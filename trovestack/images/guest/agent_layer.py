@@ -24,6 +24,7 @@ import pathlib
 import shutil
 import subprocess
 import time
+from typing import IO
 
 from trovestack.common import mounts
 from trovestack.common import workdirs
@@ -45,7 +46,7 @@ TOOLS = {'losetup': 'util-linux', 'partx': 'util-linux',
 QCOW2_TOOLS = {'qemu-storage-daemon': 'qemu-system-common'}
 
 
-def tools(image_format):
+def tools(image_format: str) -> dict[str, str]:
     """The host tools the agent step needs for ``image_format``."""
     needed = dict(TOOLS)
     if image_format == 'qcow2':
@@ -181,7 +182,8 @@ def _chroot_env(workdir):
     return env
 
 
-def swap_agent(root, wheel, workdir, log):
+def swap_agent(root: pathlib.Path, wheel: pathlib.Path,
+               workdir: pathlib.Path, log: IO[str]) -> None:
     """In the mounted image ``root``: the trove distribution replaced by
     ``wheel``, then checked by importing the agent's entry module."""
     venv_python = '/%s/bin/python' % AGENT_VENV
@@ -209,7 +211,9 @@ def swap_agent(root, wheel, workdir, log):
         link.symlink_to(target)
 
 
-def replace_agent(image, image_format, wheel, workdir, log):
+def replace_agent(image: pathlib.Path | str, image_format: str,
+                  wheel: pathlib.Path | str, workdir: pathlib.Path,
+                  log: IO[str]) -> None:
     """Put the guest agent of ``wheel`` into the image file ``image`` (in
     ``workdir``, which must be the build's owned work directory)."""
     image = pathlib.Path(image)

@@ -14,6 +14,10 @@ import os
 import pathlib
 import subprocess
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
 
 import load_image
 from trovestack.common import files
@@ -56,7 +60,7 @@ AGENT_INPUT = 'guest_agent'
 ARCHES = tuple(host.DIB_ARCHES.values())
 
 
-def default_cache_dir():
+def default_cache_dir() -> pathlib.Path:
     """$TROVE_IMAGE_BUILDER_CACHE, or the XDG cache's trove-image-builder."""
     env = os.environ.get('TROVE_IMAGE_BUILDER_CACHE')
     if env:
@@ -134,12 +138,13 @@ def _choose(kind, name, available):
     return available[name]
 
 
-def _default_output_name(plan):
+def _default_output_name(plan: Plan) -> str:
     stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name, plan.release)
     for name in plan.request.embed_datastore_images:
         stem += '-' + name.replace(':', '-')
     if plan.arch != host.host_arch():
-        stem += '-' + plan.arch
+        # plan_build() set the arch
+        stem += '-' + plan.arch  # type: ignore[operator]
     return '%s.%s' % (stem, plan.request.image_format)
 
 
@@ -184,7 +189,11 @@ def _elements(request, datastore, guest_os):
     return elements
 
 
-def plan_build(request, datastores=None, guest_oses=None):
+def plan_build(
+        request: BuildRequest,
+        datastores: Mapping[str, plugins.DatastorePlugin] | None = None,
+        guest_oses: Mapping[str, plugins.GuestOSPlugin] | None = None,
+) -> 'Plan':
     """Validate ``request`` without touching the host; return a Plan."""
     if datastores is None:
         datastores = plugins.datastores()
@@ -207,7 +216,9 @@ def plan_build(request, datastores=None, guest_oses=None):
     cache_dir = pathlib.Path(request.cache_dir or default_cache_dir())
     cache_dir = cache_dir.absolute()
     plan = Plan(request=request, datastore=datastore, guest_os=guest_os,
-                release=release, version=version, output=None,
+                # output: set below
+                release=release, version=version,
+                output=None,  # type: ignore[arg-type]
                 cache_dir=cache_dir, arch=request.arch or host.host_arch(),
                 elements=_elements(request, datastore, guest_os))
     if request.output:
@@ -230,7 +241,7 @@ def _base_image_identity(plan):
                                         plan.arch, plan.mirror)
 
 
-def hash_inputs(plan, agent_identity):
+def hash_inputs(plan: 'Plan', agent_identity: str) -> dict[str, Any]:
     """The dict the build hash is computed over (kept in the sidecar)."""
     request = plan.request
     inputs = {
@@ -256,7 +267,7 @@ def hash_inputs(plan, agent_identity):
     return inputs
 
 
-def base_hash(inputs):
+def base_hash(inputs: dict[str, Any]) -> str:
     """The build hash of everything but the guest agent: two images with
     the same base hash differ only in the agent's ``trove`` distribution,
     so one is made from the other by the agent step."""
@@ -273,15 +284,15 @@ def _element_dirs(request):
     return dirs
 
 
-def sidecar_path(image_path):
+def sidecar_path(image_path: pathlib.Path | str) -> pathlib.Path:
     return stamps.path(image_path, SIDECAR_SUFFIX)
 
 
-def read_sidecar(image_path):
+def read_sidecar(image_path: pathlib.Path | str) -> dict[str, Any] | None:
     return stamps.read(image_path, SIDECAR_SUFFIX)
 
 
-def is_up_to_date(image_path, build_hash):
+def is_up_to_date(image_path: pathlib.Path | str, build_hash: str) -> bool:
     """True when the image and its sidecar match ``build_hash`` untouched
     (and its checksum and build-hash files are there)."""
     return (stamps.fresh(image_path, SIDECAR_SUFFIX, 'build_hash',
@@ -365,15 +376,16 @@ def _dib_args(plan, target):
     return args + plan.elements
 
 
-def _check_host(plan, shims):
+def _check_host(plan: Plan, shims: bool) -> None:
     host.check_root()
     extra_tools = {}
     if plan.request.agent_source == guest_agent.GIT:
         extra_tools['git'] = 'git'
     if plan.arch != host.host_arch():
-        # A foreign architecture's chroot runs under qemu-user emulation.
-        extra_tools['qemu-%s-static' % host.machine_of(plan.arch)] = (
-            'qemu-user-static')
+        # A foreign architecture's chroot runs under qemu-user emulation
+        # (plan_build() set the arch).
+        machine = host.machine_of(plan.arch)  # type: ignore[arg-type]
+        extra_tools['qemu-%s-static' % machine] = 'qemu-user-static'
     host.check_tools(device_mapper=not shims, extra=extra_tools)
     dib.disk_image_create()
     host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)
@@ -450,7 +462,8 @@ def _publish(plan, image, digests, inputs, build_hash, log_path, extra):
     return sha256
 
 
-def sweep(output_dirs=(), dry_run=False):
+def sweep(output_dirs: Iterable[pathlib.Path | str] = (),
+          dry_run: bool = False) -> list[workdirs.Swept]:
     """Clean up after guest image builds that were killed: their work
     directories (in the registry, or ``.build-*`` in ``output_dirs``) and
     diskimage-builder's own /tmp/dib_build.*, /tmp/dib_image.* whose
@@ -462,11 +475,13 @@ def sweep(output_dirs=(), dry_run=False):
         foreign=foreign, dry_run=dry_run)
 
 
-def _log_progress(message):
+def _log_progress(message: str) -> None:
     LOG.info('%s', message)
 
 
-def build_image(request, progress=None):
+def build_image(
+        request: BuildRequest,
+        progress: Callable[[str], None] | None = None) -> 'BuildResult':
     """Build the image ``request`` describes, or skip when it is up to date.
 
     An image whose previous build differs only in the guest agent (same
@@ -525,7 +540,8 @@ def _agent_only_source(image, base):
 class _Build:
     """One build of a planned request: skipped, full or agent-only."""
 
-    def __init__(self, plan, inputs, build_hash, agent_identity, progress):
+    def __init__(self, plan: Plan, inputs: dict[str, Any], build_hash: str,
+                 agent_identity: str, progress: Callable[[str], None]) -> None:
         self.plan = plan
         self.request = plan.request
         self.inputs = inputs
@@ -617,7 +633,7 @@ class _Build:
         log_path = _log_path(plan)
         started = time.monotonic()
 
-        def step(message):
+        def step(message: str) -> None:
             progress('[%6.1fs] %s' % (time.monotonic() - started, message))
 
         was = (previous.get('agent') or {}).get('source') or previous[

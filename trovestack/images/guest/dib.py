@@ -5,12 +5,16 @@ import contextlib
 import glob
 import logging
 import os
+import pathlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import psutil
 
@@ -38,7 +42,7 @@ STRAY_PATTERNS = ('dib_build.*', 'dib_image.*')
 STRAY_DIR = '/tmp'
 
 
-def disk_image_create():
+def disk_image_create() -> str:
     """Path of disk-image-create next to this Python, else on PATH."""
     local = os.path.join(os.path.dirname(sys.executable), 'disk-image-create')
     if os.access(local, os.X_OK):
@@ -52,7 +56,7 @@ def disk_image_create():
     return found
 
 
-def dib_version():
+def dib_version() -> str:
     from importlib import metadata
     try:
         return metadata.version('diskimage-builder')
@@ -60,7 +64,7 @@ def dib_version():
         return 'unknown'
 
 
-def phase_of(line):
+def phase_of(line: str) -> str | None:
     """The phase a DIB output line starts, or None."""
     match = _HOOKS.search(line)
     if match:
@@ -72,7 +76,9 @@ def phase_of(line):
     return None
 
 
-def run(args, env, log_path, progress):
+def run(args: Sequence[str], env: Mapping[str, str],
+        log_path: pathlib.Path | str,
+        progress: Callable[[str], None]) -> float:
     """Run disk-image-create ``args``; full output goes to ``log_path``."""
     cmd = [disk_image_create()] + list(args)
     LOG.debug('Running %s', cmd)
@@ -87,7 +93,7 @@ def run(args, env, log_path, progress):
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace', start_new_session=True)
         try:
-            for line in proc.stdout:
+            for line in proc.stdout:  # type: ignore[union-attr]  # a PIPE
                 log.write(line)
                 phase = phase_of(line)
                 if phase and phase != current:
@@ -124,7 +130,7 @@ def _tmp_dir_of(process):
     return os.path.realpath(tmp)
 
 
-def stray_dirs(tmp=None):
+def stray_dirs(tmp: str | None = None) -> list[str]:
     """diskimage-builder's work directories in ``tmp`` (dib_build.*,
     dib_image.*, made by a run without TMP_DIR) whose creator is gone:
     none at all while a disk-image-create working in ``tmp`` runs, since

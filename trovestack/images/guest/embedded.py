@@ -9,6 +9,8 @@ a changed archive rebuilds the guest image.
 
 import dataclasses
 import pathlib
+from collections.abc import Callable
+from collections.abc import Iterable
 
 from trovestack.images import datastore as datastore_images
 from trovestack.images.guest import errors
@@ -25,7 +27,7 @@ class EmbeddedImage:
     reference: str        # repository:tag that `docker load` restores
 
 
-def parse(names) -> list[tuple[str, str]]:
+def parse(names: Iterable[str]) -> list[tuple[str, str]]:
     """['mariadb:11.8', ...] -> [(datastore, version)], duplicates once."""
     parsed = []
     for name in dict.fromkeys(names):
@@ -38,7 +40,9 @@ def parse(names) -> list[tuple[str, str]]:
     return parsed
 
 
-def resolve(names, progress=None) -> list[EmbeddedImage]:
+def resolve(
+        names: Iterable[str],
+        progress: Callable[[str], None] | None = None) -> list[EmbeddedImage]:
     """Build (or find up to date) each archive; in the order given."""
     images = []
     for datastore, version in parse(names):
@@ -49,17 +53,17 @@ def resolve(names, progress=None) -> list[EmbeddedImage]:
     return images
 
 
-def hash_value(images) -> str:
+def hash_value(images: Iterable['EmbeddedImage']) -> str:
     """The build-hash input: every name with its archive's digest."""
     return ' '.join('%s=%s' % (image.name, image.sha256) for image in images)
 
 
-def env_value(images) -> str:
+def env_value(images: Iterable['EmbeddedImage']) -> str:
     """TROVE_EMBEDDED_IMAGES for the element: archive paths, ':'-joined."""
     return ':'.join(str(image.path) for image in images)
 
 
-def sidecar_value(images) -> list[dict]:
+def sidecar_value(images: Iterable['EmbeddedImage']) -> list[dict]:
     """What IMAGE.build.json records (verify-image reads the names)."""
     return [{'name': image.name, 'sha256': image.sha256,
              'image': image.reference} for image in images]

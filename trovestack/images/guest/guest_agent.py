@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import IO
+from typing import Any
 
 from trovestack.common import files
 from trovestack.images.guest import errors
@@ -50,7 +52,8 @@ def _git_commit(url, ref):
     return out.split()[0]
 
 
-def source_identity(source, ref=None, path=None):
+def source_identity(source: str, ref: str | None = None,
+                    path: pathlib.Path | str | None = None) -> str:
     """A string that changes exactly when the agent code would change."""
     if source == PIP:
         return 'pip:trove==%s' % (ref or DEFAULT_PIP_REF)
@@ -68,7 +71,8 @@ def source_identity(source, ref=None, path=None):
                             % (source, ', '.join(SOURCES)))
 
 
-def wheelhouse_key(identity, python_version, machine=None):
+def wheelhouse_key(identity: str, python_version: str,
+                   machine: str | None = None) -> str:
     parts = [identity, python_version, REQUIREMENTS.read_text()]
     if machine and machine != platform.machine():
         parts.append(machine)  # host-machine keys stay as they always were
@@ -99,7 +103,9 @@ def _target_args(python_version, machine=None):
             '--platform', 'manylinux_2_28_' + machine, '--platform', 'any']
 
 
-def _agent_wheel(source, ref, path, wheel_dir, log, python_version, machine):
+def _agent_wheel(source: str, ref: str | None, path: pathlib.Path | str | None,
+                 wheel_dir: pathlib.Path, log: IO[str], python_version: str,
+                 machine: str | None) -> str:
     if source == PIP:
         _pip(['download', '--no-deps', '--only-binary=:all:', '--dest',
               str(wheel_dir), 'trove==%s' % (ref or DEFAULT_PIP_REF)]
@@ -120,8 +126,10 @@ def _agent_wheel(source, ref, path, wheel_dir, log, python_version, machine):
     return 'trove\n'
 
 
-def prepare_agent(source, ref, path, cache_dir, python_version, log,
-                  machine=None):
+def prepare_agent(source: str, ref: str | None,
+                  path: pathlib.Path | str | None, cache_dir: pathlib.Path,
+                  python_version: str, log: IO[str],
+                  machine: str | None = None) -> pathlib.Path:
     """A directory with the agent's own wheel (the trove distribution)
     and ``agent.txt``, built once per agent identity: all an agent-only
     rebuild needs (the libraries are in the image already)."""
@@ -129,14 +137,14 @@ def prepare_agent(source, ref, path, cache_dir, python_version, log,
     target = pathlib.Path(cache_dir, 'agent-wheels',
                           wheelhouse_key(identity, python_version, machine))
 
-    def make(partial):
+    def make(partial: pathlib.Path) -> None:
         agent = _agent_wheel(source, ref, path, partial, log, python_version,
                              machine)
         (partial / 'agent.txt').write_text(agent)
     return _made_once(target, make)
 
 
-def agent_wheel(wheelhouse):
+def agent_wheel(wheelhouse: pathlib.Path) -> pathlib.Path:
     """The trove wheel in a wheelhouse (prepare or prepare_agent)."""
     found = sorted(pathlib.Path(wheelhouse).glob('trove-*.whl'))
     if len(found) != 1:
@@ -145,12 +153,12 @@ def agent_wheel(wheelhouse):
     return found[0]
 
 
-def wheel_version(wheel):
+def wheel_version(wheel: pathlib.Path | str) -> str:
     """The version in a wheel's file name (trove-26.0.0-py3-none-any)."""
     return pathlib.Path(wheel).name.split('-')[1]
 
 
-def check_tree(path):
+def check_tree(path: pathlib.Path | str) -> None:
     """A one-line error when the local tree's agent does not compile (a
     syntax error would otherwise show in the image build's last minutes,
     or only in a booted guest)."""
@@ -162,7 +170,9 @@ def check_tree(path):
         raise errors.BuildError('guest agent source: %s' % exc) from None
 
 
-def provenance(source, ref, path, identity, wheelhouse=None):
+def provenance(source: str, ref: str | None, path: pathlib.Path | str | None,
+               identity: str,
+               wheelhouse: pathlib.Path | None = None) -> dict[str, Any]:
     """Where the image's guest agent comes from, for the sidecar and
     Glance: ``source`` in TroveSource.identity() form (``release:26.0.0``,
     ``tree:<path>@<commit>[+dirty]``, ``tree:<path>``) or
@@ -210,14 +220,16 @@ def _made_once(target, make):
     return target
 
 
-def prepare_requirements(cache_dir, python_version, log, machine=None):
+def prepare_requirements(cache_dir: pathlib.Path, python_version: str,
+                         log: IO[str],
+                         machine: str | None = None) -> pathlib.Path:
     """The wheels of the agent's libraries (the requirement list), for
     the guest's Python and machine; shared by every agent source."""
     target = pathlib.Path(cache_dir, 'requirement-wheels', wheelhouse_key(
         'requirements', python_version, machine))
     pip_target = _target_args(python_version, machine)
 
-    def make(partial):
+    def make(partial: pathlib.Path) -> None:
         _pip(['wheel', '--wheel-dir', str(partial), '--requirement',
               str(REQUIREMENTS)] if not pip_target else
              ['download', '--dest', str(partial), '--requirement',
@@ -226,7 +238,7 @@ def prepare_requirements(cache_dir, python_version, log, machine=None):
     return _made_once(target, make)
 
 
-def _link_all(source, dest):
+def _link_all(source: pathlib.Path | str, dest: pathlib.Path) -> None:
     for item in pathlib.Path(source).iterdir():
         try:
             os.link(item, dest / item.name)
@@ -234,8 +246,9 @@ def _link_all(source, dest):
             shutil.copy(item, dest / item.name)
 
 
-def prepare(source, ref, path, cache_dir, python_version, log,
-            machine=None):
+def prepare(source: str, ref: str | None, path: pathlib.Path | str | None,
+            cache_dir: pathlib.Path, python_version: str, log: IO[str],
+            machine: str | None = None) -> pathlib.Path:
     """The wheelhouse directory for this agent source, built once, for the
     guest's Python and machine (default: the host's): the library wheels
     (prepare_requirements) and the agent's own (prepare_agent)."""
@@ -243,7 +256,7 @@ def prepare(source, ref, path, cache_dir, python_version, log,
     target = pathlib.Path(cache_dir, 'wheelhouse',
                           wheelhouse_key(identity, python_version, machine))
 
-    def make(partial):
+    def make(partial: pathlib.Path) -> None:
         _link_all(prepare_requirements(cache_dir, python_version, log,
                                        machine), partial)
         _link_all(prepare_agent(source, ref, path, cache_dir,

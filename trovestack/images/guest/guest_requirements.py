@@ -9,6 +9,7 @@ installed version. Run: python -m trovestack.images.guest.guest_requirements
 import importlib
 import importlib.metadata as metadata
 import sys
+from collections.abc import Iterable
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -40,7 +41,7 @@ HEADER = """\
 """
 
 
-def loaded_distributions(modules=GUEST_MODULES):
+def loaded_distributions(modules: Iterable[str] = GUEST_MODULES) -> set[str]:
     """Distributions of the modules that importing ``modules`` loads."""
     before = set(sys.modules)
     for name in modules:
@@ -53,9 +54,9 @@ def loaded_distributions(modules=GUEST_MODULES):
             if canonicalize_name(name) not in OPTIONAL_ONLY}
 
 
-def closure(roots):
+def closure(roots: Iterable[str]) -> dict[str, tuple[str, str]]:
     """{canonical name: (name, version)} of roots and their requirements."""
-    pinned = {}
+    pinned: dict[str, tuple[str, str]] = {}
     todo = list(roots)
     while todo:
         name = todo.pop()
@@ -73,7 +74,7 @@ def closure(roots):
     return pinned
 
 
-def render():
+def render() -> str:
     pinned = closure(loaded_distributions())
     lines = [HEADER % {'version': metadata.version('trove'),
                        'modules': ', '.join(GUEST_MODULES)}]

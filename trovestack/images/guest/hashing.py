@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from typing import Any
 
 from trovestack.common import files
 
@@ -9,7 +10,7 @@ file_digest = files.file_sha256
 elements_digest = files.tree_digest
 
 
-def build_hash(inputs):
+def build_hash(inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON form of ``inputs`` (a dict of strings)."""
     text = json.dumps(inputs, sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()

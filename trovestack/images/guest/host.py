@@ -4,6 +4,8 @@ import os
 import pathlib
 import platform
 import shutil
+from collections.abc import Iterable
+from collections.abc import Mapping
 
 from trovestack.images.guest import errors
 
@@ -33,13 +35,13 @@ DIB_ARCHES = {
 }
 
 
-def host_arch():
+def host_arch() -> str:
     """This host's architecture as diskimage-builder names it."""
     machine = platform.machine()
     return DIB_ARCHES.get(machine, machine)
 
 
-def machine_of(arch):
+def machine_of(arch: str) -> str:
     """platform.machine()'s name for a diskimage-builder architecture."""
     for machine, dib_arch in DIB_ARCHES.items():
         if dib_arch == arch:
@@ -47,13 +49,13 @@ def machine_of(arch):
     return arch
 
 
-def search_path():
+def search_path() -> str:
     """PATH plus the sbin directories, where several of the tools live."""
     parts = os.environ.get('PATH', '').split(os.pathsep)
     return os.pathsep.join(parts + [d for d in SBIN_DIRS if d not in parts])
 
 
-def has_device_mapper(proc_devices='/proc/devices'):
+def has_device_mapper(proc_devices: str = '/proc/devices') -> bool:
     try:
         text = pathlib.Path(proc_devices).read_text()
     except OSError:
@@ -62,14 +64,16 @@ def has_device_mapper(proc_devices='/proc/devices'):
                for line in text.splitlines())
 
 
-def missing_tools(tools, path=None):
+def missing_tools(tools: Mapping[str, str],
+                  path: str | None = None) -> list[tuple[str, str]]:
     """(command, package) pairs for the commands not found on ``path``."""
     path = path or search_path()
     return [(cmd, pkg) for cmd, pkg in sorted(tools.items())
             if shutil.which(cmd, path=path) is None]
 
 
-def check_tools(device_mapper, extra=None, path=None):
+def check_tools(device_mapper: bool, extra: Mapping[str, str] | None = None,
+                path: str | None = None) -> None:
     tools = dict(REQUIRED_TOOLS)
     if device_mapper:
         tools.update(DEVICE_MAPPER_TOOLS)
@@ -83,7 +87,7 @@ def check_tools(device_mapper, extra=None, path=None):
             % (commands, packages))
 
 
-def check_root(euid=None):
+def check_root(euid: int | None = None) -> None:
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
         raise errors.BuildError(
@@ -91,7 +95,8 @@ def check_root(euid=None):
             'chroot, mounts and loop devices')
 
 
-def check_free_space(paths, min_bytes):
+def check_free_space(paths: Iterable[pathlib.Path | str],
+                     min_bytes: int) -> None:
     for path in paths:
         existing = pathlib.Path(path)
         while not existing.exists():

@@ -1,8 +1,11 @@
 """Find the distribution mirrors the host's apt already uses."""
 
 import pathlib
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 from trovestack.images.guest import errors
+from trovestack.images.guest import plugins
 
 APT_SOURCES = pathlib.Path('/etc/apt/sources.list')
 APT_SOURCES_DIR = pathlib.Path('/etc/apt/sources.list.d')
@@ -38,7 +41,10 @@ def _deb822_entries(text):
             yield uri, fields.get('suites', [])
 
 
-def apt_entries(sources=APT_SOURCES, sources_dir=APT_SOURCES_DIR):
+def apt_entries(
+        sources: pathlib.Path = APT_SOURCES,
+        sources_dir: pathlib.Path = APT_SOURCES_DIR,
+) -> list[tuple[str, list[str]]]:
     """(uri, suites) for every enabled deb source of the host."""
     files = [pathlib.Path(sources)] if pathlib.Path(sources).exists() else []
     if pathlib.Path(sources_dir).is_dir():
@@ -55,7 +61,10 @@ def apt_entries(sources=APT_SOURCES, sources_dir=APT_SOURCES_DIR):
     return entries
 
 
-def find_mirrors(guest_os, entries):
+def find_mirrors(
+        guest_os: plugins.GuestOSPlugin,
+        entries: Iterable[tuple[str, Sequence[str]]],
+) -> tuple[str | None, str | None]:
     """(archive mirror, security mirror) for ``guest_os`` from apt entries.
 
     An entry belongs to the distribution when one of its suites is a release
@@ -75,7 +84,11 @@ def find_mirrors(guest_os, entries):
     return archive, security
 
 
-def resolve(guest_os, mirror=None, security_mirror=None, entries=None):
+def resolve(
+        guest_os: plugins.GuestOSPlugin, mirror: str | None = None,
+        security_mirror: str | None = None,
+        entries: Iterable[tuple[str, Sequence[str]]] | None = None,
+) -> tuple[str | None, str | None]:
     """Mirrors to pass to DIB: explicit options win, then apt's sources.
 
     With only --mirror given, the security mirror is its sibling

@@ -35,7 +35,7 @@ class GuestOSPlugin:
     upstream_mirror: str = ''
     note: str = ''
 
-    def python_version(self, release):
+    def python_version(self, release: str) -> str:
         return self.python_versions[release]
 
 
@@ -44,11 +44,11 @@ def _load(namespace):
     return {ext.name: ext.plugin for ext in manager}
 
 
-def datastores():
+def datastores() -> dict[str, DatastorePlugin]:
     """All datastore plugins by name."""
     return _load(DATASTORE_NAMESPACE)
 
 
-def guest_oses():
+def guest_oses() -> dict[str, GuestOSPlugin]:
     """All guest OS plugins by name."""
     return _load(GUEST_OS_NAMESPACE)

@@ -25,16 +25,17 @@ import tempfile
 import threading
 import time
 import types
+from typing import Any
 
 EXIT_WHEN_PARENT_GONE = 0.5
 
 
-def _emit(event, **fields):
+def _emit(event: str, **fields: object) -> None:
     sys.stdout.write(json.dumps(dict(fields, event=event)) + '\n')
     sys.stdout.flush()
 
 
-def _watch_parent():
+def _watch_parent() -> None:
     """Exit when the parent closes our stdin (it died or gave up)."""
     sys.stdin.read()
     os._exit(0)
@@ -44,7 +45,7 @@ class _DatastoreVersion:
     """The attributes of a datastore version that Trove's templates and
     injected-file code read."""
 
-    def __init__(self, datastore, manager, version):
+    def __init__(self, datastore: str, manager: str, version: str) -> None:
         self.datastore_name = datastore
         self.manager = manager
         self.name = version
@@ -63,7 +64,8 @@ def _instance_class():
         datastore_registry_ext = models.BaseInstance.datastore_registry_ext
         datastore_repl_strategy = models.BaseInstance.datastore_repl_strategy
 
-        def __init__(self, instance_id, ds_version):
+        def __init__(self, instance_id: str,
+                     ds_version: _DatastoreVersion) -> None:
             self.id = instance_id
             self.tenant_id = 'trovestack-verify'
             self.ds_version = ds_version
@@ -100,7 +102,7 @@ def _configure(spec, guest_config):
     return conf
 
 
-def _remember_key(instance_id, key):
+def _remember_key(instance_id: str, key: str | None) -> None:
     """Trove looks the per-instance key up in its database; ours is kept
     in Trove's own key cache instead."""
     from trove.instance import models
@@ -115,7 +117,7 @@ def _guest_api(context, instance_id):
     from trove.guestagent import api
 
     class GuestAPI(api.API):
-        def _create_guest_queue(self):
+        def _create_guest_queue(self) -> None:
             # As upstream, without reading the key from the database.
             target = messaging.Target(topic=self._get_routing_key(),
                                       server=self.id,
@@ -133,37 +135,42 @@ def _guest_api(context, instance_id):
 class ConductorEndpoint:
     """Receives what the guest casts on the conductor topic."""
 
-    def __init__(self, instance_id):
+    def __init__(self, instance_id: str) -> None:
         import oslo_messaging as messaging
 
         self.target = messaging.Target(version='1.0')
         self.instance_id = instance_id
-        self.statuses = []
+        self.statuses: list[str | None] = []
         self.changed = threading.Condition()
 
-    def heartbeat(self, context, instance_id, payload, sent=None):
+    def heartbeat(self, context: dict[str, Any], instance_id: str,
+                  payload: dict[str, Any], sent: object = None) -> None:
         status = payload.get('service_status')
         _emit('heartbeat', instance_id=instance_id, status=status)
         with self.changed:
             self.statuses.append(status)
             self.changed.notify_all()
 
-    def update_backup(self, context, instance_id, backup_id, sent=None,
-                      **fields):
+    def update_backup(self, context: dict[str, Any], instance_id: str,
+                      backup_id: str, sent: object = None,
+                      **fields: object) -> None:
         _emit('cast', method='update_backup')
 
-    def report_root(self, context, instance_id, user=None):
+    def report_root(self, context: dict[str, Any], instance_id: str,
+                    user: object = None) -> None:
         _emit('cast', method='report_root')
 
-    def notify_end(self, context, serialized_notification,
-                   notification_args):
+    def notify_end(self, context: dict[str, Any],
+                   serialized_notification: object,
+                   notification_args: object) -> None:
         _emit('cast', method='notify_end')
 
-    def notify_exc_info(self, context, serialized_notification, message,
-                        exception):
+    def notify_exc_info(self, context: dict[str, Any],
+                        serialized_notification: object, message: str,
+                        exception: object) -> None:
         _emit('cast', method='notify_exc_info', message=message)
 
-    def wait_for(self, wanted):
+    def wait_for(self, wanted: str) -> None:
         with self.changed:
             while wanted not in self.statuses:
                 self.changed.wait()
@@ -209,7 +216,7 @@ def _schema_models(manager):
     return models.MySQLSchema, models.MySQLUser
 
 
-def _create_and_list(guest, manager, spec):
+def _create_and_list(guest: Any, manager: str, spec: dict[str, Any]) -> None:
     """A database and a user through the guest API, then list them back
     until both show up (create_* are casts)."""
     schema_cls, user_cls = _schema_models(manager)
@@ -230,7 +237,7 @@ def _create_and_list(guest, manager, spec):
     _emit('user', names=users)
 
 
-def main():
+def main() -> None:
     spec = json.loads(sys.stdin.readline())
     manager = spec['manager']
     instance_id = spec['instance_id']

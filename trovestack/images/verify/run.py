@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from trovestack.common import ini
 from trovestack.common import netns
@@ -113,7 +114,7 @@ class VerifyResult:
 class _Timeline:
     """Stage times since qemu started, reported once each."""
 
-    def __init__(self, progress):
+    def __init__(self, progress: Callable[[str], None]) -> None:
         self.start = None
         self.seen: dict[str, Stage] = {}
         self.progress = progress
@@ -121,7 +122,7 @@ class _Timeline:
     def elapsed(self):
         return 0.0 if self.start is None else time.monotonic() - self.start
 
-    def mark(self, name, detail=''):
+    def mark(self, name: str, detail: str = '') -> None:
         if name in self.seen:
             return
         self.seen[name] = Stage(name, round(self.elapsed(), 1), detail)
@@ -151,7 +152,7 @@ def _require_host():
                         % ', '.join(missing))
 
 
-def embedded_images(image: pathlib.Path) -> list[str]:
+def embedded_images(image: pathlib.Path | str) -> list[str]:
     """``datastore:version`` names the image build recorded as embedded
     (IMAGE.build.json, written by trove-image-builder)."""
     sidecar = pathlib.Path(str(image) + '.build.json')
@@ -179,7 +180,7 @@ class _Control:
     """The control-plane child process and its event stream."""
 
     def __init__(self, namespace, spec, log_path):
-        self.events = queue.Queue()
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.log = open(log_path, 'w')
         self.proc = namespace.popen(
             [sys.executable, '-m', 'trovestack.images.verify.control'],
@@ -189,7 +190,7 @@ class _Control:
         self.proc.stdin.flush()
         threading.Thread(target=self._read, daemon=True).start()
 
-    def _read(self):
+    def _read(self) -> None:
         for line in self.proc.stdout:
             try:
                 self.events.put(json.loads(line))
@@ -197,7 +198,7 @@ class _Control:
                 LOG.debug('control: %s', line.rstrip())
         self.events.put({'event': 'exit'})
 
-    def go(self):
+    def go(self) -> None:
         self.proc.stdin.write('go\n')
         self.proc.stdin.flush()
 
@@ -207,7 +208,7 @@ class _Control:
         except queue.Empty:
             return None
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
@@ -219,7 +220,7 @@ class _Control:
         self.log.close()
 
 
-def _stop_process(proc, timeout=20):
+def _stop_process(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -229,7 +230,8 @@ def _stop_process(proc, timeout=20):
             proc.wait()
 
 
-def check_datastore_image(image, datastore, version, use_registry):
+def check_datastore_image(image: pathlib.Path | str, datastore: str,
+                          version: str, use_registry: bool) -> None:
     """UserError, before anything starts, when the guest would have no
     image of datastore:version: not embedded in ``image``, or (registry)
     none that build-datastore-image can make."""
@@ -269,7 +271,7 @@ def _deliver(stack, namespace, work, datastore, version, delivery,
     return '%s/%s' % (reg.address, built.repository), [reg.address]
 
 
-def verify_image(image, datastore: str, version: str, *,
+def verify_image(image: pathlib.Path | str, datastore: str, version: str, *,
                  timeout: float = 1800.0, use_registry: bool = False,
                  disable_agent: bool = False, memory_mb: int = 1536,
                  work_dir: pathlib.Path | None = None,
@@ -394,8 +396,10 @@ def _password():
     return secrets.token_urlsafe(12)
 
 
-def _watch(control, qemu, console, deadline, timeline, result, progress,
-           agent_start_grace):
+def _watch(control: '_Control', qemu: subprocess.Popen[str],
+           console: pathlib.Path, deadline: float, timeline: '_Timeline',
+           result: VerifyResult, progress: Callable[[str], None],
+           agent_start_grace: float) -> None:
     next_report = time.monotonic() + PROGRESS_EVERY
     while True:
         for stage, line in guest_vm.console_stages(_read(console)).items():
@@ -436,7 +440,8 @@ def _agent_never_started(timeline, grace):
             and timeline.elapsed() - done.seconds > grace)
 
 
-def _handle(event, timeline, result):
+def _handle(event: dict[str, Any], timeline: '_Timeline',
+            result: VerifyResult) -> bool:
     """Apply one control-plane event; True when the run is over."""
     kind = event['event']
     if kind == 'prepare':
