@@ -57,9 +57,12 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import trove_source
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.common import connection
@@ -71,6 +74,9 @@ from trovestack.trove import guests
 from trovestack.trove import instances
 from trovestack.trove import trove_config
 from trovestack.trove.trove_config import AGENT_UNIT
+
+# The time (UTC) of an instance's (id) last heartbeat, or None.
+Heartbeats = Callable[[str], datetime.datetime | None]
 
 PACKAGE = trove_source.DIST
 PREVIOUS = '.trove.previous'
@@ -98,7 +104,7 @@ class SyncError(UserError):
     """A sync that did not happen or whose agent did not come back: one
     line; ``details`` holds the guest's evidence when there is some."""
 
-    def __init__(self, message, details=''):
+    def __init__(self, message: str, details: str = '') -> None:
         super().__init__(message)
         self.details = details
 
@@ -129,11 +135,11 @@ class AgentInstall:
     main_pid: int         # the agent's pid before the sync (0: not running)
 
     @property
-    def site_dir(self):
+    def site_dir(self) -> str:
         return str(pathlib.PurePosixPath(self.package_dir).parent)
 
     @property
-    def previous_dir(self):
+    def previous_dir(self) -> str:
         return str(pathlib.PurePosixPath(self.site_dir) / PREVIOUS)
 
 
@@ -155,17 +161,17 @@ class SyncResult:
     timeline: dict       # event -> seconds since the command started
 
     @property
-    def total(self):
+    def total(self) -> float:
         return self.timeline.get('heartbeat') or self.timeline['answered']
 
 
-def _quiet(message):
+def _quiet(message: str) -> None:
     pass
 
 
 # -- the package, packed ---------------------------------------------------
 
-def package_files(tree):
+def package_files(tree: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     """(path, name in the archive) of every file of the tree's package that
     goes to the guest: not its tests, no byte code."""
     root = pathlib.Path(tree) / PACKAGE
@@ -191,7 +197,8 @@ def _normalised(info):
     return info
 
 
-def pack(tree, *, cache_tag=None, package_dir=None):
+def pack(tree: pathlib.Path, *, cache_tag: str | None = None,
+         package_dir: str | None = None) -> tuple[bytes, int]:
     """(tar.gz bytes, number of files) of the tree's package; with
     ``cache_tag`` (the guest Python's, which reads this Python's byte
     code) each module's byte code compiled here goes along, as
@@ -228,7 +235,8 @@ class Guest:
     through one multiplexed connection while it is open (the agent's
     start-up is not slowed by a key exchange per look)."""
 
-    def __init__(self, where, address, user=trove_config.GUEST_USER):
+    def __init__(self, where: guests.Where, address: str,
+                 user: str = trove_config.GUEST_USER) -> None:
         self.where = where
         self.address = address
         self.user = user
@@ -248,7 +256,7 @@ class Guest:
                 self._master = False
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self._master:
             subprocess.run(self._argv('', stop=True), capture_output=True,
                            stdin=subprocess.DEVNULL, timeout=30, check=False)
@@ -285,7 +293,8 @@ class Guest:
         return guests.ssh_argv(self.where, self.address, self.user,
                                'bash -c ' + shlex.quote(script), options)
 
-    def run(self, script, *, data=None, timeout=SSH_TIMEOUT, what=None):
+    def run(self, script: str, *, data: bytes | None = None,
+            timeout: float = SSH_TIMEOUT, what: str | None = None) -> str:
         """``script``'s stdout (bash on the guest, as the login user);
         :class:`GuestError` naming ``what`` when it fails."""
         what = what or script.split('\n', 1)[0]
@@ -417,7 +426,7 @@ def _fields(text):
     return found
 
 
-def locate(guest, unit=AGENT_UNIT):
+def locate(guest: Guest, unit: str = AGENT_UNIT) -> AgentInstall:
     """The agent's :class:`AgentInstall` on the guest."""
     out = guest.run(_LOCATE.format(unit=shlex.quote(unit),
                                    venv=DEFAULT_VENV),
@@ -437,7 +446,8 @@ def locate(guest, unit=AGENT_UNIT):
                         main_pid=pid)
 
 
-def copy(guest, install, data, *, compile_there):
+def copy(guest: Guest, install: AgentInstall, data: bytes, *,
+         compile_there: bool) -> None:
     """Send the packed package and swap it in (see the module's
     docstring)."""
     compile_step = (f'{shlex.quote(install.python)} -m compileall -q '
@@ -452,7 +462,7 @@ def copy(guest, install, data, *, compile_there):
               f'{install.package_dir}')
 
 
-def restart(guest, install):
+def restart(guest: Guest, install: AgentInstall) -> int:
     """Restart the agent's unit; the new agent's pid."""
     out = guest.run(_RESTART.format(unit=shlex.quote(install.unit)),
                     what=f'restarting {install.unit}')
@@ -462,13 +472,13 @@ def restart(guest, install):
         return 0
 
 
-def unit_state(guest, install):
+def unit_state(guest: Guest, install: AgentInstall) -> dict[str, str]:
     return _fields(guest.run(_STATE.format(unit=shlex.quote(install.unit)),
                              what=f'the state of {install.unit}',
                              timeout=60))
 
 
-def evidence(guest, install):
+def evidence(guest: Guest, install: AgentInstall) -> str:
     """The unit's state, its journal's tail and the agent log's tail (or
     why they could not be read)."""
     try:
@@ -480,7 +490,7 @@ def evidence(guest, install):
         return f'-- no journal: {exc}'
 
 
-def agent_logged(guest, text, unit=AGENT_UNIT):
+def agent_logged(guest: Guest, text: str, unit: str = AGENT_UNIT) -> int:
     """How many lines of the agent's journal and log file hold ``text``
     (the agent logs to one or the other, as its configuration says)."""
     out = guest.run(
@@ -500,16 +510,16 @@ class _Answer(threading.Thread):
     """Trove's ``database list`` on the instance, asked again until it
     answers (each ask waits as long as Trove's API waits for the agent)."""
 
-    def __init__(self, trove, instance_id):
+    def __init__(self, trove: Any, instance_id: str) -> None:
         super().__init__(daemon=True, name='sync-agent-answer')
         self.trove = trove
         self.instance_id = instance_id
         self.answered = threading.Event()
         self.stop = threading.Event()
-        self.last_error = None
-        self.at = None
+        self.last_error: str | None = None
+        self.at: float | None = None
 
-    def run(self):
+    def run(self) -> None:
         while not self.stop.is_set():
             try:
                 self.trove.databases.list(self.instance_id)
@@ -523,7 +533,7 @@ class _Answer(threading.Thread):
             return
 
 
-def sqlite_heartbeats(database):
+def sqlite_heartbeats(database: str) -> Heartbeats:
     """A reader of the time (UTC) of an instance's last heartbeat as
     trove-conductor recorded it in Trove's SQLite ``database``."""
     def last(instance_id):
@@ -538,7 +548,7 @@ def sqlite_heartbeats(database):
     return last
 
 
-def cloud_heartbeats(layout):
+def cloud_heartbeats(layout: layout_mod.Layout) -> Heartbeats | None:
     """:func:`sqlite_heartbeats` on the local cloud's Trove database, or
     None when its Trove keeps it elsewhere (MySQL: devstack's)."""
     path = compute_trove.config_files(layout)[trove_config.TROVE_CONF]
@@ -555,15 +565,15 @@ def cloud_heartbeats(layout):
 # -- the whole sync ---------------------------------------------------------
 
 class _Clock:
-    def __init__(self, progress, label):
+    def __init__(self, progress: Callable[[str], None], label: str) -> None:
         self.started = _now()
         self.progress = progress
         self.label = label
-        self.timeline = {}
-        self.seconds = {}
+        self.timeline: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
         self._last = self.started
 
-    def step(self, name, event, detail=''):
+    def step(self, name: str, event: str, detail: str = '') -> None:
         """``name`` took the time since the last step; ``event`` at now."""
         now = _now()
         self.seconds[name] = round(now - self._last, 1)
@@ -574,7 +584,7 @@ class _Clock:
                       + (f': {detail}' if detail else ''))
 
 
-def check(tree, label):
+def check(tree: pathlib.Path, label: str) -> None:
     """The tree's package compiles, or a named failure (nothing copied)."""
     try:
         trove_source.check_compiles(tree)
@@ -582,8 +592,11 @@ def check(tree, label):
         raise SyncError(f'{label}: nothing copied: {exc}') from None
 
 
-def sync(tree, target, guest, trove, *, source='', timeout=DEFAULT_TIMEOUT,
-         heartbeats=None, progress=None, clock=None):
+def sync(tree: pathlib.Path, target: Target, guest: Guest, trove: Any, *,
+         source: str = '', timeout: float = DEFAULT_TIMEOUT,
+         heartbeats: Heartbeats | None = None,
+         progress: Callable[[str], None] | None = None,
+         clock: '_Clock | None' = None) -> SyncResult:
     """Sync the agent of ``tree`` into ``target`` through ``guest`` (a
     :class:`Guest`), wait for it to answer Trove's ``database list``
     through ``trove`` (python-troveclient) and, given ``heartbeats`` (see
@@ -633,7 +646,8 @@ def _fail(guest, install, target, message):
         evidence(guest, install))
 
 
-def _wait_answer(guest, install, trove, target, pid, timeout):
+def _wait_answer(guest: Guest, install: AgentInstall, trove: Any,
+                 target: Target, pid: int, timeout: float) -> None:
     deadline = _now() + timeout
     answer = _Answer(trove, target.instance_id)
     answer.start()
@@ -677,8 +691,9 @@ def _wait_heartbeat(guest, install, heartbeats, target, after, timeout):
               'heartbeat from it')
 
 
-def restore(guest, target, *, timeout=DEFAULT_TIMEOUT, trove=None,
-            progress=None):
+def restore(guest: Guest, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
+            trove: Any = None,
+            progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """Swap the previous agent (``.trove.previous``) back in and restart
     it; waits for it to answer when ``trove`` is given.  [seconds]"""
     progress = progress or _quiet
@@ -704,7 +719,10 @@ def restore(guest, target, *, timeout=DEFAULT_TIMEOUT, trove=None,
 
 # -- on the local compute cloud -------------------------------------------
 
-def tree_of(source, state_dir=None):
+def tree_of(
+        source: pathlib.Path | str | None,
+        state_dir: pathlib.Path | str | None = None,
+) -> tuple[pathlib.Path, str]:
     """(tree path, description) of ``source`` (a Trove source tree), or of
     the tree the cloud of ``state_dir`` runs; a one-line error when the
     cloud runs the release and no tree is given."""
@@ -717,10 +735,13 @@ def tree_of(source, state_dir=None):
                 f'the cloud runs {found.describe()}, not a source tree: '
                 'give the tree to sync with --source DIR (or start the '
                 'cloud with "trovestack cloud up --trove-source DIR")')
-    return pathlib.Path(found.path), found.describe()
+    # a tree has its path
+    return (pathlib.Path(found.path),  # type: ignore[arg-type]
+            found.describe())
 
 
-def find_target(conn, admin, name):
+def find_target(conn: connection.Connection, admin: connection.Connection,
+                name: str) -> tuple[Target, Any]:
     """The :class:`Target` of the instance ``name`` (Trove through
     ``conn``; nova, which only an admin asks for any server, through
     ``admin``)."""
@@ -771,7 +792,7 @@ class _Cloud:
     """The local compute cloud of a state directory: admin connection,
     where its guests are, its Trove database's heartbeats."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: pathlib.Path | str | None) -> None:
         local = controlplane.LocalCloud(state_dir)
         if local.state is None:
             raise SyncError(f'no local cloud in {local.layout.root} '
@@ -782,7 +803,10 @@ class _Cloud:
         self.admin = bootstrap.admin_connection(local.state)
 
 
-def open_guest(name, *, state_dir=None, conn=None):
+def open_guest(
+        name: str, *, state_dir: pathlib.Path | str | None = None,
+        conn: connection.Connection | None = None,
+) -> 'tuple[Target, Any, Guest, _Cloud]':
     """(:class:`Target`, python-troveclient, a :class:`Guest` not yet
     entered, the cloud) for the instance ``name`` of the local compute
     cloud in ``state_dir`` (Trove asked through ``conn``, default the
@@ -792,8 +816,11 @@ def open_guest(name, *, state_dir=None, conn=None):
     return target, trove, Guest(cloud.where, target.address), cloud
 
 
-def sync_agent(name, *, state_dir=None, source=None, conn=None,
-               timeout=DEFAULT_TIMEOUT, heartbeat=False, progress=None):
+def sync_agent(name: str, *, state_dir: pathlib.Path | str | None = None,
+               source: pathlib.Path | str | None = None,
+               conn: connection.Connection | None = None,
+               timeout: float = DEFAULT_TIMEOUT, heartbeat: bool = False,
+               progress: Callable[[str], None] | None = None) -> SyncResult:
     """Sync the agent of ``source`` (a Trove tree; default the one the
     cloud runs) into the instance ``name`` of the local compute cloud in
     ``state_dir`` and wait until it answers (and, with ``heartbeat``,
@@ -816,8 +843,11 @@ def sync_agent(name, *, state_dir=None, source=None, conn=None,
                     timeout=timeout, heartbeats=heartbeats, clock=clock)
 
 
-def restore_agent(name, *, state_dir=None, conn=None,
-                  timeout=DEFAULT_TIMEOUT, progress=None):
+def restore_agent(
+        name: str, *, state_dir: pathlib.Path | str | None = None,
+        conn: connection.Connection | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """Put the agent an earlier sync replaced back into the instance
     ``name`` and wait until it answers; {step: seconds}."""
     target, trove, guest, _ = open_guest(name, state_dir=state_dir,

@@ -31,6 +31,9 @@ import pathlib
 import re
 import threading
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
 
 from trovestack.cloud import controlplane
 from trovestack.cloud.compute import cloud as compute_cloud
@@ -190,15 +193,16 @@ class ConsoleWatch(threading.Thread):
     which each of CONSOLE_MARKS first appears.  ``locate`` returns the
     file's path once it is known (None before)."""
 
-    def __init__(self, locate, poll=CONSOLE_POLL):
+    def __init__(self, locate: Callable[[], pathlib.Path | None],
+                 poll: float = CONSOLE_POLL) -> None:
         super().__init__(name='console-watch', daemon=True)
         self.locate = locate
         self.poll = poll
-        self.seen = {}
-        self.opened = None
+        self.seen: dict[str, float] = {}
+        self.opened: float | None = None
         self._halt = threading.Event()
 
-    def run(self):
+    def run(self) -> None:
         path = None
         while not self._halt.is_set() and len(self.seen) < len(
                 CONSOLE_MARKS):
@@ -211,17 +215,17 @@ class ConsoleWatch(threading.Thread):
                 pass
             self._halt.wait(self.poll)
 
-    def _look(self, data):
+    def _look(self, data: bytes) -> None:
         text = data.decode(errors='replace')
         now = time.time()
         for stage, mark in CONSOLE_MARKS:
             if stage not in self.seen and mark in text:
                 self.seen[stage] = now
 
-    def stop(self):
+    def stop(self) -> None:
         self._halt.set()
 
-    def record(self, breakdown):
+    def record(self, breakdown: Breakdown) -> None:
         if self.opened is None:
             breakdown.notes.append('console: no console log appeared')
             return
@@ -233,7 +237,7 @@ class ConsoleWatch(threading.Thread):
 
 # -- Trove and nova ---------------------------------------------------------
 
-def record_tracker(breakdown: Breakdown, tracker) -> None:
+def record_tracker(breakdown: Breakdown, tracker: instances.Tracker) -> None:
     """The statuses the tracker saw (its timeline is relative to its own
     start, the create call)."""
     for stage, seconds in tracker.timeline.items():
@@ -241,7 +245,8 @@ def record_tracker(breakdown: Breakdown, tracker) -> None:
                       breakdown.started + seconds)
 
 
-def record_taskmanager_log(breakdown: Breakdown, log) -> None:
+def record_taskmanager_log(breakdown: Breakdown,
+                           log: pathlib.Path | str) -> None:
     """The taskmanager's lines about this instance (oslo.log's local time
     stamps, as the control plane writes them)."""
     path = pathlib.Path(log)
@@ -264,7 +269,8 @@ def _log_epoch(line):
     return when.timestamp()
 
 
-def record_nova(breakdown: Breakdown, conn, server_id: str) -> None:
+def record_nova(breakdown: Breakdown, conn: connection.Connection,
+                server_id: str) -> None:
     """The server's create action: each event's start and finish."""
     try:
         actions = [action for action in conn.compute.server_actions(
@@ -287,7 +293,7 @@ def record_nova(breakdown: Breakdown, conn, server_id: str) -> None:
 
 # -- the guest --------------------------------------------------------------
 
-def record_guest(breakdown: Breakdown, run) -> None:
+def record_guest(breakdown: Breakdown, run: Callable[[str], str]) -> None:
     """The guest's own account.  ``run(script)`` runs a shell script on
     the guest and returns its output (over a connection that is open
     already: its clock is compared with the host's around one call)."""
@@ -308,7 +314,7 @@ def record_guest(breakdown: Breakdown, run) -> None:
         breakdown.notes.append(f'guest: its clock is {skew:+.1f} s off '
                                'the host\'s (times corrected)')
 
-    def add(stage, epoch, detail=''):
+    def add(stage: str, epoch: float | None, detail: str = '') -> None:
         if epoch is not None:
             breakdown.add(stage, 'guest', epoch - skew, detail)
 
@@ -390,7 +396,9 @@ def _journal(lines):
             yield float(match['epoch']), match['rest']
 
 
-def _first_matches(entries, marks, add):
+def _first_matches(entries: Iterable[tuple[float, str]],
+                   marks: Iterable[tuple[str, str]],
+                   add: Callable[[str, float], None]) -> None:
     for stage, mark in marks:
         for epoch, rest in entries:
             if mark in rest:
@@ -409,7 +417,7 @@ class ComputeAccess:
     taskmanager_log: pathlib.Path
 
     @classmethod
-    def of(cls, state_dir):
+    def of(cls, state_dir: pathlib.Path | str) -> 'ComputeAccess | None':
         """The compute cloud in ``state_dir``, or None when there is none
         (another cloud: the APIs only)."""
         try:
@@ -422,15 +430,18 @@ class ComputeAccess:
         except Exception:  # noqa: BLE001 - no compute cloud there
             return None
 
-    def console_path(self, server_id):
+    def console_path(self,
+                     server_id: str | None) -> pathlib.Path | None:
         if not server_id:
             return None
         return self.where.instances_dir / server_id / 'console.log'
 
 
 
-def collect(conn, instance_id: str, *, started: float,
-            server_id: str | None = None, tracker=None, console=None,
+def collect(conn: connection.Connection, instance_id: str, *, started: float,
+            server_id: str | None = None,
+            tracker: instances.Tracker | None = None,
+            console: ConsoleWatch | None = None,
             access: ComputeAccess | None = None) -> Breakdown:
     """The :class:`Breakdown` of one instance: ``started`` is the create
     call's epoch time; ``tracker`` (its statuses), ``console`` (a
@@ -468,7 +479,10 @@ def collect(conn, instance_id: str, *, started: float,
     return breakdown
 
 
-def ensure_with_breakdown(conn, name, *, tracker, access=None, **create):
+def ensure_with_breakdown(
+        conn: connection.Connection, name: str, *, tracker: instances.Tracker,
+        access: ComputeAccess | None = None,
+        **create: Any) -> tuple[instances.InstanceResult, Breakdown]:
     """:func:`instances.ensure_instance` (``create``: its options) followed
     by ``tracker``, with the serial console watched while it waits when
     ``access`` (the local compute cloud) is given; then the instance's
@@ -488,7 +502,8 @@ def ensure_with_breakdown(conn, name, *, tracker, access=None, **create):
                            tracker=tracker, console=console, access=access)
 
 
-def breakdown_of(conn, name: str, *, access=None) -> Breakdown:
+def breakdown_of(conn: connection.Connection, name: str, *,
+                 access: ComputeAccess | None = None) -> Breakdown:
     """The :class:`Breakdown` of the instance ``name`` as it can be read
     after the fact: from Trove's created time (whole seconds), without the
     console or the statuses it showed.  [UserError] when there is none."""

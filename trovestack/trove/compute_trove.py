@@ -17,8 +17,10 @@ run with changed.
 """
 
 import dataclasses
+import pathlib
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 from trovestack.cloud import configs
 from trovestack.cloud import controlplane
@@ -27,6 +29,7 @@ from trovestack.cloud import registry
 from trovestack.cloud.compute import cloud as compute_cloud
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
+from trovestack.common import connection
 from trovestack.common import results
 from trovestack.trove import instance_prereqs
 from trovestack.trove import instance_setup
@@ -50,7 +53,7 @@ RUNNING_COPY = '.trove.conf.running'
 SWIFT_CLIENT = 'trovestack.cloud.compute.trove_swift.swift_client'
 
 
-def config_files(layout):
+def config_files(layout: layout_mod.Layout) -> dict[str, pathlib.Path]:
     """{file name: path} of Trove's two configuration files."""
     trove_dir = layout.config_dir('trove')
     return {trove_config.TROVE_CONF: configs.config_file('trove', layout),
@@ -58,7 +61,7 @@ def config_files(layout):
                 trove_dir / trove_config.GUESTAGENT_CONF}
 
 
-def key_file(layout):
+def key_file(layout: layout_mod.Layout) -> pathlib.Path:
     """The private half of the cloud's management key pair (keypair
     KEYPAIR, which Trove gives its guests)."""
     return layout.root / 'compute' / 'trove-mgmt-key'
@@ -77,7 +80,8 @@ def _public_key(layout):
     return key.with_suffix('.pub').read_text().strip()
 
 
-def wanted(layer, layout):
+def wanted(layer: compute_cloud.ComputeLayer,
+           layout: layout_mod.Layout) -> instance_prereqs.Wanted:
     cstate = layer.state
     return instance_prereqs.Wanted(
         network_name=NETWORK, cidr=cstate.mgmt_cidr,
@@ -85,7 +89,9 @@ def wanted(layer, layout):
         shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
 
 
-def ensure_user_networks(conn, layer):
+def ensure_user_networks(
+        conn: connection.Connection,
+        layer: compute_cloud.ComputeLayer) -> list[results.Row]:
     """``public`` (external), ``private`` (shared) and the router between
     them, found or made (in the project of ``conn``, like the router);
     [Row]."""
@@ -171,8 +177,11 @@ class BackupImages:
     registries: list[str] = dataclasses.field(default_factory=list)
 
 
-def configure(conn, local_cloud, datastores, *,
-              backups: BackupImages = BackupImages(), timeout=120.0):
+def configure(conn: connection.Connection,
+              local_cloud: controlplane.LocalCloud,
+              datastores: Sequence[tuple[str, str]], *,
+              backups: BackupImages = BackupImages(),
+              timeout: float = 120.0) -> list[results.Row]:
     """Converge the instance prerequisites (and the users' network) and
     Trove's configuration for ``datastores`` [(name, version)], their
     backup images at ``backups``; restart Trove's services when their
@@ -208,7 +217,8 @@ def configure(conn, local_cloud, datastores, *,
     return rows
 
 
-def guest_registry(local_cloud):
+def guest_registry(
+        local_cloud: controlplane.LocalCloud) -> tuple[str, str] | None:
     """(address this host pushes to, address guests pull from) of the
     cloud's registry (the forwarder mirrors it onto the management
     network's gateway), or None when the cloud runs none."""
@@ -221,7 +231,7 @@ def guest_registry(local_cloud):
             registry.join_host_port(gateway, port))
 
 
-def _running_record(local_cloud, text):
+def _running_record(local_cloud: controlplane.LocalCloud, text: str) -> str:
     """trove.conf's text under the pids of Trove's services."""
     pids = [local_cloud.supervisor.pid(name) for name in TROVE_SERVICES]
     return f'# pids {pids}\n{text}'

@@ -14,6 +14,10 @@ import dataclasses
 import os
 import pathlib
 import shutil
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 from trovestack.common import netns
 from trovestack.common.errors import UserError
@@ -37,7 +41,8 @@ class Client:
     # The database it opens when none is named (None: the client's own).
     default_database: str | None = None
 
-    def argv(self, address, user, database, *, prompt, extra=()):
+    def argv(self, address: str, user: str, database: str | None, *,
+             prompt: bool, extra: Sequence[str] = ()) -> list[str]:
         """The client's command line (no password on it)."""
         if self.program == 'psql':
             return ['psql', f'--host={address}', f'--username={user}',
@@ -48,7 +53,7 @@ class Client:
                 *([f'--database={database}'] if database else []),
                 *(['--password'] if prompt else []), *extra]
 
-    def environment(self, password):
+    def environment(self, password: str | None) -> dict[str, str]:
         """What the client's environment gains: the password (when not
         prompted for) and, for psql, its connect timeout."""
         env = {}
@@ -83,7 +88,7 @@ class Session:
     argv: list
     env: dict = dataclasses.field(repr=False)
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for a person: who connects where (no password)."""
         where = f' database {self.database}' if self.database else ''
         return (f'{self.program} to {self.user}@'
@@ -91,10 +96,10 @@ class Session:
                 f'{where}')
 
 
-def addresses_by_kind(instance):
+def addresses_by_kind(instance: Any) -> dict[str, list[str]]:
     """{'fixed': [...], 'floating': [...]} of the addresses Trove shows for
     ``instance`` (its user ports' fixed IPs, and their floating IPs)."""
-    found = {FIXED: [], FLOATING: []}
+    found: dict[str, list[str]] = {FIXED: [], FLOATING: []}
     for entry in getattr(instance, 'addresses', None) or []:
         if isinstance(entry, dict) and entry.get('address'):
             kind = FLOATING if entry.get('type') == 'public' else FIXED
@@ -102,7 +107,8 @@ def addresses_by_kind(instance):
     return found
 
 
-def pick_address(name, instance, kind=None):
+def pick_address(name: str, instance: Any,
+                 kind: str | None = None) -> tuple[str, str]:
     """(address, kind): the floating IP when the instance has one, else its
     fixed address; ``kind`` insists on one."""
     found = addresses_by_kind(instance)
@@ -117,7 +123,7 @@ def pick_address(name, instance, kind=None):
                     'network (is it still building?)')
 
 
-def pick_user(name, users, user=None):
+def pick_user(name: str, users: Iterable[Any], user: str | None = None) -> str:
     """The user to connect as: ``user``, else the instance's only one."""
     if user:
         return user
@@ -133,7 +139,8 @@ def pick_user(name, users, user=None):
                     + ', '.join(names) + '): name one with --user')
 
 
-def pick_database(users, user, database=None):
+def pick_database(users: Iterable[Any], user: str,
+                  database: str | None = None) -> str | None:
     """``database``, else the user's only database (None: the client's
     default)."""
     if database:
@@ -147,8 +154,10 @@ def pick_database(users, user, database=None):
     return None
 
 
-def read_password(password_file=None, environ=None, client=None,
-                  interactive=False):
+def read_password(password_file: pathlib.Path | str | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  client: Client | None = None,
+                  interactive: bool = False) -> tuple[str | None, bool]:
     """(password or None, prompt?): from ``password_file`` (its first
     line), else $TROVESTACK_DB_PASSWORD, else the client's own variable
     (left for the client to read), else the client's prompt when a person
@@ -175,9 +184,12 @@ def read_password(password_file=None, environ=None, client=None,
         + ' (or run it at a terminal to be asked)')
 
 
-def session(trove, namespace, name, *, user=None, database=None,
-            address_kind=None, password_file=None, extra=(),
-            interactive=False, environ=None):
+def session(trove: Any, namespace: str | None, name: str, *,
+            user: str | None = None, database: str | None = None,
+            address_kind: str | None = None,
+            password_file: pathlib.Path | str | None = None,
+            extra: Sequence[str] = (), interactive: bool = False,
+            environ: Mapping[str, str] | None = None) -> 'Session':
     """The :class:`Session` that opens the datastore's client against the
     instance ``name`` (Trove asked through python-troveclient ``trove``)
     inside ``namespace``; [UserError] naming what is missing."""

@@ -13,11 +13,15 @@ import pathlib
 import re
 import shlex
 import subprocess
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
 from trovestack.cloud import rabbitmq
 from trovestack.cloud.compute import cloud as compute_cloud
+from trovestack.common import connection
 from trovestack.common import netns
 from trovestack.trove import compute_trove
 from trovestack.trove import trove_config
@@ -64,7 +68,9 @@ class Where:
     broker_dir: pathlib.Path | None = None
 
     @classmethod
-    def of(cls, state_dir, layer, logs=()):
+    def of(cls, state_dir: pathlib.Path | str,
+           layer: compute_cloud.ComputeLayer,
+           logs: Iterable[pathlib.Path] = ()) -> 'Where':
         """The cloud in ``state_dir`` (its compute ``layer``); ``logs`` are
         the Trove service logs to search (default: the cloud's own
         trove-api, taskmanager and conductor). [ComputeError] when it has
@@ -80,7 +86,8 @@ class Where:
                    layout.service_dir('rabbitmq'))
 
 
-def cloud_report(state_dir, logs=()):
+def cloud_report(state_dir: pathlib.Path | str,
+                 logs: Iterable[pathlib.Path] = ()) -> str:
     """:func:`report` on the compute cloud in ``state_dir`` as its admin;
     a one-line reason instead when that cloud can not be asked."""
     try:
@@ -93,7 +100,7 @@ def cloud_report(state_dir, logs=()):
     return '\n'.join([processes_part(layer), report(conn, where)])
 
 
-def processes_part(layer):
+def processes_part(layer: compute_cloud.ComputeLayer) -> str:
     """The compute layer's processes that do not run, each with the last
     error its log shows, and those that crashed and were started again by
     their supervisor, with the crash count and last error its crash
@@ -129,7 +136,8 @@ def _matching(log, pattern):
             if pattern.search(line)]
 
 
-def report(conn, where, *, guest_user=trove_config.GUEST_USER):
+def report(conn: connection.Connection, where: Where, *,
+           guest_user: str = trove_config.GUEST_USER) -> str:
     """The evidence as text (see the module's docstring)."""
     parts = []
     try:
@@ -165,7 +173,7 @@ def _server_parts(server, where, guest_user):
     return parts
 
 
-def management_address(server):
+def management_address(server: Any) -> str | None:
     """The server's address on Trove's management network, or None."""
     for entry in (server.addresses or {}).get(compute_trove.NETWORK, []):
         if entry.get('addr'):
@@ -181,7 +189,8 @@ def _script():
     return '\n'.join(lines)
 
 
-def ssh_argv(where, address, guest_user, command, options=()):
+def ssh_argv(where: Where, address: str, guest_user: str, command: str,
+             options: Sequence[str] = ()) -> list[str]:
     """The command line that runs ``command`` (one shell command string)
     on the guest at ``address`` as ``guest_user``, over SSH from the
     cloud's namespace with its management key; ``options``: more ``-o``
@@ -194,7 +203,7 @@ def ssh_argv(where, address, guest_user, command, options=()):
         f'{guest_user}@{address}', command])
 
 
-def guest_shell(where, address, guest_user):
+def guest_shell(where: Where, address: str, guest_user: str) -> str:
     """GUEST_COMMANDS' output from the guest at ``address`` (over SSH from
     the cloud's namespace), or why it could not be read."""
     if not where.key.exists():
@@ -231,7 +240,7 @@ def _queues_part(broker_dir):
     return '\n'.join([head, *(shown or ['none'])])
 
 
-def _reading(name, messages, consumers):
+def _reading(name: str, messages: int, consumers: int) -> str:
     """What a guest agent's queue says about its agent."""
     if not name.startswith(GUEST_QUEUE):
         return ''

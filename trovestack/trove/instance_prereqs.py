@@ -17,7 +17,10 @@ import logging
 import os
 import subprocess
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
+from trovestack.common import connection
 from trovestack.common import errors
 from trovestack.common import results
 from trovestack.testenv import has_service
@@ -109,14 +112,16 @@ def _row(kind, name, action, detail='', *, dry_run=False):
     return results.Row(kind, name, action, detail)
 
 
-def project_id_of(conn, name):
+def project_id_of(conn: connection.Connection, name: str) -> str:
     project = conn.identity.find_project(name, ignore_missing=True)
     if project is None:
         raise errors.UserError(f'project {name!r} does not exist')
     return project.id
 
 
-def ensure_network(conn, wanted, project_id, *, dry_run=False):
+def ensure_network(
+        conn: connection.Connection, wanted: Wanted, project_id: str, *,
+        dry_run: bool = False) -> tuple[list[results.Row], Any, Any]:
     """The network of ``wanted`` (the management network unless told
     otherwise) and its subnet; ([Row], network, subnet)."""
     network = conn.network.find_network(wanted.network_name,
@@ -125,7 +130,7 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
     if network is None:
         if not dry_run:
             LOG.info('Creating network %s', wanted.network_name)
-            provider = {'provider_network_type': 'flat',
+            provider: dict[str, Any] = {'provider_network_type': 'flat',
                         'provider_physical_network': wanted.physical_network
                         } if wanted.physical_network else {}
             if wanted.external:
@@ -174,7 +179,9 @@ def ensure_network(conn, wanted, project_id, *, dry_run=False):
     return rows, network, subnet
 
 
-def ensure_security_group(conn, wanted, project_id, *, dry_run=False):
+def ensure_security_group(
+        conn: connection.Connection, wanted: Wanted, project_id: str, *,
+        dry_run: bool = False) -> tuple[list[results.Row], Any]:
     """The management security group and its rules; ([Row], group)."""
     name = wanted.security_group
     group = conn.network.find_security_group(name, project_id=project_id)
@@ -199,8 +206,9 @@ def ensure_security_group(conn, wanted, project_id, *, dry_run=False):
     return rows, group
 
 
-def ensure_host_port(conn, wanted, project_id, network, group, *,
-                     dry_run=False):
+def ensure_host_port(conn: connection.Connection, wanted: Wanted,
+                     project_id: str, network: Any, group: Any, *,
+                     dry_run: bool = False) -> tuple[list[results.Row], Any]:
     """The control plane's own port on the management network, for a host
     that plugs it in (e.g. devstack's OVS); ([Row], port)."""
     port = None if network is None else conn.network.find_port(
@@ -227,7 +235,8 @@ def _port_detail(port):
     return f'{port.mac_address} {addresses}'.strip()
 
 
-def ensure_keypair(conn, wanted, *, dry_run=False):
+def ensure_keypair(conn: connection.Connection, wanted: Wanted, *,
+                   dry_run: bool = False) -> list[results.Row]:
     """The Trove service user's keypair from ``wanted.public_key``; a
     different key under that name is replaced.  [Row]."""
     user = conn.identity.find_user(wanted.user, ignore_missing=True)
@@ -249,7 +258,8 @@ def ensure_keypair(conn, wanted, *, dry_run=False):
                  created.fingerprint or '')]
 
 
-def ensure_quotas(conn, wanted, *, dry_run=False):
+def ensure_quotas(conn: connection.Connection, wanted: Wanted, *,
+                  dry_run: bool = False) -> list[results.Row]:
     """Compute, volume and network quotas of Trove's service project,
     raised to the minimums upstream's devstack sets.  [Row]."""
     wants = [w for w in testenv_quotas.wanted() if w.project == 'service']
@@ -265,7 +275,8 @@ def _as_row(change):
     return results.Row(change.kind, change.name, action, change.detail)
 
 
-def converge(conn, wanted, *, dry_run=False):
+def converge(conn: connection.Connection, wanted: Wanted, *,
+             dry_run: bool = False) -> 'Prepared':
     """Every prerequisite of ``wanted``; returns :class:`Prepared`.
 
     Without a network service in the catalog (the API-only local cloud)
@@ -296,8 +307,11 @@ def converge(conn, wanted, *, dry_run=False):
     return prepared
 
 
-def plug_host_port(port, cidr, *, bridge='br-int', interface='trove-mgmt',
-                   run=subprocess.run):
+def plug_host_port(
+        port: Any, cidr: str, *, bridge: str = 'br-int',
+        interface: str = 'trove-mgmt',
+        run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+) -> list[results.Row]:
     """Give this host the management port's address: an OVS internal
     interface bound to the Neutron port (as upstream's devstack plugin
     does), so guests reach the control plane on the management network.
@@ -327,7 +341,7 @@ def plug_host_port(port, cidr, *, bridge='br-int', interface='trove-mgmt',
                         f'{address}/{prefix} on {bridge}')]
 
 
-def guest_transport_url(server_url, host):
+def guest_transport_url(server_url: str, host: str) -> str:
     """The control plane's messaging URL with ``host`` as the broker's
     address, as guests reach it."""
     parts = urllib.parse.urlsplit(server_url)

@@ -9,13 +9,25 @@ found or made, and the image choice, into
 Trove's default datastore) into trove.conf and trove-guestagent.conf.
 """
 
+import pathlib
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+from trovestack.common import results
+from trovestack.trove import instance_prereqs
 from trovestack.trove import trove_config
 
 
-def instance_settings(prepared, *, docker_images, insecure_registries=(),
-                      network_isolation=False, volume_support=True,
-                      volume_type=None, timeouts=trove_config.TCG_TIMEOUTS,
-                      guest_transport_url=None, backup_docker_images=None):
+def instance_settings(
+        prepared: instance_prereqs.Prepared, *,
+        docker_images: Mapping[str, str],
+        insecure_registries: Sequence[str] = (),
+        network_isolation: bool = False, volume_support: bool = True,
+        volume_type: str | None = None,
+        timeouts: trove_config.Timeouts = trove_config.TCG_TIMEOUTS,
+        guest_transport_url: str | None = None,
+        backup_docker_images: Mapping[str, str] | None = None,
+) -> trove_config.InstanceSettings:
     """:class:`trove_config.InstanceSettings` from ``prepared``
     (:class:`instance_prereqs.Prepared`) and the caller's choices."""
     return trove_config.InstanceSettings(
@@ -32,7 +44,10 @@ def instance_settings(prepared, *, docker_images, insecure_registries=(),
         guest_transport_url=guest_transport_url)
 
 
-def apply(settings, config_files, *, default_datastore=None, extra=None):
+def apply(settings: trove_config.InstanceSettings,
+          config_files: Mapping[str, pathlib.Path | str], *,
+          default_datastore: str | None = None,
+          extra: trove_config.Config | None = None) -> list[results.Row]:
     """Write ``settings`` (and ``default_datastore``, and ``extra``
     {file: {section: {option: value}}}) into ``config_files`` ({file name:
     path}); [Row] per file (updated or unchanged)."""

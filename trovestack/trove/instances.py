@@ -21,6 +21,9 @@ openstacksdk.
 import dataclasses
 import pathlib
 import time
+from collections.abc import Callable
+from typing import Any
+from typing import NoReturn
 
 from trovestack import testenv
 from trovestack.common import connection
@@ -62,7 +65,7 @@ class InstanceError(UserError):
     """An instance that did not become ACTIVE or go away: the message is
     one line; ``details`` holds the diagnostics that explain it."""
 
-    def __init__(self, message, details=''):
+    def __init__(self, message: str, details: str = '') -> None:
         super().__init__(message)
         self.details = details
 
@@ -89,7 +92,7 @@ class InstanceResult:
     timeline: dict  # stage -> seconds since the run started
 
 
-def _quiet(message):
+def _quiet(message: str) -> None:
     pass
 
 
@@ -101,44 +104,47 @@ class Tracker:
     wait here fails through it.
     """
 
-    def __init__(self, conn, name, *, label=None, evidence=None,
-                 progress=None, interval=INTERVAL):
+    def __init__(self, conn: connection.Connection, name: str, *,
+                 label: str | None = None, evidence: Evidence | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 interval: float = INTERVAL) -> None:
         self.conn = conn
         self.trove = connection.trove_client(conn)
         self.name = name
         self.label = label or f'instance {name}'
         self.evidence = evidence or Evidence()
         self.progress = progress or _quiet
-        self.timeline = {}
+        self.timeline: dict[str, float] = {}
         self.interval = interval
         self.started = _now()
         self.started_at = time.time()   # the same moment, epoch seconds
         self.stage = 'start'
-        self.instance_id = None
-        self.server_id = None
-        self.last_status = None
-        self.hint = None  # what a failure suggests (default: delete it)
+        self.instance_id: str | None = None
+        self.server_id: str | None = None
+        self.last_status: str | None = None
+        # what a failure suggests (default: delete it)
+        self.hint: str | None = None
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return round(_now() - self.started, 1)
 
-    def say(self, message):
+    def say(self, message: str) -> None:
         self.progress(f'{self.label}: {message}')
 
-    def mark(self, stage):
+    def mark(self, stage: str) -> None:
         """Record reaching ``stage`` and say so."""
         self.timeline[stage] = self.elapsed()
         self.stage = stage
         self.say(f'{stage} at {self.timeline[stage]} s')
 
-    def follow(self, instance):
+    def follow(self, instance: Any) -> None:
         """Take the instance's (and its nova server's) id and status."""
         self.instance_id = instance.id
         self.last_status = instance.status
         self.server_id = _field(instance, 'server_id') or \
             self.server_id
 
-    def error(self, message):
+    def error(self, message: str) -> InstanceError:
         """InstanceError: ``message`` with the fault and how to remove the
         instance on its one line, the diagnostics as its details."""
         fault, details = self._explain()
@@ -151,11 +157,11 @@ class Tracker:
             text += f'; {hint}'
         return InstanceError(text, details)
 
-    def fail(self, message):
+    def fail(self, message: str) -> NoReturn:
         """Stop at the current stage: raise :meth:`error`."""
         raise self.error(f'stopped at {self.stage}: {message}')
 
-    def diagnostics(self):
+    def diagnostics(self) -> str:
         """Instance fault, nova server fault and console, log tails."""
         return self._explain()[1]
 
@@ -200,7 +206,8 @@ class Tracker:
                     log.read_text(errors='replace')))
         return parts
 
-    def wait(self, check, timeout, what, interval=INTERVAL):
+    def wait(self, check: Callable[[], Any], timeout: float, what: str,
+             interval: float = INTERVAL) -> Any:
         """Call ``check`` until it returns something true (returned);
         :meth:`fail` when ``timeout`` seconds pass first."""
         deadline = _now() + timeout
@@ -217,16 +224,17 @@ class Tracker:
                 self.fail(f'{what} not within {timeout} s')
             _sleep(interval)
 
-    def wait_active(self, timeout):
+    def wait_active(self, timeout: float) -> Any:
         """Poll the instance until it is ACTIVE with a healthy database
         (returned): a stage per status it shows, a heartbeat line at most
         every HEARTBEAT seconds while it stays; fails when it reaches a
         status it does not leave by itself (ERROR...) or at the timeout.
         An ACTIVE instance whose database is not HEALTHY (its guest has not
         reported since its cloud restarted) is waited for."""
-        seen = {'status': None, 'said': _now(), 'silent': None}
+        seen: dict[str, Any] = {'status': None, 'said': _now(),
+                                'silent': None}
 
-        def show(shown):
+        def show(shown: str | None) -> None:
             if shown != seen['status']:
                 seen.update(status=shown, said=_now())
                 self.mark(f'status {shown}')
@@ -275,7 +283,7 @@ def _field(instance, name):
     return vars(instance).get(name)
 
 
-def fault_of(instance):
+def fault_of(instance: Any) -> tuple[str, str]:
     """(one-line fault message, its details) of a Trove instance; empty
     strings when it has none (Trove shows faults to admins)."""
     fault = _field(instance, 'fault')
@@ -287,7 +295,7 @@ def fault_of(instance):
     return message, str(fault.get('details') or '').strip()
 
 
-def addresses_of(instance):
+def addresses_of(instance: Any) -> list[str]:
     """The addresses Trove shows for an instance (``addresses``, else the
     older ``ip`` list)."""
     found = [entry['address'] for entry in
@@ -296,14 +304,16 @@ def addresses_of(instance):
     return found or list(_field(instance, 'ip') or [])
 
 
-def datastore_of(instance):
+def datastore_of(instance: Any) -> tuple[str, str]:
     """(datastore, version) an instance runs."""
     info = _field(instance, 'datastore') or {}
     return info.get('type', ''), info.get('version', '')
 
 
-def find_instance(trove, name):
+def find_instance(trove: Any, name: str) -> Any:
     """The project's instance named exactly ``name``, or None."""
+    matches: list[Any]
+    marker: str | None
     matches, marker = [], None
     while True:
         try:
@@ -382,8 +392,11 @@ def _backup_id(trove, backup):
     return found[0].id
 
 
-def create_instance(tracker, *, datastore=None, version=None, flavor=None,
-                    nics=None, volume_size=None, backup=None):
+def create_instance(tracker: Tracker, *, datastore: str | None = None,
+                    version: str | None = None, flavor: str | None = None,
+                    nics: list[dict[str, str]] | None = None,
+                    volume_size: int | None = None,
+                    backup: str | None = None) -> Any:
     """Create the tracker's instance (no wait) and follow it.
 
     ``datastore``/``version``: None for the defaults (the cloud's default
@@ -422,10 +435,15 @@ def create_instance(tracker, *, datastore=None, version=None, flavor=None,
     return instance
 
 
-def ensure_instance(conn, name, *, datastore=None, version=None,
-                    flavor=None, nics=None, volume_size=None, backup=None,
-                    timeout=DEFAULT_TIMEOUT, progress=None, evidence=None,
-                    tracker=None):
+def ensure_instance(conn: connection.Connection, name: str, *,
+                    datastore: str | None = None, version: str | None = None,
+                    flavor: str | None = None,
+                    nics: list[dict[str, str]] | None = None,
+                    volume_size: int | None = None, backup: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT,
+                    progress: Callable[[str], None] | None = None,
+                    evidence: Evidence | None = None,
+                    tracker: Tracker | None = None) -> InstanceResult:
     """The ACTIVE instance ``name``: found, waited for, or created.
 
     An ACTIVE instance of that name is returned at once (``created`` is
@@ -490,7 +508,7 @@ def _is_api_error(exc):
         isinstance(exc, ks_exc.ConnectionError)
 
 
-def _api_answer(exc):
+def _api_answer(exc: BaseException) -> str:
     """What the API said (or that it said nothing), for an error line."""
     if isinstance(getattr(exc, 'http_status', None), int):
         return f'the API answered {exc}'
@@ -503,7 +521,8 @@ def _is_not_found(exc):
         type(exc).__name__ == 'NotFound'
 
 
-def remove(tracker, *, reset=False, timeout=DELETE_TIMEOUT):
+def remove(tracker: Tracker, *, reset: bool = False,
+           timeout: float = DELETE_TIMEOUT) -> int | bool:
     """Delete the tracker's instance and wait until it, its nova server
     and the server's ports are gone; the number of those ports.
 
@@ -540,7 +559,7 @@ def remove(tracker, *, reset=False, timeout=DELETE_TIMEOUT):
             raise
         tracker.fail(f'Trove refused the delete: {exc}')
 
-    def gone():
+    def gone() -> bool:
         try:
             trove.instances.get(tracker.instance_id)
         except Exception as exc:  # noqa: BLE001 - NotFound is the goal
@@ -561,7 +580,10 @@ def remove(tracker, *, reset=False, timeout=DELETE_TIMEOUT):
     return len(ports)
 
 
-def delete_instance(conn, name, *, timeout=DELETE_TIMEOUT, progress=None):
+def delete_instance(
+        conn: connection.Connection, name: str, *,
+        timeout: float = DELETE_TIMEOUT,
+        progress: Callable[[str], None] | None = None) -> results.Row:
     """Delete the project's instance ``name`` (its status reset first when
     it is stuck in BUILD or ERROR) and wait until it is gone; a
     :class:`~trovestack.common.results.Row`.  None of that name: nothing

@@ -23,11 +23,18 @@ Values are strings, as an INI file holds them; devstack-owned values
 """
 
 import dataclasses
+import pathlib
 import re
 import types
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 from trovestack.common import ini
 from trovestack.common import results
+
+# {file name: {section: {option: value}}}
+Config = dict[str, dict[str, dict[str, str]]]
 
 TROVE_CONF = 'trove.conf'
 GUESTAGENT_CONF = 'trove-guestagent.conf'
@@ -80,7 +87,7 @@ GUEST_USER = 'trove'
 _USER_NAME = re.compile(r'[a-z_][a-z0-9_-]{0,31}')
 
 
-def guest_user(name):
+def guest_user(name: str) -> str:
     """``name`` if it can be a guest image's login user, else ValueError."""
     if not _USER_NAME.fullmatch(name):
         raise ValueError(
@@ -121,7 +128,7 @@ class Timeouts:
     server_delete_time_out: int = 300
     volume_time_out: int = 300
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_positive(self, 'number of seconds')
 
 
@@ -157,7 +164,7 @@ class Polling:
     state_change_poll_time: int = 1   # guest agent
     state_healthy_counts: int = 2     # guest agent
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_positive(self, 'whole number')
 
 
@@ -178,13 +185,14 @@ class InstanceSettings:
     (None: leave it to the caller's devstack/cloud configuration).
     """
 
-    management_networks: tuple = ()
-    management_security_groups: tuple = ()
-    docker_images: types.MappingProxyType = dataclasses.field(
+    # __post_init__ keeps tuples and read-only mappings of what it is given
+    management_networks: Sequence[str] = ()
+    management_security_groups: Sequence[str] = ()
+    docker_images: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}))
-    backup_docker_images: types.MappingProxyType = dataclasses.field(
+    backup_docker_images: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}))
-    insecure_registries: tuple = ()
+    insecure_registries: Sequence[str] = ()
     network_isolation: bool = False
     volume_support: bool = True
     volume_type: str | None = None
@@ -221,8 +229,10 @@ class InstanceSettings:
                              f' (known: {", ".join(DATASTORES)})')
 
 
-def docker_images(datastores, *, source='upstream', registry=None,
-                  overrides=None):
+def docker_images(
+        datastores: Iterable[str], *, source: str = 'upstream',
+        registry: str | None = None,
+        overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """{datastore: image repository} for the datastores named.
 
     ``source``: ``upstream`` (Trove's images on quay.io), ``embedded``
@@ -235,8 +245,10 @@ def docker_images(datastores, *, source='upstream', registry=None,
                          overrides=overrides)
 
 
-def backup_docker_images(datastores, *, source='upstream', registry=None,
-                         overrides=None):
+def backup_docker_images(
+        datastores: Iterable[str], *, source: str = 'upstream',
+        registry: str | None = None,
+        overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """{datastore: backup image repository} for the datastores named:
     ``[<datastore>] backup_docker_image`` of trove-guestagent.conf.
 
@@ -287,7 +299,7 @@ LIMITS = types.MappingProxyType({
 })
 
 
-def limits_config(limits):
+def limits_config(limits: Mapping[str, int]) -> Config:
     """{trove.conf: {DEFAULT: {option: value}}} for the limits given
     ({option in LIMITS: positive int}); unset ones keep Trove's default."""
     unknown = sorted(set(limits) - set(LIMITS))
@@ -307,11 +319,11 @@ def _flag(value):
     return 'True' if value else 'False'
 
 
-def instance_config(settings):
+def instance_config(settings: InstanceSettings) -> Config:
     """{file: {section: {option: value}}} for trove.conf and
     trove-guestagent.conf, from :class:`InstanceSettings`."""
-    server = {'DEFAULT': {}, 'network': {}}
-    guest = {'DEFAULT': {}}
+    server: dict[str, dict[str, str]] = {'DEFAULT': {}, 'network': {}}
+    guest: dict[str, dict[str, str]] = {'DEFAULT': {}}
     default = server['DEFAULT']
     if settings.management_networks:
         default['management_networks'] = ','.join(
@@ -352,7 +364,8 @@ def instance_config(settings):
     return {TROVE_CONF: server, GUESTAGENT_CONF: guest}
 
 
-def apply(config, paths, *, dry_run=False):
+def apply(config: Config, paths: Mapping[str, pathlib.Path | str], *,
+          dry_run: bool = False) -> list[results.Row]:
     """Set every option of ``config`` in the files at ``paths``
     ({file name: path}); other lines stay as they are.  [Row] per file."""
     rows = []
