@@ -17,6 +17,17 @@ import dataclasses
 import json
 import pathlib
 import warnings
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from trovestack.common import connection
+
+if TYPE_CHECKING:
+    from load_image import datastores
+    from load_image import images
+    from load_image import parameters
 
 # python-troveclient imports eventlet only for time.sleep; eventlet then
 # prints a deprecation banner that users of these tools can do nothing about.
@@ -51,7 +62,7 @@ class LoadRequest:
     config_params: str | None = None
     # parameters.TroveDatabase: load config_params with trove-manage there
     # (every parameter); None: through the management API.
-    trove_database: object | None = None
+    trove_database: 'parameters.TroveDatabase | None' = None
     prune: bool = False
     build_hash: str | None = None
     # guest_agent.provenance of the image's build (its .build.json):
@@ -62,7 +73,7 @@ class LoadRequest:
     active_timeout: int = 600
 
     @property
-    def tags(self):
+    def tags(self) -> list[str]:
         return [GUEST_IMAGE_TAG, self.datastore, *self.extra_tags]
 
 
@@ -76,7 +87,7 @@ class LoadResult:
     parameters: object | None = None  # datastores.ParametersResult, if loaded
 
 
-def check_names(datastore, version):
+def check_names(datastore: str, version: str) -> None:
     """Raise DatastoreError unless both are usable names (no cloud)."""
     from load_image import datastores
 
@@ -84,13 +95,18 @@ def check_names(datastore, version):
     datastores.validate_version(version)
 
 
-def make_request(image_file, datastore, version, *, conf=None,
-                 version_number=None, manager=None, packages=(),
-                 image_name=None, guest_os=None, guest_release=None,
-                 disk_format=None, visibility=None, image_tags=None,
-                 default=False, config_params=None, prune=None,
-                 build_hash=None, trove_config=None, trove_manage=None,
-                 agent=None):
+def make_request(image_file: str, datastore: str, version: str, *,
+                 conf: Any = None, version_number: str | None = None,
+                 manager: str | None = None, packages: Iterable[str] = (),
+                 image_name: str | None = None, guest_os: str | None = None,
+                 guest_release: str | None = None,
+                 disk_format: str | None = None, visibility: str | None = None,
+                 image_tags: Iterable[str] | None = None,
+                 default: bool = False, config_params: str | None = None,
+                 prune: bool | None = None, build_hash: str | None = None,
+                 trove_config: str | None = None,
+                 trove_manage: str | None = None,
+                 agent: dict[str, Any] | None = None) -> LoadRequest:
     """A validated LoadRequest; options left None come from ``conf`` (the
     [load_image] options, default: their defaults).  ``trove_config``
     (a trove.conf) and ``trove_manage``: load ``config_params`` with
@@ -166,7 +182,7 @@ def _read_agent(path):
     return agent if isinstance(agent, dict) else None
 
 
-def agent_properties(agent):
+def agent_properties(agent: dict[str, Any] | None) -> dict[str, str]:
     """The Glance properties naming an image's guest agent: where it comes
     from (``trove_agent_source``: ``release:26.0.0``,
     ``tree:<path>@<commit>[+dirty]``, ``tree:<path>``,
@@ -177,11 +193,13 @@ def agent_properties(agent):
                       ('version', 'trove_agent_version'),
                       ('digest', 'trove_agent_digest')):
         if (agent or {}).get(key):
-            properties[name] = str(agent[key])
+            properties[name] = str(agent[key])  # type: ignore[index]  # agent has key
     return properties
 
 
-def read_image(request, progress=None):
+def read_image(
+        request: LoadRequest,
+        progress: Callable[[int], None] | None = None) -> 'images.ImageFile':
     """The checked and hashed image file (images.ImageFile); no cloud."""
     from load_image import images
 
@@ -189,7 +207,9 @@ def read_image(request, progress=None):
                                   progress=progress)
 
 
-def load(conn, request, image_file, *, progress=None):
+def load(conn: connection.Connection, request: LoadRequest,
+         image_file: 'images.ImageFile', *,
+         progress: Callable[[int], None] | None = None) -> LoadResult:
     """Upload (or reuse) the image, register the version, then the
     optional config parameters, default and pruning; a LoadResult."""
     from load_image import datastores
@@ -243,8 +263,9 @@ def load(conn, request, image_file, *, progress=None):
                       parameters=parameters)
 
 
-def activate(conn, datastore, version, *, version_number=None,
-             exclusive=False):
+def activate(conn: connection.Connection, datastore: str, version: str, *,
+             version_number: str | None = None,
+             exclusive: bool = False) -> 'datastores.VersionResult':
     """Make the version its datastore's default (and active); a
     datastores.VersionResult."""
     from load_image import datastores

@@ -9,6 +9,8 @@ defaults.
 """
 
 import types
+from collections.abc import Iterable
+from typing import Any
 
 from load_image import datastores
 from trovestack.common.errors import UserError
@@ -85,17 +87,17 @@ def _options():
     ]
 
 
-def register_opts(conf):
+def register_opts(conf: Any) -> None:
     """Register the options on ``conf`` (group [load_image])."""
     conf.register_opts(_options(), group=GROUP)
 
 
-def list_opts():
+def list_opts() -> list[tuple[str, list[Any]]]:
     """(group, options) pairs for oslo-config-generator."""
     return [(GROUP, _options())]
 
 
-def load(config_files=()):
+def load(config_files: Iterable[str] = ()) -> Any:
     """The [load_image] options read from ``config_files`` (attributes by
     option name); without files, their defaults."""
     if not config_files:

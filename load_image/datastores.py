@@ -9,7 +9,10 @@ re-run never makes a duplicate.
 import dataclasses
 import json
 import logging
+import pathlib
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from troveclient import exceptions as trove_exc
 
@@ -62,17 +65,17 @@ class ParametersResult:
     total: int = 0  # the parameters in the file
 
     @property
-    def loaded(self):
+    def loaded(self) -> int:
         """How many of the file's parameters Trove has now."""
         return len(self.created) + len(self.updated) + len(self.unchanged)
 
-    def counts(self):
+    def counts(self) -> str:
         """'created 1, updated 0, unchanged 2, skipped 0'."""
         return (f'created {len(self.created)}, updated '
                 f'{len(self.updated)}, unchanged {len(self.unchanged)}, '
                 f'skipped {len(self.skipped)}')
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: how many were loaded, which way, what was not."""
         text = f'{self.loaded} of {self.total} via {self.via}'
         if self.skipped:
@@ -81,7 +84,7 @@ class ParametersResult:
         return text
 
 
-def validate_name(kind, value):
+def validate_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a usable datastore name, else raise."""
     if not NAME_PATTERN.match(value or ''):
         raise DatastoreError(
@@ -90,7 +93,7 @@ def validate_name(kind, value):
     return value
 
 
-def validate_version(value):
+def validate_version(value: str) -> str:
     """Return ``value`` if it is a usable version string, else raise."""
     if not VERSION_PATTERN.match(value or ''):
         raise DatastoreError(
@@ -100,7 +103,8 @@ def validate_version(value):
     return value
 
 
-def validate_manager(manager, known=KNOWN_MANAGERS):
+def validate_manager(manager: str,
+                     known: Iterable[str] = KNOWN_MANAGERS) -> str:
     """Return ``manager`` if Trove has a guest manager of that name."""
     if manager not in known:
         raise DatastoreError(
@@ -109,14 +113,15 @@ def validate_manager(manager, known=KNOWN_MANAGERS):
     return manager
 
 
-def list_versions(trove, datastore=None):
+def list_versions(trove: Any, datastore: str | None = None) -> list[Any]:
     """All versions (active or not), optionally of one datastore only."""
     versions = _mgmt_call(trove.mgmt_ds_versions.list)
     return [v for v in versions
             if datastore is None or v.datastore_name == datastore]
 
 
-def find_version(trove, datastore, version, version_number=None):
+def find_version(trove: Any, datastore: str, version: str,
+                 version_number: str | None = None) -> Any:
     """The version with this name and number, or None."""
     number = version_number or version
     for candidate in list_versions(trove, datastore):
@@ -125,9 +130,10 @@ def find_version(trove, datastore, version, version_number=None):
     return None
 
 
-def register_version(trove, *, datastore, version, manager, image_id,
-                     image_tags=(), packages=(), active=True,
-                     version_number=None):
+def register_version(trove: Any, *, datastore: str, version: str, manager: str,
+                     image_id: str, image_tags: Iterable[str] = (),
+                     packages: Iterable[str] = (), active: bool = True,
+                     version_number: str | None = None) -> VersionResult:
     """Create the datastore version or update it to point at ``image_id``.
 
     The datastore is created by Trove if missing.  Returns a VersionResult
@@ -205,8 +211,9 @@ def _create_version(trove, datastore, version, number, wanted, attempts=3):
         return find_version(trove, datastore, version, number)
 
 
-def set_default_version(trove, datastore, version, *, version_number=None,
-                        exclusive=False):
+def set_default_version(trove: Any, datastore: str, version: str, *,
+                        version_number: str | None = None,
+                        exclusive: bool = False) -> VersionResult:
     """Make ``version`` the active default of ``datastore``.
 
     With ``exclusive`` the other versions of the datastore are marked
@@ -240,18 +247,20 @@ def set_default_version(trove, datastore, version, *, version_number=None,
     return _result(_mgmt_call(trove.mgmt_ds_versions.get, target.id), action)
 
 
-def image_ids_in_use(trove):
+def image_ids_in_use(trove: Any) -> set[str]:
     """Ids of the Glance images any datastore version points at."""
     return {v.image for v in list_versions(trove) if v.image}
 
 
-def version_parameters(client, version_id):
+def version_parameters(client: Any, version_id: str) -> list[Any]:
     """The version's configuration parameters through ``client`` (a
     load_image.trove_api.MgmtClient); DatastoreError when Trove refuses."""
     return _mgmt_call(client.parameters, version_id)
 
 
-def load_config_parameters(trove, version_id, path, *, existing=None):
+def load_config_parameters(
+        trove: Any, version_id: str, path: pathlib.Path | str, *,
+        existing: list[Any] | None = None) -> ParametersResult:
     """Load a validation-rules.json into the version's parameters.
 
     The same file ``trove-manage db_load_datastore_config_parameters`` reads,
@@ -272,7 +281,7 @@ def load_config_parameters(trove, version_id, path, *, existing=None):
         manager = _parameter_manager(trove)
         existing = _mgmt_call(manager.list_all_parameter_by_version,
                               version_id)
-    existing = {p.name: p for p in existing}
+    by_name = {p.name: p for p in existing}
     result = ParametersResult(total=len(rules))
     failures = []
     for rule in rules:
@@ -281,13 +290,13 @@ def load_config_parameters(trove, version_id, path, *, existing=None):
             result.skipped.append(name)
             continue
         fields = rule_fields(rule)
-        if name in existing and not parameter_differs(existing[name],
+        if name in by_name and not parameter_differs(by_name[name],
                                                         fields):
             result.unchanged.append(name)
             continue
         manager = manager or _parameter_manager(trove)
         try:
-            if name not in existing:
+            if name not in by_name:
                 _mgmt_call(manager.create, version_id, name, **fields)
                 result.created.append(name)
             else:
@@ -317,13 +326,13 @@ def _parameter_manager(trove):
         trove() if callable(trove) else trove)
 
 
-def _api_can_store(rule):
+def _api_can_store(rule: dict[str, Any]) -> bool:
     if rule['type'] == 'integer':
         return rule.get('min') is not None and rule.get('max') is not None
     return rule['type'] in API_PARAMETER_TYPES
 
 
-def rule_fields(rule):
+def rule_fields(rule: dict[str, Any]) -> dict[str, Any]:
     """A rule's fields as Trove stores them (limits within LIMIT_MAX)."""
     return {
         'restart_required': bool(rule.get('restart_required', False)),
@@ -333,7 +342,7 @@ def rule_fields(rule):
     }
 
 
-def read_rules(path):
+def read_rules(path: pathlib.Path | str) -> list[dict[str, Any]]:
     """The "configuration-parameters" entries of a validation-rules.json;
     DatastoreError when it cannot be read or is not one."""
     try:
@@ -365,7 +374,7 @@ def _size(value):
         max(min(int(value), LIMIT_MAX), -LIMIT_MAX)
 
 
-def parameter_differs(current, fields):
+def parameter_differs(current: Any, fields: dict[str, Any]) -> bool:
     """True when a listed parameter differs from ``fields``
     (rule_fields())."""
     # The API shows the data type as 'type' and leaves out limits of 0.
@@ -380,7 +389,8 @@ def parameter_differs(current, fields):
             != limit(fields['min_size']))
 
 
-def matching_versions(versions, version, version_number=None):
+def matching_versions(versions: Iterable[Any], version: str,
+                      version_number: str | None = None) -> list[Any]:
     """The versions named ``version`` (numbered ``version_number``, if
     given); the one lookup of a version every tool here uses."""
     return [v for v in versions if v.name == version

@@ -9,6 +9,8 @@ write to the file changes its ctime, which no tool can set back).
 import json
 import logging
 import os
+import pathlib
+from typing import Any
 
 from trovestack.common import files
 
@@ -16,7 +18,7 @@ LOG = logging.getLogger(__name__)
 MAX_ENTRIES = 200
 
 
-def cache_file():
+def cache_file() -> pathlib.Path:
     return files.cache_dir('trovestack', 'image-hashes.json')
 
 
@@ -32,13 +34,13 @@ def _load(store):
         return {}
 
 
-def lookup(path):
+def lookup(path: pathlib.Path | str) -> tuple[str, str] | None:
     """(sha256, sha512) remembered for path, or None."""
     entry = lookup_entry(path)
     return (entry['sha256'], entry['sha512']) if entry else None
 
 
-def lookup_entry(path):
+def lookup_entry(path: pathlib.Path | str) -> dict[str, Any] | None:
     """Everything remembered for the unchanged file at path (the hashes
     and the facts given to remember()), or None."""
     entry = _load(cache_file()).get(str(path))
@@ -48,7 +50,8 @@ def lookup_entry(path):
     return None
 
 
-def remember(path, sha256, sha512, **facts):
+def remember(path: pathlib.Path | str, sha256: str, sha512: str,
+             **facts: object) -> None:
     """Store the hashes of path, and other ``facts`` about its content; a
     cache that cannot be written is skipped."""
     store = cache_file()

@@ -21,6 +21,10 @@ import email.utils
 import logging
 import pathlib
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+from typing import BinaryIO
 
 from keystoneauth1 import exceptions as ks_exc
 from requests import exceptions as req_exc
@@ -90,7 +94,9 @@ class ImageResult:
     removed: tuple = ()
 
 
-def inspect_file(path, disk_format='auto'):
+def inspect_file(
+        path: pathlib.Path | str,
+        disk_format: str = 'auto') -> tuple[pathlib.Path, int, str, int]:
     """Check that ``path`` is a safe qcow2/raw image; return (absolute path,
     size, detected format, virtual size).
 
@@ -125,25 +131,31 @@ def inspect_file(path, disk_format='auto'):
             f'image file {path} was declared {disk_format} but its content '
             f'is {detected}')
     _safety_check(path, inspector)
-    virtual_size = size if detected == 'raw' else inspector.virtual_size
+    # a format was detected: there is an inspector
+    virtual_size = size if detected == 'raw' else \
+        inspector.virtual_size  # type: ignore[union-attr]
     return path, size, detected, virtual_size
 
 
-def hash_file(path, progress=None):
+def hash_file(
+        path: pathlib.Path | str,
+        progress: Callable[[int], None] | None = None) -> tuple[str, str]:
     """(sha256, sha512) hex digests in one pass; progress(bytes_read)."""
     done = 0
 
-    def advance(nbytes):
+    def advance(nbytes: int) -> None:
         nonlocal done
         done += nbytes
-        progress(done)
+        progress(done)  # type: ignore[misc]  # given when advance is
 
     digests = files.file_digests(path, ('sha256', HASH_ALGO),
                                  advance if progress else None)
     return digests['sha256'], digests[HASH_ALGO]
 
 
-def load_image_file(path, disk_format='auto', progress=None):
+def load_image_file(
+        path: pathlib.Path | str, disk_format: str = 'auto',
+        progress: Callable[[int], None] | None = None) -> ImageFile:
     """inspect_file() then hash_file(): the ImageFile ready for Glance.
 
     A file unchanged since it was last accepted (same size, inode, mtime
@@ -181,14 +193,15 @@ def _remembered_image_file(path, disk_format):
                      sha256=entry['sha256'], sha512=entry['sha512'])
 
 
-def image_name(datastore, version, guest_os='debian',
-               guest_release='bookworm'):
+def image_name(datastore: str, version: str, guest_os: str = 'debian',
+               guest_release: str = 'bookworm') -> str:
     """The predictable Glance name of a guest image."""
     os_part = f'{guest_os}-{guest_release}' if guest_release else guest_os
     return f'trove-guest-{os_part}-{datastore}-{version}'
 
 
-def find_image(conn, name, image_file):
+def find_image(conn: connection.Connection, name: str,
+               image_file: ImageFile) -> dict[str, Any] | None:
     """The active Glance image (a dict) called ``name`` with this content,
     the oldest if there are several, or None."""
     same = [image for image in _list_images(conn, name).images
@@ -197,9 +210,13 @@ def find_image(conn, name, image_file):
     return min(same, key=_creation_order, default=None)
 
 
-def ensure_image(conn, image_file, *, name, tags=(), properties=None,
-                 visibility='private', retries=3, retry_delay=2.0,
-                 timeout=600, progress=None, stale_after=STALE_AFTER):
+def ensure_image(conn: connection.Connection, image_file: ImageFile, *,
+                 name: str, tags: Iterable[str] = (),
+                 properties: dict[str, str] | None = None,
+                 visibility: str = 'private', retries: int = 3,
+                 retry_delay: float = 2.0, timeout: float = 600,
+                 progress: Callable[[int], None] | None = None,
+                 stale_after: float = STALE_AFTER) -> ImageResult:
     """Find or upload ``image_file`` as ``name``; return an ImageResult.
 
     An active image with the same name and the same sha256/sha512 is reused
@@ -252,14 +269,16 @@ def ensure_image(conn, image_file, *, name, tags=(), properties=None,
         return run.result(winner, 'reused', image_file.size, attempt)
 
 
-def delete_images(conn, image_ids):
+def delete_images(conn: connection.Connection,
+                  image_ids: Iterable[str]) -> None:
     """Delete Glance images by id; those already gone are skipped."""
     for image_id in image_ids:
         LOG.info('Deleting image %s', image_id)
         conn.image.delete_image(image_id, ignore_missing=True)
 
 
-def other_images(conn, name, keep_id, stale_after=STALE_AFTER):
+def other_images(conn: connection.Connection, name: str, keep_id: str,
+                 stale_after: float = STALE_AFTER) -> list[str]:
     """Ids of the other images called ``name`` (older uploads), except
     those a live process may still be uploading or about to register."""
     listing = _list_images(conn, name)
@@ -288,13 +307,14 @@ class _Convergence:
     settles on it.
     """
 
-    def __init__(self, conn, name, image_file, stale_after):
+    def __init__(self, conn: connection.Connection, name: str,
+                 image_file: ImageFile, stale_after: float) -> None:
         self.conn = conn
         self.name = name
         self.image_file = image_file
         self.stale_after = stale_after
         self.me = uploaders.Uploader.current()
-        self.removed = []
+        self.removed: list[str] = []
         self._waiting_for = None
 
     def survey(self, current_id=None):
@@ -576,7 +596,8 @@ def _error_text(response):
     return text[:200]
 
 
-def _delete_quietly(conn, image_id, attempts=5, delay=0.5):
+def _delete_quietly(conn: connection.Connection, image_id: str,
+                    attempts: int = 5, delay: float = 0.5) -> None:
     """Delete an image we made, retrying while Glance is busy with it."""
     for attempt in range(1, attempts + 1):
         try:
@@ -600,13 +621,14 @@ class _CountingReader:
     """Request body for requests: a known length (so Content-Length is sent,
     not chunked encoding) and 1 MiB chunks, counted and reported."""
 
-    def __init__(self, stream, size, progress):
+    def __init__(self, stream: BinaryIO, size: int,
+                 progress: Callable[[int], None] | None) -> None:
         self._stream = stream
         self._size = size
         self._progress = progress
         self.sent = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._size
 
     def __iter__(self):

@@ -31,8 +31,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 from load_image import datastores
+from trovestack.common import connection
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class TroveDatabase:
     command: str  # the trove-manage to run with it
 
 
-def default_trove_manage():
+def default_trove_manage() -> str | None:
     """trove-manage beside the running Python (this project's venv: the
     local cloud's Trove), else on PATH; None when there is none."""
     beside = pathlib.Path(sys.executable).with_name(TROVE_MANAGE)
@@ -68,7 +70,8 @@ def default_trove_manage():
     return shutil.which(TROVE_MANAGE)
 
 
-def trove_database(config_file, command=None):
+def trove_database(config_file: pathlib.Path | str,
+                   command: str | None = None) -> 'TroveDatabase':
     """The TroveDatabase of an explicit trove.conf and trove-manage
     (default: :func:`default_trove_manage`); DatastoreError naming what is
     missing.  No cloud is needed."""
@@ -86,7 +89,9 @@ def trove_database(config_file, command=None):
     return TroveDatabase(config_file=str(path.absolute()), command=found)
 
 
-def local_cloud_config(conn, state_dir=None):
+def local_cloud_config(
+        conn: connection.Connection,
+        state_dir: pathlib.Path | str | None = None) -> str | None:
     """The local cloud's trove.conf when ``conn`` is that cloud (its
     identity endpoint, see configs.local_cloud_at), else None."""
     from trovestack.cloud import configs
@@ -99,8 +104,11 @@ def local_cloud_config(conn, state_dir=None):
     return str(path) if path.is_file() else None
 
 
-def choose(conn, *, trove_config=None, trove_manage=None, api_only=False,
-           state_dir=None):
+def choose(
+        conn: connection.Connection, *,
+        trove_config: pathlib.Path | str | None = None,
+        trove_manage: str | None = None, api_only: bool = False,
+        state_dir: pathlib.Path | str | None = None) -> 'TroveDatabase | None':
     """The way in: a TroveDatabase (trove-manage), or None (the API).
 
     ``api_only``: the API.  A ``trove_config`` given: trove-manage with it
@@ -125,7 +133,10 @@ def choose(conn, *, trove_config=None, trove_manage=None, api_only=False,
     return trove_database(local, trove_manage)
 
 
-def load(trove, version, path, *, database=None, mgmt, existing=None):
+def load(trove: Any, version: datastores.VersionResult,
+         path: pathlib.Path | str, *, database: 'TroveDatabase | None' = None,
+         mgmt: Any,
+         existing: list[Any] | None = None) -> datastores.ParametersResult:
     """Load the validation-rules.json at ``path`` into ``version`` (a
     datastores.VersionResult); a datastores.ParametersResult.
 
@@ -171,7 +182,9 @@ def load(trove, version, path, *, database=None, mgmt, existing=None):
     return result
 
 
-def run_trove_manage(database, version, rules):
+def run_trove_manage(database: 'TroveDatabase',
+                     version: datastores.VersionResult,
+                     rules: list[dict[str, Any]]) -> None:
     """``trove-manage db_load_datastore_config_parameters`` for ``version``
     with ``rules`` (their limits kept within :data:`LIMIT`)."""
     LOG.info('Loading %d configuration parameters of %s %s with %s '

@@ -13,6 +13,8 @@ through troveclient (only when something changes).
 """
 
 import types
+from collections.abc import Iterable
+from typing import Any
 
 from trovestack.common import connection
 
@@ -22,11 +24,11 @@ VERSIONS = '/mgmt/datastore-versions'
 class MgmtClient:
     """What datastores.py uses of a troveclient v1 Client."""
 
-    def __init__(self, adapter):
+    def __init__(self, adapter: Any) -> None:
         self.mgmt_ds_versions = DatastoreVersions(adapter)
         self._adapter = adapter
 
-    def parameters(self, version_id):
+    def parameters(self, version_id: str) -> list[types.SimpleNamespace]:
         """A version's configuration parameters (as troveclient's
         list_all_parameter_by_version)."""
         return [_record(item) for item in _call(
@@ -43,22 +45,24 @@ class DatastoreVersions:
     once when nothing changes.
     """
 
-    def __init__(self, adapter):
+    def __init__(self, adapter: Any) -> None:
         self._adapter = adapter
-        self._listed = None
+        self._listed: list[dict[str, Any]] | None = None
 
-    def list(self):
+    def list(self) -> list[types.SimpleNamespace]:
         if self._listed is None:
             self._listed = _call(self._adapter, 'GET', VERSIONS)['versions']
         return [_record(item) for item in self._listed]
 
-    def get(self, version_id):
+    def get(self, version_id: str) -> types.SimpleNamespace:
         return _record(_call(self._adapter, 'GET',
                              f'{VERSIONS}/{version_id}')['version'])
 
-    def create(self, name, datastore_name, datastore_manager, image, *,
-               packages=(), active='true', default='false', image_tags=(),
-               version=None):
+    def create(self, name: str, datastore_name: str, datastore_manager: str,
+               image: str, *, packages: Iterable[str] = (),
+               active: str = 'true', default: str = 'false',
+               image_tags: Iterable[str] = (),
+               version: str | None = None) -> None:
         body = {'name': name, 'datastore_name': datastore_name,
                 'datastore_manager': datastore_manager,
                 'image_tags': list(image_tags), 'packages': list(packages),
@@ -70,8 +74,10 @@ class DatastoreVersions:
         self._listed = None
         _call(self._adapter, 'POST', VERSIONS, {'version': body})
 
-    def edit(self, version_id, *, datastore_manager=None, image=None,
-             packages=None, active=None, default=None, image_tags=None):
+    def edit(self, version_id: str, *, datastore_manager: str | None = None,
+             image: str | None = None, packages: Iterable[str] | None = None,
+             active: str | None = None, default: str | None = None,
+             image_tags: Iterable[str] | None = None) -> None:
         # As troveclient: an empty package list is not sent.
         body = {'datastore_manager': datastore_manager, 'image': image,
                 'packages': packages or None, 'active': _flag(active),
@@ -86,7 +92,7 @@ class DatastoreClient:
     """What testenv.datastores.choose() reads of a troveclient v1 Client:
     ``datastores.list()`` and ``datastore_versions.list(datastore_id)``."""
 
-    def __init__(self, adapter):
+    def __init__(self, adapter: Any) -> None:
         self.datastores = types.SimpleNamespace(
             list=lambda: [_record(item) for item in
                           _call(adapter, 'GET', '/datastores')['datastores']])
@@ -97,14 +103,14 @@ class DatastoreClient:
                     f'/datastores/{datastore_id}/versions')['versions']])
 
 
-def mgmt_client(conn):
+def mgmt_client(conn: connection.Connection) -> MgmtClient:
     """A MgmtClient on ``conn``'s session: its adapter of the database
     service (connection.rest_api: region, interface, endpoint override and
     version discovery as the cloud config has them)."""
     return MgmtClient(connection.rest_api(conn, 'database'))
 
 
-def datastore_client(conn):
+def datastore_client(conn: connection.Connection) -> 'DatastoreClient':
     """A DatastoreClient on ``conn``'s session, as mgmt_client()."""
     return DatastoreClient(connection.rest_api(conn, 'database'))
 

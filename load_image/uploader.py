@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import os
 import socket
+from typing import Any
 
 HOST_PROPERTY = 'trovestack_upload_host'
 MACHINE_PROPERTY = 'trovestack_upload_machine'
@@ -35,14 +36,14 @@ class Uploader:
     start: str
 
     @classmethod
-    def current(cls):
+    def current(cls) -> 'Uploader':
         """This process."""
         pid = os.getpid()
         return cls(host=socket.gethostname(), machine=machine_id(), pid=pid,
                    start=process_start(pid) or '')
 
     @classmethod
-    def of_image(cls, image):
+    def of_image(cls, image: dict[str, Any]) -> 'Uploader | None':
         """The uploader recorded on a Glance image (a dict), or None."""
         try:
             return cls(host=image.get(HOST_PROPERTY, ''),
@@ -52,23 +53,23 @@ class Uploader:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def properties(self):
+    def properties(self) -> dict[str, str]:
         """Image properties that record this uploader."""
         return {HOST_PROPERTY: self.host, MACHINE_PROPERTY: self.machine,
                 PID_PROPERTY: str(self.pid), START_PROPERTY: self.start}
 
-    def same_machine(self, other):
+    def same_machine(self, other: 'Uploader') -> bool:
         return bool(self.machine) and self.machine == other.machine
 
-    def running(self):
+    def running(self) -> bool:
         """True while this process exists (checkable on this machine only)."""
         return bool(self.start) and process_start(self.pid) == self.start
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f'{self.host} pid {self.pid}'
 
 
-def machine_id():
+def machine_id() -> str:
     """Kernel boot id + pid namespace: processes with the same machine id
     see each other's pids.  Empty where /proc does not tell."""
     try:
@@ -80,7 +81,7 @@ def machine_id():
     return f'{boot_id}/{namespace}'
 
 
-def process_start(pid):
+def process_start(pid: int) -> str | None:
     """Start time of a process in clock ticks after boot, or None."""
     try:
         with open(f'/proc/{pid}/stat') as stream:
@@ -91,7 +92,9 @@ def process_start(pid):
     return fields[19] if len(fields) > 19 else None
 
 
-def abandoned(image, me, server_now, stale_after, *, current_id=None):
+def abandoned(image: dict[str, Any], me: Uploader,
+              server_now: datetime.datetime, stale_after: float, *,
+              current_id: str | None = None) -> bool:
     """True when nobody can still be working on this Glance image.
 
     ``me`` is this process, ``current_id`` the image it is uploading right
@@ -106,7 +109,7 @@ def abandoned(image, me, server_now, stale_after, *, current_id=None):
     return age(image, server_now) > stale_after
 
 
-def age(image, server_now):
+def age(image: dict[str, Any], server_now: datetime.datetime) -> float:
     """Seconds since the image last changed, by the server's clock."""
     stamp = image.get('updated_at') or image.get('created_at')
     if not stamp:
