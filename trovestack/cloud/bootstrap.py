@@ -6,14 +6,18 @@ bootstrap connects: commands that merely import the cloud's modules
 (``provision`` with nothing to change) do without it.
 """
 
+from typing import Any
+
 from trovestack.cloud import configs
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud.services import CATALOG
 
 INTERFACES = ('public', 'internal', 'admin')
 SERVICE_USERS = ('glance', 'nova', 'trove')
 
 
-def keystone_bootstrap_command(state):
+def keystone_bootstrap_command(
+        state: layout_mod.CloudState) -> tuple[list[str], dict[str, str]]:
     """keystone-manage bootstrap arguments, and its environment (the admin
     password goes through the environment, never the command line)."""
     urls = configs.endpoint_urls(state)
@@ -31,7 +35,7 @@ def keystone_bootstrap_command(state):
     return argv, {'OS_BOOTSTRAP_PASSWORD': state.admin_password}
 
 
-def admin_connection(state):
+def admin_connection(state: layout_mod.CloudState) -> Any:
     import openstack
 
     return openstack.connect(
@@ -45,7 +49,7 @@ def admin_connection(state):
 class _Directory:
     """Keystone objects by name, listed once; find-or-create on top."""
 
-    def __init__(self, identity):
+    def __init__(self, identity: Any) -> None:
         self.identity = identity
         self.projects = {p.name: p for p in
                          identity.projects(domain_id='default')}
@@ -65,13 +69,14 @@ class _Directory:
                 default_project_id=project.id)
         return self.users[name]
 
-    def grant(self, project, user, role_name):
+    def grant(self, project: Any, user: Any, role_name: str) -> None:
         self.identity.assign_project_role_to_user(project, user,
                                                   self.roles[role_name])
 
 
-def _service_with_endpoints(identity, service_type, urls, services,
-                            endpoints):
+def _service_with_endpoints(identity: Any, service_type: str,
+                            urls: dict[str, str], services: dict[str, Any],
+                            endpoints: Any) -> None:
     service = services.get(service_type)
     if service is None:
         service = identity.create_service(
@@ -90,7 +95,7 @@ def _service_with_endpoints(identity, service_type, urls, services,
             identity.update_endpoint(endpoint, url=urls[service_type])
 
 
-def create_accounts(state):
+def create_accounts(state: layout_mod.CloudState) -> str:
     """Projects, users, roles, services and endpoints; safe to repeat."""
     conn = admin_connection(state)
     identity = conn.identity

@@ -1,6 +1,8 @@
 """clouds.yaml entries for the local cloud, merged into existing files."""
 
 import pathlib
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 
@@ -11,7 +13,7 @@ ADMIN_CLOUD = 'trovestack-admin'
 DEMO_CLOUD = 'trovestack-demo'
 
 
-def entries(state):
+def entries(state: layout_mod.CloudState) -> dict[str, dict[str, Any]]:
     """The two clouds: admin (admin project) and demo (demo project)."""
     def cloud(user, password, project):
         return {
@@ -34,17 +36,18 @@ def entries(state):
     }
 
 
-def merge_into(path, clouds):
+def merge_into(path: pathlib.Path | str,
+               clouds: dict[str, dict[str, Any]]) -> None:
     """Put clouds into the clouds.yaml at path, keeping every other cloud."""
     path = pathlib.Path(path)
-    data = {}
+    data: dict[str, Any] = {}
     if path.exists():
         data = yaml.safe_load(path.read_text()) or {}
     data.setdefault('clouds', {}).update(clouds)
     layout_mod.write_private(path, yaml.safe_dump(data, sort_keys=True))
 
 
-def remove_from(path, names):
+def remove_from(path: pathlib.Path | str, names: Iterable[str]) -> None:
     """Take our clouds out of the clouds.yaml at path, if they are there."""
     path = pathlib.Path(path)
     if not path.exists():

@@ -9,6 +9,7 @@ notifications here and keep ``fake:/``.
 import pathlib
 import shutil
 import sys
+from typing import Any
 
 from trovestack.cloud import layout as layout_mod
 from trovestack.common import ini as ini_mod
@@ -22,11 +23,13 @@ TASKMANAGER_TOPIC = 'taskmanager'
 CONDUCTOR_TOPIC = 'trove-conductor'
 
 
-def identity_url(state):
+def identity_url(state: layout_mod.CloudState) -> str:
     return f'http://{layout_mod.HOST}:{state.ports["keystone"]}/v3'
 
 
-def local_cloud_at(auth_url, state_dir=None):
+def local_cloud_at(
+        auth_url: str | None, state_dir: pathlib.Path | str | None = None,
+) -> layout_mod.Layout | None:
     """The Layout of the local cloud of ``state_dir`` (default: the default
     state directory) when ``auth_url`` is its identity endpoint, else
     None: how every tool tells the local cloud from another, however the
@@ -45,7 +48,7 @@ def local_cloud_at(auth_url, state_dir=None):
     return layout
 
 
-def endpoint_urls(state):
+def endpoint_urls(state: layout_mod.CloudState) -> dict[str, str]:
     """Catalog URL of each service, by service type."""
     host = layout_mod.HOST
     ports = state.ports
@@ -57,7 +60,7 @@ def endpoint_urls(state):
     }
 
 
-def _sqlite(path):
+def _sqlite(path: pathlib.Path) -> str:
     return f'sqlite:///{pathlib.Path(path).absolute()}'
 
 
@@ -95,7 +98,8 @@ def _rabbit():
     return {'rabbit_retry_interval': '1', 'rabbit_retry_backoff': '0'}
 
 
-def keystone_conf(state, layout, transport_url):
+def keystone_conf(state: layout_mod.CloudState, layout: layout_mod.Layout,
+                  transport_url: str) -> dict[str, dict[str, Any]]:
     data = layout.service_dir('keystone')
     return {
         'DEFAULT': _common('keystone', layout),
@@ -108,7 +112,8 @@ def keystone_conf(state, layout, transport_url):
     }
 
 
-def glance_conf(state, layout, transport_url):
+def glance_conf(state: layout_mod.CloudState, layout: layout_mod.Layout,
+                transport_url: str) -> dict[str, dict[str, Any]]:
     data = layout.service_dir('glance')
     return {
         'DEFAULT': dict(_common('glance', layout),
@@ -132,7 +137,8 @@ def glance_conf(state, layout, transport_url):
     }
 
 
-def nova_conf(state, layout, transport_url):
+def nova_conf(state: layout_mod.CloudState, layout: layout_mod.Layout,
+              transport_url: str) -> dict[str, dict[str, Any]]:
     data = layout.service_dir('nova')
     return {
         'DEFAULT': dict(_common('nova', layout, transport_url),
@@ -149,7 +155,8 @@ def nova_conf(state, layout, transport_url):
     }
 
 
-def trove_conf(state, layout, transport_url):
+def trove_conf(state: layout_mod.CloudState, layout: layout_mod.Layout,
+               transport_url: str) -> dict[str, dict[str, Any]]:
     data = layout.service_dir('trove')
     service_credentials = {
         key: value for key, value in _authtoken(state, 'trove').items()
@@ -191,11 +198,12 @@ PASTE_FILES = {
 }
 
 
-def config_file(service, layout):
+def config_file(service: str, layout: layout_mod.Layout) -> pathlib.Path:
     return layout.config_dir(service) / RENDERERS[service][0]
 
 
-def write_configs(state, layout, transport_url):
+def write_configs(state: layout_mod.CloudState, layout: layout_mod.Layout,
+                  transport_url: str) -> None:
     """Write every service's options from the saved state and the
     broker's transport_url into its config file.
 

@@ -11,8 +11,11 @@ import concurrent.futures
 import dataclasses
 import functools
 import logging
+import pathlib
 import shutil
 import time
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import bootstrap
@@ -23,6 +26,7 @@ from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
 from trovestack.cloud import rabbitmq
 from trovestack.cloud import registry
+from trovestack.cloud import services as services_mod
 from trovestack.cloud import supervision
 from trovestack.cloud import trove_env
 from trovestack.cloud import trove_source as trove_source_mod
@@ -41,6 +45,10 @@ BROKER_USER = BROKER_VHOST = 'trovestack'
 # ``up(trove_source=...)``: keep what the cloud runs; back to the release.
 KEEP = object()
 RELEASE = 'release'
+
+# ``status()``'s row: name, condition, pid (or ''), url, crashes, last error.
+StatusRow = tuple[str, str, int | str, str, int, str]
+
 # ``restart`` names Trove's three services together by this word.
 TROVE_GROUP = 'trove'
 TROVE_API_ALIAS = 'trove-api'
@@ -81,7 +89,7 @@ class TroveRuns:
 
 
 class LocalCloud:
-    def __init__(self, state_dir=None):
+    def __init__(self, state_dir: pathlib.Path | str | None = None) -> None:
         self.layout = layout_mod.Layout(
             state_dir or layout_mod.default_state_dir())
         self.broker_dir = self.layout.service_dir('rabbitmq')
@@ -90,18 +98,20 @@ class LocalCloud:
                                                  self.layout.root / 'logs')
 
     @property
-    def state(self):
+    def state(self) -> layout_mod.CloudState | None:
         return self.layout.load_state()
 
     @property
-    def broker(self):
+    def broker(self) -> rabbitmq.Broker | None:
         """The cloud's RabbitMQ (running or not), or None before up."""
         return rabbitmq.load(self.broker_dir)
 
     # ----------------------------------------------------------------- up
-    def up(self, base_port=layout_mod.DEFAULT_BASE_PORT, clouds_yaml_path=None,
-           fresh=False, timeout=START_TIMEOUT, registry=None,
-           trove_source=KEEP, dashboard=None):
+    def up(self, base_port: int = layout_mod.DEFAULT_BASE_PORT,
+           clouds_yaml_path: pathlib.Path | str | None = None,
+           fresh: bool = False, timeout: float = START_TIMEOUT,
+           registry: bool | None = None, trove_source: object = KEEP,
+           dashboard: bool | None = None) -> list[StatusRow]:
         """Start every service, bootstrapping first if needed.
 
         ``registry``, ``dashboard``: True/False turns the container
@@ -119,7 +129,8 @@ class LocalCloud:
         """
         if fresh and trove_source not in (KEEP, None, RELEASE):
             # A tree that cannot run is an error before the wipe.
-            trove_source_mod.check_compiles(trove_source)
+            trove_source_mod.check_compiles(
+                trove_source)  # type: ignore[arg-type]  # a tree's path
         if fresh:
             self.wipe()
         state = self.layout.load_state()
@@ -191,7 +202,10 @@ class LocalCloud:
         self._write_clouds_yaml(state)
         return self.status()
 
-    def programs(self, state, broker=None) -> list[supervision.Program]:
+    def programs(
+            self, state: layout_mod.CloudState,
+            broker: rabbitmq.Broker | None = None,
+    ) -> list[supervision.Program]:
         """Every process of the control plane, declared: RabbitMQ (its
         epmd and server), the services, the registry when enabled.  A
         first start's services need their set-up step (``<name>-setup``);
@@ -272,8 +286,10 @@ class LocalCloud:
                     f'stop what listens there or start a fresh cloud with '
                     f'another --base-port')
 
-    def _set_up_service(self, service, state):
+    def _set_up_service(self, service: services_mod.Service,
+                        state: layout_mod.CloudState) -> None:
         log = self.layout.root / 'logs' / f'{service.name}-setup.log'
+        extra: Sequence[list[str]]
         extra, env = (), service.env(self.layout)
         if service.name == 'keystone':
             command, password_env = bootstrap.keystone_bootstrap_command(
@@ -288,17 +304,19 @@ class LocalCloud:
                 what=f'{service.name}-manage '
                      f'{", ".join(command[0] for command in commands)}')
 
-    def restart(self, names, timeout=120.0):
+    def restart(self, names: Iterable[str], timeout: float = 120.0) -> None:
         """Restart running services (after their configuration changed),
         one after the other, each awaited as at start."""
-        by_name = {program.name: program
-                   for program in self.programs(self.state)}
+        # a cloud that runs has its state
+        by_name = {program.name: program for program in self.programs(
+            self.state)}  # type: ignore[arg-type]
         for name in names:
             self.supervisor.stop(name)
             self.supervisor.start(by_name[name], timeout)
 
     # ------------------------------------------------------------- Trove
-    def plan_trove(self, state, trove_source=KEEP) -> TrovePlan:
+    def plan_trove(self, state: layout_mod.CloudState,
+                   trove_source: object = KEEP) -> TrovePlan:
         """Which Trove ``state``'s cloud is to run (see ``up``): a tree is
         checked (a Trove tree; compiling when its code changed since
         Trove started) and its environment made when it has none.
@@ -309,7 +327,7 @@ class LocalCloud:
         elif trove_source in (None, RELEASE):
             tree = None
         else:
-            tree = trove_source
+            tree = trove_source  # type: ignore[assignment]  # a tree's path
         if tree is None:
             return TrovePlan(None, None, trove_source_mod.release().identity(),
                              trove_env.migrations_digest(None))
@@ -363,7 +381,7 @@ class LocalCloud:
         return supervision.Step(MIGRATE_STEP, functools.partial(
             self._migrate, state))
 
-    def _migrate(self, state):
+    def _migrate(self, state: layout_mod.CloudState) -> None:
         service = SERVICES['trove']
         log = self.layout.root / 'logs' / f'{MIGRATE_STEP}.log'
         runtime = trove_env.runtime_of(self.layout, state)
@@ -383,7 +401,8 @@ class LocalCloud:
                 if program.name in TROVE_SERVICES else program
                 for program in programs]
 
-    def _record_trove(self, state, plan):
+    def _record_trove(self, state: layout_mod.CloudState,
+                      plan: TrovePlan) -> None:
         """Trove's services run ``plan``: record it, and remove the
         environments no longer used."""
         state.trove_source, state.trove_env = plan.tree, plan.env_key
@@ -393,7 +412,7 @@ class LocalCloud:
         trove_env.remove_stale(self.layout,
                                [plan.env_key] if plan.env_key else [])
 
-    def restart_trove(self, timeout=START_TIMEOUT):
+    def restart_trove(self, timeout: float = START_TIMEOUT) -> None:
         """Restart Trove's three services (nothing else) with the code of
         the cloud's Trove as it is now: its environment made again when
         the tree's requirements changed, its db_sync run first (while the
@@ -415,8 +434,8 @@ class LocalCloud:
             nodes, lambda program: self.supervisor.start(program, timeout))
         self._record_trove(state, plan)
 
-    def restart_services(self, names=(TROVE_GROUP,),
-                         timeout=START_TIMEOUT):
+    def restart_services(self, names: Iterable[str] = (TROVE_GROUP,),
+                         timeout: float = START_TIMEOUT) -> list[StatusRow]:
         """``cloud restart``: ``trove`` names Trove's three services (see
         :meth:`restart_trove`), ``trove-api`` its API alone; any other
         name one process of the cloud.  The status rows afterwards."""
@@ -446,7 +465,7 @@ class LocalCloud:
             self.restart(others, timeout)
         return self.status()
 
-    def trove_tool(self, name) -> str:
+    def trove_tool(self, name: str) -> str:
         """The path of one of Trove's console scripts (``trove-manage``)
         as the cloud runs Trove: from its tree's environment, or beside
         this Python."""
@@ -481,7 +500,7 @@ class LocalCloud:
             return False
         return bool(counts[service.rpc_topic])
 
-    def _write_clouds_yaml(self, state):
+    def _write_clouds_yaml(self, state: layout_mod.CloudState) -> None:
         entries = clouds_yaml.entries(state)
         clouds_yaml.merge_into(self.layout.clouds_yaml, entries)
         if state.clouds_yaml != str(self.layout.clouds_yaml):
@@ -491,7 +510,7 @@ class LocalCloud:
     def _pid(self, name):
         return self.supervisor.pid(name)
 
-    def _is_up(self, name):
+    def _is_up(self, name: str) -> bool:
         return self._pid(name) is not None
 
     def _stop(self, names):
@@ -509,7 +528,7 @@ class LocalCloud:
             self.supervisor.stop(rabbitmq.EPMD)
         return results
 
-    def down(self):
+    def down(self) -> list[tuple[str, bool]]:
         """Stop every process this state directory started, then its
         supervisor; (name, was_up) for each service (and the registry when
         enabled)."""
@@ -522,7 +541,7 @@ class LocalCloud:
         self.supervisor.shutdown()
         return [(name, results[name]) for name in names]
 
-    def status(self):
+    def status(self) -> list[StatusRow]:
         """One row per process: name, state, pid, url, crashes and the
         last error (no secrets)."""
         state = self.layout.load_state()
@@ -577,7 +596,7 @@ class LocalCloud:
         url = service.url(state)
         return url, processes.http_answers(url)
 
-    def wipe(self):
+    def wipe(self) -> None:
         """Stop everything and remove the state and our clouds.yaml entries."""
         self.down()
         state = self.layout.load_state()
@@ -586,13 +605,13 @@ class LocalCloud:
                                     list(clouds_yaml.entries(state)))
         shutil.rmtree(self.layout.root, ignore_errors=True)
 
-    def dashboard_url(self):
+    def dashboard_url(self) -> str | None:
         """The dashboard's URL when the cloud runs one, else None."""
         state = self.state
         return dashboard_mod.url(state) if state and state.dashboard \
             else None
 
-    def env(self, cloud=clouds_yaml.ADMIN_CLOUD):
+    def env(self, cloud: str = clouds_yaml.ADMIN_CLOUD) -> dict[str, str]:
         """OS_* variables that select this cloud (no secrets in them)."""
         return {'OS_CLIENT_CONFIG_FILE': str(self.layout.clouds_yaml),
                 'OS_CLOUD': cloud}

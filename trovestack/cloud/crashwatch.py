@@ -19,6 +19,7 @@ import pathlib
 import re
 import sys
 import time
+from typing import Any
 
 from trovestack.cloud import supervision
 from trovestack.common import files
@@ -29,7 +30,7 @@ ERROR_LINE = re.compile(r'ERROR|CRITICAL|EMER|Traceback|[Ee]rror:|'
                         r'assert|Abort|Segmentation')
 
 
-def last_error(log_dir, name) -> str:
+def last_error(log_dir: pathlib.Path | str, name: str) -> str:
     """How the program last exited (supervisord's words) and the last
     error-looking line of its log."""
     how = ''
@@ -68,7 +69,7 @@ def note_crash(record: dict, name: str, now: float, error: str,
     return entry['given_up'] and not fatal
 
 
-def _give_up(rpc, name):
+def _give_up(rpc: Any, name: str) -> None:
     for _ in range(20):
         try:
             rpc.supervisor.stopProcess(name, False)
@@ -77,7 +78,7 @@ def _give_up(rpc, name):
             time.sleep(0.25)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     from supervisor import childutils
 
     record_path, log_dir = (argv or sys.argv[1:])[:2]

@@ -12,8 +12,10 @@ into ``<state>/dashboard/static``, which WhiteNoise serves.
 
 import hashlib
 import importlib.metadata
+import pathlib
 import secrets
 import sys
+from typing import Any
 
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
@@ -50,7 +52,7 @@ SECRET_KEY = _secret_key.generate_or_read_from_file({key_file!r})
 '''
 
 
-def paths(layout):
+def paths(layout: layout_mod.Layout) -> dict[str, pathlib.Path]:
     """{name: path} of the dashboard's files under the state directory."""
     root = layout.service_dir(NAME)
     etc = layout.config_dir(NAME)
@@ -61,12 +63,13 @@ def paths(layout):
             'cache': root / 'cache'}
 
 
-def url(state):
+def url(state: layout_mod.CloudState) -> str:
     """The dashboard's address (loopback)."""
     return SERVICE.url(state)
 
 
-def settings(state, layout):
+def settings(state: layout_mod.CloudState,
+             layout: layout_mod.Layout) -> dict[str, Any]:
     """Horizon's settings for this cloud (plain values, no secrets)."""
     where = paths(layout)
     return {
@@ -96,7 +99,7 @@ def settings(state, layout):
     }
 
 
-def render(state, layout):
+def render(state: layout_mod.CloudState, layout: layout_mod.Layout) -> str:
     """The text of Horizon's local_settings.py for this cloud."""
     lines = ['# Written by trovestack (trovestack.cloud.dashboard): '
              'changes are overwritten.',
@@ -106,7 +109,8 @@ def render(state, layout):
     return '\n'.join(lines) + '\n'
 
 
-def write_settings(state, layout):
+def write_settings(state: layout_mod.CloudState,
+                   layout: layout_mod.Layout) -> None:
     """Write local_settings.py and, once, the SECRET_KEY file (0600)."""
     where = paths(layout)
     for name in ('root', 'etc', 'sessions', 'cache'):
@@ -122,13 +126,13 @@ def write_settings(state, layout):
         layout_mod.write_private(where['settings'], text)
 
 
-def environment(layout):
+def environment(layout: layout_mod.Layout) -> dict[str, str]:
     """What the server and its set-up need to find Horizon's settings."""
     return {'DJANGO_SETTINGS_MODULE': SETTINGS_MODULE,
             'PYTHONPATH': str(paths(layout)['etc'])}
 
 
-def stamp(layout):
+def stamp(layout: layout_mod.Layout) -> str:
     """A digest of what the collected static files depend on: the
     settings and the versions of Horizon and its helpers."""
     digest = hashlib.sha256(paths(layout)['settings'].read_bytes())
@@ -137,14 +141,14 @@ def stamp(layout):
     return digest.hexdigest()
 
 
-def needs_setup(layout):
+def needs_setup(layout: layout_mod.Layout) -> bool:
     """True when the static files are missing or were made for other
     settings or versions (after write_settings)."""
     kept = paths(layout)['static'] / STAMP
     return not kept.exists() or kept.read_text() != stamp(layout)
 
 
-def set_up(layout):
+def set_up(layout: layout_mod.Layout) -> None:
     """Collect Horizon's static files into the state directory and
     compress them offline, then record for what."""
     log = layout.log_file(SETUP_STEP)
@@ -157,12 +161,13 @@ def set_up(layout):
     layout_mod.write_private(paths(layout)['static'] / STAMP, stamp(layout))
 
 
-def setup_step(layout):
+def setup_step(layout: layout_mod.Layout) -> supervision.Step:
     """The set-up as a step of the start graph."""
     return supervision.Step(SETUP_STEP, lambda: set_up(layout))
 
 
-def program(state, layout):
+def program(state: layout_mod.CloudState,
+            layout: layout_mod.Layout) -> supervision.Program:
     """The dashboard's server, once its static files are there."""
     return supervision.Program(
         NAME, SERVICE.command(state, layout),

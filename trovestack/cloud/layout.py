@@ -4,6 +4,7 @@ import dataclasses
 import os
 import pathlib
 import secrets
+from collections.abc import Iterable
 
 from trovestack.cloud import processes
 from trovestack.common import files
@@ -13,7 +14,7 @@ HOST = '127.0.0.1'
 STATE_FILE = 'cloud.json'
 
 
-def default_state_dir():
+def default_state_dir() -> pathlib.Path:
     """$TROVESTACK_STATE_DIR, else $XDG_STATE_HOME/trovestack/cloud."""
     explicit = os.environ.get('TROVESTACK_STATE_DIR')
     if explicit:
@@ -21,12 +22,12 @@ def default_state_dir():
     return files.state_dir('trovestack', 'cloud')
 
 
-def default_clouds_yaml():
+def default_clouds_yaml() -> pathlib.Path:
     """The per-user clouds.yaml that every OpenStack client reads."""
     return files.config_dir('openstack', 'clouds.yaml')
 
 
-def write_private(path, text):
+def write_private(path: pathlib.Path | str, text: str) -> pathlib.Path:
     """Write a file only its owner can read (it may hold passwords)."""
     return files.write_atomic(path, text, mode=0o600)
 
@@ -58,7 +59,8 @@ class CloudState:
     trove_migrations: str | None = None
 
     @classmethod
-    def new(cls, base_port, clouds_yaml, port_names):
+    def new(cls, base_port: int, clouds_yaml: pathlib.Path | str,
+            port_names: Iterable[str]) -> 'CloudState':
         ports = processes.allocate_ports(port_names, base_port=base_port,
                                          host=HOST, fallback=False)
         return cls(ports=ports, admin_password=secrets.token_urlsafe(18),
@@ -66,7 +68,7 @@ class CloudState:
                    service_password=secrets.token_urlsafe(18),
                    clouds_yaml=str(clouds_yaml), base_port=base_port)
 
-    def add_ports(self, port_names):
+    def add_ports(self, port_names: Iterable[str]) -> None:
         """Give a port to each name that has none yet (an older cloud, or
         the registry turned on): base_port + its index when that is free,
         else any free port."""
@@ -78,36 +80,36 @@ class CloudState:
 class Layout:
     """The paths under one state directory."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: pathlib.Path | str) -> None:
         self.root = pathlib.Path(state_dir).absolute()
 
-    def service_dir(self, service):
+    def service_dir(self, service: str) -> pathlib.Path:
         return self.root / service
 
-    def config_dir(self, service):
+    def config_dir(self, service: str) -> pathlib.Path:
         return self.root / service / 'etc'
 
-    def log_file(self, service):
+    def log_file(self, service: str) -> pathlib.Path:
         return self.root / 'logs' / f'{service}.log'
 
-    def pid_file(self, service):
+    def pid_file(self, service: str) -> pathlib.Path:
         return self.root / 'run' / f'{service}.pid'
 
     @property
-    def state_file(self):
+    def state_file(self) -> pathlib.Path:
         return self.root / STATE_FILE
 
     @property
-    def clouds_yaml(self):
+    def clouds_yaml(self) -> pathlib.Path:
         return self.root / 'clouds.yaml'
 
-    def make_dirs(self, services):
+    def make_dirs(self, services: Iterable[str]) -> None:
         """The directories of the given services (names), logs and pids."""
         for sub in ('logs', 'run', *services):
             (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def load_state(self):
+    def load_state(self) -> CloudState | None:
         return files.load_record(self.state_file, CloudState)
 
-    def save_state(self, state):
+    def save_state(self, state: CloudState) -> None:
         files.save_record(self.state_file, state)

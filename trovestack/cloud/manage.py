@@ -18,9 +18,9 @@ MANAGE_MODULES = {
 }
 
 
-def split_commands(words):
+def split_commands(words: list[str]) -> list[list[str]]:
     """['a', 'b', '--', 'c'] -> [['a', 'b'], ['c']]."""
-    commands = [[]]
+    commands: list[list[str]] = [[]]
     for word in words:
         if word == '--':
             commands.append([])
@@ -29,7 +29,7 @@ def split_commands(words):
     return [command for command in commands if command]
 
 
-def run(service, config_file, commands):
+def run(service: str, config_file: str, commands: list[list[str]]) -> int:
     """Run each command; return the first non-zero exit status, else 0."""
     module = importlib.import_module(MANAGE_MODULES[service])
     for command in commands:
@@ -50,7 +50,7 @@ def run(service, config_file, commands):
     return 0
 
 
-def main():
+def main() -> int:
     service, config_file, *rest = sys.argv[1:]
     return run(service, config_file, split_commands(rest))
 

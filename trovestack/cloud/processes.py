@@ -8,6 +8,10 @@ import socket
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
 
 from trovestack.cloud import LocalCloudError
 
@@ -20,14 +24,14 @@ class ProcessError(LocalCloudError):
     """A process could not be started or did not become ready."""
 
 
-def free_port(host=LOOPBACK):
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port on host that nobody listens on now."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def port_is_free(port, host=LOOPBACK):
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -37,8 +41,13 @@ def port_is_free(port, host=LOOPBACK):
         return True
 
 
-def allocate_ports(names, *, base_port=0, existing=None, counts=None,
-                   taken=(), usable=None, host=LOOPBACK, fallback=True):
+def allocate_ports(names: Iterable[str], *, base_port: int = 0,
+                   existing: Mapping[str, int] | None = None,
+                   counts: Mapping[str, int] | None = None,
+                   taken: Collection[int] = (),
+                   usable: Callable[[int], bool] | None = None,
+                   host: str = LOOPBACK,
+                   fallback: bool = True) -> dict[str, int]:
     """The cloud's one port policy: {name: port} for every name, keeping
     ``existing`` ports that are still ``usable(port)`` (default: always);
     a new one is ``base_port`` + the name's index in ``names`` when a base
@@ -77,7 +86,7 @@ def _free_run(count, used, host):
     raise LookupError(f'no {count} consecutive free ports on {host}')
 
 
-def log_tail(path, lines=15):
+def log_tail(path: pathlib.Path | str, lines: int = 15) -> str:
     """The last lines of a log file, for error reports."""
     try:
         text = pathlib.Path(path).read_text(errors='replace')
@@ -86,7 +95,7 @@ def log_tail(path, lines=15):
     return '\n'.join(text.splitlines()[-lines:])
 
 
-def service_env(extra=None):
+def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every service process runs with."""
     env = dict(os.environ)
     # Without a network, eventlet's green DNS makes imports take ~30 s.
@@ -95,7 +104,9 @@ def service_env(extra=None):
     return env
 
 
-def run_checked(argv, log_path, env=None, what=None):
+def run_checked(argv: list[str], log_path: pathlib.Path | str,
+                env: Mapping[str, str] | None = None,
+                what: str | None = None) -> None:
     """Run a set-up command, appending its output to log_path."""
     with open(log_path, 'ab') as log:
         result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -107,7 +118,7 @@ def run_checked(argv, log_path, env=None, what=None):
             f'{log_path}:\n{log_tail(log_path)}')
 
 
-def http_answers(url, timeout=2.0):
+def http_answers(url: str, timeout: float = 2.0) -> bool:
     """True when url answers HTTP at all (any status code)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout):

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterable
 
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import processes
@@ -50,7 +51,7 @@ class Broker:
     vhost: str
     data_dir: pathlib.Path
 
-    def transport_url(self):
+    def transport_url(self) -> str:
         """oslo.messaging's transport_url for this broker."""
         host = f'[{self.host}]' if ':' in self.host else self.host
         quote = urllib.parse.quote
@@ -81,7 +82,7 @@ class _Record:
 
 
 class _Paths:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir: pathlib.Path | str) -> None:
         self.root = pathlib.Path(data_dir).absolute()
         self.state = self.root / STATE_FILE
         self.config = self.root / 'rabbitmq.conf'
@@ -97,11 +98,12 @@ def _load(paths):
     return files.load_record(paths.state, _Record)
 
 
-def _save(paths, record):
+def _save(paths: _Paths, record: _Record) -> None:
     files.save_record(paths.state, record)
 
 
-def render_config(host, port, user, password, vhost):
+def render_config(host: str, port: int, user: str, password: str,
+                  vhost: str) -> str:
     """rabbitmq.conf: one listener on host:port and our user and vhost as
     the defaults RabbitMQ creates on first boot (instead of guest)."""
     listener = f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
@@ -118,12 +120,12 @@ def render_config(host, port, user, password, vhost):
     ])
 
 
-def _node_name(paths):
+def _node_name(paths: _Paths) -> str:
     digest = hashlib.sha1(str(paths.root).encode()).hexdigest()[:12]
     return f'trovestack-{digest}@localhost'
 
 
-def server_env(paths, record):
+def server_env(paths: '_Paths', record: '_Record') -> dict[str, str]:
     """The environment rabbitmq-server (and its epmd) run with."""
     return {
         # The start script execs the Erlang VM instead of waiting on it:
@@ -155,7 +157,8 @@ def _supervisor(paths, record):
                                   paths.logs)
 
 
-def programs(data_dir, offset=0):
+def programs(data_dir: pathlib.Path | str,
+             offset: int = 0) -> list[supervision.Program]:
     """The broker's processes, declared: its epmd, then the server, ready
     once our user logs in (a broker inside a namespace: once its log says
     so after ``offset``, the log's size before this start)."""
@@ -186,12 +189,12 @@ def programs(data_dir, offset=0):
     ]
 
 
-def is_running(data_dir):
+def is_running(data_dir: pathlib.Path | str) -> bool:
     """True when the broker of data_dir is running."""
     return server_pid(data_dir) is not None
 
 
-def stop(data_dir):
+def stop(data_dir: pathlib.Path | str) -> bool:
     """Stop the broker of data_dir and its epmd; True when it was running.
     A broker with a supervisor of its own stops it too."""
     paths = _Paths(data_dir)
@@ -235,7 +238,7 @@ def _epmd_answers(record):
                           check=False).returncode == 0
 
 
-def _ready_line_seen(log, offset):
+def _ready_line_seen(log: pathlib.Path, offset: int) -> bool:
     try:
         with open(log, 'rb') as handle:
             handle.seek(offset)
@@ -244,8 +247,10 @@ def _ready_line_seen(log, offset):
         return False
 
 
-def configure(data_dir, host='127.0.0.1', port=5672, *, user='trove',
-              vhost='trove', netns=None, supervisor=None):
+def configure(data_dir: pathlib.Path | str, host: str = '127.0.0.1',
+              port: int = 5672, *, user: str = 'trove', vhost: str = 'trove',
+              netns: str | None = None,
+              supervisor: pathlib.Path | str | None = None) -> Broker:
     """The broker start() will run for data_dir, its settings saved there
     first (password generated now if new), so that services can be
     configured with its transport_url before it runs.  When the broker runs
@@ -269,8 +274,9 @@ def configure(data_dir, host='127.0.0.1', port=5672, *, user='trove',
     return record.broker(paths.root)
 
 
-def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
-          vhost='trove', netns=None, timeout=60.0):
+def start(data_dir: pathlib.Path | str, host: str = '127.0.0.1',
+          port: int = 5672, *, user: str = 'trove', vhost: str = 'trove',
+          netns: str | None = None, timeout: float = 60.0) -> Broker:
     """Start the broker of data_dir on host:port (inside network namespace
     ``netns`` when given), under a supervisor of its own in data_dir, and
     return it once it accepts connections.
@@ -307,7 +313,7 @@ def start(data_dir, host='127.0.0.1', port=5672, *, user='trove',
     return broker
 
 
-def check_startable(host, port, netns=None):
+def check_startable(host: str, port: int, netns: str | None = None) -> None:
     """BrokerError when rabbitmq-server is missing or its port taken."""
     if not SERVER.exists():
         raise BrokerError(f'{SERVER} not found: install the Debian package '
@@ -316,21 +322,21 @@ def check_startable(host, port, netns=None):
         raise BrokerError(f'port {port} (rabbitmq) on {host} is in use')
 
 
-def log_size(data_dir):
+def log_size(data_dir: pathlib.Path | str) -> int:
     """The size of the broker's log now (a start's ready line comes after
     it)."""
     log = _Paths(data_dir).log
     return log.stat().st_size if log.exists() else 0
 
 
-def load(data_dir):
+def load(data_dir: pathlib.Path | str) -> Broker | None:
     """The broker data_dir is configured for (running or not), or None."""
     paths = _Paths(data_dir)
     record = _load(paths)
     return record.broker(paths.root) if record else None
 
 
-def server_pid(data_dir):
+def server_pid(data_dir: pathlib.Path | str) -> int | None:
     """The pid of the running broker of data_dir, or None."""
     paths = _Paths(data_dir)
     record = _load(paths)
@@ -339,7 +345,8 @@ def server_pid(data_dir):
     return _supervisor(paths, record).pid(SERVER_PROGRAM)
 
 
-def queue_consumers(broker, queues, timeout=2.0):
+def queue_consumers(broker: Broker, queues: Iterable[str],
+                    timeout: float = 2.0) -> dict[str, int | None]:
     """{queue: number of consumers, or None when the queue does not exist},
     after logging in to the broker as its user; BrokerError when the broker
     can not be reached or refuses the login.  A queue with a consumer is a
@@ -368,7 +375,8 @@ def queue_consumers(broker, queues, timeout=2.0):
     return counts
 
 
-def list_queues(data_dir, timeout=60.0):
+def list_queues(data_dir: pathlib.Path | str,
+                timeout: float = 60.0) -> list[tuple[str, int, int]]:
     """[(queue, messages waiting, consumers)] of the running broker of
     data_dir's vhost, from rabbitmqctl; BrokerError when it can not tell.
     A guest agent's queue (``guestagent.<instance id>``) with messages

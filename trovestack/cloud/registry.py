@@ -68,12 +68,12 @@ class Registry:
     pid: int | None = None
 
     @property
-    def address(self):
+    def address(self) -> str:
         """host:port, as docker and skopeo name a registry."""
         return join_host_port(self.host, self.port)
 
     @property
-    def url(self):
+    def url(self) -> str:
         return f'http://{self.address}'
 
 
@@ -85,11 +85,11 @@ class PushedImage:
     digest: str
 
 
-def join_host_port(host, port):
+def join_host_port(host: str, port: int) -> str:
     return f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
 
 
-def render_config(store_dir, host, port):
+def render_config(store_dir: pathlib.Path | str, host: str, port: int) -> str:
     """The registry's config.yml: a filesystem store bound to host:port."""
     return _CONFIG.format(store=store_dir, addr=join_host_port(host, port))
 
@@ -116,12 +116,12 @@ def _load_state(data_dir):
         return None
 
 
-def is_running(data_dir):
+def is_running(data_dir: pathlib.Path | str) -> bool:
     """True when the registry of data_dir is running."""
     return running(data_dir) is not None
 
 
-def running(data_dir):
+def running(data_dir: pathlib.Path | str) -> Registry | None:
     """The running :class:`Registry` of data_dir, or None."""
     data_dir = pathlib.Path(data_dir).absolute()
     state = _load_state(data_dir)
@@ -152,8 +152,11 @@ def _probe(registry):
         return False
 
 
-def program(data_dir, host='127.0.0.1', port=5000, *, netns=None,
-            supervisor_root=None):
+def program(
+        data_dir: pathlib.Path | str, host: str = '127.0.0.1',
+        port: int = 5000, *, netns: str | None = None,
+        supervisor_root: pathlib.Path | str | None = None,
+) -> supervision.Program:
     """The registry of data_dir declared as a supervised program (its
     config and state written): for a supervisor of the caller's
     (``supervisor_root``, the cloud's) or its own (None)."""
@@ -173,8 +176,9 @@ def program(data_dir, host='127.0.0.1', port=5000, *, netns=None,
         lambda: _probe(registry), log=str(data_dir / LOG_FILE))
 
 
-def start(data_dir, host='127.0.0.1', port=5000, *, netns=None,
-          timeout=30.0):
+def start(data_dir: pathlib.Path | str, host: str = '127.0.0.1',
+          port: int = 5000, *, netns: str | None = None,
+          timeout: float = 30.0) -> Registry:
     """Start the registry of data_dir (filesystem store in data_dir/store)
     on host:port, inside network namespace ``netns`` when given, under a
     supervisor of its own in data_dir.
@@ -208,7 +212,7 @@ def start(data_dir, host='127.0.0.1', port=5000, *, netns=None,
                     pid=pid)
 
 
-def stop(data_dir, timeout=10.0):
+def stop(data_dir: pathlib.Path | str, timeout: float = 10.0) -> bool:
     """Stop the registry of data_dir; True when one was running (and the
     supervisor of its own, when it has one)."""
     data_dir = pathlib.Path(data_dir).absolute()
@@ -220,11 +224,13 @@ def stop(data_dir, timeout=10.0):
     return was_running
 
 
-def image_reference(registry_address, repository, tag):
+def image_reference(registry_address: str, repository: str, tag: str) -> str:
     return f'{registry_address}/{repository}:{tag}'
 
 
-def push(archive_path, registry_address, repository, tag, *, netns=None):
+def push(archive_path: pathlib.Path | str, registry_address: str,
+         repository: str, tag: str, *,
+         netns: str | None = None) -> PushedImage:
     """Push a docker-archive to registry_address/repository:tag with skopeo
     (plain HTTP, Docker v2 schema 2 manifest, gzipped layers as any
     registry push); returns the pushed image."""
@@ -259,7 +265,8 @@ def push(archive_path, registry_address, repository, tag, *, netns=None):
 MANIFEST_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
 
 
-def config_digest(registry_address, repository, tag, timeout=10.0):
+def config_digest(registry_address: str, repository: str, tag: str,
+                  timeout: float = 10.0) -> str | None:
     """The config digest (the image id) of repository:tag in the registry
     at registry_address (plain HTTP), or None when it holds no such
     image."""

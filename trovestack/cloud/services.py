@@ -7,9 +7,14 @@ import grp
 import os
 import pathlib
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from trovestack.cloud import configs
 from trovestack.cloud import layout as layout_mod
+
+if TYPE_CHECKING:
+    from trovestack.cloud import trove_env
 
 HTTP = 'http'        # a server answering HTTP on its port
 RPC = 'rpc'          # an oslo.messaging server consuming its topic
@@ -36,17 +41,17 @@ class Service:
     runs_trove: bool = False
 
     @property
-    def has_port(self):
+    def has_port(self) -> bool:
         return self.kind in (HTTP, BROKER)
 
     @property
-    def config_owner(self):
+    def config_owner(self) -> str:
         return self.config_of or self.name
 
-    def url(self, state):
+    def url(self, state: layout_mod.CloudState) -> str:
         return f'http://{layout_mod.HOST}:{state.ports[self.name]}/'
 
-    def env(self, layout):
+    def env(self, layout: layout_mod.Layout) -> dict[str, str]:
         """Environment variables that point the service at its config."""
         if self.config_env == 'OS_KEYSTONE_CONFIG_FILES':
             return {self.config_env: str(configs.config_file(self.name,
@@ -55,7 +60,8 @@ class Service:
             return {self.config_env: str(layout.config_dir(self.name))}
         return {}
 
-    def command(self, state, layout, runtime=None):
+    def command(self, state: layout_mod.CloudState, layout: layout_mod.Layout,
+                runtime: 'trove_env.Runtime | None' = None) -> list[str]:
         """The argv of the long-running server process; ``runtime``
         (trove_env.Runtime): where a service running Trove's code takes
         its console script from (default: beside this Python)."""
@@ -69,7 +75,8 @@ class Service:
         return [script, '--config-file',
                 str(configs.config_file(self.config_owner, layout))]
 
-    def setup_commands(self, extra=()):
+    def setup_commands(
+            self, extra: Sequence[list[str]] = ()) -> list[list[list[str]]]:
         """One-time ``*-manage`` commands (databases, keys, ...), grouped:
         each group runs in one process, its commands and the groups in
         order."""
@@ -87,7 +94,8 @@ class Service:
             return [[['api_db', 'sync']], [['db', 'sync']]]
         return [[['db_sync']]]
 
-    def setup_argv(self, layout, commands, runtime=None):
+    def setup_argv(self, layout: layout_mod.Layout, commands: list[list[str]],
+                   runtime: 'trove_env.Runtime | None' = None) -> list[str]:
         """argv running the commands in one process (see manage.py), with
         ``runtime``'s interpreter for a service running Trove's code."""
         words = []

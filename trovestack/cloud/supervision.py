@@ -41,6 +41,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 
 import psutil
 
@@ -87,7 +88,7 @@ class Program:
     """
 
     name: str
-    argv: Sequence[str]
+    argv: Sequence[str | os.PathLike[str]]  # str() makes each an argument
     netns: str | None = None
     ready: Callable[[], bool] | None = None
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -147,7 +148,7 @@ def _quote(value: str | pathlib.Path) -> str:
 
 
 def _environment(env: Mapping[str, str]) -> str:
-    def one(value):
+    def one(value: str) -> str:
         escaped = str(value).replace('\\', '\\\\').replace('"', '\\"')
         return f'"{escaped}"'
     return ','.join(f'{key}={_quote(one(value))}'
@@ -158,7 +159,8 @@ class Supervisor:
     """The supervisord of one state directory ``root``; programs log to
     ``log_dir``."""
 
-    def __init__(self, root, log_dir=None):
+    def __init__(self, root: pathlib.Path | str,
+                 log_dir: pathlib.Path | str | None = None) -> None:
         self.root = pathlib.Path(root).absolute()
         self.dir = self.root / 'supervisor'
         self.log_dir = pathlib.Path(log_dir or self.root / 'logs')
@@ -239,7 +241,7 @@ class Supervisor:
                     f'{exc}; last lines of {log}:\n'
                     f'{processes.log_tail(log)}') from None
 
-    def _write_config(self):
+    def _write_config(self) -> None:
         lines = [
             '[unix_http_server]',
             f'file = {_quote(self.socket)}',
@@ -282,7 +284,7 @@ class Supervisor:
         ]
         files.write_atomic(self.config, '\n'.join(lines), mode=0o600)
 
-    def _kill_orphans(self):
+    def _kill_orphans(self) -> None:
         """Stop processes a killed supervisord of ours left running."""
         orphans = owned_processes(self.root)
         if not orphans:
@@ -376,7 +378,7 @@ class Supervisor:
             for name in added:
                 self._call('supervisor.addProcessGroup', name)
 
-    def _known(self, names) -> bool:
+    def _known(self, names: Iterable[str]) -> bool:
         known = {info['name'] for info in self._infos()}
         return set(names) <= known
 
@@ -410,7 +412,7 @@ class Supervisor:
         return result
 
     @staticmethod
-    def _status(info, record) -> Status:
+    def _status(info: dict[str, Any], record: dict[str, Any]) -> Status:
         crash = record.get(info['name'], {})
         return Status(info['name'], info['statename'], info['pid'] or None,
                       crash.get('crashes', 0), crash.get('last_error', ''),
@@ -492,7 +494,7 @@ class Supervisor:
             return False
         return self._stop_quietly(name)
 
-    def _stop_quietly(self, name) -> bool:
+    def _stop_quietly(self, name: str) -> bool:
         try:
             info = self._call('supervisor.getProcessInfo', name)
         except xmlrpc.client.Fault:
@@ -512,7 +514,7 @@ class Supervisor:
         return tree_rss_kib(pid) if pid else 0
 
 
-def owned_processes(root) -> list[psutil.Process]:
+def owned_processes(root: pathlib.Path | str) -> list[psutil.Process]:
     """Live processes of the supervisor of ``root`` (it and every program
     carry the directory in their environment), this process and its
     parents left out."""
@@ -530,7 +532,8 @@ def owned_processes(root) -> list[psutil.Process]:
     return found
 
 
-def for_record(recorded, root, log_dir):
+def for_record(recorded: str | None, root: pathlib.Path | str,
+               log_dir: pathlib.Path | str) -> 'Supervisor':
     """The supervisor a program's record names (the local cloud's), or
     the program's own one in ``root`` logging to ``log_dir``."""
     if recorded:
@@ -539,7 +542,7 @@ def for_record(recorded, root, log_dir):
 
 
 def start_in_order(nodes: Sequence[Program | Step], start: Callable,
-                   parallel: int = 4):
+                   parallel: int = 4) -> None:
     """Start programs and run steps in dependency order, each as soon as
     everything it needs is ready, at most ``parallel`` at once.
 
@@ -605,14 +608,14 @@ def order(nodes: Sequence[Program | Step]) -> list[str]:
     return result
 
 
-def read_record(path) -> dict:
+def read_record(path: pathlib.Path | str) -> dict[str, Any]:
     try:
         return json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def forget_crashes(path, name) -> None:
+def forget_crashes(path: pathlib.Path | str, name: str) -> None:
     """A program started by us begins a new crash history."""
     record = read_record(path)
     if record.pop(name, None) is not None:
@@ -635,7 +638,7 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def _signal(proc, how):
+def _signal(proc: psutil.Process, how: str) -> None:
     try:
         getattr(proc, how)()
     except psutil.Error:
@@ -645,7 +648,7 @@ def _signal(proc, how):
 class _UnixTransport(xmlrpc.client.Transport):
     """XML-RPC over supervisord's unix socket."""
 
-    def __init__(self, path, timeout):
+    def __init__(self, path: str, timeout: float) -> None:
         super().__init__()
         self._path = str(path)
         self._timeout = timeout
@@ -655,7 +658,7 @@ class _UnixTransport(xmlrpc.client.Transport):
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
+    def __init__(self, path: str, timeout: float) -> None:
         super().__init__('localhost', timeout=timeout)
         self._path = path
 

@@ -34,11 +34,13 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterable
 
 from packaging import requirements as requirements_mod
 from packaging import utils as packaging_utils
 
 from trovestack.cloud import LocalCloudError
+from trovestack.cloud import layout as layout_mod
 from trovestack.common import files
 
 try:
@@ -98,7 +100,7 @@ class Runtime:
     # Where a tree's bytecode goes (None: beside the sources, as usual).
     pycache: str | None = None
 
-    def script(self, name) -> str:
+    def script(self, name: str) -> str:
         return str(pathlib.Path(self.bin_dir, name))
 
     def env(self) -> dict:
@@ -143,11 +145,11 @@ def venv_runtime() -> Runtime:
     return Runtime(sys.executable, str(pathlib.Path(sys.executable).parent))
 
 
-def envs_dir(layout) -> pathlib.Path:
+def envs_dir(layout: layout_mod.Layout) -> pathlib.Path:
     return layout.root / ENVS
 
 
-def env_of(layout, key) -> TroveEnv | None:
+def env_of(layout: layout_mod.Layout, key: str) -> TroveEnv | None:
     """The whole environment ``key`` of the cloud, or None."""
     root = envs_dir(layout) / key
     try:
@@ -157,7 +159,8 @@ def env_of(layout, key) -> TroveEnv | None:
     return TroveEnv(root, key, record.get('tree', ''))
 
 
-def runtime_of(layout, state) -> Runtime:
+def runtime_of(layout: layout_mod.Layout,
+               state: layout_mod.CloudState | None) -> Runtime:
     """Where the cloud of ``state`` runs Trove from: its tree's
     environment when one is recorded, else the venv."""
     key = getattr(state, 'trove_env', None) if state is not None else None
@@ -194,7 +197,7 @@ def constraints_text() -> str:
     return '\n'.join(kept) + '\n'
 
 
-def key_of(tree) -> str:
+def key_of(tree: pathlib.Path | str) -> str:
     """The environment key of a tree: equal for trees that need the same
     installation (its path and packaging files, the constraints, this
     interpreter)."""
@@ -211,14 +214,14 @@ def key_of(tree) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_digest(tree) -> str:
+def code_digest(tree: pathlib.Path | str) -> str:
     """A digest of the tree's Python package (what a restart picks up);
     about 30 ms for Trove's."""
     return files.tree_digest([pathlib.Path(tree) / DIST],
                              skip_dirs=('__pycache__', '*.egg-info'))
 
 
-def migrations_digest(tree=None) -> str:
+def migrations_digest(tree: pathlib.Path | str | None = None) -> str:
     """A digest of Trove's database code (models and alembic migrations)
     of ``tree``, or of the release in the venv when None: when it changed,
     Trove's ``db_sync`` runs before its services start."""
@@ -234,7 +237,8 @@ def migrations_digest(tree=None) -> str:
 
 
 # --------------------------------------------------------------- ensure
-def ensure(layout, tree, log_path=None) -> Ensured:
+def ensure(layout: layout_mod.Layout, tree: pathlib.Path | str,
+           log_path: pathlib.Path | str | None = None) -> Ensured:
     """The environment of ``tree`` (an absolute path of a checked Trove
     tree), made when the cloud has none for its key.  On failure nothing
     of the new environment is left and :class:`RequirementError` (or
@@ -270,7 +274,7 @@ def ensure(layout, tree, log_path=None) -> Ensured:
         return Ensured(TroveEnv(root, key, str(tree)), True, seconds)
 
 
-def remove_stale(layout, keep) -> list[str]:
+def remove_stale(layout: layout_mod.Layout, keep: Iterable[str]) -> list[str]:
     """Remove the cloud's environments other than ``keep`` (keys); the
     keys removed."""
     keep = set(keep)
@@ -299,7 +303,7 @@ def venv_site_packages() -> list[str]:
     return seen
 
 
-def site_packages(root) -> pathlib.Path:
+def site_packages(root: pathlib.Path | str) -> pathlib.Path:
     """The site-packages of an environment made by this interpreter."""
     return pathlib.Path(sysconfig.get_path(
         'purelib', vars={'base': str(root), 'platbase': str(root)}))
@@ -322,7 +326,8 @@ def _create(root):
     (root / 'constraints.txt').write_text(constraints_text())
 
 
-def pip_argv(root, tree, isolated=False) -> list[str]:
+def pip_argv(root: pathlib.Path | str, tree: pathlib.Path | str,
+             isolated: bool = False) -> list[str]:
     """The venv's pip installing ``tree`` editable into the environment
     ``root`` under the constraints kept there."""
     return [sys.executable, '-m', 'pip', '--python',
@@ -362,7 +367,8 @@ def _install(root, tree, log_path):
     raise RequirementError(install_error(tree, output, log_path))
 
 
-def install_error(tree, output, log_path) -> str:
+def install_error(tree: pathlib.Path | str, output: str,
+                  log_path: pathlib.Path | str) -> str:
     """One line from pip's output: which requirement of the tree it could
     not meet, and where its whole log is."""
     what = failed_requirement(output)
@@ -377,7 +383,7 @@ def install_error(tree, output, log_path) -> str:
             f'pip\'s log: {log_path}')
 
 
-def failed_requirement(output) -> str | None:
+def failed_requirement(output: str) -> str | None:
     """The requirement pip could not meet, said for people: one that no
     index has (``X>=1, which no package index offers``) or one in conflict
     with a pin (``X>=99, but the constraints pin X==1.0``); None when the
@@ -432,7 +438,7 @@ def _conflict(output):
 
 
 # ------------------------------------------------------- build tools
-def build_requires(tree) -> list[str] | None:
+def build_requires(tree: pathlib.Path | str) -> list[str] | None:
     """The tree's ``[build-system] requires``, or None without a
     pyproject.toml saying so."""
     if tomllib is None:
@@ -446,7 +452,9 @@ def build_requires(tree) -> list[str] | None:
     return list(requires) if isinstance(requires, list) else None
 
 
-def build_tools(tree, log_path=None) -> pathlib.Path | None:
+def build_tools(
+        tree: pathlib.Path | str,
+        log_path: pathlib.Path | str | None = None) -> pathlib.Path | None:
     """A directory holding the tree's build requirements (and a setuptools
     that builds editable wheels alone), kept in the user's cache and made
     once per set of requirements: with it on PYTHONPATH pip builds the

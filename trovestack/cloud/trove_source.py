@@ -84,7 +84,7 @@ def _tree_version(path):
     return _git(path, 'describe', '--tags', '--always') or 'unknown'
 
 
-def check_tree(path) -> pathlib.Path:
+def check_tree(path: pathlib.Path | str) -> pathlib.Path:
     """``path`` as an absolute path if it is a Trove source tree, else a
     one-line error."""
     tree = pathlib.Path(path).expanduser().absolute()
@@ -102,7 +102,7 @@ def check_tree(path) -> pathlib.Path:
     return tree
 
 
-def of_tree(path) -> TroveSource:
+def of_tree(path: pathlib.Path | str) -> TroveSource:
     """The Trove of a source tree: its version, git commit and whether it
     has uncommitted changes (a tree outside git has neither)."""
     tree = check_tree(path)
@@ -113,7 +113,7 @@ def of_tree(path) -> TroveSource:
                        commit=commit, dirty=dirty)
 
 
-def of_cloud(state_dir=None) -> TroveSource:
+def of_cloud(state_dir: pathlib.Path | str | None = None) -> TroveSource:
     """The Trove the cloud of ``state_dir`` (default: the default state
     directory) runs, or would run at its next start."""
     layout = layout_mod.Layout(state_dir or layout_mod.default_state_dir())
@@ -123,7 +123,7 @@ def of_cloud(state_dir=None) -> TroveSource:
     return of_tree(state.trove_source)
 
 
-def check_compiles(path, package=DIST) -> None:
+def check_compiles(path: pathlib.Path | str, package: str = DIST) -> None:
     """A one-line error naming the first module of the tree's ``package``
     that does not compile (a syntax error would otherwise show only once
     the code runs: in an image build's last minutes, or in a guest)."""

@@ -15,7 +15,7 @@ from gunicorn.app import base
 
 
 class _Server(base.BaseApplication):
-    def __init__(self, target, bind, tag):
+    def __init__(self, target: str, bind: str, tag: str) -> None:
         self._target = target
         self._options = {
             'bind': bind,
@@ -34,7 +34,7 @@ class _Server(base.BaseApplication):
         self._tag = tag
         super().__init__()
 
-    def load_config(self):
+    def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
@@ -43,7 +43,7 @@ class _Server(base.BaseApplication):
         return getattr(importlib.import_module(module_name), attr)
 
 
-def main():
+def main() -> None:
     target, bind, tag = sys.argv[1:4]
     sys.argv = [sys.argv[0]]
     _Server(target, bind, tag).run()

@@ -46,7 +46,7 @@ class CloudError(UserError):
 
 
 def add_cloud_arguments(
-         parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+        parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add the options that pick and reach a cloud to an argparse parser."""
     group = parser.add_argument_group('cloud')
     group.add_argument(

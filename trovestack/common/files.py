@@ -21,7 +21,7 @@ _R = TypeVar('_R')
 
 
 def file_digests(
-         path: pathlib.Path | str, algorithms: Iterable[str] = ('sha256',),
+        path: pathlib.Path | str, algorithms: Iterable[str] = ('sha256',),
         progress: Callable[[int], None] | None = None) -> dict[str, str]:
     """{algorithm: hex digest} of the file, read once in 1 MiB chunks.
 
@@ -140,7 +140,7 @@ def key_lock_path(name: str, key: str) -> pathlib.Path:
 
 @contextlib.contextmanager
 def exclusive_lock(
-         lock_file: pathlib.Path | str,
+        lock_file: pathlib.Path | str,
         on_wait: Callable[[], object] | None = None) -> Iterator[None]:
     """Hold an exclusive flock on ``lock_file`` (made when missing) while
     the block runs; another holder, in any process, waits for it (calling

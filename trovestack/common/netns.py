@@ -63,11 +63,12 @@ class Namespace:
         return pids(self.name)
 
 
-def inside(name: str | None, argv: Sequence[str]) -> list[str]:
+def inside(name: str | None,
+           argv: Sequence[str | os.PathLike[str]]) -> list[str]:
     """The command line that runs ``argv`` inside namespace ``name`` (as
     it is when ``name`` is None: in the caller's namespace)."""
-    argv = [str(arg) for arg in argv]
-    return ['ip', 'netns', 'exec', name, *argv] if name else argv
+    args = [str(arg) for arg in argv]
+    return ['ip', 'netns', 'exec', name, *args] if name else args
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:

@@ -82,7 +82,8 @@ def _public_key(layout):
 
 def wanted(layer: compute_cloud.ComputeLayer,
            layout: layout_mod.Layout) -> instance_prereqs.Wanted:
-    cstate = layer.state
+    # a layer that is up has its state
+    cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
     return instance_prereqs.Wanted(
         network_name=NETWORK, cidr=cstate.mgmt_cidr,
         physical_network=paths_mod.PHYSICAL_NETWORK, gateway=cstate.gateway,
@@ -95,7 +96,8 @@ def ensure_user_networks(
     """``public`` (external), ``private`` (shared) and the router between
     them, found or made (in the project of ``conn``, like the router);
     [Row]."""
-    cstate = layer.state
+    # a layer that is up has its state
+    cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
     project_id = conn.current_project_id
     public_rows, public, public_subnet = instance_prereqs.ensure_network(
         conn, instance_prereqs.Wanted(
@@ -200,19 +202,23 @@ def configure(conn: connection.Connection,
         insecure_registries=backups.registries,
         volume_support=True,
         guest_transport_url=instance_prereqs.guest_transport_url(
-            local_cloud.broker.transport_url(), layer.state.gateway))
+            # a configured cloud has its broker, an up layer its state
+            local_cloud.broker.transport_url(),  # type: ignore[union-attr]
+            layer.state.gateway))  # type: ignore[union-attr]
     rows += instance_setup.apply(
         settings, files, default_datastore=datastores[0][0],
         extra={trove_config.TROVE_CONF: {'DEFAULT': {
                    'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
                    # Guests' URL of object storage; Trove's own calls use
                    # the catalog's (see trove_swift).
-                   'swift_url': object_store.guest_url(layer.state),
+                   'swift_url': object_store.guest_url(
+                       layer.state),  # type: ignore[arg-type]
                    'remote_swift_client': SWIFT_CLIENT,
                }},
                trove_config.GUESTAGENT_CONF: {'DEFAULT': {
                    'control_exchange': configs.CONTROL_EXCHANGE,
-                   'swift_url': object_store.guest_url(layer.state)}}})
+                   'swift_url': object_store.guest_url(
+                       layer.state)}}})  # type: ignore[arg-type]
     rows.append(_restart_if_changed(local_cloud, files, timeout))
     return rows
 
@@ -222,10 +228,12 @@ def guest_registry(
     """(address this host pushes to, address guests pull from) of the
     cloud's registry (the forwarder mirrors it onto the management
     network's gateway), or None when the cloud runs none."""
-    state = local_cloud.state
+    # a configured cloud has its state
+    state: layout_mod.CloudState = local_cloud.state  # type: ignore[assignment]
     if not state.registry:
         return None
-    gateway = compute_cloud.ComputeLayer(local_cloud.layout).state.gateway
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
+    gateway = layer.state.gateway  # type: ignore[union-attr]  # it is up
     port = state.ports[controlplane.REGISTRY]
     return (registry.join_host_port(layout_mod.HOST, port),
             registry.join_host_port(gateway, port))

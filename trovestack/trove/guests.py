@@ -94,7 +94,8 @@ def cloud_report(state_dir: pathlib.Path | str,
         local_cloud = controlplane.LocalCloud(state_dir)
         layer = compute_cloud.ComputeLayer(local_cloud.layout)
         where = Where.of(state_dir, layer, logs)
-        conn = bootstrap.admin_connection(local_cloud.state)
+        conn = bootstrap.admin_connection(
+            local_cloud.state)  # type: ignore[arg-type]  # None: caught
     except Exception as exc:  # noqa: BLE001 - evidence is best effort
         return f'no evidence from the cloud in {state_dir}: {exc}'
     return '\n'.join([processes_part(layer), report(conn, where)])

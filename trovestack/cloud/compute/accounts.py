@@ -1,15 +1,18 @@
 """Keystone users, services and endpoints of placement, neutron, cinder
 and object storage."""
 
+from typing import Any
+
 from trovestack.cloud import bootstrap
 from trovestack.cloud import configs
+from trovestack.cloud import layout as layout_mod
 
 INTERFACES = ('public', 'internal', 'admin')
 SERVICES = {'placement': 'placement', 'network': 'neutron',
             'volumev3': 'cinder', 'object-store': 'swift'}
 
 
-def create(state, urls):
+def create(state: layout_mod.CloudState, urls: dict[str, str]) -> None:
     """Find-or-create the service users (admin + service roles in the
     service project) and catalog entries; urls: {service type: url}."""
     conn = bootstrap.admin_connection(state)
@@ -33,7 +36,8 @@ def create(state, urls):
         conn.close()
 
 
-def _catalog_entry(identity, service_type, name, url):
+def _catalog_entry(identity: Any, service_type: str, name: str,
+                   url: str) -> None:
     service = next(iter(identity.services(type=service_type)), None)
     if service is None:
         service = identity.create_service(name=name, type=service_type,

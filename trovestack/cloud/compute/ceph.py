@@ -22,6 +22,7 @@ import json
 import pathlib
 import subprocess
 import uuid
+from typing import Any
 
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
@@ -47,26 +48,26 @@ OSD_PORTS = paths_mod.PORT_RANGES['ceph-osd']
 BLOCK_SIZE = 20 * 1024 ** 3
 
 
-def directory(paths):
+def directory(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.service_dir('ceph')
 
 
-def config_file(paths):
+def config_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.config_dir('ceph') / 'ceph.conf'
 
 
-def fsid(paths) -> str:
+def fsid(paths: paths_mod.ComputePaths) -> str:
     """The cluster id: fixed for a state directory."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, str(paths.cloud_root)))
 
 
-def cephx(cstate) -> bool:
+def cephx(cstate: paths_mod.ComputeState) -> bool:
     """Whether the cluster uses cephx: every cluster made since it came,
     not one made before (its monitor knows no keys)."""
     return 'ceph' not in cstate.set_up or 'cephx' in cstate.set_up
 
 
-def keyring(paths, entity) -> pathlib.Path:
+def keyring(paths: paths_mod.ComputePaths, entity: str) -> pathlib.Path:
     """The keyring file of a client entity (client.admin, client.cinder)
     or daemon (mon., osd.0, mgr.x)."""
     top = directory(paths)
@@ -78,21 +79,23 @@ def keyring(paths, entity) -> pathlib.Path:
     return paths.config_dir('ceph') / f'ceph.{entity}.keyring'
 
 
-def secret_uuid(paths) -> str:
+def secret_uuid(paths: paths_mod.ComputePaths) -> str:
     """The libvirt secret holding client.cinder's key (fixed per cloud)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f'{fsid(paths)}/{CLIENT}'))
 
 
-def mon_address(cstate) -> str:
+def mon_address(cstate: paths_mod.ComputeState) -> str:
     return f'127.0.0.1:{cstate.ports["ceph-mon"]}'
 
 
-def osd_ports(cstate) -> list[int]:
+def osd_ports(cstate: paths_mod.ComputeState) -> list[int]:
     base = cstate.ports['ceph-osd']
     return list(range(base, base + OSD_PORTS))
 
 
-def write_config(cstate, paths, sections=None):
+def write_config(
+        cstate: paths_mod.ComputeState, paths: paths_mod.ComputePaths,
+        sections: dict[str, dict[str, Any]] | None = None) -> pathlib.Path:
     """ceph.conf; ``sections``: further ones (a client's)."""
     top = directory(paths)
     osd = osd_ports(cstate)
@@ -166,7 +169,8 @@ def write_config(cstate, paths, sections=None):
     return path
 
 
-def _ceph(paths, *args, check=True):
+def _ceph(paths: paths_mod.ComputePaths, *args: str | pathlib.Path,
+          check: bool = True) -> subprocess.CompletedProcess[str]:
     return daemons.run(['ceph', '--conf', config_file(paths),
                         '--connect-timeout', '5', *args], check=check)
 
@@ -178,7 +182,8 @@ def _ceph(paths, *args, check=True):
 SETUP_RETRY_SECONDS = 60
 
 
-def _ceph_setup(paths, *args):
+def _ceph_setup(paths: paths_mod.ComputePaths,
+                *args: str) -> subprocess.CompletedProcess[str]:
     """A set-up command of the cluster, tried again while the monitor
     refuses it; the last error when it never takes it."""
     errors = []
@@ -197,7 +202,8 @@ def _ceph_setup(paths, *args):
         raise errors[-1] from None
 
 
-def initialise_monitor(cstate, paths):
+def initialise_monitor(cstate: paths_mod.ComputeState,
+                       paths: paths_mod.ComputePaths) -> None:
     """The monitor's store, made once (with cephx: the monitor's and
     client.admin's keys in it, client.admin's keyring for our commands)."""
     store = directory(paths) / 'mon-a'
@@ -208,14 +214,15 @@ def initialise_monitor(cstate, paths):
     daemons.run(['monmaptool', '--create', '--clobber', '--fsid',
                  fsid(paths), '--addv', 'a', f'[v1:{mon_address(cstate)}]',
                  monmap])
-    mkfs = ['ceph-mon', '--conf', config_file(paths), '--mkfs', '-i', 'a',
-            '--monmap', monmap]
+    mkfs: list[str | pathlib.Path] = [
+        'ceph-mon', '--conf', config_file(paths), '--mkfs', '-i', 'a',
+        '--monmap', monmap]
     if cephx(cstate):
         mkfs += ['--keyring', _monitor_keyring(paths)]
     daemons.run(mkfs)
 
 
-def _monitor_keyring(paths):
+def _monitor_keyring(paths: paths_mod.ComputePaths) -> pathlib.Path:
     """A keyring with new keys for mon. and client.admin (the latter also
     written where our ``ceph`` commands read it); mode 0600."""
     admin = keyring(paths, 'client.admin')
@@ -234,7 +241,8 @@ def _monitor_keyring(paths):
     return seed
 
 
-def create_keys(cstate, paths):
+def create_keys(cstate: paths_mod.ComputeState,
+                paths: paths_mod.ComputePaths) -> None:
     """The daemons' and Cinder's keys (idempotent: get-or-create), each in
     its keyring, mode 0600; nothing without cephx."""
     if not cephx(cstate):
@@ -247,12 +255,12 @@ def create_keys(cstate, paths):
         path.chmod(0o600)
 
 
-def client_key(paths) -> str:
+def client_key(paths: paths_mod.ComputePaths) -> str:
     """client.cinder's secret key (for libvirt's secret; never printed)."""
     return _ceph(paths, 'auth', 'get-key', f'client.{CLIENT}').stdout.strip()
 
 
-def initialise_osd(paths):
+def initialise_osd(paths: paths_mod.ComputePaths) -> None:
     """OSD 0 (in the monitor's map and on its sparse file), made once; the
     monitor must be up."""
     store = directory(paths) / 'osd-0'
@@ -269,13 +277,13 @@ def initialise_osd(paths):
                 'host=trovestack', 'root=default')
 
 
-def create_pool(paths):
+def create_pool(paths: paths_mod.ComputePaths) -> None:
     """The pool Cinder's volumes go to (idempotent)."""
     _ceph_setup(paths, 'osd', 'pool', 'create', POOL, '8', '8')
     _ceph_setup(paths, 'osd', 'pool', 'application', 'enable', POOL, 'rbd')
 
 
-def _json(paths, *args):
+def _json(paths: paths_mod.ComputePaths, *args: str) -> Any:
     try:
         result = _ceph(paths, *args, '--format', 'json', check=False)
     except (OSError, subprocess.SubprocessError):
@@ -288,17 +296,18 @@ def _json(paths, *args):
         return None
 
 
-def _osd_up(paths) -> bool:
+def _osd_up(paths: paths_mod.ComputePaths) -> bool:
     dump = _json(paths, 'osd', 'dump')
     return bool(dump) and any(osd.get('up') for osd in dump.get('osds', []))
 
 
-def _mgr_available(paths) -> bool:
+def _mgr_available(paths: paths_mod.ComputePaths) -> bool:
     stat = _json(paths, 'mgr', 'stat')
     return bool(stat) and bool(stat.get('available'))
 
 
-def daemons_in_order(paths) -> list[supervision.Program]:
+def daemons_in_order(
+        paths: paths_mod.ComputePaths) -> list[supervision.Program]:
     conf = str(config_file(paths))
     return [
         supervision.Program(MON, ['ceph-mon', '-f', '--conf', conf, '-i', 'a'],

@@ -19,6 +19,7 @@ modules on its PYTHONPATH.
 import pathlib
 import sys
 
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import common
@@ -35,11 +36,11 @@ CEPH_BINDINGS = ('rados', 'rbd')
 DIST_PACKAGES = pathlib.Path('/usr/lib/python3/dist-packages')
 
 
-def home(paths):
+def home(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.service_dir('cinder') / 'home'
 
 
-def config_file(paths):
+def config_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return home(paths) / '.cinder' / 'cinder.conf'
 
 
@@ -47,7 +48,9 @@ def _paste_config():
     return pathlib.Path(sys.prefix) / 'etc' / 'cinder' / 'api-paste.ini'
 
 
-def write_config(state, cstate, paths, transport_url):
+def write_config(state: layout_mod.CloudState, cstate: paths_mod.ComputeState,
+                 paths: paths_mod.ComputePaths,
+                 transport_url: str) -> pathlib.Path:
     config_file(paths).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # With cephx the driver connects as client.cinder (its keyring is
     # found through ceph.conf) and tells nova which libvirt secret holds
@@ -83,19 +86,20 @@ def write_config(state, cstate, paths, transport_url):
     })
 
 
-def setup_commands(paths):
+def setup_commands(paths: paths_mod.ComputePaths) -> list[common.Command]:
     """One-time commands: the database schema."""
     return [[common.tool('cinder-manage'), '--config-file',
              config_file(paths), 'db', 'sync']]
 
 
-def daemon(cstate, paths):
+def daemon(cstate: paths_mod.ComputeState,
+           paths: paths_mod.ComputePaths) -> supervision.Program:
     return common.wsgi_daemon(
         'cinder', 'cinder.wsgi.api:application', cstate.ports['cinder'],
         paths, {'HOME': str(home(paths))})
 
 
-def bindings_dir(paths):
+def bindings_dir(paths: paths_mod.ComputePaths) -> pathlib.Path:
     """A directory holding only Ceph's Python bindings (see the module
     docstring); [ComputeError] when they do not fit this Python."""
     target = paths.service_dir('cinder') / 'ceph-bindings'
@@ -115,7 +119,8 @@ def bindings_dir(paths):
     return target
 
 
-def service_daemons(paths) -> list[supervision.Program]:
+def service_daemons(
+        paths: paths_mod.ComputePaths) -> list[supervision.Program]:
     """The scheduler and the volume service (after the API)."""
     env = {'HOME': str(home(paths))}
     volume_env = {**env, 'PYTHONPATH': str(bindings_dir(paths))}
@@ -129,5 +134,5 @@ def service_daemons(paths) -> list[supervision.Program]:
     ]
 
 
-def endpoint_url(cstate):
+def endpoint_url(cstate: paths_mod.ComputeState) -> str:
     return common.url(cstate.ports['cinder'], '/v3/%(project_id)s')

@@ -2,15 +2,22 @@
 
 import dataclasses
 import logging
+import pathlib
 import shutil
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
+from trovestack.cloud import rabbitmq
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import accounts
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import cinder
+from trovestack.cloud.compute import common
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import libvirt
 from trovestack.cloud.compute import mariadb
@@ -21,6 +28,7 @@ from trovestack.cloud.compute import nova
 from trovestack.cloud.compute import object_store
 from trovestack.cloud.compute import paths as paths_mod
 from trovestack.cloud.compute import placement
+from trovestack.cloud.compute.daemons import Health
 from trovestack.common import ini
 from trovestack.common import netns
 from trovestack.common import waiting
@@ -96,17 +104,19 @@ class ComputeLayer:
     """Placement, neutron/OVN, Ceph, cinder, libvirt and nova of the cloud
     in layout, under the cloud's supervisor."""
 
-    def __init__(self, layout):
+    def __init__(self, layout: layout_mod.Layout) -> None:
         self.layout = layout
         self.paths = paths_mod.ComputePaths(layout.root)
         self.supervisor = supervision.Supervisor(layout.root,
                                                  self.paths.log_dir)
 
     @property
-    def state(self):
+    def state(self) -> paths_mod.ComputeState | None:
         return self.paths.load_state()
 
-    def daemons(self, cstate, control_ports=(), *, guest_ports=()):
+    def daemons(self, cstate: paths_mod.ComputeState,
+                control_ports: Iterable[int] = (), *,
+                guest_ports: Iterable[int] = ()) -> list[supervision.Program]:
         """Every process of the layer, each with what it needs, in a
         start order (stopped in the reverse one)."""
         paths = self.paths
@@ -129,7 +139,9 @@ class ComputeLayer:
         return [by_name[name] for name in supervision.order(result)]
 
     @staticmethod
-    def _forward_rules(cstate, control_ports, guest_ports):
+    def _forward_rules(
+            cstate: paths_mod.ComputeState, control_ports: Iterable[int],
+            guest_ports: Iterable[int]) -> list[tuple[str, int, int]]:
         """Every loopback port mirrored into the namespace (qemu, there,
         reaches Ceph's monitor and OSD); the control plane's ``guest_ports``
         (the broker's, the registry's) also on the management network's
@@ -143,8 +155,12 @@ class ComputeLayer:
         return rules
 
     # ----------------------------------------------------------------- up
-    def up(self, state, transport_url, *, control_ports, guest_ports,
-           timeout=120.0, restart_api=None):
+    def up(
+            self, state: layout_mod.CloudState, transport_url: str, *,
+            control_ports: Iterable[int], guest_ports: Iterable[int],
+            timeout: float = 120.0,
+            restart_api: Callable[[], object] | None = None,
+    ) -> list[Health]:
         """Start the layer (bootstrapping on first use); [Health].
 
         Once nova's databases are ready on the layer's MariaDB, nova-api's
@@ -171,7 +187,11 @@ class ComputeLayer:
             raise
         return self.status(control_ports, guest_ports=guest_ports)
 
-    def _steps(self, state, cstate, transport_url, timeout, restart_api):
+    def _steps(
+            self, state: layout_mod.CloudState, cstate: paths_mod.ComputeState,
+            transport_url: str, timeout: float,
+            restart_api: Callable[[], object] | None,
+    ) -> list[supervision.Step]:
         """The set-up actions of this start (first-time ones only when
         they have not been done)."""
         paths = self.paths
@@ -187,7 +207,7 @@ class ComputeLayer:
             return step(f'{service}-setup',
                         lambda: self._set_up(commands(), service))
 
-        def mark_bootstrapped():
+        def mark_bootstrapped() -> None:
             cstate.bootstrapped = True
             names = ('cinder', 'ceph', object_store.SERVICE_TYPE,
                      *(('cephx',) if ceph.cephx(cstate) else ()))
@@ -196,7 +216,7 @@ class ComputeLayer:
                     cstate.set_up.append(name)
             self.paths.save_state(cstate)
 
-        def nova_api_settings():
+        def nova_api_settings() -> None:
             if self.configure_nova_api(state, transport_url) and \
                     restart_api:
                 restart_api()
@@ -251,7 +271,8 @@ class ComputeLayer:
                     cstate)})))
         return steps
 
-    def _wait_for_volume_service(self, state, timeout):
+    def _wait_for_volume_service(self, state: layout_mod.CloudState,
+                                 timeout: float) -> None:
         """Wait until cinder-volume is up (it reports its pool to the
         scheduler once its driver is ready)."""
         conn = bootstrap.admin_connection(state)
@@ -267,7 +288,8 @@ class ComputeLayer:
         finally:
             conn.close()
 
-    def _wait_for_hypervisor(self, state, timeout):
+    def _wait_for_hypervisor(self, state: layout_mod.CloudState,
+                             timeout: float) -> None:
         """Wait until the scheduler can place servers: the hypervisor is
         up in nova (its host mapped into the cell) and has inventory in
         placement."""
@@ -290,7 +312,9 @@ class ComputeLayer:
     def _exited(self, name):
         return None if self.supervisor.pid(name) else 'exited'
 
-    def _write_configs(self, state, cstate, transport_url):
+    def _write_configs(self, state: layout_mod.CloudState,
+                       cstate: paths_mod.ComputeState,
+                       transport_url: str) -> None:
         paths = self.paths
         for name in ('placement', 'neutron', 'nova', 'cinder'):
             paths.config_dir(name).mkdir(mode=0o700, parents=True,
@@ -307,14 +331,16 @@ class ComputeLayer:
         cinder.write_config(state, cstate, paths, transport_url)
         libvirt.write_config(paths)
 
-    def _set_up(self, commands, service):
+    def _set_up(self, commands: Iterable[common.Command],
+                service: str) -> None:
         log = self.paths.log_dir / f'{service}-setup.log'
         for argv in commands:
             processes.run_checked([str(arg) for arg in argv], log,
                                   what=f'{service} set-up '
                                        f'({" ".join(map(str, argv[-3:]))})')
 
-    def configure_nova_api(self, state, transport_url):
+    def configure_nova_api(self, state: layout_mod.CloudState,
+                           transport_url: str) -> bool:
         """Add messaging/placement/neutron settings to nova-api's config;
         True when the file changed (nova-api then needs a restart)."""
         path = self.layout.config_dir('nova') / 'nova.conf'
@@ -326,7 +352,7 @@ class ComputeLayer:
         return bool(changed)
 
     # ---------------------------------------------------------- down/status
-    def down(self):
+    def down(self) -> list[tuple[str, bool]]:
         """Stop every process, delete the namespace; [(name, was_up)]."""
         cstate = self.state
         if cstate is None:
@@ -355,7 +381,8 @@ class ComputeLayer:
             rows.append((f'namespace {self.paths.namespace}', True))
         return rows
 
-    def status(self, control_ports=(), *, guest_ports=()):
+    def status(self, control_ports: Iterable[int] = (), *,
+               guest_ports: Iterable[int] = ()) -> list[Health]:
         cstate = self.state
         if cstate is None:
             return []
@@ -363,7 +390,7 @@ class ComputeLayer:
                 self.daemons(cstate, control_ports,
                              guest_ports=guest_ports)]
 
-    def memory_kib(self):
+    def memory_kib(self) -> int:
         """Resident memory of every process of the layer, its guests'
         qemu included."""
         cstate = self.state
@@ -376,7 +403,7 @@ class ComputeLayer:
         """(running guests of this cloud, their resident memory KiB)."""
         return libvirt.guest_rss_kib(f'{self.paths.namespace}-')
 
-    def wipe(self):
+    def wipe(self) -> None:
         """Stop the layer and remove its files."""
         libvirt.forget_ceph_secret(self.paths)
         self.down()
@@ -402,7 +429,10 @@ def _check_binaries():
             f'{" ".join(missing)} (tools/install-test-deps)')
 
 
-def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
+def up_with_control_plane(
+        local_cloud: controlplane.LocalCloud, *, timeout: float = 120.0,
+        **up_args: Any,
+) -> tuple[list[controlplane.StatusRow], list[Health]]:
     """``cloud up --compute``: the control plane (``LocalCloud.up`` with
     up_args), nova-api set up for servers, then the compute layer.
 
@@ -411,7 +441,9 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
     if up_args.get('fresh'):
         ComputeLayer(local_cloud.layout).wipe()
     rows = local_cloud.up(timeout=timeout, **up_args)
-    broker, state = local_cloud.broker, local_cloud.state
+    # a cloud that is up has its broker and state
+    broker: rabbitmq.Broker = local_cloud.broker  # type: ignore[assignment]
+    state: layout_mod.CloudState = local_cloud.state  # type: ignore[assignment]
     layer = ComputeLayer(local_cloud.layout)
     health = layer.up(
         state, broker.transport_url(),
@@ -422,23 +454,25 @@ def up_with_control_plane(local_cloud, *, timeout=120.0, **up_args):
     return rows, health
 
 
-def guest_ports(local_cloud):
+def guest_ports(local_cloud: controlplane.LocalCloud) -> list[int]:
     """The control plane's ports guests reach on the management network's
     gateway: the broker's, and the registry's when it runs (backup images
     are pulled from it)."""
-    state = local_cloud.state
-    return [local_cloud.broker.port,
+    # a cloud that is up has its broker and state
+    state: layout_mod.CloudState = local_cloud.state  # type: ignore[assignment]
+    return [local_cloud.broker.port,  # type: ignore[union-attr]
             *([state.ports[controlplane.REGISTRY]] if state.registry
               else [])]
 
 
-def down_with_control_plane(local_cloud):
+def down_with_control_plane(
+        local_cloud: controlplane.LocalCloud) -> list[tuple[str, bool]]:
     """Stop the compute layer (namespace included), then the control
     plane; [(name, was_up)]."""
     return [*ComputeLayer(local_cloud.layout).down(), *local_cloud.down()]
 
 
-def namespace_of(state_dir):
+def namespace_of(state_dir: pathlib.Path | str | None) -> str:
     """The network namespace of the compute-enabled local cloud in
     state_dir; [ComputeError] when it has no compute layer up."""
     layer = ComputeLayer(controlplane.LocalCloud(state_dir).layout)
@@ -453,12 +487,13 @@ def namespace_of(state_dir):
     return layer.paths.namespace
 
 
-def is_enabled(local_cloud):
+def is_enabled(local_cloud: controlplane.LocalCloud) -> bool:
     """True once the cloud in local_cloud's state directory has compute."""
     return ComputeLayer(local_cloud.layout).state is not None
 
 
-def status_rows(health):
+def status_rows(
+        health: Iterable[Health]) -> list[controlplane.StatusRow]:
     """(name, state, pid, where, crashes, last error) rows, as ``cloud
     status`` shows them."""
     return [(h.name, h.condition, h.pid or '', h.where, h.crashes,

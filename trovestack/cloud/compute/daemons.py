@@ -5,8 +5,11 @@ run by the cloud's supervisor."""
 
 import dataclasses
 import os
+import pathlib
 import socket
 import subprocess
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 from trovestack.cloud import LocalCloudError
 from trovestack.cloud import supervision
@@ -17,7 +20,7 @@ class ComputeError(LocalCloudError):
     """A compute-layer service could not be started."""
 
 
-def unix_socket_answers(path) -> bool:
+def unix_socket_answers(path: pathlib.Path | str) -> bool:
     """True when something accepts connections on the unix socket."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(1.0)
@@ -50,7 +53,10 @@ def health(supervisor: supervision.Supervisor,
                   status.crashes, status.last_error)
 
 
-def run(argv, *, netns=None, check=True, env=None):
+def run(
+        argv: Sequence[str | os.PathLike[str]], *, netns: str | None = None,
+        check: bool = True, env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a short command (optionally inside netns); its CompletedProcess."""
     result = subprocess.run(netns_mod.inside(netns, argv), capture_output=True,
                             text=True, env={**os.environ, **(env or {})})

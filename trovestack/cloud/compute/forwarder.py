@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Iterable
 
 CLONE_NEWNET = 0x40000000
 LOOPBACK = '127.0.0.1'
@@ -29,7 +30,8 @@ def _setns(fd):
         raise OSError(error, os.strerror(error))
 
 
-def listen_inside(namespace, addresses):
+def listen_inside(namespace: str,
+                  addresses: Iterable[tuple[str, int]]) -> list[socket.socket]:
     """Listening sockets bound inside namespace, one per (host, port)."""
     host_ns = os.open('/proc/self/ns/net', os.O_RDONLY)
     target_ns = os.open(f'/run/netns/{namespace}', os.O_RDONLY)
@@ -45,7 +47,7 @@ def listen_inside(namespace, addresses):
         os.close(target_ns)
 
 
-def _pump(source, sink):
+def _pump(source: socket.socket, sink: socket.socket) -> None:
     try:
         while data := source.recv(BUFFER):
             sink.sendall(data)
@@ -59,7 +61,7 @@ def _pump(source, sink):
                 pass
 
 
-def _relay(client, target_port):
+def _relay(client: socket.socket, target_port: int) -> None:
     try:
         upstream = socket.create_connection((LOOPBACK, target_port), 10)
     except OSError:
@@ -75,21 +77,21 @@ def _relay(client, target_port):
     upstream.close()
 
 
-def _serve(listener, target_port):
+def _serve(listener: socket.socket, target_port: int) -> None:
     while True:
         client, _ = listener.accept()
         threading.Thread(target=_relay, args=(client, target_port),
                          daemon=True).start()
 
 
-def parse_rule(text):
+def parse_rule(text: str) -> tuple[tuple[str, int], int]:
     """'HOST:PORT=TARGET' -> ((host, port), target)."""
     listen, target = text.split('=')
     host, port = listen.rsplit(':', 1)
     return (host, int(port)), int(target)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     namespace, rules = argv[0], [parse_rule(rule) for rule in argv[1:]]
     listeners = listen_inside(namespace, [address for address, _ in rules])

@@ -14,6 +14,7 @@ import psutil
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import ceph
 from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import waiting
 
 LOG = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ namespaces = [ ]
 """
 
 
-def check_free(runner):
+def check_free(runner: supervision.Supervisor) -> None:
     """Raise if a libvirtd that is not ours answers on the system socket."""
     if runner.pid('libvirtd') is None and daemons.unix_socket_answers(
             LIBVIRT_SOCKET):
@@ -53,7 +54,8 @@ def check_free(runner):
             'cloud needs libvirt for itself: stop it first')
 
 
-def daemons_in_order(paths) -> list[supervision.Program]:
+def daemons_in_order(
+        paths: paths_mod.ComputePaths) -> list[supervision.Program]:
     for binary, package in (('/usr/sbin/libvirtd', 'libvirt-daemon'),
                             ('/usr/bin/qemu-system-x86_64',
                              'qemu-system-x86')):
@@ -69,7 +71,8 @@ def daemons_in_order(paths) -> list[supervision.Program]:
     ]
 
 
-def write_config(paths, kvm_device=KVM_DEVICE):
+def write_config(paths: paths_mod.ComputePaths,
+                 kvm_device: pathlib.Path = KVM_DEVICE) -> None:
     """The files libvirtd's command line binds (:func:`libvirtd_argv`):
     the cloud's qemu.conf and, where the host has ``/dev/kvm``, the mask
     put over it."""
@@ -83,7 +86,8 @@ def write_config(paths, kvm_device=KVM_DEVICE):
         mask.chmod(0o000)
 
 
-def libvirtd_argv(paths, kvm_device=KVM_DEVICE) -> list[str]:
+def libvirtd_argv(paths: paths_mod.ComputePaths,
+                  kvm_device: pathlib.Path = KVM_DEVICE) -> list[str]:
     """libvirtd's command line: in a mount namespace of its own, with the
     cloud's qemu.conf and, where the host has ``/dev/kvm``, that device
     masked (the files :func:`write_config` writes).
@@ -109,11 +113,11 @@ def libvirtd_argv(paths, kvm_device=KVM_DEVICE) -> list[str]:
             'sh', '-c', _BOUND, 'libvirtd', *binds, LIBVIRTD]
 
 
-def _conf(paths):
+def _conf(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.root / 'qemu.conf'
 
 
-def _mask(paths):
+def _mask(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.root / 'no-kvm'
 
 
@@ -125,8 +129,8 @@ def _domains(prefix, *, running_only):
             if name.startswith(prefix)]
 
 
-def shut_down_domains(prefix, timeout=SHUTDOWN_TIMEOUT,
-                      poll_interval=1.0) -> list[str]:
+def shut_down_domains(prefix: str, timeout: float = SHUTDOWN_TIMEOUT,
+                      poll_interval: float = 1.0) -> list[str]:
     """Ask the running guests whose names start with prefix to power off
     (ACPI, as a host's shutdown does), and wait up to ``timeout`` for them;
     returns their names. Those still running are left for
@@ -144,7 +148,7 @@ def shut_down_domains(prefix, timeout=SHUTDOWN_TIMEOUT,
     return names
 
 
-def guest_rss_kib(prefix) -> tuple[int, int]:
+def guest_rss_kib(prefix: str) -> tuple[int, int]:
     """(how many guests whose names start with prefix run, their qemu
     processes' resident memory in KiB): qemu runs detached from libvirtd
     (its parent is init), so no daemon's process tree holds it."""
@@ -161,7 +165,7 @@ def guest_rss_kib(prefix) -> tuple[int, int]:
     return count, total
 
 
-def forget_domains(prefix):
+def forget_domains(prefix: str) -> None:
     """Destroy and undefine the guests whose names start with prefix
     (libvirt keeps definitions in /etc/libvirt beyond the cloud)."""
     for name in _domains(prefix, running_only=False):
@@ -169,7 +173,8 @@ def forget_domains(prefix):
         daemons.run(['virsh', '-c', URI, 'undefine', name], check=False)
 
 
-def define_ceph_secret(cstate, paths):
+def define_ceph_secret(cstate: paths_mod.ComputeState,
+                       paths: paths_mod.ComputePaths) -> None:
     """The libvirt secret qemu authenticates to Ceph with (client.cinder's
     key; its uuid is what Cinder's RBD driver hands nova), set through
     libvirt's API so the key is never on a command line.  Nothing when
@@ -190,7 +195,7 @@ def define_ceph_secret(cstate, paths):
         conn.close()
 
 
-def forget_ceph_secret(paths):
+def forget_ceph_secret(paths: paths_mod.ComputePaths) -> None:
     """Remove the cloud's Ceph secret from libvirt (kept in /etc/libvirt
     beyond the cloud otherwise): through libvirtd when it runs, else its
     files."""

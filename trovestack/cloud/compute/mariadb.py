@@ -12,26 +12,27 @@ import pathlib
 
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import paths as paths_mod
 
 NAME = 'mariadb'
 SERVER = pathlib.Path('/usr/sbin/mariadbd')
 
 
-def socket_path(paths):
+def socket_path(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.run_dir / 'mysqld.sock'
 
 
-def data_dir(paths):
+def data_dir(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.service_dir(NAME) / 'data'
 
 
-def url(paths, database):
+def url(paths: paths_mod.ComputePaths, database: str) -> str:
     """SQLAlchemy URL of a database on this server (PyMySQL, unix socket)."""
     return (f'mysql+pymysql://root@localhost/{database}'
             f'?unix_socket={socket_path(paths)}&charset=utf8')
 
 
-def initialise(paths):
+def initialise(paths: paths_mod.ComputePaths) -> None:
     """Create the system tables on first use."""
     if not SERVER.exists():
         raise daemons.ComputeError(
@@ -44,7 +45,7 @@ def initialise(paths):
                  '--auth-root-authentication-method=socket'])
 
 
-def daemon(paths) -> supervision.Program:
+def daemon(paths: paths_mod.ComputePaths) -> supervision.Program:
     sock = socket_path(paths)
     return supervision.Program(NAME, [
         str(SERVER), '--no-defaults', '--user=root',
@@ -55,7 +56,7 @@ def daemon(paths) -> supervision.Program:
     ], None, lambda: daemons.unix_socket_answers(sock))
 
 
-def create_databases(paths, *names):
+def create_databases(paths: paths_mod.ComputePaths, *names: str) -> None:
     """Create the databases that do not exist yet (one client call)."""
     statements = ';'.join(f'CREATE DATABASE IF NOT EXISTS {name} '
                           'CHARACTER SET utf8' for name in names)

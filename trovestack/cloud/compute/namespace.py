@@ -1,9 +1,11 @@
 """The cloud's network namespace and the forwarder into it."""
 
 import sys
+from collections.abc import Iterable
 
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import daemons
+from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import netns
 
 SYSCTLS = (
@@ -22,7 +24,7 @@ SYSCTLS = (
 FORWARDER = 'forwarder'
 
 
-def ensure(paths):
+def ensure(paths: paths_mod.ComputePaths) -> None:
     """Create the namespace (loopback up, sysctls) unless it exists."""
     if not netns.exists(paths.namespace):
         netns.create(paths.namespace)
@@ -30,7 +32,7 @@ def ensure(paths):
     paths.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def remove(paths):
+def remove(paths: paths_mod.ComputePaths) -> bool:
     """Stop everything inside the namespace and delete it (its bridges,
     taps and addresses go with it)."""
     removed = netns.delete(paths.namespace)
@@ -41,7 +43,8 @@ def remove(paths):
     return removed
 
 
-def forwarder(paths, rules) -> supervision.Program:
+def forwarder(paths: paths_mod.ComputePaths,
+              rules: Iterable[tuple[str, int, int]]) -> supervision.Program:
     """The forwarder daemon; rules: [(listen_host, port, target_port)]."""
     args = [f'{host}:{port}={target}' for host, port, target in rules]
     log = paths.log_dir / f'{FORWARDER}.log'

@@ -10,8 +10,10 @@ address inside the namespace.
 """
 
 import pathlib
+import subprocess
 
 from trovestack.cloud import supervision
+from trovestack.cloud.compute import common
 from trovestack.cloud.compute import daemons
 from trovestack.cloud.compute import paths as paths_mod
 
@@ -25,36 +27,39 @@ PACKAGES = {'ovsdb-server': 'openvswitch-switch', 'ovn-northd': 'ovn-central',
             'ovn-controller': 'ovn-host'}
 
 
-def connection(paths, database):
+def connection(paths: paths_mod.ComputePaths, database: str) -> str:
     """ovsdb connection string: 'db' (Open_vSwitch), 'nb' or 'sb'."""
     return f'unix:{paths.socket(database)}'
 
 
-def _env(paths):
+def _env(paths: paths_mod.ComputePaths) -> dict[str, str]:
     run = str(paths.run_dir)
     return {'OVS_RUNDIR': run, 'OVN_RUNDIR': run,
             'OVS_DBDIR': str(paths.service_dir('ovs')),
             'OVN_DBDIR': str(paths.service_dir('ovs'))}
 
 
-def _logging(paths, name):
+def _logging(paths: paths_mod.ComputePaths, name: str) -> list[str]:
     return [f'--pidfile={paths.run_dir / name}.pid',
             f'--log-file={paths.log_dir / name}.log']
 
 
-def _database(paths, name, schema):
+def _database(paths: paths_mod.ComputePaths, name: str,
+              schema: pathlib.Path) -> pathlib.Path:
     return paths.service_dir('ovs') / f'{schema.stem}.db'
 
 
-def daemons_in_order(paths) -> list[supervision.Program]:
+def daemons_in_order(
+        paths: paths_mod.ComputePaths) -> list[supervision.Program]:
     """The OVS/OVN processes, in the order they start."""
     ns, run, env = paths.namespace, paths.run_dir, _env(paths)
     result = []
     for name, schema in DATABASES.items():
         sock = paths.socket(SOCKETS[name])
-        argv = ['ovsdb-server', _database(paths, name, schema),
-                f'--remote=punix:{sock}',
-                f'--unixctl={run / name}.ctl', *_logging(paths, name)]
+        argv: common.Command = [
+            'ovsdb-server', _database(paths, name, schema),
+            f'--remote=punix:{sock}',
+            f'--unixctl={run / name}.ctl', *_logging(paths, name)]
         if name == 'ovsdb-server':
             argv.insert(3, '--remote=db:Open_vSwitch,Open_vSwitch,'
                            'manager_options')
@@ -88,12 +93,13 @@ def _socket_check(path):
     return lambda: daemons.unix_socket_answers(path)
 
 
-def vsctl(paths, *args, check=True):
+def vsctl(paths: paths_mod.ComputePaths, *args: str,
+          check: bool = True) -> subprocess.CompletedProcess[str]:
     return daemons.run(['ovs-vsctl', f'--db={connection(paths, "db")}',
                         '--timeout=20', *args], check=check)
 
 
-def _chassis_registered(paths):
+def _chassis_registered(paths: paths_mod.ComputePaths) -> bool:
     result = daemons.run(['ovn-sbctl', f'--db={connection(paths, "sb")}',
                           '--timeout=5', '--bare', '--columns=name',
                           'find', 'Chassis',
@@ -101,7 +107,7 @@ def _chassis_registered(paths):
     return paths_mod.COMPUTE_HOST in result.stdout
 
 
-def create_databases(paths):
+def create_databases(paths: paths_mod.ComputePaths) -> None:
     """ovsdb files from the installed schemas (first start only)."""
     for name, schema in DATABASES.items():
         if not schema.exists():
@@ -114,7 +120,8 @@ def create_databases(paths):
             daemons.run(['ovsdb-tool', 'create', db, schema])
 
 
-def configure_switch(paths, cstate):
+def configure_switch(paths: paths_mod.ComputePaths,
+                     cstate: paths_mod.ComputeState) -> None:
     """Open_vSwitch settings that ovs-vswitchd and ovn-controller read."""
     host = paths_mod.COMPUTE_HOST
     vsctl(paths, '--no-wait', 'init')
@@ -133,7 +140,8 @@ def configure_switch(paths, cstate):
               for physnet, bridge, _ in cstate.bridges()))
 
 
-def add_bridges(paths, cstate):
+def add_bridges(paths: paths_mod.ComputePaths,
+                cstate: paths_mod.ComputeState) -> None:
     """The provider bridges (netdev), each with the namespace's gateway
     address, up, in the namespace; and the namespace's route to the users'
     private network through their router, as devstack gives its host."""

@@ -14,19 +14,24 @@ import pathlib
 import shutil
 import sys
 
+from trovestack.cloud import layout as layout_mod
+from trovestack.cloud import supervision
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import mariadb
 from trovestack.cloud.compute import network
+from trovestack.cloud.compute import paths as paths_mod
 
 SERVICE_TYPE = 'network'
 DATABASE = 'neutron'
 
 
-def config_file(paths):
+def config_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.config_dir('neutron') / 'neutron.conf'
 
 
-def write_config(state, cstate, paths, transport_url):
+def write_config(state: layout_mod.CloudState, cstate: paths_mod.ComputeState,
+                 paths: paths_mod.ComputePaths,
+                 transport_url: str) -> pathlib.Path:
     data = paths.service_dir('neutron')
     etc = paths.config_dir('neutron')
     return common.write_config(config_file(paths), {
@@ -59,19 +64,20 @@ def write_config(state, cstate, paths, transport_url):
     })
 
 
-def copy_paste_config(paths):
+def copy_paste_config(paths: paths_mod.ComputePaths) -> None:
     shutil.copyfile(pathlib.Path(sys.prefix) / 'etc' / 'neutron' /
                     'api-paste.ini',
                     paths.config_dir('neutron') / 'api-paste.ini')
 
 
-def setup_commands(paths):
+def setup_commands(paths: paths_mod.ComputePaths) -> list[common.Command]:
     """One-time commands: the database schema."""
     return [[common.tool('neutron-db-manage'), '--config-file',
              config_file(paths), 'upgrade', 'heads']]
 
 
-def daemon(cstate, paths):
+def daemon(cstate: paths_mod.ComputeState,
+           paths: paths_mod.ComputePaths) -> supervision.Program:
     return common.wsgi_daemon(
         'neutron', 'neutron.wsgi.api:application', cstate.ports['neutron'],
         paths, {'OS_NEUTRON_CONFIG_DIR': str(paths.config_dir('neutron')),
@@ -79,5 +85,5 @@ def daemon(cstate, paths):
                 'ASGI_WORKERS': '1'})
 
 
-def endpoint_url(cstate):
+def endpoint_url(cstate: paths_mod.ComputeState) -> str:
     return common.url(cstate.ports['neutron'])

@@ -7,7 +7,11 @@ databases on the layer's MariaDB (:mod:`.mariadb`); nova-api gets those,
 messaging, placement and neutron settings of its own (:func:`api_settings`).
 """
 
+import pathlib
+from typing import Any
+
 from trovestack.cloud import configs
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import common
 from trovestack.cloud.compute import mariadb
@@ -23,7 +27,7 @@ TB_CACHE_MIB = 128
 COMPUTE = 'nova-compute'
 
 
-def config_file(paths):
+def config_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.config_dir('nova') / 'nova.conf'
 
 
@@ -32,12 +36,13 @@ API_DATABASE, CELL_DATABASE, CELL0_DATABASE = 'nova_api', 'nova', 'nova_cell0'
 DATABASES = (API_DATABASE, CELL_DATABASE, CELL0_DATABASE)
 
 
-def _databases(paths):
+def _databases(paths: paths_mod.ComputePaths) -> dict[str, dict[str, str]]:
     return {'api_database': {'connection': mariadb.url(paths, API_DATABASE)},
             'database': {'connection': mariadb.url(paths, CELL_DATABASE)}}
 
 
-def api_settings(state, paths, transport_url) -> dict:
+def api_settings(state: layout_mod.CloudState, paths: paths_mod.ComputePaths,
+                 transport_url: str) -> dict[str, dict[str, Any]]:
     """Sections nova-api needs to create servers on this cloud."""
     return {
         'DEFAULT': {'transport_url': transport_url,
@@ -55,7 +60,9 @@ def api_settings(state, paths, transport_url) -> dict:
     }
 
 
-def write_config(state, cstate, paths, transport_url):
+def write_config(state: layout_mod.CloudState, cstate: paths_mod.ComputeState,
+                 paths: paths_mod.ComputePaths,
+                 transport_url: str) -> pathlib.Path:
     data = paths.service_dir('nova')
     api = api_settings(state, paths, transport_url)
     helper = (f'{common.tool("privsep-helper")} --config-file '
@@ -95,10 +102,11 @@ def write_config(state, cstate, paths, transport_url):
     return common.write_config(config_file(paths), sections)
 
 
-def setup_commands(paths, transport_url):
+def setup_commands(paths: paths_mod.ComputePaths,
+                   transport_url: str) -> list[common.Command]:
     """Schemas and cell mappings (cell0 and cell1) on the layer's MariaDB."""
-    manage = [common.tool('nova-manage'), '--config-file',
-              config_file(paths)]
+    manage: common.Command = [common.tool('nova-manage'), '--config-file',
+                              config_file(paths)]
     cell1 = _databases(paths)['database']['connection']
     return [
         [*manage, 'api_db', 'sync'],
@@ -110,7 +118,8 @@ def setup_commands(paths, transport_url):
     ]
 
 
-def daemons_in_order(paths):
+def daemons_in_order(
+        paths: paths_mod.ComputePaths) -> list[supervision.Program]:
     def service(name, netns=None):
         return supervision.Program(
             name, [common.tool(name), '--config-file', config_file(paths)],

@@ -8,10 +8,15 @@ guest straight to object storage.  The catalog lists it as
 ``object-store``.
 """
 
+import pathlib
+from typing import Any
+
 from trovestack.cloud import configs
+from trovestack.cloud import layout as layout_mod
 from trovestack.cloud import processes
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import ceph
+from trovestack.cloud.compute import paths as paths_mod
 from trovestack.common import files
 
 NAME = 'radosgw'
@@ -25,28 +30,30 @@ ACCOUNT_PATH = '/swift/v1/AUTH_'
 THREADS = 16
 
 
-def data_dir(paths):
+def data_dir(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return ceph.directory(paths) / 'rgw'
 
 
-def password_file(paths):
+def password_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     """Its Keystone password (rgw_keystone_admin_password_path), 0600."""
     return paths.config_dir('ceph') / 'rgw-keystone-password'
 
 
-def endpoint_url(cstate) -> str:
+def endpoint_url(cstate: paths_mod.ComputeState) -> str:
     """The catalog's URL: the caller's project is the Swift account."""
     return (f'http://127.0.0.1:{cstate.ports[PORT]}{ACCOUNT_PATH}'
             '$(project_id)s')
 
 
-def guest_url(cstate) -> str:
+def guest_url(cstate: paths_mod.ComputeState) -> str:
     """The same service as guests reach it (the forwarder's address on
     the management network), ending in ``AUTH_`` as Trove's swift_url."""
     return f'http://{cstate.gateway}:{cstate.ports[PORT]}{ACCOUNT_PATH}'
 
 
-def config_section(state, cstate, paths) -> dict:
+def config_section(state: layout_mod.CloudState,
+                   cstate: paths_mod.ComputeState,
+                   paths: paths_mod.ComputePaths) -> dict[str, dict[str, Any]]:
     """Its section of ceph.conf (``state``: the control plane's)."""
     # Keystone's root: the gateway adds the API version itself.
     keystone = configs.identity_url(state).removesuffix('/v3')
@@ -69,14 +76,16 @@ def config_section(state, cstate, paths) -> dict:
     }}
 
 
-def write_password(state, paths):
+def write_password(state: layout_mod.CloudState,
+                   paths: paths_mod.ComputePaths) -> None:
     """The Keystone password file, written only when it changed."""
     path = password_file(paths)
     if not path.exists() or path.read_text() != state.service_password:
         files.write_atomic(path, state.service_password, mode=0o600)
 
 
-def program(cstate, paths) -> supervision.Program:
+def program(cstate: paths_mod.ComputeState,
+            paths: paths_mod.ComputePaths) -> supervision.Program:
     url = f'http://127.0.0.1:{cstate.ports[PORT]}/'
     return supervision.Program(
         NAME, ['radosgw', '-f', '--conf', str(ceph.config_file(paths)),

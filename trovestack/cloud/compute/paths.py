@@ -42,7 +42,7 @@ class ComputeState:
     set_up: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def new(cls, base_port=0):
+    def new(cls, base_port: int = 0) -> 'ComputeState':
         return cls(ports=_ports(base_port=base_port))
 
     @property
@@ -73,11 +73,11 @@ class ComputeState:
                 (DATA_NETWORK, DATA_BRIDGE, _with_prefix(self.data_cidr))]
 
 
-def _gateway(cidr) -> str:
+def _gateway(cidr: str) -> str:
     return str(next(ipaddress.ip_network(cidr).hosts()))
 
 
-def _with_prefix(cidr) -> str:
+def _with_prefix(cidr: str) -> str:
     return f'{_gateway(cidr)}/{ipaddress.ip_network(cidr).prefixlen}'
 
 
@@ -88,7 +88,7 @@ def _ports(existing=None, base_port=0):
         counts=PORT_RANGES)
 
 
-def _add_missing_ports(ports):
+def _add_missing_ports(ports: dict[str, int]) -> None:
     ports.update(_ports(existing=ports))
 
 
@@ -99,7 +99,7 @@ class ComputePaths:
     limited to 107 bytes); everything else under ``<cloud>/compute``.
     """
 
-    def __init__(self, cloud_root):
+    def __init__(self, cloud_root: pathlib.Path | str) -> None:
         self.cloud_root = pathlib.Path(cloud_root).absolute()
         digest = hashlib.sha256(str(self.cloud_root).encode()).hexdigest()
         self.namespace = f'trovestack-{digest[:8]}'
@@ -113,25 +113,25 @@ class ComputePaths:
         self.instances_dir = (pathlib.Path('/var/lib/trovestack')
                               / self.namespace / 'instances')
 
-    def service_dir(self, name):
+    def service_dir(self, name: str) -> pathlib.Path:
         return self.root / name
 
-    def config_dir(self, name):
+    def config_dir(self, name: str) -> pathlib.Path:
         return self.root / name / 'etc'
 
-    def socket(self, name):
+    def socket(self, name: str) -> pathlib.Path:
         return self.run_dir / f'{name}.sock'
 
     @property
-    def state_file(self):
+    def state_file(self) -> pathlib.Path:
         return self.root / STATE_FILE
 
-    def load_state(self):
+    def load_state(self) -> ComputeState | None:
         state = files.load_record(self.state_file, ComputeState)
         if state is not None:
             # A state written before a service joined the layer.
             _add_missing_ports(state.ports)
         return state
 
-    def save_state(self, state):
+    def save_state(self, state: ComputeState) -> None:
         files.save_record(self.state_file, state)

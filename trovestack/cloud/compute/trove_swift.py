@@ -10,6 +10,8 @@ and Trove's own calls go through this client, which takes the catalog's
 endpoint (loopback) as Trove does when ``swift_url`` is unset.
 """
 
+from typing import Any
+
 from swiftclient import client as swift
 from trove.common import cfg
 from trove.common import clients
@@ -17,7 +19,7 @@ from trove.common import clients
 CONF = cfg.CONF
 
 
-def swift_client(context, region_name=None):
+def swift_client(context: Any, region_name: str | None = None) -> Any:
     """A Swift connection for Trove's own calls, on the catalog's URL."""
     url = clients.get_endpoint(
         context.service_catalog, service_type=CONF.swift_service_type,

@@ -192,7 +192,8 @@ def provenance(source: str, ref: str | None, path: pathlib.Path | str | None,
         return {'source': identity, 'version': version or ref
                 or DEFAULT_GIT_REF}
     try:
-        tree = trove_source.of_tree(path)
+        # a local source has its path
+        tree = trove_source.of_tree(path)  # type: ignore[arg-type]
     except trove_source.LocalCloudError as exc:
         raise errors.BuildError('guest agent source: %s' % exc) from None
     return {'source': tree.identity(), 'version': version or tree.version,
