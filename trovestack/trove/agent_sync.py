@@ -59,6 +59,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from typing import NoReturn
 
 from trovestack.cloud import bootstrap
 from trovestack.cloud import controlplane
@@ -96,7 +97,7 @@ TAIL_LINES = 40
 _now = time.monotonic
 
 
-def _utcnow():
+def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
@@ -186,7 +187,7 @@ def package_files(tree: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     return found
 
 
-def _normalised(info):
+def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
     """Owned by root, readable by all (the agent runs as its own user)."""
     info.uid = info.gid = 0
     info.uname = info.gname = 'root'
@@ -240,10 +241,10 @@ class Guest:
         self.where = where
         self.address = address
         self.user = user
-        self._control = None
+        self._control: str | None = None
         self._master = False
 
-    def __enter__(self):
+    def __enter__(self) -> 'Guest':
         self._control = tempfile.mkdtemp(prefix='trovestack-ssh-')
         argv = self._argv('true', master=True)
         with open(os.path.join(self._control, 'master.log'), 'w') as log:
@@ -273,8 +274,9 @@ class Guest:
         self._control = None
         self._master = False
 
-    def _argv(self, script, *, master=False, stop=False):
-        options = ()
+    def _argv(self, script: str, *, master: bool = False,
+              stop: bool = False) -> list[str]:
+        options: tuple[str, ...] = ()
         if self._control:
             path = os.path.join(self._control, 'control')
             if master:
@@ -417,7 +419,7 @@ true
 '''
 
 
-def _fields(text):
+def _fields(text: str) -> dict[str, str]:
     found = {}
     for line in text.splitlines():
         key, sep, value = line.partition('=')
@@ -536,7 +538,7 @@ class _Answer(threading.Thread):
 def sqlite_heartbeats(database: str) -> Heartbeats:
     """A reader of the time (UTC) of an instance's last heartbeat as
     trove-conductor recorded it in Trove's SQLite ``database``."""
-    def last(instance_id):
+    def last(instance_id: str) -> datetime.datetime | None:
         with sqlite3.connect(f'file:{database}?mode=ro', uri=True,
                              timeout=10) as db:
             row = db.execute(
@@ -637,7 +639,8 @@ def sync(tree: pathlib.Path, target: Target, guest: Guest, trove: Any, *,
         seconds=dict(clock.seconds), timeline=dict(clock.timeline))
 
 
-def _fail(guest, install, target, message):
+def _fail(guest: Guest, install: AgentInstall, target: Target,
+          message: str) -> NoReturn:
     raise SyncError(
         f'instance {target.name}: {message}; the agent synced is in '
         f'{install.package_dir}, the previous one in '
@@ -674,8 +677,11 @@ def _wait_answer(guest: Guest, install: AgentInstall, trove: Any,
         answer.stop.set()
 
 
-def _wait_heartbeat(guest, install, heartbeats, target, after, timeout):
-    def recorded():
+def _wait_heartbeat(guest: Guest, install: AgentInstall,
+                    heartbeats: Heartbeats, target: Target,
+                    after: datetime.datetime,
+                    timeout: float) -> datetime.datetime | None:
+    def recorded() -> datetime.datetime | None:
         try:
             last = heartbeats(target.instance_id)
         except sqlite3.Error:
@@ -770,7 +776,7 @@ def find_target(conn: connection.Connection, admin: connection.Connection,
                   address=address), _patient_client(conn)
 
 
-def _patient_client(conn):
+def _patient_client(conn: connection.Connection) -> Any:
     """python-troveclient whose requests wait longer than Trove's API waits
     for an agent (agent_call_low_timeout), so that one call at a time is
     outstanding: calls given up by the client while Trove still waits pile

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 from trovestack.cloud import controlplane
@@ -175,7 +176,7 @@ class Breakdown:
         return '\n'.join(lines)
 
 
-def _epoch(text):
+def _epoch(text: str | None) -> float | None:
     """Epoch seconds of an ISO time as OpenStack APIs give it (UTC when
     it names no zone), or None."""
     if not text:
@@ -261,7 +262,7 @@ def record_taskmanager_log(breakdown: Breakdown,
                 breakdown.add(stage, 'trove', _log_epoch(line))
 
 
-def _log_epoch(line):
+def _log_epoch(line: str) -> float | None:
     try:
         when = datetime.datetime.strptime(line[:23], '%Y-%m-%d %H:%M:%S.%f')
     except ValueError:
@@ -357,7 +358,7 @@ def record_guest(breakdown: Breakdown, run: Callable[[str], str]) -> None:
                 add(stage, int(nanos) / 1e9)
 
 
-def _docker_log_epoch(line):
+def _docker_log_epoch(line: str) -> float | None:
     """Epoch seconds of a ``docker logs --timestamps`` line."""
     stamp = line.split(' ', 1)[0]
     whole, _, fraction = stamp.rstrip('Z').partition('.')
@@ -367,7 +368,9 @@ def _docker_log_epoch(line):
         return None
 
 
-def _parts(output):
+def _parts(output: str) -> dict[str, list[str]]:
+    parts: dict[str, list[str]]
+    current: list[str] | None
     parts, current = {}, None
     for line in output.splitlines():
         if line.startswith('== '):
@@ -377,7 +380,7 @@ def _parts(output):
     return parts
 
 
-def _skew(lines, before, after):
+def _skew(lines: Iterable[str], before: float, after: float) -> float | None:
     """The guest clock minus the host's: the guest read it between
     ``before`` and ``after`` (taken as halfway)."""
     for line in lines:
@@ -389,7 +392,7 @@ def _skew(lines, before, after):
     return None
 
 
-def _journal(lines):
+def _journal(lines: Iterable[str]) -> Iterator[tuple[float, str]]:
     for line in lines:
         match = _JOURNAL_LINE.match(line)
         if match:

@@ -21,6 +21,7 @@ import pathlib
 import shutil
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 from trovestack.cloud import configs
 from trovestack.cloud import controlplane
@@ -67,7 +68,7 @@ def key_file(layout: layout_mod.Layout) -> pathlib.Path:
     return layout.root / 'compute' / 'trove-mgmt-key'
 
 
-def _public_key(layout):
+def _public_key(layout: layout_mod.Layout) -> str:
     """The public half of the cloud's management key pair (made once), or
     '' without ssh-keygen."""
     key = key_file(layout)
@@ -118,7 +119,8 @@ def ensure_user_networks(
     return [*public_rows, *private_rows, _router(conn, gateway, subnet)]
 
 
-def _router_gateway(public, public_subnet, address):
+def _router_gateway(public: Any, public_subnet: Any,
+                    address: str) -> dict[str, Any]:
     """The router's external gateway: a fixed address (the namespace
     routes the private network through it) and no SNAT.  The namespace is
     the only "outside" here, and it reaches the private network directly:
@@ -131,7 +133,8 @@ def _router_gateway(public, public_subnet, address):
                                     'ip_address': address}]}
 
 
-def _router(conn, gateway, subnet):
+def _router(conn: connection.Connection, gateway: dict[str, Any],
+            subnet: Any) -> results.Row:
     router = conn.network.find_router(ROUTER)
     if router is None:
         router = conn.network.create_router(
@@ -159,7 +162,7 @@ def _router(conn, gateway, subnet):
     return results.Row('router', ROUTER, results.UNCHANGED, router.id)
 
 
-def _gateway_matches(found, wanted):
+def _gateway_matches(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether a router's external_gateway_info is ``wanted``'s network,
     SNAT setting and address."""
     found = found or {}
@@ -245,7 +248,9 @@ def _running_record(local_cloud: controlplane.LocalCloud, text: str) -> str:
     return f'# pids {pids}\n{text}'
 
 
-def _restart_if_changed(local_cloud, files, timeout):
+def _restart_if_changed(local_cloud: controlplane.LocalCloud,
+                        files: dict[str, pathlib.Path],
+                        timeout: float) -> results.Row:
     current = files[trove_config.TROVE_CONF]
     running = current.with_name(RUNNING_COPY)
     text = current.read_text()

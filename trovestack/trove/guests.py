@@ -130,7 +130,7 @@ def processes_part(layer: compute_cloud.ComputeLayer) -> str:
                       'run', *lines])
 
 
-def _matching(log, pattern):
+def _matching(log: pathlib.Path, pattern: re.Pattern[str]) -> list[str]:
     if not log.exists():
         return []
     return [line for line in log.read_text(errors='replace').splitlines()
@@ -157,7 +157,7 @@ def report(conn: connection.Connection, where: Where, *,
     return '\n'.join(parts)
 
 
-def _server_parts(server, where, guest_user):
+def _server_parts(server: Any, where: Where, guest_user: str) -> list[str]:
     fault = (getattr(server, 'fault', None) or {}).get('message')
     parts = [f'== server {server.name} ({server.id}) {server.status}'
              + (f', fault: {fault}' if fault else '')]
@@ -182,7 +182,7 @@ def management_address(server: Any) -> str | None:
     return None
 
 
-def _script():
+def _script() -> str:
     lines = []
     for title, command in GUEST_COMMANDS:
         lines.append(f'echo {shlex.quote("-- " + title)}')
@@ -225,7 +225,7 @@ def guest_shell(where: Where, address: str, guest_user: str) -> str:
     return '\n'.join(lines)
 
 
-def _queues_part(broker_dir):
+def _queues_part(broker_dir: pathlib.Path) -> str:
     """The guest agents' RPC queues, and any other queue with calls
     waiting."""
     try:
@@ -252,7 +252,7 @@ def _reading(name: str, messages: int, consumers: int) -> str:
     return ''
 
 
-def _log_part(log):
+def _log_part(log: pathlib.Path) -> str:
     if not log.exists():
         return f'-- {log}: missing'
     found = _matching(log, TROUBLE)
@@ -263,5 +263,5 @@ def _log_part(log):
     return '\n'.join([head, *(_clip(line) for line in found[-LOG_LINES:])])
 
 
-def _clip(line):
+def _clip(line: str) -> str:
     return line if len(line) <= LINE_WIDTH else line[:LINE_WIDTH] + '...'

@@ -75,7 +75,7 @@ class Wanted:
     host: str = ''
     quotas: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         try:
             network = ipaddress.ip_network(self.cidr)
         except ValueError:
@@ -105,7 +105,8 @@ class Prepared:
     port: object = None
 
 
-def _row(kind, name, action, detail='', *, dry_run=False):
+def _row(kind: str, name: str, action: str, detail: str = '', *,
+         dry_run: bool = False) -> results.Row:
     if dry_run:
         action = {results.CREATED: results.WOULD_CREATE,
                   results.UPDATED: results.WOULD_UPDATE}.get(action, action)
@@ -228,7 +229,7 @@ def ensure_host_port(conn: connection.Connection, wanted: Wanted,
                  _port_detail(port), dry_run=dry_run)], port
 
 
-def _port_detail(port):
+def _port_detail(port: Any) -> str:
     if port is None:
         return ''
     addresses = ','.join(ip['ip_address'] for ip in port.fixed_ips or [])
@@ -268,7 +269,7 @@ def ensure_quotas(conn: connection.Connection, wanted: Wanted, *,
     return [_as_row(change) for change in changes]
 
 
-def _as_row(change):
+def _as_row(change: Any) -> results.Row:
     action = {'raised': results.UPDATED,
               'would-raise': results.WOULD_UPDATE}.get(change.action,
                                                        change.action)

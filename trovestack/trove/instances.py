@@ -22,6 +22,7 @@ import dataclasses
 import pathlib
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 from typing import NoReturn
 
@@ -165,7 +166,7 @@ class Tracker:
         """Instance fault, nova server fault and console, log tails."""
         return self._explain()[1]
 
-    def _explain(self):
+    def _explain(self) -> tuple[str, str]:
         parts, fault = [], ''
         if self.instance_id:
             try:
@@ -187,7 +188,7 @@ class Tracker:
                     path.read_text(errors='replace'), LOG_TAIL))
         return fault, '\n'.join(parts)
 
-    def _server_evidence(self):
+    def _server_evidence(self) -> list[str]:
         parts = []
         try:
             server = self.conn.compute.get_server(self.server_id)
@@ -199,7 +200,9 @@ class Tracker:
         except Exception as exc:  # noqa: BLE001 - report, go on
             parts.append(f'server {self.server_id}: {exc}')
         if self.evidence.instances_dir:
-            log = pathlib.Path(self.evidence.instances_dir, self.server_id,
+            # called with a server_id
+            log = pathlib.Path(self.evidence.instances_dir,
+                               self.server_id,  # type: ignore[arg-type]
                                'console.log')
             if log.exists():
                 parts.append(f'{log}:\n' + _tail(
@@ -242,7 +245,7 @@ class Tracker:
                 seen['said'] = _now()
                 self.say(f'still {shown} at {self.elapsed()} s')
 
-        def active():
+        def active() -> Any:
             try:
                 instance = self.trove.instances.get(self.instance_id)
             except Exception as exc:
@@ -273,11 +276,11 @@ class Tracker:
         return self.wait(active, timeout, ACTIVE, interval=self.interval)
 
 
-def _tail(text, size=CONSOLE_TAIL):
+def _tail(text: str | None, size: int = CONSOLE_TAIL) -> str:
     return text[-size:] if text else ''
 
 
-def _field(instance, name):
+def _field(instance: Any, name: str) -> Any:
     """An attribute Trove sent for ``instance``, else None (troveclient
     would fetch the whole instance again for one it did not send)."""
     return vars(instance).get(name)
@@ -336,7 +339,8 @@ def find_instance(trove: Any, name: str) -> Any:
     return matches[0] if matches else None
 
 
-def _datastore(trove, name, version):
+def _datastore(trove: Any, name: str | None,
+               version: str | None) -> tuple[str | None, str | None]:
     """(datastore, version) to create with; (None, None) leaves the choice
     to Trove's default_datastore when several datastores have a default
     version (the first one provision named)."""
@@ -352,7 +356,7 @@ def _datastore(trove, name, version):
     return choices[0].name, choices[0].version
 
 
-def _flavor_id(conn, flavor):
+def _flavor_id(conn: connection.Connection, flavor: str) -> str:
     found = conn.compute.find_flavor(flavor, ignore_missing=True)
     if found is None:
         raise InstanceError(
@@ -361,7 +365,8 @@ def _flavor_id(conn, flavor):
     return found.id
 
 
-def _nics(conn, networks):
+def _nics(conn: connection.Connection,
+          networks: Iterable[str] | None) -> list[dict[str, str]]:
     """Trove's ``nics`` for ``networks`` (names or ids); None: the shared
     network when the cloud has it.  Trove adds its management network."""
     if networks is None:
@@ -378,7 +383,7 @@ def _nics(conn, networks):
     return nics
 
 
-def _backup_id(trove, backup):
+def _backup_id(trove: Any, backup: str) -> str:
     """The id of the COMPLETED Trove backup named or numbered ``backup``."""
     found = [item for item in trove.backups.list()
              if backup in (item.id, item.name)]
@@ -394,7 +399,7 @@ def _backup_id(trove, backup):
 
 def create_instance(tracker: Tracker, *, datastore: str | None = None,
                     version: str | None = None, flavor: str | None = None,
-                    nics: list[dict[str, str]] | None = None,
+                    nics: Iterable[str] | None = None,
                     volume_size: int | None = None,
                     backup: str | None = None) -> Any:
     """Create the tracker's instance (no wait) and follow it.
@@ -412,17 +417,17 @@ def create_instance(tracker: Tracker, *, datastore: str | None = None,
         backup = _backup_id(tracker.trove, backup)
     flavor = flavor or DEFAULT_FLAVOR
     flavor_id = _flavor_id(tracker.conn, flavor)
-    nics = _nics(tracker.conn, nics)
+    nic_list = _nics(tracker.conn, nics)
     tracker.say(
         f'creating: {datastore or "Trove default datastore"}'
         f'{":" + version if version else ""}, flavor {flavor}, '
         + (f'{volume_size} GB volume, ' if volume_size else 'no volume, ')
-        + f'{len(nics)} network(s) besides the management network'
+        + f'{len(nic_list)} network(s) besides the management network'
         + (f', restoring backup {backup}' if backup else ''))
     try:
         instance = tracker.trove.instances.create(
             tracker.name, flavor_id, datastore=datastore,
-            datastore_version=version, nics=nics,
+            datastore_version=version, nics=nic_list,
             volume={'size': volume_size} if volume_size else None,
             **({'restorePoint': {'backupRef': backup}} if backup else {}))
     except Exception as exc:
@@ -438,7 +443,7 @@ def create_instance(tracker: Tracker, *, datastore: str | None = None,
 def ensure_instance(conn: connection.Connection, name: str, *,
                     datastore: str | None = None, version: str | None = None,
                     flavor: str | None = None,
-                    nics: list[dict[str, str]] | None = None,
+                    nics: Iterable[str] | None = None,
                     volume_size: int | None = None, backup: str | None = None,
                     timeout: float = DEFAULT_TIMEOUT,
                     progress: Callable[[str], None] | None = None,
@@ -476,7 +481,8 @@ def ensure_instance(conn: connection.Connection, name: str, *,
         timeline=dict(tracker.timeline))
 
 
-def _check_found(tracker, found, datastore, version):
+def _check_found(tracker: Tracker, found: Any, datastore: str | None,
+                 version: str | None) -> None:
     status = found.status
     if status != ACTIVE and status not in PASSING:
         raise tracker.error(f'exists in status {status}, not ACTIVE')
@@ -490,14 +496,14 @@ def _check_found(tracker, found, datastore, version):
             'name')
 
 
-def _timed_out(exc):
+def _timed_out(exc: BaseException) -> bool:
     """True when an API request got no answer in time."""
     from keystoneauth1 import exceptions as ks_exc
 
     return isinstance(exc, ks_exc.ConnectTimeout)
 
 
-def _is_api_error(exc):
+def _is_api_error(exc: BaseException) -> bool:
     """True for an API's answer with an HTTP error status (troveclient's
     and keystoneauth's errors carry it), or for no answer in time or at all
     (keystoneauth's connection errors: Trove's API waits on a guest that
@@ -515,7 +521,7 @@ def _api_answer(exc: BaseException) -> str:
     return f'no answer from the API: {exc}'
 
 
-def _is_not_found(exc):
+def _is_not_found(exc: BaseException) -> bool:
     return getattr(exc, 'http_status', None) == 404 or \
         getattr(exc, 'code', None) == 404 or \
         type(exc).__name__ == 'NotFound'

@@ -29,6 +29,7 @@ import types
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 
 from trovestack.common import ini
 from trovestack.common import results
@@ -97,7 +98,7 @@ def guest_user(name: str) -> str:
     return name
 
 
-def _check_positive(settings, unit):
+def _check_positive(settings: Any, unit: str) -> None:
     """ValueError unless every field of ``settings`` is a positive int."""
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
@@ -205,7 +206,7 @@ class InstanceSettings:
     # injects (injected_config_owner; see GUEST_USER).
     guest_user: str | None = GUEST_USER
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, 'management_networks',
                            tuple(self.management_networks))
         object.__setattr__(self, 'management_security_groups',
@@ -269,8 +270,9 @@ def backup_docker_images(
                          registry=registry, overrides=overrides)
 
 
-def _repositories(datastores, upstream, local_name, *, source, registry,
-                  overrides):
+def _repositories(datastores: Iterable[str], upstream: Mapping[str, str],
+                  local_name: str, *, source: str, registry: str | None,
+                  overrides: Mapping[str, str] | None) -> dict[str, str]:
     if source not in ('upstream', 'embedded', 'registry'):
         raise ValueError(f'unknown image source {source!r} '
                          '(upstream, embedded, registry)')
@@ -315,7 +317,7 @@ def limits_config(limits: Mapping[str, int]) -> Config:
                                      in limits.items()}}}
 
 
-def _flag(value):
+def _flag(value: object) -> str:
     return 'True' if value else 'False'
 
 
