@@ -120,7 +120,7 @@ def make_request(image_file: str, datastore: str, version: str, *,
     if conf is None:
         conf = config.load()
 
-    def pick(value, name):
+    def pick(value: Any, name: str) -> Any:
         return getattr(conf, name) if value is None else value
 
     check_names(datastore, version)
@@ -166,14 +166,14 @@ def make_request(image_file: str, datastore: str, version: str, *,
         active_timeout=conf.active_timeout)
 
 
-def _read_build_hash(path):
+def _read_build_hash(path: pathlib.Path | str) -> str | None:
     try:
         return pathlib.Path(path).read_text().strip() or None
     except OSError:
         return None
 
 
-def _read_agent(path):
+def _read_agent(path: pathlib.Path | str) -> dict[str, Any] | None:
     """The guest agent's provenance in an image's build record."""
     try:
         agent = json.loads(pathlib.Path(path).read_text()).get('agent')

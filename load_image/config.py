@@ -32,7 +32,7 @@ DEFAULTS = {
 }
 
 
-def _options():
+def _options() -> list[Any]:
     """The oslo.config options, all in group [load_image]."""
     from oslo_config import cfg
 

@@ -11,8 +11,10 @@ import json
 import logging
 import pathlib
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
+from typing import TypeVar
 
 from troveclient import exceptions as trove_exc
 
@@ -20,6 +22,8 @@ from trovestack.common import files
 from trovestack.common.errors import UserError
 
 LOG = logging.getLogger(__name__)
+
+_T = TypeVar('_T')
 
 # Guest managers Trove ships (trove.common.constants.REGISTRY_EXT_DEFAULTS);
 # a cloud can add its own with datastore_registry_ext, hence the option.
@@ -174,7 +178,8 @@ def register_version(trove: Any, *, datastore: str, version: str, manager: str,
                    'updated')
 
 
-def _version_lock(trove, datastore, version, number):
+def _version_lock(trove: Any, datastore: str, version: str,
+                  number: str) -> pathlib.Path:
     """The lock file of one version on one Trove (its endpoint)."""
     try:
         endpoint = trove.client.get_endpoint() or ''
@@ -184,7 +189,8 @@ def _version_lock(trove, datastore, version, number):
         'datastore-version', f'{endpoint}|{datastore}|{version}|{number}')
 
 
-def _create_version(trove, datastore, version, number, wanted, attempts=3):
+def _create_version(trove: Any, datastore: str, version: str, number: str,
+                    wanted: dict[str, Any], attempts: int = 3) -> Any:
     """Create the version; None when a concurrent run created it first.
 
     Trove refuses a version that exists, and a datastore created at the
@@ -319,7 +325,7 @@ def load_config_parameters(
     return result
 
 
-def _parameter_manager(trove):
+def _parameter_manager(trove: Any) -> Any:
     from troveclient.v1 import management
 
     return management.MgmtConfigurationParameters(
@@ -369,7 +375,7 @@ def read_rules(path: pathlib.Path | str) -> list[dict[str, Any]]:
 LIMIT_MAX = 2 ** 63 - 1
 
 
-def _size(value):
+def _size(value: str | int | None) -> int | None:
     return None if value is None else \
         max(min(int(value), LIMIT_MAX), -LIMIT_MAX)
 
@@ -378,7 +384,7 @@ def parameter_differs(current: Any, fields: dict[str, Any]) -> bool:
     """True when a listed parameter differs from ``fields``
     (rule_fields())."""
     # The API shows the data type as 'type' and leaves out limits of 0.
-    def limit(value):
+    def limit(value: str | int | None) -> int:
         return _size(value) or 0
 
     return (bool(current.restart_required) != fields['restart_required']
@@ -398,7 +404,8 @@ def matching_versions(versions: Iterable[Any], version: str,
                  or getattr(v, 'version', None) == version_number)]
 
 
-def _pick_version(versions, datastore, version, version_number):
+def _pick_version(versions: Iterable[Any], datastore: str, version: str,
+                  version_number: str | None) -> Any:
     matches = matching_versions(versions, version, version_number)
     if len(matches) == 1:
         return matches[0]
@@ -412,7 +419,7 @@ def _pick_version(versions, datastore, version, version_number):
         f'({names}); give the version number')
 
 
-def _check_default_unambiguous(versions, target):
+def _check_default_unambiguous(versions: Iterable[Any], target: Any) -> None:
     # Trove records the default by version name only.
     if sum(1 for v in versions if v.name == target.name) > 1:
         raise DatastoreError(
@@ -420,17 +427,17 @@ def _check_default_unambiguous(versions, target):
             f'{target.datastore_name!r}: several versions share that name')
 
 
-def _label(version):
+def _label(version: Any) -> str:
     if version.version and version.version != version.name:
         return f'{version.name} ({version.version})'
     return version.name
 
 
-def _clean_list(values):
+def _clean_list(values: Iterable[str] | None) -> list[str]:
     return sorted(v for v in (values or []) if v)
 
 
-def _differences(existing, wanted):
+def _differences(existing: Any, wanted: dict[str, Any]) -> dict[str, Any]:
     current = {
         'datastore_manager': existing.datastore_manager,
         'image': existing.image,
@@ -442,7 +449,7 @@ def _differences(existing, wanted):
             if current[key] != value}
 
 
-def _edit_arguments(changes):
+def _edit_arguments(changes: dict[str, Any]) -> dict[str, Any]:
     arguments = dict(changes)
     if 'active' in arguments:
         arguments['active'] = _json_bool(arguments['active'])
@@ -454,11 +461,11 @@ def _edit_arguments(changes):
     return arguments
 
 
-def _json_bool(value):
+def _json_bool(value: object) -> str:
     return 'true' if value else 'false'
 
 
-def _result(version, action):
+def _result(version: Any, action: str) -> VersionResult:
     return VersionResult(
         datastore=version.datastore_name,
         datastore_id=version.datastore_id,
@@ -470,7 +477,7 @@ def _result(version, action):
         active=bool(version.active))
 
 
-def _mgmt_call(function, *args, **kwargs):
+def _mgmt_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """Call the management API; turn its failures into DatastoreError."""
     try:
         return function(*args, **kwargs)

@@ -22,12 +22,12 @@ def cache_file() -> pathlib.Path:
     return files.cache_dir('trovestack', 'image-hashes.json')
 
 
-def _identity(path):
+def _identity(path: pathlib.Path | str) -> list[int]:
     st = os.stat(path)
     return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _load(store):
+def _load(store: pathlib.Path) -> dict[str, Any]:
     try:
         return json.loads(store.read_text())
     except (OSError, ValueError):

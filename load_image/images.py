@@ -23,6 +23,7 @@ import pathlib
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 from typing import BinaryIO
 
@@ -177,7 +178,8 @@ def load_image_file(
                      virtual_size=virtual_size, sha256=sha256, sha512=sha512)
 
 
-def _remembered_image_file(path, disk_format):
+def _remembered_image_file(path: pathlib.Path | str,
+                           disk_format: str) -> ImageFile | None:
     """The ImageFile of an unchanged, already accepted file, or None."""
     path = pathlib.Path(path).expanduser().absolute()
     try:
@@ -317,7 +319,7 @@ class _Convergence:
         self.removed: list[str] = []
         self._waiting_for = None
 
-    def survey(self, current_id=None):
+    def survey(self, current_id: str | None = None) -> dict[str, Any] | None:
         """Delete leftovers of dead runs; return the leader or None.
 
         ``current_id`` is the image this process is uploading right now.
@@ -348,7 +350,7 @@ class _Convergence:
             self.removed.append(image['id'])
         return candidates[0] if candidates else None
 
-    def claim(self, image_id):
+    def claim(self, image_id: str) -> None:
         """Right after creating ``image_id``: give way to an older one."""
         leader = self.survey(current_id=image_id)
         if leader is not None and leader['id'] != image_id:
@@ -357,7 +359,7 @@ class _Convergence:
                      image_id)
             raise _Yield()
 
-    def settle(self, image_id, timeout):
+    def settle(self, image_id: str, timeout: float) -> str:
         """Our image is active: keep it, or give way to an older one (an
         upload we could not see when we claimed).  Returns the winner."""
         deadline = time.monotonic() + timeout
@@ -385,7 +387,8 @@ class _Convergence:
                     'later')
             time.sleep(1.0)
 
-    def wait_for(self, leader, deadline, timeout):
+    def wait_for(self, leader: dict[str, Any], deadline: float,
+                 timeout: float) -> None:
         """One pause while another process uploads this content."""
         if time.monotonic() > deadline:
             raise ImageUploadError(
@@ -398,18 +401,21 @@ class _Convergence:
                      self.name, leader['id'], _uploader_text(leader))
         time.sleep(1.0)
 
-    def result(self, image_id, action, bytes_uploaded, attempts):
+    def result(self, image_id: str, action: str, bytes_uploaded: int,
+               attempts: int) -> ImageResult:
         return ImageResult(image_id, self.name, action, bytes_uploaded,
                            attempts=attempts, removed=tuple(self.removed))
 
-    def _partial_abandoned(self, image, now, current_id):
+    def _partial_abandoned(self, image: dict[str, Any], now: datetime.datetime,
+                           current_id: str | None) -> bool:
         if uploaders.Uploader.of_image(image) is None and \
                 not image.get(SHA256_PROPERTY):
             return False  # not made by a content-deduplicating uploader
         return uploaders.abandoned(image, self.me, now, self.stale_after,
                                    current_id=current_id)
 
-    def _duplicate_abandoned(self, image, now):
+    def _duplicate_abandoned(self, image: dict[str, Any],
+                             now: datetime.datetime) -> bool:
         # An active image of this content that lost: its uploader died
         # before deleting it.  Images of unknown uploaders, or of this
         # process, are never taken for leftovers.
@@ -419,7 +425,7 @@ class _Convergence:
         return uploaders.abandoned(image, self.me, now, self.stale_after)
 
 
-def _list_images(conn, name):
+def _list_images(conn: connection.Connection, name: str) -> '_Listing':
     """Every image called ``name`` (any status), and the server's time."""
     images, marker = [], None
     try:
@@ -439,23 +445,23 @@ def _list_images(conn, name):
     return _Listing(images, _server_time(response))
 
 
-def _server_time(response):
+def _server_time(response: Any) -> datetime.datetime:
     try:
         return email.utils.parsedate_to_datetime(response.headers['Date'])
     except (KeyError, TypeError, ValueError):
         return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _creation_order(image):
+def _creation_order(image: dict[str, Any]) -> tuple[str, str]:
     return (image.get('created_at') or '', image['id'])
 
 
-def _uploader_text(image):
+def _uploader_text(image: dict[str, Any]) -> str:
     uploader = uploaders.Uploader.of_image(image)
     return str(uploader) if uploader else 'an unknown uploader'
 
 
-def _check_regular_readable(path):
+def _check_regular_readable(path: pathlib.Path) -> None:
     try:
         if not path.exists():
             raise ImageFileError(f'image file {path} does not exist')
@@ -468,12 +474,12 @@ def _check_regular_readable(path):
             f'image file {path} is not readable: {exc.strerror}') from exc
 
 
-def _starts_with(path, magic):
+def _starts_with(path: pathlib.Path, magic: bytes) -> bool:
     with open(path, 'rb') as stream:
         return stream.read(len(magic)) == magic
 
 
-def _safety_check(path, inspector):
+def _safety_check(path: pathlib.Path, inspector: Any) -> None:
     from oslo_utils.imageutils import format_inspector
 
     try:
@@ -487,7 +493,7 @@ def _safety_check(path, inspector):
         raise ImageFileError(f'image file {path} is corrupt: {exc}') from exc
 
 
-def _same_content(image, image_file):
+def _same_content(image: dict[str, Any], image_file: ImageFile) -> bool:
     """Glance's JSON of an image holds this content (sha256 we stamped,
     and Glance's own sha512 of the stored data when it has one)."""
     if image.get(SHA256_PROPERTY) != image_file.sha256:
@@ -497,7 +503,9 @@ def _same_content(image, image_file):
     return True
 
 
-def _image_body(name, image_file, tags, properties, visibility):
+def _image_body(name: str, image_file: ImageFile, tags: Iterable[str],
+                properties: dict[str, str] | None,
+                visibility: str) -> dict[str, Any]:
     body = {
         'name': name,
         'disk_format': image_file.disk_format,
@@ -511,7 +519,10 @@ def _image_body(name, image_file, tags, properties, visibility):
     return body
 
 
-def _upload_once(conn, body, image_file, timeout, progress, claim):
+def _upload_once(conn: connection.Connection, body: dict[str, Any],
+                 image_file: ImageFile, timeout: float,
+                 progress: Callable[[int], None] | None,
+                 claim: Callable[[str], object]) -> str:
     """One attempt: create, claim, upload, wait; the image is deleted on
     failure (or when claim() finds an older image of the same content)."""
     response = _request(conn, 'post', '/images', json=body)
@@ -526,7 +537,9 @@ def _upload_once(conn, body, image_file, timeout, progress, claim):
     return image_id
 
 
-def _put_data(conn, image_id, image_file, progress):
+def _put_data(conn: connection.Connection, image_id: str,
+              image_file: ImageFile,
+              progress: Callable[[int], None] | None) -> None:
     # A streamed body cannot be sent twice: keystoneauth must not retry it
     # (connect, 503 or 401 retries); the caller's attempt loop does.
     with open(image_file.path, 'rb') as stream:
@@ -540,7 +553,8 @@ def _put_data(conn, image_id, image_file, progress):
             f'sent {reader.sent} of {image_file.size} bytes')
 
 
-def _wait_active(conn, image_id, image_file, timeout):
+def _wait_active(conn: connection.Connection, image_id: str,
+                 image_file: ImageFile, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     interval = 0.2
     while True:
@@ -560,18 +574,19 @@ def _wait_active(conn, image_id, image_file, timeout):
         interval = min(interval * 2, 5.0)
 
 
-def _check_stored_hash(image, image_file):
+def _check_stored_hash(image: dict[str, Any], image_file: ImageFile) -> None:
     if image.get('os_hash_algo') == HASH_ALGO and \
             image.get('os_hash_value') != image_file.sha512:
         raise _TransientError('Glance stored different content '
                               '(sha512 mismatch)')
 
 
-def _glance(conn):
+def _glance(conn: connection.Connection) -> Any:
     return connection.rest_api(conn, 'image')
 
 
-def _request(conn, method, url, **kwargs):
+def _request(conn: connection.Connection, method: str, url: str,
+             **kwargs: Any) -> Any:
     """A Glance API call; transient failures raise _TransientError."""
     try:
         response = getattr(_glance(conn), method)(url, **kwargs)
@@ -591,7 +606,7 @@ def _request(conn, method, url, **kwargs):
     return response
 
 
-def _error_text(response):
+def _error_text(response: Any) -> str:
     text = ' '.join(response.text.split())
     return text[:200]
 
@@ -631,7 +646,7 @@ class _CountingReader:
     def __len__(self) -> int:
         return self._size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         while data := self._stream.read(CHUNK_SIZE):
             self.sent += len(data)
             if self._progress:

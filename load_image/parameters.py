@@ -214,7 +214,7 @@ def run_trove_manage(database: 'TroveDatabase',
             f'{done.returncode}): {_last_line(done)}')
 
 
-def _bounded(rule):
+def _bounded(rule: dict[str, Any]) -> dict[str, Any]:
     rule = dict(rule)
     for key in ('min', 'max'):
         value = rule.get(key)
@@ -223,7 +223,7 @@ def _bounded(rule):
     return rule
 
 
-def _last_line(done):
+def _last_line(done: subprocess.CompletedProcess[str]) -> str:
     """The last line trove-manage wrote (its error, without oslo.log's
     prefix), without any credentials of a database URL."""
     for text in (done.stderr, done.stdout):

@@ -115,16 +115,17 @@ def datastore_client(conn: connection.Connection) -> 'DatastoreClient':
     return DatastoreClient(connection.rest_api(conn, 'database'))
 
 
-def _flag(value):
+def _flag(value: str | None) -> bool | None:
     """'true'/'false' (troveclient's arguments) as JSON booleans."""
     return None if value is None else value == 'true'
 
 
-def _record(data):
+def _record(data: dict[str, Any]) -> types.SimpleNamespace:
     return types.SimpleNamespace(**data)
 
 
-def _call(adapter, method, url, body=None):
+def _call(adapter: Any, method: str, url: str,
+          body: dict[str, Any] | None = None) -> Any:
     """The JSON answer; troveclient's exception for a 4xx/5xx answer."""
     response = adapter.request(
         url, method, json=body, raise_exc=False,
