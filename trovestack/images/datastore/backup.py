@@ -13,6 +13,7 @@ release's sdist), at ``/opt/trove/backup``, the working directory.  A
 changed tree rebuilds the top layer only (seconds).
 """
 
+import contextlib
 import dataclasses
 import email.parser
 import hashlib
@@ -59,7 +60,7 @@ class BackupImage(builder.DatastoreImage):
     backup_tree: pathlib.Path | None = None
 
 
-def _pip(args, what):
+def _pip(args: list[str], what: str) -> None:
     """Run this interpreter's pip; BuildError with the tail of its output."""
     result = subprocess.run(
         [sys.executable, '-m', 'pip', '--disable-pip-version-check',
@@ -70,7 +71,8 @@ def _pip(args, what):
         raise builder.BuildError(f'pip failed {what}: ' + ' | '.join(tail))
 
 
-def _owned(directory, name):
+def _owned(directory: pathlib.Path,
+           name: str) -> contextlib.AbstractContextManager[pathlib.Path]:
     return builder.workdirs.owned(directory, builder.workdir_prefix(name),
                                   'backup image')
 
@@ -94,7 +96,7 @@ def release_sdist(version: str, report: Callable[[str], None]) -> pathlib.Path:
     return path
 
 
-def _extract_backup(sdist, dest):
+def _extract_backup(sdist: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
     """backup/ of the sdist, unpacked into dest/backup."""
     with tarfile.open(sdist) as tar:
         top = tar.getnames()[0].split('/')[0]
@@ -133,7 +135,8 @@ def backup_tree(source: 'trove_source.TroveSource',
     return tree
 
 
-def _move_into_place(made, target, marker):
+def _move_into_place(made: pathlib.Path, target: pathlib.Path,
+                     marker: pathlib.Path) -> None:
     """Rename the directory ``made`` to ``target``, unless a concurrent
     build got there first (``marker`` exists)."""
     try:
@@ -182,7 +185,7 @@ def marker_environment(spec: datastores.BackupSpec) -> dict[str, str]:
             'platform_machine': MACHINE, 'os_name': 'posix', 'extra': ''}
 
 
-def _wheel_requirements(wheel):
+def _wheel_requirements(wheel: pathlib.Path) -> list[pep508.Requirement]:
     with zipfile.ZipFile(wheel) as archive_file:
         name = next(n for n in archive_file.namelist()
                     if n.endswith('.dist-info/METADATA'))
@@ -293,10 +296,10 @@ def build_backup(datastore: str, version: str, *,
                               trove_env.constraints_text())
         code = code_files(tree)
 
-        def top_layer(path):
+        def top_layer(path: pathlib.Path) -> pathlib.Path | str:
             return archive.write_layer(path, code, code_dirs(code), 0)
 
-        def hooks():
+        def hooks() -> list[datastores.Hook]:
             return spec.customize_hooks(wheelhouse(spec, report))
 
         image = builder.build_layers(

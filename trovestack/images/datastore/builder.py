@@ -11,6 +11,7 @@ down at once, a SIGKILLed build's go at the next build or
 ``trovestack clean``.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
@@ -235,10 +237,13 @@ def workdir_prefix(name: str) -> str:
     return f'.{name}.build-'
 
 
-def _work_globs(output_dirs):
+def _work_globs(
+        output_dirs: Iterable[pathlib.Path | str],
+) -> Iterator[tuple[pathlib.Path, str]]:
     """(directory, work dir prefix) of every image and base layer, and of
     the backup images' wheelhouses and Trove trees."""
-    specs = [*datastores.SPECS.values(), *datastores.BACKUP_SPECS.values()]
+    specs: list[datastores.ImageSpec] = [
+        *datastores.SPECS.values(), *datastores.BACKUP_SPECS.values()]
     for directory in dict.fromkeys(pathlib.Path(d) for d in output_dirs):
         for spec in specs:
             yield directory, workdir_prefix(archive_name(spec))
@@ -258,7 +263,7 @@ def sweep(output_dirs: Iterable[pathlib.Path | str] = (),
                           dry_run=dry_run)
 
 
-def _check_host(output_dir):
+def _check_host(output_dir: pathlib.Path) -> None:
     if shutil.which('mmdebstrap') is None:
         raise BuildError('mmdebstrap not found on PATH: install the Debian '
                          'package mmdebstrap')
@@ -269,15 +274,16 @@ def _check_host(output_dir):
                          f'{MIN_FREE_BYTES >> 30} GiB')
 
 
-def _run_mmdebstrap(argv, workdir, report):
+def _run_mmdebstrap(argv: list[str], workdir: pathlib.Path,
+                    report: Callable[[str], None]) -> None:
     """Run mmdebstrap, reporting its step lines; BuildError with the tail
     of its output when it fails."""
     env = dict(os.environ, TMPDIR=str(workdir), **workdirs.marker_env(workdir))
-    tail = []
+    tail: list[str] = []
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, errors='replace', env=env) as process:
-        for line in process.stdout:
+        for line in process.stdout:  # type: ignore[union-attr]  # a PIPE
             line = line.rstrip()
             tail = (tail + [line])[-20:]
             if line.startswith('I: ') and 'tempdir' not in line:
@@ -290,16 +296,19 @@ def _run_mmdebstrap(argv, workdir, report):
                          f'{last}')
 
 
-def _fresh(path, inputs_hash, force):
+def _fresh(path: pathlib.Path, inputs_hash: str,
+           force: bool) -> dict[str, Any] | None:
     return None if force else up_to_date(path, inputs_hash)
 
 
-def _write_stamp(path, inputs_hash, inputs, **extra):
+def _write_stamp(path: pathlib.Path, inputs_hash: str, inputs: dict[str, str],
+                 **extra: object) -> dict[str, Any]:
     return stamps.write(path, STAMP_SUFFIX, {
         'inputs_hash': inputs_hash, 'inputs': inputs, **extra})
 
 
-def _workdir(directory, name):
+def _workdir(directory: pathlib.Path,
+             name: str) -> contextlib.AbstractContextManager[pathlib.Path]:
     """A work dir beside name, owned by this build (torn down and removed
     when the block is left)."""
     return workdirs.owned(directory, workdir_prefix(name), 'datastore image')
@@ -352,7 +361,7 @@ def build(datastore: str, version: str, *,
     """
     spec = datastores.find(datastore, version)
 
-    def top_layer(path):
+    def top_layer(path: pathlib.Path) -> pathlib.Path | str:
         return archive.write_layer(path, script_files(spec),
                                    spec.runtime_dirs, datastores.SERVICE_UID)
 
@@ -389,7 +398,7 @@ def build_layers(
         else:
             progress(f'{spec.name}: {message}')
 
-    def result(stamp, built):
+    def result(stamp: dict[str, Any], built: bool) -> DatastoreImage:
         return DatastoreImage(
             datastore=spec.datastore, version=spec.version, path=image_path,
             sha256=stamp['sha256'], repository=spec.repository, tag=spec.tag,

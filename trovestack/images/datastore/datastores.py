@@ -112,7 +112,7 @@ class DatastoreSpec(_Named):
                     'io.trovestack.debian-suite': self.suite})
 
 
-def _mariadb(version, suite):
+def _mariadb(version: str, suite: str) -> DatastoreSpec:
     return DatastoreSpec(
         datastore='mariadb', version=version, suite=suite,
         packages=('mariadb-server', 'mariadb-client'),
@@ -123,7 +123,7 @@ def _mariadb(version, suite):
         base_hook='mariadb-base.sh')
 
 
-def _postgresql(version, suite):
+def _postgresql(version: str, suite: str) -> DatastoreSpec:
     lib = f'/usr/lib/postgresql/{version}/lib'
     return DatastoreSpec(
         datastore='postgresql', version=version, suite=suite,
@@ -274,11 +274,11 @@ class BackupSpec(_Named):
 ImageSpec = DatastoreSpec | BackupSpec
 
 
-def _text_sha256(text):
+def _text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _mariadb_backup(version, suite):
+def _mariadb_backup(version: str, suite: str) -> BackupSpec:
     # mariadb-backup (and mbstream); its client-core dependency brings
     # /etc/mysql/my.cnf, which restores' --prepare reads (Trove mounts no
     # /etc/mysql into the restore container).
@@ -286,7 +286,7 @@ def _mariadb_backup(version, suite):
                       packages=('mariadb-backup',), strategy='mariabackup')
 
 
-def _postgresql_backup(version, suite):
+def _postgresql_backup(version: str, suite: str) -> BackupSpec:
     # pg_basebackup; the server's bin directory first on PATH, before
     # Debian's perl wrappers in /usr/bin.
     return BackupSpec(datastore='postgresql', version=version, suite=suite,

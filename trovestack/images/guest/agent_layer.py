@@ -24,6 +24,9 @@ import pathlib
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import IO
 
 from trovestack.common import mounts
@@ -54,7 +57,9 @@ def tools(image_format: str) -> dict[str, str]:
     return needed
 
 
-def _run(argv, log, env=None, what=None):
+def _run(argv: Sequence[str | pathlib.Path], log: IO[str],
+         env: Mapping[str, str] | None = None,
+         what: str | None = None) -> subprocess.CompletedProcess[str]:
     log.write('+ %s\n' % ' '.join(map(str, argv)))
     log.flush()
     result = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE,
@@ -70,13 +75,14 @@ def _run(argv, log, env=None, what=None):
     return result
 
 
-def _qsd_value(path):
+def _qsd_value(path: pathlib.Path | str) -> str:
     """A path as a qemu option value (commas doubled)."""
     return str(path).replace(',', ',,')
 
 
 @contextlib.contextmanager
-def _exported(image, workdir, log):
+def _exported(image: pathlib.Path | str, workdir: pathlib.Path,
+              log: IO[str]) -> Iterator[pathlib.Path]:
     """The qcow2 ``image`` as a raw file (a FUSE export below
     ``workdir``), written back when the block is left."""
     export = workdir / EXPORT_NAME
@@ -123,7 +129,7 @@ def _exported(image, workdir, log):
                                 % (daemon.returncode, image, log.name))
 
 
-def _partitions(loop, sys_block=mounts.SYS_BLOCK):
+def _partitions(loop: str, sys_block: str = mounts.SYS_BLOCK) -> list[str]:
     """The partition devices of a loop device, in order (/dev/loopNpM)."""
     name = os.path.basename(loop)
     found = sorted(pathlib.Path(sys_block, name).glob(name + 'p*'),
@@ -132,7 +138,8 @@ def _partitions(loop, sys_block=mounts.SYS_BLOCK):
 
 
 @contextlib.contextmanager
-def _loop(disk, log):
+def _loop(disk: pathlib.Path | str,
+          log: IO[str]) -> Iterator[tuple[str, list[str]]]:
     """A loop device on ``disk`` with its partitions' device nodes."""
     loop = _run(['losetup', '-P', '--show', '-f', disk], log,
                 what='losetup').stdout.strip().splitlines()[-1]
@@ -153,7 +160,8 @@ def _loop(disk, log):
 
 
 @contextlib.contextmanager
-def _mounted_root(parts, workdir, log):
+def _mounted_root(parts: list[str], workdir: pathlib.Path,
+                  log: IO[str]) -> Iterator[pathlib.Path]:
     """The partition that holds the agent's virtualenv, mounted."""
     root = workdir / ROOT_NAME
     root.mkdir(exist_ok=True)
@@ -176,7 +184,7 @@ def _mounted_root(parts, workdir, log):
     _run(['umount', root], log, what='umount of the image')
 
 
-def _chroot_env(workdir):
+def _chroot_env(workdir: pathlib.Path) -> dict[str, str]:
     env = {'PATH': CHROOT_PATH, 'HOME': '/root', 'LANG': 'C.UTF-8'}
     env.update(workdirs.marker_env(workdir))
     return env
@@ -193,8 +201,9 @@ def swap_agent(root: pathlib.Path, wheel: pathlib.Path,
     try:
         shutil.copy(wheel, staging / wheel.name)
         env = _chroot_env(workdir)
-        pip = ['chroot', root, venv_python, '-m', 'pip',
-               '--disable-pip-version-check', '--no-input', '--no-cache-dir']
+        pip: list[str | pathlib.Path] = [
+            'chroot', root, venv_python, '-m', 'pip',
+            '--disable-pip-version-check', '--no-input', '--no-cache-dir']
         _run(pip + ['uninstall', '--yes', 'trove'], log, env=env,
              what='removing the previous guest agent')
         _run(pip + ['install', '--no-index', '--no-deps',

@@ -6,6 +6,7 @@ trovestack.orchestration.provision call it.  ``plan_build(request)``
 validates a request without touching the host.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
+from typing import TypeVar
 
 import load_image
 from trovestack.common import files
@@ -35,6 +37,8 @@ from trovestack.images.guest import mirrors
 from trovestack.images.guest import plugins
 
 LOG = logging.getLogger(__name__)
+
+_P = TypeVar('_P')
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 ELEMENTS_DIR = REPO_ROOT / 'integration' / 'elements'
@@ -131,7 +135,7 @@ class Plan:
     embedded: list = dataclasses.field(default_factory=list)
 
 
-def _choose(kind, name, available):
+def _choose(kind: str, name: str, available: Mapping[str, _P]) -> _P:
     if name not in available:
         raise errors.BuildError('Unknown %s %r; valid: %s'
                                 % (kind, name, ', '.join(sorted(available))))
@@ -148,7 +152,7 @@ def _default_output_name(plan: Plan) -> str:
     return '%s.%s' % (stem, plan.request.image_format)
 
 
-def _validate_files(request):
+def _validate_files(request: BuildRequest) -> None:
     if request.image_format not in FORMATS:
         raise errors.BuildError('Unknown format %r; valid: %s'
                                 % (request.image_format, ', '.join(FORMATS)))
@@ -178,7 +182,8 @@ def _validate_files(request):
                                 '--guest-agent-path')
 
 
-def _elements(request, datastore, guest_os):
+def _elements(request: BuildRequest, datastore: plugins.DatastorePlugin,
+              guest_os: plugins.GuestOSPlugin) -> list[str]:
     elements = [guest_os.dib_element, 'vm', 'trove-guest-agent',
                 'trove-guest-docker']
     if request.ssh_key:
@@ -233,10 +238,12 @@ def plan_build(
     return plan
 
 
-def _base_image_identity(plan):
+def _base_image_identity(plan: Plan) -> str:
     request = plan.request
     if request.base_image == 'local':
-        return 'local:' + hashing.file_digest(request.base_image_path)
+        # plan_build() checked the local base image's path
+        return 'local:' + hashing.file_digest(
+            request.base_image_path)  # type: ignore[arg-type]
     return 'debootstrap:%s:%s:%s:%s' % (plan.guest_os.name, plan.release,
                                         plan.arch, plan.mirror)
 
@@ -276,7 +283,7 @@ def base_hash(inputs: dict[str, Any]) -> str:
     return hashing.build_hash(dict(base, layer='without the guest agent'))
 
 
-def _element_dirs(request):
+def _element_dirs(request: BuildRequest) -> list[pathlib.Path]:
     dirs = [ELEMENTS_DIR]
     for extra in os.environ.get('ELEMENTS_PATH', '').split(os.pathsep):
         if extra and request.extra_elements:
@@ -292,7 +299,8 @@ def read_sidecar(image_path: pathlib.Path | str) -> dict[str, Any] | None:
     return stamps.read(image_path, SIDECAR_SUFFIX)
 
 
-def is_up_to_date(image_path: pathlib.Path | str, build_hash: str) -> bool:
+def is_up_to_date(image_path: pathlib.Path | str,
+                  build_hash: str | None) -> bool:
     """True when the image and its sidecar match ``build_hash`` untouched
     (and its checksum and build-hash files are there)."""
     return (stamps.fresh(image_path, SIDECAR_SUFFIX, 'build_hash',
@@ -301,14 +309,16 @@ def is_up_to_date(image_path: pathlib.Path | str, build_hash: str) -> bool:
             and pathlib.Path(f'{image_path}{BUILD_HASH_SUFFIX}').is_file())
 
 
-def _log_path(plan):
+def _log_path(plan: Plan) -> pathlib.Path:
     log_dir = plan.cache_dir / 'logs'
     log_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
     return log_dir / ('%s-%s.log' % (plan.output.name, stamp))
 
 
-def _one_dib_at_a_time(plan, progress):
+def _one_dib_at_a_time(
+        plan: Plan, progress: Callable[[str], None],
+) -> contextlib.AbstractContextManager[None]:
     """Hold the builder cache's disk-image-create lock: builds of other
     outputs share DIB's image cache (its apt archives, whose lock apt does
     not wait for: a second build at once failed in root.d with "Could not
@@ -319,7 +329,8 @@ def _one_dib_at_a_time(plan, progress):
         % plan.cache_dir))
 
 
-def _dib_env(plan, wheelhouse, shims, workdir):
+def _dib_env(plan: Plan, wheelhouse: pathlib.Path, shims: bool,
+             workdir: pathlib.Path) -> dict[str, str]:
     request = plan.request
     # The guest installs from the wheelhouse only: host pip settings
     # (indexes, find-links, constraints) must not leak into the chroot.
@@ -333,7 +344,8 @@ def _dib_env(plan, wheelhouse, shims, workdir):
             p for p in (str(ELEMENTS_DIR), os.environ.get('ELEMENTS_PATH'))
             if p),
         'DIB_RELEASE': plan.release,
-        'DIB_DISTRIBUTION_MIRROR': plan.mirror,
+        # plan_build() resolved the mirror
+        'DIB_DISTRIBUTION_MIRROR': plan.mirror,  # type: ignore[dict-item]
         'DIB_DEBOOTSTRAP_CACHE': '1',
         'DIB_DEBIAN_USE_DEBOOTSTRAP_CACHE': '1',
         'TROVE_GUEST_WHEELHOUSE': str(wheelhouse),
@@ -349,7 +361,8 @@ def _dib_env(plan, wheelhouse, shims, workdir):
             plan.guest_os.name, plan.release, plan.arch))
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(os.path.abspath(request.base_image_path))
+        link.symlink_to(os.path.abspath(  # plan_build() checked it
+            request.base_image_path))  # type: ignore[type-var, arg-type]
         env['DIB_DEBOOTSTRAP_CACHE'] = '0'
     env['DIB_IMAGE_CACHE'] = str(image_cache)
     if plan.security_mirror and plan.guest_os.security_mirror_env:
@@ -365,7 +378,7 @@ def _dib_env(plan, wheelhouse, shims, workdir):
     return env
 
 
-def _dib_args(plan, target):
+def _dib_args(plan: Plan, target: pathlib.Path) -> list[str]:
     request = plan.request
     args = ['-a', plan.arch, '-t', request.image_format, '--checksum',
             '-o', str(target)]
@@ -373,7 +386,7 @@ def _dib_args(plan, target):
         args += ['--image-size', str(request.size)]
     if request.debug_trace:
         args.append('-x')
-    return args + plan.elements
+    return args + plan.elements  # type: ignore[return-value]  # arch set
 
 
 def _check_host(plan: Plan, shims: bool) -> None:
@@ -391,7 +404,7 @@ def _check_host(plan: Plan, shims: bool) -> None:
     host.check_free_space([plan.output.parent, plan.cache_dir], MIN_FREE_BYTES)
 
 
-def _dib_digests(plan, workdir):
+def _dib_digests(plan: Plan, workdir: pathlib.Path) -> dict[str, str]:
     """The digests DIB's --checksum wrote beside its image."""
     digests = {}
     for suffix in ('.sha256', '.md5'):
@@ -405,7 +418,7 @@ def _dib_digests(plan, workdir):
     return digests
 
 
-def _file_digests(path):
+def _file_digests(path: pathlib.Path) -> dict[str, str]:
     """{'.sha256': ..., '.md5': ...} of a file, read once."""
     sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, 'rb') as image:
@@ -415,7 +428,7 @@ def _file_digests(path):
     return {'.sha256': sha256.hexdigest(), '.md5': md5.hexdigest()}
 
 
-def _copy_image(source, dest):
+def _copy_image(source: pathlib.Path, dest: pathlib.Path) -> None:
     """A copy of an image file, as sparse as the original (a raw image is
     mostly holes), shared blocks where the file system can."""
     result = subprocess.run(['cp', '--reflink=auto', '--sparse=always',
@@ -426,7 +439,9 @@ def _copy_image(source, dest):
                                 % (source, result.stderr.strip()))
 
 
-def _publish(plan, image, digests, inputs, build_hash, log_path, extra):
+def _publish(plan: Plan, image: pathlib.Path, digests: dict[str, str],
+             inputs: dict[str, Any], build_hash: str, log_path: pathlib.Path,
+             extra: dict[str, Any]) -> str:
     """Move the finished image into place, then its checksums, sidecar last.
 
     A build killed in between leaves the previous image with its own
@@ -495,12 +510,14 @@ def build_image(
         return _build_image(request, progress)
 
 
-def _build_image(request, progress):
+def _build_image(request: BuildRequest,
+                 progress: Callable[[str], None]) -> BuildResult:
     plan = plan_build(request)
     if request.agent_source == guest_agent.LOCAL:
         # Before anything is made: a broken tree is one line, not a DIB
         # failure minutes later or an agent that dies in the guest.
-        guest_agent.check_tree(request.agent_path)
+        # plan_build() checked a local source's path
+        guest_agent.check_tree(request.agent_path)  # type: ignore[arg-type]
     for swept in sweep([plan.output.parent]):
         progress('Cleaned up after a killed build: %s (%s: %s)'
                  % (swept.path, swept.action, swept.detail or 'no mounts'))
@@ -526,7 +543,8 @@ def _build_image(request, progress):
         return build.full()
 
 
-def _agent_only_source(image, base):
+def _agent_only_source(image: pathlib.Path,
+                       base: str) -> dict[str, Any] | None:
     """The sidecar of the image at ``image`` when it is complete and
     untouched and has the base hash ``base`` (it differs from the wanted
     image in the guest agent only), else None."""
@@ -550,13 +568,15 @@ class _Build:
         self.agent_identity = agent_identity
         self.progress = progress
 
-    def _provenance(self, wheelhouse=None):
+    def _provenance(self,
+                    wheelhouse: pathlib.Path | None = None) -> dict[str, Any]:
         request = self.request
         return guest_agent.provenance(
             request.agent_source, request.agent_ref, request.agent_path,
             self.agent_identity, wheelhouse)
 
-    def _result(self, sha256, log_path, build_path, agent):
+    def _result(self, sha256: str, log_path: pathlib.Path | str,
+                build_path: str, agent: dict[str, Any] | None) -> BuildResult:
         return BuildResult(path=str(self.plan.output), sha256=sha256,
                            build_hash=self.build_hash,
                            skipped=build_path == SKIPPED,
@@ -565,9 +585,11 @@ class _Build:
                            build_path=build_path,
                            agent_source=(agent or {}).get('source', ''))
 
-    def skip(self):
+    def skip(self) -> BuildResult:
         plan = self.plan
-        sidecar = read_sidecar(plan.output)
+        # up to date: its sidecar is there
+        sidecar: dict[str, Any] = read_sidecar(  # type: ignore[assignment]
+            plan.output)
         self.progress('%s is up to date (build hash %s), skipping'
                       % (plan.output, self.build_hash[:12]))
         agent = sidecar.get('agent')
@@ -580,11 +602,12 @@ class _Build:
         return self._result(sidecar['sha256'], sidecar.get('log', ''),
                             SKIPPED, agent)
 
-    def _extra(self, build_path, agent, **more):
+    def _extra(self, build_path: str, agent: dict[str, Any],
+               **more: object) -> dict[str, Any]:
         return dict(more, build_path=build_path, base_hash=self.base_hash,
                     agent=agent)
 
-    def full(self):
+    def full(self) -> BuildResult:
         """The build from scratch: wheelhouse, disk-image-create,
         publish."""
         plan, request, progress = self.plan, self.request, self.progress
@@ -601,7 +624,8 @@ class _Build:
             wheelhouse = guest_agent.prepare(
                 request.agent_source, request.agent_ref, request.agent_path,
                 plan.cache_dir, plan.guest_os.python_version(plan.release),
-                log, machine=host.machine_of(plan.arch))
+                log, machine=host.machine_of(
+                    plan.arch))  # type: ignore[arg-type]  # arch set
         progress('[%6.1fs] wheelhouse ready: %s'
                  % (time.monotonic() - started, wheelhouse))
         agent = self._provenance(wheelhouse)
@@ -622,7 +646,7 @@ class _Build:
                               self._extra(FULL, agent))
         return self._result(sha256, log_path, FULL, agent)
 
-    def agent_only(self, previous):
+    def agent_only(self, previous: dict[str, Any]) -> BuildResult:
         """The previous image with this request's guest agent put in."""
         plan, request, progress = self.plan, self.request, self.progress
         host.check_root()
@@ -644,7 +668,8 @@ class _Build:
             wheels = guest_agent.prepare_agent(
                 request.agent_source, request.agent_ref, request.agent_path,
                 plan.cache_dir, plan.guest_os.python_version(plan.release),
-                log, machine=host.machine_of(plan.arch))
+                log, machine=host.machine_of(
+                    plan.arch))  # type: ignore[arg-type]  # arch set
             wheel = guest_agent.agent_wheel(wheels)
             step('agent wheel ready: %s' % wheel.name)
             agent = self._provenance(wheels)

@@ -117,7 +117,7 @@ def run(args: Sequence[str], env: Mapping[str, str],
     return elapsed
 
 
-def _tmp_dir_of(process):
+def _tmp_dir_of(process: psutil.Process) -> str | None:
     """The TMP_DIR a disk-image-create process works in (None: not one)."""
     try:
         cmdline = process.cmdline()

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import IO
 from typing import Any
 
@@ -35,7 +37,7 @@ _SKIPPED_DIRS = ('.git', '.tox', '.venv', '__pycache__', 'build', 'dist',
                  '*.egg-info')
 
 
-def _git_commit(url, ref):
+def _git_commit(url: pathlib.Path | str, ref: str) -> str:
     try:
         out = subprocess.run(['git', 'ls-remote', url, ref], check=True,
                              capture_output=True, text=True,
@@ -82,8 +84,8 @@ def wheelhouse_key(identity: str, python_version: str,
     return digest.hexdigest()[:16]
 
 
-def _pip(args, log):
-    cmd = [sys.executable, '-m', 'pip', '--disable-pip-version-check'] + args
+def _pip(args: Sequence[str | os.PathLike[str]], log: IO[str]) -> None:
+    cmd = [sys.executable, '-m', 'pip', '--disable-pip-version-check', *args]
     LOG.debug('Running %s', cmd)
     result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
@@ -91,7 +93,7 @@ def _pip(args, log):
                                 'wheelhouse (see %s)' % log.name)
 
 
-def _target_args(python_version, machine=None):
+def _target_args(python_version: str, machine: str | None = None) -> list[str]:
     """pip options for wheels of another Python or machine than the host's
     (``machine`` as platform.machine() spells it: x86_64, aarch64...)."""
     host = '%d.%d' % sys.version_info[:2]
@@ -122,7 +124,9 @@ def _agent_wheel(source: str, ref: str | None, path: pathlib.Path | str | None,
             if result.returncode != 0:
                 raise errors.BuildError('git clone of the guest agent failed '
                                         '(see %s)' % log.name)
-        _pip(['wheel', '--no-deps', '--wheel-dir', str(wheel_dir), tree], log)
+        # a local source has its path
+        _pip(['wheel', '--no-deps', '--wheel-dir', str(wheel_dir),
+              tree], log)  # type: ignore[list-item]
     return 'trove\n'
 
 
@@ -201,7 +205,8 @@ def provenance(source: str, ref: str | None, path: pathlib.Path | str | None,
             'commit': tree.commit or '', 'dirty': tree.dirty}
 
 
-def _made_once(target, make):
+def _made_once(target: pathlib.Path,
+               make: Callable[[pathlib.Path], None]) -> pathlib.Path:
     """``target``, made by ``make(partial_dir)`` unless it exists (a
     directory with ``agent.txt`` or ``requirements.txt``), then renamed
     into place: never half a wheelhouse."""

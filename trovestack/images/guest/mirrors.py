@@ -2,6 +2,7 @@
 
 import pathlib
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 
 from trovestack.images.guest import errors
@@ -11,7 +12,7 @@ APT_SOURCES = pathlib.Path('/etc/apt/sources.list')
 APT_SOURCES_DIR = pathlib.Path('/etc/apt/sources.list.d')
 
 
-def _one_line_entries(text):
+def _one_line_entries(text: str) -> Iterator[tuple[str, list[str]]]:
     for line in text.splitlines():
         words = line.split('#', 1)[0].split()
         if len(words) < 3 or words[0] != 'deb':
@@ -25,7 +26,7 @@ def _one_line_entries(text):
         yield words[1], [words[2]]
 
 
-def _deb822_entries(text):
+def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
     for stanza in text.split('\n\n'):
         fields = {}
         for line in stanza.splitlines():
@@ -50,7 +51,7 @@ def apt_entries(
     if pathlib.Path(sources_dir).is_dir():
         files += sorted(pathlib.Path(sources_dir).glob('*.list'))
         files += sorted(pathlib.Path(sources_dir).glob('*.sources'))
-    entries = []
+    entries: list[tuple[str, list[str]]] = []
     for path in files:
         text = path.read_text()
         if path.suffix == '.sources':
@@ -88,7 +89,7 @@ def resolve(
         guest_os: plugins.GuestOSPlugin, mirror: str | None = None,
         security_mirror: str | None = None,
         entries: Iterable[tuple[str, Sequence[str]]] | None = None,
-) -> tuple[str | None, str | None]:
+) -> tuple[str, str | None]:
     """Mirrors to pass to DIB: explicit options win, then apt's sources.
 
     With only --mirror given, the security mirror is its sibling

@@ -1,6 +1,7 @@
 """Datastore and guest OS plugins, found through stevedore entry points."""
 
 import dataclasses
+from typing import Any
 
 from stevedore import extension
 
@@ -39,8 +40,9 @@ class GuestOSPlugin:
         return self.python_versions[release]
 
 
-def _load(namespace):
-    manager = extension.ExtensionManager(namespace, invoke_on_load=False)
+def _load(namespace: str) -> dict[str, Any]:
+    manager: extension.ExtensionManager[Any] = extension.ExtensionManager(
+        namespace, invoke_on_load=False)
     return {ext.name: ext.plugin for ext in manager}
 
 

@@ -54,7 +54,7 @@ class _DatastoreVersion:
         self.repl_strategy = None
 
 
-def _instance_class():
+def _instance_class() -> type:
     from trove.instance import models
 
     class Instance:
@@ -74,7 +74,7 @@ def _instance_class():
     return Instance
 
 
-def _configure(spec, guest_config):
+def _configure(spec: dict[str, Any], guest_config: str) -> Any:
     from oslo_messaging import opts as messaging_opts
     from trove import rpc
     from trove.common import cfg
@@ -111,7 +111,7 @@ def _remember_key(instance_id: str, key: str | None) -> None:
         func=lambda wanted: key if wanted == instance_id else None)
 
 
-def _guest_api(context, instance_id):
+def _guest_api(context: Any, instance_id: str) -> Any:
     import oslo_messaging as messaging
     from trove import rpc
     from trove.guestagent import api
@@ -176,7 +176,7 @@ class ConductorEndpoint:
                 self.changed.wait()
 
 
-def _conductor_server(conf, endpoint):
+def _conductor_server(conf: Any, endpoint: ConductorEndpoint) -> Any:
     import oslo_messaging as messaging
     from oslo_messaging.rpc import dispatcher
     from trove import rpc
@@ -194,7 +194,7 @@ def _conductor_server(conf, endpoint):
     return server
 
 
-def _taskmanager_context(instance_id):
+def _taskmanager_context(instance_id: str) -> Any:
     """A request context as trove-taskmanager holds it while creating an
     instance: it carries the create notification, which the guest ends
     (through the conductor) when prepare is over."""
@@ -208,7 +208,7 @@ def _taskmanager_context(instance_id):
     return context
 
 
-def _schema_models(manager):
+def _schema_models(manager: str) -> tuple[type, type]:
     if manager == 'postgresql':
         from trove.common.db.postgresql import models
         return models.PostgreSQLSchema, models.PostgreSQLUser

@@ -115,11 +115,11 @@ class _Timeline:
     """Stage times since qemu started, reported once each."""
 
     def __init__(self, progress: Callable[[str], None]) -> None:
-        self.start = None
+        self.start: float | None = None
         self.seen: dict[str, Stage] = {}
         self.progress = progress
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return 0.0 if self.start is None else time.monotonic() - self.start
 
     def mark(self, name: str, detail: str = '') -> None:
@@ -129,7 +129,7 @@ class _Timeline:
         self.progress('[%7.1fs] %s%s' % (self.elapsed(), name,
                                          ': ' + detail if detail else ''))
 
-    def next_missing(self):
+    def next_missing(self) -> str | None:
         """The first stage after the last one seen that is missing."""
         last = max((STAGES.index(n) for n in self.seen), default=-1)
         for name in STAGES[last + 1:]:
@@ -137,11 +137,11 @@ class _Timeline:
                 return name
         return None
 
-    def stages(self):
+    def stages(self) -> list[Stage]:
         return [self.seen.get(name, Stage(name, None)) for name in STAGES]
 
 
-def _require_host():
+def _require_host() -> None:
     if os.geteuid() != 0:
         raise UserError('verify-image needs root (network namespace, tap)')
     missing = [tool for tool in ('qemu-system-x86_64', 'qemu-img', 'ip')
@@ -163,7 +163,8 @@ def embedded_images(image: pathlib.Path | str) -> list[str]:
             record.get('embedded_datastore_images') or []]
 
 
-def _guest_config(datastore, docker_image, transport_url, registries):
+def _guest_config(datastore: str, docker_image: str, transport_url: str,
+                  registries: list[str]) -> str:
     """trove-guestagent.conf as the operator's file that the taskmanager
     injects, from the project's one source of Trove instance settings."""
     settings = trove_config.InstanceSettings(
@@ -179,15 +180,18 @@ def _guest_config(datastore, docker_image, transport_url, registries):
 class _Control:
     """The control-plane child process and its event stream."""
 
-    def __init__(self, namespace, spec, log_path):
+    def __init__(self, namespace: netns.Namespace, spec: dict[str, Any],
+                 log_path: pathlib.Path) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.log = open(log_path, 'w')
-        self.proc = namespace.popen(
+        # Popen[str] whose stdin and stdout are PIPEs (never None)
+        self.proc: Any = namespace.popen(
             [sys.executable, '-m', 'trovestack.images.verify.control'],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        self.proc.stdin.write(json.dumps(spec) + '\n')
-        self.proc.stdin.flush()
+        self.proc.stdin.write(  # type: ignore[union-attr]
+            json.dumps(spec) + '\n')
+        self.proc.stdin.flush()  # type: ignore[union-attr]
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -202,7 +206,7 @@ class _Control:
         self.proc.stdin.write('go\n')
         self.proc.stdin.flush()
 
-    def next_event(self, timeout):
+    def next_event(self, timeout: float) -> dict[str, Any] | None:
         try:
             return self.events.get(timeout=timeout)
         except queue.Empty:
@@ -252,8 +256,10 @@ def check_datastore_image(image: pathlib.Path | str, datastore: str,
             '--registry' % (image, name, name))
 
 
-def _deliver(stack, namespace, work, datastore, version, delivery,
-             image, progress):
+def _deliver(stack: contextlib.ExitStack, namespace: netns.Namespace,
+             work: pathlib.Path, datastore: str, version: str, delivery: str,
+             image: pathlib.Path,
+             progress: Callable[[str], None]) -> tuple[str, list[str]]:
     """(docker image repository the guest runs, insecure registries)."""
     repository = trove_config.LOCAL_REPOSITORY.format(datastore=datastore)
     if delivery == 'embedded':
@@ -317,9 +323,11 @@ def verify_image(image: pathlib.Path | str, datastore: str, version: str, *,
     return result
 
 
-def _run(ns, stack, work, image, datastore, version, delivery,
-         disable_agent, memory_mb, kvm, deadline, timeline, result,
-         progress, agent_start_grace):
+def _run(ns: netns.Namespace, stack: contextlib.ExitStack, work: pathlib.Path,
+         image: pathlib.Path, datastore: str, version: str, delivery: str,
+         disable_agent: bool, memory_mb: int, kvm: bool, deadline: float,
+         timeline: _Timeline, result: VerifyResult,
+         progress: Callable[[str], None], agent_start_grace: float) -> None:
     from trovestack.cloud import rabbitmq
 
     netns.add_tap(ns, TAP, '%s/24' % HOST_ADDRESS)
@@ -332,7 +340,7 @@ def _run(ns, stack, work, image, datastore, version, delivery,
     docker_image, registries = _deliver(stack, ns, work, datastore, version,
                                         delivery, image, progress)
     manager = MANAGERS[datastore]
-    spec = {
+    spec: dict[str, Any] = {
         'instance_id': _instance_id(), 'datastore': datastore,
         'manager': manager, 'version': version, 'memory_mb': memory_mb,
         'transport_url': broker.transport_url(),
@@ -377,20 +385,20 @@ def _run(ns, stack, work, image, datastore, version, delivery,
         guest_vm.tagged_lines(console, 'agent'), TAIL_LINES)
 
 
-def _read(path):
+def _read(path: pathlib.Path | str) -> str:
     try:
         return pathlib.Path(path).read_text(errors='replace')
     except FileNotFoundError:
         return ''
 
 
-def _instance_id():
+def _instance_id() -> str:
     import uuid
 
     return str(uuid.uuid4())
 
 
-def _password():
+def _password() -> str:
     import secrets
 
     return secrets.token_urlsafe(12)
@@ -424,8 +432,9 @@ def _watch(control: '_Control', qemu: subprocess.Popen[str],
                        % agent_start_grace)
         if failure:
             result.failed_stage = timeline.next_missing()
-            result.reason = '%s: %s' % (
-                failure, WHY.get(result.failed_stage, ''))
+            result.reason = '%s: %s' % (  # None: no reason
+                failure,
+                WHY.get(result.failed_stage, ''))  # type: ignore[arg-type]
             return
         if now >= next_report:
             next_report = now + PROGRESS_EVERY
@@ -434,10 +443,11 @@ def _watch(control: '_Control', qemu: subprocess.Popen[str],
                 deadline - now))
 
 
-def _agent_never_started(timeline, grace):
+def _agent_never_started(timeline: _Timeline, grace: float) -> bool:
     done = timeline.seen.get('cloud-init')
     return (done is not None and 'agent started' not in timeline.seen
-            and timeline.elapsed() - done.seconds > grace)
+            # a stage seen has its time
+            and timeline.elapsed() - done.seconds > grace)  # type: ignore[operator]
 
 
 def _handle(event: dict[str, Any], timeline: '_Timeline',
