@@ -56,13 +56,13 @@ class _Directory:
         self.users = {u.name: u for u in identity.users(domain_id='default')}
         self.roles = {r.name: r for r in identity.roles()}
 
-    def project(self, name, description):
+    def project(self, name: str, description: str) -> Any:
         if name not in self.projects:
             self.projects[name] = self.identity.create_project(
                 name=name, domain_id='default', description=description)
         return self.projects[name]
 
-    def user(self, name, password, project):
+    def user(self, name: str, password: str, project: Any) -> Any:
         if name not in self.users:
             self.users[name] = self.identity.create_user(
                 name=name, password=password, domain_id='default',

@@ -15,7 +15,7 @@ DEMO_CLOUD = 'trovestack-demo'
 
 def entries(state: layout_mod.CloudState) -> dict[str, dict[str, Any]]:
     """The two clouds: admin (admin project) and demo (demo project)."""
-    def cloud(user, password, project):
+    def cloud(user: str, password: str, project: str) -> dict[str, Any]:
         return {
             'auth': {
                 'auth_url': configs.identity_url(state),

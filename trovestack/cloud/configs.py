@@ -64,12 +64,12 @@ def _sqlite(path: pathlib.Path) -> str:
     return f'sqlite:///{pathlib.Path(path).absolute()}'
 
 
-def _shipped_etc(project, name):
+def _shipped_etc(project: str, name: str) -> pathlib.Path:
     """A file the service's package installs under <prefix>/etc/<project>."""
     return pathlib.Path(sys.prefix) / 'etc' / project / name
 
 
-def _authtoken(state, user):
+def _authtoken(state: layout_mod.CloudState, user: str) -> dict[str, str]:
     return {
         'www_authenticate_uri': identity_url(state),
         'auth_url': identity_url(state),
@@ -84,7 +84,8 @@ def _authtoken(state, user):
     }
 
 
-def _common(service, layout, transport_url='fake:/'):
+def _common(service: str, layout: layout_mod.Layout,
+            transport_url: str = 'fake:/') -> dict[str, str]:
     return {
         'debug': 'false',
         'use_stderr': 'true',
@@ -93,7 +94,7 @@ def _common(service, layout, transport_url='fake:/'):
     }
 
 
-def _rabbit():
+def _rabbit() -> dict[str, str]:
     """Reconnect every second while the broker starts beside the service."""
     return {'rabbit_retry_interval': '1', 'rabbit_retry_backoff': '0'}
 

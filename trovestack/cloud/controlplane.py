@@ -14,6 +14,7 @@ import logging
 import pathlib
 import shutil
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 
@@ -235,7 +236,8 @@ class LocalCloud:
             result.append(dashboard_mod.program(state, self.layout))
         return result
 
-    def _dashboard_steps(self, state):
+    def _dashboard_steps(
+            self, state: layout_mod.CloudState) -> list[supervision.Step]:
         """The dashboard's settings written; its static files collected
         when they are missing or stale (the running dashboard stopped
         for that, to start again after)."""
@@ -247,13 +249,16 @@ class LocalCloud:
         self.supervisor.stop(DASHBOARD)
         return [dashboard_mod.setup_step(self.layout)]
 
-    def _probe_of(self, service, state, broker):
+    def _probe_of(self, service: services_mod.Service,
+                  state: layout_mod.CloudState,
+                  broker: rabbitmq.Broker | None) -> Callable[[], bool]:
         if service.kind == RPC:
             return lambda: self._consuming(broker, service)
         url = service.url(state)
         return lambda: processes.http_answers(url)
 
-    def _set_up_steps(self, state):
+    def _set_up_steps(self,
+                      state: layout_mod.CloudState) -> list[supervision.Step]:
         """The first start's ``*-manage`` steps, one per HTTP service."""
         if state.bootstrapped:
             return []
@@ -264,20 +269,21 @@ class LocalCloud:
                 if service.kind == HTTP]
 
     @staticmethod
-    def _optional(state):
+    def _optional(state: layout_mod.CloudState) -> list[str]:
         """The registry and the dashboard, each when it is enabled."""
         return [name for name in (REGISTRY, DASHBOARD)
                 if getattr(state, name)]
 
-    def _names(self, state):
+    def _names(self, state: layout_mod.CloudState) -> list[str]:
         """Every process of this cloud: the services, then the registry
         and the dashboard when they are enabled."""
         return [*SERVICES, *self._optional(state)]
 
-    def _port_names(self, state):
+    def _port_names(self, state: layout_mod.CloudState) -> list[str]:
         return [*PORTED, *self._optional(state)]
 
-    def _check_ports(self, state, names):
+    def _check_ports(self, state: layout_mod.CloudState,
+                     names: Iterable[str]) -> None:
         for name in names:
             port = state.ports.get(name)
             if port and not processes.port_is_free(port, layout_mod.HOST):
@@ -346,7 +352,7 @@ class LocalCloud:
                          env_created=ensured.created)
 
     @staticmethod
-    def _kept(state):
+    def _kept(state: layout_mod.CloudState) -> str:
         """What a cloud whose new Trove failed keeps, for people."""
         if not state.trove_source:
             return trove_source_mod.release().describe()
@@ -356,7 +362,7 @@ class LocalCloud:
             return f'trove from {state.trove_source}'
 
     @staticmethod
-    def _started(state):
+    def _started(state: layout_mod.CloudState) -> str | None:
         """The stamp of what Trove's services run; a cloud made before
         stamps ran the release."""
         if state.trove_started:
@@ -365,17 +371,19 @@ class LocalCloud:
             return trove_source_mod.release().identity()
         return None
 
-    def _trove_changed(self, state, plan):
+    def _trove_changed(self, state: layout_mod.CloudState,
+                       plan: TrovePlan) -> bool:
         return self._started(state) != plan.stamp
 
     @staticmethod
-    def _migrations_changed(state, plan):
+    def _migrations_changed(state: layout_mod.CloudState,
+                            plan: TrovePlan) -> bool:
         done = state.trove_migrations
         if done is None and not state.trove_source:
             done = trove_env.migrations_digest(None)
         return done != plan.migrations
 
-    def _migrate_step(self, state):
+    def _migrate_step(self, state: layout_mod.CloudState) -> supervision.Step:
         """Trove's db_sync with the code it is to run (a tree may bring
         migrations), before its services start."""
         return supervision.Step(MIGRATE_STEP, functools.partial(
@@ -391,7 +399,9 @@ class LocalCloud:
             what='trove-manage db_sync')
 
     @staticmethod
-    def _trove_at_once(programs):
+    def _trove_at_once(
+            programs: Iterable[supervision.Program],
+    ) -> list[supervision.Program]:
         """The programs, Trove's task manager and conductor no longer
         waiting for its API: on a bootstrapped cloud (its database made)
         a restart starts all three at once (13 s instead of 19 s with a
@@ -485,7 +495,7 @@ class LocalCloud:
             f':{trove_env.code_digest(state.trove_source)}')
         return TroveRuns(source, changed=changed)
 
-    def _existing_state(self):
+    def _existing_state(self) -> layout_mod.CloudState:
         state = self.state
         if state is None:
             raise LocalCloudError(f'no local cloud in {self.layout.root}; '
@@ -493,9 +503,12 @@ class LocalCloud:
         return state
 
     @staticmethod
-    def _consuming(broker, service):
+    def _consuming(broker: rabbitmq.Broker | None,
+                   service: services_mod.Service) -> bool:
         try:
-            counts = rabbitmq.queue_consumers(broker, [service.rpc_topic])
+            # probed once the broker is up
+            counts = rabbitmq.queue_consumers(
+                broker, [service.rpc_topic])  # type: ignore[arg-type]
         except rabbitmq.BrokerError:
             return False
         return bool(counts[service.rpc_topic])
@@ -507,18 +520,18 @@ class LocalCloud:
             clouds_yaml.merge_into(state.clouds_yaml, entries)
 
     # ---------------------------------------------------------- down/status
-    def _pid(self, name):
+    def _pid(self, name: str) -> int | None:
         return self.supervisor.pid(name)
 
     def _is_up(self, name: str) -> bool:
         return self._pid(name) is not None
 
-    def _stop(self, names):
+    def _stop(self, names: Sequence[str]) -> dict[str, bool]:
         """Stop the named processes, in parallel: the services first, then
         the broker (and its epmd) and the registry; {name: whether it
         ran}."""
         last = [name for name in names if name in ('rabbitmq', REGISTRY)]
-        results = {}
+        results: dict[str, bool] = {}
         for group in ([name for name in names if name not in last], last):
             with concurrent.futures.ThreadPoolExecutor(
                     len(group) or 1) as pool:
@@ -560,10 +573,11 @@ class LocalCloud:
         return rows
 
     @staticmethod
-    def _pid_of(status):
+    def _pid_of(status: supervision.Status | None) -> int | None:
         return status.pid if status is not None and status.running else None
 
-    def _rpc_consumers(self, pids):
+    def _rpc_consumers(
+            self, pids: dict[str, int | None]) -> dict[str, int | None] | None:
         """{topic: consumers} from the broker, or None when it is down."""
         broker = self.broker
         if broker is None or pids.get('rabbitmq') is None:
@@ -574,7 +588,8 @@ class LocalCloud:
         except rabbitmq.BrokerError:
             return None
 
-    def _probe(self, name, state, consumers):
+    def _probe(self, name: str, state: layout_mod.CloudState | None,
+               consumers: dict[str, int | None] | None) -> tuple[str, bool]:
         """(url to show, whether the process answers)."""
         if state is None:
             return '', False

@@ -44,7 +44,7 @@ def last_error(log_dir: pathlib.Path | str, name: str) -> str:
     return '; '.join(part for part in (how, said[-300:]) if part)
 
 
-def _tail(path, count):
+def _tail(path: pathlib.Path | str, count: int) -> list[str]:
     try:
         with open(path, 'rb') as handle:
             handle.seek(0, os.SEEK_END)

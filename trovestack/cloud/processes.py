@@ -45,7 +45,7 @@ def allocate_ports(names: Iterable[str], *, base_port: int = 0,
                    existing: Mapping[str, int] | None = None,
                    counts: Mapping[str, int] | None = None,
                    taken: Collection[int] = (),
-                   usable: Callable[[int], bool] | None = None,
+                   usable: Callable[[int], object] | None = None,
                    host: str = LOOPBACK,
                    fallback: bool = True) -> dict[str, int]:
     """The cloud's one port policy: {name: port} for every name, keeping
@@ -75,7 +75,7 @@ def allocate_ports(names: Iterable[str], *, base_port: int = 0,
     return ports
 
 
-def _free_run(count, used, host):
+def _free_run(count: int, used: set[int], host: str) -> int:
     """The first of ``count`` consecutive free ports, none in used."""
     for _ in range(100):
         first = free_port(host)

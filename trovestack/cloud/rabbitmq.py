@@ -76,7 +76,7 @@ class _Record:
     # its own, in data_dir).
     supervisor: str | None = None
 
-    def broker(self, data_dir):
+    def broker(self, data_dir: pathlib.Path) -> Broker:
         return Broker(self.host, self.port, self.user, self.password,
                       self.vhost, data_dir)
 
@@ -94,7 +94,7 @@ class _Paths:
         self.epmd_log = self.logs / 'epmd.log'
 
 
-def _load(paths):
+def _load(paths: _Paths) -> '_Record | None':
     return files.load_record(paths.state, _Record)
 
 
@@ -152,9 +152,11 @@ def server_env(paths: '_Paths', record: '_Record') -> dict[str, str]:
 EPMD, SERVER_PROGRAM = 'rabbitmq-epmd', 'rabbitmq'
 
 
-def _supervisor(paths, record):
-    return supervision.for_record(record and record.supervisor, paths.root,
-                                  paths.logs)
+def _supervisor(paths: _Paths,
+                record: '_Record | None') -> supervision.Supervisor:
+    return supervision.for_record(
+        record and record.supervisor,  # type: ignore[arg-type]  # None: own
+        paths.root, paths.logs)
 
 
 def programs(data_dir: pathlib.Path | str,
@@ -163,11 +165,12 @@ def programs(data_dir: pathlib.Path | str,
     once our user logs in (a broker inside a namespace: once its log says
     so after ``offset``, the log's size before this start)."""
     paths = _Paths(data_dir)
-    record = _load(paths)
+    # configure() saved it
+    record: _Record = _load(paths)  # type: ignore[assignment]
     env = server_env(paths, record)
     broker = record.broker(paths.root)
 
-    def ready():
+    def ready() -> bool:
         if record.netns:
             return _ready_line_seen(paths.log, offset)
         try:
@@ -207,8 +210,9 @@ def stop(data_dir: pathlib.Path | str) -> bool:
     return was_running
 
 
-def _new_record(paths, old, host, port, user, vhost, netns,
-                supervisor=None):
+def _new_record(paths: _Paths, old: '_Record | None', host: str, port: int,
+                user: str, vhost: str, netns: str | None,
+                supervisor: str | None = None) -> '_Record':
     """The settings of this start: old password and ports when possible."""
     if old is not None and paths.mnesia.exists() and \
             (old.user, old.vhost) != (user, vhost):
@@ -231,7 +235,7 @@ def _new_record(paths, old, host, port, user, vhost, netns,
                    netns=netns, supervisor=supervisor)
 
 
-def _epmd_answers(record):
+def _epmd_answers(record: '_Record') -> bool:
     argv = netns_mod.inside(record.netns, [
         'epmd', '-port', str(record.epmd_port), '-names'])
     return subprocess.run(argv, capture_output=True,

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from typing import Any
 
 from trovestack.cloud import supervision
 from trovestack.common import errors
@@ -94,7 +95,7 @@ def render_config(store_dir: pathlib.Path | str, host: str, port: int) -> str:
     return _CONFIG.format(store=store_dir, addr=join_host_port(host, port))
 
 
-def _require(binary, package):
+def _require(binary: str, package: str) -> str:
     path = shutil.which(binary)
     if path is None:
         raise RegistryError(f'{binary} not found on PATH: install the '
@@ -105,11 +106,14 @@ def _require(binary, package):
 PROGRAM = 'registry'
 
 
-def _supervisor(data_dir, supervisor_root=None):
+def _supervisor(
+        data_dir: pathlib.Path,
+        supervisor_root: pathlib.Path | str | None = None,
+) -> supervision.Supervisor:
     return supervision.for_record(supervisor_root, data_dir, data_dir)
 
 
-def _load_state(data_dir):
+def _load_state(data_dir: pathlib.Path) -> dict[str, Any] | None:
     try:
         return files.load_record(data_dir / STATE_FILE, dict)
     except ValueError:
@@ -134,7 +138,7 @@ def running(data_dir: pathlib.Path | str) -> Registry | None:
                     data_dir=data_dir, netns=state.get('netns'), pid=pid)
 
 
-def _probe(registry):
+def _probe(registry: Registry) -> bool:
     """True when GET /v2/ answers 200 (from inside its namespace)."""
     url = registry.url + '/v2/'
     if registry.netns:

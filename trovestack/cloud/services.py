@@ -21,7 +21,7 @@ RPC = 'rpc'          # an oslo.messaging server consuming its topic
 BROKER = 'broker'    # RabbitMQ itself (trovestack.cloud.rabbitmq)
 
 
-def _tool(name):
+def _tool(name: str) -> str:
     """A console script installed beside the running Python."""
     return str(pathlib.Path(sys.executable).parent / name)
 

@@ -182,15 +182,15 @@ class Supervisor:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ daemon
-    def _lock_file(self):
+    def _lock_file(self) -> pathlib.Path:
         return files.key_lock_path('supervisor', str(self.root))
 
-    def _proxy(self, timeout=30.0):
+    def _proxy(self, timeout: float = 30.0) -> xmlrpc.client.ServerProxy:
         return xmlrpc.client.ServerProxy(
             'http://localhost', transport=_UnixTransport(self.socket, timeout),
             allow_none=True)
 
-    def _call(self, method, *args, timeout=30.0):
+    def _call(self, method: str, *args: Any, timeout: float = 30.0) -> Any:
         proxy = self._proxy(timeout)
         target = proxy
         for part in method.split('.'):
@@ -394,7 +394,7 @@ class Supervisor:
             pass
         (self.programs_dir / f'{name}.conf').unlink(missing_ok=True)
 
-    def _infos(self):
+    def _infos(self) -> list[dict[str, Any]]:
         try:
             return self._call('supervisor.getAllProcessInfo')
         except (OSError, xmlrpc.client.Error, http.client.HTTPException):
@@ -444,7 +444,7 @@ class Supervisor:
             self._stop_quietly(program.name)
             raise
 
-    def _start_process(self, name):
+    def _start_process(self, name: str) -> None:
         try:
             self._call('supervisor.startProcess', name, False)
         except xmlrpc.client.Fault as fault:
@@ -458,14 +458,14 @@ class Supervisor:
         """Wait until the program runs and its probe answers; its pid."""
         latest = {}
 
-        def died():
+        def died() -> str | None:
             # wait_for asks this first: ready() uses the same reading.
             status = latest['status'] = self.status(program.name)
             if status.state in FAILED_STATES or status.state == STOPPED:
                 return 'exited during start-up'
             return None
 
-        def ready():
+        def ready() -> int | None:
             status = latest['status']
             if not status.running:
                 return None
@@ -532,7 +532,7 @@ def owned_processes(root: pathlib.Path | str) -> list[psutil.Process]:
     return found
 
 
-def for_record(recorded: str | None, root: pathlib.Path | str,
+def for_record(recorded: pathlib.Path | str | None, root: pathlib.Path | str,
                log_dir: pathlib.Path | str) -> 'Supervisor':
     """The supervisor a program's record names (the local cloud's), or
     the program's own one in ``root`` logging to ``log_dir``."""
@@ -556,7 +556,7 @@ def start_in_order(nodes: Sequence[Program | Step], start: Callable,
     abort = threading.Event()
     slots = threading.Semaphore(parallel)
 
-    def bring_up(node):
+    def bring_up(node: Program | Step) -> None:
         try:
             for need in node.needs:
                 if need not in names:
@@ -593,7 +593,7 @@ def order(nodes: Sequence[Program | Step]) -> list[str]:
     by_name = {node.name: node for node in nodes}
     result, seen = [], set()
 
-    def visit(name, path=()):
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
         if name in seen or name not in by_name:
             return
         if name in path:
@@ -648,25 +648,25 @@ def _signal(proc: psutil.Process, how: str) -> None:
 class _UnixTransport(xmlrpc.client.Transport):
     """XML-RPC over supervisord's unix socket."""
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: pathlib.Path | str, timeout: float) -> None:
         super().__init__()
         self._path = str(path)
         self._timeout = timeout
 
-    def make_connection(self, host):
+    def make_connection(self, host: object) -> '_UnixConnection':
         return _UnixConnection(self._path, self._timeout)
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: pathlib.Path | str, timeout: float) -> None:
         super().__init__('localhost', timeout=timeout)
         self._path = path
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            sock.connect(self._path)
+            sock.connect(self._path)  # type: ignore[arg-type]  # AF_UNIX: path-like
         except OSError:
             sock.close()
             raise

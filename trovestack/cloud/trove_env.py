@@ -309,7 +309,7 @@ def site_packages(root: pathlib.Path | str) -> pathlib.Path:
         'purelib', vars={'base': str(root), 'platbase': str(root)}))
 
 
-def _create(root):
+def _create(root: pathlib.Path) -> None:
     result = subprocess.run(
         [_base_python(), '-m', 'venv', '--without-pip', str(root)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -338,7 +338,8 @@ def pip_argv(root: pathlib.Path | str, tree: pathlib.Path | str,
             '-e', str(tree)]
 
 
-def _install(root, tree, log_path):
+def _install(root: pathlib.Path, tree: pathlib.Path | str,
+             log_path: pathlib.Path) -> None:
     tools = build_tools(tree, log_path)
     env = dict(os.environ)
     env.pop('PYTHONPATH', None)
@@ -398,7 +399,7 @@ def failed_requirement(output: str) -> str | None:
     return _conflict(output)
 
 
-def _conflict(output):
+def _conflict(output: str) -> str | None:
     if 'The conflict is caused by:' not in output:
         return None
     block = output.split('The conflict is caused by:', 1)[1]

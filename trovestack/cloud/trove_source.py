@@ -64,7 +64,7 @@ def release() -> TroveSource:
         return TroveSource(version='not installed')
 
 
-def _git(path, *args):
+def _git(path: pathlib.Path | str, *args: str) -> str | None:
     try:
         result = subprocess.run(['git', '-C', str(path), *args],
                                 capture_output=True, text=True, timeout=30,
@@ -74,7 +74,7 @@ def _git(path, *args):
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _tree_version(path):
+def _tree_version(path: pathlib.Path) -> str:
     pkg_info = path / 'PKG-INFO'
     if pkg_info.is_file():
         headers = email.parser.Parser().parsestr(pkg_info.read_text(),

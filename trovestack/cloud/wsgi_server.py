@@ -10,6 +10,7 @@ as ours in the process table.
 
 import importlib
 import sys
+from typing import Any
 
 from gunicorn.app import base
 
@@ -38,7 +39,7 @@ class _Server(base.BaseApplication):
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> Any:
         module_name, attr = self._target.split(':')
         return getattr(importlib.import_module(module_name), attr)
 

@@ -16,7 +16,7 @@ class WaitFailed(Exception):
     """``failed()`` reported that the condition can no longer hold."""
 
 
-def wait_for(what: str, ready: Callable[[], _T], timeout: float, *,
+def wait_for(what: str, ready: Callable[[], _T | None], timeout: float, *,
              interval: float = 0.2,
              failed: Callable[[], str | None] | None = None) -> _T:
     """Call ``ready()`` every ``interval`` seconds until it returns a true

@@ -188,7 +188,7 @@ def _ceph_setup(paths: paths_mod.ComputePaths,
     refuses it; the last error when it never takes it."""
     errors = []
 
-    def attempt():
+    def attempt() -> subprocess.CompletedProcess[str] | None:
         try:
             return _ceph(paths, *args)
         except daemons.ComputeError as exc:

@@ -44,7 +44,7 @@ def config_file(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return home(paths) / '.cinder' / 'cinder.conf'
 
 
-def _paste_config():
+def _paste_config() -> pathlib.Path:
     return pathlib.Path(sys.prefix) / 'etc' / 'cinder' / 'api-paste.ini'
 
 

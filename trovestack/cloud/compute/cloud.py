@@ -200,10 +200,12 @@ class ComputeLayer:
         cinder_first = 'cinder' not in cstate.set_up
         objects_first = object_store.SERVICE_TYPE not in cstate.set_up
 
-        def step(name, run):
+        def step(name: str, run: Callable[[], object]) -> supervision.Step:
             return supervision.Step(name, run, NEEDS.get(name, ()))
 
-        def set_up(service, commands):
+        def set_up(
+                service: str, commands: Callable[[], list[common.Command]],
+        ) -> supervision.Step:
             return step(f'{service}-setup',
                         lambda: self._set_up(commands(), service))
 
@@ -295,7 +297,7 @@ class ComputeLayer:
         placement."""
         conn = bootstrap.admin_connection(state)
 
-        def placeable():
+        def placeable() -> Any:
             up = [h for h in conn.compute.hypervisors(details=True)
                   if h.state == 'up']
             return up and list(conn.placement.resource_providers())
@@ -309,7 +311,7 @@ class ComputeLayer:
         finally:
             conn.close()
 
-    def _exited(self, name):
+    def _exited(self, name: str) -> str | None:
         return None if self.supervisor.pid(name) else 'exited'
 
     def _write_configs(self, state: layout_mod.CloudState,
@@ -411,7 +413,7 @@ class ComputeLayer:
         shutil.rmtree(self.paths.instances_dir.parent, ignore_errors=True)
 
 
-def _check_binaries():
+def _check_binaries() -> None:
     try:
         import libvirt  # noqa: F401
     except ImportError:

@@ -23,7 +23,7 @@ LOOPBACK = '127.0.0.1'
 BUFFER = 65536
 
 
-def _setns(fd):
+def _setns(fd: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         error = ctypes.get_errno()

@@ -121,7 +121,7 @@ def _mask(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.root / 'no-kvm'
 
 
-def _domains(prefix, *, running_only):
+def _domains(prefix: str, *, running_only: bool) -> list[str]:
     listing = daemons.run(['virsh', '-c', URI, 'list', '--name',
                            *(() if running_only else ('--all',))],
                           check=False)

@@ -1,5 +1,6 @@
 """The cloud's network namespace and the forwarder into it."""
 
+import pathlib
 import sys
 from collections.abc import Iterable
 
@@ -55,7 +56,7 @@ def forwarder(paths: paths_mod.ComputePaths,
         None, lambda: 'forwarding' in _read(log))
 
 
-def _read(path):
+def _read(path: pathlib.Path) -> str:
     try:
         return path.read_text(errors='replace')
     except OSError:

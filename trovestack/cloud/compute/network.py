@@ -11,6 +11,7 @@ address inside the namespace.
 
 import pathlib
 import subprocess
+from collections.abc import Callable
 
 from trovestack.cloud import supervision
 from trovestack.cloud.compute import common
@@ -89,7 +90,7 @@ def daemons_in_order(
     return result
 
 
-def _socket_check(path):
+def _socket_check(path: pathlib.Path) -> Callable[[], bool]:
     return lambda: daemons.unix_socket_answers(path)
 
 

@@ -120,7 +120,7 @@ def setup_commands(paths: paths_mod.ComputePaths,
 
 def daemons_in_order(
         paths: paths_mod.ComputePaths) -> list[supervision.Program]:
-    def service(name, netns=None):
+    def service(name: str, netns: str | None = None) -> supervision.Program:
         return supervision.Program(
             name, [common.tool(name), '--config-file', config_file(paths)],
             netns)

@@ -81,7 +81,8 @@ def _with_prefix(cidr: str) -> str:
     return f'{_gateway(cidr)}/{ipaddress.ip_network(cidr).prefixlen}'
 
 
-def _ports(existing=None, base_port=0):
+def _ports(existing: dict[str, int] | None = None,
+           base_port: int = 0) -> dict[str, int]:
     """The layer's ports by the cloud's one policy (the OSD's a range)."""
     return processes.allocate_ports(
         [*PORT_NAMES, *PORT_RANGES], base_port=base_port, existing=existing,
