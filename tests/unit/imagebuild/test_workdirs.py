@@ -198,8 +198,13 @@ SIGNALLED = textwrap.dedent('''\
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT,
                                     signal.SIGHUP])
 def test_a_signalled_build_tears_its_directory_down(tmp_path, signum):
-    proc = subprocess.Popen([sys.executable, '-c', SIGNALLED, str(tmp_path)],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, '-c', SIGNALLED, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+        # As from a terminal: a run started in the background (nohup ...
+        # &) ignores SIGINT, which children inherit, and Python then
+        # installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     path = pathlib.Path(proc.stdout.readline().strip())
     assert path.is_dir()
     sleeper = workdirs.processes_of(path)
