@@ -17,7 +17,7 @@ import pytest
 from trovestack.common import mounts
 from trovestack.common import workdirs
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
+REPO = pathlib.Path(__file__).resolve().parents[4]
 
 
 def _dead_pid():

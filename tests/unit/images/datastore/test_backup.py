@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from tests.unit.datastore_images import test_builder
+from tests.unit.images.datastore import test_builder
 from trovestack.cloud import trove_source
 from trovestack.commands import datastore_image
 from trovestack.common import errors
@@ -322,6 +322,6 @@ def test_command_trove_tree_needs_backup():
 
 
 def parse_command(*argv):
-    from tests.unit.datastore_images import test_command
+    from tests.unit.images.datastore import test_command
 
     return test_command.parse(*argv)
