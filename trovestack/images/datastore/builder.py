@@ -215,14 +215,6 @@ def script_files(
     return found
 
 
-def stamp_path(image_path: pathlib.Path | str) -> pathlib.Path:
-    return stamps.path(image_path, STAMP_SUFFIX)
-
-
-def read_stamp(image_path: pathlib.Path | str) -> dict[str, Any] | None:
-    return stamps.read(image_path, STAMP_SUFFIX)
-
-
 def up_to_date(image_path: pathlib.Path | str,
                inputs_hash: str) -> dict[str, Any] | None:
     """The stamp when image_path exists, is the file the stamp describes
