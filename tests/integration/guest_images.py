@@ -31,7 +31,8 @@ TREE_NAME = NAME.replace('.qcow2', '-agent-tree.qcow2')
 # What the agent of the compute cloud's image logs when it starts.
 TREE_MARKER = 'built-into-the-image-from-the-tree'
 # The files the builder keeps beside an image: its records.
-RECORDS = ('.sha256', '.md5', '.build-hash', '.build.json')
+RECORDS = ('.sha256', '.md5', builder.BUILD_HASH_SUFFIX,
+           builder.SIDECAR_SUFFIX)
 
 
 def build_args():

@@ -50,6 +50,7 @@ from trovestack.common import connection
 from trovestack.common import ini
 from trovestack.common import netns
 from trovestack.orchestration import provision
+from trovestack.trove import agent_sync
 from trovestack.trove import compute_trove
 from trovestack.trove import instances
 
@@ -547,13 +548,21 @@ def test_instance_up_breakdown_says_where_the_time_went(compute_cloud,
     assert 'console log opened (qemu started)' not in later
 
 
+def _agent_logged(compute_cloud, marker):
+    """How many lines of the chaos instance's agent log (journal and file)
+    hold a tree's ``marker``."""
+    _, _, guest, _ = agent_sync.open_guest(
+        CHAOS, state_dir=compute_cloud.state_dir)
+    with guest:
+        return agent_sync.agent_logged(guest,
+                                       trove_tree.AGENT_LOG_LINE % marker)
+
+
 def test_instance_runs_the_agent_of_the_tree_its_image_came_from(
         compute_cloud, chaos_instance, guest_image):
     """A Trove developer's change, through an image: the version's Glance
     image records the tree's agent (source, release), and the agent the
     instance booted with logs the tree's marker."""
-    from trovestack.trove import agent_sync
-
     image, marker = guest_image
     if marker is None:
         pytest.skip('TROVESTACK_COMPUTE_GUEST_IMAGE: an image of no tree')
@@ -565,11 +574,7 @@ def test_instance_runs_the_agent_of_the_tree_its_image_came_from(
     assert properties['trove_agent_version'] == trove_tree.release()
     assert properties['trove_build_hash'] == pathlib.Path(
         f'{image}.build-hash').read_text().strip()
-    _, _, guest, _ = agent_sync.open_guest(
-        CHAOS, state_dir=compute_cloud.state_dir)
-    with guest:
-        assert agent_sync.agent_logged(
-            guest, trove_tree.AGENT_LOG_LINE % marker) >= 1
+    assert _agent_logged(compute_cloud, marker) >= 1
 
 
 def _sync_agent(compute_cloud, *args):
@@ -580,8 +585,6 @@ def _sync_agent(compute_cloud, *args):
 
 def _on_guest(compute_cloud, script):
     """``script``'s output on the chaos instance's guest (over SSH)."""
-    from trovestack.trove import agent_sync
-
     _, _, guest, _ = agent_sync.open_guest(
         CHAOS, state_dir=compute_cloud.state_dir)
     with guest:
@@ -594,8 +597,6 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
     with a marker) runs in the instance and answers Trove's database list;
     a tree with a syntax error in the agent is a named failure that leaves
     the guest's agent as it was (package, pid), and answering."""
-    from trovestack.trove import agent_sync
-
     tree = trove_tree.make_tree(tmp_path / 'tree', agent_marker=SYNC_MARKER)
     # Without --heartbeat (30-60 s more): CI's time is short, and the chaos
     # test after this one has the agent heartbeat and answer again and
@@ -612,11 +613,7 @@ def test_sync_agent_brings_a_trees_agent_into_the_running_instance(
     # (doc/trovestack.md); the split is printed for the record.
     assert set(shown['Seconds']) == {'check', 'locate', 'pack', 'copy',
                                      'restart', 'start-up'}, shown
-    _, _, guest, _ = agent_sync.open_guest(
-        CHAOS, state_dir=compute_cloud.state_dir)
-    with guest:
-        assert agent_sync.agent_logged(
-            guest, trove_tree.AGENT_LOG_LINE % SYNC_MARKER) >= 1
+    assert _agent_logged(compute_cloud, SYNC_MARKER) >= 1
     trove = connection.trove_client(compute_cloud.connection())
     trove.databases.list(chaos_instance.id)
     # Only the user's accounts: the image's health-check account is not

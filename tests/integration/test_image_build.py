@@ -169,7 +169,7 @@ def test_quickstart_loads_the_built_image_into_the_local_cloud(
     # provision names the Glance image after the file; its checksum and
     # build records are read beside it.
     given = work / 'trove-guest-quickstart.qcow2'
-    for suffix in ('', '.sha256', '.md5', '.build-hash', '.build.json'):
+    for suffix in ('', *guest_images.RECORDS):
         pathlib.Path(f'{given}{suffix}').symlink_to(f'{image}{suffix}')
     quickstart = pathlib.Path(__file__).parents[2] / 'bin' / 'quickstart'
     state = work / 'cloud'
