@@ -81,10 +81,10 @@ class LoadRequest:
 class LoadResult:
     """The Glance image, the datastore version and what else was done."""
 
-    image: object  # images.ImageResult
-    version: object  # datastores.VersionResult
+    image: 'images.ImageResult'
+    version: 'datastores.VersionResult'
     pruned: list
-    parameters: object | None = None  # datastores.ParametersResult, if loaded
+    parameters: 'datastores.ParametersResult | None' = None  # if loaded
 
 
 def check_names(datastore: str, version: str) -> None:

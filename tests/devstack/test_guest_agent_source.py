@@ -17,7 +17,6 @@ from tests.devstack.test_plugin_settings import calls
 from tests.devstack.test_plugin_settings import error_lines
 from tests.devstack.test_plugin_settings import run_plugin
 from trovestack.commands import devstack as devstack_command
-from trovestack.images.guest import builder
 from trovestack.orchestration import devstack
 
 
@@ -127,17 +126,7 @@ def build_request(monkeypatch, tmp_path, **settings):
     parser = command.get_parser('trovestack devstack-extra')
     plan = command._plan(parser.parse_args(extra_args(tmp_path,
                                                       **settings)))
-    requests = []
-
-    def build_image(request, progress=None):
-        requests.append(request)
-        return types.SimpleNamespace(path=str(tmp_path / 'g.qcow2'),
-                                     skipped=True)
-
-    monkeypatch.setattr(builder, 'build_image', build_image)
-    devstack._guest_image(plan, ())
-    [request] = requests
-    return request
+    return devstack.build_request(plan)
 
 
 def test_default_build_takes_the_agent_from_trove_dir(monkeypatch,

@@ -302,8 +302,12 @@ def _trove_pids(compute_cloud):
 def test_provision_configures_trove_for_instances(compute_cloud,
                                                   provisioned):
     first, second, restarted, tempest_conf = provisioned
-    setup = [row for row in second if row.kind == 'instance-setup']
-    assert setup and 'created' not in setup[0].action, second
+    setup = [row for row in second if row.kind in (
+        'backup-images', 'instance-prereqs', 'user-networks',
+        'trove-config', 'restart')]
+    assert len(setup) == 5, second
+    assert not [row for row in setup if 'created' in row.action or
+                'updated' in row.action], second
     assert not restarted
     conn = compute_cloud.connection()
     networks = list(conn.network.networks(name=compute_trove.NETWORK))

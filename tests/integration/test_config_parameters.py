@@ -17,14 +17,14 @@ import pytest
 from load_image import datastores as ds_mod
 from load_image import parameters
 from tests import load_image_support as support
-from trovestack.orchestration import provision
+from trovestack.orchestration import steps
 
 # (manager, version): what the compute cloud's basic scenarios run.
 VERSIONS = (('postgresql', '17'), ('mariadb', '11.8'))
 
 
 def _rules(manager):
-    path = provision.validation_rules(manager)
+    path = steps.validation_rules(manager)
     assert path, f"the installed Trove has no {manager} validation rules"
     return pathlib.Path(path), \
         json.loads(pathlib.Path(path).read_text())['configuration-parameters']

@@ -28,8 +28,9 @@ from trovestack.trove import trove_config
 # Two versions of mysql: the first listed becomes its default.
 DATASTORES = (('mysql', '8.4'), ('postgresql', '17'), ('mysql', '8.0'))
 DATASTORE_NAMES = ('mysql', 'postgresql')
-# One guest image serves every datastore: one Glance image.
-IMAGE_NAMES = {'trove-guest-debian-bookworm'}
+# One guest image serves every datastore: one Glance image, named after
+# the image file (guest.qcow2), as provision names it.
+IMAGE_NAMES = {'guest'}
 TEMPEST_FLAVORS = {'ds512M', 'ds1G', 'ds2G', 'ds4G'}
 # The given image's user as for an image Trove's own tooling built.
 GUEST_USER = 'ubuntu'

@@ -119,9 +119,10 @@ class DevstackExtra(lister.Lister):
             choices=('public', 'private', 'shared', 'community'),
             help='Glance visibility (default: public)')
         parser.add_argument(
-            '--config-params-dir', metavar='<dir>',
-            help="Trove's templates directory: load <datastore>/"
-                 'validation-rules.json (default: do not load)')
+            '--config-params-tree', metavar='<dir>',
+            help='The Trove source tree that runs: load each version\'s '
+                 'configuration parameters from its trove/templates/'
+                 '<datastore>/validation-rules.json (default: do not load)')
         parser.add_argument(
             '--trove-manage', metavar='<command>',
             help='Load them with this trove-manage and --trove-conf into '
@@ -229,7 +230,7 @@ class DevstackExtra(lister.Lister):
             agent_source=a.guest_agent_source, agent_path=a.guest_agent_path,
             agent_ref=a.guest_agent_ref,
             force_build=a.force_build,
-            visibility=a.visibility, config_params_dir=a.config_params_dir,
+            visibility=a.visibility, config_params_tree=a.config_params_tree,
             trove_manage=a.trove_manage,
             image_source=a.image_source, registry=a.registry,
             registry_dir=a.registry_dir,

@@ -1,13 +1,19 @@
-"""The devstack plugin's extra phase, as one library function.
+"""The devstack plugin's extra phase: a profile of the orchestration.
 
-:func:`extra` runs the chain ``trovestack provision`` runs, on the cloud
-devstack made: datastore container images (when they come from this
-project) -> one guest image build -> one Glance image -> every datastore
-version registered with it -> defaults -> Trove's instance prerequisites
+:func:`plan_steps` lists the steps of
+:mod:`~trovestack.orchestration.steps` the phase runs on the cloud devstack
+made, the same step functions ``trovestack provision`` runs on the local
+cloud: datastore container images (when they
+come from this project) -> one guest image build -> one Glance image, named
+after the image file -> every datastore version registered with it, its
+configuration parameters from the Trove tree that runs ($TROVE_DIR) ->
+defaults -> backup images -> Trove's instance prerequisites
 (:mod:`trovestack.trove.instance_prereqs`) -> Trove's configuration for
-instances (:mod:`trovestack.trove.trove_config`).  Every step converges, so
-a second run changes nothing.  ``devstack/lib/trove`` calls it through
-``trovestack devstack-extra``; bash keeps only devstack's glue.
+instances (:mod:`trovestack.trove.trove_config`).  Its own steps: Cinder's
+volume type checked, this host's management port plugged in.  Every step
+converges, so a second run changes nothing.  ``devstack/lib/trove`` calls
+:func:`extra` through ``trovestack devstack-extra``; bash keeps only
+devstack's glue.
 
 Defaults, one rule for every path (:func:`default_versions`): the first
 version listed for each datastore becomes that datastore's default, and the
@@ -18,7 +24,6 @@ import dataclasses
 import logging
 import pathlib
 
-import load_image
 from trovestack import testenv
 from trovestack.common import errors
 from trovestack.common import ini
@@ -26,6 +31,7 @@ from trovestack.common import results
 from trovestack.images.guest import builder
 from trovestack.images.guest import guest_agent
 from trovestack.orchestration import provision
+from trovestack.orchestration import steps
 from trovestack.trove import instance_prereqs
 from trovestack.trove import instance_setup
 from trovestack.trove import trove_config
@@ -68,7 +74,10 @@ class ExtraPlan:
     agent_ref: str | None = None
     force_build: bool = False
     visibility: str = 'public'
-    config_params_dir: str | None = None
+    # The Trove tree that runs (the plugin's $TROVE_DIR): each version's
+    # configuration parameters come from its validation rules; None: not
+    # loaded.
+    config_params_tree: str | None = None
     # Load them with this trove-manage and config_files' trove.conf (every
     # parameter); None: through the management API.
     trove_manage: str | None = None
@@ -125,16 +134,6 @@ class ExtraPlan:
         except ValueError as exc:
             raise errors.UserError(str(exc)) from None
 
-    def backup_docker_images(self):
-        """{datastore: backup image repository}: this project's, in the
-        registry, when the datastore images come from there; else none
-        set (Trove's own default: its images on quay.io)."""
-        if self.image_source != 'registry':
-            return {}
-        return trove_config.backup_docker_images(
-            [name for name, _ in self.datastores], source='registry',
-            registry=self.registry)
-
     def backup_source(self):
         """The Trove whose backup/ code goes into backup images: the tree
         the guest agent comes from (the plugin's $TROVE_DIR) when it has
@@ -155,30 +154,15 @@ class ExtraPlan:
             return ()
         return tuple(dict.fromkeys(self.datastores))
 
-    def image_name(self):
-        """One Glance image per distinct content: container-mode images
-        differ only by the datastore images embedded in them."""
-        name = f'trove-guest-{self.guest_os}-{self.guest_release}'
-        embedded = self.offline_datastores() \
-            if self.image_source == 'embedded' else ()
-        if embedded:
-            name += '-' + '-'.join(f'{ds}{ver}' for ds, ver in embedded)
-        if not self.image and self.guest_user != trove_config.GUEST_USER:
-            name += f'-{self.guest_user}'  # a build with another user
-        return name
-
 
 def _datastore_images(plan):
     """Build this project's datastore images; push them to the registry
-    when that is the source.  ([Row], [DatastoreImage])."""
-    offline = plan.offline_datastores()
-    if not offline:
-        return [], []
+    when that is the source (started first).  [Row]."""
     from trovestack.cloud import registry
     from trovestack.images import datastore as datastore_images
 
     rows, built = [], []
-    for name, version in offline:
+    for name, version in plan.offline_datastores():
         image = datastore_images.build(name, version)
         built.append(image)
         rows.append(results.Row(
@@ -194,128 +178,57 @@ def _datastore_images(plan):
             rows.append(results.Row('registry-image', registry.image_reference(
                 plan.registry, image.repository, image.tag), results.OK,
                 'pushed'))
-        # Backups and restores run in images of this project too, from
-        # the same registry, with the backup/ code of the Trove tested.
-        rows += datastore_images.backup.build_and_push(
-            offline, plan.registry, source=plan.backup_source())
-    return rows, built
-
-
-def _guest_image(plan, embedded):
-    """The given image, or one build for every datastore; (Row, path)."""
-    if plan.image:
-        path = pathlib.Path(plan.image)
-        if not path.is_file():
-            raise errors.UserError(f'guest image {plan.image} does not exist')
-        return results.Row('guest-image', str(path), results.SKIPPED,
-                           'given'), path
-    name, version = plan.datastores[0]
-    request = builder.BuildRequest(
-        datastore=name, datastore_version=version, guest_os=plan.guest_os,
-        guest_release=plan.guest_release, guest_user=plan.guest_user,
-        output_dir=plan.image_dir,
-        output=(str(pathlib.Path(plan.image_dir) / f'{plan.image_name()}'
-                    '.qcow2') if plan.image_dir else None),
-        mirror=plan.mirror, force=plan.force_build,
-        cache_dir=plan.cache_dir, agent_source=plan.agent_source,
-        agent_path=plan.agent_path, agent_ref=plan.agent_ref)
-    if embedded:
-        _embed(request, embedded)
-    result = builder.build_image(request, progress=LOG.info)
-    return results.Row('guest-image', result.path,
-                       results.UNCHANGED if result.skipped
-                       else results.CREATED, 'trove-image-builder'), \
-        pathlib.Path(result.path)
-
-
-def _embed(request, images):
-    """Ask the builder to bake the datastore images into the guest image."""
-    fields = {f.name for f in dataclasses.fields(request)}
-    field = next((name for name in ('embed_datastore_images',
-                                    'embed_datastore_image')
-                  if name in fields), None)
-    if field is None:
-        raise errors.UserError(
-            'this trove-image-builder cannot embed datastore images; use '
-            'TROVE_DATASTORE_IMAGE_SOURCE=registry or upstream')
-    setattr(request, field, tuple(f'{i.datastore}:{i.version}'
-                                  for i in images))
-
-
-def _register(conn, plan, image_path):
-    """One Glance image, every datastore version on it, defaults."""
-    defaults = default_versions(plan.datastores)
-    rows, image_file = [], None
-    for name, version in dict.fromkeys(plan.datastores):
-        request = load_image.make_request(
-            str(image_path), name, version, image_name=plan.image_name(),
-            guest_os=plan.guest_os, guest_release=plan.guest_release,
-            visibility=plan.visibility,
-            default=(name, version) in defaults,
-            config_params=_config_params(plan, name),
-            trove_config=plan.config_files[trove_config.TROVE_CONF]
-            if plan.trove_manage else None, trove_manage=plan.trove_manage)
-        first = image_file is None
-        if first:
-            image_file = load_image.read_image(request)
-        loaded = load_image.load(conn, request, image_file)
-        if first:
-            rows.append(results.Row(
-                'glance-image', loaded.image.name,
-                results.CREATED if loaded.image.action == 'uploaded'
-                else results.UNCHANGED, loaded.image.id))
-        rows.append(results.Row(
-            'datastore-version', f'{name}:{version}', loaded.version.action,
-            'default' if (name, version) in defaults else ''))
-        if loaded.parameters is not None:
-            rows.append(_parameters_row(f'{name}:{version}',
-                                        loaded.parameters))
     return rows
 
 
-def _parameters_row(name, loaded):
-    """What loading a version's configuration parameters did."""
-    action = results.CREATED if loaded.created else \
-        results.UPDATED if loaded.updated else results.UNCHANGED
-    return results.Row('config-parameters', name, action, loaded.summary())
+def build_request(plan):
+    """The image builder's request for the one guest image of every
+    datastore of ``plan`` (with their images embedded when that is the
+    source)."""
+    name, version = plan.datastores[0]
+    embedded = plan.offline_datastores() \
+        if plan.image_source == 'embedded' else ()
+    return builder.BuildRequest(
+        datastore=name, datastore_version=version, guest_os=plan.guest_os,
+        guest_release=plan.guest_release, guest_user=plan.guest_user,
+        output_dir=plan.image_dir, mirror=plan.mirror,
+        force=plan.force_build, cache_dir=plan.cache_dir,
+        agent_source=plan.agent_source, agent_path=plan.agent_path,
+        agent_ref=plan.agent_ref,
+        embed_datastore_images=tuple(f'{ds}:{ver}' for ds, ver in embedded))
 
 
-def _config_params(plan, datastore):
-    """Trove's validation-rules.json of the datastore, if loading them."""
-    if not plan.config_params_dir:
-        return None
-    path = pathlib.Path(plan.config_params_dir, datastore,
-                        'validation-rules.json')
-    return str(path) if path.is_file() else None
-
-
-def _host_messaging(plan, prepared):
-    """Plug this host's management port in; the guests' messaging URL
+def _host_messaging(plan, context):
+    """Plug this host's management port in; guests get the messaging URL
     through it, or through the gateway address this host holds on the
-    management network.  ([Row], url or None)."""
+    management network (``context.guest_transport_url``).  [Row]."""
+    prepared = context.prepared
     rows, address = [], plan.wanted.gateway or None
     if prepared.port is not None:
         rows = instance_prereqs.plug_host_port(
             prepared.port, plan.wanted.cidr, bridge=plan.host_bridge)
         address = prepared.port.fixed_ips[0]['ip_address']
     if address is None:
-        return rows, None
+        return rows
     server = ini.IniFile.load(plan.config_files[trove_config.TROVE_CONF])
     url = server.get('DEFAULT', 'transport_url')
-    if not url or url.startswith('fake:'):
-        return rows, None
-    return rows, instance_prereqs.guest_transport_url(url, address)
+    if url and not url.startswith('fake:'):
+        context.guest_transport_url = instance_prereqs.guest_transport_url(
+            url, address)
+    return rows
 
 
-def instance_settings(plan, prepared, guest_transport_url=None):
-    """:class:`trove_config.InstanceSettings` from the plan and what
-    :func:`instance_prereqs.converge` found or made."""
+def instance_settings(plan, prepared, guest_transport_url=None,
+                      backup_images=None):
+    """:class:`trove_config.InstanceSettings` from the plan, what
+    :func:`instance_prereqs.converge` found or made and the backup images
+    ({datastore: repository}; none: Trove's default, quay.io's)."""
     insecure = list(plan.insecure_registries)
     if plan.image_source == 'registry' and plan.registry not in insecure:
         insecure.insert(0, plan.registry)
     settings = instance_setup.instance_settings(
         prepared, docker_images=plan.docker_images(),
-        backup_docker_images=plan.backup_docker_images(),
+        backup_docker_images=backup_images or {},
         insecure_registries=insecure,
         network_isolation=plan.network_isolation,
         volume_support=plan.volume_support, volume_type=plan.volume_type,
@@ -340,22 +253,55 @@ def _volume_type(conn, plan):
                         'cinder')]
 
 
+def plan_steps(plan):
+    """The extra phase's steps for ``plan``; checks the settings first."""
+    plan.docker_images()  # a bad image setting fails before any work
+    if plan.image and not pathlib.Path(plan.image).is_file():
+        raise errors.UserError(f'guest image {plan.image} does not exist')
+    targets = list(dict.fromkeys(plan.datastores))
+    defaults = default_versions(targets)
+    out = []
+    if plan.volume_support and plan.volume_type:
+        out.append(steps.Step('volume-type', plan.volume_type,
+                              lambda context: _volume_type(context.conn,
+                                                           plan)))
+    if plan.offline_datastores():
+        out.append(steps.Step(
+            'datastore-images', ' '.join(f'{ds}:{ver}' for ds, ver
+                                         in plan.offline_datastores()),
+            lambda context: _datastore_images(plan)))
+    if not plan.image:
+        out.append(steps.build_image(build_request(plan)))
+    how = steps.Load(
+        tree=plan.config_params_tree,
+        load_parameters=plan.config_params_tree is not None,
+        trove_conf=plan.config_files[trove_config.TROVE_CONF]
+        if plan.trove_manage else None, trove_manage=plan.trove_manage,
+        visibility=plan.visibility, guest_os=plan.guest_os,
+        guest_release=plan.guest_release)
+    out += [steps.load_image(plan.image or '<built image>', name, version,
+                             default=(name, version) in defaults, how=how)
+            for name, version in targets]
+    if plan.image_source == 'registry':
+        # Backups and restores run in images of this project too, from the
+        # same registry, with the backup/ code of the Trove tested.
+        out.append(steps.backup_images(
+            targets, lambda: (plan.registry, plan.registry),
+            plan.backup_source, missing='no registry'))
+    out.append(steps.instance_prerequisites(lambda: plan.wanted))
+    out.append(steps.Step('host-messaging', plan.host_bridge,
+                          lambda context: _host_messaging(plan, context)))
+    out.append(steps.trove_configuration(
+        lambda context: instance_settings(
+            plan, context.prepared, context.guest_transport_url,
+            context.backup_images),
+        lambda: plan.config_files,
+        default_datastore=default_datastore(plan.datastores),
+        extra=lambda: trove_config.limits_config(plan.limits)))
+    return out
+
+
 def extra(conn, plan):
     """The whole extra phase; [Row] of everything looked at."""
-    plan.docker_images()  # a bad image setting fails before any work
-    type_rows = _volume_type(conn, plan)
-    rows, embedded = _datastore_images(plan)
-    rows = type_rows + rows
-    image_row, image_path = _guest_image(
-        plan, embedded if plan.image_source == 'embedded' else ())
-    rows.append(image_row)
-    rows += _register(conn, plan, image_path)
-    prepared = instance_prereqs.converge(conn, plan.wanted)
-    rows += prepared.rows
-    host_rows, guest_url = _host_messaging(plan, prepared)
-    rows += host_rows
-    rows += instance_setup.apply(
-        instance_settings(plan, prepared, guest_url), plan.config_files,
-        default_datastore=default_datastore(plan.datastores),
-        extra=trove_config.limits_config(plan.limits))
-    return rows
+    return steps.run(plan_steps(plan),
+                     steps.Context(conn=conn, image=plan.image))

@@ -2,14 +2,18 @@
 
 Guest image (built, or given) -> Glance -> Trove datastore versions (the
 first version listed of each datastore becomes its default,
-:func:`default_versions`) -> test flavors -> tempest
-and Trove test configuration.  :func:`plan` turns a
-:class:`ProvisionRequest` into a list of :class:`Step` objects;
-:func:`provision` runs them in order, each calling one library function and
-reporting one result row (kind = the step's name, name = its subject,
-action = what happened).  Every step converges, so provisioning again
-changes nothing.  A new step is one more function and one more entry in
-:func:`plan`.
+:func:`default_versions`) -> on the compute layer, backup images, Trove's
+instance prerequisites and configuration -> test flavors -> tempest and
+Trove test configuration.  :func:`plan` turns a :class:`ProvisionRequest`
+into a list of :class:`trovestack.orchestration.steps.Step` (the profile
+of the local cloud, or of another cloud); the devstack plugin's extra
+phase is another profile of the same steps
+(:func:`trovestack.orchestration.devstack.plan_steps`).  :func:`provision`
+runs them in order and reports one result row per step (kind = the step's
+name, name = its subject, action = what happened).  Every step converges,
+so provisioning again changes nothing.  A new step is one more function in
+:mod:`~trovestack.orchestration.steps` and one more entry in the profiles
+that need it.
 """
 
 import dataclasses
@@ -17,8 +21,8 @@ import logging
 import pathlib
 
 from trovestack.common.errors import UserError
-from trovestack.common.results import SKIPPED
 from trovestack.common.results import Row
+from trovestack.orchestration import steps
 
 LOG = logging.getLogger(__name__)
 
@@ -47,25 +51,6 @@ class ProvisionRequest:
     agent_path: str | None = None
 
 
-@dataclasses.dataclass
-class Context:
-    """What the steps share: the request, the connection, the image."""
-
-    request: ProvisionRequest
-    conn: object | None = None
-    image: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One step: ``run(context) -> Row``; ``describe`` is its equivalent
-    command line (shown by a dry run)."""
-
-    name: str
-    describe: str
-    run: object
-
-
 def plan(request):
     """The steps for ``request``, in order; checks the request first."""
     if request.image is not None and \
@@ -82,66 +67,68 @@ def plan(request):
                for name, version in request.datastores]
     defaults = default_versions(targets)
     compute = _has_compute(request)
+    local = request.os_cloud is None
     # The Trove the local cloud runs (a release or a source tree): its
     # guest agent goes into the image, its validation rules to Trove.
     trove = _cloud_trove(request)
     tree = trove.path if trove is not None and trove.is_tree else None
-    steps = []
-    for index, (name, version) in enumerate(targets):
+    plan_steps = []
+    if request.image is None:
         # One guest image serves every datastore: built once.
-        if request.image is None and index == 0:
-            steps.append(_build_step(
-                request, name, version,
-                embed=tuple(f'{n}:{v}' for n, v in targets) if compute
-                else (), agent=guest_agent(request, tree)))
-        # On the local cloud the version's configuration parameters come
-        # from the Trove it runs (configuration groups need them), every
-        # one of them through trove-manage and the cloud's trove.conf.
-        steps.append(_load_step(
-            request.image or '<built image>', name, version,
-            default=(name, version) in defaults,
-            config_params=validation_rules(name, tree=tree)
-            if request.os_cloud is None else None,
-            trove_config=_local_trove_conf(request)
-            if request.os_cloud is None else None))
+        plan_steps.append(steps.build_image(_build_request(
+            request, targets[0],
+            embed=tuple(f'{n}:{v}' for n, v in targets) if compute else (),
+            agent=guest_agent(request, tree))))
+    # On the local cloud the versions' configuration parameters come from
+    # the Trove it runs (configuration groups need them), every one of
+    # them through trove-manage and the cloud's trove.conf.
+    how = steps.Load(tree=tree, load_parameters=local,
+                     trove_conf=_local_trove_conf(request) if local else None)
+    plan_steps += [steps.load_image(request.image or '<built image>', name,
+                                    version,
+                                    default=(name, version) in defaults,
+                                    how=how)
+                   for name, version in targets]
     if compute:
-        # Management network, security group, keypair, quotas and Trove's
-        # configuration for instances on the compute layer.
-        steps.append(Step('instance-setup', 'management network '
-                          '(compute layer)', _instance_setup_step(targets)))
-    steps.append(Step('flavors', '', _flavors))
+        # Backup images, management network, security group, keypair,
+        # quotas, the users' networks and Trove's configuration for
+        # instances on the compute layer.
+        plan_steps += _instance_steps(request, targets)
+    plan_steps.append(steps.Step('flavors', '', _flavors))
     tempest_conf, trove_conf = config_paths(request)
     describe = f'--tempest-conf {tempest_conf} --trove-test-conf {trove_conf}'
     for name, version in targets:
         describe += f' --datastore {name}:{version}'
     # On the local cloud tempest.conf is complete: its admin account goes
     # in (the file is private), so gate-tests runs with nothing more.
-    local = request.os_cloud is None
     if local:
         describe += ' --with-credentials'
-    steps.append(Step('test-config', describe, _test_config_step(
-        tempest_conf, trove_conf, targets, credentials=local)))
-    return steps
+    plan_steps.append(steps.Step('test-config', describe, _test_config_step(
+        request, tempest_conf, trove_conf, targets, credentials=local)))
+    return plan_steps
 
 
 def provision(request, *, dry_run=False):
-    """Run every step (or, with dry_run, list them); [Row]."""
-    steps = plan(request)
+    """Run every step (or, with dry_run, list them); one row per step."""
+    plan_steps = plan(request)
     if dry_run:
-        return [Row(step.name, step.describe, WOULD_RUN) for step in steps]
-    context = Context(request)
+        return [Row(step.name, step.describe, WOULD_RUN)
+                for step in plan_steps]
     rows = []
     if request.os_cloud is None:
         rows.append(_start_local_cloud(request))
     from trovestack.common import connection
 
-    context.conn = connection.connect(
+    # A given image is loaded as it is: no step of its own.
+    context = steps.Context(image=request.image, conn=connection.connect(
         cloud=request.os_cloud, region_name=request.region_name,
-        api_timeout=request.api_timeout)
+        api_timeout=request.api_timeout))
     connection.require_admin(context.conn, 'managing Trove datastores')
-    for step in steps:
+    for step in plan_steps:
         LOG.info('provision: %s %s', step.name, step.describe)
-        rows.append(step.run(context))
+        done = step.run(context)
+        rows += done if len(done) == 1 and done[0].kind == step.name \
+            else [steps.summary(step.name, done)]
     return rows
 
 
@@ -256,60 +243,20 @@ def guest_agent(request, tree=None):
     return None
 
 
-def _build_step(request, datastore, version, embed=(), agent=None):
+def _build_request(request, target, embed=(), agent=None):
+    """The image builder's request for the one guest image of ``target``
+    (datastore, version) with ``embed``'s images and ``agent``'s guest
+    agent (see :func:`guest_agent`)."""
     from trovestack.images.guest import builder
 
     source = {}
     if agent is not None:
         source = dict(zip(('agent_source', 'agent_ref', 'agent_path'),
                           agent, strict=True))
-    build = builder.BuildRequest(datastore=datastore,
-                                 datastore_version=version,
-                                 output_dir=request.image_dir,
-                                 embed_datastore_images=embed, **source)
-
-    def run(context):
-        result = builder.build_image(build)
-        context.image = result.path
-        action = {builder.SKIPPED: 'unchanged, not rebuilt',
-                  builder.AGENT_ONLY: 'built (only the guest agent changed)',
-                  }.get(result.build_path, 'built')
-        if result.agent_source:
-            action += f', guest agent {result.agent_source}'
-        return Row('build-image', result.path, action)
-
-    describe = f'--datastore {datastore} --datastore-version {version}'
-    for name in embed:
-        describe += f' --embed-datastore-image {name}'
-    if request.image_dir:
-        describe += f' --output-dir {request.image_dir}'
-    for option, value in zip(('source', 'ref', 'path'), agent or (None,) * 3,
-                             strict=True):
-        if value:
-            describe += f' --guest-agent-{option} {value}'
-    return Step('build-image', describe, run)
-
-
-def _image_name(image):
-    """One Glance image per image file, shared by all its datastores."""
-    return pathlib.Path(image).name.split('.')[0]
-
-
-def validation_rules(datastore, tree=None):
-    """Trove's validation-rules.json of ``datastore`` in the Trove that
-    runs: the source tree ``tree`` (a local cloud started with
-    ``--trove-source``), else the Trove package installed here; or None."""
-    if tree is not None:
-        package = pathlib.Path(tree, 'trove')
-    else:
-        import importlib.util
-
-        spec = importlib.util.find_spec('trove')
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        package = pathlib.Path(spec.submodule_search_locations[0])
-    path = package / 'templates' / datastore / 'validation-rules.json'
-    return str(path) if path.is_file() else None
+    name, version = target
+    return builder.BuildRequest(datastore=name, datastore_version=version,
+                                output_dir=request.image_dir,
+                                embed_datastore_images=embed, **source)
 
 
 def _local_trove_conf(request):
@@ -319,103 +266,58 @@ def _local_trove_conf(request):
     return str(configs.config_file('trove', _local_cloud(request).layout))
 
 
-def _load_step(image_text, datastore, version, *, default,
-               config_params=None, trove_config=None):
-    import load_image
-
-    def run(context):
-        image = context.image or context.request.image
-        request = load_image.make_request(
-            image, datastore, version, image_name=_image_name(image),
-            default=default, config_params=config_params,
-            trove_config=trove_config)
-        result = load_image.load(context.conn, request,
-                                 load_image.read_image(request))
-        summary = (f'image {result.image.action} ({result.image.id}), '
-                   f'version {result.version.action}')
-        if result.version.default:
-            summary += ', default'
-        if result.parameters is not None:
-            summary += f', parameters {result.parameters.summary()}'
-        return Row('load-image', f'{datastore} {version}', summary)
-
-    describe = (f'{image_text} --datastore {datastore} --version {version} '
-                f'--image-name {_image_name(image_text)}'
-                + (' --default' if default else '')
-                + (f' --config-params {config_params}' if config_params
-                   else '')
-                + (f' --trove-config {trove_config}'
-                   if config_params and trove_config else ''))
-    return Step('load-image', describe, run)
-
-
 def _flavors(context):
     from trovestack.testenv import flavors
 
-    results = flavors.ensure_flavors(context.conn, flavors.flavor_specs())
-    return _summary('flavors', [result.action for result in results])
+    return [result.to_row() for result in flavors.ensure_flavors(
+        context.conn, flavors.flavor_specs())]
 
 
-def _instance_setup_step(targets):
-    def run(context):
-        from trovestack.trove import compute_trove
-
-        local_cloud = _local_cloud(context.request)
-        rows, backups = _backup_images(local_cloud, targets)
-        rows += compute_trove.configure(context.conn, local_cloud, targets,
-                                        backups=backups)
-        return _summary('instance-setup', [row.action for row in rows])
-    return run
-
-
-def _backup_images(local_cloud, datastores):
-    """Each datastore's backup image built (or found up to date, with the
-    backup/ code of the Trove the cloud runs) and pushed to the local
-    cloud's registry, where guests pull it: Trove's agent looks a backup
-    image up in its registry before every backup and restore, so an
-    embedded copy is not enough.  ([Row], compute_trove.BackupImages)."""
+def _instance_steps(request, targets):
+    """The compute layer's profile: its backup images, Trove's instance
+    prerequisites on its management network, the users' networks, Trove's
+    configuration, and a restart of Trove when that changed."""
     from trovestack.cloud import trove_source
-    from trovestack.images.datastore import backup
     from trovestack.trove import compute_trove
-    from trovestack.trove import trove_config
 
-    names = [name for name, _ in datastores]
-    addresses = compute_trove.guest_registry(local_cloud)
-    if addresses is None:
-        return [Row('backup-images', ' '.join(names), SKIPPED,
-                    'the cloud runs no registry: trovestack cloud up '
-                    '--compute --registry')], compute_trove.BackupImages()
-    push_to, guests_pull_from = addresses
-    rows = backup.build_and_push(
-        datastores, push_to, guests_pull_from,
-        source=trove_source.of_cloud(str(local_cloud.layout.root)))
-    return rows, compute_trove.BackupImages(
-        trove_config.backup_docker_images(
-            names, source='registry', registry=guests_pull_from),
-        [guests_pull_from])
+    local_cloud = _local_cloud(request)
+    names = [name for name, _ in targets]
+    return [
+        steps.backup_images(
+            targets, lambda: compute_trove.guest_registry(local_cloud),
+            lambda: trove_source.of_cloud(str(local_cloud.layout.root)),
+            missing='the cloud runs no registry: trovestack cloud up '
+            '--compute --registry'),
+        steps.instance_prerequisites(
+            lambda: compute_trove.wanted(local_cloud)),
+        steps.Step('user-networks', f'{compute_trove.PUBLIC_NETWORK}, '
+                   f'{compute_trove.USER_NETWORK}, {compute_trove.ROUTER}',
+                   lambda context: compute_trove.ensure_user_networks(
+                       context.conn, local_cloud)),
+        steps.trove_configuration(
+            lambda context: compute_trove.instance_settings(
+                local_cloud, context.prepared, names,
+                backup_images=context.backup_images,
+                registries=context.guest_registries),
+            lambda: compute_trove.private_config_files(local_cloud.layout),
+            default_datastore=names[0],
+            extra=lambda: compute_trove.extra_options(local_cloud)),
+        steps.Step('restart', ' '.join(compute_trove.TROVE_SERVICES),
+                   lambda context: [compute_trove.restart_if_changed(
+                       local_cloud)]),
+    ]
 
 
-def _test_config_step(tempest_conf, trove_conf, targets, *,
+def _test_config_step(request, tempest_conf, trove_conf, targets, *,
                       credentials=False):
     def run(context):
         from trovestack.orchestration import testconfig
 
-        rows = testconfig.write_test_config(
+        return testconfig.write_test_config(
             context.conn, testconfig.TestConfigRequest(
                 tempest_conf=str(tempest_conf),
                 trove_test_conf=str(trove_conf), datastores=list(targets),
-                region_name=context.request.region_name,
-                api_timeout=context.request.api_timeout,
+                region_name=request.region_name,
+                api_timeout=request.api_timeout,
                 with_credentials=credentials))
-        return _summary('test-config', [row.action for row in rows])
     return run
-
-
-def _summary(step, actions):
-    """One row for many: '<n> items' and the count of each action."""
-    counts = {}
-    for action in actions:
-        counts[action] = counts.get(action, 0) + 1
-    summary = ', '.join(f'{count} {action}'
-                        for action, count in sorted(counts.items()))
-    return Row(step, f'{len(actions)} items', summary or 'nothing to do')

@@ -16,7 +16,6 @@ API, task manager and conductor restart only when the configuration they
 run with changed.
 """
 
-import dataclasses
 import pathlib
 import shutil
 import subprocess
@@ -62,6 +61,15 @@ def config_files(layout: layout_mod.Layout) -> dict[str, pathlib.Path]:
                 trove_dir / trove_config.GUESTAGENT_CONF}
 
 
+def private_config_files(
+        layout: layout_mod.Layout) -> dict[str, pathlib.Path]:
+    """:func:`config_files`, the guest agent's made first, private (it
+    will hold the messaging password)."""
+    files = config_files(layout)
+    files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
+    return files
+
+
 def key_file(layout: layout_mod.Layout) -> pathlib.Path:
     """The private half of the cloud's management key pair (keypair
     KEYPAIR, which Trove gives its guests)."""
@@ -81,8 +89,12 @@ def _public_key(layout: layout_mod.Layout) -> str:
     return key.with_suffix('.pub').read_text().strip()
 
 
-def wanted(layer: compute_cloud.ComputeLayer,
-           layout: layout_mod.Layout) -> instance_prereqs.Wanted:
+def wanted(local_cloud: controlplane.LocalCloud) -> instance_prereqs.Wanted:
+    """The instance prerequisites Trove needs on the compute layer: its
+    flat management network with the namespace's gateway, shared; the
+    cloud's management key pair."""
+    layout = local_cloud.layout
+    layer = compute_cloud.ComputeLayer(layout)
     # a layer that is up has its state
     cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
     return instance_prereqs.Wanted(
@@ -93,10 +105,11 @@ def wanted(layer: compute_cloud.ComputeLayer,
 
 def ensure_user_networks(
         conn: connection.Connection,
-        layer: compute_cloud.ComputeLayer) -> list[results.Row]:
+        local_cloud: controlplane.LocalCloud) -> list[results.Row]:
     """``public`` (external), ``private`` (shared) and the router between
     them, found or made (in the project of ``conn``, like the router);
     [Row]."""
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
     # a layer that is up has its state
     cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
     project_id = conn.current_project_id
@@ -173,57 +186,46 @@ def _gateway_matches(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
             and addresses == {wanted['external_fixed_ips'][0]['ip_address']})
 
 
-@dataclasses.dataclass(frozen=True)
-class BackupImages:
-    """Where guests pull each datastore's backup image from."""
-
-    repositories: dict[str, str] = dataclasses.field(default_factory=dict)
-    # The registries guests reach, for Docker's insecure-registries.
-    registries: list[str] = dataclasses.field(default_factory=list)
-
-
-def configure(conn: connection.Connection,
-              local_cloud: controlplane.LocalCloud,
-              datastores: Sequence[tuple[str, str]], *,
-              backups: BackupImages = BackupImages(),
-              timeout: float = 120.0) -> list[results.Row]:
-    """Converge the instance prerequisites (and the users' network) and
-    Trove's configuration for ``datastores`` [(name, version)], their
-    backup images at ``backups``; restart Trove's services when their
-    configuration changed.  [Row]."""
-    layout = local_cloud.layout
-    layer = compute_cloud.ComputeLayer(layout)
-    prepared = instance_prereqs.converge(conn, wanted(layer, layout))
-    rows = list(prepared.rows) + ensure_user_networks(conn, layer)
-    files = config_files(layout)
-    files[trove_config.GUESTAGENT_CONF].touch(mode=0o600)
-    settings = instance_setup.instance_settings(
+def instance_settings(
+        local_cloud: controlplane.LocalCloud,
+        prepared: instance_prereqs.Prepared, datastores: Sequence[str], *,
+        backup_images: dict[str, str] | None = None,
+        registries: Sequence[str] = ()) -> trove_config.InstanceSettings:
+    """Trove's settings for instances of ``datastores`` on the compute
+    layer: what ``prepared`` converged, the datastore images embedded in
+    the guest image, the backup images guests pull (``backup_images``
+    {datastore: repository}, from ``registries``), volumes, and messaging
+    through the management network's gateway."""
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
+    return instance_setup.instance_settings(
         prepared,
-        docker_images=trove_config.docker_images(
-            [name for name, _ in datastores], source='embedded'),
-        backup_docker_images=backups.repositories,
-        insecure_registries=backups.registries,
+        docker_images=trove_config.docker_images(list(datastores),
+                                                 source='embedded'),
+        backup_docker_images=backup_images or {},
+        insecure_registries=list(registries),
         volume_support=True,
         guest_transport_url=instance_prereqs.guest_transport_url(
             # a configured cloud has its broker, an up layer its state
             local_cloud.broker.transport_url(),  # type: ignore[union-attr]
             layer.state.gateway))  # type: ignore[union-attr]
-    rows += instance_setup.apply(
-        settings, files, default_datastore=datastores[0][0],
-        extra={trove_config.TROVE_CONF: {'DEFAULT': {
-                   'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
-                   # Guests' URL of object storage; Trove's own calls use
-                   # the catalog's (see trove_swift).
-                   'swift_url': object_store.guest_url(
-                       layer.state),  # type: ignore[arg-type]
-                   'remote_swift_client': SWIFT_CLIENT,
-               }},
-               trove_config.GUESTAGENT_CONF: {'DEFAULT': {
-                   'control_exchange': configs.CONTROL_EXCHANGE,
-                   'swift_url': object_store.guest_url(
-                       layer.state)}}})  # type: ignore[arg-type]
-    rows.append(_restart_if_changed(local_cloud, files, timeout))
-    return rows
+
+
+def extra_options(
+        local_cloud: controlplane.LocalCloud) -> dict[str, Any]:
+    """{file name: {section: {option: value}}} of the compute layer's own
+    options: where guests find their configuration and object storage."""
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
+    files = config_files(local_cloud.layout)
+    # Guests' URL of object storage; Trove's own calls use the catalog's
+    # (see trove_swift).
+    swift_url = object_store.guest_url(layer.state)  # type: ignore[arg-type]
+    return {trove_config.TROVE_CONF: {'DEFAULT': {
+                'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
+                'swift_url': swift_url,
+                'remote_swift_client': SWIFT_CLIENT}},
+            trove_config.GUESTAGENT_CONF: {'DEFAULT': {
+                'control_exchange': configs.CONTROL_EXCHANGE,
+                'swift_url': swift_url}}}
 
 
 def guest_registry(
@@ -248,10 +250,11 @@ def _running_record(local_cloud: controlplane.LocalCloud, text: str) -> str:
     return f'# pids {pids}\n{text}'
 
 
-def _restart_if_changed(local_cloud: controlplane.LocalCloud,
-                        files: dict[str, pathlib.Path],
-                        timeout: float) -> results.Row:
-    current = files[trove_config.TROVE_CONF]
+def restart_if_changed(local_cloud: controlplane.LocalCloud,
+                       timeout: float = 120.0) -> results.Row:
+    """Trove's API, task manager and conductor restarted when trove.conf
+    changed since they last started here."""
+    current = config_files(local_cloud.layout)[trove_config.TROVE_CONF]
     running = current.with_name(RUNNING_COPY)
     text = current.read_text()
     if running.exists() and \

@@ -16,6 +16,7 @@ from trovestack.commands import devstack as devstack_command
 from trovestack.commands import load_image as load_command
 from trovestack.orchestration import devstack
 from trovestack.orchestration import provision
+from trovestack.orchestration import steps
 from trovestack.trove import trove_config
 
 
@@ -31,7 +32,7 @@ def test_provision_on_the_local_cloud_names_its_trove_conf(tmp_path):
     load, = [s for s in provision.plan(request) if s.name == 'load-image']
     conf = configs.config_file('trove', layout_mod.Layout(tmp_path))
     assert load.describe.endswith(
-        f'--config-params {provision.validation_rules("postgresql")} '
+        f'--config-params {steps.validation_rules("postgresql")} '
         f'--trove-config {conf}')
 
 
@@ -59,11 +60,14 @@ def test_provision_row_says_how_many_and_which_way(tmp_path, monkeypatch):
     monkeypatch.setattr(load_image, 'make_request', make_request)
     monkeypatch.setattr(load_image, 'read_image', lambda request: None)
     monkeypatch.setattr(load_image, 'load', lambda *a, **k: result)
-    step = provision._load_step('g.qcow2', 'postgresql', '17', default=True,
-                                config_params='rules.json',
-                                trove_config='/s/trove.conf')
-    row = step.run(types.SimpleNamespace(
-        conn=None, image='g.qcow2', request=None))
+    tree = tmp_path / 'trove-tree'
+    rules = tree / 'trove' / 'templates' / 'postgresql'
+    rules.mkdir(parents=True)
+    (rules / 'validation-rules.json').write_text('{}')
+    step = steps.load_image(
+        'g.qcow2', 'postgresql', '17', default=True,
+        how=steps.Load(tree=str(tree), trove_conf='/s/trove.conf'))
+    row, = step.run(steps.Context(image='g.qcow2'))
     assert seen['trove_config'] == '/s/trove.conf'
     assert row.action == ('image reused (img), version unchanged, default, '
                           'parameters 2 of 2 via trove-manage')
@@ -75,8 +79,11 @@ FILES = {trove_config.TROVE_CONF: '/etc/trove/trove.conf',
 
 
 def _devstack_register(monkeypatch, tmp_path, **plan_fields):
-    (tmp_path / 'postgresql').mkdir()
-    (tmp_path / 'postgresql' / 'validation-rules.json').write_text('{}')
+    rules = tmp_path / 'trove' / 'templates' / 'postgresql'
+    rules.mkdir(parents=True)
+    (rules / 'validation-rules.json').write_text('{}')
+    image = tmp_path / 'g.qcow2'
+    image.write_bytes(b'')
     requests = []
 
     def make_request(image, name, version, **kwargs):
@@ -87,7 +94,7 @@ def _devstack_register(monkeypatch, tmp_path, **plan_fields):
         return types.SimpleNamespace(
             image=types.SimpleNamespace(action='uploaded', name='g',
                                         id='img'),
-            version=types.SimpleNamespace(action='created'),
+            version=types.SimpleNamespace(action='created', default=True),
             parameters=_parameters(
                 created=['x'], skipped=['max_connections'], total=2)
             if request.config_params else None)
@@ -96,34 +103,41 @@ def _devstack_register(monkeypatch, tmp_path, **plan_fields):
     monkeypatch.setattr(load_image, 'read_image', lambda request: None)
     monkeypatch.setattr(load_image, 'load', load)
     plan = devstack.ExtraPlan(datastores=(('postgresql', '17'),),
-                              config_files=FILES, **plan_fields)
-    return requests, devstack._register(None, plan, tmp_path / 'g.qcow2')
+                              config_files=FILES, image=str(image),
+                              **plan_fields)
+    loads = [step for step in devstack.plan_steps(plan)
+             if step.name == 'load-image']
+    return requests, steps.run(loads, steps.Context(image=str(image)))
 
 
 def test_devstack_loads_with_trove_manage_and_its_trove_conf(
         monkeypatch, tmp_path):
     requests, rows = _devstack_register(
-        monkeypatch, tmp_path, config_params_dir=str(tmp_path),
+        monkeypatch, tmp_path, config_params_tree=str(tmp_path),
         trove_manage='/opt/stack/bin/trove-manage')
     assert (requests[0]['trove_config'], requests[0]['trove_manage']) == (
         '/etc/trove/trove.conf', '/opt/stack/bin/trove-manage')
-    assert [(r.kind, r.name, r.action) for r in rows] == [
-        ('glance-image', 'g', 'created'),
-        ('datastore-version', 'postgresql:17', 'created'),
-        ('config-parameters', 'postgresql:17', 'created')]
-    assert rows[-1].detail == ('1 of 2 via api; not loaded (the API cannot '
-                               'take them): max_connections')
+    assert requests[0]['config_params'] == str(
+        tmp_path / 'trove' / 'templates' / 'postgresql' /
+        'validation-rules.json')
+    assert requests[0]['image_name'] == 'g'
+    row, = rows
+    assert (row.kind, row.name) == ('load-image', 'postgresql 17')
+    assert row.action == (
+        'image uploaded (img), version created, default, parameters 1 of '
+        '2 via api; not loaded (the API cannot take them): max_connections')
 
 
 def test_devstack_without_trove_manage_uses_the_api(monkeypatch, tmp_path):
     requests, _ = _devstack_register(monkeypatch, tmp_path,
-                                     config_params_dir=str(tmp_path))
+                                     config_params_tree=str(tmp_path))
     assert requests[0]['trove_config'] is None
 
 
-def test_devstack_without_parameters_has_no_row(monkeypatch, tmp_path):
-    _, rows = _devstack_register(monkeypatch, tmp_path)
-    assert 'config-parameters' not in [r.kind for r in rows]
+def test_devstack_without_parameters_loads_none(monkeypatch, tmp_path):
+    requests, rows = _devstack_register(monkeypatch, tmp_path)
+    assert requests[0]['config_params'] is None
+    assert 'parameters' not in rows[0].action
 
 
 def test_devstack_extra_option_reaches_the_plan():
@@ -131,9 +145,10 @@ def test_devstack_extra_option_reaches_the_plan():
     parser = command.get_parser('trovestack devstack-extra')
     plan = command._plan(parser.parse_args([
         '--trove-conf', 't', '--guestagent-conf', 'g', 'postgresql:17',
-        '--config-params-dir', '/opt/stack/trove/trove/templates',
+        '--config-params-tree', '/opt/stack/trove',
         '--trove-manage', '/usr/local/bin/trove-manage']))
     assert plan.trove_manage == '/usr/local/bin/trove-manage'
+    assert plan.config_params_tree == '/opt/stack/trove'
     assert command._plan(parser.parse_args([
         '--trove-conf', 't', '--guestagent-conf', 'g',
         'postgresql:17'])).trove_manage is None

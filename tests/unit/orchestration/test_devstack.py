@@ -11,6 +11,7 @@ from trovestack.commands import devstack as devstack_command
 from trovestack.common import errors
 from trovestack.common import results
 from trovestack.orchestration import devstack
+from trovestack.orchestration import steps
 from trovestack.trove import instance_prereqs
 from trovestack.trove import trove_config
 
@@ -32,15 +33,22 @@ def test_defaults_rule_first_version_of_each_datastore():
     assert devstack.default_datastore(DATASTORES) == 'mysql'
 
 
-@pytest.mark.parametrize('source,name', [
-    ('upstream', 'trove-guest-ubuntu-noble'),
-    ('registry', 'trove-guest-ubuntu-noble'),
-    ('embedded', 'trove-guest-ubuntu-noble-mariadb11.8-postgresql17'),
+@pytest.mark.parametrize('source,embedded', [
+    ('upstream', ()),
+    ('registry', ()),
+    ('embedded', ('mariadb:11.8', 'postgresql:17')),
 ])
-def test_one_image_name_per_content(source, name):
+def test_one_build_for_every_datastore(source, embedded, tmp_path):
     extra = plan(datastores=(('mariadb', '11.8'), ('postgresql', '17')),
-                 image_source=source, registry='10.0.0.1:4000')
-    assert extra.image_name() == name
+                 image_source=source, registry='10.0.0.1:4000',
+                 image_dir=str(tmp_path))
+    request = devstack.build_request(extra)
+    assert (request.datastore, request.datastore_version) == (
+        'mariadb', '11.8')
+    assert request.embed_datastore_images == embedded
+    assert request.output_dir == str(tmp_path)
+    # the builder names the file, the file names the Glance image
+    assert request.output is None
 
 
 def test_offline_images_only_for_project_sources():
@@ -49,8 +57,6 @@ def test_offline_images_only_for_project_sources():
     # a given image has its datastore images embedded already
     assert plan(image_source='embedded', image='/g.qcow2') \
         .offline_datastores() == ()
-    assert plan(image_source='embedded', image='/g.qcow2').image_name() \
-        == 'trove-guest-ubuntu-noble'
     assert plan(image_source='registry', registry='h:1', image='/g.qcow2') \
         .offline_datastores() == DATASTORES
 
@@ -90,58 +96,66 @@ def test_guest_user_owns_injected_config_and_names_the_build():
         devstack.instance_settings(ubuntu, prepared))
     assert config[trove_config.TROVE_CONF]['DEFAULT'][
         'injected_config_owner'] == 'ubuntu'
-    # a build with another user is other content: another Glance image
-    assert ubuntu.image_name() == 'trove-guest-ubuntu-noble-ubuntu'
-    assert plan(guest_user='ubuntu', image='/g.qcow2').image_name() == \
-        'trove-guest-ubuntu-noble'
+    assert devstack.build_request(ubuntu).guest_user == 'ubuntu'
     with pytest.raises(errors.UserError, match='not a user name'):
         plan(guest_user='Ubuntu')
     with pytest.raises(errors.UserError, match='unknown Trove limit'):
         plan(limits={'max_backups': 1})
 
 
-def test_build_makes_the_guest_user(monkeypatch, tmp_path):
+def test_another_guest_user_names_another_image(tmp_path):
     from trovestack.images.guest import builder
 
-    requests = []
-
-    def build_image(request, progress=None):
-        requests.append(request)
-        return types.SimpleNamespace(path=str(tmp_path / 'g.qcow2'),
-                                     skipped=False)
-
-    monkeypatch.setattr(builder, 'build_image', build_image)
-    devstack._guest_image(plan(guest_user='dbadmin',
-                               image_dir=str(tmp_path)), ())
-    assert requests[0].guest_user == 'dbadmin'
     # the builder's default user is the one Trove is told about
     assert builder.BuildRequest().guest_user == trove_config.GUEST_USER
+    names = {}
+    for user in (trove_config.GUEST_USER, 'dbadmin'):
+        built = builder.plan_build(builder.BuildRequest(
+            datastore='mysql', guest_os='ubuntu', guest_release='noble',
+            guest_user=user, output_dir=str(tmp_path)))
+        names[user] = built.output.name
+    # a build with another user is other content: another file, another
+    # Glance image
+    assert names == {
+        'trove': 'trove-guest-ubuntu-noble-container.qcow2',
+        'dbadmin': 'trove-guest-ubuntu-noble-container-dbadmin.qcow2'}
 
 
 def test_extra_runs_the_chain_in_order(monkeypatch, tmp_path):
+    import load_image
+
     order = []
     image = tmp_path / 'guest.qcow2'
     image.write_bytes(b'x')
 
-    def register(conn, extra, path):
-        order.append(('register', path))
-        return [results.Row('datastore-version', 'mysql:8.4',
-                            results.CREATED)]
+    def load(conn, request, image_file):
+        order.append(('load', request.image_name))
+        return types.SimpleNamespace(
+            image=types.SimpleNamespace(action='reused', id='i'),
+            version=types.SimpleNamespace(action='created', default=False),
+            parameters=None)
 
     def converge(conn, wanted):
         order.append('prereqs')
         return instance_prereqs.Prepared(rows=[], network_id='net')
 
-    monkeypatch.setattr(devstack, '_register', register)
+    monkeypatch.setattr(load_image, 'make_request',
+                        lambda image, name, version, **kw:
+                        types.SimpleNamespace(**kw))
+    monkeypatch.setattr(load_image, 'read_image', lambda request: None)
+    monkeypatch.setattr(load_image, 'load', load)
     monkeypatch.setattr(instance_prereqs, 'converge', converge)
     files = {trove_config.TROVE_CONF: tmp_path / 'trove.conf',
              trove_config.GUESTAGENT_CONF: tmp_path / 'guest.conf'}
-    rows = devstack.extra(object(), plan(
-        image=str(image), config_files=files,
-        limits={'max_accepted_volume_size': 25}))
-    assert order == [('register', image), 'prereqs']
-    assert [r.kind for r in rows] == ['guest-image', 'datastore-version',
-                                     'config', 'config']
+    extra = plan(image=str(image), config_files=files,
+                 limits={'max_accepted_volume_size': 25})
+    assert [step.name for step in devstack.plan_steps(extra)] == [
+        'load-image'] * 4 + ['instance-prereqs', 'host-messaging',
+                             'trove-config']
+    rows = devstack.extra(object(), extra)
+    assert order == [('load', 'guest')] * 4 + ['prereqs']
+    assert [r.kind for r in rows] == ['load-image'] * 4 + ['config',
+                                                           'config']
     text = files[trove_config.TROVE_CONF].read_text()
     assert 'management_networks = net' in text
     assert 'default_datastore = mysql' in text
@@ -258,13 +272,15 @@ def test_guests_reach_messaging_through_the_host_port(monkeypatch,
         instance_prereqs, 'plug_host_port',
         lambda port, cidr, bridge: plugged.append((port.id, cidr, bridge))
         or [results.Row('host-interface', 'trove-mgmt', results.OK)])
-    rows, url = devstack._host_messaging(
-        plan(config_files=files), instance_prereqs.Prepared([], port=port))
+    context = steps.Context(
+        prepared=instance_prereqs.Prepared([], port=port))
+    devstack._host_messaging(plan(config_files=files), context)
     assert plugged == [('p', '192.168.254.0/24', 'br-int')]
-    assert url == 'rabbit://stackrabbit:pw@192.0.2.9:5672/'
-    assert devstack._host_messaging(
-        plan(config_files=files), instance_prereqs.Prepared([])) == ([],
-                                                                    None)
+    assert context.guest_transport_url == \
+        'rabbit://stackrabbit:pw@192.0.2.9:5672/'
+    context = steps.Context(prepared=instance_prereqs.Prepared([]))
+    assert devstack._host_messaging(plan(config_files=files), context) == []
+    assert context.guest_transport_url is None
 
 
 def test_guests_reach_messaging_through_the_gateway(tmp_path):
@@ -279,28 +295,10 @@ def test_guests_reach_messaging_through_the_gateway(tmp_path):
     assert (extra.wanted.physical_network, extra.wanted.gateway,
             extra.wanted.shared) == ('mgmt', '10.9.0.1', True)
     extra = dataclasses.replace(extra, config_files=files)
-    rows, url = devstack._host_messaging(extra, instance_prereqs.Prepared([]))
-    assert (rows, url) == ([], 'rabbit://stackrabbit:pw@10.9.0.1:5672/')
-
-
-def test_embedding_asks_the_builder_by_name():
-    import dataclasses
-
-    @dataclasses.dataclass
-    class Request:
-        embed_datastore_images: tuple = ()
-
-    request = Request()
-    images = [types.SimpleNamespace(datastore='mariadb', version='11.8')]
-    devstack._embed(request, images)
-    assert request.embed_datastore_images == ('mariadb:11.8',)
-
-    @dataclasses.dataclass
-    class OldRequest:
-        datastore: str = 'mysql'
-
-    with pytest.raises(errors.UserError, match='cannot embed'):
-        devstack._embed(OldRequest(), images)
+    context = steps.Context(prepared=instance_prereqs.Prepared([]))
+    assert devstack._host_messaging(extra, context) == []
+    assert context.guest_transport_url == \
+        'rabbit://stackrabbit:pw@10.9.0.1:5672/'
 
 
 def test_agent_source_checked_only_for_a_build():
@@ -324,19 +322,8 @@ def test_agent_source_checked_only_for_a_build():
       'https://opendev.org/openstack/trove', '--guest-agent-ref', 'master'],
      ('git', 'https://opendev.org/openstack/trove', 'master')),
 ])
-def test_agent_options_reach_the_build_request(monkeypatch, tmp_path, argv,
-                                               wanted):
-    from trovestack.images.guest import builder
-
-    requests = []
-    monkeypatch.setattr(
-        builder, 'build_image', lambda request, progress=None:
-        requests.append(request) or types.SimpleNamespace(
-            path=str(tmp_path / 'g.qcow2'), skipped=True))
-    extra = parse('mysql:8.4', *argv)
-    devstack._guest_image(dataclasses.replace(extra, image_dir=str(tmp_path)),
-                          ())
-    [request] = requests
+def test_agent_options_reach_the_build_request(argv, wanted):
+    request = devstack.build_request(parse('mysql:8.4', *argv))
     assert (request.agent_source, request.agent_path,
             request.agent_ref) == wanted
 
@@ -351,12 +338,10 @@ def test_backup_images_come_from_the_registry_with_the_datastore_images(
     datastores = (('mariadb', '11.8'), ('postgresql', '17'))
     registry = plan(datastores=datastores, image_source='registry',
                     registry='10.0.0.1:4000')
-    assert registry.backup_docker_images() == {
-        'mariadb': '10.0.0.1:4000/trovestack/db-backup-mariadb',
-        'postgresql': '10.0.0.1:4000/trovestack/db-backup-postgresql'}
+    assert 'backup-images' in [s.name for s in devstack.plan_steps(registry)]
     # Elsewhere Trove keeps its own default (its images on quay.io).
-    assert plan(datastores=datastores,
-                image_source='embedded').backup_docker_images() == {}
+    assert 'backup-images' not in [s.name for s in devstack.plan_steps(
+        plan(datastores=datastores, image_source='embedded'))]
     # The backup/ code: the agent's tree when it has it, else the release.
     tree = tmp_path / 'trove'
     (tree / 'backup').mkdir(parents=True)

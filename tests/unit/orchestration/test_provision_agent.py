@@ -9,6 +9,7 @@ import types
 import load_image
 from trovestack.cloud import trove_source
 from trovestack.orchestration import provision
+from trovestack.orchestration import steps as orchestration_steps
 
 
 def _tree(root):
@@ -70,16 +71,17 @@ def test_build_step_passes_the_agent_and_says_the_path(tmp_path,
 
     seen = []
 
-    def build_image(request):
+    def build_image(request, progress=None):
         seen.append(request)
         return types.SimpleNamespace(
             path='/i/g.qcow2', skipped=False, build_path=builder.AGENT_ONLY,
             agent_source='tree:/src/trove@abc')
     monkeypatch.setattr(builder, 'build_image', build_image)
-    step = provision._build_step(_local_request(tmp_path), 'mysql', '8.4',
-                                 agent=('local', None, '/src/trove'))
-    context = types.SimpleNamespace(image=None)
-    row = step.run(context)
+    step = orchestration_steps.build_image(builder.BuildRequest(
+        datastore='mysql', datastore_version='8.4', agent_source='local',
+        agent_path='/src/trove'))
+    context = orchestration_steps.Context()
+    row, = step.run(context)
     assert (seen[0].agent_source, seen[0].agent_path) == ('local',
                                                           '/src/trove')
     assert row.action == ('built (only the guest agent changed), guest '
@@ -89,8 +91,9 @@ def test_build_step_passes_the_agent_and_says_the_path(tmp_path,
 
 def test_validation_rules_of_a_tree(tmp_path):
     tree, rules = _tree(tmp_path / 'trove')
-    assert provision.validation_rules('mysql', tree=str(tree)) == str(rules)
-    assert provision.validation_rules('postgresql', tree=str(tree)) is None
+    rules_of = orchestration_steps.validation_rules
+    assert rules_of('mysql', tree=str(tree)) == str(rules)
+    assert rules_of('postgresql', tree=str(tree)) is None
 
 
 def test_load_image_reads_the_agent_from_the_build_record(tmp_path):

@@ -53,6 +53,8 @@ WORKDIR_PREFIX = '.build-'
 WORKDIR_TMP = 'tmp'
 BUILD_HASH_SUFFIX = load_image.BUILD_HASH_SUFFIX
 FORMATS = ('qcow2', 'raw')
+# The guest image's login user unless asked otherwise (Trove's files go to it).
+GUEST_USER = 'trove'
 BASE_IMAGES = ('cached', 'download', 'local')
 MIN_FREE_BYTES = 4 * host.GIB
 # How an image came to be (BuildResult.build_path, the sidecar's
@@ -86,7 +88,7 @@ class BuildRequest:
     size: int | None = None
     extra_elements: tuple = ()
     ssh_key: str | None = None
-    guest_user: str = 'trove'
+    guest_user: str = GUEST_USER
     agent_source: str = guest_agent.PIP
     agent_ref: str | None = None
     agent_path: str | None = None
@@ -146,6 +148,8 @@ def _default_output_name(plan: Plan) -> str:
     stem = 'trove-guest-%s-%s-container' % (plan.guest_os.name, plan.release)
     for name in plan.request.embed_datastore_images:
         stem += '-' + name.replace(':', '-')
+    if plan.request.guest_user != GUEST_USER:
+        stem += '-' + plan.request.guest_user  # another login user
     if plan.arch != host.host_arch():
         # plan_build() set the arch
         stem += '-' + plan.arch  # type: ignore[operator]
