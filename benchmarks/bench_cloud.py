@@ -14,12 +14,18 @@ times ``cloud down``.
 """
 
 import argparse
+import collections
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import psutil
+
+from trovestack.cloud import supervision
 
 BIN = pathlib.Path(sys.executable).parent
 GOALS = {'cold': 15.0, 'warm': 5.0}
@@ -53,10 +59,51 @@ def _timed(command, *args):
     return time.perf_counter() - start
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _program(proc):
+    """A short name for one of the cloud's processes."""
+    argv = proc.cmdline()
+    for arg in argv:
+        name = pathlib.Path(arg).name
+        if name.startswith(('keystone', 'glance', 'nova', 'trove',
+                            'placement', 'supervisord', 'rabbitmq')):
+            return name
+    if 'beam.smp' in proc.name():
+        return 'rabbitmq (beam)'
+    if 'gunicorn' in ' '.join(argv[:1]):
+        return argv[0].split('[')[-1].split()[0]
+    return proc.name()
+
+
+def cloud_cpu(state):
+    """{process: CPU seconds} of every process of the cloud in ``state``
+    (its supervisor's tree), summed by program."""
+    cpu = collections.Counter()
+    for proc in psutil.process_iter():
+        try:
+            if str(state) not in ' '.join(proc.cmdline()) and \
+                    str(state) not in proc.environ().get(
+                        supervision.OWNER_VARIABLE, ''):
+                continue
+            times = proc.cpu_times()
+            cpu[_program(proc)] += times.user + times.system
+        except psutil.Error:
+            continue
+    return cpu
+
+
 def measure(commands, runs):
     """{label: {kind: [seconds]}}, the commands taking turns each run."""
     results = {label: {'cold': [], 'warm': [], 'down': []}
                for label in commands}
+    # The CPU a warm start costs: the command's own and every process of
+    # the cloud's, just after it returned (2 cores bound the wall time
+    # from below by half of it).
+    results['cpu'] = collections.defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
             for label, command in commands.items():
@@ -68,7 +115,13 @@ def measure(commands, runs):
                     times['cold'].append(_timed(command, *up))
                     times['down'].append(_timed(command, 'down',
                                                 '--state-dir', state))
+                    before = _children_cpu()
                     times['warm'].append(_timed(command, *up))
+                    if label == 'now':
+                        cpu = results['cpu']
+                        cpu['the command'].append(_children_cpu() - before)
+                        for name, seconds in cloud_cpu(state).items():
+                            cpu[name].append(seconds)
                 finally:
                     _cloud(command, 'down', '--state-dir', state)
     return results
@@ -86,6 +139,7 @@ def main():
     if args.old_tree:
         commands['old'] = tree_command(args.old_tree)
     results = measure(commands, args.runs)
+    cpu = results.pop('cpu')
     medians = {label: {kind: statistics.median(times)
                        for kind, times in kinds.items()}
                for label, kinds in results.items()}
@@ -105,6 +159,16 @@ def main():
         print(' '.join(cells) + f'  {runs}')
     print(f'warm restart is {now["cold"] / now["warm"]:.1f}x faster '
           f'than a cold start')
+    print('\nCPU seconds of a warm start (median), by process:')
+    total = 0.0
+    for name, seconds in sorted(cpu.items(),
+                                key=lambda item: -statistics.median(item[1])):
+        median = statistics.median(seconds)
+        total += median
+        print(f'  {name:<28} {median:6.2f}')
+    cores = psutil.cpu_count()
+    print(f'  {"total":<28} {total:6.2f}  -> at least {total / cores:.2f} s '
+          f'of wall time on {cores} cores')
 
 
 if __name__ == '__main__':

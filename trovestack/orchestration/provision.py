@@ -94,7 +94,8 @@ def plan(request):
         # quotas, the users' networks and Trove's configuration for
         # instances on the compute layer.
         plan_steps += _instance_steps(request, targets)
-    plan_steps.append(steps.Step('flavors', '', _flavors))
+    # The flavors are Nova's alone: created while the image uploads.
+    plan_steps.append(steps.Step('flavors', '', _flavors, beside=True))
     tempest_conf, trove_conf = config_paths(request)
     describe = f'--tempest-conf {tempest_conf} --trove-test-conf {trove_conf}'
     for name, version in targets:
@@ -104,7 +105,8 @@ def plan(request):
     if local:
         describe += ' --with-credentials'
     plan_steps.append(steps.Step('test-config', describe, _test_config_step(
-        request, tempest_conf, trove_conf, targets, credentials=local)))
+        request, tempest_conf, trove_conf, targets, credentials=local),
+        needs=('flavors',)))
     return plan_steps
 
 
@@ -124,9 +126,7 @@ def provision(request, *, dry_run=False):
         cloud=request.os_cloud, region_name=request.region_name,
         api_timeout=request.api_timeout))
     connection.require_admin(context.conn, 'managing Trove datastores')
-    for step in plan_steps:
-        LOG.info('provision: %s %s', step.name, step.describe)
-        done = step.run(context)
+    for step, done in steps.run_each(plan_steps, context):
         rows += done if len(done) == 1 and done[0].kind == step.name \
             else [steps.summary(step.name, done)]
     return rows

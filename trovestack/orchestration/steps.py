@@ -12,6 +12,7 @@ functions here; a profile adds only what is its own (the local cloud's
 networks and restarts, the plugin's volume type and host port).
 """
 
+import concurrent.futures
 import dataclasses
 import logging
 import pathlib
@@ -48,20 +49,47 @@ class Context:
 class Step:
     """One step: ``run(context) -> [Row]``; ``describe`` says what it acts
     on, as the equivalent command line where there is one (a dry run
-    shows it)."""
+    shows it).  A step ``beside`` the others needs nothing they make: it
+    starts with the first step, in a thread of its own, and the steps
+    that ``need`` it (by name) wait for it."""
 
     name: str
     describe: str
     run: Callable[[Context], list[results.Row]]
+    beside: bool = False
+    needs: tuple[str, ...] = ()
+
+
+def run_each(steps: list[Step],
+             context: Context) -> list[tuple[Step, list[results.Row]]]:
+    """Run ``steps`` on ``context``: in order, the ``beside`` ones beside
+    them; (step, its rows) in the order of ``steps``.  When a step fails,
+    the ones running beside it are waited for before the error is
+    raised."""
+    done: dict[str, list[results.Row]] = {}
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        running = {step.name: pool.submit(_logged, step, context)
+                   for step in steps if step.beside}
+        for step in steps:
+            for name in step.needs:
+                if name in running:
+                    done[name] = running.pop(name).result()
+            if not step.beside:
+                done[step.name] = _logged(step, context)
+        for name, future in running.items():
+            done[name] = future.result()
+    return [(step, done[step.name]) for step in steps]
+
+
+def _logged(step: Step, context: Context) -> list[results.Row]:
+    LOG.info('%s: %s', step.name, step.describe)
+    return step.run(context)
 
 
 def run(steps: list[Step], context: Context) -> list[results.Row]:
-    """Run ``steps`` in order on ``context``; every row of each."""
-    rows: list[results.Row] = []
-    for step in steps:
-        LOG.info('%s: %s', step.name, step.describe)
-        rows += step.run(context)
-    return rows
+    """Run ``steps`` on ``context`` (:func:`run_each`); every row of
+    each."""
+    return [row for _, rows in run_each(steps, context) for row in rows]
 
 
 # ------------------------------------------------------------ the image
