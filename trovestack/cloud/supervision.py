@@ -309,6 +309,9 @@ class Supervisor:
         except psutil.Error:
             proc = None
         try:
+            # Stopped first: in its own shutdown supervisord waits 5 s
+            # before it signals an event listener (cloud down took 12 s).
+            self._stop_quietly(WATCHER)
             self._call('supervisor.shutdown')
         except (OSError, xmlrpc.client.Error, http.client.HTTPException):
             pass
