@@ -243,6 +243,7 @@ def ensure_image(conn: connection.Connection, image_file: ImageFile, *,
         if leader is not None and leader['status'] == 'active':
             LOG.info('Image %s (%s) exists and is up to date', name,
                      leader['id'])
+            _widen_visibility(conn, leader, visibility)
             return run.result(leader['id'], 'reused', 0, attempt)
         if leader is not None:
             run.wait_for(leader, deadline, timeout)
@@ -269,6 +270,25 @@ def ensure_image(conn: connection.Connection, image_file: ImageFile, *,
             LOG.info('Uploaded image %s (%s)', name, image_id)
             return run.result(image_id, 'uploaded', image_file.size, attempt)
         return run.result(winner, 'reused', image_file.size, attempt)
+
+
+# Who sees an image, from fewest to most.
+VISIBILITIES = ('private', 'shared', 'community', 'public')
+
+
+def _widen_visibility(conn: connection.Connection, image: dict[str, Any],
+                      visibility: str) -> None:
+    """An image reused for a request that wants it seen more widely (the
+    devstack plugin's public image of content provision loaded private) is
+    made so; a wider one stays as it is, so two loaders never take turns
+    at changing it."""
+    current = image.get('visibility', 'private')
+    if current not in VISIBILITIES or visibility not in VISIBILITIES or \
+            VISIBILITIES.index(visibility) <= VISIBILITIES.index(current):
+        return
+    LOG.info('Image %s (%s): visibility %s -> %s', image.get('name'),
+             image['id'], current, visibility)
+    conn.image.update_image(image['id'], visibility=visibility)
 
 
 def delete_images(conn: connection.Connection,

@@ -229,3 +229,24 @@ def test_openrc_environment_without_clouds_yaml(local_cloud, tmp_path):
         '8.4', '--manager', 'mysql', '-f', 'value', '-c', 'version_action',
         env=env)
     assert result.stdout.strip() == 'created'
+
+
+def test_a_reused_image_is_seen_as_widely_as_asked(local_cloud, admin,
+                                                   tmp_path):
+    """provision loads an image private, the devstack plugin the same file
+    public (one Glance image, named after the file, serves both): the
+    reused image becomes public, and a private load after it leaves it
+    public."""
+    datastore, version = support.unique('mysql'), '8.4'
+    image = support.make_raw_image(tmp_path / 'shared.img')
+    seen = []
+    for visibility in ('private', 'public', 'private'):
+        _, loaded = support.load(local_cloud, image, datastore, version,
+                                 '--manager', 'mysql', '--visibility',
+                                 visibility)
+        shown = support.cli_json(local_cloud, 'image', 'show',
+                                 loaded['image_id'])
+        seen.append((loaded['image_id'], shown['visibility']))
+    assert [visibility for _, visibility in seen] == [
+        'private', 'public', 'public']
+    assert len({image_id for image_id, _ in seen}) == 1

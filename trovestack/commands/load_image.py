@@ -88,7 +88,8 @@ class LoadImage(_CloudCommand):
         parser.add_argument(
             '--visibility',
             choices=('public', 'private', 'shared', 'community'),
-            help='Glance visibility of a new image (default: private)')
+            help='Glance visibility of a new image; a reused one seen less '
+                 'widely is widened to it (default: private)')
         parser.add_argument(
             '--default', action='store_true',
             help='Also make this version the default of the datastore')
