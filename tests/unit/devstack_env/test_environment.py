@@ -1,0 +1,172 @@
+"""up/down/status chained over stubbed staging, container and stack.sh."""
+
+import dataclasses
+import pathlib
+
+import pytest
+
+from trovestack.common import files
+from trovestack.common.errors import UserError
+from trovestack.devstack_env import container
+from trovestack.devstack_env import environment
+from trovestack.devstack_env import layout
+from trovestack.devstack_env import stack
+from trovestack.devstack_env import staging
+from trovestack.orchestration import kickstart
+
+DEVSTACK = pathlib.Path('/work/shared/devstack')
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path / 'state'))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setattr(files.tempfile, 'gettempdir', lambda: str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def devstack(tmp_path):
+    path = tmp_path / 'devstack'
+    path.mkdir()
+    for name in kickstart.DEVSTACK_MARKERS:
+        (path / name).write_text('')
+    return path
+
+
+def _art(kind, tmp_path):
+    return staging.Artifact(kind, kind * 4, tmp_path / kind, True, 3.0, 'd')
+
+
+@pytest.fixture
+def stubs(state, monkeypatch):
+    calls = {}
+    staged = staging.Staged(*[_art(k, state) for k in (
+        'rootfs', 'apt', 'wheels', 'sources', 'requirements')])
+    monkeypatch.setattr(staging, 'stage', lambda **kw: calls.setdefault(
+        'stage', kw) and staged)
+    record = container.Record(
+        name='devstack', machine='trovestack-devstack',
+        namespace='trovestack-ds-devstack', lower='/l', merged='/m',
+        address=container.ADDRESS, cgroups=[], leader_pid=42)
+
+    def boot(paths, lower, *, binds, prepare):
+        calls['boot'] = (lower, binds)
+        return container.Booted(record, 'running', 4.0)
+
+    monkeypatch.setattr(container, 'boot', boot)
+    monkeypatch.setattr(container, 'stop', lambda paths, **kw: [])
+    monkeypatch.setattr(container, 'leftovers', lambda paths: [])
+    calls['result'] = stack.StackResult(0, 100.0, 'Starting Trove', '', '',
+                                        '/log')
+
+    def run_stack(record, paths):
+        stack.save_result(paths, calls['result'])
+        return calls['result']
+
+    monkeypatch.setattr(stack, 'run_stack', run_stack)
+    monkeypatch.setattr(stack, 'trove_checks', lambda record: [
+        ('trove-api', 'HTTP 200'), ('datastore-versions', 'mariadb 11.8')])
+    return calls
+
+
+def _up(devstack, sample=kickstart.SAMPLES_DIR / 'mariadb.conf'):
+    return environment.up(sample=sample, checkout=kickstart.REPO_ROOT,
+                          devstack_dir=devstack)
+
+
+def test_up_stages_boots_and_runs_stack(stubs, devstack, state):
+    rows = _up(devstack)
+    kinds = [(row.kind, row.action) for row in rows]
+    assert kinds[:5] == [(k, 'created') for k in (
+        'rootfs', 'apt', 'wheels', 'sources', 'requirements')]
+    assert ('stack.sh', 'ran') in kinds
+    assert ('check', 'ok') in kinds
+    lower, binds = stubs['boot']
+    assert lower == state / 'rootfs'
+    assert {b.target for b in binds} >= {staging.APT_MOUNT,
+                                         staging.WHEEL_MOUNT}
+    assert 'tr-api' in stubs['stage']['services']
+
+
+def test_up_failure_names_phase_and_command(stubs, devstack):
+    stubs['result'] = stack.StackResult(
+        1, 50.0, 'Installing Nova', 'lib/nova:1 pip install -e nova',
+        'tail', '/log')
+    with pytest.raises(environment.StackFailed) as err:
+        _up(devstack)
+    text = str(err.value)
+    assert 'Installing Nova' in text and 'pip install -e nova' in text
+    assert 'exit 1' in text and 'devstack down' in text
+
+
+def test_up_again_after_success_changes_nothing(stubs, devstack, state,
+                                                monkeypatch):
+    _up(devstack)
+    paths = layout.EnvPaths.of('devstack')
+    container.save(paths, container.Record(
+        name='devstack', machine='m', namespace='n', lower='/l', merged='/m',
+        address='a', cgroups=[], leader_pid=42))
+    monkeypatch.setattr(container, 'alive', lambda record: True)
+    stubs.pop('boot')
+    rows = _up(devstack)
+    assert rows[-1].action == 'unchanged' and 'boot' not in stubs
+
+
+def test_up_refuses_a_missing_sample(stubs, devstack, tmp_path):
+    with pytest.raises(UserError, match='no sample'):
+        _up(devstack, tmp_path / 'nope.conf')
+
+
+def test_up_refuses_a_directory_that_is_no_devstack(stubs, tmp_path):
+    with pytest.raises(UserError, match='not a devstack checkout'):
+        _up(tmp_path)
+
+
+def test_down_of_nothing_converges(state, monkeypatch):
+    monkeypatch.setattr(container, 'leftovers', lambda paths: [])
+    rows = environment.down()
+    assert [(r.kind, r.action) for r in rows] == [('environment',
+                                                   'unchanged')]
+
+
+def test_down_says_what_is_left(state, monkeypatch):
+    monkeypatch.setattr(container, 'stop', lambda paths, **kw: [])
+    monkeypatch.setattr(container, 'leftovers',
+                        lambda paths: ['namespace trovestack-ds-devstack'])
+    with pytest.raises(UserError, match='left behind: namespace'):
+        environment.down()
+
+
+def test_down_runs_unstack_and_clean_when_stack_ran(state, monkeypatch):
+    paths = layout.EnvPaths.of('devstack')
+    paths.root.mkdir(parents=True)
+    container.save(paths, container.Record(
+        name='devstack', machine='m', namespace='n', lower='/l', merged='/m',
+        address='a', cgroups=[], leader_pid=42))
+    stack.save_result(paths, stack.StackResult(0, 1.0, '', '', '', ''))
+    ran = []
+    monkeypatch.setattr(container, 'alive', lambda record: True)
+    monkeypatch.setattr(stack, 'run_script', lambda record, script: ran.append(
+        script) or type('Done', (), {'returncode': 0})())
+    monkeypatch.setattr(container, 'stop', lambda paths, **kw: [])
+    monkeypatch.setattr(container, 'leftovers', lambda paths: [])
+    rows = environment.down()
+    assert ran == ['unstack.sh', 'clean.sh']
+    assert [r.name for r in rows] == ['unstack.sh', 'clean.sh']
+    assert stack.load_result(paths) is None
+
+
+def test_status_of_an_absent_environment(state, monkeypatch):
+    monkeypatch.setattr(container, 'leftovers', lambda paths: [])
+    found = environment.status()
+    assert (found.state, found.stack, found.systemd) == (
+        'absent', 'not run', 'offline')
+    assert set(dataclasses.asdict(found)) >= {'stack_phase', 'leftovers'}
+
+
+def test_default_devstack_dir(monkeypatch):
+    monkeypatch.setenv(environment.DEVSTACK_ENV, '/x/devstack')
+    assert environment.default_devstack_dir() == pathlib.Path('/x/devstack')
+    monkeypatch.delenv(environment.DEVSTACK_ENV)
+    assert environment.default_devstack_dir() == DEVSTACK

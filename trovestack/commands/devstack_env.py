@@ -1,0 +1,109 @@
+"""``trovestack devstack up/down/status``: devstack's real stack.sh with
+this plugin, in a systemd container with a network namespace of its own.
+
+The commands parse, call :mod:`trovestack.devstack_env.environment` and
+format; progress goes to stderr.
+"""
+
+import dataclasses
+import logging
+import pathlib
+import sys
+
+from cliff import lister
+from cliff import show
+
+from trovestack.devstack_env import environment
+from trovestack.devstack_env import layout
+from trovestack.orchestration import kickstart
+
+LOG = logging.getLogger(__name__)
+
+HEADERS = ('Kind', 'Name', 'Action', 'Detail')
+
+
+def _progress(text):
+    sys.stderr.write(text + '\n')
+    sys.stderr.flush()
+
+
+def _name_argument(parser):
+    parser.add_argument(
+        '--name', metavar='<name>', default=layout.DEFAULT_NAME,
+        type=layout.check_name,
+        help='Environment name, 1-12 lower-case letters and digits '
+             '(default: %(default)s)')
+    return parser
+
+
+def _rows(rows):
+    return HEADERS, [(row.kind, row.name, row.action, row.detail)
+                     for row in rows]
+
+
+class DevstackUp(lister.Lister):
+    _description = ('Stage (cached) a Debian rootfs, a local apt repository, '
+                    'a wheelhouse and the OpenStack repositories; boot them '
+                    'in a systemd container in a network namespace of its '
+                    'own and run devstack\'s stack.sh there with a sample\'s '
+                    'local.conf and this checkout as the plugin')
+
+    def get_parser(self, prog_name):
+        parser = _name_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            '--sample', metavar='<file>', type=pathlib.Path,
+            default=kickstart.SAMPLES_DIR / 'mariadb.conf',
+            help='local.conf sample (default: %(default)s)')
+        parser.add_argument(
+            '--devstack', metavar='<dir>', type=pathlib.Path,
+            default=environment.default_devstack_dir(),
+            help=f'devstack checkout (default: ${environment.DEVSTACK_ENV} '
+                 f'or {environment.DEFAULT_DEVSTACK})')
+        parser.add_argument(
+            '--stage-only', action='store_true',
+            help='Make the cached artifacts only; boot nothing')
+        return parser
+
+    def take_action(self, parsed_args):
+        if parsed_args.stage_only:
+            rows = environment.stage_only(
+                checkout=kickstart.REPO_ROOT,
+                devstack_dir=parsed_args.devstack, progress=_progress)
+        else:
+            rows = environment.up(
+                sample=parsed_args.sample, checkout=kickstart.REPO_ROOT,
+                devstack_dir=parsed_args.devstack, name=parsed_args.name,
+                progress=_progress)
+        return _rows(rows)
+
+
+class DevstackDown(lister.Lister):
+    _description = ('Run unstack.sh and clean.sh (when stack.sh ran), then '
+                    'stop the container and remove its namespace, mounts, '
+                    'cgroups and overlay')
+
+    def get_parser(self, prog_name):
+        return _name_argument(super().get_parser(prog_name))
+
+    def take_action(self, parsed_args):
+        return _rows(environment.down(name=parsed_args.name))
+
+
+class DevstackStatus(show.ShowOne):
+    _description = ('Show the devstack container: systemd\'s state, '
+                    'stack.sh\'s outcome (phase and failing command), '
+                    'Trove\'s API and datastore versions, and what is left '
+                    'on the host')
+
+    def get_parser(self, prog_name):
+        parser = _name_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            '--no-checks', action='store_true',
+            help='Do not ask Trove inside the container')
+        return parser
+
+    def take_action(self, parsed_args):
+        found = environment.status(name=parsed_args.name,
+                                   checks=not parsed_args.no_checks)
+        fields = dataclasses.asdict(found)
+        return tuple(fields), tuple(fields.values())

@@ -1,0 +1,297 @@
+"""stack.sh inside the container: local.conf, the tree devstack expects
+under /opt/stack, the run, and where a failed run stopped.
+
+local.conf is the sample's, made by ``orchestration.kickstart`` (this
+checkout enabled as the plugin), followed by what running offline in a
+container needs: the sources are already there (no clone, ERROR_ON_CLONE
+makes a missing one fail instead of reaching for a git server), services
+that download at run time are off, and compute runs without kernel help
+(qemu TCG, Open vSwitch's userspace datapath).
+"""
+
+import dataclasses
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+from trovestack.common import files
+from trovestack.common.errors import UserError
+from trovestack.devstack_env import container
+from trovestack.devstack_env import layout
+from trovestack.devstack_env import staging
+from trovestack.orchestration import kickstart
+
+STACK_USER = 'stack'
+DEST = staging.STACK_HOME
+DEVSTACK = f'{DEST}/devstack'
+LOGFILE = f'{DEST}/logs/stack.sh.log'
+GUEST_IMAGE = f'{DEST}/trovestack-placeholder.qcow2'
+STACK_TIMEOUT = 4 * 3600.0
+
+# devstack's default ENABLED_SERVICES (stackrc) ...
+DEVSTACK_DEFAULT_SERVICES = (
+    'key', 'n-api', 'n-cpu', 'n-cond', 'n-sch', 'n-novnc', 'n-api-meta',
+    'placement-api', 'placement-client', 'g-api', 'c-sch', 'c-api', 'c-vol',
+    'ovn-controller', 'ovn-northd', 'ovs-vswitchd', 'ovsdb-server', 'q-svc',
+    'q-ovn-agent', 'horizon', 'rabbit', 'tempest', 'mysql', 'etcd3', 'dstat')
+# ... less what cannot work here (Cinder's LVM/iSCSI: no device-mapper
+# nor iSCSI in this kernel) or downloads while stack.sh runs (etcd,
+# novnc from git, tempest's constraints; dstat, horizon: not needed).
+DISABLED_SERVICES = ('c-sch', 'c-api', 'c-vol', 'cinder', 'n-novnc',
+                     'horizon', 'tempest', 'etcd3', 'dstat')
+PLUGIN_SERVICES = ('trove', 'tr-api', 'tr-tmgr', 'tr-cond')
+
+
+def enabled_services() -> list[str]:
+    return [s for s in DEVSTACK_DEFAULT_SERVICES
+            if s not in DISABLED_SERVICES] + list(PLUGIN_SERVICES)
+
+
+def offline_settings(address: str) -> list[str]:
+    """The localrc lines added after the sample's own."""
+    return [
+        '# Added by "trovestack devstack up": stack.sh in a container',
+        '# without a network (doc/devstack-plugin.md).',
+        f'HOST_IP={address}',
+        f'SERVICE_HOST={address}',
+        f'DEST={DEST}',
+        f'LOGFILE={LOGFILE}',
+        'LOG_COLOR=False',
+        'VERBOSE=True',
+        # The repositories are in place, made from PyPI sdists: never
+        # clone (ERROR_ON_CLONE fails on one that is missing), but do
+        # install (OFFLINE=True would skip apt-get and pip).
+        'OFFLINE=False',
+        'RECLONE=False',
+        'ERROR_ON_CLONE=True',
+        f'PIP_FIND_LINKS={staging.WHEEL_MOUNT}',
+        'PIP_UPGRADE=False',
+        # Downloads at run time: no etcd, no cirros, no novnc, no tempest.
+        *[f'disable_service {s}' for s in DISABLED_SERVICES],
+        'DOWNLOAD_DEFAULT_IMAGES=False',
+        'IMAGE_URLS=',
+        'MYSQL_GATHER_PERFORMANCE=False',
+        # No KVM that works, no openvswitch kernel module.
+        'LIBVIRT_TYPE=qemu',
+        'OVS_DATAPATH_TYPE=netdev',
+        'ENABLE_KSM=False',
+        # No Cinder here: Trove instances without volumes.
+        'TROVE_VOLUME_SUPPORT=False',
+        # The plugin: no guest image build (it downloads a distribution):
+        # a placeholder image is loaded and registered instead.
+        f'TROVE_GUEST_IMAGE={GUEST_IMAGE}',
+    ]
+
+
+def local_conf(sample: pathlib.Path, *, address: str,
+               plugin_repo: str, plugin_ref: str | None) -> str:
+    """The sample's local.conf with this checkout as the plugin, then the
+    container's settings at the end of its localrc section."""
+    try:
+        text = sample.read_text()
+    except OSError as e:
+        raise UserError(f'cannot read sample {sample}: {e.strerror}') from e
+    extra = '\n'.join(offline_settings(address))
+    # A header first: a sample without headers is all localrc, and one
+    # with them merges its localrc lines into this section.
+    combined = (f'[[local|localrc]]\n{text.rstrip()}\n\n'
+                f'[[local|localrc]]\n{extra}\n')
+    return kickstart.render_local_conf(
+        combined, sample_name=str(sample),
+        plugin=kickstart.plugin_name(), repo=plugin_repo, ref=plugin_ref)
+
+
+# -- the tree under /opt/stack --------------------------------------------
+
+
+def _stack_ids(rootfs: pathlib.Path) -> tuple[int, int]:
+    for line in (rootfs / 'etc' / 'passwd').read_text().splitlines():
+        fields = line.split(':')
+        if fields[0] == STACK_USER:
+            return int(fields[2]), int(fields[3])
+    raise UserError(f'the rootfs {rootfs} has no {STACK_USER} user')
+
+
+def _chown_tree(path: pathlib.Path, uid: int, gid: int) -> None:
+    subprocess.run(['chown', '-R', f'{uid}:{gid}', str(path)], check=True)
+
+
+def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
+               devstack_dir: pathlib.Path, checkout: pathlib.Path,
+               local_conf_text: str) -> list[str]:
+    """Copy devstack, the repositories and the plugin into the
+    container's /opt/stack (as the stack user's); the names placed."""
+    dest = rootfs / DEST.lstrip('/')
+    uid, gid = _stack_ids(rootfs)
+    placed = []
+    for source in sorted(staged.sources.path.iterdir()):
+        _copy(source, dest / source.name)
+        placed.append(source.name)
+    _copy(staged.requirements.path / 'requirements', dest / 'requirements')
+    placed.append('requirements')
+    _copy(devstack_dir, dest / 'devstack')
+    subprocess.run(['chmod', '-R', 'u+w', str(dest / 'devstack')], check=True)
+    placed.append('devstack')
+    plugin = dest / kickstart.plugin_name()
+    if not plugin.exists():
+        # devstack clones the plugin's committed state: so does this.
+        subprocess.run(['git', 'clone', '--quiet', '--no-hardlinks',
+                        str(checkout), str(plugin)], check=True,
+                       capture_output=True)
+    placed.append(plugin.name)
+    (dest / 'devstack' / 'local.conf').write_text(local_conf_text)
+    (dest / 'logs').mkdir(exist_ok=True)
+    image = rootfs / GUEST_IMAGE.lstrip('/')
+    if not image.exists():
+        _placeholder_image(image)
+    _chown_tree(dest, uid, gid)
+    return placed
+
+
+def _copy(source: pathlib.Path, target: pathlib.Path) -> None:
+    if target.exists():
+        return
+    subprocess.run(['cp', '-a', '--reflink=auto', str(source), str(target)],
+                   check=True)
+
+
+def _placeholder_image(path: pathlib.Path) -> None:
+    """A small empty qcow2: what the plugin loads and registers in place
+    of a guest image it cannot build offline (it boots nothing)."""
+    if shutil.which('qemu-img') is None:
+        raise UserError('qemu-img is missing: run tools/install-test-deps')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(path),
+                    '1G'], check=True)
+
+
+# -- the run ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StackResult:
+    """How a stack.sh run ended."""
+
+    returncode: int
+    seconds: float
+    phase: str          # the last echo_summary reached
+    failing: str        # the command that failed ('' on success)
+    tail: str           # the last lines of its log
+    log: str            # stack.sh's output on the host
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+_SUMMARY = re.compile(r"echo_summary\s+(?P<text>.+?)\s*$")
+_XTRACE = re.compile(r'^(?:\S+ \S+ \| )?\++\s?(?P<cmd>\S.*)$')
+_DIE = re.compile(r'\[ERROR\]\s*(?P<where>.*)$')
+_TIMESTAMP = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ')
+
+
+def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
+    """(phase, failing command, tail) of a stack.sh log: the last
+    echo_summary, the die message or else the last traced command before
+    the exit trap, and the log's last lines."""
+    lines = [_TIMESTAMP.sub('', line) for line in text.splitlines()]
+    phase = ''
+    for line in lines:
+        match = _SUMMARY.search(line)
+        if match and line.lstrip().startswith('+'):
+            phase = match.group('text').strip('\'"')
+    end = len(lines)
+    for index, line in enumerate(lines):
+        if 'exit_trap' in line or line.strip() == 'Error on exit':
+            end = index
+            break
+    failing = ''
+    for line in reversed(lines[:end]):
+        match = _DIE.search(line)
+        if match:
+            failing = match.group('where').strip()
+            break
+    if not failing:
+        for line in reversed(lines[:end]):
+            match = _XTRACE.match(line)
+            if match and 'exit_trap' not in line:
+                failing = match.group('cmd').strip()
+                break
+    tail = '\n'.join(lines[-tail_lines:])
+    return phase, failing, tail
+
+
+def run_stack(record: container.Record, paths: layout.EnvPaths, *,
+              timeout: float = STACK_TIMEOUT) -> StackResult:
+    """Run stack.sh as the stack user; its result, also saved in the
+    environment's stack.json."""
+    started = time.monotonic()
+    with open(paths.stack_log, 'wb') as out:
+        proc = container.popen(
+            record, ['bash', '-c', f'cd {DEVSTACK} && exec ./stack.sh'],
+            user=STACK_USER, env={'HOME': DEST}, stdout=out)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            returncode = -1
+    seconds = round(time.monotonic() - started, 1)
+    text = paths.stack_log.read_text(errors='replace')
+    phase, failing, tail = analyse(text)
+    if returncode == 0:
+        failing = ''
+    elif returncode == -1:
+        failing = f'(no end within {timeout:g} s) {failing}'
+    result = StackResult(returncode, seconds, phase, failing, tail,
+                         str(paths.stack_log))
+    save_result(paths, result)
+    return result
+
+
+def save_result(paths: layout.EnvPaths, result: StackResult) -> None:
+    files.write_atomic(paths.stack_record,
+                       json.dumps(dataclasses.asdict(result), indent=2))
+
+
+def load_result(paths: layout.EnvPaths) -> StackResult | None:
+    try:
+        return StackResult(**json.loads(paths.stack_record.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def run_script(record: container.Record, script: str, *,
+               timeout: float = 1800.0) -> subprocess.CompletedProcess[str]:
+    """A devstack script (unstack.sh, clean.sh) as the stack user."""
+    return container.run(
+        record, ['bash', '-c', f'cd {DEVSTACK} && ./{script}'],
+        user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
+        timeout=timeout)
+
+
+def trove_checks(record: container.Record) -> list[tuple[str, str]]:
+    """(check, result) pairs: Trove's API answering, and the datastore
+    versions Trove has, asked inside the container as devstack's admin."""
+    checks = []
+    api = container.run(
+        record, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}',
+                 f'http://{record.address}:8779/'],
+        capture_output=True, text=True, timeout=60)
+    checks.append(('trove-api', f'HTTP {api.stdout.strip() or "none"}'))
+    listing = container.run(
+        record, ['bash', '-c',
+                 f'source {DEVSTACK}/openrc admin admin >/dev/null 2>&1 && '
+                 'openstack datastore version list --long -f value '
+                 '-c Name -c Datastore 2>&1 || '
+                 'for d in $(openstack datastore list -f value -c Name); '
+                 'do openstack datastore version list "$d" -f value '
+                 '-c Name | sed "s/^/$d /"; done'],
+        user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
+        timeout=300)
+    versions = ' '.join(listing.stdout.split()) or listing.stderr.strip()
+    checks.append(('datastore-versions', versions or '(none)'))
+    return checks
+
