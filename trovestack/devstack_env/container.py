@@ -44,7 +44,7 @@ LOG = logging.getLogger(__name__)
 CGROUP_ROOT = pathlib.Path('/sys/fs/cgroup')
 # The hierarchies systemd uses for its own bookkeeping (hybrid: the
 # named v1 one and the unified one; pure v2: the root itself).
-CGROUP_HIERARCHIES = ('systemd', 'unified', '')
+CGROUP_HIERARCHIES = ('systemd', 'unified')
 NSPAWN_RUN = pathlib.Path('/run/systemd/nspawn')
 # Inside the namespace: the container's address on eth0, and a gateway
 # no one answers for (devstack takes HOST_IP from the default route).
@@ -144,17 +144,23 @@ def find_leader(nspawn_pid: int) -> int | None:
 
 
 def cgroup_dirs(name: str, root: pathlib.Path = CGROUP_ROOT) -> list[str]:
-    """The cgroup directories a container named ``name`` is put in: one
-    per hierarchy systemd uses on this host."""
-    dirs = []
-    for hierarchy in CGROUP_HIERARCHIES:
-        base = root / hierarchy if hierarchy else root
-        if hierarchy == '' and not (root / 'cgroup.controllers').exists():
-            continue
-        if hierarchy and not (base / 'cgroup.procs').exists():
-            continue
-        dirs.append(str(base / name))
-    return dirs
+    """The cgroup directories named ``name`` a container may have: one in
+    every mounted hierarchy (systemd-nspawn mirrors its cgroup into the
+    v1 controllers' hierarchies too)."""
+    if (root / 'cgroup.controllers').exists():     # the unified layout
+        return [str(root / name)]
+    dirs: dict[str, str] = {}
+    for base in sorted(root.iterdir()) if root.is_dir() else ():
+        if (base / 'cgroup.procs').exists():
+            dirs.setdefault(os.path.realpath(base), str(base / name))
+    return list(dirs.values())
+
+
+def own_cgroups(dirs: Sequence[str]) -> list[str]:
+    """Of ``dirs``, the ones nspawn is started in: the hierarchies systemd
+    keeps its own books in (named ``systemd`` and the unified one)."""
+    return [d for d in dirs if os.path.basename(os.path.dirname(d)) in
+            CGROUP_HIERARCHIES or os.path.dirname(d) == str(CGROUP_ROOT)]
 
 
 def cgroup_pids(directory: str) -> list[int]:
@@ -289,14 +295,15 @@ def boot(paths: layout.EnvPaths, lower: pathlib.Path, *,
         _write_hosts(paths.merged, record)
         if prepare is not None:
             prepare(paths.merged)
-        for directory in record.cgroups:
+        joined = own_cgroups(record.cgroups)
+        for directory in joined:
             os.makedirs(directory, exist_ok=True)
         with open(paths.console_log, 'ab') as console:
             proc = subprocess.Popen(
                 nspawn_argv(record, binds), stdin=subprocess.DEVNULL,
                 stdout=console, stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_join_cgroups(record.cgroups))
+                preexec_fn=_join_cgroups(joined))
         record.nspawn_pid = proc.pid
         record.nspawn_started = started(proc.pid) or 0.0
         save(paths, record)

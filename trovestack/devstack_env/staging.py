@@ -12,6 +12,7 @@ The network is used here only, on the host: Debian's mirror (mmdebstrap,
 apt-get --download-only) and PyPI (pip download/wheel).
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -596,18 +597,28 @@ def stage(*, checkout: pathlib.Path, devstack_dir: pathlib.Path,
         pin_file.write_text(''.join(f'{name}=={version}\n'
                                     for name, version in sorted(pins.items())))
         sources = build_sources(projects, root=root, progress=progress)
-        rootfs = build_rootfs(devstack_rootfs_spec(), root=root,
-                              progress=progress)
         bindeps = [sources.path / p.repo / 'bindep.txt' for p in projects]
         bindeps.append(checkout / 'devstack' / 'files' / 'bindep.txt')
         wanted = packages.wanted_packages(devstack_dir, services, bindeps)
-        repo = build_repo(rootfs, wanted, root=root, progress=progress)
+
+        def system() -> tuple[Artifact, Artifact]:
+            rootfs = build_rootfs(devstack_rootfs_spec(), root=root,
+                                  progress=progress)
+            return rootfs, build_repo(rootfs, wanted, root=root,
+                                      progress=progress)
+
         requirement_files = [sources.path / p.repo / 'requirements.txt'
                              for p in projects]
         requirement_files.append(checkout / 'requirements.txt')
-        wheels = build_wheels([p for p in requirement_files if p.is_file()],
-                              PIP_NAMES, pin_file, root=root,
-                              progress=progress)
+        # Debian's side and PyPI's side at once: each waits on the
+        # network part of the time.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            debian = pool.submit(system)
+            python = pool.submit(
+                build_wheels, [p for p in requirement_files if p.is_file()],
+                PIP_NAMES, pin_file, root=root, progress=progress)
+            rootfs, repo = debian.result()
+            wheels = python.result()
     sdist = download_sdist(*REQUIREMENTS_SDIST, root=root)
     requirements = build_requirements(sdist, pins, wheels, root=root,
                                       progress=progress)

@@ -48,12 +48,14 @@ def test_enter_argv_as_root_keeps_argv():
 
 
 def test_cgroup_dirs_follow_the_hierarchies_present(tmp_path):
-    (tmp_path / 'systemd').mkdir()
-    (tmp_path / 'systemd' / 'cgroup.procs').write_text('')
-    (tmp_path / 'unified').mkdir()
-    (tmp_path / 'unified' / 'cgroup.procs').write_text('')
-    assert container.cgroup_dirs('x', tmp_path) == [
-        str(tmp_path / 'systemd' / 'x'), str(tmp_path / 'unified' / 'x')]
+    for hierarchy in ('systemd', 'unified', 'pids'):
+        (tmp_path / hierarchy).mkdir()
+        (tmp_path / hierarchy / 'cgroup.procs').write_text('')
+    (tmp_path / 'not-mounted').mkdir()
+    dirs = container.cgroup_dirs('x', tmp_path)
+    assert dirs == [str(tmp_path / h / 'x')
+                    for h in ('pids', 'systemd', 'unified')]
+    assert container.own_cgroups(dirs) == dirs[1:]
     pure = tmp_path / 'v2'
     pure.mkdir()
     (pure / 'cgroup.controllers').write_text('')

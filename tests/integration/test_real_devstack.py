@@ -1,0 +1,122 @@
+"""devstack's real stack.sh in a systemd container.
+
+The container's lifecycle runs in every test run: a small rootfs (made
+once and cached, about a minute the first time) boots with
+``systemd-nspawn -b`` in a network namespace of its own to systemd
+``running``, a command runs inside, and after ``stop`` nothing of it is
+left on the host (namespace, mounts, cgroup directories, processes,
+/run/systemd/nspawn entries).
+
+The whole thing (staging, stack.sh with samples/localrc/mariadb.conf,
+Trove's API and datastore versions, unstack/clean) takes hours on two
+cores: opt in with TROVESTACK_REAL_DEVSTACK=1.
+"""
+
+import os
+import pathlib
+import subprocess
+import uuid
+
+import pytest
+
+from trovestack.common import files
+from trovestack.common import mounts
+from trovestack.common import netns
+from trovestack.devstack_env import container
+from trovestack.devstack_env import environment
+from trovestack.devstack_env import layout
+from trovestack.devstack_env import staging
+from trovestack.orchestration import kickstart
+
+# The user's staging cache, read before the session isolates XDG_* (the
+# artifacts are keyed by content: sharing them is safe).
+CACHE = files.cache_dir('trovestack', 'devstack-env')
+REAL = os.environ.get('TROVESTACK_REAL_DEVSTACK') == '1'
+DEVSTACK = environment.default_devstack_dir()
+
+
+def _host_addresses():
+    return subprocess.run(['ip', '-o', 'addr'], capture_output=True,
+                          text=True, check=True).stdout
+
+
+@pytest.fixture(scope='module')
+def small_rootfs():
+    return staging.build_rootfs(staging.small_rootfs_spec(), root=CACHE)
+
+
+@pytest.fixture
+def env_paths(tmp_path):
+    name = 'lc' + uuid.uuid4().hex[:6]
+    paths = layout.EnvPaths.of(name, tmp_path / 'state')
+    yield paths
+    container.stop(paths)
+
+
+def test_container_lifecycle(small_rootfs, env_paths):
+    lower_before = sorted(p.name for p in small_rootfs.path.iterdir())
+    booted = container.boot(env_paths, small_rootfs.path)
+    record = booted.record
+    assert booted.state == 'running', container.failed_units(record)
+    assert netns.exists(env_paths.namespace)
+    inside = container.run(record, ['ip', '-o', 'addr'],
+                           capture_output=True, text=True, check=True).stdout
+    assert f'{container.ADDRESS}/' in inside
+    assert container.ADDRESS not in _host_addresses()
+    hostname = container.run(record, ['cat', '/etc/hostname'],
+                             capture_output=True, text=True).stdout
+    assert hostname.strip() == env_paths.machine
+    # PID 1 inside is systemd, seen through the leader's namespaces.
+    comm = container.run(record, ['cat', '/proc/1/comm'],
+                         capture_output=True, text=True).stdout
+    assert comm.strip() == 'systemd'
+    processes = [(record.nspawn_pid, record.nspawn_started),
+                 (record.leader_pid, record.leader_started)]
+
+    rows = container.stop(env_paths)
+
+    assert {'container', 'namespace', 'cgroups'} <= {r.kind for r in rows}
+    assert container.leftovers(env_paths) == []
+    assert not netns.exists(env_paths.namespace)
+    assert mounts.mounts_under(env_paths.root) == []
+    assert not any(os.path.exists(d) for d in record.cgroups)
+    assert not any(container.same_process(pid, start)
+                   for pid, start in processes)
+    assert container.nspawn_run_entries(env_paths.machine) == []
+    # The cache stays as it was.
+    assert sorted(p.name for p in small_rootfs.path.iterdir()) == \
+        lower_before
+    lower_hostname = small_rootfs.path / 'etc' / 'hostname'
+    assert not lower_hostname.exists() or \
+        env_paths.machine not in lower_hostname.read_text()
+    # Stopping again finds nothing to do.
+    assert container.stop(env_paths) == []
+
+
+def test_boot_failure_leaves_nothing(tmp_path, env_paths):
+    empty = tmp_path / 'not-a-rootfs'
+    empty.mkdir()
+    with pytest.raises(container.ContainerError):
+        container.boot(env_paths, empty, timeout=30)
+    assert container.leftovers(env_paths) == []
+
+
+@pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run '
+                    'takes hours: set TROVESTACK_REAL_DEVSTACK=1')
+def test_real_stack_sh(monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(CACHE.parents[1]))
+    name = 'it' + uuid.uuid4().hex[:6]
+    try:
+        rows = environment.up(
+            sample=kickstart.SAMPLES_DIR / 'mariadb.conf',
+            checkout=kickstart.REPO_ROOT, devstack_dir=DEVSTACK, name=name)
+        checks = {r.name: r.detail for r in rows if r.kind == 'check'}
+        assert checks['trove-api'].startswith('HTTP 200')
+        assert 'mariadb' in checks['datastore-versions']
+        found = environment.status(name=name)
+        assert (found.state, found.stack) == ('running', 'ok')
+    finally:
+        environment.down(name=name)
+    paths = layout.EnvPaths.of(name)
+    assert container.leftovers(paths) == []
+    assert not pathlib.Path(netns.NETNS_DIR, paths.namespace).exists()
