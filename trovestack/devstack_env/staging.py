@@ -121,11 +121,21 @@ def digest(value: Any) -> str:
 
 
 def sources_lines(suite: str = SUITE) -> list[str]:
-    """The Debian sources staging reads (the suite, its updates, security)."""
+    """The Debian sources staging reads: the suite, its updates, security
+    and backports (devstack takes qemu and libvirt from bookworm's)."""
     return [f'deb [signed-by={KEYRING}] {MIRROR} {suite} main',
             f'deb [signed-by={KEYRING}] {MIRROR} {suite}-updates main',
             f'deb [signed-by={KEYRING}] {SECURITY_MIRROR} '
-            f'{suite}-security main']
+            f'{suite}-security main',
+            f'deb [signed-by={KEYRING}] {MIRROR} {suite}-backports main']
+
+
+# The pin functions-libvirt writes on bookworm (enable_debian_12_backports):
+# the same choice of versions when the repository is resolved.
+BACKPORTS_PIN = """Package: qemu* libvirt* ovmf* seabios* opensbi
+Pin: release n={suite}-backports
+Pin-Priority: 990
+"""
 
 
 # -- the cache -----------------------------------------------------------
@@ -331,6 +341,7 @@ def _apt_options(work: pathlib.Path, rootfs: pathlib.Path,
         (work / sub).mkdir(parents=True, exist_ok=True)
     (archives / 'partial').mkdir(parents=True, exist_ok=True)
     (work / 'sources.list').write_text('\n'.join(sources_lines()) + '\n')
+    (work / 'preferences').write_text(BACKPORTS_PIN.format(suite=SUITE))
     settings = {
         'Dir::State': work / 'state',
         'Dir::State::status': rootfs / 'var/lib/dpkg/status',
@@ -375,7 +386,8 @@ def build_repo(rootfs: Artifact, wanted: Sequence[str], *,
     what ``rootfs`` has installed (dependencies resolved by apt)."""
     require_tools('apt-get', 'dpkg-scanpackages')
     key = digest({'format': FORMAT, 'rootfs': rootfs.key,
-                  'wanted': sorted(wanted), 'sources': sources_lines()})
+                  'wanted': sorted(wanted), 'sources': sources_lines(),
+                  'pin': BACKPORTS_PIN})
 
     def build(tmp: pathlib.Path) -> str:
         with tempfile.TemporaryDirectory(prefix='trovestack-apt-') as work:

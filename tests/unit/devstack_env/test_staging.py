@@ -189,7 +189,10 @@ def test_requirements_repo_gets_our_lists(tmp_path):
     assert (repo / '.git').is_dir()
 
 
-def test_sources_lines_name_the_suite_updates_and_security():
+def test_sources_lines_name_the_suite_updates_security_backports():
     lines = staging.sources_lines('bookworm')
     assert [line.split()[-2] for line in lines] == [
-        'bookworm', 'bookworm-updates', 'bookworm-security']
+        'bookworm', 'bookworm-updates', 'bookworm-security',
+        'bookworm-backports']
+    assert 'n=bookworm-backports' in staging.BACKPORTS_PIN.format(
+        suite='bookworm')
