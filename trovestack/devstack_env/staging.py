@@ -14,6 +14,7 @@ apt-get --download-only) and PyPI (pip download/wheel).
 
 import concurrent.futures
 import dataclasses
+import gzip
 import hashlib
 import json
 import logging
@@ -398,9 +399,8 @@ def build_repo(rootfs: Artifact, wanted: Sequence[str], *,
                   *keep], 'apt-get --download-only install')
         shutil.rmtree(tmp / 'partial', ignore_errors=True)
         (tmp / 'lock').unlink(missing_ok=True)
-        index = _run(['dpkg-scanpackages', '--multiversion', '.',
-                      '/dev/null'], 'dpkg-scanpackages', cwd=tmp)
-        (tmp / 'Packages').write_text(index)
+        write_index(tmp)
+        verify_repo(tmp, rootfs.path, keep)
         debs = len(list(tmp.glob('*.deb')))
         files.write_atomic(tmp / 'packages.json', json.dumps(
             {'wanted': sorted(wanted), 'unavailable': sorted(drop),
@@ -411,6 +411,41 @@ def build_repo(rootfs: Artifact, wanted: Sequence[str], *,
         return detail
 
     return cached('apt', key, build, root=root, progress=progress)
+
+
+def write_index(repo: pathlib.Path) -> None:
+    """Packages, Packages.gz and a Release file naming their digests: a
+    flat repository apt reads as ``deb [trusted=yes] file:DIR ./``."""
+    index = _run(['dpkg-scanpackages', '--multiversion', '.', '/dev/null'],
+                 'dpkg-scanpackages', cwd=repo)
+    (repo / 'Packages').write_text(index)
+    (repo / 'Packages.gz').write_bytes(gzip.compress(index.encode(),
+                                                     mtime=0))
+    lines = ['Origin: trovestack', 'Label: trovestack-local',
+             'Suite: trovestack-local', 'Codename: trovestack-local',
+             'Architectures: amd64 all', 'Components: main',
+             'Description: what stack.sh installs, staged for offline use',
+             'SHA256:']
+    for name in ('Packages', 'Packages.gz'):
+        data = (repo / name).read_bytes()
+        lines.append(f' {hashlib.sha256(data).hexdigest()} {len(data)} '
+                     f'{name}')
+    (repo / 'Release').write_text('\n'.join(lines) + '\n')
+
+
+def verify_repo(repo: pathlib.Path, rootfs: pathlib.Path,
+                names: Sequence[str]) -> None:
+    """apt, given only ``repo`` and the rootfs's installed packages, can
+    install every one of ``names`` (StagingError naming what it lacks)."""
+    with tempfile.TemporaryDirectory(prefix='trovestack-apt-') as work:
+        apt = _apt_options(pathlib.Path(work), rootfs,
+                           pathlib.Path(work, 'archives'))
+        pathlib.Path(work, 'sources.list').write_text(
+            f'deb [trusted=yes] file:{repo} ./\n')
+        pathlib.Path(work, 'preferences').write_text('')
+        _run(['apt-get', *apt, '-q', 'update'], 'apt-get update (local)')
+        _run(['apt-get', *apt, '-s', '-q', 'install', *names],
+             'apt-get install from the local repository alone')
 
 
 # -- OpenStack repositories from sdists -----------------------------------

@@ -196,3 +196,21 @@ def test_sources_lines_name_the_suite_updates_security_backports():
         'bookworm-backports']
     assert 'n=bookworm-backports' in staging.BACKPORTS_PIN.format(
         suite='bookworm')
+
+
+def test_write_index_of_a_flat_repository(tmp_path):
+    staging.write_index(tmp_path)
+    release = (tmp_path / 'Release').read_text()
+    assert (tmp_path / 'Packages').read_text() == ''
+    assert 'Packages.gz' in release and release.startswith('Origin:')
+
+
+def test_verify_repo_names_what_is_missing(tmp_path):
+    staging.write_index(tmp_path)
+    status = tmp_path / 'rootfs' / 'var' / 'lib' / 'dpkg'
+    status.mkdir(parents=True)
+    (status / 'status').write_text('')
+    staging.verify_repo(tmp_path, tmp_path / 'rootfs', [])
+    with pytest.raises(staging.StagingError, match='local repository'):
+        staging.verify_repo(tmp_path, tmp_path / 'rootfs',
+                            ['no-such-package'])
