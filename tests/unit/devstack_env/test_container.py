@@ -28,6 +28,7 @@ def test_nspawn_argv_boots_in_our_namespace_unregistered():
     assert '--bind-ro=/cache/apt:/srv/trovestack/apt' in argv
     assert '--bind=/dev/net/tun:/dev/net/tun' in argv
     assert not any(a.startswith('--private-network') for a in argv)
+    assert '--capability=CAP_NET_ADMIN,CAP_IPC_LOCK' in argv
 
 
 def test_enter_argv_as_a_user_with_a_clean_environment():
