@@ -117,9 +117,18 @@ def started(pid: int) -> float | None:
 
 
 def same_process(pid: int, start: float) -> bool:
-    """Whether ``pid`` is still the process that started at ``start``."""
-    now = started(pid) if pid > 0 else None
-    return now is not None and abs(now - start) < 0.5
+    """Whether ``pid`` is still the process that started at ``start`` (a
+    zombie has ended: it is reaped when it is ours)."""
+    if pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            _reap(pid)
+            return False
+        return abs(process.create_time() - start) < 0.5
+    except psutil.Error:
+        return False
 
 
 def _pid_namespace(pid: int) -> str | None:
