@@ -134,6 +134,10 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
     placed.append('requirements')
     _copy(devstack_dir, dest / 'devstack')
     subprocess.run(['chmod', '-R', 'u+w', str(dest / 'devstack')], check=True)
+    if not (dest / 'devstack' / '.git').exists():
+        # stack.sh records `git log -1` of its own tree: a checkout without
+        # its history (an export) becomes a repository of one commit.
+        _one_commit(dest / 'devstack', f'devstack as found in {devstack_dir}')
     placed.append('devstack')
     plugin = dest / kickstart.plugin_name()
     if not plugin.exists():
@@ -149,6 +153,15 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
         _placeholder_image(image)
     _chown_tree(dest, uid, gid)
     return placed
+
+
+def _one_commit(tree: pathlib.Path, message: str) -> None:
+    git = ['git', '-C', str(tree), '-c', 'user.name=trovestack',
+           '-c', 'user.email=trovestack@localhost',
+           '-c', 'init.defaultBranch=master']
+    for args in (['init', '-q'], ['add', '-A', '-f', '.'],
+                 ['commit', '-q', '-m', message]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
 
 
 def _copy(source: pathlib.Path, target: pathlib.Path) -> None:
