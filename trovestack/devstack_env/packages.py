@@ -55,7 +55,7 @@ BASE_PACKAGES = (
     'systemd', 'systemd-sysv', 'dbus', 'sudo', 'git', 'python3',
     'python3-venv', 'python3-dev', 'python3-pip', 'build-essential',
     'iproute2', 'iputils-ping', 'ca-certificates', 'locales', 'procps',
-    'lsb-release', 'curl', 'kmod', 'psmisc', 'less', 'iptables',
+    'lsb-release', 'curl', 'kmod', 'psmisc', 'less', 'iptables', 'passwd',
 )
 
 _BINDEP_LINE = re.compile(r'^(?P<name>[A-Za-z0-9.+_-]+)(?P<rest>.*)$')
