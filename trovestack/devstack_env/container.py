@@ -362,6 +362,7 @@ def _tail(path: pathlib.Path, lines: int = 3) -> str:
 
 
 def _write_hosts(rootfs: pathlib.Path, record: Record) -> None:
+    (rootfs / 'etc').mkdir(exist_ok=True)
     (rootfs / 'etc' / 'hosts').write_text(
         '127.0.0.1 localhost\n'
         f'{record.address} {record.machine}\n'
