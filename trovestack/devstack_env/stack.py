@@ -297,11 +297,9 @@ def trove_checks(record: container.Record) -> list[tuple[str, str]]:
     listing = container.run(
         record, ['bash', '-c',
                  f'source {DEVSTACK}/openrc admin admin >/dev/null 2>&1 && '
-                 'openstack datastore version list --long -f value '
-                 '-c Name -c Datastore 2>&1 || '
                  'for d in $(openstack datastore list -f value -c Name); '
                  'do openstack datastore version list "$d" -f value '
-                 '-c Name | sed "s/^/$d /"; done'],
+                 '-c Name | sed "s/^/$d:/"; done'],
         user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
         timeout=300)
     versions = ' '.join(listing.stdout.split()) or listing.stderr.strip()
