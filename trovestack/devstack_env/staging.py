@@ -266,6 +266,7 @@ def build_rootfs(spec: RootfsSpec, *, root: pathlib.Path | None = None,
             argv = ['mmdebstrap', '--mode=root', '--format=directory',
                     f'--variant={spec.variant}', '--components=main',
                     '--aptopt=APT::Install-Recommends "false"',
+                    '--dpkgopt=force-unsafe-io',
                     '--include=' + ','.join(sorted(spec.include)),
                     f'--customize-hook=sh {shlex.quote(hook.name)} "$1"',
                     spec.suite, str(tmp), *sources_lines(spec.suite)]
