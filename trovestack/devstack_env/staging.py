@@ -221,9 +221,10 @@ def _discard(path: pathlib.Path) -> None:
 
 
 def _say(progress: Progress | None, text: str) -> None:
-    LOG.info('%s', text)
     if progress is not None:
         progress(text)
+    else:
+        LOG.info('%s', text)
 
 
 def _run(argv: Sequence[str], what: str, **kwargs: Any) -> str:
