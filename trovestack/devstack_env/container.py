@@ -156,10 +156,11 @@ def find_leader(nspawn_pid: int) -> int | None:
 # -- cgroups ------------------------------------------------------------------
 
 
-def cgroup_dirs(name: str, root: pathlib.Path = CGROUP_ROOT) -> list[str]:
+def cgroup_dirs(name: str, root: pathlib.Path | None = None) -> list[str]:
     """The cgroup directories named ``name`` a container may have: one in
     every mounted hierarchy (systemd-nspawn mirrors its cgroup into the
     v1 controllers' hierarchies too)."""
+    root = root or CGROUP_ROOT
     if (root / 'cgroup.controllers').exists():     # the unified layout
         return [str(root / name)]
     dirs: dict[str, str] = {}
@@ -555,9 +556,10 @@ def stop(paths: layout.EnvPaths, *,
 
 def nspawn_run_entries(
         machine: str,
-        run_dir: pathlib.Path = NSPAWN_RUN) -> list[pathlib.Path]:
+        run_dir: pathlib.Path | None = None) -> list[pathlib.Path]:
     """What systemd-nspawn leaves under /run/systemd/nspawn for a machine
     (/run is no tmpfs here: nothing clears it)."""
+    run_dir = run_dir or NSPAWN_RUN
     if not run_dir.is_dir():
         return []
     return sorted(path for path in run_dir.glob(f'*/{machine}*'))

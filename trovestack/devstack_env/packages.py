@@ -33,6 +33,8 @@ _SHARED_FILES = (
 # What lib/* installs with install_package outside the files' first pass,
 # by the service that makes it do so (Debian names, bookworm).
 LATER_PACKAGES: dict[str, tuple[str, ...]] = {
+    # lib/host's configure_ksm (ENABLE_KSMTUNED defaults to True).
+    'host': ('ksmtuned',),
     'mysql': ('mariadb-server', 'mariadb-client'),
     'rabbit': ('rabbitmq-server',),
     # lib/apache: uwsgi from packages on Debian, Apache with mod_wsgi.
@@ -142,7 +144,7 @@ def later_packages(services: Iterable[str]) -> list[str]:
     """LATER_PACKAGES of the enabled services (Apache for every service
     that runs under it: always, as keystone does)."""
     enabled = set(services)
-    keys = ['apache']
+    keys = ['host', 'apache']
     if 'mysql' in enabled:
         keys.append('mysql')
     if 'rabbit' in enabled:

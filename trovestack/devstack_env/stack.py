@@ -202,13 +202,17 @@ class StackResult:
 _SUMMARY = re.compile(r"echo_summary\s+(?P<text>.+?)\s*$")
 _XTRACE = re.compile(r'^(?:\S+ \S+ \| )?\++\s?(?P<cmd>\S.*)$')
 _DIE = re.compile(r'\[ERROR\]\s*(?P<where>.*)$')
+# What failing commands print: apt, pip, git, the Python tools.
+_ERROR_OUTPUT = re.compile(r'^(E: |ERROR: |Error: |error: |fatal: |'
+                           r'FATAL|Traceback |\S+Error: )')
 _TIMESTAMP = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ')
 
 
 def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
     """(phase, failing command, tail) of a stack.sh log: the last
-    echo_summary, the die message or else the last traced command before
-    the exit trap, and the log's last lines."""
+    echo_summary; die's message, else the last error a command printed
+    with the traced command that printed it, else the last traced
+    command, all before the exit trap; and the log's last lines."""
     lines = [_TIMESTAMP.sub('', line) for line in text.splitlines()]
     phase = ''
     for line in lines:
@@ -217,23 +221,30 @@ def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
             phase = match.group('text').strip('\'"')
     end = len(lines)
     for index, line in enumerate(lines):
-        if 'exit_trap' in line or line.strip() == 'Error on exit':
+        if ':exit_trap:' in line or line.strip() == 'Error on exit':
             end = index
             break
-    failing = ''
-    for line in reversed(lines[:end]):
+    before = lines[:end]
+    tail = '\n'.join(lines[-tail_lines:])
+    for line in reversed(before):
         match = _DIE.search(line)
         if match:
-            failing = match.group('where').strip()
-            break
-    if not failing:
-        for line in reversed(lines[:end]):
-            match = _XTRACE.match(line)
-            if match and 'exit_trap' not in line:
-                failing = match.group('cmd').strip()
-                break
-    tail = '\n'.join(lines[-tail_lines:])
-    return phase, failing, tail
+            return phase, match.group('where').strip(), tail
+    for index in range(len(before) - 1, -1, -1):
+        if _ERROR_OUTPUT.match(before[index]):
+            command = _last_traced(before[:index])
+            where = before[index].strip()
+            return phase, f'{command} -> {where}' if command else where, tail
+    return phase, _last_traced(before), tail
+
+
+def _last_traced(lines: list[str]) -> str:
+    """The last traced command of ``lines`` ('' when there is none)."""
+    for line in reversed(lines):
+        match = _XTRACE.match(line)
+        if match:
+            return ' '.join(match.group('cmd').split())
+    return ''
 
 
 def run_stack(record: container.Record, paths: layout.EnvPaths, *,

@@ -14,6 +14,7 @@ apt-get --download-only) and PyPI (pip download/wheel).
 
 import concurrent.futures
 import dataclasses
+import email.utils
 import gzip
 import hashlib
 import json
@@ -427,6 +428,7 @@ def write_index(repo: pathlib.Path) -> None:
              'Suite: trovestack-local', 'Codename: trovestack-local',
              'Architectures: amd64 all', 'Components: main',
              'Description: what stack.sh installs, staged for offline use',
+             'Date: ' + email.utils.formatdate(usegmt=True),
              'SHA256:']
     for name in ('Packages', 'Packages.gz'):
         data = (repo / name).read_bytes()

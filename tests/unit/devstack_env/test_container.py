@@ -4,6 +4,7 @@ directories, process identity, what stop leaves."""
 import os
 import subprocess
 
+from trovestack.common import netns
 from trovestack.devstack_env import container
 from trovestack.devstack_env import layout
 
@@ -22,7 +23,8 @@ def test_nspawn_argv_boots_in_our_namespace_unregistered():
         container.Bind('/cache/apt', '/srv/trovestack/apt'),
         container.Bind('/dev/net/tun', '/dev/net/tun', read_only=False)])
     assert argv[0] == 'systemd-nspawn' and '--boot' in argv
-    assert '--network-namespace-path=/run/netns/trovestack-ds-t1' in argv
+    assert ('--network-namespace-path='
+            f'{netns.NETNS_DIR}/trovestack-ds-t1') in argv
     assert '--register=no' in argv and '--keep-unit' in argv
     assert '--directory=/state/t1/rootfs' in argv
     assert '--bind-ro=/cache/apt:/srv/trovestack/apt' in argv

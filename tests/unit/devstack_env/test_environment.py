@@ -72,7 +72,7 @@ def stubs(state, monkeypatch):
 
 def _up(devstack, sample=kickstart.SAMPLES_DIR / 'mariadb.conf'):
     return environment.up(sample=sample, checkout=kickstart.REPO_ROOT,
-                          devstack_dir=devstack)
+                          devstack_dir=devstack, name='ut1')
 
 
 def test_up_stages_boots_and_runs_stack(stubs, devstack, state):
@@ -103,7 +103,7 @@ def test_up_failure_names_phase_and_command(stubs, devstack):
 def test_up_again_after_success_changes_nothing(stubs, devstack, state,
                                                 monkeypatch):
     _up(devstack)
-    paths = layout.EnvPaths.of('devstack')
+    paths = layout.EnvPaths.of('ut1')
     container.save(paths, container.Record(
         name='devstack', machine='m', namespace='n', lower='/l', merged='/m',
         address='a', cgroups=[], leader_pid=42))
@@ -124,8 +124,10 @@ def test_up_refuses_a_directory_that_is_no_devstack(stubs, tmp_path):
 
 
 def test_down_of_nothing_converges(state, monkeypatch):
+    # Never the real stop: names of namespaces and cgroups are global.
+    monkeypatch.setattr(container, 'stop', lambda paths, **kw: [])
     monkeypatch.setattr(container, 'leftovers', lambda paths: [])
-    rows = environment.down()
+    rows = environment.down(name='ut0')
     assert [(r.kind, r.action) for r in rows] == [('environment',
                                                    'unchanged')]
 
@@ -135,11 +137,11 @@ def test_down_says_what_is_left(state, monkeypatch):
     monkeypatch.setattr(container, 'leftovers',
                         lambda paths: ['namespace trovestack-ds-devstack'])
     with pytest.raises(UserError, match='left behind: namespace'):
-        environment.down()
+        environment.down(name='ut1')
 
 
 def test_down_runs_unstack_and_clean_when_stack_ran(state, monkeypatch):
-    paths = layout.EnvPaths.of('devstack')
+    paths = layout.EnvPaths.of('ut1')
     paths.root.mkdir(parents=True)
     container.save(paths, container.Record(
         name='devstack', machine='m', namespace='n', lower='/l', merged='/m',
@@ -151,7 +153,7 @@ def test_down_runs_unstack_and_clean_when_stack_ran(state, monkeypatch):
         script) or type('Done', (), {'returncode': 0})())
     monkeypatch.setattr(container, 'stop', lambda paths, **kw: [])
     monkeypatch.setattr(container, 'leftovers', lambda paths: [])
-    rows = environment.down()
+    rows = environment.down(name='ut1')
     assert ran == ['unstack.sh', 'clean.sh']
     assert [r.name for r in rows] == ['unstack.sh', 'clean.sh']
     assert stack.load_result(paths) is None
@@ -159,7 +161,7 @@ def test_down_runs_unstack_and_clean_when_stack_ran(state, monkeypatch):
 
 def test_status_of_an_absent_environment(state, monkeypatch):
     monkeypatch.setattr(container, 'leftovers', lambda paths: [])
-    found = environment.status()
+    found = environment.status(name='ut1')
     assert (found.state, found.stack, found.systemd) == (
         'absent', 'not run', 'offline')
     assert set(dataclasses.asdict(found)) >= {'stack_phase', 'leftovers'}
