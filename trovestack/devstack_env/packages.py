@@ -49,6 +49,8 @@ LATER_PACKAGES: dict[str, tuple[str, ...]] = {
     'ovn': ('openvswitch-switch', 'ovn-central', 'ovn-host',
             'ovn-controller-vtep'),
     'q-svc': ('radvd', 'haproxy', 'keepalived'),
+    # lib/cinder's install_cinder: the default CINDER_TARGET_HELPER, lioadm.
+    'c-api': ('targetcli-fb',),
 }
 
 # Always present in the rootfs devstack boots in: what stack.sh and this
@@ -156,6 +158,8 @@ def later_packages(services: Iterable[str]) -> list[str]:
         keys.append('ovn')
     if 'q-svc' in enabled:
         keys.append('q-svc')
+    if 'c-api' in enabled:
+        keys.append('c-api')
     return [pkg for key in keys for pkg in LATER_PACKAGES[key]]
 
 

@@ -597,7 +597,7 @@ def build_requirements(sdist: pathlib.Path, pins: Mapping[str, str],
 # (directory under /opt/stack, PyPI name).
 PROJECTS = (('keystone', 'keystone'), ('glance', 'glance'),
             ('nova', 'nova'), ('placement', 'openstack-placement'),
-            ('neutron', 'neutron'), ('trove', 'trove'),
+            ('neutron', 'neutron'), ('cinder', 'cinder'), ('trove', 'trove'),
             ('python-troveclient', 'python-troveclient'))
 # The only openstack-requirements on PyPI (2018): its tools (the
 # edit-constraints devstack runs) still serve, its lists are replaced.
@@ -606,7 +606,7 @@ REQUIREMENTS_SDIST = ('openstack-requirements', '1.2.0')
 PIP_NAMES = ('pip', 'setuptools[core]', 'wheel', 'pbr', 'os-testr',
              'bindep', 'PyMySQL', 'python-memcached', 'pymemcache',
              'keystonemiddleware', 'osc-placement', 'python-openstackclient',
-             'python-troveclient', 'glance-store', 'diskimage-builder',
+             'python-troveclient', 'glance-store[cinder]', 'diskimage-builder',
              # openstack-requirements 1.2.0's own requirements
              'fixtures', 'Parsley', 'six', 'packaging', 'requests', 'PyYAML')
 

@@ -61,7 +61,8 @@ def test_enabled_services_leave_out_what_cannot_run_here():
     services = stack.enabled_services()
     for gone in ('c-vol', 'etcd3', 'tempest', 'n-novnc', 'horizon'):
         assert gone not in services
-    for kept in ('key', 'n-cpu', 'q-svc', 'mysql', 'rabbit', 'tr-api'):
+    for kept in ('key', 'n-cpu', 'q-svc', 'mysql', 'rabbit', 'tr-api',
+                 'c-api'):
         assert kept in services
 
 

@@ -131,6 +131,7 @@ def test_customize_script_makes_apt_and_pip_offline():
 def test_project_list_takes_the_pins():
     pins = {'keystone': '30.0.0', 'glance': '33.0.0', 'nova': '34.0.0',
             'openstack-placement': '16.0.0', 'neutron': '29.0.0',
+            'cinder': '29.0.0',
             'trove': '26.0.0', 'python-troveclient': '8.11.0'}
     projects = staging.project_list(pins)
     assert staging.Project('placement', 'openstack-placement',
