@@ -607,6 +607,7 @@ PIP_NAMES = ('pip', 'setuptools[core]', 'wheel', 'pbr', 'os-testr',
              'bindep', 'PyMySQL', 'python-memcached', 'pymemcache',
              'keystonemiddleware', 'osc-placement', 'python-openstackclient',
              'python-troveclient', 'glance-store[cinder]', 'diskimage-builder',
+             'etcd3gw', 'psutil',
              # openstack-requirements 1.2.0's own requirements
              'fixtures', 'Parsley', 'six', 'packaging', 'requests', 'PyYAML')
 
