@@ -122,7 +122,8 @@ def up(*, sample: pathlib.Path, checkout: pathlib.Path,
                         f'{container.ADDRESS} in {paths.namespace}'))
         if progress is not None:
             progress(f'stack.sh running; its output: {paths.stack_log}')
-        result = stack.run_stack(booted.record, paths)
+        result = stack.run_stack(booted.record, paths,
+                                 secrets=stack.secrets_of(conf))
     if not result.ok:
         raise StackFailed(
             f'stack.sh failed (exit {result.returncode}) after '

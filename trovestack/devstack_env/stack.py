@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 
 from trovestack.common import files
 from trovestack.common.errors import UserError
@@ -249,7 +250,27 @@ def _last_traced(lines: list[str]) -> str:
     return ''
 
 
+_SECRET = re.compile(r'^\s*(?:export\s+)?\w*(?:PASSWORD|TOKEN|SECRET)\w*='
+                     r'(?P<value>[^\s$#]+)\s*$')
+
+
+def secrets_of(local_conf_text: str) -> list[str]:
+    """The literal password and token values a local.conf sets."""
+    found = {match.group('value').strip('\'"')
+             for match in map(_SECRET.match, local_conf_text.splitlines())
+             if match}
+    return sorted(value for value in found if value)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, '***')
+    return text
+
+
 def run_stack(record: container.Record, paths: layout.EnvPaths, *,
+              secrets: Sequence[str] = (),
               timeout: float = STACK_TIMEOUT) -> StackResult:
     """Run stack.sh as the stack user; its result, also saved in the
     environment's stack.json."""
@@ -267,6 +288,8 @@ def run_stack(record: container.Record, paths: layout.EnvPaths, *,
     seconds = round(time.monotonic() - started, 1)
     text = paths.stack_log.read_text(errors='replace')
     phase, failing, tail = analyse(text)
+    # What is shown and kept outside the log never carries a password.
+    failing, tail = redact(failing, secrets), redact(tail, secrets)
     if returncode == 0:
         failing = ''
     elif returncode == -1:

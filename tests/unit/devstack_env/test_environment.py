@@ -60,7 +60,8 @@ def stubs(state, monkeypatch):
     calls['result'] = stack.StackResult(0, 100.0, 'Starting Trove', '', '',
                                         '/log')
 
-    def run_stack(record, paths):
+    def run_stack(record, paths, secrets=()):
+        calls['secrets'] = secrets
         stack.save_result(paths, calls['result'])
         return calls['result']
 
@@ -87,6 +88,7 @@ def test_up_stages_boots_and_runs_stack(stubs, devstack, state):
     assert {b.target for b in binds} >= {staging.APT_MOUNT,
                                          staging.WHEEL_MOUNT}
     assert 'tr-api' in stubs['stage']['services']
+    assert stubs['secrets'] == ['secret']
 
 
 def test_up_failure_names_phase_and_command(stubs, devstack):

@@ -186,3 +186,12 @@ def os_gid():
 def test_guest_image_is_under_dest():
     assert pathlib.PurePosixPath(stack.GUEST_IMAGE).parent == \
         pathlib.PurePosixPath(stack.DEST)
+
+
+def test_secrets_of_local_conf_and_redaction():
+    text = _conf()
+    assert stack.secrets_of(text) == ['secret']
+    assert stack.secrets_of('X_PASSWORD=$ADMIN_PASSWORD\nA=b\n') == []
+    line = 'sudo rabbitmqctl change_password stackrabbit secret'
+    assert stack.redact(line, ['secret']) == (
+        'sudo rabbitmqctl change_password stackrabbit ***')
