@@ -603,7 +603,9 @@ PROJECTS = (('keystone', 'keystone'), ('glance', 'glance'),
 # edit-constraints devstack runs) still serve, its lists are replaced.
 REQUIREMENTS_SDIST = ('openstack-requirements', '1.2.0')
 # What devstack pip-installs besides the projects' requirements.
-PIP_NAMES = ('pip', 'setuptools[core]', 'wheel', 'pbr', 'os-testr',
+# setuptools before 81 still has pkg_resources, which the 2018
+# edit-constraints imports.
+PIP_NAMES = ('pip', 'setuptools[core]<81', 'wheel', 'pbr', 'os-testr',
              'bindep', 'PyMySQL', 'python-memcached', 'pymemcache',
              'keystonemiddleware', 'osc-placement', 'python-openstackclient',
              'python-troveclient', 'glance-store[cinder]', 'diskimage-builder',
