@@ -532,27 +532,54 @@ def build_sources(projects: Sequence[Project], *,
 # -- wheelhouse and the requirements repository ---------------------------
 
 
+# The container's Python is Debian's; wheels are chosen (and environment
+# markers such as python_full_version evaluated) for the same one.
+DEBIAN_PYTHON = '/usr/bin/python3'
+
+
+def python_version(python: str = DEBIAN_PYTHON) -> str:
+    """The full version of an interpreter (StagingError without one)."""
+    if not os.access(python, os.X_OK):
+        raise StagingError(f'{python} is missing: the wheelhouse is built '
+                           'for the container\'s Python, Debian\'s python3')
+    return _run([python, '-c', 'import platform; '
+                 'print(platform.python_version())'],
+                f'{python} --version').strip()
+
+
+def rootfs_python(rootfs: pathlib.Path) -> str:
+    """The upstream version of the rootfs's python3 package (3.11.2)."""
+    status = (rootfs / 'var/lib/dpkg/status').read_text()
+    for block in status.split('\n\n'):
+        fields = dict(line.split(': ', 1) for line in block.splitlines()
+                      if ': ' in line and not line.startswith(' '))
+        if fields.get('Package') == 'python3-minimal':
+            return fields.get('Version', '').split('-')[0]
+    raise StagingError(f'no python3-minimal in {rootfs}')
+
+
 def build_wheels(requirement_files: Sequence[pathlib.Path],
                  names: Sequence[str], constraints_file: pathlib.Path, *,
+                 python: str = DEBIAN_PYTHON,
                  root: pathlib.Path | None = None,
                  progress: Progress | None = None) -> Artifact:
     """Wheels of everything the requirement files and ``names`` need,
-    within ``constraints_file`` (same Python as the container's)."""
-    if sys.version_info[:2] != (3, 11):
-        raise StagingError('the wheelhouse must be built with Python 3.11 '
-                           f'(bookworm\'s); this is {sys.version.split()[0]}')
-    inputs = {'format': FORMAT, 'names': sorted(names),
+    within ``constraints_file``, for the interpreter ``python`` (pip
+    --python: markers and wheel tags are that Python's)."""
+    version = python_version(python)
+    inputs = {'format': FORMAT, 'names': sorted(names), 'python': version,
               'constraints': constraints_file.read_text(),
               'requirements': [p.read_text() for p in requirement_files]}
     key = digest(inputs)
 
     def build(tmp: pathlib.Path) -> str:
-        argv = [sys.executable, '-m', 'pip', 'wheel', '--quiet',
-                '--wheel-dir', str(tmp), '-c', str(constraints_file)]
+        argv = [sys.executable, '-m', 'pip', '--python', python, 'wheel',
+                '--quiet', '--wheel-dir', str(tmp), '-c',
+                str(constraints_file)]
         for path in requirement_files:
             argv += ['-r', str(path)]
         _run([*argv, *names], 'pip wheel', env=_pip_env())
-        return f'{len(list(tmp.glob("*.whl")))} wheels'
+        return f'{len(list(tmp.glob("*.whl")))} wheels for Python {version}'
 
     return cached('wheels', key, build, root=root, progress=progress)
 
@@ -673,6 +700,11 @@ def stage(*, checkout: pathlib.Path, devstack_dir: pathlib.Path,
                 PIP_NAMES, pin_file, root=root, progress=progress)
             rootfs, repo = debian.result()
             wheels = python.result()
+    inside, outside = rootfs_python(rootfs.path), python_version()
+    if inside.split('.')[:3] != outside.split('.')[:3]:
+        raise StagingError(f'the rootfs has Python {inside}, this host\'s '
+                           f'{DEBIAN_PYTHON} is {outside}: the wheelhouse '
+                           'would not fit (stage on Debian bookworm)')
     sdist = download_sdist(*REQUIREMENTS_SDIST, root=root)
     requirements = build_requirements(sdist, pins, wheels, root=root,
                                       progress=progress)

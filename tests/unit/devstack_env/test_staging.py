@@ -215,3 +215,18 @@ def test_verify_repo_names_what_is_missing(tmp_path):
     with pytest.raises(staging.StagingError, match='local repository'):
         staging.verify_repo(tmp_path, tmp_path / 'rootfs',
                             ['no-such-package'])
+
+
+def test_rootfs_python_reads_dpkg_status(tmp_path):
+    status = tmp_path / 'var' / 'lib' / 'dpkg'
+    status.mkdir(parents=True)
+    (status / 'status').write_text(
+        'Package: python3.11-minimal\nVersion: 3.11.2-6+deb12u9\n\n'
+        'Package: python3-minimal\nStatus: install ok installed\n'
+        'Version: 3.11.2-1+b1\nDescription: x\n more\n')
+    assert staging.rootfs_python(tmp_path) == '3.11.2'
+
+
+def test_python_version_of_a_missing_interpreter(tmp_path):
+    with pytest.raises(staging.StagingError, match='missing'):
+        staging.python_version(str(tmp_path / 'python3'))
