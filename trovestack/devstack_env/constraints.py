@@ -60,9 +60,11 @@ def upper_constraints(pins: Mapping[str, str],
 
 
 def global_requirements(names: Iterable[str]) -> str:
-    """global-requirements.txt: one unversioned name a line."""
+    """global-requirements.txt: one name a line, with a version range that
+    admits every version (devstack's pip_install_gr_extras takes what
+    follows the name and refuses an empty range)."""
     unique = sorted({canonical(name) for name in [*names, *GR_EXTRA_NAMES]})
-    return '\n'.join(unique) + '\n'
+    return ''.join(f'{name}>=0\n' for name in unique)
 
 
 def read_pins(path: pathlib.Path | str) -> dict[str, str]:
