@@ -265,6 +265,14 @@ def nspawn_argv(record: Record, binds: Sequence[Bind]) -> list[str]:
             *[bind.option() for bind in binds]]
 
 
+def nspawn_env() -> dict[str, str]:
+    """nspawn's environment: /proc/sys/net writable inside (devstack sets
+    ip_forward and friends there).  nspawn does so by itself only for the
+    namespaces it makes; this one is the container's own, and the rest
+    of /proc/sys stays read-only."""
+    return {**os.environ, 'SYSTEMD_NSPAWN_API_VFS_WRITABLE': 'network'}
+
+
 def save(paths: layout.EnvPaths, record: Record) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
     tmp = paths.record.with_suffix('.tmp')
@@ -314,7 +322,8 @@ def boot(paths: layout.EnvPaths, lower: pathlib.Path, *,
             os.makedirs(directory, exist_ok=True)
         with open(paths.console_log, 'ab') as console:
             proc = subprocess.Popen(
-                nspawn_argv(record, binds), stdin=subprocess.DEVNULL,
+                nspawn_argv(record, binds), env=nspawn_env(),
+                stdin=subprocess.DEVNULL,
                 stdout=console, stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_join_cgroups(joined))

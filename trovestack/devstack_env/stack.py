@@ -205,17 +205,13 @@ class StackResult:
 _SUMMARY = re.compile(r"echo_summary\s+(?P<text>.+?)\s*$")
 _XTRACE = re.compile(r'^(?:\S+ \S+ \| )?\++\s?(?P<cmd>\S.*)$')
 _DIE = re.compile(r'\[ERROR\]\s*(?P<where>.*)$')
-# What failing commands print: apt, pip, git, the Python tools.
-_ERROR_OUTPUT = re.compile(r'^(E: |ERROR: |Error: |error: |fatal: |'
-                           r'FATAL|Traceback |\S+Error: )')
 _TIMESTAMP = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ')
 
 
 def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
     """(phase, failing command, tail) of a stack.sh log: the last
-    echo_summary; die's message, else the last error a command printed
-    with the traced command that printed it, else the last traced
-    command, all before the exit trap; and the log's last lines."""
+    echo_summary; die's message, else the last command traced before the
+    exit trap with the last thing it printed; and the log's last lines."""
     lines = [_TIMESTAMP.sub('', line) for line in text.splitlines()]
     phase = ''
     for line in lines:
@@ -224,7 +220,9 @@ def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
             phase = match.group('text').strip('\'"')
     end = len(lines)
     for index, line in enumerate(lines):
-        if ':exit_trap:' in line or line.strip() == 'Error on exit':
+        traced = _XTRACE.match(line)
+        if line.strip() == 'Error on exit' or ':exit_trap:' in line or (
+                traced and traced.group('cmd').split()[-1:] == ['exit_trap']):
             end = index
             break
     before = lines[:end]
@@ -234,20 +232,14 @@ def analyse(text: str, *, tail_lines: int = 25) -> tuple[str, str, str]:
         if match:
             return phase, match.group('where').strip(), tail
     for index in range(len(before) - 1, -1, -1):
-        if _ERROR_OUTPUT.match(before[index]):
-            command = _last_traced(before[:index])
-            where = before[index].strip()
-            return phase, f'{command} -> {where}' if command else where, tail
-    return phase, _last_traced(before), tail
-
-
-def _last_traced(lines: list[str]) -> str:
-    """The last traced command of ``lines`` ('' when there is none)."""
-    for line in reversed(lines):
-        match = _XTRACE.match(line)
+        match = _XTRACE.match(before[index])
         if match:
-            return ' '.join(match.group('cmd').split())
-    return ''
+            command = ' '.join(match.group('cmd').split())
+            printed = [line.strip() for line in before[index + 1:]
+                       if line.strip()]
+            return phase, (f'{command} -> {printed[-1]}' if printed
+                           else command), tail
+    return phase, '', tail
 
 
 _SECRET = re.compile(r'^\s*(?:export\s+)?\w*(?:PASSWORD|TOKEN|SECRET)\w*='
