@@ -197,3 +197,24 @@ def test_secrets_of_local_conf_and_redaction():
     line = 'sudo rabbitmqctl change_password stackrabbit secret'
     assert stack.redact(line, ['secret']) == (
         'sudo rabbitmqctl change_password stackrabbit ***')
+
+
+LOG_SYSCTL = '\n'.join([
+    "+ stack.sh:main:897 : echo_summary 'Installing OpenStack project source'",
+    '+ lib/nova:configure_nova:273 : is_service_enabled n-cpu',
+    '+ lib/nova:configure_nova:275 : sudo sysctl -w net.ipv4.ip_forward=1',
+    'sysctl: permission denied on key "net.ipv4.ip_forward"',
+    '+ lib/nova:configure_nova:1 : exit_trap',
+    '+ stack.sh:exit_trap:525 : local r=1',
+    'ovs-ofctl: br-int is not a bridge or a socket',
+    '+ stack.sh:exit_trap:560 : exit 1',
+])
+
+
+def test_analyse_names_the_command_before_the_exit_trap_and_its_output():
+    phase, failing, tail = stack.analyse(LOG_SYSCTL)
+    assert phase == 'Installing OpenStack project source'
+    assert failing == ('lib/nova:configure_nova:275 : sudo sysctl -w '
+                       'net.ipv4.ip_forward=1 -> sysctl: permission denied '
+                       'on key "net.ipv4.ip_forward"')
+    assert tail.endswith('exit 1')
