@@ -107,15 +107,26 @@ def local_conf(sample: pathlib.Path, *, address: str,
         plugin=kickstart.plugin_name(), repo=plugin_repo, ref=plugin_ref)
 
 
-# Services devstack restarts that need what this kernel lacks: skipped
-# (a unit whose condition fails starts "successfully" without running)
-# rather than failed.  nova restarts iscsid for os-brick; there is no
-# iSCSI here (no /sys/class/iscsi_transport), and no volume service.
-KERNEL_CONDITIONS = {
-    'iscsid.service': ('[Unit]\n'
-                       '# Added by trovestack devstack: no iSCSI in this '
-                       'kernel.\n'
-                       'ConditionPathExists=/sys/class/iscsi_transport\n'),
+# systemd drop-ins for what this kernel lacks, placed in the container
+# (devstack and its units stay as they are):
+# - iscsid, which nova restarts for os-brick: no iSCSI here (no
+#   /sys/class/iscsi_transport).  A unit whose condition fails starts
+#   "successfully" without running: skipped, not failed.
+# - ovn-controller creates br-int with the kernel datapath unless told
+#   otherwise, and devstack does not pass OVS_DATAPATH_TYPE on to it:
+#   without the openvswitch module that bridge never exists.  The setting
+#   goes in just before each start (devstack wipes the database first).
+CONTAINER_DROPINS = {
+    'iscsid.service': (
+        '[Unit]\n'
+        '# Added by trovestack devstack: no iSCSI in this kernel.\n'
+        'ConditionPathExists=/sys/class/iscsi_transport\n'),
+    'ovn-controller.service': (
+        '[Service]\n'
+        '# Added by trovestack devstack: no openvswitch module, br-int\n'
+        '# uses the userspace datapath as OVS_DATAPATH_TYPE=netdev says.\n'
+        'ExecStartPre=/usr/bin/ovs-vsctl --no-wait set Open_vSwitch . '
+        'external-ids:ovn-bridge-datapath-type=netdev\n'),
 }
 
 
@@ -166,7 +177,7 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
     image = rootfs / GUEST_IMAGE.lstrip('/')
     if not image.exists():
         _placeholder_image(image)
-    for unit, text in KERNEL_CONDITIONS.items():
+    for unit, text in CONTAINER_DROPINS.items():
         dropin = rootfs / 'etc/systemd/system' / f'{unit}.d'
         dropin = dropin / 'trovestack.conf'
         dropin.parent.mkdir(parents=True, exist_ok=True)

@@ -169,8 +169,11 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
     assert (dest / 'devstack' / 'local.conf').read_text().startswith('[[')
     assert (dest / kickstart.plugin_name() / '.git').is_dir()
     assert (dest / 'devstack' / '.git').is_dir()
-    dropin = rootfs / 'etc/systemd/system/iscsid.service.d/trovestack.conf'
-    assert 'ConditionPathExists=' in dropin.read_text()
+    units = rootfs / 'etc/systemd/system'
+    assert 'ConditionPathExists=' in (
+        units / 'iscsid.service.d/trovestack.conf').read_text()
+    assert 'ovn-bridge-datapath-type=netdev' in (
+        units / 'ovn-controller.service.d/trovestack.conf').read_text()
     assert (rootfs / stack.GUEST_IMAGE.lstrip('/')).is_file()
     # Placing again changes nothing that is there.
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
