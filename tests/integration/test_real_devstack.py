@@ -8,8 +8,9 @@ left on the host (namespace, mounts, cgroup directories, processes,
 /run/systemd/nspawn entries).
 
 The whole thing (staging, stack.sh with samples/localrc/mariadb.conf,
-Trove's API and datastore versions, unstack/clean) takes hours on two
-cores: opt in with TROVESTACK_REAL_DEVSTACK=1.
+Trove's API and datastore versions, unstack/clean) takes about 15
+minutes with a warm cache and several GB of memory: opt in with
+TROVESTACK_REAL_DEVSTACK=1.
 """
 
 import os
@@ -102,7 +103,7 @@ def test_boot_failure_leaves_nothing(tmp_path, env_paths):
 
 
 @pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run '
-                    'takes hours: set TROVESTACK_REAL_DEVSTACK=1')
+                    'takes 15 min or more: set TROVESTACK_REAL_DEVSTACK=1')
 def test_real_stack_sh(monkeypatch):
     monkeypatch.setenv('XDG_CACHE_HOME', str(CACHE.parents[1]))
     name = 'it' + uuid.uuid4().hex[:6]
