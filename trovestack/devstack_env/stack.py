@@ -112,6 +112,9 @@ def local_conf(sample: pathlib.Path, *, address: str,
 # - iscsid, which nova restarts for os-brick: no iSCSI here (no
 #   /sys/class/iscsi_transport).  A unit whose condition fails starts
 #   "successfully" without running: skipped, not failed.
+# - ksm.service (qemu's, for kernel same-page merging) writes to
+#   /sys/kernel/mm/ksm, read-only in a container: it failed and left
+#   systemd "degraded".
 # - ovn-controller creates br-int with the kernel datapath unless told
 #   otherwise, and devstack does not pass OVS_DATAPATH_TYPE on to it:
 #   without the openvswitch module that bridge never exists.  The setting
@@ -121,6 +124,10 @@ CONTAINER_DROPINS = {
         '[Unit]\n'
         '# Added by trovestack devstack: no iSCSI in this kernel.\n'
         'ConditionPathExists=/sys/class/iscsi_transport\n'),
+    'ksm.service': (
+        '[Unit]\n'
+        '# Added by trovestack devstack: /sys is read-only here.\n'
+        'ConditionPathIsReadWrite=/sys/kernel/mm/ksm\n'),
     'ovn-controller.service': (
         '[Service]\n'
         '# Added by trovestack devstack: no openvswitch module, br-int\n'

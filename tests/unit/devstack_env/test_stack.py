@@ -174,6 +174,8 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
         units / 'iscsid.service.d/trovestack.conf').read_text()
     assert 'ovn-bridge-datapath-type=netdev' in (
         units / 'ovn-controller.service.d/trovestack.conf').read_text()
+    assert 'ConditionPathIsReadWrite=/sys/kernel/mm/ksm' in (
+        units / 'ksm.service.d/trovestack.conf').read_text()
     assert (rootfs / stack.GUEST_IMAGE.lstrip('/')).is_file()
     # Placing again changes nothing that is there.
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
