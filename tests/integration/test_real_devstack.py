@@ -116,6 +116,8 @@ def test_real_stack_sh(monkeypatch):
         assert 'mariadb' in checks['datastore-versions']
         found = environment.status(name=name)
         assert (found.state, found.stack) == ('running', 'ok')
+        # every unit of the container ran or was skipped on purpose
+        assert found.systemd == 'running', found
     finally:
         environment.down(name=name)
     paths = layout.EnvPaths.of(name)
