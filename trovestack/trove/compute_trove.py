@@ -89,18 +89,24 @@ def _public_key(layout: layout_mod.Layout) -> str:
     return key.with_suffix('.pub').read_text().strip()
 
 
+def _compute_state(
+        local_cloud: controlplane.LocalCloud) -> paths_mod.ComputeState:
+    """The compute layer's state: Trove is set up for a layer that is up,
+    which has its state."""
+    layer = compute_cloud.ComputeLayer(local_cloud.layout)
+    return layer.state  # type: ignore[return-value]
+
+
 def wanted(local_cloud: controlplane.LocalCloud) -> instance_prereqs.Wanted:
     """The instance prerequisites Trove needs on the compute layer: its
     flat management network with the namespace's gateway, shared; the
     cloud's management key pair."""
-    layout = local_cloud.layout
-    layer = compute_cloud.ComputeLayer(layout)
-    # a layer that is up has its state
-    cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
+    cstate = _compute_state(local_cloud)
     return instance_prereqs.Wanted(
         network_name=NETWORK, cidr=cstate.mgmt_cidr,
         physical_network=paths_mod.PHYSICAL_NETWORK, gateway=cstate.gateway,
-        shared=True, keypair=KEYPAIR, public_key=_public_key(layout))
+        shared=True, keypair=KEYPAIR,
+        public_key=_public_key(local_cloud.layout))
 
 
 def ensure_user_networks(
@@ -109,9 +115,7 @@ def ensure_user_networks(
     """``public`` (external), ``private`` (shared) and the router between
     them, found or made (in the project of ``conn``, like the router);
     [Row]."""
-    layer = compute_cloud.ComputeLayer(local_cloud.layout)
-    # a layer that is up has its state
-    cstate: paths_mod.ComputeState = layer.state  # type: ignore[assignment]
+    cstate = _compute_state(local_cloud)
     project_id = conn.current_project_id
     public_rows, public, public_subnet = instance_prereqs.ensure_network(
         conn, instance_prereqs.Wanted(
@@ -196,7 +200,6 @@ def instance_settings(
     the guest image, the backup images guests pull (``backup_images``
     {datastore: repository}, from ``registries``), volumes, and messaging
     through the management network's gateway."""
-    layer = compute_cloud.ComputeLayer(local_cloud.layout)
     return instance_setup.instance_settings(
         prepared,
         docker_images=trove_config.docker_images(list(datastores),
@@ -207,18 +210,17 @@ def instance_settings(
         guest_transport_url=instance_prereqs.guest_transport_url(
             # a configured cloud has its broker, an up layer its state
             local_cloud.broker.transport_url(),  # type: ignore[union-attr]
-            layer.state.gateway))  # type: ignore[union-attr]
+            _compute_state(local_cloud).gateway))
 
 
 def extra_options(
         local_cloud: controlplane.LocalCloud) -> dict[str, Any]:
     """{file name: {section: {option: value}}} of the compute layer's own
     options: where guests find their configuration and object storage."""
-    layer = compute_cloud.ComputeLayer(local_cloud.layout)
     files = config_files(local_cloud.layout)
     # Guests' URL of object storage; Trove's own calls use the catalog's
     # (see trove_swift).
-    swift_url = object_store.guest_url(layer.state)  # type: ignore[arg-type]
+    swift_url = object_store.guest_url(_compute_state(local_cloud))
     return {trove_config.TROVE_CONF: {'DEFAULT': {
                 'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
                 'swift_url': swift_url,
@@ -237,8 +239,7 @@ def guest_registry(
     state: layout_mod.CloudState = local_cloud.state  # type: ignore[assignment]
     if not state.registry:
         return None
-    layer = compute_cloud.ComputeLayer(local_cloud.layout)
-    gateway = layer.state.gateway  # type: ignore[union-attr]  # it is up
+    gateway = _compute_state(local_cloud).gateway
     port = state.ports[controlplane.REGISTRY]
     return (registry.join_host_port(layout_mod.HOST, port),
             registry.join_host_port(gateway, port))
