@@ -11,11 +11,14 @@ from trovestack.common import results
 from trovestack.orchestration import steps
 
 
-def _step(name, seen, *, beside=False, needs=(), fail=False, wait=None):
+def _step(name, seen, *, beside=False, needs=(), fail=False, wait=None,
+          then=None):
     def run(context):
         if wait is not None:
             assert wait.wait(5)
         seen.append((name, threading.current_thread().name))
+        if then is not None:
+            then.set()
         if fail:
             raise RuntimeError(name)
         return [results.Row(name, name, results.OK)]
@@ -25,15 +28,12 @@ def _step(name, seen, *, beside=False, needs=(), fail=False, wait=None):
 def test_a_step_beside_runs_in_its_thread_before_the_step_needing_it():
     seen = []
     released = threading.Event()
-    plan = [_step('image', seen),
-            _step('flavors', seen, beside=True, wait=released),
-            _step('load', seen),
-            _step('config', seen, needs=('flavors',))]
     # 'flavors' waits until 'load' has run: it can only finish when the
     # steps before 'config' run beside it.
-    original = plan[2].run
-    plan[2] = steps.Step('load', '', lambda context: (
-        original(context), released.set())[0])
+    plan = [_step('image', seen),
+            _step('flavors', seen, beside=True, wait=released),
+            _step('load', seen, then=released),
+            _step('config', seen, needs=('flavors',))]
     done = steps.run_each(plan, steps.Context())
     assert [step.name for step, _ in done] == ['image', 'flavors', 'load',
                                                'config']
