@@ -20,6 +20,9 @@ import uuid
 
 import pytest
 
+from tests.helpers import run
+from tests.helpers import run_json
+
 from trovestack.common import files
 from trovestack.common import mounts
 from trovestack.common import netns
@@ -100,6 +103,25 @@ def test_boot_failure_leaves_nothing(tmp_path, env_paths):
     with pytest.raises(container.ContainerError):
         container.boot(env_paths, empty, timeout=30)
     assert container.leftovers(env_paths) == []
+
+
+def test_commands_on_an_environment_that_does_not_exist():
+    name = 'cli' + uuid.uuid4().hex[:6]
+    state_dir = layout.EnvPaths.of(name).root
+    status = run_json('trovestack', 'devstack', 'status', '--name', name)
+    assert (status['state'], status['stack']) == ('absent', 'not run')
+    rows = run_json('trovestack', 'devstack', 'down', '--name', name)
+    assert [(r['Kind'], r['Action']) for r in rows] == \
+        [('environment', 'unchanged')]
+    # Bad input: one line that says what is wrong, nothing made.
+    for args, says in ((('--name', name, '--sample', '/nonexistent.conf'),
+                        'no sample /nonexistent.conf'),
+                       (('--name', 'Not-A-Name'), "environment name")):
+        failed = run('trovestack', 'devstack', 'up', *args, check=False)
+        assert failed.returncode != 0
+        assert failed.stderr.strip().startswith(says), failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
+    assert not state_dir.exists()
 
 
 @pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run '
