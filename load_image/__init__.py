@@ -144,8 +144,12 @@ def make_request(image_file: str, datastore: str, version: str, *,
 
         trove_database = parameters.trove_database(trove_config,
                                                    trove_manage)
-    guest_os = pick(guest_os, 'guest_os')
-    guest_release = pick(guest_release, 'guest_release')
+    # The builder's record says what the image is: a plugin's or a user's
+    # guest OS settings describe what they would build, not a given file.
+    record = _read_record(image_file + SIDECAR_SUFFIX)
+    guest_os = record.get('guest_os') or pick(guest_os, 'guest_os')
+    guest_release = record.get('guest_release') or pick(
+        guest_release, 'guest_release')
     return LoadRequest(
         image_file=image_file, datastore=datastore, version=version,
         version_number=version_number, manager=manager,
@@ -160,8 +164,7 @@ def make_request(image_file: str, datastore: str, version: str, *,
         trove_database=trove_database, prune=pick(prune, 'prune'),
         build_hash=build_hash or _read_build_hash(
             image_file + BUILD_HASH_SUFFIX),
-        agent=agent if agent is not None else _read_agent(
-            image_file + SIDECAR_SUFFIX),
+        agent=agent if agent is not None else _agent_of(record),
         retries=conf.upload_retries, retry_delay=conf.retry_delay,
         active_timeout=conf.active_timeout)
 
@@ -173,12 +176,19 @@ def _read_build_hash(path: pathlib.Path | str) -> str | None:
         return None
 
 
-def _read_agent(path: pathlib.Path | str) -> dict[str, Any] | None:
-    """The guest agent's provenance in an image's build record."""
+def _read_record(path: pathlib.Path | str) -> dict[str, Any]:
+    """An image's build record (its .build.json), {} when there is none
+    or it can not be read."""
     try:
-        agent = json.loads(pathlib.Path(path).read_text()).get('agent')
-    except (OSError, ValueError, AttributeError):
-        return None
+        record = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _agent_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The guest agent's provenance in an image's build record."""
+    agent = record.get('agent')
     return agent if isinstance(agent, dict) else None
 
 

@@ -13,22 +13,24 @@ minutes with a warm cache and several GB of memory: opt in with
 TROVESTACK_REAL_DEVSTACK=1.
 """
 
+import json
 import os
 import pathlib
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from tests.helpers import run
 from tests.helpers import run_json
-
 from trovestack.common import files
 from trovestack.common import mounts
 from trovestack.common import netns
 from trovestack.devstack_env import container
 from trovestack.devstack_env import environment
 from trovestack.devstack_env import layout
+from trovestack.devstack_env import stack
 from trovestack.devstack_env import staging
 from trovestack.orchestration import kickstart
 
@@ -125,7 +127,7 @@ def test_commands_on_an_environment_that_does_not_exist():
 
 
 @pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run '
-                    'takes 15 min or more: set TROVESTACK_REAL_DEVSTACK=1')
+                    'takes 30 min or more: set TROVESTACK_REAL_DEVSTACK=1')
 def test_real_stack_sh(monkeypatch):
     monkeypatch.setenv('XDG_CACHE_HOME', str(CACHE.parents[1]))
     name = 'it' + uuid.uuid4().hex[:6]
@@ -140,8 +142,87 @@ def test_real_stack_sh(monkeypatch):
         assert (found.state, found.stack) == ('running', 'ok')
         # every unit of the container ran or was skipped on purpose
         assert found.systemd == 'running', found
+        record = container.load(layout.EnvPaths.of(name))
+        _guest_agent_is_devstacks_trove(record)
+        _instance_becomes_active(record)
+        _stack_sh_again_converges(record, name)
     finally:
         environment.down(name=name)
     paths = layout.EnvPaths.of(name)
     assert container.leftovers(paths) == []
     assert not pathlib.Path(netns.NETNS_DIR, paths.namespace).exists()
+
+
+def _admin_json(record, command, timeout=300):
+    done = stack.as_admin(record, f'{command} -f json', timeout=timeout)
+    assert done.returncode == 0, (command, done.stderr[-2000:])
+    return json.loads(done.stdout)
+
+
+def _guest_agent_is_devstacks_trove(record):
+    """The guest image the plugin loaded carries the agent of the Trove
+    tree devstack installed ($TROVE_DIR, /opt/stack/trove)."""
+    images = _admin_json(record, 'openstack image list --long')
+    assert len(images) == 1, images
+    shown = _admin_json(record, f'openstack image show {images[0]["ID"]}')
+    source = shown['properties']['trove_agent_source']
+    commit = container.run(
+        record, ['git', '-C', f'{stack.DEST}/trove', 'rev-parse', 'HEAD'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert source.startswith('tree:') and source.endswith(f'@{commit}'), (
+        source, commit)
+    assert shown['properties']['os_distro'] == 'debian'
+
+
+def _instance_becomes_active(record):
+    """A Trove instance of the plugin's default datastore, on a flavor
+    with an ephemeral disk (no volume service here), reaches ACTIVE."""
+    flavor = next(f for f in _admin_json(record, 'openstack flavor list')
+                  if f['Ephemeral'] and 2048 <= f['RAM'] <= 4096)
+    network = next(n for n in _admin_json(record, 'openstack network list')
+                   if n['Name'] == 'private')
+    created = _admin_json(
+        record, f'openstack database instance create itest --flavor '
+        f'{flavor["ID"]} --datastore mariadb --datastore-version 11.8 '
+        f'--nic net-id={network["ID"]}')
+    deadline = time.monotonic() + 1800
+    status = created['status']
+    while status not in ('ACTIVE', 'ERROR') and time.monotonic() < deadline:
+        time.sleep(10)
+        status = _admin_json(
+            record, f'openstack database instance show {created["id"]}'
+        )['status']
+    shown = _admin_json(
+        record, f'openstack database instance show {created["id"]}')
+    assert status == 'ACTIVE', shown
+    done = stack.as_admin(
+        record, f'openstack database instance delete {created["id"]}')
+    assert done.returncode == 0, done.stderr
+    while time.monotonic() < deadline and _admin_json(
+            record, 'openstack database instance list'):
+        time.sleep(10)
+    assert _admin_json(record, 'openstack database instance list') == []
+
+
+def _counts(record):
+    return {
+        'networks': sorted(n['Name'] for n in _admin_json(
+            record, 'openstack network list')),
+        'images': len(_admin_json(record, 'openstack image list')),
+        'versions': sorted(v['Name'] for v in _admin_json(
+            record, 'openstack datastore version list mariadb')),
+        'groups': sorted(g['Name'] for g in _admin_json(
+            record, 'openstack security group list --all-projects')
+            if g['Name'] != 'default'),
+        'flavors': len(_admin_json(record, 'openstack flavor list')),
+    }
+
+
+def _stack_sh_again_converges(record, name):
+    """unstack.sh, then stack.sh again: nothing the plugin made twice."""
+    before = _counts(record)
+    assert stack.run_script(record, 'unstack.sh').returncode == 0
+    paths = layout.EnvPaths.of(name)
+    result = stack.run_stack(record, paths)
+    assert result.ok, (result.phase, result.failing, result.tail)
+    assert _counts(record) == before

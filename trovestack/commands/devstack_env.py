@@ -59,6 +59,17 @@ class DevstackUp(lister.Lister):
             default=environment.default_devstack_dir(),
             help=f'devstack checkout (default: ${environment.DEVSTACK_ENV} '
                  f'or {environment.DEFAULT_DEVSTACK})')
+        image = parser.add_mutually_exclusive_group()
+        image.add_argument(
+            '--guest-image', metavar='<file>', type=pathlib.Path,
+            help='Guest image file for the plugin to load, with its '
+                 'datastore images embedded (default: one built here with '
+                 'trove-image-builder, the agent of the Trove tree devstack '
+                 'installs and the sample\'s datastores embedded)')
+        image.add_argument(
+            '--placeholder-image', action='store_true',
+            help='Load an empty image that boots nothing instead (no '
+                 'build; Trove instances can not start)')
         parser.add_argument(
             '--stage-only', action='store_true',
             help='Make the cached artifacts only; boot nothing')
@@ -73,7 +84,8 @@ class DevstackUp(lister.Lister):
             rows = environment.up(
                 sample=parsed_args.sample, checkout=kickstart.REPO_ROOT,
                 devstack_dir=parsed_args.devstack, name=parsed_args.name,
-                progress=_progress)
+                guest_image=parsed_args.guest_image,
+                placeholder=parsed_args.placeholder_image, progress=_progress)
         return _rows(rows)
 
 

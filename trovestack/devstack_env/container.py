@@ -216,12 +216,23 @@ def remove_cgroups(dirs: Sequence[str]) -> list[str]:
 # -- the namespace ----------------------------------------------------------
 
 
+# Without arp_ignore the namespace's kernel answers a guest's ARP for the
+# trove-mgmt address with the guest tap's MAC: the guest's SYN reaches the
+# kernel through the tap, the SYN-ACK goes out through OVN, whose conntrack
+# drops it (the guest agent never reached RabbitMQ while ping worked; the
+# compute cloud's namespace sets the same).  systemd-sysctl does not run in
+# the container (/proc/sys is read-only there but for net).
+SYSCTLS = ('net.ipv4.conf.all.arp_ignore=1',
+           'net.ipv4.conf.default.arp_ignore=1')
+
+
 def make_namespace(name: str, address: str = ADDRESS) -> netns.Namespace:
-    """The container's network namespace: lo, and a veth pair whose
-    ``eth0`` end carries ``address`` and the default route."""
+    """The container's network namespace: lo, its SYSCTLS, and a veth
+    pair whose ``eth0`` end carries ``address`` and the default route."""
     namespace = netns.create(name)
     try:
-        for argv in (['ip', 'link', 'add', 'eth0', 'type', 'veth',
+        for argv in (['sysctl', '-q', '-w', *SYSCTLS],
+                     ['ip', 'link', 'add', 'eth0', 'type', 'veth',
                       'peer', 'name', 'gw0'],
                      ['ip', 'addr', 'add', f'{address}/{PREFIX}',
                       'dev', 'eth0'],

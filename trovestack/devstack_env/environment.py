@@ -18,6 +18,7 @@ from trovestack.common import results
 from trovestack.common.errors import UserError
 from trovestack.common.results import Row
 from trovestack.devstack_env import container
+from trovestack.devstack_env import guest
 from trovestack.devstack_env import layout
 from trovestack.devstack_env import stack
 from trovestack.devstack_env import staging
@@ -79,18 +80,34 @@ def stage_only(*, checkout: pathlib.Path, devstack_dir: pathlib.Path,
 
 def up(*, sample: pathlib.Path, checkout: pathlib.Path,
        devstack_dir: pathlib.Path, name: str = layout.DEFAULT_NAME,
+       guest_image: pathlib.Path | None = None, placeholder: bool = False,
        progress: Progress | None = None) -> list[Row]:
-    """Stage, boot, run stack.sh; [Row].  StackFailed names the failing
-    command and phase (the container stays up for a look inside)."""
+    """Stage, build the guest image, boot, run stack.sh; [Row].
+    ``guest_image``: a guest image file the plugin loads instead of the
+    one built here (``guest.build``); ``placeholder``: neither (an empty
+    image that boots nothing).
+    StackFailed names the failing command and phase (the container stays
+    up for a look inside)."""
     paths = layout.EnvPaths.of(name)
     devstack_dir = kickstart.check_devstack_dir(devstack_dir)
     if not sample.is_file():
         raise UserError(f'no sample {sample}; the samples are in '
                         f'{kickstart.SAMPLES_DIR}')
+    if guest_image is not None and not guest_image.is_file():
+        raise UserError(f'no guest image {guest_image}')
     staged = staging.stage(checkout=checkout, devstack_dir=devstack_dir,
                            services=stack.enabled_services(),
                            progress=progress)
     rows = staged_rows(staged)
+    if guest_image is None and not placeholder:
+        built = guest.build(sample, staged.sources.path / 'trove',
+                            progress=progress)
+        guest_image = pathlib.Path(built.path)
+        rows.append(Row('guest-image', built.path,
+                        results.UNCHANGED if built.skipped
+                        else results.CREATED,
+                        f'agent {built.agent_source}; '
+                        f'{built.build_path}'))
     paths.root.mkdir(parents=True, exist_ok=True)
     with files.exclusive_lock(_env_lock(paths)):
         record = container.load(paths)
@@ -103,14 +120,20 @@ def up(*, sample: pathlib.Path, checkout: pathlib.Path,
         rows += container.stop(paths)
         paths.stack_record.unlink(missing_ok=True)
         ref = kickstart.current_branch(checkout)
+        guest_files = (stack.guest_image_files(guest_image.resolve())
+                       if guest_image is not None and not placeholder
+                       else [])
+        in_container = (stack.guest_image_path(guest_files[0])
+                        if guest_files else None)
         conf = stack.local_conf(sample, address=container.ADDRESS,
                                 plugin_repo=f'{stack.DEST}/'
                                 f'{kickstart.plugin_name(checkout)}',
-                                plugin_ref=ref)
+                                plugin_ref=ref, guest_image=in_container)
 
         def prepare(rootfs: pathlib.Path) -> None:
             stack.place_tree(rootfs, staged=staged, devstack_dir=devstack_dir,
-                             checkout=checkout, local_conf_text=conf)
+                             checkout=checkout, local_conf_text=conf,
+                             guest_files=guest_files)
 
         binds = [container.Bind(str(staged.repo.path), staging.APT_MOUNT),
                  container.Bind(str(staged.wheels.path), staging.WHEEL_MOUNT),

@@ -30,6 +30,10 @@ DEST = staging.STACK_HOME
 DEVSTACK = f'{DEST}/devstack'
 LOGFILE = f'{DEST}/logs/stack.sh.log'
 GUEST_IMAGE = f'{DEST}/trovestack-placeholder.qcow2'
+# Where a guest image built on the host is copied to (the stack user's),
+# with the records trove-image-builder keeps beside it.
+GUEST_DIR = f'{DEST}/trovestack-guest'
+GUEST_RECORDS = ('.sha256', '.md5', '.build-hash', '.build.json')
 STACK_TIMEOUT = 4 * 3600.0
 
 # devstack's default ENABLED_SERVICES (stackrc) ...
@@ -53,8 +57,10 @@ def enabled_services() -> list[str]:
             if s not in DISABLED_SERVICES] + list(PLUGIN_SERVICES)
 
 
-def offline_settings(address: str) -> list[str]:
-    """The localrc lines added after the sample's own."""
+def offline_settings(address: str,
+                     guest_image: str | None = None) -> list[str]:
+    """The localrc lines added after the sample's own; ``guest_image``:
+    where a guest image built on the host is in the container."""
     return [
         '# Added by "trovestack devstack up": stack.sh in a container',
         '# without a network (doc/devstack-plugin.md).',
@@ -84,20 +90,25 @@ def offline_settings(address: str) -> list[str]:
         # No volume service here: Trove instances without volumes.
         'TROVE_VOLUME_SUPPORT=False',
         # The plugin: no guest image build (it downloads a distribution):
-        # a placeholder image is loaded and registered instead.
-        f'TROVE_GUEST_IMAGE={GUEST_IMAGE}',
+        # one built on the host is loaded and registered instead, its
+        # embedded datastore images used (quay.io is out of reach), or a
+        # placeholder that boots nothing.
+        *([f'TROVE_GUEST_IMAGE={guest_image}',
+           'TROVE_DATASTORE_IMAGE_SOURCE=embedded'] if guest_image
+          else [f'TROVE_GUEST_IMAGE={GUEST_IMAGE}']),
     ]
 
 
 def local_conf(sample: pathlib.Path, *, address: str,
-               plugin_repo: str, plugin_ref: str | None) -> str:
+               plugin_repo: str, plugin_ref: str | None,
+               guest_image: str | None = None) -> str:
     """The sample's local.conf with this checkout as the plugin, then the
     container's settings at the end of its localrc section."""
     try:
         text = sample.read_text()
     except OSError as e:
         raise UserError(f'cannot read sample {sample}: {e.strerror}') from e
-    extra = '\n'.join(offline_settings(address))
+    extra = '\n'.join(offline_settings(address, guest_image))
     # A header first: a sample without headers is all localrc, and one
     # with them merges its localrc lines into this section.
     combined = (f'[[local|localrc]]\n{text.rstrip()}\n\n'
@@ -119,6 +130,14 @@ def local_conf(sample: pathlib.Path, *, address: str,
 #   otherwise, and devstack does not pass OVS_DATAPATH_TYPE on to it:
 #   without the openvswitch module that bridge never exists.  The setting
 #   goes in just before each start (devstack wipes the database first).
+# - libvirtd puts each guest in cgroup v1 controllers, read-only in the
+#   container ("Failed to create v1 controller cpu for group: Read-only
+#   file system" and nova's build failed): qemu.conf, which devstack
+#   edits after the package wrote it, is told to use none before each
+#   start.
+# - ovs-vswitchd: on the userspace datapath guest TCP through a tap needs
+#   userspace TSO (as on the compute cloud, cloud/compute/network.py); it
+#   is read when the daemon starts.
 CONTAINER_DROPINS = {
     'iscsid.service': (
         '[Unit]\n'
@@ -134,8 +153,20 @@ CONTAINER_DROPINS = {
         '# uses the userspace datapath as OVS_DATAPATH_TYPE=netdev says.\n'
         'ExecStartPre=/usr/bin/ovs-vsctl --no-wait set Open_vSwitch . '
         'external-ids:ovn-bridge-datapath-type=netdev\n'),
+    'ovs-vswitchd.service': (
+        '[Service]\n'
+        '# Added by trovestack devstack: guest TCP on the userspace\n'
+        '# datapath.\n'
+        'ExecStartPre=/usr/bin/ovs-vsctl --no-wait set Open_vSwitch . '
+        'other_config:userspace-tso-enable=true\n'),
+    'libvirtd.service': (
+        '[Service]\n'
+        '# Added by trovestack devstack: the cgroup controllers are\n'
+        '# read-only in this container.\n'
+        "ExecStartPre=/bin/sh -c 'grep -qxF \"cgroup_controllers = [ ]\" "
+        '/etc/libvirt/qemu.conf || echo "cgroup_controllers = [ ]" '
+        ">> /etc/libvirt/qemu.conf'\n"),
 }
-
 
 # -- the tree under /opt/stack --------------------------------------------
 
@@ -154,7 +185,8 @@ def _chown_tree(path: pathlib.Path, uid: int, gid: int) -> None:
 
 def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
                devstack_dir: pathlib.Path, checkout: pathlib.Path,
-               local_conf_text: str) -> list[str]:
+               local_conf_text: str,
+               guest_files: Sequence[pathlib.Path] = ()) -> list[str]:
     """Copy devstack, the repositories and the plugin into the
     container's /opt/stack (as the stack user's); the names placed."""
     dest = rootfs / DEST.lstrip('/')
@@ -182,8 +214,12 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
     (dest / 'devstack' / 'local.conf').write_text(local_conf_text)
     (dest / 'logs').mkdir(exist_ok=True)
     image = rootfs / GUEST_IMAGE.lstrip('/')
-    if not image.exists():
+    if not guest_files and not image.exists():
         _placeholder_image(image)
+    for path in guest_files:
+        target = rootfs / GUEST_DIR.lstrip('/') / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy(path, target)
     for unit, text in CONTAINER_DROPINS.items():
         dropin = rootfs / 'etc/systemd/system' / f'{unit}.d'
         dropin = dropin / 'trovestack.conf'
@@ -207,6 +243,19 @@ def _copy(source: pathlib.Path, target: pathlib.Path) -> None:
         return
     subprocess.run(['cp', '-a', '--reflink=auto', str(source), str(target)],
                    check=True)
+
+
+def guest_image_files(image: pathlib.Path) -> list[pathlib.Path]:
+    """A guest image file built on the host and the builder's records
+    beside it (its sidecar names the embedded datastore images)."""
+    found = [image] + [image.with_name(image.name + suffix)
+                       for suffix in GUEST_RECORDS]
+    return [path for path in found if path.is_file()]
+
+
+def guest_image_path(image: pathlib.Path) -> str:
+    """Where the plugin finds ``image`` in the container."""
+    return f'{GUEST_DIR}/{image.name}'
 
 
 def _placeholder_image(path: pathlib.Path) -> None:
@@ -348,6 +397,17 @@ def run_script(record: container.Record, script: str, *,
         timeout=timeout)
 
 
+def as_admin(record: container.Record, command: str, *,
+             timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """A shell command run in the container as the stack user with
+    devstack's admin credentials (openrc admin admin)."""
+    return container.run(
+        record, ['bash', '-c', f'source {DEVSTACK}/openrc admin admin '
+                 f'>/dev/null 2>&1 && {command}'],
+        user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
+        timeout=timeout)
+
+
 def trove_checks(record: container.Record) -> list[tuple[str, str]]:
     """(check, result) pairs: Trove's API answering, and the datastore
     versions Trove has, asked inside the container as devstack's admin."""
@@ -357,14 +417,10 @@ def trove_checks(record: container.Record) -> list[tuple[str, str]]:
                  f'http://{record.address}:8779/'],
         capture_output=True, text=True, timeout=60)
     checks.append(('trove-api', f'HTTP {api.stdout.strip() or "none"}'))
-    listing = container.run(
-        record, ['bash', '-c',
-                 f'source {DEVSTACK}/openrc admin admin >/dev/null 2>&1 && '
-                 'for d in $(openstack datastore list -f value -c Name); '
-                 'do openstack datastore version list "$d" -f value '
-                 '-c Name | sed "s/^/$d:/"; done'],
-        user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
-        timeout=300)
+    listing = as_admin(
+        record, 'for d in $(openstack datastore list -f value -c Name); '
+        'do openstack datastore version list "$d" -f value '
+        '-c Name | sed "s/^/$d:/"; done')
     versions = ' '.join(listing.stdout.split()) or listing.stderr.strip()
     checks.append(('datastore-versions', versions or '(none)'))
     return checks

@@ -93,10 +93,21 @@ def run(steps: list[Step], context: Context) -> list[results.Row]:
 
 
 # ------------------------------------------------------------ the image
+# What an image file's name ends with that is not part of the image's
+# name (its disk format, a compression).
+IMAGE_SUFFIXES = ('.qcow2', '.raw', '.img', '.vmdk', '.vhd', '.vhdx',
+                  '.vdi', '.iso', '.gz', '.xz', '.bz2', '.zst')
+
+
 def image_name(image: str) -> str:
     """The Glance image of an image file: the file's name without its
-    suffixes, one Glance image shared by every datastore it serves."""
-    return pathlib.Path(image).name.split('.')[0]
+    format and compression suffixes (a version's dots stay: mariadb-11.8
+    and mariadb-11.4 are two images), one Glance image shared by every
+    datastore it serves."""
+    name = pathlib.Path(image).name
+    while name.lower().endswith(IMAGE_SUFFIXES):
+        name = name[:name.rindex('.')]
+    return name or pathlib.Path(image).name
 
 
 def build_image(build: Any) -> Step:

@@ -9,9 +9,11 @@ from trovestack.common import files
 from trovestack.common.errors import UserError
 from trovestack.devstack_env import container
 from trovestack.devstack_env import environment
+from trovestack.devstack_env import guest
 from trovestack.devstack_env import layout
 from trovestack.devstack_env import stack
 from trovestack.devstack_env import staging
+from trovestack.images.guest import builder
 from trovestack.orchestration import kickstart
 
 DEVSTACK = pathlib.Path('/work/shared/devstack')
@@ -66,6 +68,17 @@ def stubs(state, monkeypatch):
         return calls['result']
 
     monkeypatch.setattr(stack, 'run_stack', run_stack)
+    image = state / 'guest.qcow2'
+    image.write_bytes(b'QFI')
+
+    def build(sample, tree, progress=None):
+        calls['guest'] = (sample, tree)
+        return builder.BuildResult(
+            path=str(image), sha256='s', build_hash='h', skipped=False,
+            log_path='', sidecar_path='', build_path=builder.AGENT_ONLY,
+            agent_source=f'tree:{tree}@c0ffee')
+
+    monkeypatch.setattr(guest, 'build', build)
     monkeypatch.setattr(stack, 'trove_checks', lambda record: [
         ('trove-api', 'HTTP 200'), ('datastore-versions', 'mariadb 11.8')])
     return calls
@@ -89,6 +102,25 @@ def test_up_stages_boots_and_runs_stack(stubs, devstack, state):
                                          staging.WHEEL_MOUNT}
     assert 'tr-api' in stubs['stage']['services']
     assert stubs['secrets'] == ['secret']
+    # The guest image: built here with the agent of the staged Trove tree.
+    assert stubs['guest'][1] == state / 'sources' / 'trove'
+    built = [row for row in rows if row.kind == 'guest-image']
+    assert built and 'tree:' in built[0].detail
+
+
+def test_up_with_a_placeholder_builds_no_guest_image(stubs, devstack):
+    environment.up(sample=kickstart.SAMPLES_DIR / 'mariadb.conf',
+                   checkout=kickstart.REPO_ROOT, devstack_dir=devstack,
+                   name='ut2', placeholder=True)
+    assert 'guest' not in stubs
+
+
+def test_up_refuses_a_missing_guest_image(stubs, devstack, tmp_path):
+    with pytest.raises(UserError, match='no guest image'):
+        environment.up(sample=kickstart.SAMPLES_DIR / 'mariadb.conf',
+                       checkout=kickstart.REPO_ROOT, devstack_dir=devstack,
+                       name='ut3', guest_image=tmp_path / 'nothing.qcow2')
+    assert 'stage' not in stubs
 
 
 def test_up_failure_names_phase_and_command(stubs, devstack):

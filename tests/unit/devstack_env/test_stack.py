@@ -40,6 +40,24 @@ def test_local_conf_keeps_the_sample_and_adds_offline_settings():
         'TROVE_DATASTORES=mariadb:11.8')
 
 
+def test_a_guest_image_built_on_the_host_replaces_the_placeholder(tmp_path):
+    image = tmp_path / 'trove-guest-x-mariadb-11.8.qcow2'
+    image.write_bytes(b'QFI')
+    for suffix in ('.sha256', '.build.json'):
+        image.with_name(image.name + suffix).write_text('{}')
+    files = stack.guest_image_files(image)
+    assert [f.name for f in files] == [
+        image.name, image.name + '.sha256', image.name + '.build.json']
+    inside = stack.guest_image_path(image)
+    assert inside == f'{stack.GUEST_DIR}/{image.name}'
+    lines = _localrc(stack.local_conf(
+        SAMPLE, address='10.208.0.2', plugin_repo='/opt/stack/trovestack',
+        plugin_ref=None, guest_image=inside))
+    assert f'TROVE_GUEST_IMAGE={inside}' in lines
+    assert 'TROVE_DATASTORE_IMAGE_SOURCE=embedded' in lines
+    assert f'TROVE_GUEST_IMAGE={stack.GUEST_IMAGE}' not in lines
+
+
 def test_local_conf_of_a_sample_without_headers(tmp_path):
     sample = tmp_path / 'bare.conf'
     sample.write_text('ADMIN_PASSWORD=secret\nTROVE_DATASTORES=mysql:8.4\n')
@@ -176,10 +194,36 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
         units / 'ovn-controller.service.d/trovestack.conf').read_text()
     assert 'ConditionPathIsReadWrite=/sys/kernel/mm/ksm' in (
         units / 'ksm.service.d/trovestack.conf').read_text()
+    assert 'cgroup_controllers = [ ]' in (
+        units / 'libvirtd.service.d/trovestack.conf').read_text()
+    assert 'userspace-tso-enable=true' in (
+        units / 'ovs-vswitchd.service.d/trovestack.conf').read_text()
     assert (rootfs / stack.GUEST_IMAGE.lstrip('/')).is_file()
     # Placing again changes nothing that is there.
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
                      checkout=checkout, local_conf_text='[[local|localrc]]\n')
+
+
+def test_place_tree_copies_a_guest_image_built_on_the_host(
+        tmp_path, monkeypatch):
+    rootfs = tmp_path / 'rootfs'
+    (rootfs / 'etc').mkdir(parents=True)
+    (rootfs / 'etc' / 'passwd').write_text(
+        f'stack:x:{os_uid()}:{os_gid()}::/opt/stack:/bin/bash\n')
+    devstack = tmp_path / 'devstack'
+    (devstack / '.git').mkdir(parents=True)
+    checkout = tmp_path / 'checkout'
+    (checkout / '.git').mkdir(parents=True)
+    (rootfs / 'opt/stack' / kickstart.plugin_name()).mkdir(parents=True)
+    image = tmp_path / 'guest.qcow2'
+    image.write_bytes(b'QFI')
+    monkeypatch.setattr(stack, '_placeholder_image', lambda path: 1 / 0)
+    stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
+                     checkout=checkout, local_conf_text='',
+                     guest_files=stack.guest_image_files(image))
+    inside = rootfs / stack.guest_image_path(image).lstrip('/')
+    assert inside.read_bytes() == b'QFI'
+    assert not (rootfs / stack.GUEST_IMAGE.lstrip('/')).exists()
 
 
 def os_uid():

@@ -119,6 +119,26 @@ def test_load_image_reads_the_agent_from_the_build_record(tmp_path):
     assert load_image.agent_properties(None) == {}
 
 
+def test_the_build_record_says_which_os_an_image_is(tmp_path):
+    image = tmp_path / 'g.qcow2'
+    image.write_bytes(b'x')
+    # The devstack plugin passes its defaults (ubuntu noble) for a given
+    # image too: the builder's record of a Debian image wins.
+    pathlib.Path(f'{image}.build.json').write_text(json.dumps(
+        {'guest_os': 'debian', 'guest_release': 'bookworm'}))
+    request = load_image.make_request(str(image), 'mysql', '8.4',
+                                      guest_os='ubuntu',
+                                      guest_release='noble')
+    assert (request.guest_os, request.guest_release) == (
+        'debian', 'bookworm')
+    plain = tmp_path / 'p.qcow2'
+    plain.write_bytes(b'x')
+    request = load_image.make_request(str(plain), 'mysql', '8.4',
+                                      guest_os='ubuntu',
+                                      guest_release='noble')
+    assert (request.guest_os, request.guest_release) == ('ubuntu', 'noble')
+
+
 def test_load_puts_the_agent_properties_on_the_image(monkeypatch):
     from load_image import datastores
     from load_image import images

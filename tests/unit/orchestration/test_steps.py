@@ -62,3 +62,14 @@ def test_summary_counts_each_action():
     assert steps.summary('trove-config', rows) == results.Row(
         'trove-config', '3 items', '2 unchanged, 1 updated')
     assert steps.summary('x', []).action == 'nothing to do'
+
+
+@pytest.mark.parametrize('path, name', [
+    ('/i/trove-guest-debian-bookworm-mariadb-11.8.qcow2',
+     'trove-guest-debian-bookworm-mariadb-11.8'),
+    ('trove-guest-mariadb-11.4.qcow2', 'trove-guest-mariadb-11.4'),
+    ('guest.raw.gz', 'guest'),
+    ('guest-v1.2', 'guest-v1.2'),
+])
+def test_image_name_keeps_a_versions_dots(path, name):
+    assert steps.image_name(path) == name
