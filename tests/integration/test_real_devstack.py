@@ -124,6 +124,9 @@ def test_commands_on_an_environment_that_does_not_exist():
         assert failed.stderr.strip().startswith(says), failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
     assert not state_dir.exists()
+    # The session's own (empty) cache: nothing to remove, nothing removed.
+    rows = run_json('trovestack', 'devstack', 'prune', '--dry-run')
+    assert all(r['Action'] == 'kept' for r in rows), rows
 
 
 @pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run '

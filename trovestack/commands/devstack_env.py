@@ -1,4 +1,4 @@
-"""``trovestack devstack up/down/status``: devstack's real stack.sh with
+"""``trovestack devstack up/down/status/prune``: devstack's real stack.sh with
 this plugin, in a systemd container with a network namespace of its own.
 
 The commands parse, call :mod:`trovestack.devstack_env.environment` and
@@ -13,6 +13,8 @@ import sys
 from cliff import lister
 from cliff import show
 
+from trovestack.common import results
+from trovestack.devstack_env import cache
 from trovestack.devstack_env import environment
 from trovestack.devstack_env import layout
 from trovestack.orchestration import kickstart
@@ -99,6 +101,28 @@ class DevstackDown(lister.Lister):
 
     def take_action(self, parsed_args):
         return _rows(environment.down(name=parsed_args.name))
+
+
+class DevstackPrune(lister.Lister):
+    _description = ('Remove staged artifacts nothing uses any more: not '
+                    'the latest staging\'s, no environment\'s, not built '
+                    'or used within the hour')
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Show what would be removed; remove nothing')
+        return parser
+
+    def take_action(self, parsed_args):
+        gone = 'would delete' if parsed_args.dry_run else results.DELETED
+        rows = [('artifact', str(entry.path),
+                 'kept' if entry.kept_for else gone,
+                 f'{entry.size / 2**20:.0f} MiB'
+                 + (f', {entry.kept_for}' if entry.kept_for else ''))
+                for entry in cache.prune(dry_run=parsed_args.dry_run)]
+        return HEADERS, rows
 
 
 class DevstackStatus(show.ShowOne):

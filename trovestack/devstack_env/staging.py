@@ -39,6 +39,7 @@ import psutil
 from trovestack.common import files
 from trovestack.common import mounts
 from trovestack.common.errors import UserError
+from trovestack.devstack_env import cache
 from trovestack.devstack_env import constraints
 from trovestack.devstack_env import layout
 from trovestack.devstack_env import packages
@@ -148,10 +149,6 @@ def artifact_path(kind: str, key: str,
     return (root or layout.cache_root()) / f'{kind}-{key[:20]}'
 
 
-def _record_path(path: pathlib.Path) -> pathlib.Path:
-    return path.with_name(path.name + '.json')
-
-
 def _owner_tag() -> str:
     pid = os.getpid()
     return f'{pid}-{int(psutil.Process(pid).create_time())}'
@@ -165,9 +162,10 @@ def cached(kind: str, key: str, build: Callable[[pathlib.Path], str],
     path = artifact_path(kind, key, root)
     found = _complete(path, key)
     if found is not None:
+        cache.mark_used(path)
         return Artifact(kind, key, path, False, 0.0, found)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(f'.{path.name}.lock')
+    lock = cache.lock_path(path)
 
     def waiting() -> None:
         _say(progress, f'{kind}: another run is making it, waiting')
@@ -175,6 +173,7 @@ def cached(kind: str, key: str, build: Callable[[pathlib.Path], str],
     with files.exclusive_lock(lock, on_wait=waiting):
         found = _complete(path, key)
         if found is not None:
+            cache.mark_used(path)
             return Artifact(kind, key, path, False, 0.0, found)
         _remove_leftovers(path)
         tmp = path.with_name(f'.{path.name}.tmp-{_owner_tag()}')
@@ -185,10 +184,10 @@ def cached(kind: str, key: str, build: Callable[[pathlib.Path], str],
             detail = build(tmp)
             os.replace(tmp, path)
         except BaseException:
-            _discard(tmp)
+            discard(tmp)
             raise
         seconds = time.monotonic() - started
-        files.write_atomic(_record_path(path), json.dumps(
+        files.write_atomic(cache.record_path(path), json.dumps(
             {'key': key, 'kind': kind, 'seconds': round(seconds, 1),
              'detail': detail}, indent=2))
         _say(progress, f'{kind}: made in {seconds:.0f} s')
@@ -198,7 +197,7 @@ def cached(kind: str, key: str, build: Callable[[pathlib.Path], str],
 def _complete(path: pathlib.Path, key: str) -> str | None:
     """The record's detail when ``path`` is a complete build of ``key``."""
     try:
-        record = json.loads(_record_path(path).read_text())
+        record = json.loads(cache.record_path(path).read_text())
     except (OSError, ValueError):
         return None
     if record.get('key') != key or not path.is_dir():
@@ -210,13 +209,14 @@ def _remove_leftovers(path: pathlib.Path) -> None:
     """Under the key's lock: what an interrupted build of it left (its
     temporary directories, an artifact renamed but never recorded)."""
     for tmp in path.parent.glob(f'.{path.name}.tmp-*'):
-        _discard(tmp)
+        discard(tmp)
     if path.exists():
-        _discard(path)
-    _record_path(path).unlink(missing_ok=True)
+        discard(path)
+    cache.record_path(path).unlink(missing_ok=True)
 
 
-def _discard(path: pathlib.Path) -> None:
+def discard(path: pathlib.Path) -> None:
+    """A directory gone, mounts below it first."""
     mounts.teardown(path)
     mounts.remove_tree(path)
 
@@ -708,5 +708,8 @@ def stage(*, checkout: pathlib.Path, devstack_dir: pathlib.Path,
     sdist = download_sdist(*REQUIREMENTS_SDIST, root=root)
     requirements = build_requirements(sdist, pins, wheels, root=root,
                                       progress=progress)
-    return Staged(rootfs=rootfs, repo=repo, wheels=wheels, sources=sources,
-                  requirements=requirements)
+    staged = Staged(rootfs=rootfs, repo=repo, wheels=wheels,
+                    sources=sources, requirements=requirements)
+    cache.write_latest(root or layout.cache_root(),
+                       [a.path for a in staged.artifacts()])
+    return staged
