@@ -494,9 +494,19 @@ def _pip_env() -> dict[str, str]:
     return env
 
 
+# What pbr and pip write into a source tree when it is built (a wheel of
+# the guest agent, devstack's pip install -e): untracked and ignored, as
+# in a clone of the project's repository, so that building leaves the
+# repository clean.  The sdist's own copies of AUTHORS and ChangeLog stay
+# in the tree, not in the commit.
+GENERATED = ('AUTHORS', 'ChangeLog', '*.egg-info/', 'build/', '.eggs/',
+             '__pycache__/', '*.pyc')
+
+
 def unpack_as_repo(sdist: pathlib.Path, target: pathlib.Path,
                    message: str) -> None:
-    """The sdist's tree in ``target`` as a git repository of one commit."""
+    """The sdist's tree in ``target`` as a git repository of one commit
+    (what a build generates ignored, see GENERATED)."""
     with tarfile.open(sdist) as archive:
         members = archive.getmembers()
         top = os.path.commonpath([m.name for m in members]).split('/')[0]
@@ -507,7 +517,11 @@ def unpack_as_repo(sdist: pathlib.Path, target: pathlib.Path,
            '-c', 'user.email=trovestack@localhost',
            '-c', 'init.defaultBranch=master']
     _run([*git, 'init', '-q'], f'git init {target.name}')
-    _run([*git, 'add', '-A', '-f', '.'], f'git add {target.name}')
+    (target / '.git' / 'info').mkdir(exist_ok=True)
+    (target / '.git' / 'info' / 'exclude').write_text(
+        '# pbr and pip make these when the tree is built\n'
+        + ''.join(f'{pattern}\n' for pattern in GENERATED))
+    _run([*git, 'add', '-A', '.'], f'git add {target.name}')
     _run([*git, 'commit', '-q', '-m', message], f'git commit {target.name}')
 
 
@@ -515,7 +529,7 @@ def build_sources(projects: Sequence[Project], *,
                   root: pathlib.Path | None = None,
                   progress: Progress | None = None) -> Artifact:
     """One directory per project, each a one-commit git repository."""
-    key = digest({'format': FORMAT,
+    key = digest({'format': FORMAT, 'generated': GENERATED,
                   'projects': [dataclasses.astuple(p) for p in projects]})
 
     def build(tmp: pathlib.Path) -> str:

@@ -171,7 +171,19 @@ def test_unpack_as_repo_is_one_commit(tmp_path):
     assert 'Version: 1.2.3' in (target / 'PKG-INFO').read_text()
     tracked = subprocess.run(['git', '-C', str(target), 'ls-files'],
                              capture_output=True, text=True).stdout
-    assert 'demo.egg-info/x' in tracked
+    assert 'PKG-INFO' in tracked.split()
+    # What a build generates is ignored as in a clone of the project: a
+    # wheel built from the tree (pbr rewrites AUTHORS, pip writes
+    # build/ and egg-info) leaves it clean.
+    assert 'demo.egg-info/x' not in tracked
+    assert (target / 'demo.egg-info' / 'x').exists()
+    (target / 'AUTHORS').write_text('someone else\n')
+    (target / 'build').mkdir()
+    (target / 'demo.egg-info' / 'x').write_text('changed')
+    status = subprocess.run(['git', '-C', str(target), 'status',
+                             '--porcelain'], capture_output=True,
+                            text=True, check=True).stdout
+    assert status == ''
 
 
 def test_requirements_repo_gets_our_lists(tmp_path):
