@@ -52,9 +52,11 @@ def small_rootfs():
 
 
 @pytest.fixture
-def env_paths(tmp_path):
+def env_paths():
+    # The default state root (the session's own XDG_STATE_HOME): the CLI
+    # finds the environment by its name there.
     name = 'lc' + uuid.uuid4().hex[:6]
-    paths = layout.EnvPaths.of(name, tmp_path / 'state')
+    paths = layout.EnvPaths.of(name)
     yield paths
     container.stop(paths)
 
@@ -76,6 +78,14 @@ def test_container_lifecycle(small_rootfs, env_paths):
     comm = container.run(record, ['cat', '/proc/1/comm'],
                          capture_output=True, text=True).stdout
     assert comm.strip() == 'systemd'
+    # What a user runs inside, through the CLI, with its exit status.
+    shown = run('trovestack', 'devstack', 'exec', '--name', env_paths.name,
+                '--root', '--', 'cat', '/etc/hostname')
+    assert shown.stdout.strip() == env_paths.machine
+    failed = run('trovestack', 'devstack', 'exec', '--name',
+                 env_paths.name, '--root', '--', 'sh', '-c', 'exit 3',
+                 check=False)
+    assert failed.returncode == 3
     processes = [(record.nspawn_pid, record.nspawn_started),
                  (record.leader_pid, record.leader_started)]
 
@@ -113,6 +123,10 @@ def test_commands_on_an_environment_that_does_not_exist():
     status = run_json('trovestack', 'devstack', 'status', '--name', name)
     assert (status['state'], status['stack']) == ('absent', 'not run')
     rows = run_json('trovestack', 'devstack', 'down', '--name', name)
+    missing = run('trovestack', 'devstack', 'exec', '--name', name, '--',
+                  'true', check=False)
+    assert missing.returncode != 0
+    assert 'no running devstack environment' in missing.stderr
     assert [(r['Kind'], r['Action']) for r in rows] == \
         [('environment', 'unchanged')]
     # Bad input: one line that says what is wrong, nothing made.

@@ -1,15 +1,18 @@
-"""``trovestack devstack up/down/status/prune``: devstack's real stack.sh with
-this plugin, in a systemd container with a network namespace of its own.
+"""``trovestack devstack up/down/status/exec/prune``: devstack's real
+stack.sh with this plugin, in a systemd container with a network
+namespace of its own.
 
 The commands parse, call :mod:`trovestack.devstack_env.environment` and
 format; progress goes to stderr.
 """
 
+import argparse
 import dataclasses
 import logging
 import pathlib
 import sys
 
+from cliff import command
 from cliff import lister
 from cliff import show
 
@@ -123,6 +126,34 @@ class DevstackPrune(lister.Lister):
                  + (f', {entry.kept_for}' if entry.kept_for else ''))
                 for entry in cache.prune(dry_run=parsed_args.dry_run)]
         return HEADERS, rows
+
+
+class DevstackExec(command.Command):
+    _description = ('Run a command in the devstack container, as the stack '
+                    'user (or root), optionally with devstack\'s admin '
+                    'credentials; exits with the command\'s status')
+
+    def get_parser(self, prog_name):
+        parser = _name_argument(super().get_parser(prog_name))
+        who = parser.add_mutually_exclusive_group()
+        who.add_argument(
+            '--admin', action='store_true',
+            help='With devstack\'s admin credentials (openrc admin admin), '
+                 'e.g. -- openstack database instance list')
+        who.add_argument('--root', action='store_true',
+                         help='As root instead of the stack user')
+        parser.add_argument('argv', nargs=argparse.REMAINDER,
+                            metavar='-- COMMAND ...',
+                            help='The command and its arguments')
+        return parser
+
+    def take_action(self, parsed_args):
+        argv = parsed_args.argv
+        if argv[:1] == ['--']:
+            argv = argv[1:]
+        return environment.execute(argv, name=parsed_args.name,
+                                   admin=parsed_args.admin,
+                                   root=parsed_args.root)
 
 
 class DevstackStatus(show.ShowOne):

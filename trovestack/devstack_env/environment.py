@@ -12,6 +12,7 @@ import dataclasses
 import os
 import pathlib
 from collections.abc import Callable
+from collections.abc import Sequence
 
 from trovestack.common import files
 from trovestack.common import results
@@ -184,6 +185,27 @@ def down(*, name: str = layout.DEFAULT_NAME,
         rows.append(Row('environment', name, results.UNCHANGED,
                         'nothing to remove'))
     return rows
+
+
+def execute(argv: Sequence[str], *, name: str = layout.DEFAULT_NAME,
+            admin: bool = False, root: bool = False) -> int:
+    """Run ``argv`` in the running environment ``name`` as the stack user
+    (``root``: as root; ``admin``: with devstack's admin credentials),
+    its output on this process's; the command's exit status."""
+    paths = layout.EnvPaths.of(name)
+    record = container.load(paths)
+    if record is None or not container.alive(record):
+        raise UserError(f'no running devstack environment {name!r}: '
+                        f'"trovestack devstack up --name {name}" starts it')
+    if not argv:
+        raise UserError('no command given (trovestack devstack exec -- '
+                        'COMMAND ...)')
+    command = stack.admin_argv(argv) if admin else list(argv)
+    done = container.run(record, command,
+                         user=None if root else stack.STACK_USER,
+                         env=None if root else {'HOME': stack.DEST},
+                         stdin=None)
+    return done.returncode
 
 
 def status(*, name: str = layout.DEFAULT_NAME,

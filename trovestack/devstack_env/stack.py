@@ -397,15 +397,20 @@ def run_script(record: container.Record, script: str, *,
         timeout=timeout)
 
 
+def admin_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` run with devstack's admin credentials (openrc admin
+    admin) in its environment."""
+    return ['bash', '-c', f'source {DEVSTACK}/openrc admin admin '
+            '>/dev/null 2>&1 && exec "$@"', 'bash', *argv]
+
+
 def as_admin(record: container.Record, command: str, *,
              timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
     """A shell command run in the container as the stack user with
     devstack's admin credentials (openrc admin admin)."""
     return container.run(
-        record, ['bash', '-c', f'source {DEVSTACK}/openrc admin admin '
-                 f'>/dev/null 2>&1 && {command}'],
-        user=STACK_USER, env={'HOME': DEST}, capture_output=True, text=True,
-        timeout=timeout)
+        record, admin_argv(['bash', '-c', command]), user=STACK_USER,
+        env={'HOME': DEST}, capture_output=True, text=True, timeout=timeout)
 
 
 def trove_checks(record: container.Record) -> list[tuple[str, str]]:

@@ -206,3 +206,30 @@ def test_default_devstack_dir(monkeypatch):
     assert environment.default_devstack_dir() == pathlib.Path('/x/devstack')
     monkeypatch.delenv(environment.DEVSTACK_ENV)
     assert environment.default_devstack_dir() == DEVSTACK
+
+
+def test_execute_runs_in_the_container_as_asked(state, monkeypatch):
+    paths = layout.EnvPaths.of('ut4')
+    with pytest.raises(UserError, match='no running devstack environment'):
+        environment.execute(['true'], name='ut4')
+    container.save(paths, container.Record(
+        name='ut4', machine='m', namespace='n', lower='/l', merged='/m',
+        address='a', cgroups=[], leader_pid=42))
+    monkeypatch.setattr(container, 'alive', lambda record: True)
+    seen = []
+
+    def run(record, argv, *, user=None, env=None, **kwargs):
+        seen.append((argv, user))
+        return dataclasses.make_dataclass('Done', ['returncode'])(7)
+
+    monkeypatch.setattr(container, 'run', run)
+    assert environment.execute(['ls', '-l'], name='ut4') == 7
+    assert environment.execute(['openstack', 'server', 'list'], name='ut4',
+                               admin=True) == 7
+    assert environment.execute(['id'], name='ut4', root=True) == 7
+    assert seen[0] == (['ls', '-l'], stack.STACK_USER)
+    assert seen[1][0][-3:] == ['openstack', 'server', 'list']
+    assert 'openrc admin admin' in seen[1][0][2]
+    assert seen[2] == (['id'], None)
+    with pytest.raises(UserError, match='no command given'):
+        environment.execute([], name='ut4')
