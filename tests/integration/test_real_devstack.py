@@ -229,7 +229,7 @@ def _counts(record):
         'versions': sorted(v['Name'] for v in _admin_json(
             record, 'openstack datastore version list mariadb')),
         'groups': sorted(g['Name'] for g in _admin_json(
-            record, 'openstack security group list --all-projects')
+            record, 'openstack security group list')
             if g['Name'] != 'default'),
         'flavors': len(_admin_json(record, 'openstack flavor list')),
     }
