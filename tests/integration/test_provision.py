@@ -6,6 +6,7 @@ import pytest
 
 from tests.helpers import run
 from tests.helpers import run_json
+from trovestack.orchestration import steps
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +38,7 @@ def test_provision_converges_and_real_clients_see_it(local_cloud,
     assert 'image reused' in again[0][2] and 'version unchanged' in again[0][2]
     assert again[2][2].endswith('unchanged') and 'created' not in again[2][2]
 
-    name = guest_image.name.split('.')[0]
+    name = steps.image_name(str(guest_image))
     images = run_json('openstack', '--os-cloud', local_cloud.admin_cloud,
                       'image', 'list', '--name', name, env=env)
     assert len(images) == 1
