@@ -201,9 +201,11 @@ def connect(cloud: str | None = None, region_name: str | None = None,
                 load_yaml_config=True, load_envvars=True).get_one(
                     cloud=cloud, region_name=region_name,
                     api_timeout=api_timeout)
-            if token_cache:
-                tokencache.attach(config.get_auth())
+            auth = config.get_auth()
+            reused = token_cache and tokencache.attach(auth)
             conn = Connection(config)
+            if reused and not tokencache.still_valid(conn.session, auth):
+                auth.invalidate()
             conn.authorize()
             outcome['conn'] = conn
         except Exception as exc:  # noqa: BLE001 - reported below

@@ -21,6 +21,12 @@ Where and how:
 * An entry holds keystoneauth's auth state (the token and its body) and
   nothing else; writes are atomic, so concurrent runs read a whole entry.
 * ``TROVESTACK_TOKEN_CACHE=0`` (or ``no``/``false``/``off``) turns it off.
+* A restored token is checked once with Keystone (:func:`still_valid`,
+  one HEAD request) before it is used.  A Keystone set up again under the
+  same credentials (devstack's unstack.sh and stack.sh: new fernet keys,
+  new project ids) rejects it; without the check keystoneauth's retry
+  after the 401 kept the old project's id in URLs that carry one
+  (Trove's ``/v1.0/<project>``), and Trove answered 403.
 
 openstacksdk's own cache (``cache: {auth: true}`` in clouds.yaml) keeps the
 same auth state in the ``keyring`` library, which has no backend on a host
@@ -91,6 +97,33 @@ def attach(auth: Any, directory: pathlib.Path | None = None) -> bool:
 
     auth.get_access = get_access_and_store
     return installed
+
+
+def still_valid(session: Any, auth: Any) -> bool:
+    """Whether Keystone still accepts ``auth``'s current token (HEAD
+    /v3/auth/tokens with the token as its own subject).  True when it can
+    not be asked (no v3 auth URL, Keystone unreachable: the login that
+    follows reports that)."""
+    ref = getattr(auth, 'auth_ref', None)
+    url = str(getattr(auth, 'auth_url', '') or '').rstrip('/')
+    if ref is None or not ref.auth_token or not url or url.endswith('/v2.0'):
+        return True
+    if not url.endswith('/v3'):
+        url += '/v3'
+    headers = {'X-Auth-Token': ref.auth_token,
+               'X-Subject-Token': ref.auth_token}
+    try:
+        response = session.request(f'{url}/auth/tokens', 'HEAD',
+                                   authenticated=False, headers=headers,
+                                   raise_exc=False, log=False)
+    except Exception as exc:  # noqa: BLE001 - the login reports it
+        LOG.debug('Cached token not checked: %s', exc)
+        return True
+    if response.status_code == 200:
+        return True
+    LOG.debug('Keystone no longer accepts the cached token (HTTP %s)',
+              response.status_code)
+    return False
 
 
 def _install(auth: Any, state: str | None) -> bool:

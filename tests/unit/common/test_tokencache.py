@@ -184,3 +184,39 @@ def test_switch(monkeypatch, value, on):
 def test_default_directory_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     assert tokencache.default_directory() == tmp_path / 'trovestack/tokens'
+
+
+class _Answer:
+    def __init__(self, status):
+        self.status_code = status
+
+
+class _Session:
+    def __init__(self, status):
+        self.status, self.asked = status, []
+
+    def request(self, url, method, **kwargs):
+        self.asked.append((url, method, kwargs['headers']))
+        if isinstance(self.status, Exception):
+            raise self.status
+        return _Answer(self.status)
+
+
+@pytest.mark.parametrize('status, valid', [
+    (200, True), (404, False), (401, False), (OSError('down'), True)])
+def test_still_valid_asks_keystone_about_the_token(keystone, status, valid):
+    auth = keystone.plugin(auth_url='http://127.0.0.1/identity')
+    auth.get_access(None)
+    session = _Session(status)
+    assert tokencache.still_valid(session, auth) is valid
+    ((url, method, headers),) = session.asked
+    assert (url, method) == ('http://127.0.0.1/identity/v3/auth/tokens',
+                             'HEAD')
+    assert headers == {'X-Auth-Token': 'token-0',
+                       'X-Subject-Token': 'token-0'}
+
+
+def test_still_valid_without_a_token_asks_nothing(keystone):
+    session = _Session(200)
+    assert tokencache.still_valid(session, keystone.plugin())
+    assert session.asked == []
