@@ -255,9 +255,12 @@ def _stand_in(bin_dir, name, log, status=0):
 
 
 @pytest.mark.parametrize('link, settings, wanted', [
+    # (the stand-in ip says the link is still there after del-port, as a
+    # userspace-datapath port is with Open vSwitch stopped)
     (0, {}, ['ip link show trove-mgmt',
              'ovs-vsctl --timeout=10 --if-exists del-port br-int '
-             'trove-mgmt']),
+             'trove-mgmt', 'ip link show trove-mgmt',
+             'ip link delete trove-mgmt']),
     (1, {}, ['ip link show trove-mgmt']),  # never plugged: nothing to do
     (0, {'TROVE_MGMT_HOST_PORT': ''}, []),  # no host port wanted
 ])
@@ -281,7 +284,11 @@ def test_clean_unplugs_this_hosts_management_interface(tmp_path, link,
 def test_clean_warns_when_the_interface_stays(tmp_path):
     bin_dir, log = tmp_path / 'bin', tmp_path / 'tools.log'
     bin_dir.mkdir()
-    _stand_in(bin_dir, 'ip', log)
+    # ip shows the link and can not delete it; ovs-vsctl fails too
+    (bin_dir / 'ip').write_text(
+        f'#!/bin/sh\necho "ip $*" >> {log}\n'
+        '[ "$2" = delete ] && exit 1\nexit 0\n')
+    (bin_dir / 'ip').chmod(0o755)
     _stand_in(bin_dir, 'ovs-vsctl', log, status=1)
     result = run_plugin(tmp_path, 'clean',
                         PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
