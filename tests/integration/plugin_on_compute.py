@@ -39,8 +39,9 @@ def settings(compute_cloud, image, datastores):
         TROVE_MGMT_GATEWAY=cstate.gateway, TROVE_MGMT_NETWORK_SHARED='True',
         # The cloud's management key: its guests' evidence is read over
         # SSH with it (trovestack gate-tests on a failure).
-        TROVE_MGMT_PUBLIC_KEY=str(compute_trove.key_file(
-            cloud.layout).with_suffix('.pub')),
+        # (made here when no provision on this cloud made it first)
+        TROVE_MGMT_PUBLIC_KEY=str(compute_trove.public_key_file(
+            cloud.layout)),
         TROVE_SERVICE_PORT=str(cloud.state.ports['trove']),
         FAKE_TRANSPORT_URL=cloud.broker.transport_url())
 

@@ -76,17 +76,24 @@ def key_file(layout: layout_mod.Layout) -> pathlib.Path:
     return layout.root / 'compute' / 'trove-mgmt-key'
 
 
-def _public_key(layout: layout_mod.Layout) -> str:
-    """The public half of the cloud's management key pair (made once), or
-    '' without ssh-keygen."""
+def public_key_file(layout: layout_mod.Layout) -> pathlib.Path | None:
+    """The public half of the cloud's management key pair, made once
+    (provision's compute profile, or the devstack plugin's configuration
+    on this cloud, whichever comes first); None without ssh-keygen."""
     key = key_file(layout)
     if not key.exists():
         if shutil.which('ssh-keygen') is None:
-            return ''
+            return None
         subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
                         '-C', 'trovestack trove-mgmt', '-f', str(key)],
                        check=True, capture_output=True)
-    return key.with_suffix('.pub').read_text().strip()
+    return key.with_suffix('.pub')
+
+
+def _public_key(layout: layout_mod.Layout) -> str:
+    """The public key's text, or '' without ssh-keygen."""
+    path = public_key_file(layout)
+    return path.read_text().strip() if path is not None else ''
 
 
 def _compute_state(
