@@ -14,7 +14,6 @@ stays cheap.
 """
 
 import dataclasses
-import json
 import pathlib
 import warnings
 from collections.abc import Callable
@@ -146,7 +145,7 @@ def make_request(image_file: str, datastore: str, version: str, *,
                                                    trove_manage)
     # The builder's record says what the image is: a plugin's or a user's
     # guest OS settings describe what they would build, not a given file.
-    record = _read_record(image_file + SIDECAR_SUFFIX)
+    record = _read_record(image_file)
     guest_os = record.get('guest_os') or pick(guest_os, 'guest_os')
     guest_release = record.get('guest_release') or pick(
         guest_release, 'guest_release')
@@ -176,13 +175,12 @@ def _read_build_hash(path: pathlib.Path | str) -> str | None:
         return None
 
 
-def _read_record(path: pathlib.Path | str) -> dict[str, Any]:
+def _read_record(image_file: str) -> dict[str, Any]:
     """An image's build record (its .build.json), {} when there is none
     or it can not be read."""
-    try:
-        record = json.loads(pathlib.Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
+    from trovestack.common import stamps
+
+    record = stamps.read(image_file, SIDECAR_SUFFIX)
     return record if isinstance(record, dict) else {}
 
 

@@ -20,6 +20,7 @@ import time
 import psutil
 
 from trovestack.common import files
+from trovestack.devstack_env import container
 from trovestack.devstack_env import layout
 
 LATEST = 'latest.json'
@@ -70,14 +71,13 @@ def _lowers() -> dict[str, str]:
     record (a stopped one's too: its next ``up`` stages again anyway, but
     a record means someone may still look inside)."""
     found = {}
-    state = layout.state_root()
-    for record in sorted(state.glob('*/container.json')):
+    for saved in sorted(layout.state_root().glob('*/container.json')):
         try:
-            lower = json.loads(record.read_text()).get('lower', '')
-        except (OSError, ValueError, AttributeError):
+            record = container.load(layout.EnvPaths.of(saved.parent.name))
+        except (OSError, container.ContainerError):
             continue
-        if lower:
-            found[pathlib.Path(lower).name] = record.parent.name
+        if record is not None and record.lower:
+            found[pathlib.Path(record.lower).name] = saved.parent.name
     return found
 
 

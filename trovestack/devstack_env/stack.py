@@ -23,6 +23,7 @@ from trovestack.common.errors import UserError
 from trovestack.devstack_env import container
 from trovestack.devstack_env import layout
 from trovestack.devstack_env import staging
+from trovestack.images.guest import builder
 from trovestack.orchestration import kickstart
 
 STACK_USER = 'stack'
@@ -33,7 +34,8 @@ GUEST_IMAGE = f'{DEST}/trovestack-placeholder.qcow2'
 # Where a guest image built on the host is copied to (the stack user's),
 # with the records trove-image-builder keeps beside it.
 GUEST_DIR = f'{DEST}/trovestack-guest'
-GUEST_RECORDS = ('.sha256', '.md5', '.build-hash', '.build.json')
+GUEST_RECORDS = ('.sha256', '.md5', builder.BUILD_HASH_SUFFIX,
+                 builder.SIDECAR_SUFFIX)
 STACK_TIMEOUT = 4 * 3600.0
 
 # devstack's default ENABLED_SERVICES (stackrc) ...

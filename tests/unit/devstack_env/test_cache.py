@@ -8,6 +8,8 @@ import pytest
 
 from trovestack.common import files
 from trovestack.devstack_env import cache
+from trovestack.devstack_env import container
+from trovestack.devstack_env import layout
 from trovestack.devstack_env import staging
 
 HOURS = 3 * 3600
@@ -39,9 +41,11 @@ def test_prune_keeps_what_is_used_and_removes_the_rest(root, tmp_path):
     recent = _artifact(root, 'wheels-cccc', age=60)
     lower = _artifact(root, 'rootfs-dddd')
     cache.write_latest(root, [latest])
-    env = tmp_path / 'state' / 'trovestack' / 'devstack-env' / 'e1'
-    env.mkdir(parents=True)
-    (env / 'container.json').write_text(json.dumps({'lower': str(lower)}))
+    paths = layout.EnvPaths.of('e1')
+    paths.root.mkdir(parents=True)
+    container.save(paths, container.Record(
+        name='e1', machine='m', namespace='n', lower=str(lower), merged='/m',
+        address='a', cgroups=[]))
     (root / 'sdists').mkdir()
 
     dry = {e.name: e.kept_for for e in cache.prune(root, dry_run=True)}
