@@ -18,6 +18,7 @@ from trovestack.common import files
 from trovestack.common import results
 from trovestack.common.errors import UserError
 from trovestack.common.results import Row
+from trovestack.devstack_env import ceph
 from trovestack.devstack_env import container
 from trovestack.devstack_env import guest
 from trovestack.devstack_env import layout
@@ -127,6 +128,7 @@ def up(*, sample: pathlib.Path, checkout: pathlib.Path,
         in_container = (stack.guest_image_path(guest_files[0])
                         if guest_files else None)
         conf = stack.local_conf(sample, address=container.ADDRESS,
+                                machine=paths.machine,
                                 plugin_repo=f'{stack.DEST}/'
                                 f'{kickstart.plugin_name(checkout)}',
                                 plugin_ref=ref, guest_image=in_container)
@@ -134,7 +136,7 @@ def up(*, sample: pathlib.Path, checkout: pathlib.Path,
         def prepare(rootfs: pathlib.Path) -> None:
             stack.place_tree(rootfs, staged=staged, devstack_dir=devstack_dir,
                              checkout=checkout, local_conf_text=conf,
-                             guest_files=guest_files)
+                             guest_files=guest_files, machine=paths.machine)
 
         binds = [container.Bind(str(staged.repo.path), staging.APT_MOUNT),
                  container.Bind(str(staged.wheels.path), staging.WHEEL_MOUNT),
@@ -144,6 +146,10 @@ def up(*, sample: pathlib.Path, checkout: pathlib.Path,
         rows.append(Row('container', paths.machine, results.CREATED,
                         f'systemd {booted.state} in {booted.seconds:.0f} s, '
                         f'{container.ADDRESS} in {paths.namespace}'))
+        if progress is not None:
+            progress('Ceph for Cinder\'s volumes: setting up')
+        rows.append(Row('ceph', paths.machine, results.CREATED,
+                        ceph.set_up(booted.record, paths.merged)))
         if progress is not None:
             progress(f'stack.sh running; its output: {paths.stack_log}')
         result = stack.run_stack(booted.record, paths,

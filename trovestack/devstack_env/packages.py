@@ -51,6 +51,12 @@ LATER_PACKAGES: dict[str, tuple[str, ...]] = {
     'q-svc': ('radvd', 'haproxy', 'keepalived'),
     # lib/cinder's install_cinder: the default CINDER_TARGET_HELPER, lioadm.
     'c-api': ('targetcli-fb',),
+    # Not devstack's: the one-node Ceph cluster the container's volume
+    # service uses (devstack_env.ceph), with the bindings Cinder's RBD
+    # driver imports and qemu's rbd block driver (without it libvirt's
+    # attach failed: "blockdev-add: Unknown driver 'rbd'").
+    'c-vol': ('ceph-mon', 'ceph-osd', 'ceph-mgr', 'ceph-common',
+              'python3-rados', 'python3-rbd', 'qemu-block-extra'),
 }
 
 # Always present in the rootfs devstack boots in: what stack.sh and this
@@ -160,6 +166,8 @@ def later_packages(services: Iterable[str]) -> list[str]:
         keys.append('q-svc')
     if 'c-api' in enabled:
         keys.append('c-api')
+    if 'c-vol' in enabled:
+        keys.append('c-vol')
     return [pkg for key in keys for pkg in LATER_PACKAGES[key]]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from trovestack.common import files
 from trovestack.common.errors import UserError
+from trovestack.devstack_env import ceph
 from trovestack.devstack_env import container
 from trovestack.devstack_env import layout
 from trovestack.devstack_env import staging
@@ -37,6 +38,11 @@ GUEST_DIR = f'{DEST}/trovestack-guest'
 GUEST_RECORDS = ('.sha256', '.md5', builder.BUILD_HASH_SUFFIX,
                  builder.SIDECAR_SUFFIX)
 STACK_TIMEOUT = 4 * 3600.0
+# Repositories devstack clones that are not on PyPI, made by this project:
+# os-test-images (lib/tempest generates tempest's image format test images
+# with it; ours makes blank qcow2 and raw images).
+STAND_INS = {'os-test-images': pathlib.Path(__file__).with_name(
+    'os_test_images')}
 
 # devstack's default ENABLED_SERVICES (stackrc) ...
 DEVSTACK_DEFAULT_SERVICES = (
@@ -44,13 +50,12 @@ DEVSTACK_DEFAULT_SERVICES = (
     'placement-api', 'placement-client', 'g-api', 'c-sch', 'c-api', 'c-vol',
     'ovn-controller', 'ovn-northd', 'ovs-vswitchd', 'ovsdb-server', 'q-svc',
     'q-ovn-agent', 'horizon', 'rabbit', 'tempest', 'mysql', 'etcd3', 'dstat')
-# ... less what cannot work here (Cinder's volume service: LVM and iSCSI
-# need device-mapper and iSCSI, which this kernel lacks; its API and
-# scheduler stay, Trove asks the API for an instance's volumes) or
-# downloads while stack.sh runs (etcd, novnc from git, tempest's
-# constraints; dstat, horizon: not needed).
-DISABLED_SERVICES = ('c-vol', 'c-bak', 'n-novnc', 'horizon', 'tempest',
-                     'etcd3', 'dstat')
+# ... less what downloads while stack.sh runs (etcd, novnc from git) or is
+# not needed (dstat, horizon; Cinder's backup service).  Cinder's volume
+# service stores volumes in the container's Ceph cluster (devstack_env.ceph:
+# devstack's LVM backend needs device-mapper and iSCSI, which this kernel
+# lacks); tempest and trove-tempest-plugin come from the staged sources.
+DISABLED_SERVICES = ('c-bak', 'n-novnc', 'horizon', 'etcd3', 'dstat')
 PLUGIN_SERVICES = ('trove', 'tr-api', 'tr-tmgr', 'tr-cond')
 
 
@@ -59,10 +64,11 @@ def enabled_services() -> list[str]:
             if s not in DISABLED_SERVICES] + list(PLUGIN_SERVICES)
 
 
-def offline_settings(address: str,
+def offline_settings(address: str, machine: str,
                      guest_image: str | None = None) -> list[str]:
-    """The localrc lines added after the sample's own; ``guest_image``:
-    where a guest image built on the host is in the container."""
+    """The localrc lines added after the sample's own; ``machine``: the
+    container's name (its Ceph cluster's ids); ``guest_image``: where a
+    guest image built on the host is in the container."""
     return [
         '# Added by "trovestack devstack up": stack.sh in a container',
         '# without a network (doc/devstack-plugin.md).',
@@ -80,17 +86,28 @@ def offline_settings(address: str,
         'ERROR_ON_CLONE=True',
         f'PIP_FIND_LINKS={staging.WHEEL_MOUNT}',
         'PIP_UPGRADE=False',
-        # Downloads at run time: no etcd, no cirros, no novnc, no tempest.
+        # Downloads at run time: no etcd, no cirros, no novnc.
         *[f'disable_service {s}' for s in DISABLED_SERVICES],
+        # Tempest from its staged repository, in a venv within the staged
+        # constraints, with the staged trove-tempest-plugin.
+        'TEMPEST_BRANCH=master',
+        f'TEMPEST_VENV_UPPER_CONSTRAINTS={DEST}/requirements/'
+        'upper-constraints.txt',
+        f'TEMPEST_PLUGINS={DEST}/trove-tempest-plugin',
+        # No cirros to download: the placeholder stands in as the image
+        # tempest's configuration needs (lib/tempest stops without one and
+        # skips every image whose line has "ari" in it: every MariaDB
+        # guest image).  devstack uploads it again on each stack.sh, as it
+        # does cirros.
         'DOWNLOAD_DEFAULT_IMAGES=False',
-        'IMAGE_URLS=',
+        f'IMAGE_URLS=file://{GUEST_IMAGE}',
         'MYSQL_GATHER_PERFORMANCE=False',
         # No KVM that works, no openvswitch kernel module.
         'LIBVIRT_TYPE=qemu',
         'OVS_DATAPATH_TYPE=netdev',
         'ENABLE_KSM=False',
-        # No volume service here: Trove instances without volumes.
-        'TROVE_VOLUME_SUPPORT=False',
+        # Cinder's volumes in the container's Ceph cluster.
+        *ceph.localrc_lines(machine),
         # The plugin: no guest image build (it downloads a distribution):
         # one built on the host is loaded and registered instead, its
         # embedded datastore images used (quay.io is out of reach), or a
@@ -101,7 +118,7 @@ def offline_settings(address: str,
     ]
 
 
-def local_conf(sample: pathlib.Path, *, address: str,
+def local_conf(sample: pathlib.Path, *, address: str, machine: str,
                plugin_repo: str, plugin_ref: str | None,
                guest_image: str | None = None) -> str:
     """The sample's local.conf with this checkout as the plugin, then the
@@ -110,7 +127,7 @@ def local_conf(sample: pathlib.Path, *, address: str,
         text = sample.read_text()
     except OSError as e:
         raise UserError(f'cannot read sample {sample}: {e.strerror}') from e
-    extra = '\n'.join(offline_settings(address, guest_image))
+    extra = '\n'.join(offline_settings(address, machine, guest_image))
     # A header first: a sample without headers is all localrc, and one
     # with them merges its localrc lines into this section.
     combined = (f'[[local|localrc]]\n{text.rstrip()}\n\n'
@@ -188,9 +205,12 @@ def _chown_tree(path: pathlib.Path, uid: int, gid: int) -> None:
 def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
                devstack_dir: pathlib.Path, checkout: pathlib.Path,
                local_conf_text: str,
-               guest_files: Sequence[pathlib.Path] = ()) -> list[str]:
+               guest_files: Sequence[pathlib.Path] = (),
+               machine: str | None = None) -> list[str]:
     """Copy devstack, the repositories and the plugin into the
-    container's /opt/stack (as the stack user's); the names placed."""
+    container's /opt/stack (as the stack user's); the names placed.
+    ``machine``: the container's name, for devstack's local.sh hook
+    (the libvirt secret of its Ceph cluster)."""
     dest = rootfs / DEST.lstrip('/')
     uid, gid = _stack_ids(rootfs)
     placed = []
@@ -206,6 +226,13 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
         # its history (an export) becomes a repository of one commit.
         _one_commit(dest / 'devstack', f'devstack as found in {devstack_dir}')
     placed.append('devstack')
+    for name, source in STAND_INS.items():
+        target = dest / name
+        if not target.exists():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns(
+                '__pycache__'))
+            _one_commit(target, f'trovestack\'s stand-in for {name}')
+        placed.append(name)
     plugin = dest / kickstart.plugin_name()
     if not plugin.exists():
         # devstack clones the plugin's committed state: so does this.
@@ -214,9 +241,13 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
                        capture_output=True)
     placed.append(plugin.name)
     (dest / 'devstack' / 'local.conf').write_text(local_conf_text)
+    if machine is not None:
+        hook = dest / 'devstack' / 'local.sh'
+        hook.write_text(ceph.local_sh(machine))
+        hook.chmod(0o755)
     (dest / 'logs').mkdir(exist_ok=True)
     image = rootfs / GUEST_IMAGE.lstrip('/')
-    if not guest_files and not image.exists():
+    if not image.exists():
         _placeholder_image(image)
     for path in guest_files:
         target = rootfs / GUEST_DIR.lstrip('/') / path.name

@@ -639,7 +639,9 @@ def build_requirements(sdist: pathlib.Path, pins: Mapping[str, str],
 PROJECTS = (('keystone', 'keystone'), ('glance', 'glance'),
             ('nova', 'nova'), ('placement', 'openstack-placement'),
             ('neutron', 'neutron'), ('cinder', 'cinder'), ('trove', 'trove'),
-            ('python-troveclient', 'python-troveclient'))
+            ('python-troveclient', 'python-troveclient'),
+            ('tempest', 'tempest'),
+            ('trove-tempest-plugin', 'trove-tempest-plugin'))
 # The only openstack-requirements on PyPI (2018): its tools (the
 # edit-constraints devstack runs) still serve, its lists are replaced.
 REQUIREMENTS_SDIST = ('openstack-requirements', '1.2.0')
@@ -651,6 +653,8 @@ PIP_NAMES = ('pip', 'setuptools[core]<81', 'wheel', 'pbr', 'os-testr',
              'keystonemiddleware', 'osc-placement', 'python-openstackclient',
              'python-troveclient', 'glance-store[cinder]', 'diskimage-builder',
              'etcd3gw', 'psutil',
+             # lib/tempest's, the tox its venv is made with
+             'tox!=2.8.0,<4.0.0',
              # openstack-requirements 1.2.0's own requirements
              'fixtures', 'Parsley', 'six', 'packaging', 'requests', 'PyYAML')
 

@@ -78,7 +78,7 @@ def derive_settings(
         'remove_swift_account': 'False',
     }
     network = _shared_network(conn, shared_network)
-    if network:
+    if network is not None:
         database['shared_network'] = network
     volume = _volume_type(conn, volume_type)
     if volume:
@@ -185,11 +185,20 @@ def _shared_network(conn: connection.Connection,
                         '%s is written unchecked', name)
         return name
     if name:
-        if conn.network.find_network(name) is None:
+        found = conn.network.find_network(name)
+        if found is None:
             raise testenv.TestEnvError(f'network {name!r} does not exist')
+        if not found.is_shared:
+            raise testenv.TestEnvError(
+                f'network {name!r} is not shared: trove-tempest-plugin\'s '
+                'test users would not see it')
         return name
-    # devstack's tenant network, when it is there.
-    return 'private' if conn.network.find_network('private') else None
+    # devstack's tenant network (trove-tempest-plugin's default) when it
+    # is shared, as the compute cloud's is.  devstack's own belongs to its
+    # demo project, which tempest's test users can not see: an empty value
+    # makes trove-tempest-plugin make a network and a router of its own.
+    private = conn.network.find_network('private')
+    return 'private' if private is not None and private.is_shared else ''
 
 
 def _volume_type(conn: connection.Connection, name: str | None) -> str | None:

@@ -7,6 +7,7 @@ import pytest
 
 from trovestack.common import files
 from trovestack.common.errors import UserError
+from trovestack.devstack_env import ceph
 from trovestack.devstack_env import container
 from trovestack.devstack_env import environment
 from trovestack.devstack_env import guest
@@ -68,6 +69,8 @@ def stubs(state, monkeypatch):
         return calls['result']
 
     monkeypatch.setattr(stack, 'run_stack', run_stack)
+    monkeypatch.setattr(ceph, 'set_up', lambda record, rootfs:
+                        calls.setdefault('ceph', 'ceph-mon@a'))
     image = state / 'guest.qcow2'
     image.write_bytes(b'QFI')
 

@@ -58,6 +58,10 @@ def test_later_packages_per_service():
                  'openvswitch-switch', 'radvd'):
         assert name in found
     assert 'mariadb-server' not in packages.later_packages(['key'])
+    # Cinder's volume service here stores volumes in a Ceph cluster
+    # (devstack_env.ceph) whose packages come with it.
+    assert 'ceph-osd' in packages.later_packages(['c-vol'])
+    assert 'python3-rbd' in packages.later_packages(['c-vol'])
 
 
 def test_wanted_packages_from_a_devstack_tree(tmp_path):

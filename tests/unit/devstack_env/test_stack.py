@@ -4,7 +4,11 @@ where a stack.sh run stopped."""
 import os
 import pathlib
 import subprocess
+import sys
 
+import yaml
+
+from trovestack.devstack_env import ceph
 from trovestack.devstack_env import stack
 from trovestack.devstack_env import staging
 from trovestack.orchestration import kickstart
@@ -14,6 +18,7 @@ SAMPLE = kickstart.SAMPLES_DIR / 'mariadb.conf'
 
 def _conf(sample=SAMPLE):
     return stack.local_conf(sample, address='10.208.0.2',
+                            machine='trovestack-unit',
                             plugin_repo='/opt/stack/trovestack',
                             plugin_ref='real-devstack')
 
@@ -31,9 +36,12 @@ def test_local_conf_keeps_the_sample_and_adds_offline_settings():
     for setting in ('ERROR_ON_CLONE=True', 'RECLONE=False', 'OFFLINE=False',
                     'LIBVIRT_TYPE=qemu', 'OVS_DATAPATH_TYPE=netdev',
                     'HOST_IP=10.208.0.2', 'disable_service etcd3',
-                    'disable_service tempest', 'disable_service c-vol',
+                    'disable_service c-bak', 'TEMPEST_BRANCH=master',
+                    'TEMPEST_PLUGINS=/opt/stack/trove-tempest-plugin',
+                    'CINDER_ENABLED_BACKENDS=ceph:ceph',
                     f'PIP_FIND_LINKS={staging.WHEEL_MOUNT}',
-                    f'TROVE_GUEST_IMAGE={stack.GUEST_IMAGE}'):
+                    f'TROVE_GUEST_IMAGE={stack.GUEST_IMAGE}',
+                    f'IMAGE_URLS=file://{stack.GUEST_IMAGE}'):
         assert setting in lines
     # Ours come after the sample's, so they win.
     assert lines.index('ERROR_ON_CLONE=True') > lines.index(
@@ -51,11 +59,39 @@ def test_a_guest_image_built_on_the_host_replaces_the_placeholder(tmp_path):
     inside = stack.guest_image_path(image)
     assert inside == f'{stack.GUEST_DIR}/{image.name}'
     lines = _localrc(stack.local_conf(
-        SAMPLE, address='10.208.0.2', plugin_repo='/opt/stack/trovestack',
-        plugin_ref=None, guest_image=inside))
+        SAMPLE, address='10.208.0.2', machine='trovestack-unit',
+        plugin_repo='/opt/stack/trovestack', plugin_ref=None,
+        guest_image=inside))
     assert f'TROVE_GUEST_IMAGE={inside}' in lines
     assert 'TROVE_DATASTORE_IMAGE_SOURCE=embedded' in lines
     assert f'TROVE_GUEST_IMAGE={stack.GUEST_IMAGE}' not in lines
+
+
+def test_volumes_go_to_the_containers_ceph_cluster():
+    lines = _localrc(_conf())
+    uuid = ceph.secret_uuid('trovestack-unit')
+    assert f'CINDER_CEPH_UUID={uuid}' in lines
+    assert f'CEPH_CONF_FILE={ceph.CONF}' in lines
+    assert not any(line.startswith('TROVE_VOLUME_SUPPORT') for line in lines)
+    # The same container name, the same ids; another name, others.
+    assert ceph.fsid('trovestack-unit') == ceph.fsid('trovestack-unit')
+    assert ceph.fsid('trovestack-unit') != ceph.fsid('trovestack-other')
+    conf = ceph.config_text('trovestack-unit')
+    assert 'mon_host = v1:127.0.0.1:6789' in conf
+    assert 'auth_client_required = cephx' in conf
+
+
+def test_local_sh_defines_the_libvirt_secret_without_showing_the_key(
+        tmp_path):
+    script = ceph.local_sh('trovestack-unit')
+    assert script.startswith('#!/bin/bash\n')
+    assert ceph.secret_uuid('trovestack-unit') in script
+    # The key goes through a file, never a command line or the trace.
+    assert '--file "$key"' in script and '--base64' not in script
+    assert 'set +o xtrace' in script
+    path = tmp_path / 'local.sh'
+    path.write_text(script)
+    assert subprocess.run(['bash', '-n', str(path)]).returncode == 0
 
 
 def test_local_conf_of_a_sample_without_headers(tmp_path):
@@ -77,10 +113,10 @@ def test_local_conf_keeps_other_sections(tmp_path):
 
 def test_enabled_services_leave_out_what_cannot_run_here():
     services = stack.enabled_services()
-    for gone in ('c-vol', 'etcd3', 'tempest', 'n-novnc', 'horizon'):
+    for gone in ('c-bak', 'etcd3', 'n-novnc', 'horizon'):
         assert gone not in services
     for kept in ('key', 'n-cpu', 'q-svc', 'mysql', 'rabbit', 'tr-api',
-                 'c-api'):
+                 'c-api', 'c-vol', 'tempest'):
         assert kept in services
 
 
@@ -179,10 +215,24 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
                         lambda path: path.write_bytes(b'QFI'))
     placed = stack.place_tree(rootfs, staged=_staged(tmp_path),
                               devstack_dir=devstack, checkout=checkout,
-                              local_conf_text='[[local|localrc]]\n')
+                              local_conf_text='[[local|localrc]]\n',
+                              machine='trovestack-unit')
     dest = rootfs / 'opt' / 'stack'
-    assert placed == ['nova', 'requirements', 'devstack',
+    hook = dest / 'devstack' / 'local.sh'
+    assert hook.read_text() == ceph.local_sh('trovestack-unit')
+    assert os.access(hook, os.X_OK)
+    assert placed == ['nova', 'requirements', 'devstack', 'os-test-images',
                       kickstart.plugin_name()]
+    stand_in = dest / 'os-test-images'
+    assert (stand_in / 'tox.ini').is_file() and (stand_in / '.git').is_dir()
+    # lib/tempest's "tox -egenerate" runs generate.py: images and manifest.
+    out = tmp_path / 'generated'
+    subprocess.run([sys.executable, str(stand_in / 'generate.py'), str(out)],
+                   check=True)
+    manifest = yaml.safe_load((out / 'manifest.yaml').read_text())
+    for image in manifest['images']:
+        assert (out / image['filename']).is_file()
+        assert image['usable'] is True
     assert (dest / 'nova' / 'PKG-INFO').is_file()
     assert (dest / 'devstack' / 'local.conf').read_text().startswith('[[')
     assert (dest / kickstart.plugin_name() / '.git').is_dir()
@@ -217,13 +267,15 @@ def test_place_tree_copies_a_guest_image_built_on_the_host(
     (rootfs / 'opt/stack' / kickstart.plugin_name()).mkdir(parents=True)
     image = tmp_path / 'guest.qcow2'
     image.write_bytes(b'QFI')
-    monkeypatch.setattr(stack, '_placeholder_image', lambda path: 1 / 0)
+    monkeypatch.setattr(stack, '_placeholder_image',
+                        lambda path: path.write_bytes(b'placeholder'))
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
                      checkout=checkout, local_conf_text='',
                      guest_files=stack.guest_image_files(image))
     inside = rootfs / stack.guest_image_path(image).lstrip('/')
     assert inside.read_bytes() == b'QFI'
-    assert not (rootfs / stack.GUEST_IMAGE.lstrip('/')).exists()
+    # The placeholder stays: devstack uploads it as tempest's image.
+    assert (rootfs / stack.GUEST_IMAGE.lstrip('/')).is_file()
 
 
 def os_uid():

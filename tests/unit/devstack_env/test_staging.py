@@ -132,7 +132,8 @@ def test_project_list_takes_the_pins():
     pins = {'keystone': '30.0.0', 'glance': '33.0.0', 'nova': '34.0.0',
             'openstack-placement': '16.0.0', 'neutron': '29.0.0',
             'cinder': '29.0.0',
-            'trove': '26.0.0', 'python-troveclient': '8.11.0'}
+            'trove': '26.0.0', 'python-troveclient': '8.11.0',
+            'tempest': '47.0.0', 'trove-tempest-plugin': '2.8.0'}
     projects = staging.project_list(pins)
     assert staging.Project('placement', 'openstack-placement',
                            '16.0.0') in projects

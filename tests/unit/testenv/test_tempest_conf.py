@@ -80,6 +80,22 @@ def test_network_and_volume_type_from_their_services():
         _settings(conn, shared_network='mine')
 
 
+def test_a_network_the_test_users_can_not_see_is_not_written():
+    """devstack's "private" belongs to its demo project: not shared, so
+    trove-tempest-plugin (whose default is "private") is told none, and
+    makes a network of its own instead."""
+    conn = fakes.connection(services=('network',))
+    conn.network.find_network.return_value.is_shared = False
+    settings = dict(((s, o), v) for s, o, v in _settings(conn))
+    assert settings['database', 'shared_network'] == ''
+    with pytest.raises(testenv.TestEnvError,
+                       match="network 'private' is not shared"):
+        _settings(conn, shared_network='private')
+    conn.network.find_network.return_value = None
+    settings = dict(((s, o), v) for s, o, v in _settings(conn))
+    assert settings['database', 'shared_network'] == ''
+
+
 def test_every_written_option_is_a_plugin_option(tmp_path):
     conn = fakes.connection(services=('network', 'block-storage'))
     conn.block_storage.get_type.return_value.name = 'lvmdriver-1'

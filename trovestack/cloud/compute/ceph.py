@@ -47,6 +47,40 @@ CAPS = {
 OSD_PORTS = paths_mod.PORT_RANGES['ceph-osd']
 BLOCK_SIZE = 20 * 1024 ** 3
 
+# [global] options of a cluster with one monitor and one OSD, wherever it
+# runs (here, and in a devstack container: devstack_env.ceph).
+ONE_NODE = {
+    'ms_bind_msgr2': 'false',
+    'osd_pool_default_size': '1',
+    'osd_pool_default_min_size': '1',
+    'mon_allow_pool_size_one': 'true',
+    'mon_warn_on_pool_no_redundancy': 'false',
+    'osd_crush_chooseleaf_type': '0',
+    # One OSD holds every pool (the RADOS gateway makes six): few
+    # placement groups each, under mon_max_pg_per_osd.
+    'osd_pool_default_pg_num': '8',
+    'osd_pool_default_pgp_num': '8',
+    # The monitor stops below mon_data_avail_crit percent free: a shared
+    # build host's disk is often fuller than a Ceph node's.
+    'mon_data_avail_warn': '2',
+    'mon_data_avail_crit': '1',
+}
+# [osd] options of its OSD: BlueStore in a sparse file, a small cache.
+ONE_OSD = {
+    # No monitor commands of the OSD's own while it starts (its crush
+    # location and device class): a monitor that has just started refused
+    # one with 'wrong fsid' and the OSD exited; the set-up puts it in the
+    # crush map itself, retried.
+    'osd_crush_update_on_start': 'false',
+    'osd_class_update_on_start': 'false',
+    'osd_objectstore': 'bluestore',
+    'bluestore_block_create': 'true',
+    'bluestore_block_size': str(BLOCK_SIZE),
+    'bluestore_cache_autotune': 'false',
+    'bluestore_cache_size': '134217728',
+    'osd_memory_target': '939524096',
+}
+
 
 def directory(paths: paths_mod.ComputePaths) -> pathlib.Path:
     return paths.service_dir('ceph')
@@ -110,22 +144,9 @@ def write_config(
             # any.
             'public_addr': '127.0.0.1',
             'cluster_addr': '127.0.0.1',
-            'ms_bind_msgr2': 'false',
             **{f'auth_{who}_required': auth
                for who in ('cluster', 'service', 'client')},
-            'osd_pool_default_size': '1',
-            'osd_pool_default_min_size': '1',
-            'mon_allow_pool_size_one': 'true',
-            'mon_warn_on_pool_no_redundancy': 'false',
-            'osd_crush_chooseleaf_type': '0',
-            # One OSD holds every pool (the RADOS gateway makes six): few
-            # placement groups each, under mon_max_pg_per_osd.
-            'osd_pool_default_pg_num': '8',
-            'osd_pool_default_pgp_num': '8',
-            # The monitor stops below mon_data_avail_crit percent free: a
-            # shared build host's disk is often fuller than a Ceph node's.
-            'mon_data_avail_warn': '2',
-            'mon_data_avail_crit': '1',
+            **ONE_NODE,
             'run_dir': str(paths.run_dir),
             'admin_socket': f'{paths.run_dir}/$name.asok',
             'log_to_file': 'false',
@@ -142,19 +163,8 @@ def write_config(
         'mgr': {'keyring': f'{top}/mgr-$id/keyring'},
         'osd': {
             'keyring': f'{top}/osd-$id/keyring',
-            # No monitor commands of the OSD's own while it starts (its
-            # crush location and device class): a monitor that has just
-            # started refused one with 'wrong fsid' and the OSD exited;
-            # initialise_osd puts it in the crush map, retried.
-            'osd_crush_update_on_start': 'false',
-            'osd_class_update_on_start': 'false',
-            'osd_objectstore': 'bluestore',
+            **ONE_OSD,
             'bluestore_block_path': f'{top}/osd-$id/block.file',
-            'bluestore_block_create': 'true',
-            'bluestore_block_size': str(BLOCK_SIZE),
-            'bluestore_cache_autotune': 'false',
-            'bluestore_cache_size': '134217728',
-            'osd_memory_target': '939524096',
             'ms_bind_port_min': str(osd[0]),
             'ms_bind_port_max': str(osd[-1]),
         },
