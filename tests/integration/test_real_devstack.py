@@ -212,11 +212,10 @@ def _tempest_instance_basic_passes(record, name):
     log = layout.EnvPaths.of(name).root / 'tempest.out'
     with open(log, 'w') as out:
         done = container.run(
-            record, ['bash', '-c', f'cd {stack.DEST}/tempest && '
-                     f'PATH={stack.DEST}/data/venv/bin:$PATH tox '
+            record, ['bash', '-c', f'cd {stack.DEST}/tempest && tox '
                      f'-evenv-tempest -- tempest run --serial --regex '
                      f'"{INSTANCE_BASIC}"'],
-            user=stack.STACK_USER, env={'HOME': stack.DEST}, stdout=out,
+            user=stack.STACK_USER, env=stack.TEMPEST_ENV, stdout=out,
             stderr=subprocess.STDOUT, timeout=3600)
     text = log.read_text()
     assert done.returncode == 0, text[-4000:]

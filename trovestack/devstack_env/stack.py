@@ -38,6 +38,16 @@ GUEST_DIR = f'{DEST}/trovestack-guest'
 GUEST_RECORDS = ('.sha256', '.md5', builder.BUILD_HASH_SUFFIX,
                  builder.SIDECAR_SUFFIX)
 STACK_TIMEOUT = 4 * 3600.0
+# What running devstack's tempest by hand needs: devstack's venv (tox) on
+# the path and the constraints lib/tempest made tempest's venv with (tox
+# recreates the venv when they differ, losing trove-tempest-plugin).
+TEMPEST_CONSTRAINTS = f'{DEST}/requirements/upper-constraints.txt'
+TEMPEST_ENV = {
+    'HOME': DEST,
+    'PATH': f'{DEST}/data/venv/bin:/usr/local/bin:/usr/bin:/bin',
+    'UPPER_CONSTRAINTS_FILE': TEMPEST_CONSTRAINTS,
+    'TOX_CONSTRAINTS_FILE': TEMPEST_CONSTRAINTS,
+}
 # Repositories devstack clones that are not on PyPI, made by this project:
 # os-test-images (lib/tempest generates tempest's image format test images
 # with it; ours makes blank qcow2 and raw images).
@@ -91,8 +101,7 @@ def offline_settings(address: str, machine: str,
         # Tempest from its staged repository, in a venv within the staged
         # constraints, with the staged trove-tempest-plugin.
         'TEMPEST_BRANCH=master',
-        f'TEMPEST_VENV_UPPER_CONSTRAINTS={DEST}/requirements/'
-        'upper-constraints.txt',
+        f'TEMPEST_VENV_UPPER_CONSTRAINTS={TEMPEST_CONSTRAINTS}',
         f'TEMPEST_PLUGINS={DEST}/trove-tempest-plugin',
         # No cirros to download: the placeholder stands in as the image
         # tempest's configuration needs (lib/tempest stops without one and
