@@ -13,14 +13,14 @@ backend itself (lib/cinder_backends/ceph, from :func:`localrc_lines`);
 qemu opens the volumes with librbd, its key in a libvirt secret that
 devstack's ``local.sh`` hook defines (:func:`local_sh`) once libvirt runs.
 
-The same cluster options as the compute cloud's (cloud.compute.ceph).
+The same cluster as the compute cloud's (common.ceph_cluster).
 """
 
 import pathlib
 import uuid
 from collections.abc import Sequence
 
-from trovestack.cloud.compute import ceph as compute_ceph
+from trovestack.common import ceph_cluster
 from trovestack.common import ini
 from trovestack.common import waiting
 from trovestack.common.errors import UserError
@@ -29,8 +29,8 @@ from trovestack.devstack_env import packages
 
 PACKAGES = packages.LATER_PACKAGES['c-vol']
 CONF = '/etc/ceph/ceph.conf'
-POOL = compute_ceph.POOL
-CLIENT = compute_ceph.CLIENT
+POOL = ceph_cluster.POOL
+CLIENT = ceph_cluster.CLIENT
 MON_ADDRESS = '127.0.0.1:6789'
 MON_DATA = '/var/lib/ceph/mon/ceph-a'
 OSD_DATA = '/var/lib/ceph/osd/ceph-0'
@@ -69,9 +69,9 @@ def config_text(machine: str) -> str:
             'cluster_addr': MON_ADDRESS.split(':')[0],
             **{f'auth_{who}_required': 'cephx'
                for who in ('cluster', 'service', 'client')},
-            **compute_ceph.ONE_NODE,
+            **ceph_cluster.ONE_NODE,
         },
-        'osd': dict(compute_ceph.ONE_OSD),
+        'osd': dict(ceph_cluster.ONE_OSD),
     })
 
 
@@ -160,7 +160,7 @@ def set_up(record: container.Record, rootfs: pathlib.Path) -> str:
           'start the monitor')
     for entity, path in KEYRINGS.items():
         kind = entity.split('.', 1)[0]
-        caps = compute_ceph.CAPS[entity]
+        caps = ceph_cluster.CAPS[entity]
         _root(record, ['install', '-d', '-o', 'ceph', '-g', 'ceph',
                        str(pathlib.PurePath(path).parent)], f'{kind} dir')
         _ceph(record, 'auth', 'get-or-create', entity, *caps, '-o', path)
