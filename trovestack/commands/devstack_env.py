@@ -21,6 +21,7 @@ from trovestack.devstack_env import cache
 from trovestack.devstack_env import environment
 from trovestack.devstack_env import layout
 from trovestack.orchestration import kickstart
+from trovestack.testenv import tempest_runner
 
 LOG = logging.getLogger(__name__)
 
@@ -154,6 +155,39 @@ class DevstackExec(command.Command):
         return environment.execute(argv, name=parsed_args.name,
                                    admin=parsed_args.admin,
                                    root=parsed_args.root)
+
+
+class DevstackTempest(command.Command):
+    _description = ('Run trove-tempest-plugin\'s tests with devstack\'s own '
+                    'tempest in the devstack container (its venv and '
+                    'tempest.conf as stack.sh made them); exits with '
+                    'tempest\'s status')
+
+    def get_parser(self, prog_name):
+        parser = _name_argument(super().get_parser(prog_name))
+        parser.add_argument(
+            '--profile', choices=sorted(tempest_runner.PROFILES),
+            default='basic',
+            help='Which scenarios (default: basic, test_instance_basic)')
+        parser.add_argument(
+            '--datastore', action='append', default=[],
+            choices=tempest_runner.DATASTORES,
+            help='Only this datastore\'s test classes (repeatable; default: '
+                 'every datastore tempest.conf enables)')
+        parser.add_argument(
+            '--regex', metavar='<regex>',
+            help='Tests to run, instead of --profile and --datastore')
+        parser.add_argument(
+            '--parallel', action='store_true',
+            help='Run tests in parallel (default: one at a time, one guest '
+                 'at a time)')
+        return parser
+
+    def take_action(self, parsed_args):
+        regex = parsed_args.regex or tempest_runner.profile_regex(
+            parsed_args.profile, parsed_args.datastore)
+        return environment.tempest(regex, name=parsed_args.name,
+                                   serial=not parsed_args.parallel)
 
 
 class DevstackStatus(show.ShowOne):

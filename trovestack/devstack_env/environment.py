@@ -214,6 +214,30 @@ def execute(argv: Sequence[str], *, name: str = layout.DEFAULT_NAME,
     return done.returncode
 
 
+def tempest(regex: str, *, name: str = layout.DEFAULT_NAME,
+            serial: bool = True) -> int:
+    """Run devstack's tempest (its venv and tempest.conf, as lib/tempest
+    and the plugin's test-config phase made them) on the tests ``regex``
+    selects, in the running environment ``name``; tempest's exit status."""
+    paths = layout.EnvPaths.of(name)
+    record = container.load(paths)
+    if record is None or not container.alive(record):
+        raise UserError(f'no running devstack environment {name!r}: '
+                        f'"trovestack devstack up --name {name}" starts it')
+    result = stack.load_result(paths)
+    if result is None or not result.ok:
+        raise UserError(f'stack.sh has not completed in {name!r}: '
+                        f'"trovestack devstack status --name {name}" says '
+                        'where it stopped')
+    argv = ['tox', '-evenv-tempest', '--', 'tempest', 'run',
+            *(['--serial'] if serial else []), '--regex', regex]
+    done = container.run(record, ['bash', '-c', f'cd {stack.DEST}/tempest '
+                                  '&& exec "$@"', 'tempest', *argv],
+                         user=stack.STACK_USER, env=stack.TEMPEST_ENV,
+                         stdin=None)
+    return done.returncode
+
+
 def status(*, name: str = layout.DEFAULT_NAME,
            checks: bool = True) -> Status:
     paths = layout.EnvPaths.of(name)

@@ -236,3 +236,32 @@ def test_execute_runs_in_the_container_as_asked(state, monkeypatch):
     assert seen[2] == (['id'], None)
     with pytest.raises(UserError, match='no command given'):
         environment.execute([], name='ut4')
+
+
+def test_tempest_runs_devstacks_tempest_once_stack_sh_completed(
+        state, monkeypatch):
+    paths = layout.EnvPaths.of('ut5')
+    with pytest.raises(UserError, match='no running devstack environment'):
+        environment.tempest('x', name='ut5')
+    container.save(paths, container.Record(
+        name='ut5', machine='m', namespace='n', lower='/l', merged='/m',
+        address='a', cgroups=[], leader_pid=42))
+    monkeypatch.setattr(container, 'alive', lambda record: True)
+    with pytest.raises(UserError, match='stack.sh has not completed'):
+        environment.tempest('x', name='ut5')
+    stack.save_result(paths, stack.StackResult(0, 1.0, 'p', '', '', '/l'))
+    seen = []
+
+    def run(record, argv, *, user=None, env=None, **kwargs):
+        seen.append((argv, user, env))
+        return dataclasses.make_dataclass('Done', ['returncode'])(0)
+
+    monkeypatch.setattr(container, 'run', run)
+    assert environment.tempest('^trove_tempest_plugin', name='ut5') == 0
+    argv, user, env = seen[0]
+    assert user == stack.STACK_USER
+    assert argv[-2:] == ['--regex', '^trove_tempest_plugin']
+    assert '--serial' in argv and 'tox' in argv
+    # The constraints lib/tempest made the venv with: else tox remakes it.
+    assert env['UPPER_CONSTRAINTS_FILE'] == stack.TEMPEST_CONSTRAINTS
+    assert env['TOX_CONSTRAINTS_FILE'] == stack.TEMPEST_CONSTRAINTS
