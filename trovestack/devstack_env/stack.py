@@ -151,6 +151,9 @@ def local_conf(sample: pathlib.Path, *, address: str, machine: str,
 # - iscsid, which nova restarts for os-brick: no iSCSI here (no
 #   /sys/class/iscsi_transport).  A unit whose condition fails starts
 #   "successfully" without running: skipped, not failed.
+# - nvmf-autoconnect (nvme-cli's, a dependency of ceph-osd) loads
+#   nvme-fabrics, which this kernel lacks: it failed and left systemd
+#   "degraded".
 # - ksm.service (qemu's, for kernel same-page merging) writes to
 #   /sys/kernel/mm/ksm, read-only in a container: it failed and left
 #   systemd "degraded".
@@ -171,6 +174,11 @@ CONTAINER_DROPINS = {
         '[Unit]\n'
         '# Added by trovestack devstack: no iSCSI in this kernel.\n'
         'ConditionPathExists=/sys/class/iscsi_transport\n'),
+    'nvmf-autoconnect.service': (
+        '[Unit]\n'
+        '# Added by trovestack devstack: no nvme-fabrics in this kernel\n'
+        '# (nvme-cli comes with ceph-osd).\n'
+        'ConditionPathExists=/dev/nvme-fabrics\n'),
     'ksm.service': (
         '[Unit]\n'
         '# Added by trovestack devstack: /sys is read-only here.\n'

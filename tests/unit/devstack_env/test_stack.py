@@ -242,6 +242,8 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
         units / 'iscsid.service.d/trovestack.conf').read_text()
     assert 'ovn-bridge-datapath-type=netdev' in (
         units / 'ovn-controller.service.d/trovestack.conf').read_text()
+    assert 'ConditionPathExists=/dev/nvme-fabrics' in (
+        units / 'nvmf-autoconnect.service.d/trovestack.conf').read_text()
     assert 'ConditionPathIsReadWrite=/sys/kernel/mm/ksm' in (
         units / 'ksm.service.d/trovestack.conf').read_text()
     assert 'cgroup_controllers = [ ]' in (
