@@ -12,7 +12,7 @@ staged Trove tree's agent, stack.sh with samples/localrc/mariadb.conf,
 Trove's API and datastore versions, trove-tempest-plugin's
 test_instance_basic for MariaDB with devstack's tempest (a Trove instance
 with a Cinder volume in the container's Ceph), unstack.sh and stack.sh
-again, clean.sh) takes about 40 minutes with a warm cache
+again, clean.sh) takes about 25 minutes with a warm cache
 and several GB of memory: opt in with TROVESTACK_REAL_DEVSTACK=1.
 """
 
@@ -149,8 +149,8 @@ def test_commands_on_an_environment_that_does_not_exist():
     assert all(r['Action'] == 'kept' for r in rows), rows
 
 
-@pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run, an '
-                    'instance, stack.sh again and clean.sh take 20 min or '
+@pytest.mark.skipif(not REAL, reason='the full staging and stack.sh run, '
+                    'tempest, stack.sh again and clean.sh take 25 min or '
                     'more: set TROVESTACK_REAL_DEVSTACK=1')
 def test_real_stack_sh(monkeypatch):
     monkeypatch.setenv('XDG_CACHE_HOME', str(CACHE.parents[1]))
