@@ -20,6 +20,7 @@ import time
 import psutil
 
 from trovestack.common import files
+from trovestack.common import mounts
 from trovestack.devstack_env import container
 from trovestack.devstack_env import layout
 
@@ -157,12 +158,16 @@ def prune(root: pathlib.Path | None = None, *,
     """Remove the artifacts nothing keeps (each under its lock); every
     entry, those removed (or that would be, with ``dry_run``) with an
     empty ``kept_for``."""
-    from trovestack.devstack_env import staging
-
     found = entries(root)
     for entry in found:
         if not entry.kept_for and not dry_run:
             with files.exclusive_lock(lock_path(entry.path)):
                 record_path(entry.path).unlink(missing_ok=True)
-                staging.discard(entry.path)
+                discard(entry.path)
     return found
+
+
+def discard(path: pathlib.Path) -> None:
+    """An artifact's directory gone, mounts below it first."""
+    mounts.teardown(path)
+    mounts.remove_tree(path)

@@ -37,7 +37,6 @@ from typing import Any
 import psutil
 
 from trovestack.common import files
-from trovestack.common import mounts
 from trovestack.common.errors import UserError
 from trovestack.devstack_env import cache
 from trovestack.devstack_env import constraints
@@ -184,7 +183,7 @@ def cached(kind: str, key: str, build: Callable[[pathlib.Path], str],
             detail = build(tmp)
             os.replace(tmp, path)
         except BaseException:
-            discard(tmp)
+            cache.discard(tmp)
             raise
         seconds = time.monotonic() - started
         files.write_atomic(cache.record_path(path), json.dumps(
@@ -209,16 +208,10 @@ def _remove_leftovers(path: pathlib.Path) -> None:
     """Under the key's lock: what an interrupted build of it left (its
     temporary directories, an artifact renamed but never recorded)."""
     for tmp in path.parent.glob(f'.{path.name}.tmp-*'):
-        discard(tmp)
+        cache.discard(tmp)
     if path.exists():
-        discard(path)
+        cache.discard(path)
     cache.record_path(path).unlink(missing_ok=True)
-
-
-def discard(path: pathlib.Path) -> None:
-    """A directory gone, mounts below it first."""
-    mounts.teardown(path)
-    mounts.remove_tree(path)
 
 
 def _say(progress: Progress | None, text: str) -> None:
