@@ -1,6 +1,10 @@
 """What a one-node Ceph cluster for Cinder looks like, wherever it runs:
 the compute cloud's (cloud.compute.ceph) and a devstack container's
-(devstack_env.ceph): its options, pool, users and their capabilities."""
+(devstack_env.ceph): its options, pool, users and their capabilities, and
+the commands that make it (each side runs them its own way)."""
+
+import os
+import uuid
 
 POOL = 'volumes'
 CLIENT = 'cinder'          # the user Cinder's RBD driver and qemu use
@@ -49,3 +53,46 @@ ONE_OSD = {
     'bluestore_cache_size': '134217728',
     'osd_memory_target': '939524096',
 }
+
+# -- the commands that make it ----------------------------------------------
+
+Path = str | os.PathLike[str]
+
+
+def monitor_keyring_commands(admin: Path, seed: Path) -> list[list[str]]:
+    """ceph-authtool: client.admin's new key in ``admin``, mon.'s in
+    ``seed`` with client.admin's imported (``ceph-mon --mkfs --keyring``)."""
+    return [
+        ['ceph-authtool', '--create-keyring', str(admin), '--gen-key', '-n',
+         'client.admin', '--cap', 'mon', 'allow *', '--cap', 'osd',
+         'allow *', '--cap', 'mgr', 'allow *', '--cap', 'mds', 'allow *'],
+        ['ceph-authtool', '--create-keyring', str(seed), '--gen-key', '-n',
+         'mon.', '--cap', 'mon', 'allow *'],
+        ['ceph-authtool', str(seed), '--import-keyring', str(admin)],
+    ]
+
+
+def monmap_command(fsid: str, mon_address: str, monmap: Path) -> list[str]:
+    """monmaptool: the map of the one monitor ``a`` (messenger v1)."""
+    return ['monmaptool', '--create', '--clobber', '--fsid', fsid, '--addv',
+            'a', f'[v1:{mon_address}]', str(monmap)]
+
+
+def osd_uuid(fsid: str) -> str:
+    """OSD 0's uuid: the same for a cluster, so that ``osd create`` run
+    again (after a crash) finds osd 0 again."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f'{fsid}/osd-0'))
+
+
+def crush_add(host: str) -> list[str]:
+    """``ceph`` arguments putting osd.0 into the crush map (the OSD does
+    not itself: osd_crush_update_on_start is off)."""
+    return ['osd', 'crush', 'add', 'osd.0', '1.0', f'host={host}',
+            'root=default']
+
+
+# ``ceph`` arguments making Cinder's pool (idempotent).
+POOL_COMMANDS = (
+    ['osd', 'pool', 'create', POOL, '8', '8'],
+    ['osd', 'pool', 'application', 'enable', POOL, 'rbd'],
+)

@@ -38,3 +38,24 @@ def wait_for(what: str, ready: Callable[[], _T | None], timeout: float, *,
         if time.monotonic() >= deadline:
             raise WaitTimeout(f'{what}: not within {timeout:g} s')
         time.sleep(interval)
+
+
+def retry(what: str, call: Callable[[], _T], timeout: float, *,
+          retry_on: type[Exception] | tuple[type[Exception], ...],
+          interval: float = 0.2) -> _T:
+    """``call()`` again every ``interval`` seconds while it raises
+    ``retry_on``, and return what it returns (an empty answer too); after
+    ``timeout`` seconds the last of those errors is raised."""
+    errors: list[Exception] = []
+
+    def attempt() -> tuple[_T] | None:
+        try:
+            return (call(),)
+        except retry_on as exc:
+            errors.append(exc)
+            return None
+
+    try:
+        return wait_for(what, attempt, timeout, interval=interval)[0]
+    except WaitTimeout:
+        raise errors[-1] from None

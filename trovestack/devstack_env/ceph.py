@@ -125,24 +125,12 @@ def _root(record: container.Record, argv: Sequence[str], what: str,
 
 def _ceph(record: container.Record, *args: str) -> str:
     """A cluster command, tried again while a just-started monitor refuses
-    it (the commands used here are idempotent)."""
+    it (the commands used here are idempotent); its output, which may be
+    empty (``-o`` writes a file)."""
     argv = ['ceph', '--conf', CONF, '--connect-timeout', '5', *args]
-    errors: list[str] = []
-
-    def attempt() -> tuple[str] | None:
-        # A tuple: an answer on stdout may be empty (-o writes a file).
-        try:
-            return (_root(record, argv, f'ceph {" ".join(args[:3])}', 60),)
-        except CephError as exc:
-            errors.append(str(exc))
-            return None
-
-    try:
-        return waiting.wait_for(f'ceph {" ".join(args[:3])}', attempt,
-                                SETUP_TIMEOUT, interval=2.0)[0]
-    except waiting.WaitTimeout:
-        raise CephError(errors[-1] if errors else
-                        f'ceph {" ".join(args)} timed out') from None
+    what = f'ceph {" ".join(args[:3])}'
+    return waiting.retry(what, lambda: _root(record, argv, what, 60),
+                         SETUP_TIMEOUT, retry_on=CephError, interval=2.0)
 
 
 def set_up(record: container.Record, rootfs: pathlib.Path) -> str:
@@ -169,8 +157,7 @@ def set_up(record: container.Record, rootfs: pathlib.Path) -> str:
     client_keyring = KEYRINGS[f'client.{CLIENT}']
     _root(record, ['chown', 'stack:stack', client_keyring], 'chown')
     _root(record, ['chmod', '600', client_keyring], 'chmod')
-    osd_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL,
-                              f'{fsid(record.machine)}/osd-0'))
+    osd_uuid = ceph_cluster.osd_uuid(fsid(record.machine))
     osd_id = _ceph(record, 'osd', 'create', osd_uuid).strip()
     if osd_id != '0':
         raise CephError(f'ceph gave the OSD the id {osd_id}, not 0')
@@ -178,12 +165,11 @@ def set_up(record: container.Record, rootfs: pathlib.Path) -> str:
         _root(record, ['ceph-osd', '--conf', CONF, '-i', '0', '--mkfs',
                        '--osd-uuid', osd_uuid, '--setuser', 'ceph',
                        '--setgroup', 'ceph'], 'ceph-osd --mkfs')
-    _ceph(record, 'osd', 'crush', 'add', 'osd.0', '1.0',
-          f'host={record.machine}', 'root=default')
+    _ceph(record, *ceph_cluster.crush_add(record.machine))
     _root(record, ['systemctl', 'enable', '--now', '-q', *UNITS[1:]],
           'start the OSD and the manager')
-    _ceph(record, 'osd', 'pool', 'create', POOL, '8', '8')
-    _ceph(record, 'osd', 'pool', 'application', 'enable', POOL, 'rbd')
+    for args in ceph_cluster.POOL_COMMANDS:
+        _ceph(record, *args)
     waiting.wait_for('the OSD up and the pool usable', lambda: _usable(
         record), SETUP_TIMEOUT, interval=2.0)
     return (f'{", ".join(UNITS)} on {MON_ADDRESS}; pool {POOL}, '
@@ -199,16 +185,10 @@ def _make_monitor(record: container.Record) -> None:
     steps = [
         ['install', '-d', '-o', 'ceph', '-g', 'ceph', '/var/lib/ceph/tmp',
          MON_DATA],
-        ['ceph-authtool', '--create-keyring', admin, '--gen-key', '-n',
-         'client.admin', '--cap', 'mon', 'allow *', '--cap', 'osd',
-         'allow *', '--cap', 'mgr', 'allow *', '--cap', 'mds', 'allow *'],
-        ['ceph-authtool', '--create-keyring', seed, '--gen-key', '-n',
-         'mon.', '--cap', 'mon', 'allow *'],
-        ['ceph-authtool', seed, '--import-keyring', admin],
+        *ceph_cluster.monitor_keyring_commands(admin, seed),
         ['chmod', '600', admin, seed],
-        ['monmaptool', '--create', '--clobber', '--fsid',
-         fsid(record.machine), '--addv', 'a', f'[v1:{MON_ADDRESS}]',
-         monmap],
+        ceph_cluster.monmap_command(fsid(record.machine), MON_ADDRESS,
+                                    monmap),
         ['ceph-mon', '--conf', CONF, '--mkfs', '-i', 'a', '--monmap',
          monmap, '--keyring', seed],
         ['chown', '-R', 'ceph:ceph', '/var/lib/ceph'],

@@ -152,20 +152,9 @@ def _ceph_setup(paths: paths_mod.ComputePaths,
                 *args: str) -> subprocess.CompletedProcess[str]:
     """A set-up command of the cluster, tried again while the monitor
     refuses it; the last error when it never takes it."""
-    errors = []
-
-    def attempt() -> subprocess.CompletedProcess[str] | None:
-        try:
-            return _ceph(paths, *args)
-        except daemons.ComputeError as exc:
-            errors.append(exc)
-            return None
-
-    try:
-        return waiting.wait_for(f'ceph {" ".join(args[:2])}', attempt,
-                                SETUP_RETRY_SECONDS, interval=2.0)
-    except waiting.WaitTimeout:
-        raise errors[-1] from None
+    return waiting.retry(f'ceph {" ".join(args[:2])}',
+                         lambda: _ceph(paths, *args), SETUP_RETRY_SECONDS,
+                         retry_on=daemons.ComputeError, interval=2.0)
 
 
 def initialise_monitor(cstate: paths_mod.ComputeState,
@@ -177,9 +166,8 @@ def initialise_monitor(cstate: paths_mod.ComputeState,
         return
     store.mkdir(mode=0o700, parents=True, exist_ok=True)
     monmap = directory(paths) / 'monmap'
-    daemons.run(['monmaptool', '--create', '--clobber', '--fsid',
-                 fsid(paths), '--addv', 'a', f'[v1:{mon_address(cstate)}]',
-                 monmap])
+    daemons.run(ceph_cluster.monmap_command(fsid(paths), mon_address(cstate),
+                                            monmap))
     mkfs: list[str | pathlib.Path] = [
         'ceph-mon', '--conf', config_file(paths), '--mkfs', '-i', 'a',
         '--monmap', monmap]
@@ -195,13 +183,8 @@ def _monitor_keyring(paths: paths_mod.ComputePaths) -> pathlib.Path:
     seed = directory(paths) / 'mkfs.keyring'
     for path in (admin, seed):
         path.unlink(missing_ok=True)
-    daemons.run(['ceph-authtool', '--create-keyring', admin, '--gen-key',
-                 '-n', 'client.admin', '--cap', 'mon', 'allow *', '--cap',
-                 'osd', 'allow *', '--cap', 'mgr', 'allow *', '--cap',
-                 'mds', 'allow *'])
-    daemons.run(['ceph-authtool', '--create-keyring', seed, '--gen-key',
-                 '-n', 'mon.', '--cap', 'mon', 'allow *'])
-    daemons.run(['ceph-authtool', seed, '--import-keyring', admin])
+    for argv in ceph_cluster.monitor_keyring_commands(admin, seed):
+        daemons.run(argv)
     for path in (admin, seed):
         path.chmod(0o600)
     return seed
@@ -230,8 +213,7 @@ def initialise_osd(paths: paths_mod.ComputePaths) -> None:
     """OSD 0 (in the monitor's map and on its sparse file), made once; the
     monitor must be up."""
     store = directory(paths) / 'osd-0'
-    osd_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f'{fsid(paths)}/osd-0'))
-    # Same uuid, same id: a re-run after a crash finds osd 0 again.
+    osd_uuid = ceph_cluster.osd_uuid(fsid(paths))
     osd_id = _ceph_setup(paths, 'osd', 'create', osd_uuid).stdout.strip()
     if osd_id != '0':
         raise daemons.ComputeError(f'ceph gave the OSD id {osd_id}, not 0')
@@ -239,14 +221,13 @@ def initialise_osd(paths: paths_mod.ComputePaths) -> None:
     if not (store / 'ready').exists():
         daemons.run(['ceph-osd', '--conf', config_file(paths), '-i', '0',
                      '--mkfs', '--osd-uuid', osd_uuid])
-    _ceph_setup(paths, 'osd', 'crush', 'add', 'osd.0', '1.0',
-                'host=trovestack', 'root=default')
+    _ceph_setup(paths, *ceph_cluster.crush_add('trovestack'))
 
 
 def create_pool(paths: paths_mod.ComputePaths) -> None:
     """The pool Cinder's volumes go to (idempotent)."""
-    _ceph_setup(paths, 'osd', 'pool', 'create', POOL, '8', '8')
-    _ceph_setup(paths, 'osd', 'pool', 'application', 'enable', POOL, 'rbd')
+    for args in ceph_cluster.POOL_COMMANDS:
+        _ceph_setup(paths, *args)
 
 
 def _json(paths: paths_mod.ComputePaths, *args: str) -> Any:
