@@ -193,16 +193,23 @@ def down(*, name: str = layout.DEFAULT_NAME,
     return rows
 
 
+def _running(paths: layout.EnvPaths) -> container.Record:
+    """The record of the running environment at ``paths``; UserError
+    when there is none."""
+    record = container.load(paths)
+    if record is None or not container.alive(record):
+        raise UserError(f'no running devstack environment {paths.name!r}: '
+                        f'"trovestack devstack up --name {paths.name}" '
+                        'starts it')
+    return record
+
+
 def execute(argv: Sequence[str], *, name: str = layout.DEFAULT_NAME,
             admin: bool = False, root: bool = False) -> int:
     """Run ``argv`` in the running environment ``name`` as the stack user
     (``root``: as root; ``admin``: with devstack's admin credentials),
     its output on this process's; the command's exit status."""
-    paths = layout.EnvPaths.of(name)
-    record = container.load(paths)
-    if record is None or not container.alive(record):
-        raise UserError(f'no running devstack environment {name!r}: '
-                        f'"trovestack devstack up --name {name}" starts it')
+    record = _running(layout.EnvPaths.of(name))
     if not argv:
         raise UserError('no command given (trovestack devstack exec -- '
                         'COMMAND ...)')
@@ -220,10 +227,7 @@ def tempest(regex: str, *, name: str = layout.DEFAULT_NAME,
     and the plugin's test-config phase made them) on the tests ``regex``
     selects, in the running environment ``name``; tempest's exit status."""
     paths = layout.EnvPaths.of(name)
-    record = container.load(paths)
-    if record is None or not container.alive(record):
-        raise UserError(f'no running devstack environment {name!r}: '
-                        f'"trovestack devstack up --name {name}" starts it')
+    record = _running(paths)
     result = stack.load_result(paths)
     if result is None or not result.ok:
         raise UserError(f'stack.sh has not completed in {name!r}: '

@@ -222,8 +222,8 @@ def _chown_tree(path: pathlib.Path, uid: int, gid: int) -> None:
 def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
                devstack_dir: pathlib.Path, checkout: pathlib.Path,
                local_conf_text: str,
-               guest_files: Sequence[pathlib.Path] = (),
-               machine: str | None = None) -> list[str]:
+               machine: str,
+               guest_files: Sequence[pathlib.Path] = ()) -> list[str]:
     """Copy devstack, the repositories and the plugin into the
     container's /opt/stack (as the stack user's); the names placed.
     ``machine``: the container's name, for devstack's local.sh hook
@@ -258,10 +258,9 @@ def place_tree(rootfs: pathlib.Path, *, staged: staging.Staged,
                        capture_output=True)
     placed.append(plugin.name)
     (dest / 'devstack' / 'local.conf').write_text(local_conf_text)
-    if machine is not None:
-        hook = dest / 'devstack' / 'local.sh'
-        hook.write_text(ceph.local_sh(machine))
-        hook.chmod(0o755)
+    hook = dest / 'devstack' / 'local.sh'
+    hook.write_text(ceph.local_sh(machine))
+    hook.chmod(0o755)
     (dest / 'logs').mkdir(exist_ok=True)
     image = rootfs / GUEST_IMAGE.lstrip('/')
     if not image.exists():

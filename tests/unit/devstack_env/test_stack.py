@@ -253,7 +253,8 @@ def test_place_tree_copies_everything_as_the_stack_user(tmp_path,
     assert (rootfs / stack.GUEST_IMAGE.lstrip('/')).is_file()
     # Placing again changes nothing that is there.
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
-                     checkout=checkout, local_conf_text='[[local|localrc]]\n')
+                     checkout=checkout, local_conf_text='[[local|localrc]]\n',
+                     machine='trovestack-unit')
 
 
 def test_place_tree_copies_a_guest_image_built_on_the_host(
@@ -273,6 +274,7 @@ def test_place_tree_copies_a_guest_image_built_on_the_host(
                         lambda path: path.write_bytes(b'placeholder'))
     stack.place_tree(rootfs, staged=_staged(tmp_path), devstack_dir=devstack,
                      checkout=checkout, local_conf_text='',
+                     machine='trovestack-unit',
                      guest_files=stack.guest_image_files(image))
     inside = rootfs / stack.guest_image_path(image).lstrip('/')
     assert inside.read_bytes() == b'QFI'
