@@ -20,6 +20,8 @@ import sys
 import trove
 import yaml
 
+from trovestack.common import ini
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN_PLUGIN = REPO / 'tests' / 'devstack' / 'run-plugin'
 BIN = pathlib.Path(sys.executable).parent
@@ -121,10 +123,23 @@ class PluginHarness:
                 f'stdout:\n{result.stdout}\nstderr:\n{result.stderr}')
         return result
 
-    def stack(self):
-        """The stack.sh phases in order; their combined results."""
-        return [self.run('stack', phase) for phase in (
-            'pre-install', 'install', 'post-config', 'extra', 'test-config')]
+    def stack(self, post_config=None):
+        """The stack.sh phases in order; their combined results.
+
+        ``post_config``: {file name in conf_dir: {section: {option:
+        value}}} merged after the post-config phase, before the services
+        start, as stack.sh merges local.conf's ``[[post-config|$FILE]]``.
+        """
+        out = []
+        for phase in ('pre-install', 'install', 'post-config', 'extra',
+                      'test-config'):
+            out.append(self.run('stack', phase))
+            if phase == 'post-config':
+                for name, sections in (post_config or {}).items():
+                    conf = ini.IniFile.load(self.conf_dir / name)
+                    conf.update(sections)
+                    conf.save(self.conf_dir / name)
+        return out
 
     def pid(self, service):
         pid_file = self.root / 'devstack' / 'status' / f'{service}.pid'

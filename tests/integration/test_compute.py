@@ -910,26 +910,39 @@ def test_connect_reaches_a_postgresql_instance(compute_cloud, provisioned,
 
 
 @pytest.mark.full_scenarios
+@pytest.mark.parametrize('trove_by', ['provision', 'devstack-plugin'])
 @pytest.mark.parametrize('datastore', [DATASTORE, 'postgresql'])
 def test_full_profile_passes_on_the_compute_cloud(compute_cloud, provisioned,
-                                                  tmp_path, datastore):
+                                                  guest_image, tmp_path,
+                                                  datastore, trove_by):
     """``trovestack gate-tests --profile full --datastore D``: the plugin's
     basic, backup (full and incremental, each restored into a new
     instance), replication (a primary and its replica at once), actions
     (flavor and volume resize) and update-access scenarios pass on
-    provision's configuration; the result table is written and nothing of
-    the run is left."""
+    provision's configuration, and on the devstack plugin's (its backup
+    images in the cloud's registry, guests' object storage URL in
+    post-config); the result table is written and nothing of the run is
+    left."""
     tempest_conf = tmp_path / 'tempest.conf'
     _provision(compute_cloud,
                datastores=[(DATASTORE, VERSION), ('postgresql', '17')],
                tempest_conf=str(tempest_conf))
     results = tmp_path / 'results.json'
-    result = helpers.run(
-        'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
-        '--workspace-dir', tmp_path / 'tempest', '--state-dir',
-        compute_cloud.state_dir, '--profile', 'full', '--datastore',
-        datastore, '--serial', '--results', results, check=False,
-        timeout=4 * 3600)
+    logs = []
+    with contextlib.ExitStack() as stack:
+        if trove_by == 'devstack-plugin':
+            plugin = stack.enter_context(plugin_on_compute.plugin_trove(
+                compute_cloud, tmp_path / 'devstack', guest_image[0],
+                GATE_DATASTORES, tempest_conf=tempest_conf, backups=True))
+            tempest_conf = plugin.tempest_conf
+            for path in plugin_on_compute.service_logs(plugin):
+                logs += ['--service-log', path]
+        result = helpers.run(
+            'trovestack', 'gate-tests', '--tempest-conf', tempest_conf,
+            '--workspace-dir', tmp_path / 'tempest', '--state-dir',
+            compute_cloud.state_dir, '--profile', 'full', '--datastore',
+            datastore, '--serial', '--results', results, *logs,
+            check=False, timeout=4 * 3600)
     sys.stdout.write(result.stdout[-6000:])
     assert result.returncode == 0, (
         f'{result.stderr[-12000:]}\n{result.stdout[-6000:]}')

@@ -134,10 +134,19 @@ class DevstackExtra(lister.Lister):
             default='upstream',
             help='Where guests get datastore container images '
                  '(default: upstream)')
-        parser.add_argument('--registry', metavar='<host:port>',
-                            help='Local registry for --image-source registry')
+        parser.add_argument(
+            '--backup-image-source', choices=devstack.BACKUP_IMAGE_SOURCES,
+            help='Where guests get backup images (default: registry with '
+                 '--image-source registry, else upstream)')
+        parser.add_argument(
+            '--registry', metavar='<host:port>',
+            help='The registry of the registry sources, as guests reach it')
         parser.add_argument('--registry-dir', metavar='<dir>',
                             help="The local registry's data directory")
+        parser.add_argument(
+            '--registry-push', metavar='<host:port>',
+            help='Push to an existing registry at this address instead of '
+                 'starting one (--registry: the same, as guests reach it)')
         parser.add_argument(
             '--datastore-image', metavar='<datastore>=<repository>',
             action='append', default=[],
@@ -232,8 +241,10 @@ class DevstackExtra(lister.Lister):
             force_build=a.force_build,
             visibility=a.visibility, config_params_tree=a.config_params_tree,
             trove_manage=a.trove_manage,
-            image_source=a.image_source, registry=a.registry,
-            registry_dir=a.registry_dir,
+            image_source=a.image_source,
+            backup_image_source=a.backup_image_source or '',
+            registry=a.registry, registry_dir=a.registry_dir,
+            registry_push=a.registry_push or None,
             image_overrides=dict(a.datastore_image),
             insecure_registries=a.insecure_registries,
             network_isolation=a.network_isolation,

@@ -39,6 +39,10 @@ from trovestack.trove import trove_config
 LOG = logging.getLogger(__name__)
 
 IMAGE_SOURCES = ('upstream', 'embedded', 'registry')
+# Where guests get backup images: Trove's on quay.io, or this project's in
+# the registry (Trove's agent looks each one up in a registry, so there is
+# no embedded source: trove_config.backup_docker_images).
+BACKUP_IMAGE_SOURCES = ('upstream', 'registry')
 
 
 # The one rule for defaults, shared with ``trovestack provision``.
@@ -82,8 +86,15 @@ class ExtraPlan:
     # parameter); None: through the management API.
     trove_manage: str | None = None
     image_source: str = 'upstream'
+    # '' follows image_source: registry with the registry source, else
+    # upstream.
+    backup_image_source: str = ''
+    # The registry's host:port as guests reach it; the plugin runs it in
+    # registry_dir unless registry_push names the address this host
+    # pushes to (an existing registry, reached from here another way).
     registry: str | None = None
     registry_dir: str | None = None
+    registry_push: str | None = None
     image_overrides: dict = dataclasses.field(default_factory=dict)
     insecure_registries: tuple = ()
     wanted: instance_prereqs.Wanted = instance_prereqs.Wanted()
@@ -109,6 +120,15 @@ class ExtraPlan:
             raise errors.UserError(
                 f'unknown datastore image source {self.image_source!r} '
                 f'(valid: {", ".join(IMAGE_SOURCES)})')
+        if self.backup_image_source not in ('', *BACKUP_IMAGE_SOURCES):
+            raise errors.UserError(
+                f'unknown backup image source {self.backup_image_source!r} '
+                f'(valid: {", ".join(BACKUP_IMAGE_SOURCES)})')
+        if self.uses_registry() and not self.registry:
+            which = 'image source' if self.image_source == 'registry' \
+                else 'backup image source'
+            raise errors.UserError(
+                f'{which} "registry" needs a registry address (host:port)')
         if not self.image:
             self._check_agent()
 
@@ -123,6 +143,20 @@ class ExtraPlan:
         if self.agent_source == guest_agent.GIT and not self.agent_path:
             raise errors.UserError('guest agent source git needs the URL of '
                                    'a repository')
+
+    def backups_from_registry(self):
+        """True when guests pull backup images from the registry."""
+        source = self.backup_image_source or (
+            'registry' if self.image_source == 'registry' else 'upstream')
+        return source == 'registry'
+
+    def uses_registry(self):
+        """True when datastore or backup images go to the registry."""
+        return self.image_source == 'registry' or self.backups_from_registry()
+
+    def registry_addresses(self):
+        """(address this host pushes to, address guests pull from)."""
+        return self.registry_push or self.registry, self.registry
 
     def docker_images(self):
         """{datastore: repository} Trove's guest agent runs."""
@@ -155,9 +189,24 @@ class ExtraPlan:
         return tuple(dict.fromkeys(self.datastores))
 
 
+def _registry(plan):
+    """Start the plugin's own registry (none when the registry is an
+    existing one, ``registry_push``).  [Row]."""
+    from trovestack.cloud import registry
+
+    if plan.registry_push:
+        return [results.Row('registry', plan.registry, results.SKIPPED,
+                            f'an existing one, pushed to at '
+                            f'{plan.registry_push}')]
+    host, _, port = plan.registry.rpartition(':')
+    started = registry.start(plan.registry_dir, host, int(port))
+    return [results.Row('registry', started.address, results.OK,
+                        f'data in {plan.registry_dir}')]
+
+
 def _datastore_images(plan):
     """Build this project's datastore images; push them to the registry
-    when that is the source (started first).  [Row]."""
+    when that is the source.  [Row]."""
     from trovestack.cloud import registry
     from trovestack.images import datastore as datastore_images
 
@@ -170,11 +219,9 @@ def _datastore_images(plan):
             results.CREATED if image.built else results.UNCHANGED,
             str(image.path)))
     if plan.image_source == 'registry':
-        host, _, port = plan.registry.rpartition(':')
-        registry.start(plan.registry_dir, host, int(port))
+        push_to, _ = plan.registry_addresses()
         for image in built:
-            registry.push(image.path, plan.registry, image.repository,
-                          image.tag)
+            registry.push(image.path, push_to, image.repository, image.tag)
             rows.append(results.Row('registry-image', registry.image_reference(
                 plan.registry, image.repository, image.tag), results.OK,
                 'pushed'))
@@ -224,7 +271,7 @@ def instance_settings(plan, prepared, guest_transport_url=None,
     :func:`instance_prereqs.converge` found or made and the backup images
     ({datastore: repository}; none: Trove's default, quay.io's)."""
     insecure = list(plan.insecure_registries)
-    if plan.image_source == 'registry' and plan.registry not in insecure:
+    if plan.uses_registry() and plan.registry not in insecure:
         insecure.insert(0, plan.registry)
     settings = instance_setup.instance_settings(
         prepared, docker_images=plan.docker_images(),
@@ -265,6 +312,9 @@ def plan_steps(plan):
         out.append(steps.Step('volume-type', plan.volume_type,
                               lambda context: _volume_type(context.conn,
                                                            plan)))
+    if plan.uses_registry():
+        out.append(steps.Step('registry', plan.registry,
+                              lambda context: _registry(plan)))
     if plan.offline_datastores():
         out.append(steps.Step(
             'datastore-images', ' '.join(f'{ds}:{ver}' for ds, ver
@@ -282,12 +332,12 @@ def plan_steps(plan):
     out += [steps.load_image(plan.image or '<built image>', name, version,
                              default=(name, version) in defaults, how=how)
             for name, version in targets]
-    if plan.image_source == 'registry':
-        # Backups and restores run in images of this project too, from the
-        # same registry, with the backup/ code of the Trove tested.
+    if plan.backups_from_registry():
+        # Backups and restores run in images of this project, from the
+        # registry, with the backup/ code of the Trove tested.
         out.append(steps.backup_images(
-            targets, lambda: (plan.registry, plan.registry),
-            plan.backup_source, missing='no registry'))
+            targets, plan.registry_addresses, plan.backup_source,
+            missing='no registry'))
     out.append(steps.instance_prerequisites(lambda: plan.wanted))
     out.append(steps.Step('host-messaging', plan.host_bridge,
                           lambda context: _host_messaging(plan, context)))

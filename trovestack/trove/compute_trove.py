@@ -220,21 +220,31 @@ def instance_settings(
             _compute_state(local_cloud).gateway))
 
 
+def object_storage_options(
+        local_cloud: controlplane.LocalCloud) -> dict[str, Any]:
+    """{file name: {section: {option: value}}}: guests reach the layer's
+    object storage on the management network's gateway, Trove's own calls
+    on the catalog's URL (see trove_swift)."""
+    swift_url = object_store.guest_url(_compute_state(local_cloud))
+    return {trove_config.TROVE_CONF: {'DEFAULT': {
+                'swift_url': swift_url, 'remote_swift_client': SWIFT_CLIENT}},
+            trove_config.GUESTAGENT_CONF: {'DEFAULT': {
+                'swift_url': swift_url}}}
+
+
 def extra_options(
         local_cloud: controlplane.LocalCloud) -> dict[str, Any]:
     """{file name: {section: {option: value}}} of the compute layer's own
     options: where guests find their configuration and object storage."""
     files = config_files(local_cloud.layout)
-    # Guests' URL of object storage; Trove's own calls use the catalog's
-    # (see trove_swift).
-    swift_url = object_store.guest_url(_compute_state(local_cloud))
-    return {trove_config.TROVE_CONF: {'DEFAULT': {
-                'guest_config': str(files[trove_config.GUESTAGENT_CONF]),
-                'swift_url': swift_url,
-                'remote_swift_client': SWIFT_CLIENT}},
-            trove_config.GUESTAGENT_CONF: {'DEFAULT': {
+    storage = object_storage_options(local_cloud)
+    server, guest = trove_config.TROVE_CONF, trove_config.GUESTAGENT_CONF
+    return {server: {'DEFAULT': {
+                'guest_config': str(files[guest]),
+                **storage[server]['DEFAULT']}},
+            guest: {'DEFAULT': {
                 'control_exchange': configs.CONTROL_EXCHANGE,
-                'swift_url': swift_url}}}
+                **storage[guest]['DEFAULT']}}}
 
 
 def guest_registry(

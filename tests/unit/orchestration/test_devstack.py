@@ -342,6 +342,9 @@ def test_backup_images_come_from_the_registry_with_the_datastore_images(
     # Elsewhere Trove keeps its own default (its images on quay.io).
     assert 'backup-images' not in [s.name for s in devstack.plan_steps(
         plan(datastores=datastores, image_source='embedded'))]
+    # The registry runs before anything is pushed to it.
+    names = [s.name for s in devstack.plan_steps(registry)]
+    assert names.index('registry') < names.index('datastore-images')
     # The backup/ code: the agent's tree when it has it, else the release.
     tree = tmp_path / 'trove'
     (tree / 'backup').mkdir(parents=True)
@@ -353,3 +356,59 @@ def test_backup_images_come_from_the_registry_with_the_datastore_images(
     (tree / 'setup.cfg').write_text('[metadata]\nname = trove\n')
     assert plan(agent_source='local',
                 agent_path=str(tree)).backup_source().path == str(tree)
+
+
+def test_backup_images_from_an_existing_registry_beside_embedded_images(
+        monkeypatch, tmp_path):
+    """Datastore images embedded in the guest image, backup images pushed
+    to an existing registry at one address and pulled from it at another:
+    no registry started, guests trust the address they pull from."""
+    from trovestack.images.datastore import backup
+
+    pushed = []
+    monkeypatch.setattr(
+        backup, 'build_and_push',
+        lambda datastores, push_to, pull_from, source: pushed.append(
+            (push_to, pull_from)) or [])
+    image = tmp_path / 'g.qcow2'
+    image.write_bytes(b'x')
+    extra = plan(datastores=(('mariadb', '11.8'),), image_source='embedded',
+                 image=str(image), backup_image_source='registry',
+                 registry='10.9.0.1:5000', registry_push='127.0.0.1:5000')
+    assert extra.uses_registry() and extra.backups_from_registry()
+    steps_by_name = {s.name: s for s in devstack.plan_steps(extra)}
+    context = steps.Context(conn=None, image=extra.image)
+    row, = steps_by_name['registry'].run(context)
+    assert row.action == results.SKIPPED
+    assert '127.0.0.1:5000' in row.detail
+    steps_by_name['backup-images'].run(context)
+    assert pushed == [('127.0.0.1:5000', '10.9.0.1:5000')]
+    assert context.backup_images == {
+        'mariadb': '10.9.0.1:5000/trovestack/db-backup-mariadb'}
+    prepared = instance_prereqs.Prepared(rows=[], network_id='net')
+    settings = devstack.instance_settings(extra, prepared,
+                                          backup_images=context.backup_images)
+    assert settings.insecure_registries[0] == '10.9.0.1:5000'
+    # The datastore images stay the embedded ones.
+    assert extra.docker_images() == {'mariadb': 'trovestack/mariadb'}
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(backup_image_source='quay'), 'valid: upstream, registry'),
+    (dict(image_source='embedded', backup_image_source='registry'),
+     'backup image source "registry" needs a registry address'),
+])
+def test_bad_backup_image_plans(overrides, message):
+    with pytest.raises(errors.UserError, match=message):
+        plan(**overrides)
+
+
+def test_backup_options_to_plan():
+    extra = parse('mariadb:11.8', '--image-source', 'embedded',
+                  '--backup-image-source', 'registry', '--registry',
+                  '10.9.0.1:5000', '--registry-push', '127.0.0.1:5000')
+    assert extra.registry_addresses() == ('127.0.0.1:5000', '10.9.0.1:5000')
+    # Empty settings of the plugin: the defaults.
+    extra = parse('mariadb:11.8', '--backup-image-source', 'upstream',
+                  '--registry-push', '')
+    assert extra.registry_push is None and not extra.uses_registry()
