@@ -26,8 +26,10 @@ from trovestack.common import files
 
 GIVE_UP_AFTER = 5
 WINDOW = 600.0
+# (not "Segmentation" alone: ovs-vswitchd's start-up says "TCP Segmentation
+# Offloading", and a restarted program may have logged its start already)
 ERROR_LINE = re.compile(r'ERROR|CRITICAL|EMER|Traceback|[Ee]rror:|'
-                        r'assert|Abort|Segmentation')
+                        r'assert|Abort|Segmentation fault')
 
 
 def last_error(log_dir: pathlib.Path | str, name: str) -> str:

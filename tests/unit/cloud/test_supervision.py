@@ -145,3 +145,19 @@ def test_last_error_reads_supervisord_and_the_program_log(tmp_path):
     (tmp_path / 'osd.log').write_text('fine\nERROR: disk gone\nlater\n')
     assert crashwatch.last_error(tmp_path, 'osd') == (
         'osd (terminated by SIGKILL; not expected); ERROR: disk gone')
+
+
+def test_last_error_is_the_crash_not_the_restarts_first_lines(tmp_path):
+    """ovs-vswitchd's assertion, then the restarted switch's start-up
+    lines (one names TCP Segmentation Offloading): the assertion is the
+    last error."""
+    (tmp_path / 'supervisord.log').write_text(
+        'WARN exited: ovs-vswitchd (terminated by SIGABRT; not expected)\n')
+    (tmp_path / 'ovs-vswitchd.log').write_text(
+        '2026-12-07T17:02:46.749Z|00105|util|EMER|../lib/conntrack.c:1063: '
+        'assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed in '
+        'conn_update_state()\n'
+        '2026-12-07T17:03:32Z|00006|userspace_tso|INFO|Userspace TCP '
+        'Segmentation Offloading support enabled\n')
+    assert crashwatch.last_error(tmp_path, 'ovs-vswitchd').endswith(
+        'failed in conn_update_state()')
