@@ -3,10 +3,11 @@
 :func:`plan_steps` lists the steps of
 :mod:`~trovestack.orchestration.steps` the phase runs on the cloud devstack
 made, the same step functions ``trovestack provision`` runs on the local
-cloud: datastore container images (when they come from this project) ->
-one guest image build -> one Glance image, named after the image file ->
-every datastore version registered with it, its configuration parameters
-from the Trove tree that runs ($TROVE_DIR) ->
+cloud: the registry (when images go to one the plugin runs) -> datastore
+container images (when they come from this project) -> one guest image
+build -> one Glance image, named after the image file -> every datastore
+version registered with it, its configuration parameters from the Trove
+tree that runs ($TROVE_DIR) ->
 defaults -> backup images -> Trove's instance prerequisites
 (:mod:`trovestack.trove.instance_prereqs`) -> Trove's configuration for
 instances (:mod:`trovestack.trove.trove_config`).  Its own steps: Cinder's
