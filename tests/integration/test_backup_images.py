@@ -41,7 +41,9 @@ import pytest
 
 from tests.integration import test_datastore_images as images
 from trovestack.cloud import registry
+from trovestack.cloud.compute import ceph
 from trovestack.common import mounts
+from trovestack.common import waiting
 from trovestack.images.datastore import backup
 from trovestack.images.datastore import datastores
 from trovestack.trove import trove_config
@@ -108,6 +110,16 @@ class ObjectStore:
         assert result.returncode == 0, (argv, result.stderr[-2000:])
         return result.stdout
 
+    def _setup(self, *argv):
+        """A monitor command of the set-up, tried again while the monitor
+        refuses it, as the cloud's (cloud.compute.ceph._ceph_setup): one
+        just started answered 'osd new' and then refused 'osd crush add'
+        with "EPERM: problem getting command descriptions" on a busy
+        host."""
+        return waiting.retry(
+            ' '.join(argv[:3]), lambda: self._run(*argv),
+            ceph.SETUP_RETRY_SECONDS, retry_on=AssertionError, interval=2.0)
+
     def _daemon(self, *argv):
         log = open(self.root / 'log' / f'{argv[0]}.out', 'wb')
         with log:
@@ -134,9 +146,9 @@ class ObjectStore:
         self._wait('the monitor', lambda: self._answers(
             'ceph', '--connect-timeout', '5', 'mon', 'stat'))
         osd = str(uuid.uuid4())
-        self._run('ceph', 'osd', 'new', osd)
+        self._setup('ceph', 'osd', 'new', osd)
         self._run('ceph-osd', '--mkfs', '-i', '0', '--osd-uuid', osd)
-        self._run('ceph', 'osd', 'crush', 'add', 'osd.0', '1.0',
+        self._setup('ceph', 'osd', 'crush', 'add', 'osd.0', '1.0',
                   'host=test', 'root=default')
         self._daemon('ceph-osd', '-i', '0')
         self._daemon('radosgw', '-n', 'client.rgw.test')
