@@ -51,9 +51,12 @@ SPANS = (
     ('firmware, boot loader, kernel load', 'console log opened (qemu '
      'started)', 'kernel started'),
     ('kernel and initramfs', 'kernel started', 'systemd started'),
-    ('systemd to the agent unit', 'systemd started',
-     'guest agent unit started'),
-    ('agent imports', 'guest agent unit started', 'agent logging'),
+    ('systemd to cloud-init done', 'systemd started',
+     'cloud-init network done'),
+    # The agent's imports: after cloud-init with an image whose agent
+    # starts after it, beside cloud-init with one whose agent starts early.
+    ('cloud-init done to the agent logging', 'cloud-init network done',
+     'agent logging'),
     ('agent start-up to prepare', 'agent logging', 'prepare started'),
     ('prepare to container start', 'prepare started',
      'database container started'),

@@ -133,9 +133,18 @@ def test_services_enabled(root):
             / 'guest-agent.service').read_text()
     assert 'User=%s' % GUEST_USER in unit
     assert '--config-dir=/etc/trove/conf.d' in unit
+    # Started early (it imports beside cloud-init), released by its gate.
+    assert 'DefaultDependencies=no' in unit
+    assert 'Wants=guest-agent-gate.service' in unit
+    assert (wants / 'guest-agent-gate.service').is_symlink()
+    gate = (root / 'etc' / 'systemd' / 'system'
+            / 'guest-agent-gate.service').read_text()
+    assert 'cloud-init.service' in gate
     # Beside dockerd, not after it (its first call waits on the socket).
-    assert 'docker.socket' in unit
-    assert 'docker.service' not in unit
+    assert 'docker.socket' in gate
+    assert 'docker.service' not in gate + unit
+    launcher = root / 'usr' / 'local' / 'lib' / 'trove-guest-agent'
+    assert (launcher / 'early-start').is_file()
 
 
 def test_user_sudoers_config_paths_and_datasources(root):

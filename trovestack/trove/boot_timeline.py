@@ -75,6 +75,9 @@ UNIT_MARKS = (
 # (stage, pattern) of the guest agent's own lines (Trove 26).
 AGENT_MARKS = (
     ('agent first output', ''),
+    # An agent started early in the boot (trove-guest-agent element) says
+    # when the boot released it; its imports were done by then.
+    ('agent released', 'trove guest agent: imported in'),
     ('agent logging', ' INFO '),
     ('agent volume mounted', 'Preparing the storage'),
     ('agent RPC up', 'Initializing module driver manager'),
@@ -95,7 +98,7 @@ echo "== systemd"; sudo journalctl -b -o short-unix --no-pager -t systemd \
     | grep -F 'systemd[1]:' \
     | grep -e 'Starting ' -e 'Started ' -e 'Finished ' -e 'running in system'
 echo "== agent"; sudo journalctl -b -o short-unix --no-pager \
-    -u {AGENT_UNIT} | grep -v -e sqlalchemy -e ' COMMAND='
+    _SYSTEMD_UNIT={AGENT_UNIT} | grep -v -e sqlalchemy -e ' COMMAND='
 echo "== sudo"; sudo journalctl -b -o short-unix --no-pager -t sudo \
     | grep -c ' COMMAND=' || true
 echo "== ready"; sudo docker logs --timestamps database 2>&1 \

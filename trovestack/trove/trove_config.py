@@ -158,7 +158,11 @@ class Polling:
     database is up (measured with ``benchmarks/bench_instance_boot.py``):
     the agent's ``state_healthy_counts`` looks ``state_change_poll_time``
     apart once Docker's health check passed, then the taskmanager's next
-    look (``usage_sleep_time``) before the instance is ACTIVE.
+    look before the instance is ACTIVE.  ``usage_sleep_time`` is only the
+    taskmanager's first interval: Trove 26 polls through oslo.service's
+    ``BackOffLoopingCall`` (each interval ~1.5 times the last, at most
+    30 s), so from ~100 s on it looks every 30 s whatever this says
+    (doc/verify-image.md).
     """
 
     usage_sleep_time: int = 1         # taskmanager (trove.conf)

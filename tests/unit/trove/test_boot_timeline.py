@@ -29,6 +29,8 @@ def _guest_output():
         'OpenStack Trove guest agent.',
         '== agent',
         f'{START + 61:.6f} demo trove-guestagent[585]: import eventlet',
+        f'{START + 75:.6f} demo trove-guestagent[585]: trove guest agent: '
+        'imported in 14.2 s, released 12.0 s later',
         f'{START + 80:.6f} demo trove-guestagent[585]: 2026-12-06 '
         '15:00:59.054 585 INFO trove.cmd.guest [-] Creating user',
         f'{START + 90:.6f} demo trove-guestagent[585]: ... INFO '
@@ -72,6 +74,7 @@ def test_guest_stages_are_read_and_corrected_by_its_clock():
     assert 19 < at['systemd started'] < 21
     assert 49 < at['guest agent unit started'] < 51
     assert 50 < at['agent first output'] < 52
+    assert 64 < at['agent released'] < 66
     assert 69 < at['agent logging'] < 71
     assert 79 < at['prepare started'] < 81
     assert 99 < at['database container started'] < 101

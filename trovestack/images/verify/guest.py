@@ -26,7 +26,9 @@ _FORWARD = ("%(source)s | sed -u 's/^/" + MARKER + " %(tag)s: /' "
             "> /dev/ttyS0")
 # Without sudo's own lines: the agent runs many commands through sudo.
 AGENT_LOG = _FORWARD % {
-    'source': ('journalctl -b -f -o cat -u ' + AGENT_UNIT
+    # The agent's own output only: systemd's lines about its unit come
+    # before the boot releases an agent that starts early.
+    'source': ('journalctl -b -f -o cat _SYSTEMD_UNIT=' + AGENT_UNIT
                + " | grep --line-buffered -v -e pam_unix -e ' COMMAND='"),
     'tag': 'agent'}
 DOCKER_HEALTH = _FORWARD % {

@@ -428,8 +428,8 @@ def _watch(control: '_Control', qemu: subprocess.Popen[str],
             failure = 'timed out'
         elif _agent_never_started(timeline, agent_start_grace):
             failure = ('no guest agent log line %d s after cloud-init '
-                       'finished (its unit runs right after cloud-init)'
-                       % agent_start_grace)
+                       'finished (the boot releases the agent right after '
+                       'cloud-init)' % agent_start_grace)
         if failure:
             result.failed_stage = timeline.next_missing()
             result.reason = '%s: %s' % (  # None: no reason
