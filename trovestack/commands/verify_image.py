@@ -50,11 +50,16 @@ class VerifyImage(lister.Lister):
             '--memory', metavar='<MiB>', type=cliapp.positive_int,
             default=1536, help='Guest memory (default: 1536)')
         parser.add_argument(
+            '--cpus', metavar='<count>', type=cliapp.positive_int,
+            default=run.GUEST_CPUS,
+            help='Guest vCPUs (default: %(default)s, as the compute '
+                 "cloud's d3 flavor)")
+        parser.add_argument(
             '--agent-start-grace', metavar='<seconds>',
             type=cliapp.positive_int, default=int(run.AGENT_START_GRACE),
             help='Fail when the guest agent has written no log line this '
-                 'long after cloud-init finished (its unit runs right '
-                 'after cloud-init; default: %(default)s)')
+                 'long after cloud-init finished (the boot releases it '
+                 'right after cloud-init; default: %(default)s)')
         parser.add_argument(
             '--disable-guest-agent', action='store_true',
             help='Mask the guest agent through user-data before it starts, '
@@ -71,7 +76,8 @@ class VerifyImage(lister.Lister):
             parsed_args.image, datastore, version,
             timeout=parsed_args.timeout, use_registry=parsed_args.registry,
             disable_agent=parsed_args.disable_guest_agent,
-            memory_mb=parsed_args.memory, work_dir=parsed_args.work_dir,
+            memory_mb=parsed_args.memory, cpus=parsed_args.cpus,
+            work_dir=parsed_args.work_dir,
             progress=self._progress,
             agent_start_grace=parsed_args.agent_start_grace)
         if not result.ok:

@@ -269,7 +269,7 @@ def main() -> None:
 
     guest = _guest_api(_taskmanager_context(instance_id), instance_id)
     flavor = {'id': 'verify', 'name': 'verify', 'ram': spec['memory_mb'],
-              'vcpus': 1}
+              'vcpus': spec['cpus']}
     config = template.SingleInstanceConfigTemplate(
         ds_version, flavor, instance_id).render()
     # As with volume_support: the agent formats and mounts this device
