@@ -42,6 +42,7 @@ import pytest
 from tests.integration import test_datastore_images as images
 from trovestack.cloud import registry
 from trovestack.cloud.compute import ceph
+from trovestack.common import ceph_cluster
 from trovestack.common import mounts
 from trovestack.common import waiting
 from trovestack.images.datastore import backup
@@ -148,8 +149,7 @@ class ObjectStore:
         osd = str(uuid.uuid4())
         self._setup('ceph', 'osd', 'new', osd)
         self._run('ceph-osd', '--mkfs', '-i', '0', '--osd-uuid', osd)
-        self._setup('ceph', 'osd', 'crush', 'add', 'osd.0', '1.0',
-                  'host=test', 'root=default')
+        self._setup('ceph', *ceph_cluster.crush_add('test'))
         self._daemon('ceph-osd', '-i', '0')
         self._daemon('radosgw', '-n', 'client.rgw.test')
         self._wait('the RADOS gateway', self._http_answers)
